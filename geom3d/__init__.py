@@ -1,0 +1,53 @@
+"""geom3d: aware3d's camera and geometry core.
+
+One camera (`Cameras`, OpenCV axes, integer pixel centres), the PASCAL3D+ viewpoint, rotations
+(through roma), meshes, the NeMo cuboid, pose metrics and converters to other conventions.
+geom3d imports no other aware3d package. See DESIGN.md for the conventions.
+"""
+
+from .atomic import atomic_save, atomic_write, atomic_write_text
+from .cameras import Cameras, fov_to_focal, intrinsics_matrix, look_at_rotation, pixel_grid
+from .conventions import (
+    blender_to_cameras,
+    cameras_to_blender,
+    cameras_to_colmap,
+    cameras_to_nerfstudio,
+    cameras_to_open3d,
+    cameras_to_opengl,
+    cameras_to_pytorch3d,
+    colmap_to_cameras,
+    nerfstudio_to_cameras,
+    open3d_to_cameras,
+    opengl_to_cameras,
+    pytorch3d_to_cameras,
+)
+from .cuboid import cuboid_from_meshes, cuboid_mesh, shortest_covering_interval
+from .errors import GeometryError, MeshError
+from .mesh import MESH_SUFFIXES, Mesh
+from .metrics import pose_accuracy, pose_error, pose_metrics
+from .pointcloud import load_point_cloud, save_point_cloud
+from .rotations import (
+    axis_angle_to_matrix,
+    check_rotation,
+    geodesic_distance,
+    matrix_to_axis_angle,
+    matrix_to_quat_wxyz,
+    matrix_to_rotation_6d,
+    project_to_rotation,
+    quat_wxyz_to_matrix,
+    random_rotations,
+    rotation_6d_to_matrix,
+)
+from .viewpoint import (
+    blender_to_viewpoint,
+    cameras_to_viewpoint,
+    rotation_to_viewpoint,
+    viewpoint_from_mapping,
+    viewpoint_to_blender,
+    viewpoint_to_cameras,
+    viewpoint_to_rotation,
+    wrap_angle,
+    wrap_azimuth,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

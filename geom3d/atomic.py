@@ -1,0 +1,57 @@
+"""Atomic file writes: a file appears complete under its name, or not at all.
+
+Write to a temporary file in the same folder, then `os.replace` it over the target (atomic on
+POSIX file systems). A crash leaves at most a hidden `.name.*.tmp` file, which readers ignore.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = ["atomic_write", "atomic_save", "atomic_write_text"]
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """`with atomic_write(path) as fh: fh.write(...)`; the file is renamed into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(path: str | os.PathLike, save: Callable[[str], object]) -> None:
+    """Call `save(tmp_path)` (for writers that want a file name, e.g. cv2.imwrite), then rename.
+
+    The temporary name keeps the target's suffix so that writers choosing a format by suffix work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        result = save(tmp)
+        if result is False:  # cv2.imwrite reports failure by returning False
+            raise OSError(f"{path}: writing failed")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
