@@ -50,8 +50,8 @@ def _shade(mesh: geom3d.Mesh, cameras: geom3d.Cameras, colour=(90, 140, 220)) ->
 def _draw_box(image: np.ndarray, corners_uv: np.ndarray, colour=(0, 160, 0)) -> None:
     edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
     for a, b in edges:
-        cv2.line(image, tuple(np.round(corners_uv[a] * 16).astype(int)), tuple(np.round(corners_uv[b] * 16).astype(int)),
-                 colour, 1, cv2.LINE_AA, shift=4)
+        p, q = (tuple(np.round(corners_uv[i] * 16).astype(int)) for i in (a, b))
+        cv2.line(image, p, q, colour, 1, cv2.LINE_AA, shift=4)
 
 
 def run_demo(out: str | Path = "runs/demo", views: int = 8, category: str = "car") -> Path:

@@ -37,6 +37,7 @@ from .rotations import (
     quat_wxyz_to_matrix,
     random_rotations,
     rotation_6d_to_matrix,
+    rotation_residual,
 )
 from .viewpoint import (
     blender_to_viewpoint,

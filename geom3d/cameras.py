@@ -11,8 +11,8 @@ Conventions (DESIGN.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
-from typing import Sequence
 
 import torch
 

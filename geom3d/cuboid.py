@@ -8,7 +8,7 @@ vertices, so a few outlying parts (an antenna, a mirror) do not inflate it.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -14,7 +14,7 @@ right of the image; positive θ turns the projected object counter-clockwise on 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
