@@ -1,7 +1,60 @@
 """data3d: one annotation record for real and synthetic data, and the loaders that produce it.
 
-Will hold: the image/object annotation record (viewpoint, camera, bbox, CAD reference, occlusion)
-with NPZ/JSON I/O; a torch Dataset with crop/rescale/flip that keep the camera consistent;
-loaders for ImageNet3D, PASCAL3D+ (raw, NeMo-preprocessed, occluded) and ObjectNet3D; 3D asset
-sources (ShapeNet, Objaverse, OFF CAD folders); and a procedural asset library.
+- The record: `ImageRecord` (image_path, image_size (H, W), objects) of `ObjectAnnotation`
+  (category, bbox, viewpoint, cameras, CAD reference, occlusion, truncation, status, caption),
+  validated on construction; `save_records` / `load_records` for aware3d's sharded NPZ/JSON format.
+- `ObjectDataset` + `collate_objects`: crops around objects with crop, rescale, flip and colour
+  jitter that keep camera and bbox consistent.
+- Loaders returning lists of `ImageRecord`: `load_pascal3d` (raw release, OccludedPASCAL3D+),
+  `load_pascal3d_nemo`, `load_imagenet3d` (release and preprocessed), `load_objectnet3d`.
+- Asset sources (ShapeNet v1/v2, Objaverse, OFF CAD folders, mesh folders, procedural) and the
+  config constructor `asset_source`.
+- `data3d.procedural` (imported on first use): `make(category, seed)` -> geom3d.Mesh.
+See docs/data3d.md. data3d imports only geom3d.
 """
+
+import importlib
+
+from .angle_bins import NUM_BINS, angle_to_bin, bin_to_angle, bins_to_viewpoint, viewpoint_to_bins
+from .assets import (
+    Asset,
+    AssetSource,
+    FolderSource,
+    ObjaverseSource,
+    OffCadSource,
+    ProceduralSource,
+    ShapeNetSource,
+    asset_source,
+    axes_to_object_frame,
+    cad_path,
+)
+from .categories import (
+    IMAGENET3D_EXP_CATEGORIES,
+    IMAGENET3D_KNOWN_CATEGORIES,
+    IMAGENET3D_OPEN_POSE_SPLIT,
+    IMAGENET3D_TOOLKIT_CATEGORIES,
+    OBJECTNET3D_CATEGORIES,
+    PASCAL3D_CATEGORIES,
+    SHAPENET_SYNSETS,
+    is_known_category,
+    known_categories,
+    normalize_category,
+    register_categories,
+)
+from .dataset import ObjectDataset, collate_objects, load_image
+from .errors import AnnotationError, AssetError
+from .imagenet3d import load_imagenet3d, load_imagenet3d_preprocessed, open_pose_split
+from .objectnet3d import load_objectnet3d
+from .pascal3d import load_pascal3d, load_pascal3d_nemo, occlusion_folder_suffix
+from .record import VIEWPOINT_KEYS, ImageRecord, ObjectAnnotation, RecordList, Viewpoint
+from .storage import load_records, record_from_dict, record_to_dict, save_records
+from .transforms import ObjectView, color_jitter, flip_object, warp_object
+
+__all__ = [name for name in dir() if not name.startswith("_") and name != "importlib"]
+
+
+def __getattr__(name):
+    # the procedural library is a subpackage of its own; import it on first use only
+    if name == "procedural":
+        return importlib.import_module(".procedural", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,154 @@
+"""Image-space edits of an annotated object that keep image, camera and bbox consistent.
+
+`warp_object` crops a fixed-size window around the object, optionally rescaling it, in one exact
+similarity map of the pixel grid (integer pixel centres): an input pixel centre u lands at
+    u' = s · (u + ½) − ½ − x0
+so the viewpoint's focal length scales by s and its principal point follows the same map.
+Pixels outside the source image are zero (padding). `flip_object` mirrors image, viewpoint and
+bbox. `color_jitter` changes colours only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from .record import Viewpoint
+
+__all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale"]
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """An image (C, H, W) float tensor with one object's viewpoint and bbox in its pixel frame.
+
+    mirrored: True when the image was flipped; the camera then sees the object mirrored in its
+    x = 0 plane (project `vertices * (−1, 1, 1)` to compare with the image).
+    truncated: True once the bbox was clipped by a crop.
+    """
+
+    image: torch.Tensor
+    viewpoint: Viewpoint
+    bbox: tuple[float, float, float, float]
+    mirrored: bool = False
+    truncated: bool = False
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.image.shape[-2]), int(self.image.shape[-1])
+
+
+def canonical_scale(viewpoint: Viewpoint, distance: float = 5.0, focal_pixels: float = 3000.0) -> float:
+    """The image scale that makes the object look as it would at `distance` with a focal length of
+    `focal_pixels` (NeMo: distance 5, focal · viewport = 3000): s = (focal_pixels / distance) / (f·M / d)."""
+    return (focal_pixels / distance) / (viewpoint.focal_pixels / viewpoint.distance)
+
+
+def fit_scale(bbox, out_size, fraction: float = 0.8) -> float:
+    """The scale that makes the bbox's larger side fill `fraction` of the output window."""
+    w = max(bbox[2] - bbox[0] + 1.0, 1.0)
+    h = max(bbox[3] - bbox[1] + 1.0, 1.0)
+    return fraction * min(out_size[0] / h, out_size[1] / w)
+
+
+def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float) -> torch.Tensor:
+    """Output pixel (i, j) takes the input at u = (j + x0 + ½)/s − ½, v = (i + y0 + ½)/s − ½."""
+    c, h, w = image.shape
+    oh, ow = out_size
+    src = image[None]
+    sx = sy = 1.0
+    if scale < 0.5:  # shrink with an antialiasing resize first; the grid below stays exact
+        ih, iw = max(1, round(h * scale * 2)), max(1, round(w * scale * 2))
+        src = F.interpolate(src, size=(ih, iw), mode="bilinear", antialias=True, align_corners=False)
+        sx, sy = iw / w, ih / h
+    dtype = image.dtype if image.is_floating_point() else torch.float32
+    j = torch.arange(ow, dtype=torch.float64)
+    i = torch.arange(oh, dtype=torch.float64)
+    u = (j + x0 + 0.5) / scale  # continuous source coordinate + ½ (pixel-edge units)
+    v = (i + y0 + 0.5) / scale
+    # grid_sample(align_corners=False): normalised −1 is the left edge of the first pixel
+    gx = (2.0 * (u * sx) / src.shape[-1] - 1.0).to(dtype)
+    gy = (2.0 * (v * sy) / src.shape[-2] - 1.0).to(dtype)
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    out = F.grid_sample(src.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[0]
+
+
+def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "principal") -> ObjectView:
+    """Crop an `out_size` (H, W) window centred on the object, rescaled by `scale`.
+
+    center: "principal" (the projection of the object origin, NeMo's choice) or "bbox" (its centre).
+    With scale 1 the window is shifted by whole pixels, so pixels are copied, not resampled.
+    """
+    oh, ow = (int(v) for v in out_size)
+    if not scale > 0 or not math.isfinite(scale):
+        raise ValueError(f"scale must be positive and finite, got {scale}")
+    vp = view.viewpoint
+    if center == "principal":
+        cx, cy = vp.px, vp.py
+    elif center == "bbox":
+        cx, cy = (view.bbox[0] + view.bbox[2]) / 2.0, (view.bbox[1] + view.bbox[3]) / 2.0
+    else:
+        raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
+    x0 = scale * (cx + 0.5) - 0.5 - (ow - 1) / 2.0
+    y0 = scale * (cy + 0.5) - 0.5 - (oh - 1) / 2.0
+    if scale == 1.0:
+        x0, y0 = float(round(x0)), float(round(y0))
+        image = _shift_copy(view.image, (oh, ow), int(x0), int(y0))
+    else:
+        image = _sample(view.image, (oh, ow), scale, x0, y0)
+    new_vp = vp.resized(scale).shifted(-x0, -y0)
+    b = view.bbox
+    box = (scale * (b[0] + 0.5) - 0.5 - x0, scale * (b[1] + 0.5) - 0.5 - y0,
+           scale * (b[2] + 0.5) - 0.5 - x0, scale * (b[3] + 0.5) - 0.5 - y0)
+    clipped = (min(max(box[0], 0.0), ow - 1.0), min(max(box[1], 0.0), oh - 1.0),
+               min(max(box[2], 0.0), ow - 1.0), min(max(box[3], 0.0), oh - 1.0))
+    return replace(view, image=image, viewpoint=new_vp, bbox=clipped,
+                   truncated=view.truncated or clipped != box)
+
+
+def _shift_copy(image: torch.Tensor, out_size, x0: int, y0: int) -> torch.Tensor:
+    """Integer crop with zero padding: out[:, i, j] = image[:, i + y0, j + x0]."""
+    c, h, w = image.shape
+    oh, ow = out_size
+    out = image.new_zeros((c, oh, ow))
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = min(x0 + ow, w), min(y0 + oh, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[:, sy0:sy1, sx0:sx1]
+    return out
+
+
+def flip_object(view: ObjectView) -> ObjectView:
+    """Mirror horizontally: u -> W − 1 − u; azimuth -> −azimuth (mod 2π), theta -> −theta, px -> W − 1 − px."""
+    w = view.image.shape[-1]
+    b = view.bbox
+    return replace(view, image=view.image.flip(-1), viewpoint=view.viewpoint.mirrored(w),
+                   bbox=((w - 1) - b[2], b[1], (w - 1) - b[0], b[3]), mirrored=not view.mirrored)
+
+
+def color_jitter(image: torch.Tensor, generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
+                 saturation: float = 0.0, hue: float = 0.0) -> torch.Tensor:
+    """Random brightness / contrast / saturation / hue changes of a (3, H, W) image in [0, 1] (kornia).
+
+    Factors are drawn uniformly: brightness shift in [−b, b], contrast and saturation factors in
+    [1 − c, 1 + c], hue shift in [−h, h]·π (torchvision's ranges), applied in that order.
+    """
+    import kornia
+
+    def draw(lo, hi):
+        return float(lo + (hi - lo) * torch.rand((), generator=generator, dtype=torch.float64))
+
+    x = image[None]
+    if brightness > 0:
+        x = kornia.enhance.adjust_brightness(x, draw(-brightness, brightness))
+    if contrast > 0:
+        x = kornia.enhance.adjust_contrast(x, draw(max(0.0, 1 - contrast), 1 + contrast))
+    if saturation > 0:
+        x = kornia.enhance.adjust_saturation(x, draw(max(0.0, 1 - saturation), 1 + saturation))
+    if hue > 0:
+        x = kornia.enhance.adjust_hue(x, draw(-hue, hue) * math.pi)
+    return x[0].clamp(0.0, 1.0)
