@@ -248,7 +248,7 @@ def test_procedural_source_wraps_the_library():
     torch.testing.assert_close(mesh.vertices, lib.make(cat, 0).vertices)
     seeds = asset_source({"type": "procedural", "categories": [cat], "seeds": [7]})
     assert [a.id for a in seeds] == [f"{cat}/0007"]
-    with pytest.raises(AssetError, match="no categories"):
+    with pytest.raises(AssetError, match="unknown category .unicorn."):
         asset_source({"type": "procedural", "categories": ["unicorn"]})
     # every procedural category is a known record category
     assert all(data3d.is_known_category(c) for c in lib.CATEGORIES)

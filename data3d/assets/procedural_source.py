@@ -26,7 +26,9 @@ def _library():
 class ProceduralSource(AssetSource):
     """`count` assets per category with seeds 0..count−1 (or the given `seeds`); id "<category>/<seed>".
 
-    categories: default every category of `data3d.procedural.CATEGORIES`.
+    categories: default every category of `data3d.procedural.CATEGORIES`. Aliases are accepted
+    (e.g. PASCAL3D+'s "diningtable", "tvmonitor"); the asset keeps the name asked for, so records
+    carry the category name of the benchmark they will be evaluated on.
     """
 
     type = "procedural"
@@ -35,11 +37,11 @@ class ProceduralSource(AssetSource):
                  root=None, allow_missing_textures: bool = False):
         super().__init__(None, None, allow_missing_textures)
         lib = _library()
-        known = tuple(lib.CATEGORIES)
-        cats = list(known if categories is None else categories)
-        unknown = [c for c in cats if c not in known]
-        if unknown:
-            raise AssetError(f"procedural library has no categories {unknown} (it has {list(known)})")
+        cats = list(lib.CATEGORIES if categories is None else categories)
+        try:
+            self._builders = {c: lib.canonical_category(c) for c in cats}
+        except ValueError as exc:
+            raise AssetError(str(exc)) from None
         if seeds is None:
             if int(count) < 1:
                 raise AssetError(f"procedural count must be ≥ 1, got {count}")
@@ -51,7 +53,7 @@ class ProceduralSource(AssetSource):
         for category in self.procedural_categories:
             for seed in self.seeds:
                 yield Asset(id=f"{category}/{seed:04d}", category=category, source=self.type, path=None,
-                            loader=_loader(make, category, seed), to_object_frame=IDENTITY.clone(),
+                            loader=_loader(make, self._builders[category], seed), to_object_frame=IDENTITY.clone(),
                             meta={"seed": seed})
 
 
