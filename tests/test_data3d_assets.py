@@ -250,6 +250,10 @@ def test_procedural_source_wraps_the_library():
     assert [a.id for a in seeds] == [f"{cat}/0007"]
     with pytest.raises(AssetError, match="unknown category .unicorn."):
         asset_source({"type": "procedural", "categories": ["unicorn"]})
+    # PASCAL3D+ names are aliases: the asset keeps the benchmark's name, the mesh is the table's
+    table = next(iter(asset_source({"type": "procedural", "categories": ["diningtable"], "count": 1})))
+    assert table.category == "diningtable" and table.id == "diningtable/0000"
+    torch.testing.assert_close(table.load().vertices, lib.make("table", 0).vertices)
     # every procedural category is a known record category
     assert all(data3d.is_known_category(c) for c in lib.CATEGORIES)
 
