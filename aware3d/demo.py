@@ -1,8 +1,11 @@
 """`aware3d demo`: the main job on a small example, grown with every capability.
 
-Now: build the NeMo cuboid of a category's CAD models, project the object and its cuboid from a
-ring of PASCAL3D+ viewpoints with the core's cameras, and write a contact sheet plus one
-annotation file per view.
+1. For several procedural categories: build the category's NeMo cuboid from a few procedural
+   models, render one model with the GL renderer from a ring of PASCAL3D+ viewpoints (shaded
+   colour with the cuboid drawn from the camera, depth, mask), write a contact sheet and one
+   annotation (a data3d record) per view.
+2. Generate a small 3D-DST dataset from the procedural library (randomised mode) with its HTML
+   preview.
 """
 
 from __future__ import annotations
@@ -15,87 +18,93 @@ import cv2
 import numpy as np
 import torch
 
+import data3d
 import geom3d
+from data3d.storage import record_to_dict
 
-from .paths import shared_data_root
+from . import DEMO_CATEGORIES
 
-IMAGE_SIZE = (320, 320)
-
-
-def _category_meshes(category: str) -> list[geom3d.Mesh]:
-    folder = shared_data_root() / "pascal3d_cad" / category
-    paths = sorted(folder.glob("*.off"))
-    if not paths:
-        raise FileNotFoundError(f"{folder}: no PASCAL3D+ CAD models of {category!r} (set AWARE3D_DATA)")
-    return [geom3d.Mesh.load(p) for p in paths]
+IMAGE_SIZE = (160, 160)
+DISTANCE = 5.0
+CUBOID_SEEDS = range(4)
 
 
-def _shade(mesh: geom3d.Mesh, cameras: geom3d.Cameras, colour=(90, 140, 220)) -> np.ndarray:
-    """Painter's-algorithm flat shading with OpenCV (a stand-in until the GL renderer)."""
-    h, w = cameras.image_size
-    image = np.full((h, w, 3), 255, np.uint8)
-    uv, depth = cameras.project(mesh.vertices, return_depth=True)
-    tri_uv = uv[mesh.faces].numpy()
-    normals = mesh.face_normals() @ cameras.R.T  # camera frame
-    centres = cameras.world_to_camera(mesh.vertices[mesh.faces].mean(1))
-    facing = -(normals * centres / centres.norm(dim=-1, keepdim=True)).sum(-1)
-    order = torch.argsort(depth[mesh.faces].mean(-1), descending=True).numpy()
-    light = (0.25 + 0.75 * facing.abs().clamp(0, 1)).numpy()
-    for f in order:
-        c = tuple(int(v * light[f]) for v in colour)
-        cv2.fillConvexPoly(image, np.round(tri_uv[f] * 16).astype(np.int32), c, lineType=cv2.LINE_AA, shift=4)
-    return image
+def _cuboid_corners(cuboid: geom3d.Mesh) -> torch.Tensor:
+    lo, hi = cuboid.bounds()
+    return torch.stack([torch.stack([x, y, z]) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
 
 
-def _draw_box(image: np.ndarray, corners_uv: np.ndarray, colour=(0, 160, 0)) -> None:
+def _draw_box(image: np.ndarray, corners_uv: np.ndarray, colour=(0, 170, 0)) -> None:
     edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
     for a, b in edges:
         p, q = (tuple(np.round(corners_uv[i] * 16).astype(int)) for i in (a, b))
         cv2.line(image, p, q, colour, 1, cv2.LINE_AA, shift=4)
 
 
-def run_demo(out: str | Path = "runs/demo", views: int = 8, category: str = "car") -> Path:
-    out = Path(out)
-    meshes = _category_meshes(category)
+def _depth_image(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = np.full(depth.shape + (3,), 255, np.uint8)
+    if mask.any():
+        d = depth[mask]
+        scaled = (depth - d.min()) / max(float(d.max() - d.min()), 1e-6)
+        coloured = cv2.applyColorMap((255 * (1 - scaled)).clip(0, 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+        out[mask] = coloured[mask][:, ::-1]
+    return out
+
+
+def _label(image: np.ndarray, text: str) -> None:
+    cv2.putText(image, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def render_category_sheet(category: str, views: int, out: Path) -> np.ndarray:
+    """Three rows (shaded colour with the cuboid, depth, mask) of `views` tiles for one category;
+    writes each view's image and annotation into `out`."""
+    canonical = data3d.procedural.canonical_category(category)
+    meshes = [data3d.procedural.make(canonical, seed) for seed in CUBOID_SEEDS]
     cuboid = geom3d.cuboid_from_meshes(meshes)
-    lo, hi = cuboid.bounds()
-    corners = torch.stack([torch.stack([x, y, z]) for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                           for z in (lo[2], hi[2])])
+    corners = _cuboid_corners(cuboid)
+    cuboid.save(out / "cuboids" / f"{category}.off")  # NeMo keeps one cuboid mesh per category
     mesh = meshes[0]
-    distance = 5.0
-    # fit the object: its longest side spans about 60% of the image at the NeMo distance
-    size = float((mesh.bounds()[1] - mesh.bounds()[0]).max())
-    viewport = 0.6 * IMAGE_SIZE[1] * distance / size
+    # the longest side (1 for procedural models) spans about 80% of the image at the NeMo distance
+    viewport = 0.8 * IMAGE_SIZE[1] * DISTANCE / float((mesh.bounds()[1] - mesh.bounds()[0]).max())
     azimuths = torch.arange(views, dtype=torch.float64) * (2 * math.pi / views)
-    cameras = geom3d.viewpoint_to_cameras(azimuths, math.radians(15.0), 0.0, distance, focal=1.0,
-                                          viewport=viewport, image_size=IMAGE_SIZE).to(dtype=torch.float32)
-    tiles = []
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    cameras = geom3d.viewpoint_to_cameras(azimuths, math.radians(20.0), 0.0, DISTANCE, 1.0, viewport,
+                                          image_size=IMAGE_SIZE).to(dtype=torch.float32)
+    rendered = geom3d.render_gl(mesh, cameras, background=(1.0, 1.0, 1.0), outputs=("rgb", "depth", "mask"))
+    rows = [[], [], []]
     for i in range(views):
         cam = cameras[i]
-        image = _shade(mesh, cam)
-        _draw_box(image, cam.project(corners).numpy())
-        uv = cam.project(mesh.vertices)
-        bbox = [float(uv[:, 0].min()), float(uv[:, 1].min()), float(uv[:, 0].max()), float(uv[:, 1].max())]
-        cv2.putText(image, f"az {math.degrees(azimuths[i]):.0f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        vp = geom3d.cameras_to_viewpoint(cam, viewport=viewport)
-        annotation = {
-            "category": category,
-            "cad_index": 1,
-            "image_size": list(IMAGE_SIZE),
-            "viewpoint": {k: float(v) for k, v in vp.items()},
-            "K": cam.K.tolist(), "R": cam.R.tolist(), "t": cam.t.tolist(),
-            "bbox": bbox,
-            "cuboid_bounds": cuboid.bounds().tolist(),
-        }
-        geom3d.atomic_write_text(out / "annotations" / f"view_{i:02d}.json", json.dumps(annotation, indent=1))
-        tiles.append(image)
-    cols = min(4, views)
-    rows = math.ceil(views / cols)
-    sheet = np.full((rows * IMAGE_SIZE[0], cols * IMAGE_SIZE[1], 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        sheet[r * IMAGE_SIZE[0]:(r + 1) * IMAGE_SIZE[0], c * IMAGE_SIZE[1]:(c + 1) * IMAGE_SIZE[1]] = tile
+        rgb = (rendered["rgb"][i].numpy() * 255).round().astype(np.uint8)
+        mask = rendered["mask"][i].numpy()
+        _draw_box(rgb, cam.project(corners).numpy())
+        _label(rgb, f"{category} az {math.degrees(azimuths[i]):.0f}")
+        depth = _depth_image(rendered["depth"][i].numpy(), mask)
+        mask_img = np.where(mask[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
+        for row, tile in zip(rows, (rgb, depth, mask_img)):
+            row.append(tile)
+        ys, xs = np.nonzero(mask)
+        bbox = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+        record = data3d.ImageRecord(
+            image_path=out / "views" / f"{category}_{i:02d}.png", image_size=IMAGE_SIZE,
+            objects=[data3d.ObjectAnnotation(
+                category=category, bbox=bbox, viewpoint=data3d.Viewpoint.from_cameras(cam, viewport=viewport),
+                cad_index=1, cad_source="procedural", cad_id=f"{canonical}/0000")])
+        geom3d.atomic_save(record.image_path, lambda p, im=rgb: cv2.imwrite(p, cv2.cvtColor(im, cv2.COLOR_RGB2BGR)))
+        geom3d.atomic_write_text(out / "annotations" / f"{category}_{i:02d}.json",
+                                 json.dumps(record_to_dict(record, out), indent=1))
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+def run_demo(out: str | Path = "runs/demo", views: int = 8, categories=DEMO_CATEGORIES, dataset: bool = True) -> Path:
+    """Write `contact_sheet.png`, `annotations/*.json`, `views/*.png`, `cuboids/*.off` and (with `dataset`) the
+    small 3D-DST dataset `dataset/` with `dataset/preview.html` under `out`."""
+    out = Path(out)
+    sheets = [render_category_sheet(c, views, out) for c in categories]
+    width = max(s.shape[1] for s in sheets)
+    sheet = np.concatenate([np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=255)
+                            for s in sheets], axis=0)
     geom3d.atomic_save(out / "contact_sheet.png", lambda p: cv2.imwrite(p, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
+    if dataset:
+        import datagen
+
+        datagen.run_demo_dataset(out / "dataset")
     return out

@@ -1,5 +1,40 @@
 """datagen: 3D-DST, from CAD models to a 3D-annotated image dataset.
 
-Will hold: viewpoint samplers, the render stage and edge maps, domain randomisation, prompts,
-ControlNet generation, the K-fold consistency filter, and a resumable sharded writer.
+Render CAD models (data3d asset sources: procedural, OFF CAD folders, ShapeNet, Objaverse, mesh
+folders) at sampled viewpoints, make edge maps, paint images (domain randomisation, or a ControlNet
+following the edges), and write data3d records whose cameras are exact. See docs/datagen.md.
+
+- `config`: `load_config(yaml or mapping)` over `default_config.yaml` (every key documented),
+  validated (errors name the key); the config hash guards resumes.
+- `samplers`: 3D-DST's viewpoint sampling (Blender θ/φ, truncated normals, front arc, per-asset
+  offsets), uniform on the sphere, and matching the viewpoints of data3d records.
+- `render`: exact cameras for drawn views, renders through `geom3d.render_gl`, Canny and
+  geometry edge maps.
+- `randomize`: colours and 3D procedural textures, backgrounds, lights, and occluders at the
+  OccludedPASCAL3D+ levels with exact visible masks.
+- `writer`: sample ids, deterministic PNGs, atomic per-sample writes, record shards per chunk,
+  manifest.json, resume after a kill.
+- `pipeline`: `generate(config, out, shard=, workers=, ray=)` (plain loop, worker processes or
+  Ray tasks: the same bytes), `run_demo_dataset(out)`.
+- `preview`: `write_preview(folder)`, an HTML grid with each record's cuboid and axes drawn.
+- ControlNet mode and filtering: `prompts` (PromptBuilder), `controlnet` (ControlNetGenerator),
+  `filtering` (cheap checks, K-fold consistency filter); see docs/datagen-generation.md.
+
+Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--ray]`.
 """
+
+from .config import ConfigError, DatagenConfig, default_config, load_config
+from .controlnet import ControlNetGenerator, build_tiny_pipeline
+from .filtering import cheap_checks, filter_dataset, kfold_filter
+from .pipeline import demo_config, generate, make_plan, run_chunk, run_demo_dataset
+from .preview import write_preview
+from .prompts import PromptBuilder
+from .samplers import DSTSampler, MatchDatasetSampler, UniformSphereSampler, ViewSample, make_sampler
+from .writer import sample_id
+
+__all__ = [
+    "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate", "make_plan",
+    "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler", "UniformSphereSampler",
+    "ViewSample", "make_sampler", "sample_id",
+    "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",
+]

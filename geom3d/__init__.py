@@ -23,9 +23,13 @@ from .conventions import (
 )
 from .cuboid import cuboid_from_meshes, cuboid_mesh, shortest_covering_interval
 from .errors import GeometryError, MeshError
+from .gl import gl_available, render_gl
 from .mesh import MESH_SUFFIXES, Mesh
 from .metrics import pose_accuracy, pose_error, pose_metrics
 from .pointcloud import load_point_cloud, save_point_cloud
+from .points import depth_to_points, remove_statistical_outliers, splat, voxel_downsample
+from .raster import Fragments, interpolate, pad_meshes, rasterize, soft_silhouette
+from .raycast import RayHits, raycast
 from .rotations import (
     axis_angle_to_matrix,
     check_rotation,

@@ -1,0 +1,147 @@
+"""datagen, randomised-render path: samples per second at 256² and 512², writing included.
+
+Rows per image size (same samples, same machine, same run):
+- render only: geom3d.render_gl on the samples' viewpoints in one process, nothing else (the
+  baseline: the cost of the pixels themselves);
+- naive loop: the same samples through the pipeline's code one by one with synchronous PNG
+  writes (no writer thread), in one process;
+- datagen, 1 process: `generate(..., workers=1)` (in-process, PNG encoding on a writer thread);
+- datagen, 2 processes, steady: the pipeline's worker function (`_pool_chunk`) on a pool of two
+  warmed-up processes (one per core; 1 torch / OpenCV / llvmpipe thread each);
+- datagen, 2 processes, incl. start-up: `generate(..., workers=2)` as the CLI runs it, wall time
+  including spawning the workers (their imports and GL set-up: seconds, amortised on real runs).
+All in-process rows run with one torch / OpenCV thread, as the pipeline's workers do.
+Goal: at least 20 samples/s at 256² on 2 cores.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import parse_args, table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datagen.config import load_config  # noqa: E402
+from datagen.pipeline import _in_process_threads, _limit_threads, _pool_chunk, _Worker, generate  # noqa: E402
+from datagen.writer import DatasetFolder  # noqa: E402
+from geom3d.gl import render_gl  # noqa: E402
+
+CATEGORIES = ["car", "chair", "aeroplane", "bus", "sofa", "mug"]
+
+
+def _config(size: int, per_category: int):
+    return load_config({
+        "seed": 0, "image_size": size, "samples_per_category": per_category, "occlusion": ["none"],
+        "assets": [{"type": "procedural", "categories": CATEGORIES, "count": 2}],
+        "writer": {"chunk_size": 32},
+    })
+
+
+def _render_only(cfg, root: Path) -> float:
+    """Render every sample's view with render_gl (as the pipeline draws them), nothing more."""
+    w = _Worker(cfg, root)
+    jobs = []
+    for s in w.plan.samples:
+        loaded = w.load(s.asset)
+        lk = w.look(s)
+        jobs.append((loaded.plain if lk.appearance != "original" else loaded.mesh, w.viewpoint(s, loaded, lk), lk))
+    from datagen.render import viewpoints_to_cameras
+
+    start = time.perf_counter()
+    for mesh, vp, lk in jobs:
+        render_gl(mesh, viewpoints_to_cameras([vp], cfg.image_size), outputs=("rgb", "depth", "mask"),
+                  ambient=lk.lights.ambient, light_directions=lk.lights.directions, light_colors=lk.lights.colors)
+    return len(jobs) / (time.perf_counter() - start)
+
+
+def _naive(cfg, root: Path) -> float:
+    """The pipeline's per-sample code with PNGs encoded and written synchronously, chunk by chunk."""
+    from datagen import writer as writer_mod
+
+    w = _Worker(cfg, root)
+    original = writer_mod.ChunkWriter.__init__
+
+    def synchronous(self, *args, **kwargs):
+        kwargs["threads"] = 0
+        original(self, *args, **kwargs)
+
+    writer_mod.ChunkWriter.__init__ = synchronous
+    try:
+        DatasetFolder(root).prepare(cfg, w.plan.info)
+        start = time.perf_counter()
+        for c in range(w.plan.n_chunks):
+            w.run_chunk(c)
+        return len(w.plan.samples) / (time.perf_counter() - start)
+    finally:
+        writer_mod.ChunkWriter.__init__ = original
+
+
+def _warm_worker(_: int) -> int:
+    """Pool initialiser work: imports, thread limits and the GL context, before the clock starts."""
+    import os
+
+    _limit_threads()
+    generate(_config(64, 1), Path(tempfile.mkdtemp(prefix="bench-warm-")), progress=False)
+    time.sleep(0.5)  # hold this worker so that the other one takes the second warm-up task
+    return os.getpid()
+
+
+def _two_processes_steady(cfg, root: Path) -> float:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    w = _Worker(cfg, root)
+    DatasetFolder(root).prepare(cfg, w.plan.info)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pids = set(pool.map(_warm_worker, range(2)))
+        assert len(pids) == 2, "both workers must be warm"
+        start = time.perf_counter()
+        futures = [pool.submit(_pool_chunk, cfg.data, str(root), c) for c in range(w.plan.n_chunks)]
+        n = sum(f.result()["samples"] for f in futures)
+        return n / (time.perf_counter() - start)
+
+
+def _generate(cfg, root: Path, workers: int) -> float:
+    start = time.perf_counter()
+    m = generate(cfg, root, workers=workers, progress=False)
+    assert m["complete"], m
+    return m["samples_done"] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    sizes = [(256, 12 if args.quick else 48), (512, 6 if args.quick else 20)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
+    rows = []
+    try:
+        # warm-up: GL context, shader compilation, imports
+        generate(_config(64, 1), tmp / "warm", progress=False)
+        for size, per_cat in sizes:
+            cfg = _config(size, per_cat)
+            n = per_cat * len(CATEGORIES)
+            with _in_process_threads():
+                base = _render_only(cfg, tmp / f"r{size}")
+                naive = _naive(cfg, tmp / f"n{size}")
+            results = [("render only (baseline)", base),
+                       ("naive loop, synchronous writes", naive),
+                       ("datagen, 1 process", _generate(cfg, tmp / f"g1-{size}", 1)),
+                       ("datagen, 2 processes, steady", _two_processes_steady(cfg, tmp / f"s2-{size}")),
+                       ("datagen, 2 processes, incl. start-up", _generate(cfg, tmp / f"g2-{size}", 2))]
+            for name, rate in results:
+                goal = "" if size != 256 or not name.startswith("datagen") else ("yes" if rate >= 20 else "no")
+                rows.append([f"{size}²", name, n, rate, rate / base, goal])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(["image", "path", "samples", "samples/s", "× render only", "≥ 20/s at 256²"], rows))
+    if not math.isfinite(rows[0][3]):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
