@@ -22,6 +22,7 @@ import argparse
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from geom3d.raster.interpolate import interpolate_gather  # noqa: E402
 from geom3d.raster.visibility import visible_faces_of  # noqa: E402
 from geom3d.raycast import camera_rays  # noqa: E402
 
+RETAIN_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
 FEATURE_SIZE = (80, 100)
 CHANNELS = 128
 
@@ -246,6 +248,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic over repeats (min: best of, less sensitive to other load)")
+    parser.add_argument("--nemo-only", action="store_true", help="only the NeMo feature-render table")
+    parser.add_argument("--default-allocator-only", action="store_true",
+                        help="skip the second run with glibc told to keep freed memory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     STAT["value"] = min if args.stat == "min" else statistics.median
@@ -274,6 +279,16 @@ def main() -> int:
     print("|---|---:|")
     for part, value in nemo_breakdown(16, reps).items():
         print(f"| {part} | {value:.3f} |" if part == "covered pixels" else f"| {part} | {value:.1f} |")
+    if args.nemo_only:
+        return 0
+    if "GLIBC_TUNABLES" not in os.environ and not args.default_allocator_only:
+        # The (16, 80, 100, 128) output is 65 MB: glibc serves it with a fresh mapping and unmaps it on
+        # free, so every step pays page faults. Telling glibc to keep freed memory (a process start-up
+        # setting, hence a fresh process) shows the renderer's own cost; jemalloc/tcmalloc do the same.
+        print(f"\n### The same with GLIBC_TUNABLES={RETAIN_MEMORY} (fresh process)\n", flush=True)
+        again = [sys.executable, __file__, "--nemo-only", "--threads", str(args.threads), "--stat", args.stat]
+        subprocess.run(again + (["--quick"] if args.quick else []), check=False,
+                       env={**os.environ, "GLIBC_TUNABLES": RETAIN_MEMORY})
 
     print("\n### Depth at 640×480: rasterize forward vs Open3D RaycastingScene\n")
     try:
