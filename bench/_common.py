@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+# Scripts here run with bench/ first on sys.path, where bench/datagen.py would shadow the datagen
+# package: put the repository root before it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(description: str) -> argparse.Namespace:
