@@ -204,7 +204,8 @@ void main() {
 
 # Camera depth needs no varying: the projection puts the OpenCV camera z in clip w, and
 # gl_FragCoord.w = 1 / w_clip. A face is seen from its front (normal towards the camera) exactly
-# when it is counter-clockwise on screen, which is gl_FrontFacing (glFrontFace(GL_CCW)).
+# when it is counter-clockwise in the image, which is clockwise in GL's window since the
+# projection puts image row 0 at window row 0: gl_FrontFacing with glFrontFace(GL_CW).
 # Face index and face normal come as flat attributes of per-corner vertex arrays (PER_CORNER):
 # on llvmpipe that is much cheaper per pixel than gl_PrimitiveID and a texture lookup.
 _FRAGMENT_SHADER = """
@@ -327,17 +328,32 @@ def _default_renderer() -> GLRenderer:
     """This thread's renderer (EGL contexts are current in one thread); remade after a fork."""
     pid = os.getpid()
     state = getattr(_thread_state, "renderer", None)
-    if state is not None and state[0] == pid:
-        if isinstance(state[1], Exception):
-            raise state[1]
-        return state[1]
+    if state is not None and state.pid == pid:
+        if state.failure is not None:  # a fresh exception each time: a cached one would keep its traceback
+            raise state.failure[0](state.failure[1])
+        return state.renderer
     try:
         renderer = GLRenderer()
     except (_NoContext, ImportError) as exc:
-        _thread_state.renderer = (pid, exc)
+        _thread_state.renderer = _ThreadRenderer(pid, None, (type(exc), str(exc)))
         raise
-    _thread_state.renderer = (pid, renderer)
+    _thread_state.renderer = _ThreadRenderer(pid, renderer, None)
     return renderer
+
+
+class _ThreadRenderer:
+    """This thread's renderer (or why it could not be made); released when the thread ends and its
+    thread-local state is dropped, so short-lived threads do not leak contexts."""
+
+    def __init__(self, pid: int, renderer: GLRenderer | None, failure: tuple | None):
+        self.pid, self.renderer, self.failure = pid, renderer, failure
+
+    def __del__(self):
+        if self.renderer is not None and self.pid == os.getpid():
+            try:
+                self.renderer.release()
+            except Exception:  # interpreter shutdown: GL may already be gone
+                pass
 
 
 # ---------------------------------------------------------------------------------------- GPU mesh
@@ -540,7 +556,7 @@ def _refine_face_ids(face: torch.Tensor, cams: Cameras, gpu: _GPUMesh, depth: to
     Kinv = np.linalg.inv(K)
     # ray K⁻¹ (u, v, 1) of each pixel centre (camera z = 1)
     yn = row * Kinv[view, 1, 1] + Kinv[view, 1, 2]
-    xn = col * Kinv[view, 0, 0] + Kinv[view, 0, 1] * yn + Kinv[view, 0, 2]
+    xn = col * Kinv[view, 0, 0] + row * Kinv[view, 0, 1] + Kinv[view, 0, 2]
     current = ids[view, row, col]
     table = verts_cam.reshape(-1, 3)
 
@@ -722,13 +738,17 @@ class GLRenderer:
 
     def release(self) -> None:
         """Free every GL object and the context."""
-        for _, gpu in self._meshes.values():
-            gpu.release()
-        for t in self._targets.values():
-            t.release()
-        self._meshes.clear()
-        self._targets.clear()
+        if self.ctx is None:
+            return
+        with self.ctx:  # GL calls go to the current context: make it this renderer's
+            for _, gpu in self._meshes.values():
+                gpu.release()
+            for t in self._targets.values():
+                t.release()
+            self._meshes.clear()
+            self._targets.clear()
         self.ctx.release()
+        self.ctx = None
 
     # ------------------------------------------------------------------ rendering
     def render(self, mesh: Mesh, cameras: Cameras, outputs: Sequence[str] = RENDER_OUTPUTS, *,
@@ -737,6 +757,16 @@ class GLRenderer:
                background_image=None, exact_face_id: bool = True, antialias: int = 0,
                **light_options) -> dict[str, torch.Tensor]:
         """See `render_gl` for the arguments and outputs."""
+        if self.ctx is None:
+            raise GeometryError("this GLRenderer has been released")
+        with self.ctx:  # GL calls go to the current context: another renderer's may be current
+            return self._render(mesh, cameras, outputs, shading=shading, normal_frame=normal_frame,
+                                texture_filter=texture_filter, near=near, far=far, cull_backfaces=cull_backfaces,
+                                background_image=background_image, exact_face_id=exact_face_id,
+                                antialias=antialias, **light_options)
+
+    def _render(self, mesh, cameras, outputs, *, shading, normal_frame, texture_filter, near, far, cull_backfaces,
+                background_image, exact_face_id, antialias, **light_options) -> dict[str, torch.Tensor]:
         moderngl = require("moderngl")
         want = _check_outputs(outputs)
         cams = _flatten_cameras(cameras)
@@ -762,9 +792,11 @@ class GLRenderer:
         results: dict[str, np.ndarray] = {}
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
+        # The projection puts image row 0 at window row 0 (see _view_matrices), which mirrors the
+        # screen: a face seen from its front (counter-clockwise in the image) is clockwise in GL's window.
+        ctx.front_face = "cw"
         if cull_backfaces:
             ctx.enable(moderngl.CULL_FACE)
-            ctx.front_face = "ccw"  # counter-clockwise seen from the camera (normal towards it) is front
         else:
             ctx.disable(moderngl.CULL_FACE)
         try:
@@ -798,7 +830,7 @@ class GLRenderer:
                         target.textures[name].read_into(host)
                         c = host.shape[-1]
                         tiles = host.reshape(ty, h, tx, w, c)[:used_rows].transpose(0, 2, 1, 3, 4)
-                        tiles = tiles.reshape(used_rows * tx, h, w, c)[:n_views, ::-1]  # GL rows run bottom-up
+                        tiles = tiles.reshape(used_rows * tx, h, w, c)[:n_views]  # window row k is image row k
                         results[name][start:start + n_views] = tiles
         finally:
             ctx.disable(moderngl.CULL_FACE)
@@ -884,15 +916,23 @@ def _view_matrices(cams: Cameras, bounds: torch.Tensor, near, far):
     z = (corners @ R.transpose(-1, -2) + t[:, None, :])[..., 2]  # (B, 8)
     zmin, zmax = z.amin(-1), z.amax(-1)
     margin = 1e-3 * (zmax - zmin).clamp_min(1e-9 * zmax.abs().clamp_min(1.0))
+    for name, value in (("near", near), ("far", far)):
+        if value is not None and not float(value) > 0:
+            raise GeometryError(f"{name} must be > 0, got {value}")
+    if near is not None and far is not None and not float(near) < float(far):
+        raise GeometryError(f"need near < far, got near={near}, far={far}")
     n = torch.maximum(zmin - margin, 1e-4 * zmax) if near is None else torch.full_like(zmin, float(near))
     f = zmax + margin if far is None else torch.full_like(zmax, float(far))
-    behind = (zmax <= 0) if far is None else torch.zeros_like(zmax, dtype=torch.bool)
-    if (~behind & ~((n > 0) & (n < f))).any():
-        raise GeometryError(f"need 0 < near < far, got near={n[~behind].tolist()}, far={f[~behind].tolist()}")
+    # nothing of the mesh between the clip planes (or in front of the camera): an empty view
+    behind = (zmax <= 0) | (n >= zmax) | (f <= zmin) | (n >= f)
     view, proj = cameras_to_opengl(cams64, near=1.0, far=2.0)
     # only these two entries depend on near and far
     proj[:, 2, 2] = -(f + n) / (f - n)
     proj[:, 2, 3] = -2 * f * n / (f - n)
+    # Flip NDC y so that image row 0 lands on window row 0: the framebuffer then reads back in image
+    # order, and GL's rule for pixel centres exactly on an edge (applied in window coordinates) is
+    # the rasterizer's top-left rule in image coordinates.
+    proj[:, 1, :] = -proj[:, 1, :]
     mvp = (proj @ view).numpy()
     return [None if behind[b] else mvp[b] for b in range(len(mvp))], list(R.numpy())
 
@@ -956,13 +996,9 @@ def render_raster(mesh: Mesh, cameras: Cameras, outputs: Sequence[str] = RENDER_
     verts = mesh.vertices.detach().cpu().to(dtype)
     faces = mesh.faces.cpu()
     with torch.no_grad():
-        frags = raster.rasterize(verts, faces, cams, (h, w))
+        # culled faces are dropped before the depth test, so a front face behind them shows
+        frags = raster.rasterize(verts, faces, cams, (h, w), cull_backfaces=cull_backfaces)
         face = frags.pix_to_face.reshape(B, h, w).to(torch.int64)
-        if cull_backfaces:
-            fn = _face_normals(verts.double(), faces)
-            ray = _pixel_rays(cams)  # (B, H, W, 3) camera frame
-            n_cam = torch.einsum("bij,bhwj->bhwi", cams.R.double(), fn[face.clamp_min(0)])
-            face = torch.where((n_cam * ray).sum(-1) < 0, face, torch.full_like(face, -1))
         mask = face >= 0
         out: dict[str, torch.Tensor] = {}
         if "mask" in want:

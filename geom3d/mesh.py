@@ -286,8 +286,9 @@ def _material_colour(material) -> np.ndarray | None:
     for name in ("baseColorFactor", "diffuse", "main_color"):
         value = getattr(material, name, None)
         if value is not None:
-            rgb = np.asarray(value, dtype=np.float32).reshape(-1)[:3]
-            return rgb / 255.0 if rgb.max() > 1.0 else rgb
+            raw = np.asarray(value)
+            rgb = raw.astype(np.float32).reshape(-1)[:3]
+            return rgb / 255.0 if raw.dtype == np.uint8 else rgb  # trimesh keeps 8-bit colours as uint8
     return None
 
 

@@ -56,8 +56,8 @@ def depth_to_points(depth: torch.Tensor, cameras: Cameras, rgb: torch.Tensor | N
     cams = cameras.reshape(-1) if cameras.batch_shape else cameras.reshape(1)
     if len(cams) not in (1, d.shape[0]):
         raise GeometryError(f"{len(cams)} cameras for {d.shape[0]} depth maps")
-    world = cams.to(dtype=d.dtype).unproject(d) if len(cams) == d.shape[0] else \
-        cams.to(dtype=d.dtype).unproject(d[:, None])[:, 0]  # (B, H, W, 3)
+    cams = cams.to(device=d.device, dtype=d.dtype)
+    world = cams.unproject(d) if len(cams) == d.shape[0] else cams.unproject(d[:, None])[:, 0]  # (B, H, W, 3)
     keep = torch.isfinite(d) & (d > 0)
     if mask is not None:
         m = torch.as_tensor(mask, dtype=torch.bool, device=d.device)
@@ -148,7 +148,7 @@ def splat(points: torch.Tensor, colours: torch.Tensor | None, cameras: Cameras, 
         pts = pts.to(cams.dtype)
     if pts.ndim not in (2, 3) or pts.shape[-1] != 3 or (pts.ndim == 3 and pts.shape[0] not in (1, B)):
         raise GeometryError(f"points must be (N, 3) or (B, N, 3) for B = {B} cameras, got {tuple(pts.shape)}")
-    pts = pts.detach().reshape(-1, pts.shape[-2], 3)
+    pts = pts.detach().reshape(pts.shape[0] if pts.ndim == 3 else 1, pts.shape[-2], 3)
     n = pts.shape[1]
     if n >= 2**31:
         raise GeometryError("splat handles fewer than 2**31 points")

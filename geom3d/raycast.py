@@ -111,9 +111,10 @@ def raycast(mesh, cameras: Cameras, backend: str = "embree", image_size=None) ->
     vertices, faces = _mesh_arrays(mesh)
     cams = cameras.reshape(-1).to(dtype=torch.float64)
     origins, dirs = camera_rays(cams, image_size)
-    B = max(origins.shape[0], vertices.shape[0] if vertices.ndim == 3 else 1)
-    if (vertices.ndim == 3 and vertices.shape[0] not in (1, B)) or origins.shape[0] not in (1, B):
-        raise GeometryError(f"raycast: {vertices.shape[0]} meshes for {origins.shape[0]} cameras")
+    meshes = vertices.shape[0] if vertices.ndim == 3 else 1
+    B = max(origins.shape[0], meshes)
+    if origins.shape[0] == 0 or meshes not in (1, B) or origins.shape[0] not in (1, B):
+        raise GeometryError(f"raycast: {meshes} meshes for {origins.shape[0]} cameras")
     H, W = origins.shape[1:3]
     cast = _cast_embree if backend == "embree" else _cast_open3d
     rows = cams.R[..., 2, :].cpu().numpy()  # camera z axis in world coordinates

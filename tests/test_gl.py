@@ -415,3 +415,98 @@ def test_bad_meshes_name_the_problem():
     empty = Mesh(torch.zeros(3, 3), torch.zeros(0, 3, dtype=torch.int64))
     with pytest.raises(geom3d.MeshError, match="no faces"):
         render_gl(empty, frontal_camera())
+
+
+# ---------------------------------------------------------------------------------------- review fixes
+def _square_on_pixel_centres(dtype=torch.float64):
+    """Two triangles whose outline runs exactly through pixel centres (u in [5, 15], v in [4, 12])."""
+    cam = Cameras(intrinsics_matrix(1.0, 1.0, 0.0, 0.0, dtype=dtype), torch.eye(3, dtype=dtype),
+                  torch.zeros(3, dtype=dtype), (20, 30))
+    verts = torch.tensor([[5.0, 4, 1], [5, 12, 1], [15, 12, 1], [15, 4, 1]])
+    return Mesh(verts, torch.tensor([[0, 1, 2], [0, 2, 3]])), cam
+
+
+def test_edges_through_pixel_centres_follow_the_rasterizer_top_left_rule():
+    mesh, cam = _square_on_pixel_centres()
+    gl = render_gl(mesh, cam, backend="gl", outputs=("face_id",))["face_id"]
+    ra = rasterize(mesh.vertices.double(), mesh.faces, cam).pix_to_face
+    assert torch.equal(gl, ra)
+    rows = (ra[0] >= 0).any(1).nonzero().flatten()
+    cols = (ra[0] >= 0).any(0).nonzero().flatten()
+    assert (int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])) == (4, 11, 5, 14)  # top and left kept
+
+
+def test_fallback_culls_before_the_depth_test():
+    """A back face in front of a front face: culling must reveal the front face, in GL and the fallback."""
+    cam = Cameras(intrinsics_matrix(20.0, 20.0, 15.5, 15.5), torch.eye(3), torch.zeros(3), (32, 32))
+    v = torch.tensor([[-0.3, -0.3, 2.0], [0.3, -0.3, 2.0], [0.3, 0.3, 2.0], [-0.3, 0.3, 2.0],
+                      [-0.3, -0.3, 3.0], [0.3, -0.3, 3.0], [0.3, 0.3, 3.0], [-0.3, 0.3, 3.0]])
+    # near square wound away from the camera (back face), far square towards it (front face)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3], [4, 6, 5], [4, 7, 6]])
+    mesh = Mesh(v, faces)
+    outs = [render_gl(mesh, cam, backend=backend, outputs=("depth", "face_id"), cull_backfaces=True)
+            for backend in ("gl", "raster")]
+    for out in outs:
+        covered = out["face_id"] >= 0
+        assert covered.sum() >= 16 and set(out["face_id"][covered].tolist()) <= {2, 3}
+        torch.testing.assert_close(out["depth"][covered], torch.full_like(out["depth"][covered], 3.0))
+    assert torch.equal(outs[0]["face_id"], outs[1]["face_id"])
+
+
+def test_a_second_renderer_in_the_thread_does_not_disturb_render_gl():
+    mesh = geom3d.cuboid_mesh([-0.3, -0.4, -0.2], [0.3, 0.4, 0.2], 300)
+    cams = orbit_cameras(mesh, (48, 64), n=2)
+    before = render_gl(mesh, cams, backend="gl")
+    other = geom3d.gl.GLRenderer()
+    other.render(geom3d.cuboid_mesh([-1, -1, -1], [1, 1, 1], 100), cams)
+    after = render_gl(mesh, cams, backend="gl")
+    other.release()
+    again = render_gl(mesh, cams, backend="gl")
+    for key in before:
+        assert torch.equal(before[key], after[key]) and torch.equal(before[key], again[key]), key
+
+
+def test_exact_face_ids_with_a_skewed_camera_match_the_rasterizer():
+    mesh = geom3d.cuboid_mesh([-0.3, -0.5, -0.2], [0.3, 0.5, 0.2], 5000)
+    cams = geom3d.viewpoint_to_cameras(torch.tensor([0.4, 2.0], dtype=torch.float64), 0.3, 0.1, 2.0, 1.0, 80.0,
+                                       image_size=(96, 128))
+    K = cams.K.clone()
+    K[..., 0, 1] = 2.0
+    cams = cams.replace(K=K)
+    gl = render_gl(mesh, cams, backend="gl", outputs=("face_id",))["face_id"]
+    ra = rasterize(mesh.vertices.double(), mesh.faces, cams).pix_to_face
+    covered = ra >= 0
+    assert torch.equal(gl >= 0, covered)
+    assert (gl[covered] == ra[covered]).double().mean() >= 0.999
+
+
+def test_clip_planes_that_exclude_the_mesh_give_an_empty_view():
+    cam = Cameras(intrinsics_matrix(20.0, 20.0, 15.5, 15.5), torch.eye(3), torch.zeros(3), (32, 32))
+    behind = Mesh(torch.tensor([[-0.5, -0.5, -2.0], [0.5, -0.5, -2], [-0.5, 0.5, -2]]), torch.tensor([[0, 1, 2]]))
+    ahead = Mesh(torch.tensor([[-0.5, -0.5, 2.0], [0.5, -0.5, 2], [-0.5, 0.5, 2]]), torch.tensor([[0, 1, 2]]))
+    for mesh, options in ((behind, {}), (behind, {"far": 100.0}), (ahead, {"near": 3.0}), (ahead, {"far": 1.0})):
+        assert not render_gl(mesh, cam, backend="gl", outputs=("mask",), **options)["mask"].any()
+    assert render_gl(ahead, cam, backend="gl", outputs=("mask",), near=1.0, far=3.0)["mask"].any()
+    with pytest.raises(GeometryError, match="near < far"):
+        render_gl(ahead, cam, backend="gl", near=3.0, far=1.0)
+
+
+def test_failed_context_does_not_keep_render_arguments_alive(monkeypatch):
+    import gc
+    import weakref
+
+    def no_egl():
+        raise geom3d.gl._NoContext("cannot create a headless EGL OpenGL context: simulated")
+
+    monkeypatch.setattr(geom3d.gl, "_create_context", no_egl)
+    monkeypatch.setattr(geom3d.gl, "_thread_state", type(geom3d.gl._thread_state)())
+    monkeypatch.setattr(geom3d.gl, "_warned_fallback", True)
+    cam = Cameras(intrinsics_matrix(20.0, 20.0, 15.5, 15.5), torch.eye(3), torch.zeros(3), (16, 16))
+    refs = []
+    for _ in range(3):
+        mesh = Mesh(torch.tensor([[-0.5, -0.5, 2.0], [0.5, -0.5, 2], [-0.5, 0.5, 2]]), torch.tensor([[0, 1, 2]]))
+        assert render_gl(mesh, cam, outputs=("mask",))["mask"].any()  # the fallback rendered it
+        refs.append(weakref.ref(mesh.vertices))
+        del mesh
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -297,3 +297,10 @@ def test_statistical_outliers_by_hand():
     assert torch.equal(kept, torch.arange(9))
     with pytest.raises(GeometryError, match="positive"):
         remove_statistical_outliers(pts, 0, 1.0)
+
+
+def test_splat_of_an_empty_cloud_is_an_empty_image():
+    cam = geom3d.Cameras(geom3d.intrinsics_matrix(20.0, 20.0, 15.5, 15.5), torch.eye(3), torch.zeros(3), (32, 32))
+    for points, cams in ((torch.zeros(0, 3), cam), (torch.zeros(2, 0, 3), cam.expand(2))):
+        out = splat(points, None, cams)
+        assert out["rgb"].shape[1:] == (32, 32, 3) and not out["mask"].any() and (out["index"] == -1).all()

@@ -487,3 +487,15 @@ def test_other_bad_input():
     with pytest.raises(GeometryError, match="sigma"):
         soft_silhouette(vertices, faces, cams, sigma=0.0)
     assert repr(fr).startswith("Fragments(batch=2")
+
+
+def test_off_screen_mesh_keeps_the_graph_alive():
+    """A render-and-compare loop must not crash when the object leaves the view: zero gradients."""
+    cam = geom3d.Cameras(geom3d.intrinsics_matrix(20.0, 20.0, 15.5, 15.5), torch.eye(3), torch.zeros(3), (32, 32))
+    faces = torch.tensor([[0, 1, 2]])
+    for corners in ([[100.0, 100, 2], [101, 100, 2], [100, 101, 2]], [[0.0, 0, -2], [1, 0, -2], [0, 1, -2]]):
+        verts = torch.tensor(corners, requires_grad=True)
+        geom3d.soft_silhouette(verts, faces, cam).sum().backward()
+        assert torch.equal(verts.grad, torch.zeros_like(verts))
+    with pytest.raises(geom3d.GeometryError, match="nothing to render"):
+        geom3d.rasterize(verts.detach(), faces, cam.expand(2)[:0])

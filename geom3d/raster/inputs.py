@@ -112,6 +112,8 @@ def prepare(vertices, faces, cameras: Cameras, image_size=None, *, who: str = "r
         "vertices": None if vertices.ndim == 2 else int(vertices.shape[0]),
         "faces": None if faces.ndim == 2 else int(faces.shape[0]),
     })
+    if B == 0:
+        raise GeometryError(f"{who}: nothing to render (a batch of 0 cameras or meshes)")
     if faces.ndim == 3 and faces.shape[0] != B:
         faces = faces.expand(B, -1, -1)
 

@@ -90,4 +90,6 @@ def soft_silhouette(vertices: torch.Tensor, faces: torch.Tensor, cameras: Camera
         contrib = -F.softplus(torch.where(inside, dist2, -dist2) / sigma)  # log(1 − D)
         pixel = ((row_base[sl] + rows) * W)[:, None] + cols  # (Sh, Sw, n)
         log_empty = log_empty.index_add(0, pixel.reshape(-1), contrib.reshape(-1))
+    if not plan:  # no face reaches the image: zero silhouette, still part of the graph (zero gradients)
+        log_empty = log_empty + 0.0 * uv.sum()
     return (-torch.expm1(log_empty)).reshape(B, H, W)
