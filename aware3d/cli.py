@@ -54,7 +54,7 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 def _datagen_filter(args: argparse.Namespace) -> int:
     """`aware3d datagen filter`: 3D-DST's K-fold consistency filter (datagen.filtering.filter_dataset)."""
-    import yaml
+    from datagen.config import read_yaml
 
     try:
         from datagen.filtering import filter_dataset
@@ -67,7 +67,7 @@ def _datagen_filter(args: argparse.Namespace) -> int:
         if "=" not in text:
             raise ValueError(f"--option expects name=value, got {text!r}")
         name, value = text.split("=", 1)
-        options[name.strip()] = yaml.safe_load(value)
+        options[name.strip()] = read_yaml(value)
     if args.out is not None and os.path.abspath(args.out) == os.path.abspath(args.input):
         raise ValueError("--out must differ from --in (load_records reads every shard of a folder)")
     try:

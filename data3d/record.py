@@ -200,6 +200,8 @@ def _check_extra(extra: Mapping, where: str) -> dict:
         if not isinstance(k, str) or not (v is None or isinstance(v, (str, int, float, bool))):
             raise AnnotationError(f"extra values must be str/int/float/bool/None keyed by str, got {k!r}: {v!r}",
                                   field=f"{where}.extra")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise AnnotationError(f"is {v} (NaN or infinite)", field=f"{where}.extra.{k}")
         out[k] = v
     return out
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,8 +363,15 @@ def _cross_checks(c: dict) -> None:
         raise ConfigError("sampler.distance_range", f"distance + low must stay > 0, got {s['distance'] + lo:g}")
     for cat, block in s["per_category"].items():
         merged = {**s, **block}
+        where = f"sampler.per_category.{cat}"
         if merged["strategy"] == "match_dataset" and not merged["records"]:
-            raise ConfigError(f"sampler.per_category.{cat}.records", "is needed by strategy match_dataset")
+            raise ConfigError(f"{where}.records", "is needed by strategy match_dataset")
+        lo, hi = merged["distance_range"]
+        if not lo <= 0 <= hi:
+            raise ConfigError(f"{where}.distance_range", f"must hold 0 (offsets around `distance`), got {[lo, hi]}")
+        if merged["distance_jitter"] and merged["distance"] + lo <= 0:
+            raise ConfigError(f"{where}.distance", f"distance + distance_range low must stay > 0, "
+                                                   f"got {merged['distance'] + lo:g}")
     if c["edges"]["canny_low"] > c["edges"]["canny_high"]:
         raise ConfigError("edges.canny_low", "must be <= edges.canny_high")
     r = c["randomization"]
@@ -440,8 +448,26 @@ def default_config() -> dict:
     """The defaults as a nested dict (a fresh copy)."""
     global _DEFAULTS
     if _DEFAULTS is None:
-        _DEFAULTS = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+        _DEFAULTS = read_yaml(DEFAULT_CONFIG_PATH.read_text())
     return copy.deepcopy(_DEFAULTS)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans. YAML 1.1 also
+    reads on/off/yes/no as booleans, which turns `type: off` (the OFF CAD source) into False."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+
+
+def read_yaml(text: str):
+    """Parse YAML text the way datagen configs are read (YAML 1.2 booleans, safe types only)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides: Mapping | None = None,
@@ -461,7 +487,7 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
         if not path.is_file():
             raise ConfigError("", "config file not found", source)
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = read_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError("", f"not valid YAML: {exc}", source) from None
         if not isinstance(user, Mapping):
@@ -488,7 +514,7 @@ def parse_override(text: str) -> dict:
     if not parts:
         raise ConfigError("", f"--set expects key=value, got {text!r}")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = read_yaml(value)
     except yaml.YAMLError:
         parsed = value
     out: dict = {}

@@ -195,17 +195,25 @@ def bins_to_angles(bins: np.ndarray, num_bins: int) -> np.ndarray:
     return np.stack([b[..., 0] * w, (b[..., 1] + 0.5) * math.pi / num_bins - math.pi / 2, theta], axis=-1)
 
 
-def assign_folds(categories: Sequence[str], k: int, seed: int = 0) -> np.ndarray:
+def assign_folds(categories: Sequence[str], k: int, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
     """Fold index (N,) per sample: within each category a seeded shuffle dealt round-robin into k folds,
-    so every fold holds ⌊n_c/k⌋ or ⌈n_c/k⌉ samples of each category. Deterministic in (categories, k, seed)."""
+    so every fold holds ⌊n_c/k⌋ or ⌈n_c/k⌉ samples (or groups) of each category. Samples of one
+    group (e.g. the occlusion levels of one rendered viewpoint: the same picture and label) share a
+    fold, so no held-out sample is scored by a model trained on its twin. Deterministic."""
     categories = list(categories)
+    groups = list(range(len(categories))) if groups is None else list(groups)
     folds = np.empty(len(categories), np.int64)
     for i, cat in enumerate(sorted(set(categories))):
-        idx = np.array([j for j, c in enumerate(categories) if c == cat])
+        members: dict = {}
+        for j, c in enumerate(categories):
+            if c == cat:
+                members.setdefault(groups[j], []).append(j)
+        units = list(members.values())  # in first-seen order, so the shuffle is deterministic
         rng = np.random.default_rng([seed, i])
-        order = idx[rng.permutation(len(idx))]
+        order = rng.permutation(len(units))
         offset = int(rng.integers(k))  # spread the remainders of small categories over all folds
-        folds[order] = (np.arange(len(order)) + offset) % k
+        for rank, u in enumerate(order):
+            folds[units[u]] = (rank + offset) % k
     return folds
 
 
@@ -319,7 +327,18 @@ class KFoldResult:
                 for s, r, o, c, f, v, k, p in zip(self.sample_ids, self.record_index, self.object_index,
                                                   self.categories, self.folds, self.scores, self.keep,
                                                   self.predictions)]
-        return {"settings": self.settings, "summary": self.summary(), "samples": rows}
+        return _json_safe({"settings": self.settings, "summary": self.summary(), "samples": rows})
+
+
+def _json_safe(value):
+    """NaN and infinities (e.g. the cut of a category that keeps nothing) as null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _load_image(path: Path) -> np.ndarray | None:
@@ -448,7 +467,7 @@ def kfold_filter(records: Sequence, k: int = 5, keep_ratio: float | None = None,
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     # ---- gather samples (one per object) and their images
-    ids, rec_idx, obj_idx, cats, views, images = [], [], [], [], [], []
+    ids, rec_idx, obj_idx, cats, views, images, groups = [], [], [], [], [], [], []
     skipped: Counter = Counter()
     for r, record in enumerate(records):
         if not record.objects:
@@ -456,6 +475,9 @@ def kfold_filter(records: Sequence, k: int = 5, keep_ratio: float | None = None,
         image = loader(Path(record.image_path))
         for o, obj in enumerate(record.objects):
             ids.append(_sample_id(record, o, len(record.objects)))
+            # datagen writes one image per occlusion level of a viewpoint: keep them in one fold
+            group = record.extra.get("viewpoint_id") if record.extra else None
+            groups.append(ids[-1] if group is None else f"{group}#{o}")
             rec_idx.append(r)
             obj_idx.append(o)
             cats.append(obj.category)
@@ -483,7 +505,7 @@ def kfold_filter(records: Sequence, k: int = 5, keep_ratio: float | None = None,
     cat_index = np.array([cat_names.index(c) for c in cats], np.int64)
     if heads == "shared":  # one set of bins for every category (category-agnostic pose, as ImageNet3D's baseline)
         cat_index[:] = 0
-    folds = assign_folds(cats, k, seed)
+    folds = assign_folds(cats, k, seed, groups)
     scores = np.full(n, np.nan)
     predictions = np.full((n, 3), np.nan)
 

@@ -50,7 +50,7 @@ from .render import (
     render_views,
     viewpoint_for,
 )
-from .samplers import make_sampler
+from .samplers import make_sampler, sampler_block
 from .writer import ChunkWriter, DatasetFolder, chunk_name, sample_id
 
 __all__ = ["Plan", "SampleSpec", "PlannedAsset", "make_plan", "generate", "run_chunk", "parse_shard",
@@ -139,6 +139,19 @@ def make_plan(config: DatagenConfig) -> Plan:
     empty = sorted({c for c in requested if c not in by_category})
     if empty:
         log.warning("no assets found for categories %s", ", ".join(empty))
+    for category in config["sampler"]["per_category"]:
+        if category not in by_category:
+            raise ConfigError(f"sampler.per_category.{category}",
+                              f"no assets of this category (categories: {', '.join(sorted(by_category))})",
+                              config.source)
+    for category in by_category:  # build every sampler now: records to match must load before any sample runs
+        where = "sampler" + (f".per_category.{category}" if category in config["sampler"]["per_category"] else "")
+        if sampler_block(config["sampler"], category)["strategy"] == "match_dataset":
+            where += ".records"
+        try:
+            make_sampler(config["sampler"], category)
+        except (ValueError, OSError) as exc:  # GeometryError (unreadable records) is a ValueError
+            raise ConfigError(where, str(exc), config.source) from None
     n = int(config["samples_per_category"])
     seed = int(config["seed"])
     samples: list[SampleSpec] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -40,8 +41,24 @@ from .config import ConfigError, DatagenConfig
 
 __all__ = ["sample_id", "chunk_name", "encode_png", "DatasetFolder", "ChunkWriter", "MANIFEST_FORMAT"]
 
+log = logging.getLogger(__name__)
+
 MANIFEST_FORMAT = "aware3d.datagen"
 MANIFEST_VERSION = 1
+# temporaries atomic_write leaves beside the dataset's top-level files when a run is killed mid-write
+_ROOT_TEMPORARIES = (".config.yaml.*.tmp", ".manifest.json.*.tmp", ".preview.html.*.tmp")
+
+
+def environment() -> dict[str, str]:
+    """Versions that decide the bytes a run writes (recorded in the manifest, compared on resume)."""
+    import platform
+
+    import torch
+
+    import aware3d
+
+    return {"aware3d": aware3d.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__}
 
 
 def sample_id(seed: int, asset_id: str, view_index: int) -> str:
@@ -105,9 +122,10 @@ class DatasetFolder:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError("", f"{self.manifest_path}: unreadable manifest ({exc})") from None
 
-    def prepare(self, config: DatagenConfig, plan_info: Mapping) -> None:
+    def prepare(self, config: DatagenConfig, plan_info: dict) -> None:
         """Start or resume a run here: a folder made with another config is an error; a new one
-        gets config.yaml and a first (empty) manifest."""
+        gets config.yaml and a first (empty) manifest. Sets plan_info["environment"] (the versions
+        the run started with; a resume under other versions logs a warning)."""
         self.root.mkdir(parents=True, exist_ok=True)
         manifest = self.read_manifest()
         if manifest is not None:
@@ -117,7 +135,18 @@ class DatasetFolder:
                 raise ConfigError("", f"{self.root} holds a run made with a different config (hash "
                                       f"{str(manifest.get('config_hash'))[:12]}, this config {config.hash[:12]}); "
                                       "resume it with its own config.yaml or write to a new --out folder")
+            started = manifest.get("environment", {})
+            changed = {k: (started.get(k), v) for k, v in environment().items() if started.get(k) != v}
+            if changed:
+                log.warning("%s was started with other versions (%s); resumed samples may differ in their last "
+                            "bits from those written before", self.root,
+                            ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+            plan_info["environment"] = started  # the manifest keeps the versions the run started with
+            for pattern in _ROOT_TEMPORARIES:  # left by a kill during a top-level write
+                for p in self.root.glob(pattern):
+                    p.unlink(missing_ok=True)
             return
+        plan_info["environment"] = environment()
         atomic_write_text(self.root / "config.yaml",
                           f"# aware3d datagen config, hash {config.hash}\n" + config.to_yaml())
         self.write_manifest(config, plan_info)
@@ -142,7 +171,10 @@ class DatasetFolder:
         while True:
             summaries = self.chunk_summaries()
             manifest = _manifest(config, plan_info, summaries)
-            atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+            try:
+                atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+            except FileNotFoundError:  # another process resuming here removed our temporary: write again
+                continue
             if set(self.chunk_summaries()) == set(summaries):
                 return manifest
 
@@ -181,6 +213,7 @@ def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int,
         "images_per_level": dict(sorted(by_level.items())),
         "skipped": dict(sorted(skipped.items())),
         "broken_assets": dict(sorted(broken.items())),
+        "environment": dict(plan_info.get("environment", {})),
     }
 
 

@@ -15,6 +15,16 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_save", "atomic_write_text"]
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a finished file gets the usual permissions
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     """`with atomic_write(path) as fh: fh.write(...)`; the file is renamed into place on success."""
@@ -24,6 +34,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -44,6 +55,7 @@ def atomic_save(path: str | os.PathLike, save: Callable[[str], object]) -> None:
         result = save(tmp)
         if result is False:  # cv2.imwrite reports failure by returning False
             raise OSError(f"{path}: writing failed")
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

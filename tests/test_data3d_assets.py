@@ -199,6 +199,7 @@ def test_shapenet_taxonomy_json_names_synsets(tmp_path):
     (tmp_path / "taxonomy.json").write_text(json.dumps([{"synsetId": "04379243", "name": "table,tabular array"}]))
     (asset,) = list(asset_source({"type": "shapenet", "root": str(tmp_path)}))
     assert asset.category == "table" and asset.meta["version"] == "v1"
+    assert asset.meta["tags"] == ("table", "tabular array")  # the taxonomy names, for prompts
 
 
 @pytest.mark.realdata

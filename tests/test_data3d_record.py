@@ -119,6 +119,7 @@ def test_object_cameras_and_mesh_ref():
     ("cad_index", dict(cad_index=0), "1-based"),
     ("visible_fraction", dict(visible_fraction=1.5), r"\[0, 1\]"),
     ("occlusion", dict(occlusion=-1), "level"),
+    ("object.extra.score", dict(extra={"score": float("nan")}), "NaN"),
 ])
 def test_object_validation_names_the_field(field, kw, match):
     with pytest.raises(AnnotationError, match=match) as info:

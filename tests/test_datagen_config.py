@@ -121,3 +121,17 @@ def test_controlnet_block_is_validated_by_the_generator():
     with pytest.raises(ConfigError) as info:
         load_config({"mode": "controlnet", "controlnet": {"weights": "x"}})
     assert info.value.key == "controlnet.weights"
+
+
+def test_yaml_1_2_booleans_keep_the_off_source_a_string(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"assets:\n  - {{type: off, root: {tmp_path}, categories: [car]}}\nwriter: {{chunk_size: 4}}\n")
+    cfg = load_config(path)
+    assert cfg["assets"][0]["type"] == "off"
+
+
+def test_per_category_sampler_blocks_are_checked_like_the_main_one():
+    with pytest.raises(ConfigError, match=r"sampler\.per_category\.car\.distance"):
+        load_config({"sampler": {"per_category": {"car": {"distance": 0.2}}}})
+    with pytest.raises(ConfigError, match=r"sampler\.per_category\.car\.distance_range"):
+        load_config({"sampler": {"per_category": {"car": {"distance_range": [0.5, 1.0]}}}})

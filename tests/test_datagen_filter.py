@@ -271,3 +271,25 @@ def test_filter_dataset_writes_scores_kept_list_and_filtered_records(tmp_path):
     assert len(load_records(data)) == 20  # the dataset itself is untouched
     with pytest.raises(ValueError, match="another folder"):
         filter_dataset(data, out=data, k=2, num_bins=4, epochs=1, **TINY)
+
+
+def test_folds_keep_the_occlusion_levels_of_a_view_together():
+    from datagen.filtering import assign_folds
+
+    cats = ["car"] * 40 + ["chair"] * 20
+    groups = [f"v{i // 2}" for i in range(60)]  # two images (levels) per viewpoint
+    folds = assign_folds(cats, 5, seed=1, groups=groups)
+    for i in range(0, 60, 2):
+        assert folds[i] == folds[i + 1]
+    for cat, n in (("car", 20), ("chair", 10)):  # viewpoints of each category dealt evenly over the folds
+        counts = np.bincount([folds[i] for i in range(0, 60, 2) if cats[i] == cat], minlength=5)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == n
+
+
+def test_scores_file_is_strict_json_when_a_category_keeps_nothing():
+    import json
+
+    from datagen.filtering import _json_safe
+
+    assert json.dumps(_json_safe({"cut": float("nan"), "rows": [{"score": float("inf")}, 1.5]}),
+                      allow_nan=False) == '{"cut": null, "rows": [{"score": null}, 1.5]}'

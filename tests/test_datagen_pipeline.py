@@ -196,6 +196,7 @@ def test_kill_midway_and_resume_is_byte_identical(tmp_path):
     (out / "images" / spec.category).mkdir(parents=True, exist_ok=True)
     (out / "images" / spec.category / f".{spec.sample_id}_L1.png.k7q2.tmp").write_bytes(b"half a png")
     (out / f".records-c{c:06d}.x1y2.tmp.npz").write_bytes(b"half a shard")
+    (out / ".manifest.json.u8v9.tmp").write_text('{"format": "aware3d.dat')  # a kill during a manifest write
 
     resumed = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -395,3 +396,23 @@ def test_demo_dataset_and_preview(tmp_path):
         patch = drawn[v - 1:v + 2, u - 1:u + 2].reshape(-1, 3)
         assert (patch.max(1) > 0).any()
     assert write_preview(out, max_images=4).read_text().count("<figure>") == 4
+
+
+def test_unusable_sampler_settings_fail_before_any_sample(tmp_path):
+    records = {"strategy": "match_dataset", "records": str(tmp_path / "nothing-here")}
+    with pytest.raises(ConfigError, match=r"sampler\.records"):
+        generate(load_config(_config(sampler=records)), tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match=r"sampler\.per_category\.carr"):
+        generate(load_config(_config(sampler={"per_category": {"carr": {"distance": 3.0}}})), tmp_path / "b",
+                 progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    mask = os.umask(0)
+    os.umask(mask)
+    generate(load_config(_config(samples_per_category=1)), tmp_path / "ds", progress=False)
+    files = [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in files)
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["environment"]["torch"] == torch.__version__

@@ -40,7 +40,7 @@ def _load_taxonomy(root: Path) -> dict[str, str]:
         entries = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return {e["synsetId"]: str(e["name"]).split(",")[0] for e in entries if "synsetId" in e and "name" in e}
+    return {e["synsetId"]: str(e["name"]) for e in entries if "synsetId" in e and "name" in e}
 
 
 class ShapeNetSource(AssetSource):
@@ -68,7 +68,10 @@ class ShapeNetSource(AssetSource):
         names.update(_load_taxonomy(self.root))
         if synsets is not None:
             names.update(json.loads(Path(synsets).read_text()) if not isinstance(synsets, dict) else synsets)
-        self.synset_names = {k: normalize_category(v) for k, v in names.items()}
+        # the first of the taxonomy's names ("car,auto,automobile,machine,motorcar") is the category
+        self.synset_names = {k: normalize_category(str(v).split(",")[0]) for k, v in names.items()}
+        # and all of them are tags, e.g. for prompts
+        self.synset_tags = {k: tuple(t.strip() for t in str(v).split(",") if t.strip()) for k, v in names.items()}
         if categories is not None:
             wanted = {self.synset_names.get(str(c), normalize_category(c)) for c in categories}
             self.category_filter = wanted
@@ -106,7 +109,8 @@ class ShapeNetSource(AssetSource):
             up, front = SHAPENET_AXES[version]
             yield Asset(id=ident, category=category, source=self.type, path=path, loader=_loader(path),
                         to_object_frame=axes_to_object_frame(self.up or up, self.front or front),
-                        normalize=self.normalize, meta={"version": version, "synset": synset})
+                        normalize=self.normalize, meta={"version": version, "synset": synset,
+                                                        "tags": self.synset_tags.get(synset, ()) if synset else ()})
 
 
 def _loader(path: Path):
