@@ -100,7 +100,8 @@ def _add_datagen(sub) -> None:
     gen.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override one config key, e.g. --set samples_per_category=10 (repeatable)")
     gen.add_argument("--shard", metavar="K/N", help="run only chunks c with c %% N == K (e.g. 0/4)")
-    gen.add_argument("--workers", type=_positive_int, help="worker processes on this machine (default: config `workers`)")
+    gen.add_argument("--workers", type=_positive_int,
+                     help="worker processes on this machine (default: config `workers`)")
     gen.add_argument("--ray", action="store_true", help="run the chunks as Ray tasks")
     gen.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from geom3d import Cameras, viewpoint_to_cameras, viewpoint_to_rotation
+from geom3d import Cameras, viewpoint_to_cameras, viewpoint_to_rotation, wrap_angle, wrap_azimuth
 
 from .categories import is_known_category
 from .errors import AnnotationError
@@ -125,8 +125,8 @@ class Viewpoint(Mapping):
 
     def wrapped(self) -> Viewpoint:
         """Azimuth in [0, 2π), elevation and theta in (−π, π]; the same rotation."""
-        return replace(self, azimuth=_wrap_2pi(self.azimuth), elevation=_wrap_pi(self.elevation),
-                       theta=_wrap_pi(self.theta))
+        return replace(self, azimuth=wrap_azimuth(self.azimuth), elevation=wrap_angle(self.elevation),
+                       theta=wrap_angle(self.theta))
 
     def mirrored(self, width: int) -> Viewpoint:
         """The viewpoint of the horizontally flipped image (u -> W − 1 − u).
@@ -135,7 +135,7 @@ class Viewpoint(Mapping):
         categories, the object itself) from azimuth −a, elevation e, theta −θ: with S = diag(−1, 1, 1),
         S · R(a, e, θ) = R(−a, e, −θ) · S.
         """
-        return replace(self, azimuth=_wrap_2pi(-self.azimuth), theta=-self.theta, px=(width - 1) - self.px)
+        return replace(self, azimuth=wrap_azimuth(-self.azimuth), theta=-self.theta, px=(width - 1) - self.px)
 
     def resized(self, scale_x: float, scale_y: float | None = None) -> Viewpoint:
         """The viewpoint after resampling the image by `scale` (pixel edges stay on edges).
@@ -172,18 +172,6 @@ class Viewpoint(Mapping):
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k):.6g}" for k in VIEWPOINT_KEYS)
         return f"Viewpoint({inner})"
-
-
-def _wrap_2pi(x: float) -> float:
-    y = math.fmod(x, TWO_PI)
-    if y < 0:
-        y += TWO_PI
-    return 0.0 if y >= TWO_PI else y
-
-
-def _wrap_pi(x: float) -> float:
-    y = _wrap_2pi(x)
-    return y - TWO_PI if y > math.pi else y
 
 
 def _plain(value):

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from geom3d import wrap_angle
+
 __all__ = [
     "ViewSample",
     "ViewSampler",
@@ -79,13 +81,6 @@ def truncated_normal(rng: np.random.Generator, mean: float, sd: float, lo: float
     return float(min(max(mean + sd * x, lo), hi))
 
 
-def _wrap_pi(x: float) -> float:
-    """An angle in (−π, π]."""
-    y = math.fmod(x + math.pi, TWO_PI)
-    if y <= 0:
-        y += TWO_PI
-    return y - math.pi
-
 
 class ViewSampler:
     """Base class: `sample(rng, asset_id)` -> ViewSample. Subclasses draw azimuth and elevation;
@@ -125,7 +120,7 @@ class ViewSampler:
         distance = self._distance(rng)
         if theta is None:
             theta = self._inplane(rng)
-        return ViewSample(float(azimuth) % TWO_PI, float(elevation), _wrap_pi(float(theta)), float(distance))
+        return ViewSample(float(azimuth) % TWO_PI, float(elevation), wrap_angle(float(theta)), float(distance))
 
 
 class DSTSampler(ViewSampler):
@@ -181,7 +176,7 @@ class UniformSphereSampler(ViewSampler):
 
 def _reflect_elevation(azimuth: float, elevation: float) -> tuple[float, float]:
     """Bring an elevation past a pole back into [−π/2, π/2] (the same camera centre)."""
-    e = _wrap_pi(elevation)
+    e = wrap_angle(elevation)
     if e > math.pi / 2:
         e, azimuth = math.pi - e, azimuth + math.pi
     elif e < -math.pi / 2:

@@ -37,13 +37,19 @@ __all__ = [
 TWO_PI = 2.0 * math.pi
 
 
-def wrap_angle(x: torch.Tensor) -> torch.Tensor:
-    """Wrap angles to (−π, π]."""
+def wrap_angle(x: torch.Tensor | float) -> torch.Tensor | float:
+    """Wrap angles to (−π, π] (a tensor, or a Python number for a number)."""
+    if not isinstance(x, torch.Tensor):
+        return float(x) - TWO_PI * math.ceil((float(x) - math.pi) / TWO_PI)
     return x - TWO_PI * torch.ceil((x - math.pi) / TWO_PI)
 
 
-def wrap_azimuth(x: torch.Tensor) -> torch.Tensor:
-    """Wrap angles to [0, 2π) (float rounding can otherwise give exactly 2π)."""
+def wrap_azimuth(x: torch.Tensor | float) -> torch.Tensor | float:
+    """Wrap angles to [0, 2π) (float rounding can otherwise give exactly 2π); tensors or numbers."""
+    if not isinstance(x, torch.Tensor):
+        y = math.fmod(float(x), TWO_PI)
+        y = y + TWO_PI if y < 0 else y
+        return 0.0 if y >= TWO_PI else y
     y = torch.remainder(x, TWO_PI)
     return torch.where(y >= TWO_PI, y - TWO_PI, y)
 

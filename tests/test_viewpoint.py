@@ -179,3 +179,12 @@ def test_blender_spherical_camera_matches_3d_dst_construction():
         assert _angle_diff(back["theta"], torch.tensor(theta, dtype=F64)) < 1e-12
         torch.testing.assert_close(back["phi"], torch.tensor(phi, dtype=F64))
         assert _angle_diff(back["camera_rotation"], torch.tensor(rho, dtype=F64)) < 1e-12
+
+
+def test_wrapping_numbers_and_tensors_agree():
+    values = [0.0, -1e-20, 2 * math.pi, -math.pi, math.pi, 7.0, -7.0, 3 * math.pi, -3 * math.pi, 123.4]
+    tensors = torch.tensor(values, dtype=F64)
+    assert [geom3d.wrap_angle(v) for v in values] == geom3d.wrap_angle(tensors).tolist()
+    assert [geom3d.wrap_azimuth(v) for v in values] == geom3d.wrap_azimuth(tensors).tolist()
+    assert all(-math.pi < geom3d.wrap_angle(v) <= math.pi and 0 <= geom3d.wrap_azimuth(v) < 2 * math.pi
+               for v in values)
