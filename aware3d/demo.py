@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -18,11 +19,11 @@ import cv2
 import numpy as np
 import torch
 
+import aware3d_utils
 import data3d
 import geom3d
 from data3d.storage import record_to_dict
-
-from . import DEMO_CATEGORIES
+from datagen import DEMO_CATEGORIES
 
 IMAGE_SIZE = (160, 160)
 DISTANCE = 5.0
@@ -88,9 +89,10 @@ def render_category_sheet(category: str, views: int, out: Path) -> np.ndarray:
             objects=[data3d.ObjectAnnotation(
                 category=category, bbox=bbox, viewpoint=data3d.Viewpoint.from_cameras(cam, viewport=viewport),
                 cad_index=1, cad_source="procedural", cad_id=f"{canonical}/0000")])
-        geom3d.atomic_save(record.image_path, lambda p, im=rgb: cv2.imwrite(p, cv2.cvtColor(im, cv2.COLOR_RGB2BGR)))
-        geom3d.atomic_write_text(out / "annotations" / f"{category}_{i:02d}.json",
-                                 json.dumps(record_to_dict(record, out), indent=1))
+        aware3d_utils.atomic_save(record.image_path,
+                                  lambda p, im=rgb: cv2.imwrite(p, cv2.cvtColor(im, cv2.COLOR_RGB2BGR)))
+        aware3d_utils.atomic_write_text(out / "annotations" / f"{category}_{i:02d}.json",
+                                        json.dumps(record_to_dict(record, out), indent=1))
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
 
 
@@ -102,9 +104,32 @@ def run_demo(out: str | Path = "runs/demo", views: int = 8, categories=DEMO_CATE
     width = max(s.shape[1] for s in sheets)
     sheet = np.concatenate([np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=255)
                             for s in sheets], axis=0)
-    geom3d.atomic_save(out / "contact_sheet.png", lambda p: cv2.imwrite(p, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
+    aware3d_utils.atomic_save(out / "contact_sheet.png",
+                              lambda p: cv2.imwrite(p, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
     if dataset:
         import datagen
 
-        datagen.run_demo_dataset(out / "dataset")
+        datagen.run_demo_dataset(out / "dataset", categories=categories)
     return out
+
+
+def add_parser(sub) -> None:
+    """`aware3d demo` (registered in aware3d/cli.py)."""
+    demo = sub.add_parser("demo", help="run the main job on a small built-in example",
+                          description="Render procedural objects of several categories and their NeMo cuboids "
+                                      "from a ring of PASCAL3D+ viewpoints with the GL renderer (contact sheet with "
+                                      "shaded colour, depth and mask; one annotation per view), then generate a "
+                                      "small 3D-DST dataset of the same categories with an HTML preview.")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--views", type=int, default=8, help="viewpoints on the ring per category (default: 8)")
+    demo.add_argument("--categories", nargs="+", default=list(DEMO_CATEGORIES), metavar="NAME",
+                      help=f"procedural categories (default: {' '.join(DEMO_CATEGORIES)})")
+    demo.add_argument("--no-dataset", action="store_true", help="skip the 3D-DST dataset step")
+    demo.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = run_demo(args.out, views=args.views, categories=args.categories, dataset=not args.no_dataset)
+    print(f"demo written to {out}: contact_sheet.png, annotations/"
+          + ("" if args.no_dataset else ", dataset/preview.html"))
+    return 0

@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import aware3d_utils  # noqa: E402
 import geom3d  # noqa: E402
 from aware3d.paths import shared_data_root  # noqa: E402
 from geom3d.raster import interpolate, rasterize  # noqa: E402
@@ -211,7 +212,7 @@ def depth_mesh() -> tuple[geom3d.Mesh, str]:
 
 
 def bench_depth(reps: int, size=(480, 640)) -> dict:
-    o3d = geom3d.optional.require("open3d")
+    o3d = aware3d_utils.require("open3d")
     mesh, name = depth_mesh()
     cam = geom3d.Cameras.look_at(torch.tensor([0.9, -1.2, 0.7]), focal=500.0, image_size=size)
     with torch.no_grad():

@@ -18,7 +18,7 @@ from _common import best_time, parse_args, table
 
 import geom3d
 from aware3d.paths import shared_data_root
-from geom3d.optional import available
+from aware3d_utils import available
 
 
 def ten_k_face_mesh() -> tuple[geom3d.Mesh, str]:

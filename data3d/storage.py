@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geom3d import atomic_save, atomic_write_text
+from aware3d_utils import atomic_save, atomic_write_text
 
 from .categories import register_categories
 from .errors import AnnotationError

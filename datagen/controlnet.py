@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from geom3d.optional import require
+from aware3d_utils import require
 
 __all__ = [
     "ControlNetGenerator",

@@ -36,8 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from geom3d import atomic_write_text
-from geom3d.optional import require
+from aware3d_utils import atomic_write_text, require
 
 __all__ = [
     "cheap_checks",

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from geom3d import atomic_write_text
+from aware3d_utils import atomic_write_text
 
 __all__ = ["draw_annotation", "write_preview", "contact_sheet"]
 

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from geom3d import atomic_write_text
-from geom3d.optional import require
+from aware3d_utils import atomic_write_text, require
 
 __all__ = [
     "PromptBuilder",

@@ -5,7 +5,6 @@ One camera (`Cameras`, OpenCV axes, integer pixel centres), the PASCAL3D+ viewpo
 geom3d imports no other aware3d package. See DESIGN.md for the conventions.
 """
 
-from .atomic import atomic_save, atomic_write, atomic_write_text
 from .cameras import Cameras, fov_to_focal, intrinsics_matrix, look_at_rotation, pixel_grid
 from .conventions import (
     blender_to_cameras,

@@ -40,11 +40,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aware3d_utils import require
+
 from .cameras import Cameras
 from .conventions import cameras_to_opengl
 from .errors import GeometryError, MeshError
 from .mesh import Mesh
-from .optional import require
 
 __all__ = ["render_gl", "GLRenderer", "gl_available", "EMPTY_DEPTH", "RENDER_OUTPUTS", "LightingOptions"]
 

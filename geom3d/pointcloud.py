@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from aware3d_utils import atomic_write
+
 from .errors import MeshError
 
 __all__ = ["load_point_cloud", "save_point_cloud"]

@@ -19,9 +19,10 @@ import sys
 import numpy as np
 import torch
 
+from aware3d_utils import available, require
+
 from .cameras import Cameras
 from .errors import GeometryError
-from .optional import available, require
 
 __all__ = ["depth_to_points", "splat", "splat_footprint", "voxel_downsample", "remove_statistical_outliers",
            "SPLAT_EMPTY_DEPTH"]

@@ -14,9 +14,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from aware3d_utils import require
+
 from .cameras import Cameras, _image_size, pixel_grid
 from .errors import GeometryError
-from .optional import require
 
 __all__ = ["RayHits", "camera_rays", "raycast"]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import geom3d
+from aware3d_utils import available
 from geom3d import Cameras, GeometryError
-from geom3d.optional import available
 
 F64 = torch.float64
 

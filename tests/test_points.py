@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import geom3d
+from aware3d_utils import available
 from geom3d import Cameras, Mesh, intrinsics_matrix
 from geom3d.errors import GeometryError
 from geom3d.gl import gl_available, render_gl
-from geom3d.optional import available
 from geom3d.points import (
     depth_to_points,
     remove_statistical_outliers,

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import geom3d
+from aware3d_utils import available
 from geom3d import GeometryError
-from geom3d.optional import available
 from geom3d.raster import (
     fragments_for_faces,
     interpolate,

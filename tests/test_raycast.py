@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import geom3d
+from aware3d_utils import available
 from geom3d import GeometryError
-from geom3d.optional import available
 from geom3d.raycast import camera_rays, raycast
 
 F64 = torch.float64

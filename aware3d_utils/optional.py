@@ -1,0 +1,70 @@
+"""Import heavy optional dependencies lazily, with a one-line error naming the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+
+__all__ = ["require", "available"]
+
+# module name -> the `pip install aware3d[<extra>]` extra that provides it
+_EXTRAS = {
+    "moderngl": "gl",
+    "open3d": "open3d",
+    "diffusers": "diffusion",
+    "transformers": "diffusion",
+    "accelerate": "diffusion",
+    "ray": "ray",
+}
+
+# Messages that transformers logs on every import here, although nothing is wrong: the project
+# never installs torchvision (its wheels break beside the CPU torch) and uses the PIL image
+# processors on purpose. Matched by message, so every other warning of these loggers still shows.
+_KNOWN_NOISE = {
+    "transformers.utils.import_utils": ("requires torchvision (not installed); falling back to",),
+}
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
+
+
+def _silence_known_noise() -> None:
+    """Attach the message filters once (the loggers exist before transformers creates them)."""
+    for name, fragments in _KNOWN_NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(fragments))
+
+
+def require(module: str, extra: str | None = None) -> ModuleType:
+    """Import `module` or raise ImportError saying which extra of aware3d provides it."""
+    top = module.split(".")[0]
+    if top in ("transformers", "diffusers"):  # diffusers imports transformers
+        _silence_known_noise()
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = extra or _EXTRAS.get(top, "all")
+        raise ImportError(
+            f"{module} is needed here but could not be imported ({exc}); "
+            f"install it with: pip install 'aware3d[{extra}]'"
+        ) from exc
+
+
+def available(module: str) -> bool:
+    """True when `module` imports (used to skip optional cross-checks)."""
+    if module.split(".")[0] in ("transformers", "diffusers"):
+        _silence_known_noise()
+    try:
+        importlib.import_module(module)
+    except Exception:  # an installed but broken package (e.g. missing system library) counts as absent
+        return False
+    return True
