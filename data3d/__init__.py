@@ -46,7 +46,15 @@ from .errors import AnnotationError, AssetError
 from .imagenet3d import load_imagenet3d, load_imagenet3d_preprocessed, open_pose_split
 from .objectnet3d import load_objectnet3d
 from .pascal3d import load_pascal3d, load_pascal3d_nemo, occlusion_folder_suffix
-from .record import VIEWPOINT_KEYS, ImageRecord, ObjectAnnotation, RecordList, Viewpoint
+from .record import (
+    VIEWPOINT_KEYS,
+    ImageRecord,
+    ObjectAnnotation,
+    RecordList,
+    Viewpoint,
+    mesh_ref_for,
+    parse_mesh_ref,
+)
 from .storage import load_records, record_from_dict, record_to_dict, save_records
 from .transforms import ObjectView, color_jitter, flip_object, warp_object
 

@@ -30,7 +30,8 @@ from geom3d import Cameras, viewpoint_to_cameras, viewpoint_to_rotation, wrap_an
 from .categories import is_known_category
 from .errors import AnnotationError
 
-__all__ = ["Viewpoint", "ObjectAnnotation", "ImageRecord", "RecordList", "VIEWPOINT_KEYS", "BBOX_SLACK"]
+__all__ = ["Viewpoint", "ObjectAnnotation", "ImageRecord", "RecordList", "VIEWPOINT_KEYS", "BBOX_SLACK",
+           "mesh_ref_for", "parse_mesh_ref"]
 
 VIEWPOINT_KEYS = ("azimuth", "elevation", "theta", "distance", "focal", "viewport", "px", "py")
 TWO_PI = 2.0 * math.pi
@@ -294,10 +295,37 @@ class ObjectAnnotation:
 
     @property
     def mesh_ref(self) -> str:
-        """A short key for the object's mesh: '<source>:<category>/<id or NN>' ('' parts when unknown)."""
-        ident = self.cad_id if self.cad_id is not None else (
-            f"{self.cad_index:02d}" if self.cad_index is not None else "")
-        return f"{self.cad_source or ''}:{self.category}/{ident}"
+        """A short key for the object's mesh, `mesh_ref_for(cad_source, category, cad_id, cad_index)`."""
+        return mesh_ref_for(self.cad_source, self.category, self.cad_id, self.cad_index)
+
+
+def mesh_ref_for(source: str | None, category: str, cad_id: str | None = None, cad_index: int | None = None) -> str:
+    """The one mesh reference of real and synthetic records: '<source>:<category>/<ident>'.
+
+    ident is `cad_id` without a leading '<category>/' (asset ids of CAD folders and the procedural
+    library carry their category: 'car/01', 'car/0003'), else the 2-digit `cad_index` ('01'), else ''.
+    So a PASCAL3D+ record (cad_index 1) and a datagen record of the same CAD (cad_id 'car/01') are
+    both 'pascal3d:car/01'; ShapeNet and Objaverse ids are kept whole ('shapenet:car/02958343/1a2b').
+    `cad_index` is the 1-based NN of '<category>/NN.off' CAD folders (pascal3d, imagenet3d,
+    objectnet3d) and None for every other source.
+    """
+    ident = ""
+    if cad_id is not None and str(cad_id):
+        ident = str(cad_id)
+        if ident.startswith(f"{category}/") and len(ident) > len(category) + 1:
+            ident = ident[len(category) + 1:]
+    elif cad_index is not None:
+        ident = f"{int(cad_index):02d}"
+    return f"{source or ''}:{category}/{ident}"
+
+
+def parse_mesh_ref(ref: str) -> tuple[str, str, str]:
+    """(source, category, ident) of a `mesh_ref_for` string; AnnotationError for anything else."""
+    source, sep, rest = str(ref).partition(":")
+    category, sep2, ident = rest.partition("/")
+    if not sep or not sep2 or not category:
+        raise AnnotationError(f"not a mesh reference '<source>:<category>/<id>': {ref!r}", field="mesh_ref")
+    return source, category, ident
 
 
 def _image_size(size) -> tuple[int, int]:

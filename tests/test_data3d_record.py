@@ -103,6 +103,23 @@ def test_object_cameras_and_mesh_ref():
     assert o.image_size == (150, 200) and o.cameras.image_size == (150, 200)
     assert o.mesh_ref == "pascal3d:car/02"
     assert obj(cad_id="abc", cad_index=None).mesh_ref == "pascal3d:car/abc"
+
+
+def test_mesh_ref_is_one_rule_for_real_and_synthetic_records(tmp_path):
+    # a real record names its CAD by cad_index, a datagen record by the asset id of the CAD folder
+    (tmp_path / "car").mkdir()
+    (tmp_path / "car" / "01.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    (asset,) = data3d.OffCadSource(tmp_path, name="pascal3d")
+    real = obj(cad_index=1)
+    synthetic = obj(cad_index=asset.cad_index, cad_source=asset.meta["collection"], cad_id=asset.id)
+    assert asset.id == "car/01" and real.mesh_ref == synthetic.mesh_ref == "pascal3d:car/01"
+    assert data3d.mesh_ref_for("procedural", "car", "car/0003") == "procedural:car/0003"
+    assert data3d.mesh_ref_for("shapenet", "car", "02958343/1a2b") == "shapenet:car/02958343/1a2b"
+    assert data3d.mesh_ref_for("pascal3d", "car", None, 12) == "pascal3d:car/12"
+    assert data3d.mesh_ref_for(None, "car") == ":car/"
+    assert data3d.parse_mesh_ref("shapenet:car/02958343/1a2b") == ("shapenet", "car", "02958343/1a2b")
+    with pytest.raises(AnnotationError, match="mesh reference"):
+        data3d.parse_mesh_ref("car01")
     with pytest.raises(AnnotationError, match="image size"):
         _ = obj().cameras
 
