@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -22,8 +23,7 @@ import aware3d_utils
 import data3d
 import geom3d
 from data3d.storage import record_to_dict
-
-from . import DEMO_CATEGORIES
+from datagen import DEMO_CATEGORIES
 
 IMAGE_SIZE = (160, 160)
 DISTANCE = 5.0
@@ -109,5 +109,27 @@ def run_demo(out: str | Path = "runs/demo", views: int = 8, categories=DEMO_CATE
     if dataset:
         import datagen
 
-        datagen.run_demo_dataset(out / "dataset")
+        datagen.run_demo_dataset(out / "dataset", categories=categories)
     return out
+
+
+def add_parser(sub) -> None:
+    """`aware3d demo` (registered in aware3d/cli.py)."""
+    demo = sub.add_parser("demo", help="run the main job on a small built-in example",
+                          description="Render procedural objects of several categories and their NeMo cuboids "
+                                      "from a ring of PASCAL3D+ viewpoints with the GL renderer (contact sheet with "
+                                      "shaded colour, depth and mask; one annotation per view), then generate a "
+                                      "small 3D-DST dataset of the same categories with an HTML preview.")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--views", type=int, default=8, help="viewpoints on the ring per category (default: 8)")
+    demo.add_argument("--categories", nargs="+", default=list(DEMO_CATEGORIES), metavar="NAME",
+                      help=f"procedural categories (default: {' '.join(DEMO_CATEGORIES)})")
+    demo.add_argument("--no-dataset", action="store_true", help="skip the 3D-DST dataset step")
+    demo.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = run_demo(args.out, views=args.views, categories=args.categories, dataset=not args.no_dataset)
+    print(f"demo written to {out}: contact_sheet.png, annotations/"
+          + ("" if args.no_dataset else ", dataset/preview.html"))
+    return 0

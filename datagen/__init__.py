@@ -26,14 +26,14 @@ Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--r
 from .config import ConfigError, DatagenConfig, default_config, load_config
 from .controlnet import ControlNetGenerator, build_tiny_pipeline
 from .filtering import cheap_checks, filter_dataset, kfold_filter
-from .pipeline import demo_config, generate, make_plan, run_chunk, run_demo_dataset
+from .pipeline import DEMO_CATEGORIES, demo_config, generate, make_plan, run_chunk, run_demo_dataset
 from .preview import write_preview
 from .prompts import PromptBuilder
 from .samplers import DSTSampler, MatchDatasetSampler, UniformSphereSampler, ViewSample, make_sampler
 from .writer import sample_id
 
 __all__ = [
-    "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate", "make_plan",
+    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate", "make_plan",
     "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler", "UniformSphereSampler",
     "ViewSample", "make_sampler", "sample_id",
     "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 __all__ = ["ConfigError", "DatagenConfig", "load_config", "default_config", "DEFAULT_CONFIG_PATH",
-           "OCCLUSION_LEVELS", "UNHASHED_KEYS", "parse_override"]
+           "OCCLUSION_LEVELS", "UNHASHED_KEYS", "parse_override", "deep_merge", "read_yaml"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
@@ -436,10 +436,6 @@ class DatagenConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None)
 
-    def with_overrides(self, overrides: Mapping) -> DatagenConfig:
-        """A new config: this one with `overrides` (nested mapping) merged in and re-validated."""
-        return load_config(_merge(self.data, overrides), source=self.source, defaults=False)
-
 
 _DEFAULTS: dict | None = None
 
@@ -453,16 +449,48 @@ def default_config() -> dict:
 
 
 class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans. YAML 1.1 also
-    reads on/off/yes/no as booleans, which turns `type: off` (the OFF CAD source) into False."""
+    """PyYAML's safe loader with YAML 1.2 booleans and floats, and duplicate keys as errors.
+
+    YAML 1.1 also reads on/off/yes/no as booleans, which turns `type: off` (the OFF CAD source)
+    into False, and it needs a dot and a signed exponent in a float, so `1e30` and `1.0e30` were
+    strings. A key given twice in one mapping would silently keep the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
+_YAML12_RESOLVED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
 YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML12_RESOLVED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
+# YAML 1.2 core schema floats (a plain integer stays an int: it needs a dot or an exponent here)
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+# the 1.2 resolver goes before the int resolver of each first character, so 1e3 is not tried as an int
+for _first, _resolvers in YamlLoader.yaml_implicit_resolvers.items():
+    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:float")
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: the problem and its line number."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
 def read_yaml(text: str):
@@ -489,7 +517,10 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
         try:
             user = read_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError("", f"not valid YAML: {exc}", source) from None
+            raise ConfigError("", f"not valid YAML: {yaml_error_text(exc)}", source) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("", f"cannot be read: {exc.strerror if isinstance(exc, OSError) else exc}",
+                              source) from None
         if not isinstance(user, Mapping):
             raise ConfigError("", f"must hold a mapping of keys, got {type(user).__name__}", source)
     try:
@@ -503,6 +534,14 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
             raise ConfigError(exc.key, exc.problem, source) from None
         raise
     return DatagenConfig(data, source)
+
+
+def deep_merge(a: Mapping, b: Mapping) -> dict:
+    """`b` merged into a copy of `a`, nested mappings key by key (for repeated `--set` overrides)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
 
 
 def parse_override(text: str) -> dict:

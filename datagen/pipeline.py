@@ -661,12 +661,13 @@ def _in_process_threads():
 # ----------------------------------------------------------------------------------- entry point
 def generate(config: DatagenConfig | Mapping | str | os.PathLike, out: str | os.PathLike, *,
              shard: tuple[int, int] | str | None = None, workers: int | None = None, ray: bool = False,
-             ray_address: str | None = None, progress: bool = True) -> dict:
+             ray_address: str | None = None, progress: bool = True, preview: bool = True) -> dict:
     """Generate (or resume) the dataset a config describes in folder `out`; returns the manifest.
 
     shard: (k, n) or "k/n": only the chunks c with c % n == k. workers: processes on this machine
     (default: config `workers`); ray: run the chunks as Ray tasks (on `ray_address`, or a local
     instance started here and stopped afterwards; an already initialised Ray is used as is).
+    preview: write `out/preview.html` once the dataset is complete.
     Raises ConfigError when `out` holds a run made with another config.
     """
     cfg = config if isinstance(config, DatagenConfig) else load_config(config)
@@ -705,7 +706,18 @@ def generate(config: DatagenConfig | Mapping | str | os.PathLike, out: str | os.
         import shutil
 
         shutil.rmtree(folder.root / ".partial", ignore_errors=True)
+        if preview:
+            from .preview import write_preview
+
+            write_preview(folder.root)
     return manifest
+
+
+def summary_line(out: str | os.PathLike, manifest: Mapping) -> str:
+    """One line about a run: images written, whether it is complete, the skips by reason."""
+    skipped = ", ".join(f"{k}: {v}" for k, v in manifest["skipped"].items()) or "none"
+    state = "complete" if manifest["complete"] else f"{manifest['chunks_done']}/{manifest['chunks']} chunks"
+    return f"{out}: {manifest['images']} images ({state}); skipped: {skipped}"
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -777,7 +789,8 @@ def chunk_names(plan: Plan) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------- the demo
-DEMO_CATEGORIES = ("car", "aeroplane", "chair", "bus", "mug", "sofa")
+#: the procedural categories of `aware3d demo` and of the demo dataset (PASCAL3D+ names)
+DEMO_CATEGORIES = ("car", "aeroplane", "chair", "bus", "sofa", "tvmonitor")
 
 
 def demo_config(categories=DEMO_CATEGORIES, samples_per_category: int = 6, image_size: int = 160) -> DatagenConfig:
@@ -794,12 +807,9 @@ def demo_config(categories=DEMO_CATEGORIES, samples_per_category: int = 6, image
     })
 
 
-def run_demo_dataset(out_folder: str | os.PathLike, progress: bool = False) -> Path:
+def run_demo_dataset(out_folder: str | os.PathLike, progress: bool = False, categories=DEMO_CATEGORIES) -> Path:
     """Generate the demo dataset (`demo_config`) in `out_folder` (resuming a partial one) and write
     its HTML preview; returns the folder (the preview is `<folder>/preview.html`)."""
-    from .preview import write_preview
-
     out = Path(out_folder)
-    generate(demo_config(), out, progress=progress)
-    write_preview(out)
+    generate(demo_config(categories), out, progress=progress)
     return out

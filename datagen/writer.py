@@ -52,12 +52,15 @@ _ROOT_TEMPORARIES = (".config.yaml.*.tmp", ".manifest.json.*.tmp", ".preview.htm
 def environment() -> dict[str, str]:
     """Versions that decide the bytes a run writes (recorded in the manifest, compared on resume)."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
-    import aware3d
-
-    return {"aware3d": aware3d.__version__, "python": platform.python_version(), "torch": torch.__version__,
+    try:  # the installed distribution's version (importing the aware3d package would cycle through its CLI)
+        ours = version("aware3d")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"aware3d": ours, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}
 
 
