@@ -8,9 +8,9 @@ import pytest
 import roma
 import torch
 
+from aware3d_utils.optional import available
 from geom3d import GeometryError
 from geom3d.align import Sim3, estimate_normals, icp, ransac_sim3, umeyama
-from aware3d_utils.optional import available
 
 
 def _random_sim3(gen, batch=(), dtype=torch.float64):
