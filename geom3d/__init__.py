@@ -25,8 +25,8 @@ from .errors import GeometryError, MeshError
 from .gl import gl_available, render_gl
 from .mesh import MESH_SUFFIXES, Mesh
 from .metrics import pose_accuracy, pose_error, pose_metrics
-from .pointcloud import load_point_cloud, save_point_cloud
-from .points import depth_to_points, remove_statistical_outliers, splat, voxel_downsample
+from .pointcloud import DepthPoints, PointCloud, depth_to_points, remove_statistical_outliers, voxel_downsample
+from .pointcloud_io import load_point_cloud, save_point_cloud
 from .raster import Fragments, interpolate, pad_meshes, rasterize, soft_silhouette
 from .raycast import RayHits, raycast
 from .rotations import (
@@ -42,6 +42,7 @@ from .rotations import (
     rotation_6d_to_matrix,
     rotation_residual,
 )
+from .splat import SplatResult, splat
 from .viewpoint import (
     blender_to_viewpoint,
     cameras_to_viewpoint,

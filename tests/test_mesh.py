@@ -59,7 +59,8 @@ def test_missing_shapenet_texture_is_reported_not_fatal(shared_data):
 
 @pytest.mark.realdata
 def test_point_cloud_files(shared_data):
-    points, colors = geom3d.load_point_cloud(shared_data / "meshes/bunny.pcd")
+    cloud = geom3d.load_point_cloud(shared_data / "meshes/bunny.pcd")
+    points, colors = cloud.points, cloud.colors
     assert points.shape == (397, 3) and colors is None
     np.testing.assert_allclose(points[0].numpy(), [0.0054216, 0.11349, 0.040749], rtol=1e-6)
     with pytest.raises(MeshError, match="point cloud"):
@@ -70,7 +71,8 @@ def test_point_cloud_ply_round_trip(tmp_path):
     pts = torch.randn(100, 3)
     cols = torch.rand(100, 3)
     geom3d.save_point_cloud(tmp_path / "c.ply", pts, cols)
-    p2, c2 = geom3d.load_point_cloud(tmp_path / "c.ply")
+    back = geom3d.load_point_cloud(tmp_path / "c.ply")
+    p2, c2 = back.points, back.colors
     torch.testing.assert_close(p2, pts)
     torch.testing.assert_close(c2, (cols * 255).round() / 255, atol=1e-6, rtol=0)
     assert not list(tmp_path.glob(".*tmp"))
