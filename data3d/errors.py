@@ -6,9 +6,11 @@ can log it as a skip reason without more context.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from geom3d.errors import GeometryError
 
-__all__ = ["AnnotationError", "AssetError"]
+__all__ = ["AnnotationError", "AssetError", "dataset_root"]
 
 
 class AnnotationError(GeometryError):
@@ -34,3 +36,16 @@ class AnnotationError(GeometryError):
 class AssetError(GeometryError):
     """A 3D asset source that cannot be used at all (a missing root folder, a bad config key).
     A single broken asset is not an error: sources skip it and count the reason."""
+
+
+def dataset_root(root, dataset: str, marker: str | None = None) -> Path:
+    """`root` as a Path after checking it is a `dataset` folder (holding `marker`/ when given).
+
+    Every loader words a wrong root the same way: '<root>: is not a <dataset> folder: no such folder'
+    or '...: no <marker>/ folder in it'."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AnnotationError(f"is not a {dataset} folder: no such folder", root)
+    if marker is not None and not (root / marker).is_dir():
+        raise AnnotationError(f"is not a {dataset} folder: no {marker}/ folder in it", root)
+    return root

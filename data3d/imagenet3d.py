@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .categories import IMAGENET3D_OPEN_POSE_SPLIT, register_categories
-from .errors import AnnotationError
+from .errors import AnnotationError, dataset_root
+from .images import check_image_size, read_image_size
 from .record import ImageRecord, ObjectAnnotation, RecordList, Viewpoint
 
 __all__ = ["load_imagenet3d", "load_imagenet3d_preprocessed", "open_pose_split", "BAD_STATUS"]
@@ -47,14 +48,6 @@ def open_pose_split() -> dict[str, tuple[str, ...]]:
     as both seen (train) and unseen (val) — "hair_dryer" — are kept only in train."""
     train = IMAGENET3D_OPEN_POSE_SPLIT["train"]
     return {"train": train, "val": tuple(c for c in IMAGENET3D_OPEN_POSE_SPLIT["val"] if c not in train)}
-
-
-def _image_size_from_file(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:  # reads the header only
-        w, h = im.size
-    return h, w
 
 
 def _find_image(folder: Path, name: str) -> Path | None:
@@ -77,7 +70,7 @@ def _layout(root: Path, split: str | None) -> str:
         return "release"
     if any(p.is_dir() and any(p.glob("*.npz")) for p in root.iterdir()):
         return "flat"
-    raise AnnotationError("is not an ImageNet3D folder (no annotations/ or <category>/*.npz)", root)
+    raise AnnotationError("is not an ImageNet3D folder: no annotations/ folder or <category>/*.npz in it", root)
 
 
 def load_imagenet3d(root, split: str | None = "val", categories: Sequence[str] | None = None,
@@ -89,11 +82,11 @@ def load_imagenet3d(root, split: str | None = "val", categories: Sequence[str] |
     categories: default every category folder present (registered as known categories).
     Objects with object_status 'status_bad' (or `ignore` > 0 in older copies), distance ≤ 0 or
     no viewpoint are skipped and counted in `.skipped` ("status_bad", "ignore", "distance<=0",
-    "no_viewpoint"). A malformed file raises (strict=True) or is skipped ("bad_annotation").
+    "no_viewpoint"). A malformed file (a field of the wrong type such as distance "far", focal 0, an
+    annotated size that differs from the image's header) raises AnnotationError naming the file and
+    field (strict=True) or is skipped, counted as "bad_annotation" and listed in `.problems`.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise AnnotationError("no such folder", root)
+    root = dataset_root(root, "ImageNet3D")
     layout = _layout(root, split)
     if layout == "preprocessed":
         return load_imagenet3d_preprocessed(root, split, categories, strict)
@@ -118,10 +111,10 @@ def load_imagenet3d(root, split: str | None = "val", categories: Sequence[str] |
                 continue
             try:
                 record = _release_record(ann_path, image, category, out.skipped)
-            except AnnotationError:
+            except AnnotationError as exc:
                 if strict:
                     raise
-                out.skipped["bad_annotation"] += 1
+                out.skip("bad_annotation", exc)
                 continue
             if record is not None:
                 out.append(record)
@@ -137,14 +130,35 @@ def _get(d: dict, key: str, path: Path, index: int):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _release_record(ann_path: Path, image: Path, category: str, skipped: Counter) -> ImageRecord | None:
+def _number(d: dict, key: str, path: Path, index: int, positive: bool = False) -> float:
+    """A numeric field as a finite float; AnnotationError naming the file and field otherwise."""
+    value = _get(d, key, path, index)
     try:
-        with np.load(ann_path, allow_pickle=True) as z:
-            if "annotations" not in z:
-                raise AnnotationError("has no 'annotations' array", ann_path, "annotations")
-            annots = list(np.atleast_1d(z["annotations"]))
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(f"cannot be read: {exc}", ann_path) from exc
+        if isinstance(value, (str, bytes, bool)):
+            raise TypeError
+        out = float(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"must be a number, got {value!r}", path, f"annotations[{index}].{key}") from None
+    if not np.isfinite(out):
+        raise AnnotationError(f"is {out} (NaN or infinite)", path, f"annotations[{index}].{key}")
+    if positive and not out > 0:
+        raise AnnotationError(f"must be > 0, got {out:g}", path, f"annotations[{index}].{key}")
+    return out
+
+
+def _read_npz(path: Path, allow_pickle: bool = True) -> dict:
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # EOFError, BadZipFile, ValueError, UnpicklingError ... for bad files
+        raise AnnotationError(f"cannot be read as an .npz file: {type(exc).__name__}: {exc}", path) from None
+
+
+def _release_record(ann_path: Path, image: Path, category: str, skipped: Counter) -> ImageRecord | None:
+    z = _read_npz(ann_path)
+    if "annotations" not in z:
+        raise AnnotationError("has no 'annotations' array", ann_path, "annotations")
+    annots = list(np.atleast_1d(z["annotations"]))
     size = None
     objects = []
     for i, a in enumerate(annots):
@@ -155,34 +169,41 @@ def _release_record(ann_path: Path, image: Path, category: str, skipped: Counter
         if status == BAD_STATUS:
             skipped["status_bad"] += 1
             continue
-        if status is None and "ignore" in a and float(np.asarray(a["ignore"]).reshape(-1)[0]) > 0:
+        if status is None and "ignore" in a and _number(a, "ignore", ann_path, i) > 0:
             skipped["ignore"] += 1
             continue
         if "px" not in a or "distance" not in a:
             skipped["no_viewpoint"] += 1
             continue
-        distance = float(_get(a, "distance", ann_path, i))
+        distance = _number(a, "distance", ann_path, i)
         if not distance > 0:
             skipped["distance<=0"] += 1
             continue
         if size is None:
             if "height" in a and "width" in a:
-                size = (int(_get(a, "height", ann_path, i)), int(_get(a, "width", ann_path, i)))
+                size = (int(_number(a, "height", ann_path, i)), int(_number(a, "width", ann_path, i)))
+                check_image_size(image, size, ann_path, f"annotations[{i}].height/width")
             else:
-                size = _image_size_from_file(image)
+                size = read_image_size(image)
+        try:
+            bbox = np.asarray(_get(a, "bbox", ann_path, i), dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise AnnotationError(f"must hold 4 numbers, got {a['bbox']!r}", ann_path,
+                                  f"annotations[{i}].bbox") from None
         try:
             viewpoint = Viewpoint(
-                azimuth=_get(a, "azimuth", ann_path, i), elevation=_get(a, "elevation", ann_path, i),
-                theta=_get(a, "theta", ann_path, i), distance=distance, focal=float(a.get("focal", 1.0) or 1.0),
-                viewport=_get(a, "viewport", ann_path, i), px=_get(a, "px", ann_path, i),
-                py=_get(a, "py", ann_path, i)).wrapped()
+                azimuth=_number(a, "azimuth", ann_path, i), elevation=_number(a, "elevation", ann_path, i),
+                theta=_number(a, "theta", ann_path, i), distance=distance,
+                focal=_number(a, "focal", ann_path, i, positive=True),
+                viewport=_number(a, "viewport", ann_path, i, positive=True), px=_number(a, "px", ann_path, i),
+                py=_number(a, "py", ann_path, i)).wrapped()
             extra = {k: str(a[k]) for k in ("dense",) if k in a}
             cls = str(a.get("class", category))
             if cls != category:
                 extra["annotated_class"] = cls
             objects.append(ObjectAnnotation(
-                category=category, bbox=tuple(np.asarray(_get(a, "bbox", ann_path, i), dtype=np.float64).tolist()),
-                viewpoint=viewpoint, cad_index=int(_get(a, "cad_index", ann_path, i)), cad_source="imagenet3d",
+                category=category, bbox=tuple(bbox.tolist()), viewpoint=viewpoint,
+                cad_index=_number(a, "cad_index", ann_path, i), cad_source="imagenet3d",
                 status=status, caption=str(a["caption"]) if a.get("caption") is not None else None, extra=extra))
         except AnnotationError as exc:
             if exc.path is None:
@@ -221,7 +242,7 @@ def load_imagenet3d_preprocessed(root, split: str | None = "val", categories: Se
     from the original values (fixing the toolkit's y2 padding bug), with the resampling map
     u' = r·(u + ½) − ½ of integer pixel centres.
     """
-    root = Path(root)
+    root = dataset_root(root, "ImageNet3D (preprocessed)")
     cats = _preprocessed_categories(root, split) if categories is None else list(categories)
     register_categories(cats)
     out = RecordList()
@@ -243,21 +264,22 @@ def load_imagenet3d_preprocessed(root, split: str | None = "val", categories: Se
             except AnnotationError as exc:
                 if strict:
                     raise
-                out.skipped["distance<=0" if exc.field == "distance_original" else "bad_annotation"] += 1
+                out.skip("distance<=0" if exc.field == "distance_original" else "bad_annotation", exc)
     return out
 
 
 def _preprocessed_record(ann_path: Path, image: Path, category: str) -> ImageRecord:
-    try:
-        with np.load(ann_path, allow_pickle=True) as z:
-            d = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(f"cannot be read: {exc}", ann_path) from exc
+    d = _read_npz(ann_path)
 
     def get(key):
         if key not in d:
             raise AnnotationError("is missing", ann_path, key)
-        v = np.asarray(d[key])
+        try:
+            v = np.asarray(d[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise AnnotationError(f"must be numeric, got {d[key]!r}", ann_path, key) from None
+        if not np.isfinite(v).all():
+            raise AnnotationError("holds NaN or infinite values", ann_path, key)
         return v.item() if v.size == 1 else v
 
     r = float(get("resize_rate"))
@@ -274,7 +296,9 @@ def _preprocessed_record(ann_path: Path, image: Path, category: str) -> ImageRec
     def y_map(v):
         return r * (v + 0.5) - 0.5 + dy
 
-    h, w = _image_size_from_file(image)
+    h, w = read_image_size(image)
+    if not float(get("focal")) > 0:
+        raise AnnotationError(f"must be > 0, got {float(get('focal')):g}", ann_path, "focal")
     viewpoint = Viewpoint(azimuth=get("azimuth"), elevation=get("elevation"), theta=get("theta"),
                           distance=distance, focal=float(get("focal")) * r, viewport=get("viewport"),
                           px=x_map(float(get("px_original"))), py=y_map(float(get("py_original")))).wrapped()

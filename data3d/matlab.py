@@ -88,58 +88,75 @@ def read_mat_record(path: str | Path) -> tuple[str, tuple[int, int], list[dict[s
     return _text(getattr(record, "filename", ""), path.stem), (height, width), objects
 
 
+def _number(struct: dict, key: str, default=None, where: str = "viewpoint"):
+    """A numeric field as a float (None/default when empty); AnnotationError naming it when it is
+    text or an array."""
+    try:
+        value = _scalar(struct.get(key), default)
+    except ValueError as exc:
+        raise AnnotationError(str(exc), field=f"{where}.{key}" if where else key) from None
+    if value is None:
+        return None
+    if isinstance(value, str) or isinstance(value, bool):
+        raise AnnotationError(f"must be a number, got {value!r}", field=f"{where}.{key}" if where else key)
+    return float(value)
+
+
 def matlab_object(obj: dict[str, Any], *, cad_source: str, default_viewport: float,
                   skipped: Counter) -> ObjectAnnotation | None:
     """One MATLAB object dict as an ObjectAnnotation (without image size), or None (skip, counted).
 
     Skip reasons: "no_viewpoint" (no viewpoint struct: not pose-annotated), "distance<=0" (only the
     coarse viewpoint was annotated; PASCAL3D+ stores distance 0 then), "bad_viewpoint" (NaN or a
-    missing principal point).
+    missing principal point). A field of the wrong type (text, an array) raises AnnotationError.
     """
     vp = obj["viewpoint"]
     if not vp:
         skipped["no_viewpoint"] += 1
         return None
-    azimuth = _scalar(vp.get("azimuth"))
+    azimuth = _number(vp, "azimuth")
     if azimuth is None:
-        azimuth = _scalar(vp.get("azimuth_coarse"))
-    elevation = _scalar(vp.get("elevation"))
+        azimuth = _number(vp, "azimuth_coarse")
+    elevation = _number(vp, "elevation")
     if elevation is None:
-        elevation = _scalar(vp.get("elevation_coarse"))
-    distance = _scalar(vp.get("distance"), 0.0)
+        elevation = _number(vp, "elevation_coarse")
+    distance = _number(vp, "distance", 0.0)
     if distance is None or not distance > 0:
         skipped["distance<=0"] += 1
         return None
-    px, py = _scalar(vp.get("px")), _scalar(vp.get("py"))
+    px, py = _number(vp, "px"), _number(vp, "py")
     if azimuth is None or elevation is None or px is None or py is None:
         skipped["bad_viewpoint"] += 1
         return None
-    theta = _scalar(vp.get("theta"), 0.0)
-    focal = _scalar(vp.get("focal"), 1.0) or 1.0
-    viewport = _scalar(vp.get("viewport"), default_viewport) or default_viewport
+    theta = _number(vp, "theta", 0.0)
+    focal = _number(vp, "focal", 1.0) or 1.0  # PASCAL3D+ annotates focal 1 throughout; empty/0 is read as that
+    viewport = _number(vp, "viewport", default_viewport) or default_viewport
     values = (azimuth, elevation, theta, distance, focal, viewport, px, py)
-    if not all(math.isfinite(float(v)) for v in values):
+    if not all(math.isfinite(v) for v in values):
         skipped["bad_viewpoint"] += 1
         return None
     viewpoint = Viewpoint(
         azimuth=math.radians(azimuth), elevation=math.radians(elevation), theta=math.radians(theta),
         distance=distance, focal=focal, viewport=viewport,
         px=px - MATLAB_TO_ZERO_BASED, py=py - MATLAB_TO_ZERO_BASED).wrapped()
-    bbox = np.asarray(obj.get("bbox"), dtype=np.float64).reshape(-1)
+    try:
+        bbox = np.asarray(obj.get("bbox"), dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"must hold 4 numbers, got {obj.get('bbox')!r}", field="bbox") from None
     if bbox.size != 4:
         raise AnnotationError(f"must hold 4 numbers, got {bbox.size}", field="bbox")
-    cad_index = _scalar(obj.get("cad_index"))
+    cad_index = _number(obj, "cad_index", where="")
     extra = {}
     for key in ("view",):
         if key in obj and not _is_empty(obj[key]):
             extra[key] = _text(obj[key])
     return ObjectAnnotation(
         category=_text(obj.get("class")), bbox=tuple((bbox - MATLAB_TO_ZERO_BASED).tolist()),
-        viewpoint=viewpoint, cad_index=None if cad_index is None else int(cad_index), cad_source=cad_source,
-        occlusion=_flag(obj.get("occluded")), truncated=_flag(obj.get("truncated")),
-        difficult=_flag(obj.get("difficult")), extra=extra)
+        viewpoint=viewpoint, cad_index=cad_index, cad_source=cad_source,
+        occlusion=_flag(obj, "occluded"), truncated=_flag(obj, "truncated"),
+        difficult=_flag(obj, "difficult"), extra=extra)
 
 
-def _flag(value):
-    v = _scalar(value)
-    return None if v is None else int(v)
+def _flag(obj: dict, key: str):
+    v = _number(obj, key, where="")
+    return None if v is None or not math.isfinite(v) else int(v)

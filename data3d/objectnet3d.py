@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .categories import OBJECTNET3D_CATEGORIES
-from .errors import AnnotationError
+from .errors import AnnotationError, dataset_root
+from .images import check_image_size
 from .matlab import matlab_object, read_mat_record
 from .record import ImageRecord, RecordList
 
@@ -41,10 +42,8 @@ def load_objectnet3d(root, split: str | None = "val", categories: Sequence[str] 
     dropped (not counted as skips). Objects without a fine viewpoint are skipped and counted; a
     malformed file raises (strict=True) or is skipped and counted as "bad_annotation".
     """
-    root = Path(root)
+    root = dataset_root(root, "ObjectNet3D release", "Annotations")
     ann_dir = root / "Annotations"
-    if not ann_dir.is_dir():
-        raise AnnotationError("is not an ObjectNet3D release (no Annotations/ folder)", root)
     keep = set(OBJECTNET3D_CATEGORIES if categories is None else categories)
     unknown = keep - set(OBJECTNET3D_CATEGORIES)
     if unknown:
@@ -65,6 +64,7 @@ def load_objectnet3d(root, split: str | None = "val", categories: Sequence[str] 
             continue
         try:
             _, size, raw_objects = read_mat_record(ann_path)
+            check_image_size(image, size, ann_path, "record.imgsize")
             objects = []
             for i, raw in enumerate(raw_objects):
                 if str(raw.get("class", "")) not in keep:
@@ -78,8 +78,8 @@ def load_objectnet3d(root, split: str | None = "val", categories: Sequence[str] 
             if objects:
                 out.append(ImageRecord(image_path=image, image_size=size, objects=tuple(objects),
                                        annotation_path=ann_path))
-        except AnnotationError:
+        except AnnotationError as exc:
             if strict:
                 raise
-            out.skipped["bad_annotation"] += 1
+            out.skip("bad_annotation", exc)
     return out

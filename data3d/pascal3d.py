@@ -19,8 +19,9 @@ with <occ> = "" or "FGL1_BGL1" … "FGL3_BGL3". The npz keys: name, box (crop in
 image, [y0 y1 x0 x1 H W]), box_ori, box_obj, cropped_kp_list, visible, occ_mask, azimuth, elevation,
 theta (radians), distance, focal, viewport, principal ([px py], MATLAB 1-based, ORIGINAL image),
 height, width (original image), cad_index, bbox (ORIGINAL image, MATLAB 1-based). The loader
-rebuilds the crop's camera from these: scale r = distance/5, rescaled size (int(W·r), int(H·r)),
-crop origin (int(px·r) − w//2, int(py·r) − h//2) — NeMo's own arithmetic.
+rebuilds the crop's camera from these: scale r = float(200·distance/1000), rescaled size
+(int(W·r), int(H·r)), crop origin (int(px·r) − w//2, int(py·r) − h//2) — NeMo's own arithmetic,
+to the bit (distance/5 rounds differently, and int(W·r) then differs for ~0.4% of distances).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from .categories import PASCAL3D_CATEGORIES
-from .errors import AnnotationError
+from .errors import AnnotationError, dataset_root
+from .images import check_image_size
 from .matlab import MATLAB_TO_ZERO_BASED, matlab_object, read_mat_record
 from .record import ImageRecord, ObjectAnnotation, RecordList, Viewpoint
 
-__all__ = ["load_pascal3d", "load_pascal3d_nemo", "occlusion_folder_suffix", "OCCLUSION_LEVELS",
+__all__ = ["load_pascal3d", "load_pascal3d_nemo", "occlusion_folder_suffix", "nemo_resize_rate", "OCCLUSION_LEVELS",
            "NEMO_CANONICAL_DISTANCE"]
 
 OCCLUSION_LEVELS = (0, 1, 2, 3)
@@ -111,11 +113,13 @@ def _visible_fraction(npz_path: Path) -> float | None:
     """1 − |occluder ∩ object| / |object| from an OccludedPASCAL3D+ per-image annotation, if present."""
     if not npz_path.is_file():
         return None
-    with np.load(npz_path, allow_pickle=True) as z:
-        if "occluder_mask" not in z or "mask" not in z:
-            return None
-        occ = np.asarray(z["occluder_mask"]).astype(bool)
-        obj = np.asarray(z["mask"])
+    z = _read_npz(npz_path)
+    if "occluder_mask" not in z or "mask" not in z:
+        return None
+    occ = np.asarray(z["occluder_mask"]).astype(bool)
+    obj = np.asarray(z["mask"])
+    if obj.dtype.kind not in "biuf":
+        raise AnnotationError(f"must be a numeric mask, got dtype {obj.dtype}", npz_path, "mask")
     obj = obj > (10 if obj.dtype == np.uint8 else 0.5)  # the toolkit thresholds its JPEG masks at 10
     if obj.ndim == 3:
         obj = obj.any(axis=-1)
@@ -138,9 +142,7 @@ def load_pascal3d(root, split: str | None = "val", subset: str = "imagenet",
     in `.skipped`; a malformed annotation file raises AnnotationError naming it (or, with
     strict=False, is skipped and counted as "bad_annotation").
     """
-    root = Path(root)
-    if not (root / "Annotations").is_dir():
-        raise AnnotationError("is not a PASCAL3D+ release (no Annotations/ folder)", root)
+    root = dataset_root(root, "PASCAL3D+ release", "Annotations")
     subsets = ("imagenet", "pascal") if subset == "all" else (subset,)
     if any(s not in ("imagenet", "pascal") for s in subsets):
         raise ValueError(f"subset must be 'imagenet', 'pascal' or 'all', got {subset!r}")
@@ -163,14 +165,14 @@ def load_pascal3d(root, split: str | None = "val", subset: str = "imagenet",
                 names = sorted(p.stem for p in ann_dir.glob("*.mat"))
             for name in names:
                 record = _raw_record(root, ann_dir, img_dir, name, category, suffix, occluded_root, strict,
-                                     out.skipped)
+                                     out.skipped, out.problems)
                 if record is not None:
                     out.append(record)
     return out
 
 
 def _raw_record(root, ann_dir: Path, img_dir: Path, name: str, category: str, suffix: str, occluded_root,
-                strict: bool, skipped: Counter) -> ImageRecord | None:
+                strict: bool, skipped: Counter, problems: list) -> ImageRecord | None:
     ann_path = ann_dir / f"{name}.mat"
     image = _find_image(img_dir, name)
     if image is None:
@@ -181,6 +183,8 @@ def _raw_record(root, ann_dir: Path, img_dir: Path, name: str, category: str, su
         return None
     try:
         _, size, raw_objects = read_mat_record(ann_path)
+        if not suffix:  # OccludedPASCAL3D+ images are re-encoded crops of the same size; not re-checked
+            check_image_size(image, size, ann_path, "record.imgsize")
         objects = []
         for i, raw in enumerate(raw_objects):
             if str(raw.get("class", "")) != category:
@@ -200,36 +204,64 @@ def _raw_record(root, ann_dir: Path, img_dir: Path, name: str, category: str, su
             skipped["no_usable_object"] += 1
             return None
         return ImageRecord(image_path=image, image_size=size, objects=tuple(objects), annotation_path=ann_path)
-    except AnnotationError:
+    except AnnotationError as exc:
         if strict:
             raise
+        problems.append(("bad_annotation", str(exc)))
         skipped["bad_annotation"] += 1
         return None
 
 
 # ----------------------------------------------------------------------------- NeMo layout
-def _nemo_value(z, key: str, path: Path):
+def _nemo_value(z, key: str, path: Path, size: int | None = 1):
+    """A field of a NeMo npz: a float (size 1) or a float64 array of `size` values (None: any)."""
     if key not in z:
         raise AnnotationError("is missing", path, key)
-    value = np.asarray(z[key])
-    return value.item() if value.size == 1 else value
+    try:
+        value = np.asarray(z[key], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"must be numeric, got {z[key]!r}", path, key) from None
+    if size is not None and value.size < size:
+        raise AnnotationError(f"must hold {size} number(s), got {value.size}", path, key)
+    if not np.isfinite(value).all():
+        raise AnnotationError("holds NaN or infinite values", path, key)
+    return float(value[0]) if size == 1 else value
+
+
+def _read_npz(path: Path) -> dict:
+    """Every array of an npz file; AnnotationError naming it when the file is empty or corrupt."""
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # numpy raises EOFError, BadZipFile, ValueError, UnpicklingError ... for bad files
+        raise AnnotationError(f"cannot be read as an .npz file: {type(exc).__name__}: {exc}", path) from None
+
+
+def nemo_resize_rate(distance: float) -> float:
+    """NeMo's rescale factor for an annotated distance, `float(200 * distance / 1000)` as
+    CreatePascal3DNeMo.py computes it (not distance/5: the two round differently)."""
+    return float(200 * distance / 1000)
 
 
 def _nemo_record(img_path: Path, ann_path: Path, category: str, level: int) -> ImageRecord:
-    with np.load(ann_path, allow_pickle=True) as z:
-        get = {k: _nemo_value(z, k, ann_path) for k in
-               ("azimuth", "elevation", "theta", "distance", "focal", "viewport", "principal", "height", "width",
-                "cad_index", "bbox", "box")}
-        name = str(z["name"]) if "name" in z else img_path.stem
-    distance = float(get["distance"])
+    z = _read_npz(ann_path)
+    get = {k: _nemo_value(z, k, ann_path) for k in
+           ("azimuth", "elevation", "theta", "distance", "focal", "viewport", "height", "width", "cad_index")}
+    principal = _nemo_value(z, "principal", ann_path, 2)
+    bbox = _nemo_value(z, "bbox", ann_path, 4)
+    box = _nemo_value(z, "box", ann_path, 4)
+    name = str(z["name"]) if "name" in z else img_path.stem
+    distance = get["distance"]
     if not distance > 0:
         raise AnnotationError(f"must be > 0, got {distance:g}", ann_path, "distance")
-    box = np.asarray(get["box"], dtype=np.float64).reshape(-1)
     crop_h, crop_w = int(round(box[1] - box[0])), int(round(box[3] - box[2]))
+    check_image_size(img_path, (crop_h, crop_w), ann_path, "box")
     height, width = int(get["height"]), int(get["width"])
-    r = distance / NEMO_CANONICAL_DISTANCE  # = 200·distance/1000 in NeMo's code
+    if height <= 0 or width <= 0:
+        raise AnnotationError(f"must be positive, got (height, width) = ({height}, {width})", ann_path, "height")
+    r = nemo_resize_rate(distance)
     rx, ry = int(width * r) / width, int(height * r) / height  # the rescaled image really is int(W·r) wide
-    px_m, py_m = np.asarray(get["principal"], dtype=np.float64).reshape(-1)[:2]
+    px_m, py_m = principal[:2]
     left = int(px_m * r) - crop_w // 2
     top = int(py_m * r) - crop_h // 2
 
@@ -239,16 +271,19 @@ def _nemo_record(img_path: Path, ann_path: Path, category: str, level: int) -> I
     def to_crop_y(v_matlab):
         return ry * (v_matlab - MATLAB_TO_ZERO_BASED + 0.5) - 0.5 - top
 
-    viewpoint = Viewpoint(azimuth=float(get["azimuth"]), elevation=float(get["elevation"]),
-                          theta=float(get["theta"]), distance=distance, focal=float(get["focal"]) * r,
-                          viewport=float(get["viewport"]), px=to_crop_x(px_m), py=to_crop_y(py_m)).wrapped()
-    x1, y1, x2, y2 = np.asarray(get["bbox"], dtype=np.float64).reshape(-1)[:4]
+    try:
+        viewpoint = Viewpoint(azimuth=get["azimuth"], elevation=get["elevation"], theta=get["theta"],
+                              distance=distance, focal=get["focal"] * r, viewport=get["viewport"],
+                              px=to_crop_x(px_m), py=to_crop_y(py_m)).wrapped()
+    except AnnotationError as exc:
+        raise exc.with_path(ann_path) from None
+    x1, y1, x2, y2 = bbox[:4]
     bx1, by1, bx2, by2 = to_crop_x(x1), to_crop_y(y1), to_crop_x(x2), to_crop_y(y2)
     cx1, cy1 = max(bx1, 0.0), max(by1, 0.0)
     cx2, cy2 = min(bx2, crop_w - 1.0), min(by2, crop_h - 1.0)
     truncated_by_crop = (cx1, cy1, cx2, cy2) != (bx1, by1, bx2, by2)
     obj = ObjectAnnotation(
-        category=category, bbox=(cx1, cy1, cx2, cy2), viewpoint=viewpoint, cad_index=int(get["cad_index"]),
+        category=category, bbox=(cx1, cy1, cx2, cy2), viewpoint=viewpoint, cad_index=get["cad_index"],
         cad_source="pascal3d", occlusion=level, truncated=truncated_by_crop or None,
         extra={"name": name, "rescale": r})
     return ImageRecord(image_path=img_path, image_size=(crop_h, crop_w), objects=(obj,), annotation_path=ann_path)
@@ -264,7 +299,7 @@ def load_pascal3d_nemo(root, categories: Sequence[str] | None = None, occlusion=
     lists/<class><occ>/mesh*.txt are loaded (cad_index from the npz). Bad npz files raise
     (strict=True) or are skipped and counted.
     """
-    root = Path(root)
+    root = dataset_root(root, "NeMo-preprocessed PASCAL3D+", "lists")
     suffix = occlusion_folder_suffix(occlusion)
     level = _fg_level(suffix)
     out = RecordList()
@@ -290,10 +325,6 @@ def load_pascal3d_nemo(root, categories: Sequence[str] | None = None, occlusion=
             except AnnotationError as exc:
                 if strict:
                     raise
-                out.skipped["distance<=0" if exc.field == "distance" else "bad_annotation"] += 1
-            except (OSError, ValueError) as exc:
-                if strict:
-                    raise AnnotationError(f"cannot be read: {exc}", ann_path) from exc
-                out.skipped["bad_annotation"] += 1
+                out.skip("distance<=0" if exc.field == "distance" else "bad_annotation", exc)
     return out
 

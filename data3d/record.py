@@ -182,10 +182,27 @@ def _plain(value):
     return value
 
 
+def _number_list(value, where: str) -> list:
+    """A (nested) list of finite numbers as plain floats; AnnotationError for anything else."""
+    out = []
+    for x in value:
+        x = _plain(x)
+        if isinstance(x, (list, tuple)):
+            out.append(_number_list(x, where))
+        elif isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+            out.append(float(x))
+        else:
+            raise AnnotationError(f"a list value must hold finite numbers only, got {x!r}", field=where)
+    return out
+
+
 def _check_extra(extra: Mapping, where: str) -> dict:
     out = {}
     for k, v in dict(extra).items():
         v = _plain(v)
+        if isinstance(v, (list, tuple)) and isinstance(k, str):  # a (nested) list of numbers, e.g. mesh_bounds
+            out[k] = _number_list(v, f"{where}.extra.{k}")
+            continue
         if not isinstance(k, str) or not (v is None or isinstance(v, (str, int, float, bool))):
             raise AnnotationError(f"extra values must be str/int/float/bool/None keyed by str, got {k!r}: {v!r}",
                                   field=f"{where}.extra")
@@ -389,12 +406,20 @@ def _check_inside(box, size, name: str) -> None:
 class RecordList(list):
     """A list of `ImageRecord` that also says what a loader skipped and why.
 
-    `skipped` counts skipped objects (or images) by reason, e.g. {"status_bad": 3, "distance<=0": 1}.
+    `skipped` counts skipped objects (or images) by reason, e.g. {"status_bad": 3, "distance<=0": 1};
+    `problems` lists (reason, message) for skipped files, the message naming the file and field.
     """
 
     def __init__(self, records=(), skipped: Counter | None = None):
         super().__init__(records)
         self.skipped: Counter = Counter(skipped or {})
+        self.problems: list[tuple[str, str]] = []  # (reason, message naming the file) per skipped file
+
+    def skip(self, reason: str, problem: str | Exception | None = None) -> None:
+        """Count one skip under `reason`; `problem` (an error naming the file) is kept in `problems`."""
+        self.skipped[reason] += 1
+        if problem is not None:
+            self.problems.append((reason, str(problem)))
 
     @property
     def num_objects(self) -> int:

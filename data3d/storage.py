@@ -84,6 +84,8 @@ def _object_from_dict(d: dict) -> ObjectAnnotation:
 def record_from_dict(d: dict, folder: str | os.PathLike | None = None) -> ImageRecord:
     """Inverse of `record_to_dict`."""
     base = Path(folder) if folder is not None else None
+    if not isinstance(d, dict) or not isinstance(d.get("image_path"), str):
+        raise AnnotationError(f"must be a record with an 'image_path' string, got {d!r:.80}", field="image_path")
     image_path = _path_in(d["image_path"], base) if base else Path(d["image_path"])
     ann = d.get("annotation_path")
     if ann is not None and base:
@@ -96,7 +98,10 @@ def record_from_dict(d: dict, folder: str | os.PathLike | None = None) -> ImageR
             raise AnnotationError(exc.problem, ann or image_path, f"objects[{i}].{exc.field}") from None
         except (KeyError, TypeError) as exc:
             raise AnnotationError(f"malformed object ({exc})", ann or image_path, f"objects[{i}]") from None
-    return ImageRecord(image_path=image_path, image_size=tuple(d["image_size"]), objects=tuple(objects),
+    size = d.get("image_size")
+    if not isinstance(size, (list, tuple)):
+        raise AnnotationError(f"must be [H, W], got {size!r}", ann or image_path, "image_size")
+    return ImageRecord(image_path=image_path, image_size=tuple(size), objects=tuple(objects),
                        annotation_path=ann, extra=d.get("extra", {}))
 
 
@@ -162,9 +167,52 @@ def _to_arrays(records: list[ImageRecord], folder: Path) -> dict[str, np.ndarray
 
 
 # ----------------------------------------------------------------------------- reading
-def _from_arrays(z, folder: Path, path: Path) -> list[ImageRecord]:
+# The NPZ shard's arrays: (dtype kinds, number of dimensions, length: "M" images, "M+1", "N" objects)
+_NPZ_LAYOUT = {
+    "format": ("U", 0, None), "version": ("iu", 0, None),
+    "image_path": ("U", 1, "M"), "image_size": ("iu", 2, "M"), "annotation_path": ("U", 1, "M"),
+    "record_extra": ("U", 1, "M"), "object_offsets": ("iu", 1, "M+1"), "category": ("U", 1, "N"),
+    "bbox": ("f", 2, "N"), "viewpoint": ("f", 2, "N"), "cad_index": ("iu", 1, "N"), "object_meta": ("U", 1, "N"),
+}
+_NPZ_COLUMNS = {"image_size": 2, "bbox": 4, "viewpoint": len(VIEWPOINT_KEYS)}
+
+
+def _check_npz_layout(z, path: Path) -> None:
+    """The shard's structure (keys, dtypes, shapes, offsets) before any record is built."""
+    missing = [k for k in _NPZ_LAYOUT if k not in z.files]
+    if missing:
+        raise AnnotationError(f"is not an {FORMAT_NAME} shard: arrays {missing} are missing", path, missing[0])
     if str(z["format"]) != FORMAT_NAME:
         raise AnnotationError(f"not an {FORMAT_NAME} file (format {str(z['format'])!r})", path, "format")
+    arrays = {k: z[k] for k in _NPZ_LAYOUT}
+    m = arrays["image_path"].shape[0] if arrays["image_path"].ndim == 1 else -1
+    n = arrays["category"].shape[0] if arrays["category"].ndim == 1 else -1
+    sizes = {"M": m, "M+1": m + 1, "N": n}
+    for key, (kinds, ndim, length) in _NPZ_LAYOUT.items():
+        a = arrays[key]
+        if a.dtype.kind not in kinds or a.ndim != ndim or (length and a.shape[0] != sizes[length]) \
+                or (key in _NPZ_COLUMNS and a.shape[1] != _NPZ_COLUMNS[key]):
+            want = f"{length or ''}{', ' + str(_NPZ_COLUMNS[key]) if key in _NPZ_COLUMNS else ''}"
+            raise AnnotationError(f"has dtype {a.dtype} and shape {a.shape}, expected kind {kinds!r} and shape "
+                                  f"({want})", path, key)
+    offsets = arrays["object_offsets"]
+    if offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
+        raise AnnotationError(f"must rise from 0 to the {n} objects, got {offsets.tolist()[:8]}", path,
+                              "object_offsets")
+
+
+def _json_meta(text: str, path: Path, field: str) -> dict:
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"is not valid JSON: {exc}", path, field) from None
+    if not isinstance(value, dict):
+        raise AnnotationError(f"must be a JSON object, got {type(value).__name__}", path, field)
+    return value
+
+
+def _from_arrays(z, folder: Path, path: Path) -> list[ImageRecord]:
+    _check_npz_layout(z, path)
     if int(z["version"]) > FORMAT_VERSION:
         raise AnnotationError(f"written by a newer aware3d (version {int(z['version'])})", path, "version")
     offsets = z["object_offsets"]
@@ -173,7 +221,7 @@ def _from_arrays(z, folder: Path, path: Path) -> list[ImageRecord]:
     for i, image_path in enumerate(z["image_path"]):
         objects = []
         for j in range(int(offsets[i]), int(offsets[i + 1])):
-            meta = json.loads(str(metas[j])) if str(metas[j]) else {}
+            meta = _json_meta(str(metas[j]), path, f"object_meta[{j}]")
             d = {"category": str(cats[j]), "bbox": boxes[j].tolist(),
                  "viewpoint": dict(zip(VIEWPOINT_KEYS, vps[j].tolist())), **meta}
             if int(cads[j]) > 0:
@@ -185,8 +233,39 @@ def _from_arrays(z, folder: Path, path: Path) -> list[ImageRecord]:
         if ann:
             d["annotation_path"] = ann
         if extra:
-            d["extra"] = json.loads(extra)
-        records.append(record_from_dict(d, folder))
+            d["extra"] = _json_meta(extra, path, f"record_extra[{i}]")
+        records.append(_record_from_dict_at(d, folder, path, f"image_path[{i}]"))
+    return records
+
+
+def _record_from_dict_at(d: dict, folder: Path, path: Path, where: str) -> ImageRecord:
+    try:
+        return record_from_dict(d, folder)
+    except AnnotationError as exc:
+        field = exc.field if exc.path is not None else f"{where}.{exc.field}" if exc.field else where
+        raise AnnotationError(exc.problem, path, field) from None
+
+
+def _check_json_layout(doc, path: Path) -> list:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise AnnotationError(f"not an {FORMAT_NAME} file", path, "format")
+    if isinstance(doc.get("version"), int) and doc["version"] > FORMAT_VERSION:
+        raise AnnotationError(f"written by a newer aware3d (version {doc['version']})", path, "version")
+    records = doc.get("records")
+    if not isinstance(records, list):
+        raise AnnotationError(f"must be a list of records, got {type(records).__name__}", path, "records")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise AnnotationError(f"must be an object, got {type(r).__name__}", path, f"records[{i}]")
+        for key, kind in (("image_path", str), ("image_size", list), ("objects", list)):
+            if key == "objects" and key not in r:
+                continue
+            if not isinstance(r.get(key), kind):
+                raise AnnotationError(f"must be a {kind.__name__}, got {r.get(key)!r}", path, f"records[{i}].{key}")
+        for j, o in enumerate(r.get("objects", [])):
+            if not isinstance(o, dict) or not isinstance(o.get("category"), str):
+                raise AnnotationError("must be an object with a 'category' string", path,
+                                      f"records[{i}].objects[{j}]")
     return records
 
 
@@ -194,39 +273,49 @@ def _shard_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and _SHARD.match(p.name))
 
 
-def _categories_in_arrays(z) -> list[str]:
-    return sorted(set(z["category"].tolist()))
+def _read_shard(path: Path, base: Path) -> list[ImageRecord]:
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AnnotationError(f"cannot be read as JSON: {type(exc).__name__}: {exc}", path) from None
+        records = _check_json_layout(doc, path)
+        register_categories({o["category"] for r in records for o in r.get("objects", [])})
+        return [_record_from_dict_at(r, base, path, f"records[{i}]") for i, r in enumerate(records)]
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # an empty file is EOFError, a corrupt one BadZipFile or ValueError
+        raise AnnotationError(f"cannot be read as an .npz shard: {type(exc).__name__}: {exc}", path) from None
+    try:
+        with z:
+            _check_npz_layout(z, path)
+            register_categories(sorted(set(z["category"].tolist())))
+            return _from_arrays(z, base, path)
+    except AnnotationError:
+        raise
+    except Exception as exc:  # a member that is not a valid array (zip CRC error, truncated data)
+        raise AnnotationError(f"cannot be read as an .npz shard: {type(exc).__name__}: {exc}", path) from None
 
 
 def load_records(folder: str | os.PathLike) -> RecordList:
     """Every record of every shard in `folder` (or of one shard file), in shard-name order.
 
     Categories found in the files are registered (they were valid when written). A malformed
-    shard raises AnnotationError naming the file.
+    shard (empty, corrupt, wrong arrays, a bad field) raises AnnotationError naming the shard and
+    the field; a folder without any `records-*.npz|json` shard raises too (it holds no records).
     """
     folder = Path(folder)
     if folder.is_file():
+        if folder.suffix not in (".npz", ".json"):
+            raise AnnotationError("is not a record shard (an .npz or .json file)", folder)
         files, base = [folder], folder.parent
     elif folder.is_dir():
         files, base = _shard_files(folder), folder
+        if not files:
+            raise AnnotationError("holds no record shards (records-<name>.npz or records-<name>.json)", folder)
     else:
         raise AnnotationError("no such folder or shard file", folder)
     out = RecordList()
     for path in files:
-        try:
-            if path.suffix == ".json":
-                doc = json.loads(path.read_text())
-                if doc.get("format") != FORMAT_NAME:
-                    raise AnnotationError(f"not an {FORMAT_NAME} file", path, "format")
-                register_categories({o["category"] for r in doc["records"] for o in r.get("objects", [])})
-                recs = [record_from_dict(r, base) for r in doc["records"]]
-            else:
-                with np.load(path, allow_pickle=False) as z:
-                    register_categories(_categories_in_arrays(z))
-                    recs = _from_arrays(z, base, path)
-        except AnnotationError as exc:
-            raise exc.with_path(path) from None
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise AnnotationError(f"cannot be read: {type(exc).__name__}: {exc}", path) from exc
-        out.extend(recs)
+        out.extend(_read_shard(path, base))
     return out

@@ -188,7 +188,7 @@ def test_imagenet3d_bad_values_name_file_and_field(tmp_path, shared_data):
     write_image(tmp_path / "images" / "bed" / "x.JPEG", (w, h))
     with pytest.raises(AnnotationError) as info:
         data3d.load_imagenet3d(tmp_path, split=None, strict=True)
-    assert info.value.path.endswith("x.npz") and info.value.field == "annotations[0].viewpoint.azimuth"
+    assert info.value.path.endswith("x.npz") and info.value.field == "annotations[0].azimuth"
     assert data3d.load_imagenet3d(tmp_path, split=None).skipped == {"bad_annotation": 1}
 
 
@@ -292,3 +292,25 @@ def test_angle_bins_match_the_toolkit_and_round_trip():
     vp = data3d.bins_to_viewpoint((0, 39, 20))
     assert vp["elevation"] < 0 and data3d.viewpoint_to_bins(vp) == (0, 39, 20)
     assert data3d.angle_to_bin(np.array([-1.0, 7.0]), border="clamp").tolist() == [0, 39]
+
+
+def test_nemo_crop_uses_nemos_resize_rate_to_the_pixel(tmp_path):
+    # distance 0.7: d/5 = 0.13999999999999999 but NeMo's float(200·d/1000) = 0.14, so int(W·r) and
+    # int(px·r) differ by one. Hand-derived with r = 0.14, W = 500, H = 400, MATLAB principal (300, 200),
+    # a 64 × 64 crop: rescaled size (70, 56), crop origin (int(42.0) − 32, int(28.0) − 32) = (10, −4),
+    # px = (70/500)·(300 − 1 + ½) − ½ − 10 = 31.43, py = (56/400)·(200 − 1 + ½) − ½ + 4 = 31.43.
+    assert 0.7 / 5 != 0.14 and data3d.pascal3d.nemo_resize_rate(0.7) == 0.14
+    for sub in ("images", "annotations", "lists"):
+        (tmp_path / sub / "car").mkdir(parents=True)
+    write_image(tmp_path / "images" / "car" / "n1.JPEG", (64, 64))
+    np.savez(tmp_path / "annotations" / "car" / "n1.npz", name="n1", box=np.array([0, 64, 0, 64, 400, 500.0]),
+             azimuth=0.5, elevation=0.1, theta=0.0, distance=0.7, focal=1.0, viewport=3000.0,
+             principal=np.array([300.0, 200.0]), height=400, width=500, cad_index=1,
+             bbox=np.array([250.0, 150.0, 350.0, 250.0]))
+    (tmp_path / "lists" / "car" / "mesh01.txt").write_text("n1.JPEG\n")
+    (rec,) = data3d.load_pascal3d_nemo(tmp_path, categories=["car"], strict=True)
+    vp = rec.objects[0].viewpoint
+    assert vp.px == pytest.approx(31.43, abs=1e-9) and vp.py == pytest.approx(31.43, abs=1e-9)
+    assert vp.focal == pytest.approx(0.14, rel=1e-15) and rec.objects[0].extra["rescale"] == 0.14
+    # the bbox follows the same map: (70/500)·(250 − ½) − ½ − 10 = 24.43
+    assert rec.objects[0].bbox[0] == pytest.approx(24.43, abs=1e-9)
