@@ -1,6 +1,13 @@
-"""nemo: neural mesh models (NeMo) and class-incremental mesh banks (iNeMo).
+"""nemo: neural mesh models (NeMo, Wang et al. 2021) on aware3d's geometry core.
 
-Will hold: per-category cuboid meshes with learned vertex features, a backbone trained
-contrastively to match them, render-and-compare pose estimation and classification, and iNeMo's
-incremental mesh banks.
+- `MeshBank`: per-category meshes with unit vertex features (momentum memory) and a clutter bank,
+  padded into one tensor so that batches can mix categories.
+- `fit_pose(feature_maps, K, bank, categories)`: batched render-and-compare pose estimation.
+See docs/nemo.md.
 """
+
+from .bank import MeshBank
+from .errors import NemoError
+from .fit import PoseGrid, fit_pose, pose_grid
+
+__all__ = ["MeshBank", "NemoError", "PoseGrid", "fit_pose", "pose_grid"]

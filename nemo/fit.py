@@ -1,0 +1,208 @@
+"""Batched render-and-compare pose fitting: B feature maps × a grid of pose hypotheses, one program.
+
+For every image: score each pose of a grid (azimuth × elevation × in-plane θ at one distance,
+centred at the principal point) without gradients, keep the `keep` best, refine their
+(azimuth, elevation, θ, log-distance, 2D centre) with Adam (NeMo: lr 0.05, betas (0.4, 0.6)) and
+return the pose of lowest loss met on the way. Scores and loss are `nemo.scoring`'s; the camera is
+`geom3d.viewpoint_to_cameras` with the feature map's own focal length, so a result mapping rebuilds
+the estimated camera of the feature map with `geom3d.viewpoint_from_mapping(result, (h, w))`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+import geom3d
+
+from .bank import MeshBank
+from .errors import NemoError
+from .scoring import clutter_scores, object_scores, pose_loss, rendered_object_scores, vertex_similarity
+
+__all__ = ["PoseGrid", "fit_pose", "pose_grid", "score_poses"]
+
+CENTRE_SCALE = 0.1  # the centre is optimised in units of 0.1·max(h, w), so one lr suits all parameters
+
+
+@dataclass(frozen=True)
+class PoseGrid:
+    """Initial hypotheses: azimuths, elevations, thetas (radians), combined as a full product."""
+
+    azimuths: tuple[float, ...]
+    elevations: tuple[float, ...]
+    thetas: tuple[float, ...]
+
+    def angles(self) -> torch.Tensor:
+        """(G, 3) azimuth, elevation, theta of every grid pose."""
+        a, e, t = torch.meshgrid(torch.tensor(self.azimuths), torch.tensor(self.elevations),
+                                 torch.tensor(self.thetas), indexing="ij")
+        return torch.stack([a.reshape(-1), e.reshape(-1), t.reshape(-1)], dim=-1).float()
+
+    def __len__(self) -> int:
+        return len(self.azimuths) * len(self.elevations) * len(self.thetas)
+
+
+def pose_grid(azimuths: int = 12, elevations: int = 4, thetas: int = 3) -> PoseGrid:
+    """NeMo's initialisation grid: azimuths over [0, 2π), elevations over [−π/6, π/3], in-plane
+    angles over [−π/6, π/6] (a single value is the range's middle: 0 for θ, π/12 for elevation)."""
+    def span(n, lo, hi):
+        if n < 1:
+            raise NemoError(f"pose_grid: counts must be ≥ 1, got {n}")
+        return (0.5 * (lo + hi),) if n == 1 else tuple(lo + (hi - lo) * i / (n - 1) for i in range(n))
+
+    az = tuple(2 * math.pi * i / azimuths for i in range(azimuths)) if azimuths >= 1 else span(azimuths, 0, 0)
+    return PoseGrid(az, span(elevations, -math.pi / 6, math.pi / 3), span(thetas, -math.pi / 6, math.pi / 6))
+
+
+@dataclass
+class _Problem:
+    """One batch's fixed data: per image the similarity table, clutter scores and its mesh."""
+
+    feature_maps: torch.Tensor  # (B, D, h, w)
+    similarity: torch.Tensor | None  # (B, h·w, Vmax) for "gather"
+    clutter: torch.Tensor  # (B, h·w)
+    vertices: torch.Tensor  # (B, Vmax, 3)
+    faces: torch.Tensor  # (B, Fmax, 3)
+    vertex_features: torch.Tensor  # (B, Vmax, D)
+    focal: torch.Tensor  # (B,)
+    centre: torch.Tensor  # (B, 2) principal point of K: the centre's origin
+    image_size: tuple[int, int]
+    scoring: str
+
+    @property
+    def batch(self) -> int:
+        return int(self.feature_maps.shape[0])
+
+
+def _cameras(params: torch.Tensor, problem: _Problem) -> geom3d.Cameras:
+    """Cameras (B, H) of parameters (B, H, 6) = (azimuth, elevation, theta, log-distance, centre x, y)."""
+    B, H, _ = params.shape
+    h, w = problem.image_size
+    a, e, t, logd, cx, cy = params.unbind(-1)
+    scale = CENTRE_SCALE * max(h, w)
+    px = problem.centre[:, None, 0] + scale * cx
+    py = problem.centre[:, None, 1] + scale * cy
+    focal = problem.focal[:, None].expand(B, H)
+    cams = geom3d.viewpoint_to_cameras(a, e, t, logd.exp(), focal=focal, viewport=1.0,
+                                       principal=torch.stack([px, py], -1), image_size=(h, w))
+    return cams
+
+
+def score_poses(params: torch.Tensor, problem: _Problem) -> torch.Tensor:
+    """NeMo's loss (B, H) of pose parameters (B, H, 6) (see `_cameras`); differentiable."""
+    # the B meshes pair with the cameras' first dimension: no per-hypothesis copies of the meshes
+    fragments = geom3d.rasterize((problem.vertices, problem.faces), _cameras(params, problem))
+    if problem.scoring == "gather":
+        obj = object_scores(fragments, problem.similarity)
+    else:
+        obj = rendered_object_scores(fragments, problem.feature_maps, problem.vertex_features)
+    return pose_loss(obj, problem.clutter[:, None])
+
+
+def _initial_distance(bank: MeshBank, index: torch.Tensor, focal: torch.Tensor, image_size) -> torch.Tensor:
+    """(B,) distance at which the mesh's bounding radius spans a third of the smaller image side."""
+    mask = bank.vertex_mask()[index]
+    radius = (bank.vertices[index].norm(dim=-1) * mask).amax(dim=1)
+    return focal * radius / (min(image_size) / 3.0)
+
+
+def _prepare(feature_maps, K, bank: MeshBank, categories, scoring: str) -> _Problem:
+    if scoring not in ("gather", "render"):
+        raise NemoError(f"fit_pose: scoring must be 'gather' or 'render', got {scoring!r}")
+    feature_maps = torch.as_tensor(feature_maps)
+    if feature_maps.ndim != 4 or not feature_maps.is_floating_point():
+        raise NemoError(f"fit_pose: feature_maps must be a float (B, D, h, w) tensor, got {tuple(feature_maps.shape)}")
+    B, D, h, w = feature_maps.shape
+    if D != bank.feature_dim:
+        raise NemoError(f"fit_pose: feature maps have {D} channels, the bank's features {bank.feature_dim}")
+    if isinstance(categories, str):
+        categories = [categories]
+    if len(categories) != B:
+        raise NemoError(f"fit_pose: {len(categories)} categories for {B} feature maps")
+    K = torch.as_tensor(K, dtype=feature_maps.dtype, device=feature_maps.device)
+    if K.shape == (3, 3):
+        K = K.expand(B, 3, 3)
+    if K.shape != (B, 3, 3):
+        raise NemoError(f"fit_pose: K must have shape (3, 3) or ({B}, 3, 3), got {tuple(K.shape)}")
+    fx, fy = K[:, 0, 0], K[:, 1, 1]
+    if not torch.isfinite(K).all() or (fx <= 0).any() or not torch.allclose(fx, fy, rtol=1e-4):
+        raise NemoError("fit_pose: K must be finite with square pixels (fx == fy > 0)")
+    index = bank.index(categories).to(feature_maps.device)
+    feats = bank.features[index].to(feature_maps)
+    sim = vertex_similarity(feature_maps, feats) if scoring == "gather" else None
+    clutter = clutter_scores(feature_maps, bank.clutter_centre()[None])
+    return _Problem(feature_maps, sim, clutter, bank.vertices[index].to(feature_maps), bank.faces[index],
+                    feats, fx, K[:, :2, 2], (h, w), scoring)
+
+
+def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, categories: Sequence[str],
+             steps: int = 30, *, grid: PoseGrid | None = None, distance=None, keep: int = 4, lr: float = 0.05,
+             scoring: str = "gather", grid_chunk: int = 4096) -> list[dict]:
+    """Estimate one pose per feature map by batched render-and-compare against the bank.
+
+    feature_maps (B, D, h, w): unit features. K (B, 3, 3) or (3, 3): intrinsics of the feature map
+    in its own pixels (OpenCV, integer pixel centres, square pixels). categories: B names in the
+    bank. steps: Adam steps on the `keep` best grid poses of each image. grid: `pose_grid()` by
+    default. distance: initial object distance, a number or (B,); None: the mesh's bounding radius
+    spans a third of the smaller map side. scoring: "gather" (fast) or "render" (naive, for
+    benchmarks); same result up to rounding. grid_chunk: views rasterized at once while scoring the grid.
+
+    Returns B dicts with azimuth, elevation, theta, distance, focal, viewport (= 1: focal is in
+    feature-map pixels), px, py (the object centre), score (1 − loss, higher is better) and loss,
+    such that `geom3d.viewpoint_from_mapping(result, (h, w))` is the estimated camera.
+    """
+    grid = grid or pose_grid()
+    problem = _prepare(feature_maps, K, bank, categories, scoring)
+    B, (h, w) = problem.batch, problem.image_size
+    dtype, device = problem.feature_maps.dtype, problem.feature_maps.device
+    index = bank.index(categories).to(device)
+    if distance is None:
+        d0 = _initial_distance(bank, index, problem.focal, (h, w))
+    else:
+        d0 = torch.as_tensor(distance, dtype=dtype, device=device).expand(B)
+    if (d0 <= 0).any() or not torch.isfinite(d0).all():
+        raise NemoError("fit_pose: the initial distance must be positive")
+    angles = grid.angles().to(device=device, dtype=dtype)  # (G, 3)
+    G = angles.shape[0]
+    init = torch.cat([angles.expand(B, G, 3), d0.log()[:, None, None].expand(B, G, 1),
+                      torch.zeros(B, G, 2, dtype=dtype, device=device)], dim=-1)  # (B, G, 6)
+    with torch.no_grad():
+        per = max(1, grid_chunk // max(B, 1))
+        grid_loss = torch.cat([score_poses(init[:, i:i + per], problem) for i in range(0, G, per)], dim=1)
+    keep = max(1, min(int(keep), G))
+    best = grid_loss.topk(keep, dim=1, largest=False).indices  # (B, keep)
+    params = torch.gather(init, 1, best[..., None].expand(B, keep, 6)).clone().requires_grad_(True)
+    best_loss = torch.gather(grid_loss, 1, best)
+    best_params = params.detach().clone()
+    if steps > 0:
+        optimiser = torch.optim.Adam([params], lr=lr, betas=(0.4, 0.6))
+        for step in range(steps + 1):
+            final = step == steps
+            with torch.set_grad_enabled(not final):
+                loss = score_poses(params, problem)
+            with torch.no_grad():
+                better = loss.detach() < best_loss
+                best_loss = torch.where(better, loss.detach(), best_loss)
+                best_params = torch.where(better[..., None], params.detach(), best_params)
+            if final:
+                break
+            optimiser.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimiser.step()
+    winner = best_loss.argmin(dim=1)
+    chosen = best_params[torch.arange(B, device=device), winner]  # (B, 6)
+    chosen_loss = best_loss[torch.arange(B, device=device), winner]
+    scale = CENTRE_SCALE * max(h, w)
+    results = []
+    for b in range(B):
+        a, e, t, logd, cx, cy = (float(v) for v in chosen[b])
+        results.append({
+            "azimuth": float(geom3d.wrap_azimuth(a)), "elevation": e, "theta": float(geom3d.wrap_angle(t)),
+            "distance": math.exp(logd), "focal": float(problem.focal[b]), "viewport": 1.0,
+            "px": float(problem.centre[b, 0]) + scale * cx, "py": float(problem.centre[b, 1]) + scale * cy,
+            "score": 1.0 - float(chosen_loss[b]), "loss": float(chosen_loss[b]),
+        })
+    return results
