@@ -134,7 +134,7 @@ def nemo_step(method: str, mesh, cams, features, target, with_loss: bool = True)
     if method == "naive dense":
         out = naive_render(mesh.vertices, mesh.faces, cams, features)
     else:
-        fr = rasterize(mesh.vertices, mesh.faces, cams)
+        fr = rasterize((mesh.vertices, mesh.faces), cams)
         out = (interpolate if method == "raster + embedding_bag" else interpolate_gather)(fr, features)
     if with_loss:
         (out * target).sum().backward()
@@ -176,14 +176,14 @@ def nemo_breakdown(batch: int, reps: int) -> dict[str, float]:
     from geom3d.raster.fragments import fragments_of
 
     mesh, cams, features, target = nemo_setup(batch)
-    inp = prepare(mesh.vertices, mesh.faces, cams)
+    inp = prepare(mesh, cams)
     p2f = visible_faces_of(inp)
     fr = fragments_of(inp, p2f)
     image = interpolate(fr, features).detach().requires_grad_(True)
 
     def renderer():
         features.grad = None
-        interpolate(rasterize(mesh.vertices, mesh.faces, cams), features).backward(target)
+        interpolate(rasterize((mesh.vertices, mesh.faces), cams), features).backward(target)
 
     def loss_alone():
         image.grad = None
@@ -216,8 +216,8 @@ def bench_depth(reps: int, size=(480, 640)) -> dict:
     mesh, name = depth_mesh()
     cam = geom3d.Cameras.look_at(torch.tensor([0.9, -1.2, 0.7]), focal=500.0, image_size=size)
     with torch.no_grad():
-        fr = rasterize(mesh.vertices, mesh.faces, cam)
-    origins, dirs = camera_rays(cam)
+        fr = rasterize((mesh.vertices, mesh.faces), cam)
+    origins, dirs = camera_rays(cam.reshape(1))
     rays = o3d.core.Tensor(torch.cat([origins, dirs], -1)[0].float().numpy())
 
     def build():
@@ -231,13 +231,13 @@ def bench_depth(reps: int, size=(480, 640)) -> dict:
 
     def raster_forward():
         with torch.no_grad():
-            rasterize(mesh.vertices, mesh.faces, cam)
+            rasterize((mesh.vertices, mesh.faces), cam)
 
     t = timed_together({"raster": raster_forward, "cast": lambda: scene.cast_rays(rays, nthreads=threads),
                         "built": lambda: build().cast_rays(rays, nthreads=threads)}, reps)
     raster, cast, built = t["raster"], t["cast"], t["built"]
     hit = scene.cast_rays(rays, nthreads=threads)["primitive_ids"].numpy().astype(np.int64)
-    agree = float((torch.as_tensor(hit.astype(np.int64)) == fr.pix_to_face[0].where(fr.mask[0], 4294967295)).float()
+    agree = float((torch.as_tensor(hit.astype(np.int64)) == fr.pix_to_face.where(fr.mask, 4294967295)).float()
                   .mean())
     return {"mesh": f"{name} ({mesh.num_faces} faces)", "covered": float(fr.mask.float().mean()),
             "raster": raster, "open3d cast": cast, "open3d build + cast": built, "agreement": agree}

@@ -121,7 +121,7 @@ def depth_rows(quick: bool) -> tuple[list, str]:
     if rasterize is not None:
         def raster_forward():
             with torch.no_grad():
-                return rasterize(mesh.vertices, mesh.faces, cam).depth
+                return rasterize(mesh, cam).depth
 
         t = best_time(raster_forward, max(3, repeats // 4), warmup=1)
         rows.append(["geom3d.rasterize forward (no grad)", t * 1e3, t / baseline if baseline else float("nan")])

@@ -27,7 +27,18 @@ from .mesh import MESH_SUFFIXES, Mesh
 from .metrics import pose_accuracy, pose_error, pose_metrics
 from .pointcloud import DepthPoints, PointCloud, depth_to_points, remove_statistical_outliers, voxel_downsample
 from .pointcloud_io import load_point_cloud, save_point_cloud
-from .raster import Fragments, interpolate, pad_meshes, rasterize, soft_silhouette
+from .raster import (
+    Fragments,
+    PaddedMeshes,
+    PixelValues,
+    VertexVisibility,
+    interpolate,
+    interpolate_sparse,
+    pad_meshes,
+    rasterize,
+    soft_silhouette,
+    vertex_visibility,
+)
 from .raycast import RayHits, raycast
 from .rotations import (
     axis_angle_to_matrix,

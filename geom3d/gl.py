@@ -998,7 +998,7 @@ def render_raster(mesh: Mesh, cameras: Cameras, outputs: Sequence[str] = RENDER_
     faces = mesh.faces.cpu()
     with torch.no_grad():
         # culled faces are dropped before the depth test, so a front face behind them shows
-        frags = raster.rasterize(verts, faces, cams, (h, w), cull_backfaces=cull_backfaces)
+        frags = raster.rasterize((verts, faces), cams, (h, w), cull_backfaces=cull_backfaces)
         face = frags.pix_to_face.reshape(B, h, w).to(torch.int64)
         mask = face >= 0
         out: dict[str, torch.Tensor] = {}

@@ -95,18 +95,22 @@ class Mesh:
         """Axis-aligned bounds [[xmin, ymin, zmin], [xmax, ymax, zmax]]: (2, 3)."""
         return torch.stack([self.vertices.amin(0), self.vertices.amax(0)])
 
-    def face_normals(self) -> torch.Tensor:
-        """Unit normals of the faces (F, 3), by the right-hand rule on the vertex order."""
+    def _face_cross(self) -> torch.Tensor:
+        """(v1 − v0) × (v2 − v0) per face (F, 3): twice the area along the right-hand normal."""
         tri = self.vertices[self.faces]
-        n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
-        return n / torch.linalg.vector_norm(n, dim=-1, keepdim=True).clamp_min(1e-12)
+        return torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+
+    def face_normals(self) -> torch.Tensor:
+        """Unit normals of the faces (F, 3), by the right-hand rule on the vertex order; zero for
+        degenerate faces (zero area), never NaN."""
+        return _unit_or_zero(self._face_cross())
 
     def vertex_normals(self) -> torch.Tensor:
-        """Area-weighted vertex normals (V, 3)."""
-        tri = self.vertices[self.faces]
-        n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
+        """Area-weighted vertex normals (V, 3); zero for vertices whose faces are all degenerate (or
+        that belong to no face), never NaN."""
+        n = self._face_cross()
         acc = torch.zeros_like(self.vertices).index_add_(0, self.faces.reshape(-1), n.repeat_interleave(3, 0))
-        return acc / torch.linalg.vector_norm(acc, dim=-1, keepdim=True).clamp_min(1e-12)
+        return _unit_or_zero(acc)
 
     def to(self, device=None, dtype=None) -> Mesh:
         def mv(x):
@@ -116,11 +120,21 @@ class Mesh:
                        vertex_colors=mv(self.vertex_colors), uvs=mv(self.uvs))
 
     # ------------------------------------------------------------------ transforms
-    def transform(self, matrix: torch.Tensor) -> Mesh:
+    def transform(self, matrix) -> Mesh:
         """Apply a 4×4 (or 3×4) affine transform to the vertices; a mirroring transform flips the
-        face order so that normals keep pointing outwards."""
-        M = torch.as_tensor(matrix, dtype=self.vertices.dtype, device=self.vertices.device)
-        v = self.vertices @ M[:3, :3].T + M[:3, 3]
+        face order so that normals keep pointing outwards.
+
+        Dtype rule: the vertices and a floating matrix are promoted to their common dtype (a float64
+        matrix gives a float64 mesh); numbers, lists and integer tensors take the vertices' dtype.
+        """
+        M = torch.as_tensor(matrix, device=self.vertices.device)
+        if M.is_complex() or M.dtype == torch.bool:
+            raise MeshError(self.source or "mesh", f"transform matrix must be real, got {M.dtype}")
+        dtype = torch.promote_types(self.vertices.dtype, M.dtype) if M.is_floating_point() else self.vertices.dtype
+        if M.shape not in ((4, 4), (3, 4)):
+            raise MeshError(self.source or "mesh", f"transform matrix must be 4×4 or 3×4, got {tuple(M.shape)}")
+        M = M.to(dtype)
+        v = self.vertices.to(dtype) @ M[:3, :3].T + M[:3, 3]
         faces = self.faces
         if torch.linalg.det(M[:3, :3]) < 0:
             faces = faces[:, [0, 2, 1]]
@@ -272,6 +286,12 @@ class Mesh:
     def __repr__(self) -> str:
         extra = " textured" if self.has_texture else " coloured" if self.vertex_colors is not None else ""
         return f"Mesh({self.num_vertices} vertices, {self.num_faces} faces{extra}, source={self.source!r})"
+
+
+def _unit_or_zero(n: torch.Tensor) -> torch.Tensor:
+    """Rows of n (..., 3) scaled to unit length; rows of length zero stay zero."""
+    length = torch.linalg.vector_norm(n, dim=-1, keepdim=True)
+    return torch.where(length > 0, n / torch.where(length > 0, length, torch.ones_like(length)), torch.zeros_like(n))
 
 
 def _material_image(material):

@@ -69,7 +69,7 @@ def _check_exact(folder: Path, meshes: dict, min_iou: float = 0.99) -> int:
         obj = r.objects[0]
         mesh = meshes[obj.extra["asset"]]
         cam = obj.viewpoint.to_cameras(r.image_size, dtype=torch.float64)
-        frags = raster.rasterize(mesh.vertices.double(), mesh.faces, cam)
+        frags = raster.rasterize((mesh.vertices.double(), mesh.faces), cam.reshape(1))
         proj = (frags.pix_to_face[0] >= 0).numpy()
         mask = _read_mask(folder, r.extra["mask_path"])
         iou = (proj & mask).sum() / (proj | mask).sum()

@@ -74,7 +74,7 @@ def test_render_agrees_with_the_rasterizer():
     mesh = _cube(0.5)
     vps = [_view(0.6, 0.5), _view(2.0, -0.3, 0.4)]
     out = render_views(mesh, vps, SIZE)
-    frags = raster.rasterize(mesh.vertices.double(), mesh.faces, viewpoints_to_cameras(vps, SIZE))
+    frags = raster.rasterize((mesh.vertices.double(), mesh.faces), viewpoints_to_cameras(vps, SIZE))
     ref = (frags.pix_to_face >= 0).numpy()
     for b in range(2):
         iou = (out.mask[b] & ref[b]).sum() / (out.mask[b] | ref[b]).sum()

@@ -91,7 +91,7 @@ def test_agrees_with_ray_casting_and_rasterizer(shared_data, name):
     assert torch.equal(gl["mask"], gl["face_id"] >= 0)
     assert (gl["depth"][~gl["mask"]] == EMPTY_DEPTH).all()
     references = {backend: raycast(mesh, cams, backend=backend) for backend in ("open3d", "embree")}
-    references["raster"] = rasterize(mesh.vertices, mesh.faces, cams)
+    references["raster"] = rasterize(mesh, cams)
     for ref_name, ref in references.items():
         mask_diff, same_face, depth_rel = agreement(gl["face_id"], gl["depth"], ref.pix_to_face, ref.depth, canon)
         assert mask_diff <= 1e-3, (ref_name, mask_diff)
@@ -166,7 +166,7 @@ def test_cull_backfaces_removes_faces_turned_away():
     covered = inside["face_id"] >= 0
     assert covered.any()
     assert (inside["depth"][covered] > both["depth"][covered]).all()  # we now see the far walls
-    ref = rasterize(inward.vertices, inward.faces, cams, cull_backfaces=True)
+    ref = rasterize(inward, cams, cull_backfaces=True)
     assert (ref.pix_to_face != inside["face_id"]).double().mean() < 2e-3
 
 
@@ -251,7 +251,7 @@ def test_textured_mesh_samples_the_texels_the_rasterizer_interpolates(shared_dat
     assert mesh.has_texture
     cams = orbit_cameras(mesh, (96, 128), n=2, dtype=torch.float32)
     out = render_gl(mesh, cams, ambient=1.0, light_directions=[], texture_filter="nearest")
-    frags = rasterize(mesh.vertices, mesh.faces, cams)
+    frags = rasterize(mesh, cams)
     uv = interpolate(frags, mesh.uvs)
     expected = sample_texture(mesh.texture, uv, "nearest").float()
     same = (frags.pix_to_face == out["face_id"]) & out["mask"]
@@ -362,7 +362,7 @@ def test_background_image_and_mesh_reupload_after_in_place_change():
     before = render_gl(mesh, cams, outputs=("depth",))["depth"]
     mesh.vertices.mul_(0.5)  # in place: the cached GPU copy must be refreshed
     after = render_gl(mesh, cams, outputs=("depth",))["depth"]
-    ref = rasterize(mesh.vertices, mesh.faces, cams).depth
+    ref = rasterize(mesh, cams).depth
     assert not torch.equal(before, after)
     assert ((after > 0) != (ref > 0)).double().mean() < 2e-3
 
@@ -429,7 +429,7 @@ def _square_on_pixel_centres(dtype=torch.float64):
 def test_edges_through_pixel_centres_follow_the_rasterizer_top_left_rule():
     mesh, cam = _square_on_pixel_centres()
     gl = render_gl(mesh, cam, backend="gl", outputs=("face_id",))["face_id"]
-    ra = rasterize(mesh.vertices.double(), mesh.faces, cam).pix_to_face
+    ra = rasterize((mesh.vertices.double(), mesh.faces), cam.reshape(1)).pix_to_face
     assert torch.equal(gl, ra)
     rows = (ra[0] >= 0).any(1).nonzero().flatten()
     cols = (ra[0] >= 0).any(0).nonzero().flatten()
@@ -474,7 +474,7 @@ def test_exact_face_ids_with_a_skewed_camera_match_the_rasterizer():
     K[..., 0, 1] = 2.0
     cams = cams.replace(K=K)
     gl = render_gl(mesh, cams, backend="gl", outputs=("face_id",))["face_id"]
-    ra = rasterize(mesh.vertices.double(), mesh.faces, cams).pix_to_face
+    ra = rasterize((mesh.vertices.double(), mesh.faces), cams).pix_to_face
     covered = ra >= 0
     assert torch.equal(gl >= 0, covered)
     assert (gl[covered] == ra[covered]).double().mean() >= 0.999

@@ -125,6 +125,54 @@ def test_mirroring_transform_keeps_normals_outward():
     assert tm.volume > 0 and tm.is_winding_consistent
 
 
+@pytest.mark.parametrize(("vertex_dtype", "matrix_dtype", "expected"), [
+    (torch.float32, torch.float64, torch.float64),
+    (torch.float64, torch.float32, torch.float64),
+    (torch.float32, torch.float32, torch.float32),
+    (torch.float64, torch.int64, torch.float64),
+    (torch.float32, None, torch.float32),  # a list of numbers
+])
+def test_transform_follows_the_dtype_rule(vertex_dtype, matrix_dtype, expected):
+    mesh = _coloured_box().to(dtype=vertex_dtype)
+    shift = [[1, 0, 0, 2], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    matrix = shift if matrix_dtype is None else torch.tensor(shift, dtype=matrix_dtype)
+    moved = mesh.transform(matrix)
+    assert moved.vertices.dtype == expected and moved.vertex_colors.dtype == expected
+    torch.testing.assert_close(moved.vertices, mesh.vertices.to(expected) + torch.tensor([2.0, 0, 0], dtype=expected))
+    # float64 keeps digits float32 would lose
+    fine = torch.eye(4, dtype=torch.float64)
+    fine[0, 3] = 1e-9
+    moved = mesh.transform(fine).vertices[:, 0] - mesh.vertices[:, 0].double()
+    torch.testing.assert_close(moved, torch.full((mesh.num_vertices,), 1e-9, dtype=torch.float64), rtol=1e-6, atol=0)
+    with pytest.raises(MeshError, match="4×4 or 3×4"):
+        mesh.transform(torch.eye(3))
+
+
+def test_normals_match_trimesh_and_are_zero_for_degenerate_faces():
+    box = _coloured_box()
+    tm = box.to_trimesh()
+    torch.testing.assert_close(box.face_normals(), torch.tensor(tm.face_normals, dtype=torch.float32))
+    # area-weighted vertex normals from trimesh's face areas and normals (trimesh's own weights angles)
+    summed = np.zeros((len(tm.vertices), 3))
+    np.add.at(summed, tm.faces.reshape(-1), np.repeat(tm.face_normals * tm.area_faces[:, None], 3, axis=0))
+    expected = summed / np.linalg.norm(summed, axis=1, keepdims=True)
+    torch.testing.assert_close(box.vertex_normals(), torch.tensor(expected, dtype=torch.float32))
+    # a degenerate face (repeated corner, and a sliver of collinear corners) and an unused vertex
+    v = torch.cat([box.vertices, torch.tensor([[5.0, 5, 5], [6, 6, 6], [7, 7, 7], [9, 9, 9]])])
+    n = box.num_vertices
+    faces = torch.cat([box.faces, torch.tensor([[n, n, n + 1], [n, n + 1, n + 2]])])
+    mesh = Mesh(v, faces)
+    fn, vn = mesh.face_normals(), mesh.vertex_normals()
+    assert torch.isfinite(fn).all() and torch.isfinite(vn).all()
+    assert (fn[-2:] == 0).all() and (vn[n:] == 0).all()
+    torch.testing.assert_close(fn[:-2], box.face_normals())
+    torch.testing.assert_close(vn[:n], box.vertex_normals())
+    # no NaN gradient through a degenerate face either
+    verts = v.clone().requires_grad_(True)
+    Mesh(verts, faces).vertex_normals().sum().backward()
+    assert torch.isfinite(verts.grad).all()
+
+
 @pytest.mark.parametrize("content,suffix,message", [
     (b"", ".obj", "empty|cannot be read|no"),
     (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", ".off", "out of range|cannot be read"),

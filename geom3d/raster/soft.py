@@ -25,21 +25,25 @@ __all__ = ["soft_silhouette"]
 CHUNK_CANDIDATES = 1 << 17
 
 
-def soft_silhouette(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, image_size=None, *,
-                    sigma: float = 1.0, eps: float = 1e-4, cull_backfaces: bool = False,
-                    near: float = 1e-3) -> torch.Tensor:
-    """Soft silhouettes (B, H, W) in [0, 1], differentiable w.r.t. vertices and cameras.
+def soft_silhouette(mesh, cameras: Cameras, image_size=None, *, sigma: float = 1.0, eps: float = 1e-4,
+                    cull_backfaces: bool = False, near: float = 1e-3) -> torch.Tensor:
+    """Soft silhouettes (*S, H, W) in [0, 1], differentiable w.r.t. vertices and cameras.
 
-    Inputs and batching as `rasterize`. sigma: sharpness in squared pixels (an edge blurs over
-    about ±3·√sigma pixels); eps: contributions below eps are skipped. Faces with a corner at
-    camera depth < near are left out (no clipping here), as are faces degenerate on screen. As
-    sigma → 0 the result tends to the hard mask `rasterize(...).mask`.
+    Mesh, cameras, image_size, batching and dtypes as `rasterize`. sigma: sharpness in squared
+    pixels (an edge blurs over about ±3·√sigma pixels); eps: contributions below eps are skipped.
+    Faces with a corner at camera depth < near are left out (no clipping here), as are faces
+    degenerate on screen. As sigma → 0 the result tends to the hard mask `rasterize(...).mask`.
+
+    This is the project's stand-in for nvdiffrast's `antialias`: where that op blends colours across
+    silhouette edges to give their positions a gradient, the soft silhouette gives every edge a
+    smooth coverage ramp whose gradient moves the vertices (compare it with a target mask, or use it
+    as alpha over a background).
     """
     if not sigma > 0:
         raise GeometryError(f"soft_silhouette: sigma must be positive, got {sigma}")
     if not 0 < eps < 0.5:
         raise GeometryError(f"soft_silhouette: eps must lie in (0, 0.5), got {eps}")
-    inp = prepare(vertices, faces, cameras, image_size, who="soft_silhouette")
+    inp = prepare(mesh, cameras, image_size, who="soft_silhouette")
     B, F_, V = inp.batch, inp.num_faces, inp.num_vertices
     H, W = inp.image_size
     corners = inp.verts_cam.reshape(B * V, 3)[inp.corner_rows()]  # (B, F, 3, 3), with grad
@@ -92,4 +96,4 @@ def soft_silhouette(vertices: torch.Tensor, faces: torch.Tensor, cameras: Camera
         log_empty = log_empty.index_add(0, pixel.reshape(-1), contrib.reshape(-1))
     if not plan:  # no face reaches the image: zero silhouette, still part of the graph (zero gradients)
         log_empty = log_empty + 0.0 * uv.sum()
-    return (-torch.expm1(log_empty)).reshape(B, H, W)
+    return (-torch.expm1(log_empty)).reshape(*inp.batch_shape, H, W)

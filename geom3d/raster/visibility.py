@@ -135,7 +135,8 @@ class _Chunk:
         ox, oy = _origin(inp.image_size)
         F, V = inp.num_faces, inp.num_vertices
         device = points.device
-        faces = inp.faces[b0:b1].permute(2, 0, 1) if inp.faces.ndim == 3 else inp.faces.T[:, None]
+        faces = inp.view_faces(slice(b0, b1))
+        faces = faces.permute(2, 0, 1) if faces.ndim == 3 else faces.T[:, None]
         offsets = (torch.arange(b0, b1, device=device) * V)[:, None]
         rows = (faces + offsets).reshape(3, -1)  # (3 corners, n): vertex rows of every instance
         n = rows.shape[1]
@@ -198,7 +199,8 @@ def _screen_vertices(K: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def visible_faces_of(inp: RasterInputs, *, cull_backfaces: bool = False, near: float = 1e-3) -> torch.Tensor:
-    """pix_to_face (B, H, W) int64 of a checked batch: the nearest covered face, −1 where empty."""
+    """pix_to_face (B, H, W) int64 of a checked batch (flat views): the nearest covered face, −1
+    where empty."""
     B, F = inp.batch, inp.num_faces
     H, W = inp.image_size
     device = inp.verts_cam.device
