@@ -1,11 +1,13 @@
 """Batched pinhole cameras in the OpenCV convention: the one camera every part of aware3d uses.
 
-Conventions (DESIGN.md):
+Conventions (docs/design.md):
 - x right, y down, z forward; world -> camera is `X_cam = R @ X_world + t` (column vectors).
 - `K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]`; the pixel in row i, column j has its centre at
   (u, v) = (j, i): integer pixel centres, so the image spans [-0.5, W - 0.5] × [-0.5, H - 0.5].
 - Any leading batch shape: K, R (..., 3, 3) and t (..., 3) broadcast against each other;
-  one image size (H, W) for the whole batch.
+  one image size (H, W) for the whole batch. Every method broadcasts the cameras' batch shape
+  against the leading dimensions of its input, and `cameras[index]` indexes the batch only.
+- Dtypes (geom3d.dtypes): inputs and camera tensors are promoted to their common floating dtype.
 """
 
 from __future__ import annotations
@@ -16,57 +18,16 @@ from dataclasses import InitVar, dataclass
 
 import torch
 
+from .dtypes import as_float_tensors, common_float_dtype
 from .errors import GeometryError
+from .pixels import parse_image_size, pixel_grid, resize_coordinate
 from .rotations import check_rotation
 
-__all__ = ["Cameras", "look_at_rotation", "pixel_grid", "intrinsics_matrix", "fov_to_focal"]
+__all__ = ["Cameras", "look_at_rotation", "intrinsics_matrix", "fov_to_focal"]
 
 
-def _as_float_tensor(x, name: str = "value", like: torch.Tensor | None = None) -> torch.Tensor:
-    """x as a floating tensor; Python numbers and integer tensors take `like`'s dtype and device."""
-    if isinstance(x, torch.Tensor) and x.is_floating_point():
-        return x
-    if like is not None:
-        return torch.as_tensor(x, dtype=like.dtype, device=like.device)
-    t = torch.as_tensor(x)
-    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
-
-
-def as_float_tensors(*values) -> list[torch.Tensor]:
-    """Floating tensors of one dtype and device: the promotion of the floating tensors given (so
-    float64 in gives float64 out), with Python numbers converted at that precision."""
-    tensors = [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
-    if not tensors:
-        tensors = [torch.empty(0, dtype=torch.get_default_dtype())]
-    ref = _promote(*tensors)[0]
-    return [_as_float_tensor(v, like=ref).to(dtype=ref.dtype, device=ref.device) for v in values]
-
-
-def _promote(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    device = next((t.device for t in tensors if t.device.type != "cpu"), tensors[0].device)
-    return [t.to(dtype=dtype, device=device) for t in tensors]
-
-
-def _image_size(size) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise GeometryError(f"image_size must be (H, W), got {size!r}") from None
-    if h <= 0 or w <= 0:
-        raise GeometryError(f"image_size must be positive, got (H, W) = ({h}, {w})")
-    return h, w
-
-
-def pixel_grid(image_size: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
-    """Pixel-centre coordinates (u, v) of every pixel: (H, W, 2), u = column, v = row."""
-    h, w = _image_size(image_size)
-    v, u = torch.meshgrid(
-        torch.arange(h, dtype=dtype, device=device), torch.arange(w, dtype=dtype, device=device), indexing="ij"
-    )
-    return torch.stack([u, v], dim=-1)
+# the camera core's historic private name for the image-size parser (raster, raycast and splat use it)
+_image_size = parse_image_size
 
 
 def look_at_rotation(eye: torch.Tensor, target: torch.Tensor, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
@@ -158,9 +119,16 @@ class Cameras:
         return self.batch_shape[0]
 
     def __getitem__(self, index) -> Cameras:
+        """Index the batch dimensions only: `cams[0]`, `cams[:, 1]`, `cams[..., 0]`, `cams[mask]`."""
         if not self.batch_shape:
             raise IndexError("an unbatched Cameras cannot be indexed")
-        return Cameras(self.K[index], self.R[index], self.t[index], self.image_size, check=False)
+        index = index if isinstance(index, tuple) else (index,)
+        full = slice(None)
+        try:
+            K, R, t = self.K[(*index, full, full)], self.R[(*index, full, full)], self.t[(*index, full)]
+        except IndexError as exc:
+            raise IndexError(f"{exc} (Cameras of batch shape {tuple(self.batch_shape)})") from None
+        return Cameras(K, R, t, self.image_size, check=False)
 
     def to(self, device=None, dtype=None) -> Cameras:
         def move(x):
@@ -228,58 +196,85 @@ class Cameras:
         return -(self.R.transpose(-1, -2) @ self.t[..., None])[..., 0]
 
     # ------------------------------------------------------------------ projection
-    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+    def _promoted(self, *values) -> list[torch.Tensor]:
+        """values, K, R, t in their common floating dtype and device (the dtype rule)."""
+        return as_float_tensors(*values, self.K, self.R, self.t)
+
+    @staticmethod
+    def _check_last(name: str, x: torch.Tensor, size: int, what: str) -> None:
+        if x.ndim < 2 or x.shape[-1] != size:
+            raise GeometryError(f"{name} must have shape (..., N, {size}) ({what}), got {tuple(x.shape)}")
+
+    def world_to_camera(self, points) -> torch.Tensor:
         """World points (..., N, 3) to camera coordinates (..., N, 3); batch dims broadcast."""
-        return points @ self.R.transpose(-1, -2) + self.t[..., None, :]
+        points, _, R, t = self._promoted(points)
+        self._check_last("points", points, 3, "world coordinates")
+        return points @ R.transpose(-1, -2) + t[..., None, :]
 
-    def camera_to_world(self, points: torch.Tensor) -> torch.Tensor:
-        """Camera coordinates (..., N, 3) to world points (..., N, 3)."""
-        return (points - self.t[..., None, :]) @ self.R
+    def camera_to_world(self, points) -> torch.Tensor:
+        """Camera coordinates (..., N, 3) to world points (..., N, 3); batch dims broadcast."""
+        points, _, R, t = self._promoted(points)
+        self._check_last("points", points, 3, "camera coordinates")
+        return (points - t[..., None, :]) @ R
 
-    def camera_to_pixels(self, points: torch.Tensor) -> torch.Tensor:
+    def camera_to_pixels(self, points) -> torch.Tensor:
         """Camera coordinates (..., N, 3) to pixel coordinates (..., N, 2). Points must have z > 0."""
-        K = self.K[..., None, :, :]
+        points, K, _, _ = self._promoted(points)
+        self._check_last("points", points, 3, "camera coordinates")
+        K = K[..., None, :, :]
         x, y, z = points.unbind(-1)
         xn, yn = x / z, y / z
         u = K[..., 0, 0] * xn + K[..., 0, 1] * yn + K[..., 0, 2]
         v = K[..., 1, 1] * yn + K[..., 1, 2]
         return torch.stack([u, v], dim=-1)
 
-    def project(self, points: torch.Tensor, return_depth: bool = False):
+    def project(self, points, return_depth: bool = False):
         """World points (..., N, 3) to pixel coordinates (..., N, 2) (and camera depth (..., N)).
 
-        Batch dimensions of the points and the cameras broadcast. Points behind the camera
-        (depth ≤ 0) project to meaningless pixels: use `return_depth=True` to mask them.
+        The cameras' batch shape broadcasts against the points' leading dimensions: (N, 3) points
+        and (B,) cameras give (B, N, 2). Points behind the camera (depth ≤ 0) project to
+        meaningless pixels: use `return_depth=True` to mask them.
         """
         cam = self.world_to_camera(points)
         uv = self.camera_to_pixels(cam)
         return (uv, cam[..., 2]) if return_depth else uv
 
-    def unproject_points(self, pixels: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        """Pixels (..., N, 2) with camera depth z (..., N) to world points (..., N, 3)."""
-        K = self.K[..., None, :, :]
+    def unproject_points(self, pixels, depth) -> torch.Tensor:
+        """Pixels (..., N, 2) with camera depth z (..., N) to world points (..., N, 3); batch dims broadcast."""
+        pixels, depth, K, _, _ = self._promoted(pixels, depth)
+        self._check_last("pixels", pixels, 2, "(u, v)")
+        K = K[..., None, :, :]
         u, v = pixels.unbind(-1)
         yn = (v - K[..., 1, 2]) / K[..., 1, 1]
         xn = (u - K[..., 0, 2] - K[..., 0, 1] * yn) / K[..., 0, 0]
+        xn, yn, depth = torch.broadcast_tensors(xn, yn, depth)
         cam = torch.stack([xn * depth, yn * depth, depth], dim=-1)
         return self.camera_to_world(cam)
 
-    def unproject(self, depth: torch.Tensor) -> torch.Tensor:
-        """A depth map (..., H, W) of camera z to world points (..., H, W, 3), one per pixel centre."""
+    def unproject(self, depth) -> torch.Tensor:
+        """A depth map (..., H, W) of camera z to world points (..., H, W, 3), one per pixel centre.
+
+        The depth's leading dimensions broadcast against the cameras' batch shape (as in
+        `project`): an (H, W) depth and (B,) cameras give (B, H, W, 3).
+        """
+        (depth,) = as_float_tensors(depth, dtype=common_float_dtype(depth, self.R))
         h, w = self.image_size
-        if depth.shape[-2:] != (h, w):
-            raise GeometryError(f"depth map of shape {tuple(depth.shape[-2:])} does not match image size {(h, w)}")
+        if depth.ndim < 2 or depth.shape[-2:] != (h, w):
+            raise GeometryError(f"depth map of shape {tuple(depth.shape)} does not match image size {(h, w)}")
         grid = pixel_grid((h, w), dtype=depth.dtype, device=depth.device).reshape(h * w, 2)
         pts = self.unproject_points(grid, depth.reshape(*depth.shape[:-2], h * w))
         return pts.reshape(*pts.shape[:-2], h, w, 3)
 
     # ------------------------------------------------------------------ image-space edits
     def crop(self, left, top, height: int, width: int) -> Cameras:
-        """The cameras of the sub-image whose top-left pixel is (left, top) in this image."""
-        K = self.K.clone()
-        K[..., 0, 2] = K[..., 0, 2] - torch.as_tensor(left, dtype=K.dtype, device=K.device)
-        K[..., 1, 2] = K[..., 1, 2] - torch.as_tensor(top, dtype=K.dtype, device=K.device)
-        return Cameras(K, self.R, self.t, (height, width), check=False)
+        """The cameras of the sub-image whose top-left pixel is (left, top) in this image.
+
+        left, top: numbers or tensors broadcasting against the batch shape.
+        """
+        left, top, K = as_float_tensors(left, top, self.K)
+        offset = torch.stack(torch.broadcast_tensors(left, top), dim=-1)
+        R, t = as_float_tensors(self.R, self.t, dtype=K.dtype, device=K.device)
+        return Cameras(_shift_principal(K, -offset), R, t, (height, width), check=False)
 
     def pad(self, left: int = 0, top: int = 0, right: int = 0, bottom: int = 0) -> Cameras:
         """The cameras of this image padded by the given number of pixels on each side."""
@@ -289,17 +284,16 @@ class Cameras:
     def resize(self, image_size: Sequence[int]) -> Cameras:
         """The cameras of this image resampled to `image_size` (H, W), edges kept on edges.
 
-        Pixel edges map to pixel edges, so with integer pixel centres u' = s·(u + ½) − ½.
+        Pixel edges map to pixel edges, so with integer pixel centres u' = s·(u + ½) − ½
+        (`geom3d.resize_coordinate`); the focal lengths and skew scale by s.
         """
         h, w = self.image_size
-        nh, nw = _image_size(image_size)
+        nh, nw = parse_image_size(image_size)
         sx, sy = nw / w, nh / h
-        K = self.K.clone()
-        K[..., 0, :] = K[..., 0, :] * sx
-        K[..., 1, :] = K[..., 1, :] * sy
-        K[..., 0, 2] = K[..., 0, 2] + 0.5 * (sx - 1.0)
-        K[..., 1, 2] = K[..., 1, 2] + 0.5 * (sy - 1.0)
-        return Cameras(K, self.R, self.t, (nh, nw), check=False)
+        K = self.K
+        row0 = torch.stack([K[..., 0, 0] * sx, K[..., 0, 1] * sx, resize_coordinate(K[..., 0, 2], sx)], dim=-1)
+        row1 = torch.stack([K[..., 1, 0] * sy, K[..., 1, 1] * sy, resize_coordinate(K[..., 1, 2], sy)], dim=-1)
+        return Cameras(torch.stack([row0, row1, K[..., 2, :]], dim=-2), self.R, self.t, (nh, nw), check=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -322,6 +316,13 @@ class Cameras:
     def __repr__(self) -> str:
         return (f"Cameras(batch_shape={tuple(self.batch_shape)}, image_size={self.image_size}, "
                 f"dtype={self.dtype}, device={self.device})")
+
+
+def _shift_principal(K: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """K with (cx, cy) moved by offset (..., 2), out of place (so gradients reach K and offset)."""
+    shift = torch.zeros(*offset.shape[:-1], 3, 3, dtype=K.dtype, device=K.device)
+    shift = shift + torch.nn.functional.pad(offset[..., None], (2, 0, 0, 1))
+    return K + shift
 
 
 def intrinsics_matrix(fx, fy, cx, cy, dtype=None, device=None) -> torch.Tensor:

@@ -12,27 +12,34 @@ import math
 
 import torch
 
+from .dtypes import as_float_tensors
 from .rotations import geodesic_distance
 
 __all__ = ["pose_error", "pose_accuracy", "pose_metrics"]
 
 
-def pose_error(R_pred: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
-    """Geodesic error in radians, (..., 3, 3) x (..., 3, 3) -> (...); NaN where a pose has NaN."""
+def pose_error(R_pred, R_gt) -> torch.Tensor:
+    """Geodesic error in radians, (..., 3, 3) x (..., 3, 3) -> (...); NaN where a pose has NaN.
+
+    Batch shapes broadcast; the result has the promoted floating dtype of the two inputs.
+    """
     return geodesic_distance(R_pred, R_gt)
 
 
-def pose_accuracy(errors: torch.Tensor, threshold: float = math.pi / 6) -> float:
+def pose_accuracy(errors, threshold: float = math.pi / 6) -> float:
     """Fraction of errors below `threshold` (radians); NaN errors count as failures."""
-    errors = torch.as_tensor(errors).reshape(-1)
+    (errors,) = as_float_tensors(errors)
+    errors = errors.reshape(-1)
     if errors.numel() == 0:
         return float("nan")
     return float((errors.nan_to_num(nan=math.inf) < threshold).double().mean())
 
 
-def pose_metrics(errors: torch.Tensor) -> dict[str, float]:
-    """{'acc_pi_6', 'acc_pi_18', 'median_deg', 'count', 'failed'} from errors in radians."""
-    errors = torch.as_tensor(errors, dtype=torch.float64).reshape(-1)
+def pose_metrics(errors) -> dict[str, float]:
+    """{'acc_pi_6', 'acc_pi_18', 'median_deg', 'count', 'failed'} from errors in radians (any
+    shape, any numeric type; computed in float64 and returned as Python numbers)."""
+    (errors,) = as_float_tensors(errors, dtype=torch.float64)
+    errors = errors.reshape(-1)
     failed = int(torch.isnan(errors).sum())
     filled = errors.nan_to_num(nan=math.pi)
     median = float(torch.quantile(filled, 0.5)) if errors.numel() else float("nan")

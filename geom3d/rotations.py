@@ -1,6 +1,8 @@
 """Rotations: what roma does well comes from roma; the rest is small and numerically careful.
 
-All functions take torch tensors with any leading batch shape and keep the input dtype.
+All functions take any leading batch shape and follow geom3d's dtype rule (geom3d.dtypes):
+tensors, numpy arrays, lists or numbers in; two inputs are promoted to their common floating
+dtype; a single input keeps its floating dtype (integers become float32).
 Quaternions follow roma's XYZW order unless a name says otherwise (`quat_wxyz_*`).
 """
 
@@ -11,6 +13,7 @@ import math
 import roma
 import torch
 
+from .dtypes import as_float_tensors
 from .errors import GeometryError
 
 __all__ = [
@@ -38,6 +41,9 @@ def geodesic_distance(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
     accurate near 0 *and* near π (arccos of the trace loses half the digits near 0, and the
     arcsin-of-chord form used by roma loses them near π). NaN in gives NaN out.
     """
+    R1, R2 = as_float_tensors(R1, R2)
+    _check_matrices(R1, "R1")
+    _check_matrices(R2, "R2")
     rel = R1.transpose(-1, -2) @ R2
     cos = (rel[..., 0, 0] + rel[..., 1, 1] + rel[..., 2, 2] - 1.0) * 0.5
     skew = torch.stack(
@@ -65,6 +71,7 @@ def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
     The 6 numbers are the first two *columns* of the matrix, orthonormalised by Gram-Schmidt.
     """
+    (x,) = as_float_tensors(x)
     if x.shape[-1] != 6:
         raise GeometryError(f"6D rotations need a last dimension of 6, got shape {tuple(x.shape)}")
     return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
@@ -72,27 +79,37 @@ def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
 def matrix_to_rotation_6d(R: torch.Tensor) -> torch.Tensor:
     """Rotations to the 6D representation (first two columns): (..., 3, 3) -> (..., 6)."""
+    (R,) = as_float_tensors(R)
+    _check_matrices(R, "R")
     return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
 
 
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     """Rotation vectors (axis × angle) to matrices: (..., 3) -> (..., 3, 3)."""
+    (rotvec,) = as_float_tensors(rotvec)
+    _check_vectors(rotvec, 3, "rotation vectors")
     return roma.rotvec_to_rotmat(rotvec)
 
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     """Matrices to rotation vectors, angle in [0, π]: (..., 3, 3) -> (..., 3)."""
+    (R,) = as_float_tensors(R)
+    _check_matrices(R, "R")
     return roma.rotmat_to_rotvec(R)
 
 
 def quat_wxyz_to_matrix(q: torch.Tensor) -> torch.Tensor:
     """Unit quaternions in (w, x, y, z) order (COLMAP, Blender) to matrices: (..., 4) -> (..., 3, 3)."""
+    (q,) = as_float_tensors(q)
+    _check_vectors(q, 4, "quaternions (w, x, y, z)")
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     return roma.unitquat_to_rotmat(torch.cat([q[..., 1:], q[..., :1]], dim=-1))
 
 
 def matrix_to_quat_wxyz(R: torch.Tensor) -> torch.Tensor:
     """Matrices to unit quaternions in (w, x, y, z) order with w ≥ 0: (..., 3, 3) -> (..., 4)."""
+    (R,) = as_float_tensors(R)
+    _check_matrices(R, "R")
     q = roma.rotmat_to_unitquat(R)
     q = torch.cat([q[..., 3:], q[..., :3]], dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
@@ -100,11 +117,15 @@ def matrix_to_quat_wxyz(R: torch.Tensor) -> torch.Tensor:
 
 def project_to_rotation(M: torch.Tensor) -> torch.Tensor:
     """The nearest rotation (Frobenius norm) to any 3×3 matrix, via SVD: (..., 3, 3) -> (..., 3, 3)."""
+    (M,) = as_float_tensors(M)
+    _check_matrices(M, "M")
     return roma.special_procrustes(M)
 
 
 def rotation_residual(R: torch.Tensor) -> torch.Tensor:
     """How far a matrix is from SO(3): max |RᵀR − I|, or ∞ when det ≤ 0: (..., 3, 3) -> (...)."""
+    (R,) = as_float_tensors(R)
+    _check_matrices(R, "R")
     eye = torch.eye(3, dtype=R.dtype, device=R.device)
     residual = (R.transpose(-1, -2) @ R - eye).abs().amax(dim=(-1, -2))
     return torch.where(torch.linalg.det(R) > 0, residual, torch.full_like(residual, math.inf))
@@ -117,8 +138,8 @@ def default_rotation_tolerance(dtype: torch.dtype) -> float:
 
 def check_rotation(R: torch.Tensor, name: str = "R", atol: float | None = None) -> None:
     """Raise GeometryError unless every matrix in `R` (..., 3, 3) is a finite proper rotation."""
-    if R.shape[-2:] != (3, 3):
-        raise GeometryError(f"{name} must have shape (..., 3, 3), got {tuple(R.shape)}")
+    (R,) = as_float_tensors(R)
+    _check_matrices(R, name)
     R = R.detach()
     if not torch.isfinite(R).all():
         raise GeometryError(f"{name} contains NaN or infinite values")
@@ -132,10 +153,18 @@ def check_rotation(R: torch.Tensor, name: str = "R", atol: float | None = None) 
         )
 
 
+def _check_matrices(M: torch.Tensor, name: str) -> None:
+    if M.ndim < 2 or M.shape[-2:] != (3, 3):
+        raise GeometryError(f"{name} must have shape (..., 3, 3), got {tuple(M.shape)}")
+
+
+def _check_vectors(v: torch.Tensor, size: int, what: str) -> None:
+    if v.ndim < 1 or v.shape[-1] != size:
+        raise GeometryError(f"{what} must have shape (..., {size}), got {tuple(v.shape)}")
+
+
 def _axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    angle = torch.as_tensor(angle)
-    if not angle.is_floating_point():
-        angle = angle.to(torch.get_default_dtype())
+    (angle,) = as_float_tensors(angle)
     c, s = torch.cos(angle), torch.sin(angle)
     one, zero = torch.ones_like(angle), torch.zeros_like(angle)
     if axis == 2:

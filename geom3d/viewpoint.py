@@ -14,12 +14,16 @@ right of the image; positive θ turns the projected object counter-clockwise on 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
-from .cameras import Cameras, as_float_tensors, intrinsics_matrix
+from .cameras import Cameras, intrinsics_matrix
+from .dtypes import as_float_tensors
 from .errors import GeometryError
+from .pixels import parse_image_size
 from .rotations import rotation_about_x, rotation_about_z
 
 __all__ = [
@@ -37,17 +41,26 @@ __all__ = [
 TWO_PI = 2.0 * math.pi
 
 
+def _number_or_tensor(x):
+    """A Python float for a number (data3d keeps plain numbers), else a floating tensor."""
+    if isinstance(x, numbers.Real) and not isinstance(x, torch.Tensor):
+        return float(x)
+    return as_float_tensors(x)[0]
+
+
 def wrap_angle(x: torch.Tensor | float) -> torch.Tensor | float:
-    """Wrap angles to (−π, π] (a tensor, or a Python number for a number)."""
-    if not isinstance(x, torch.Tensor):
-        return float(x) - TWO_PI * math.ceil((float(x) - math.pi) / TWO_PI)
+    """Wrap angles to (−π, π] (a Python number for a number, else a tensor)."""
+    x = _number_or_tensor(x)
+    if isinstance(x, float):
+        return x - TWO_PI * math.ceil((x - math.pi) / TWO_PI)
     return x - TWO_PI * torch.ceil((x - math.pi) / TWO_PI)
 
 
 def wrap_azimuth(x: torch.Tensor | float) -> torch.Tensor | float:
-    """Wrap angles to [0, 2π) (float rounding can otherwise give exactly 2π); tensors or numbers."""
-    if not isinstance(x, torch.Tensor):
-        y = math.fmod(float(x), TWO_PI)
+    """Wrap angles to [0, 2π) (float rounding can otherwise give exactly 2π); numbers or tensors."""
+    x = _number_or_tensor(x)
+    if isinstance(x, float):
+        y = math.fmod(x, TWO_PI)
         y = y + TWO_PI if y < 0 else y
         return 0.0 if y >= TWO_PI else y
     y = torch.remainder(x, TWO_PI)
@@ -82,19 +95,25 @@ def viewpoint_to_cameras(azimuth, elevation, theta, distance, focal=1.0, viewpor
                          principal=None, image_size=None) -> Cameras:
     """A PASCAL3D+ viewpoint (radians) to `Cameras`; all values broadcast, batch shape (...).
 
-    principal: (px, py) in pixels, with DESIGN.md's integer pixel centres; defaults to the image
-    centre ((W − 1)/2, (H − 1)/2). image_size: (H, W), required.
+    principal: (px, py) in pixels, with integer pixel centres: a pair of numbers or tensors, or
+    one tensor / array (..., 2); defaults to the image centre ((W − 1)/2, (H − 1)/2).
+    image_size: (H, W), required. The result has the promoted dtype of all the values given.
     Raises GeometryError for distance ≤ 0, non-positive focal or viewport, or NaN.
     """
     if image_size is None:
         raise GeometryError("viewpoint_to_cameras needs image_size=(H, W)")
-    h, w = (int(v) for v in image_size)
+    h, w = parse_image_size(image_size)
     if principal is None:
         principal = ((w - 1) / 2.0, (h - 1) / 2.0)
-    if isinstance(principal, torch.Tensor):
+    if isinstance(principal, (torch.Tensor, np.ndarray)):
+        if principal.shape[-1:] != (2,):
+            raise GeometryError(f"principal must be (px, py) or (..., 2), got shape {tuple(principal.shape)}")
         px, py = principal[..., 0], principal[..., 1]
     else:
-        px, py = principal
+        try:
+            px, py = principal
+        except (TypeError, ValueError):
+            raise GeometryError(f"principal must be (px, py), got {principal!r}") from None
     a, e, th, d, f, m, px, py = torch.broadcast_tensors(
         *as_float_tensors(azimuth, elevation, theta, distance, focal, viewport, px, py))
     for name, value in (("azimuth", a), ("elevation", e), ("theta", th), ("principal point", px),
@@ -119,6 +138,9 @@ def rotation_to_viewpoint(R: torch.Tensor) -> dict[str, torch.Tensor]:
     from the camera direction and θ from the well-conditioned combination, so the angles always
     rebuild the same rotation. Exactly at a pole the azimuth is defined as 0.
     """
+    (R,) = as_float_tensors(R)
+    if R.ndim < 2 or R.shape[-2:] != (3, 3):
+        raise GeometryError(f"R must have shape (..., 3, 3), got {tuple(R.shape)}")
     Rf = _flip_yz(R)  # = Rz(θ) Rx(e − π/2) Rz(−a)
     c = Rf[..., 2, :]  # = C / d = (cos e sin a, −cos e cos a, sin e)
     horizontal = torch.hypot(c[..., 0], c[..., 1])
