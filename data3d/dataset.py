@@ -8,10 +8,16 @@ Each item is a dict:
     image       (3, H, W) float32 in [0, 1]
     cameras     geom3d.Cameras (unbatched) of the output image
     rotation    (3, 3) object -> camera rotation;  viewpoint (8,) float64 in VIEWPOINT_KEYS order
-    category    int64 index into `ds.categories`
+    category    int64 index into `ds.categories` (the label: ds.categories[item["category"]] is its name)
     mesh_ref    str, `ObjectAnnotation.mesh_ref` (e.g. "pascal3d:car/03")
     bbox        (4,) float64 in the output image;  mirrored: bool;  truncated: bool
     record_index, object_index: where it came from
+and, asked for with `extras=(...)` (what datagen writes; a record without the file raises):
+    mask          (H, W) bool, the object's full (amodal) silhouette   (extra["mask_path"])
+    visible_mask  (H, W) bool, its unoccluded part (extra["visible_mask_path"], else the mask)
+    depth         (H, W) float32 camera depth in mesh units, 0 off the object (extra["depth_path"] ×
+                  extra["depth_scale"]); cropping and rescaling keep the camera centre, so depth is unchanged
+    visible_fraction  () float32, the object's visible_fraction (NaN when the record has none)
 Random choices (flip, jitter) are drawn from a generator seeded by (seed, epoch, index), so an item
 is the same in every worker process; call `set_epoch` to vary them.
 """
@@ -27,40 +33,71 @@ import torch
 from geom3d import Cameras
 
 from .errors import AnnotationError
+from .images import load_depth, load_image, load_mask
 from .record import VIEWPOINT_KEYS, ImageRecord
-from .transforms import ObjectView, canonical_scale, color_jitter, fit_scale, flip_object, warp_object
+from .transforms import (
+    NEMO_CROP_SIZE,
+    ObjectView,
+    canonical_scale,
+    color_jitter,
+    fit_scale,
+    flip_object,
+    warp_object,
+)
 
-__all__ = ["ObjectDataset", "collate_objects", "load_image"]
+__all__ = ["ObjectDataset", "collate_objects", "load_image", "EXTRA_KEYS"]
+
+EXTRA_KEYS = ("mask", "visible_mask", "depth", "visible_fraction")
 
 
-def load_image(path) -> torch.Tensor:
-    """An image file as a (3, H, W) float32 tensor in [0, 1] (grey and RGBA become RGB)."""
-    from PIL import Image
-
+def _crop_size(crop_size) -> tuple[int, int] | None:
+    if crop_size is None:
+        return None
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(f"cannot be read as an image: {exc}", path) from exc
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+        h, w = crop_size
+        ok = all(float(v).is_integer() for v in (h, w)) and not isinstance(h, bool) and not isinstance(w, bool)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or int(h) < 1 or int(w) < 1:
+        raise ValueError(f"crop_size must be (H, W) with two positive integers, or None; got {crop_size!r}")
+    return int(h), int(w)
 
 
 class ObjectDataset(torch.utils.data.Dataset):
     """Objects of `records` as training samples (see the module docstring for the item layout).
 
     crop_size: (H, W) of the output window around each object, or None for the whole image.
-    rescale: "none", "canonical" (NeMo: the object looks as at `canonical_distance` with
-        focal·viewport = `canonical_focal`) or "fit" (the bbox's larger side fills `fit_fraction`).
+    rescale: "none", "canonical" (NeMo: every object looks as at `canonical_distance` with
+        focal·viewport = `canonical_focal` in a `canonical_crop` window, and that frame is scaled to
+        `crop_size` by min(H/H_ref, W/W_ref) so a canonical object fits the crop asked for;
+        canonical_crop=None keeps NeMo's pixels whatever the crop) or "fit" (the bbox's larger side
+        fills `fit_fraction`).
     center: crop centre, "principal" (object origin) or "bbox".
     flip_prob: probability of a horizontal flip (viewpoint mirrored). color_jitter: None or a dict
         with brightness / contrast / saturation / hue (see `transforms.color_jitter`).
-    categories: the label order (default: sorted categories of the records).
+    categories: the label order (default: sorted categories of the records); `item["category"]`
+        indexes it. extras: opt-in item keys, any of `EXTRA_KEYS` (see the module docstring).
     """
 
     def __init__(self, records: Sequence[ImageRecord], crop_size=(256, 256), rescale: str = "none",
-                 canonical_distance: float = 5.0, canonical_focal: float = 3000.0, fit_fraction: float = 0.8,
+                 canonical_distance: float = 5.0, canonical_focal: float = 3000.0,
+                 canonical_crop=NEMO_CROP_SIZE, fit_fraction: float = 0.8,
                  center: str = "principal", flip_prob: float = 0.0, color_jitter: Mapping | None = None,
-                 categories: Sequence[str] | None = None, seed: int = 0, image_loader=load_image):
+                 categories: Sequence[str] | None = None, seed: int = 0, image_loader=load_image,
+                 extras: Sequence[str] = ()):
+        self.crop_size = _crop_size(crop_size)
+        self.canonical_crop = _crop_size(canonical_crop)
+        extras = (extras,) if isinstance(extras, str) else tuple(extras)
+        unknown_extras = [k for k in extras if k not in EXTRA_KEYS]
+        if unknown_extras:
+            raise ValueError(f"extras: unknown keys {unknown_extras}; choose from {list(EXTRA_KEYS)}")
+        self.extras = extras
+        if center not in ("principal", "bbox"):
+            raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
+        for name, value in (("canonical_distance", canonical_distance), ("canonical_focal", canonical_focal),
+                            ("fit_fraction", fit_fraction)):
+            if not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         if rescale not in ("none", "canonical", "fit"):
             raise ValueError(f"rescale must be 'none', 'canonical' or 'fit', got {rescale!r}")
         if rescale != "none" and crop_size is None:
@@ -79,7 +116,6 @@ class ObjectDataset(torch.utils.data.Dataset):
         missing = {o.category for r in self.records for o in r.objects} - set(self._category_index)
         if missing:
             raise ValueError(f"records hold categories not in `categories`: {sorted(missing)}")
-        self.crop_size = None if crop_size is None else (int(crop_size[0]), int(crop_size[1]))
         self.rescale, self.center = rescale, center
         self.canonical_distance, self.canonical_focal = canonical_distance, canonical_focal
         self.fit_fraction = fit_fraction
@@ -107,18 +143,42 @@ class ObjectDataset(torch.utils.data.Dataset):
         if tuple(image.shape[-2:]) != record.image_size:
             raise AnnotationError(f"image is {tuple(image.shape[-2:])} (H, W), the record says {record.image_size}",
                                   record.image_path, "image_size")
-        view = ObjectView(image=image, viewpoint=obj.viewpoint, bbox=obj.bbox, truncated=bool(obj.truncated))
+        view = ObjectView(image=image, viewpoint=obj.viewpoint, bbox=obj.bbox, truncated=bool(obj.truncated),
+                          maps=self._maps(record, obj))
         gen = self._generator(index)
         if self.crop_size is not None:
             scale = 1.0
             if self.rescale == "canonical":
-                scale = canonical_scale(obj.viewpoint, self.canonical_distance, self.canonical_focal)
+                scale = canonical_scale(obj.viewpoint, self.canonical_distance, self.canonical_focal,
+                                        self.crop_size, self.canonical_crop)
             elif self.rescale == "fit":
                 scale = fit_scale(obj.bbox, self.crop_size, self.fit_fraction)
             view = warp_object(view, self.crop_size, scale, self.center)
         if self.flip_prob > 0 and float(torch.rand((), generator=gen)) < self.flip_prob:
             view = flip_object(view)
         return view
+
+    def _extra_file(self, record: ImageRecord, key: str) -> str:
+        path = record.extra.get(key)
+        if not isinstance(path, str) or not path:
+            raise AnnotationError(f"the record has no {key} (ObjectDataset extras need datagen's files)",
+                                  record.annotation_path or record.image_path, f"extra.{key}")
+        return path
+
+    def _maps(self, record: ImageRecord, obj) -> dict[str, torch.Tensor]:
+        """The per-pixel extras of a record as (1, H, W) tensors (only those asked for)."""
+        maps = {}
+        if "mask" in self.extras or "visible_mask" in self.extras:
+            mask = load_mask(self._extra_file(record, "mask_path"), record.image_size)
+            if "mask" in self.extras:
+                maps["mask"] = mask[None]
+            if "visible_mask" in self.extras:
+                vis = record.extra.get("visible_mask_path")
+                maps["visible_mask"] = load_mask(vis, record.image_size)[None] if vis else mask[None]
+        if "depth" in self.extras:
+            maps["depth"] = load_depth(self._extra_file(record, "depth_path"), record.extra.get("depth_scale"),
+                                       record.image_size)[None]
+        return maps
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
@@ -132,6 +192,10 @@ class ObjectDataset(torch.utils.data.Dataset):
             torch.rand((), generator=gen)  # the flip's draw, so jitter never depends on flip_prob
             image = color_jitter(image, gen, **self.jitter)
         vp = view.viewpoint
+        extras = {k: m[0] for k, m in view.maps.items()}
+        if "visible_fraction" in self.extras:
+            frac = obj.visible_fraction
+            extras["visible_fraction"] = torch.tensor(float("nan") if frac is None else frac, dtype=torch.float32)
         return {
             "image": image.float().contiguous(),
             "cameras": vp.to_cameras(view.image_size),
@@ -144,6 +208,7 @@ class ObjectDataset(torch.utils.data.Dataset):
             "truncated": view.truncated,
             "record_index": ri,
             "object_index": oi,
+            **extras,
         }
 
 

@@ -8,7 +8,9 @@
 A writer appends by writing a new shard (`save_records(records, folder)` picks the next free
 number; parallel writers pass distinct `shard=` names). Shards are written atomically (temporary
 hidden file + rename), so a reader sees whole shards or none. `load_records(folder)` reads every
-shard in name order. Image paths inside the folder are stored relative to it, others absolute.
+shard in name order. Image paths inside the folder are stored relative to it, others absolute; so are
+record extras whose key ends in `_path` (datagen's mask_path, depth_path, ...), which load as absolute
+paths.
 The layout of both formats is in docs/data3d.md.
 """
 
@@ -51,6 +53,28 @@ def _path_in(text: str, folder: Path) -> Path:
     return p if p.is_absolute() else folder / p
 
 
+def _extra_out(extra, folder: Path | None) -> dict:
+    """Record extras as stored: file paths (keys ending in '_path') inside `folder` become relative."""
+    out = dict(extra)
+    if folder is not None:
+        for k, v in out.items():
+            if k.endswith("_path") and isinstance(v, str) and v and os.path.isabs(v):
+                out[k] = _path_out(Path(v), folder)
+    return out
+
+
+def _extra_in(extra, folder: Path | None) -> dict:
+    """Record extras as loaded: relative file paths (keys ending in '_path') resolved against `folder`."""
+    if not isinstance(extra, dict):
+        raise AnnotationError(f"must be an object, got {type(extra).__name__}", field="extra")
+    out = dict(extra)
+    if folder is not None:
+        for k, v in out.items():
+            if k.endswith("_path") and isinstance(v, str) and v and not os.path.isabs(v):
+                out[k] = str(folder / v)
+    return out
+
+
 def _object_meta(obj: ObjectAnnotation) -> dict:
     meta = {k: getattr(obj, k) for k in _OPTIONAL if getattr(obj, k) is not None}
     if obj.extra:
@@ -71,7 +95,7 @@ def record_to_dict(record: ImageRecord, folder: str | os.PathLike | None = None)
     if record.annotation_path is not None:
         out["annotation_path"] = _path_out(record.annotation_path, base) if base else str(record.annotation_path)
     if record.extra:
-        out["extra"] = dict(record.extra)
+        out["extra"] = _extra_out(record.extra, base)
     return out
 
 
@@ -102,7 +126,7 @@ def record_from_dict(d: dict, folder: str | os.PathLike | None = None) -> ImageR
     if not isinstance(size, (list, tuple)):
         raise AnnotationError(f"must be [H, W], got {size!r}", ann or image_path, "image_size")
     return ImageRecord(image_path=image_path, image_size=tuple(size), objects=tuple(objects),
-                       annotation_path=ann, extra=d.get("extra", {}))
+                       annotation_path=ann, extra=_extra_in(d.get("extra", {}), base))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -155,7 +179,7 @@ def _to_arrays(records: list[ImageRecord], folder: Path) -> dict[str, np.ndarray
         "image_size": np.array([r.image_size for r in records], dtype=np.int64).reshape(-1, 2),
         "annotation_path": strings("" if r.annotation_path is None else _path_out(r.annotation_path, folder)
                                    for r in records),
-        "record_extra": strings(json.dumps(dict(r.extra)) if r.extra else "" for r in records),
+        "record_extra": strings(json.dumps(_extra_out(r.extra, folder)) if r.extra else "" for r in records),
         "object_offsets": offsets,
         "category": strings(o.category for o in objects),
         "bbox": np.array([o.bbox for o in objects], dtype=np.float64).reshape(-1, 4),

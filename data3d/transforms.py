@@ -11,14 +11,16 @@ bbox. `color_jitter` changes colours only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from .record import Viewpoint
 
-__all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale"]
+__all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale",
+           "NEMO_CROP_SIZE"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class ObjectView:
     mirrored: True when the image was flipped; the camera then sees the object mirrored in its
     x = 0 plane (project `vertices * (−1, 1, 1)` to compare with the image).
     truncated: True once the bbox was clipped by a crop.
+    maps: per-pixel maps of the same image ((C, H, W) tensors: mask, depth ...), moved with it by
+    nearest-neighbour sampling, so masks stay binary and depth values are never blended.
     """
 
     image: torch.Tensor
@@ -35,16 +39,32 @@ class ObjectView:
     bbox: tuple[float, float, float, float]
     mirrored: bool = False
     truncated: bool = False
+    maps: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.image.shape[-2]), int(self.image.shape[-1])
 
 
-def canonical_scale(viewpoint: Viewpoint, distance: float = 5.0, focal_pixels: float = 3000.0) -> float:
+# NeMo's canonical frame (distance 5, focal·viewport 3000) was made for crops of about this (H, W):
+# a unit-sized object then spans 600 px, 3/4 of the width.
+NEMO_CROP_SIZE = (640, 800)
+
+
+def canonical_scale(viewpoint: Viewpoint, distance: float = 5.0, focal_pixels: float = 3000.0,
+                    out_size=None, reference_size=NEMO_CROP_SIZE) -> float:
     """The image scale that makes the object look as it would at `distance` with a focal length of
-    `focal_pixels` (NeMo: distance 5, focal · viewport = 3000): s = (focal_pixels / distance) / (f·M / d)."""
-    return (focal_pixels / distance) / (viewpoint.focal_pixels / viewpoint.distance)
+    `focal_pixels` (NeMo: distance 5, focal · viewport = 3000): s = (focal_pixels / distance) / (f·M / d).
+
+    With `out_size` (H, W), the canonical frame is shrunk (or grown) from the `reference_size` crop
+    it was made for to `out_size`, by min(H / H_ref, W / W_ref): a canonical object then fills the
+    same fraction of the crop asked for as of NeMo's, instead of overflowing a smaller one. Every
+    object still gets the same pixels per unit at its depth, which is what "canonical" promises.
+    """
+    s = (focal_pixels / distance) / (viewpoint.focal_pixels / viewpoint.distance)
+    if out_size is not None and reference_size is not None:
+        s *= min(out_size[0] / reference_size[0], out_size[1] / reference_size[1])
+    return s
 
 
 def fit_scale(bbox, out_size, fraction: float = 0.8) -> float:
@@ -54,13 +74,13 @@ def fit_scale(bbox, out_size, fraction: float = 0.8) -> float:
     return fraction * min(out_size[0] / h, out_size[1] / w)
 
 
-def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float) -> torch.Tensor:
+def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float, mode: str = "bilinear") -> torch.Tensor:
     """Output pixel (i, j) takes the input at u = (j + x0 + ½)/s − ½, v = (i + y0 + ½)/s − ½."""
     c, h, w = image.shape
     oh, ow = out_size
     src = image[None]
     sx = sy = 1.0
-    if scale < 0.5:  # shrink with an antialiasing resize first; the grid below stays exact
+    if scale < 0.5 and mode == "bilinear":  # shrink with an antialiasing resize first; the grid stays exact
         ih, iw = max(1, round(h * scale * 2)), max(1, round(w * scale * 2))
         src = F.interpolate(src, size=(ih, iw), mode="bilinear", antialias=True, align_corners=False)
         sx, sy = iw / w, ih / h
@@ -73,8 +93,8 @@ def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float) -
     gx = (2.0 * (u * sx) / src.shape[-1] - 1.0).to(dtype)
     gy = (2.0 * (v * sy) / src.shape[-2] - 1.0).to(dtype)
     grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
-    out = F.grid_sample(src.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out[0]
+    out = F.grid_sample(src.to(dtype), grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return out[0].to(image.dtype) if mode == "nearest" else out[0]
 
 
 def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "principal") -> ObjectView:
@@ -98,15 +118,17 @@ def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "p
     if scale == 1.0:
         x0, y0 = float(round(x0)), float(round(y0))
         image = _shift_copy(view.image, (oh, ow), int(x0), int(y0))
+        maps = {k: _shift_copy(m, (oh, ow), int(x0), int(y0)) for k, m in view.maps.items()}
     else:
         image = _sample(view.image, (oh, ow), scale, x0, y0)
+        maps = {k: _sample(m, (oh, ow), scale, x0, y0, mode="nearest") for k, m in view.maps.items()}
     new_vp = vp.resized(scale).shifted(-x0, -y0)
     b = view.bbox
     box = (scale * (b[0] + 0.5) - 0.5 - x0, scale * (b[1] + 0.5) - 0.5 - y0,
            scale * (b[2] + 0.5) - 0.5 - x0, scale * (b[3] + 0.5) - 0.5 - y0)
     clipped = (min(max(box[0], 0.0), ow - 1.0), min(max(box[1], 0.0), oh - 1.0),
                min(max(box[2], 0.0), ow - 1.0), min(max(box[3], 0.0), oh - 1.0))
-    return replace(view, image=image, viewpoint=new_vp, bbox=clipped,
+    return replace(view, image=image, viewpoint=new_vp, bbox=clipped, maps=maps,
                    truncated=view.truncated or clipped != box)
 
 
@@ -127,7 +149,8 @@ def flip_object(view: ObjectView) -> ObjectView:
     w = view.image.shape[-1]
     b = view.bbox
     return replace(view, image=view.image.flip(-1), viewpoint=view.viewpoint.mirrored(w),
-                   bbox=((w - 1) - b[2], b[1], (w - 1) - b[0], b[3]), mirrored=not view.mirrored)
+                   bbox=((w - 1) - b[2], b[1], (w - 1) - b[0], b[3]), mirrored=not view.mirrored,
+                   maps={k: m.flip(-1) for k, m in view.maps.items()})
 
 
 def color_jitter(image: torch.Tensor, generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,

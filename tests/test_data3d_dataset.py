@@ -81,12 +81,16 @@ def test_transforms_keep_projection_consistent(silhouettes, rescale, flip, cente
 
 def test_canonical_rescale_follows_nemo_convention(silhouettes):
     records, _ = silhouettes
-    ds = data3d.ObjectDataset(records, crop_size=(400, 448), rescale="canonical")
-    for i in range(len(ds)):
-        vp = dict(zip(data3d.VIEWPOINT_KEYS, ds[i]["viewpoint"].tolist()))
+    nemo = data3d.ObjectDataset(records, crop_size=(400, 448), rescale="canonical", canonical_crop=None)
+    fitted = data3d.ObjectDataset(records, crop_size=(400, 448), rescale="canonical")
+    for i in range(len(nemo)):
+        vp = dict(zip(data3d.VIEWPOINT_KEYS, nemo[i]["viewpoint"].tolist()))
         # the object looks as it would at distance 5 with focal · viewport = 3000
         assert vp["focal"] * vp["viewport"] / vp["distance"] == pytest.approx(3000.0 / 5.0, rel=1e-12)
         assert (vp["px"], vp["py"]) == pytest.approx((223.5, 199.5))  # centred on the object origin
+        # fitted to the crop asked for: NeMo's 640 × 800 frame shrunk by min(400/640, 448/800) = 0.56
+        vp = dict(zip(data3d.VIEWPOINT_KEYS, fitted[i]["viewpoint"].tolist()))
+        assert vp["focal"] * vp["viewport"] / vp["distance"] == pytest.approx(600.0 * 0.56, rel=1e-12)
 
 
 def test_flip_mirrors_the_viewpoint(silhouettes):
