@@ -53,7 +53,8 @@ def open3d_depth(mesh: geom3d.Mesh, cam: geom3d.Cameras):
 
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.core.Tensor(mesh.vertices.numpy()), o3d.core.Tensor(mesh.faces.numpy().astype(np.uint32)))
-    K, E = geom3d.cameras_to_open3d(cam.to(dtype=torch.float64))
+    o3d_args = geom3d.cameras_to_open3d(cam.to(dtype=torch.float64))
+    K, E = o3d_args["intrinsic_matrix"], o3d_args["extrinsic_matrix"]
     K, E = o3d.core.Tensor(K.numpy()), o3d.core.Tensor(E.numpy())
     h, w = cam.image_size
     z_of_t = None

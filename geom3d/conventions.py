@@ -1,6 +1,10 @@
 """Converters between aware3d's cameras (OpenCV axes, integer pixel centres) and other conventions.
 
-One named function per direction, each round-trip tested:
+One named function per direction. Every `cameras_to_X(cameras)` returns a dict of keyword
+arguments that `X_to_cameras` accepts, so `X_to_cameras(**cameras_to_X(c))` gives `c` back; the
+keys are the target's own names where it has them (Blender's `resolution_x`, Open3D's
+`intrinsic_matrix` / `width_px`, COLMAP's `width`, nerfstudio's `camera_to_worlds`). Tensors keep
+the cameras' batch shape and dtype; the inverses follow geom3d's dtype rule (geom3d.dtypes).
 
 | convention | camera axes | pixel centres | what it holds |
 |---|---|---|---|
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from .cameras import Cameras, as_float_tensors, intrinsics_matrix
+from .cameras import Cameras, intrinsics_matrix
+from .dtypes import as_float_tensors
 from .errors import GeometryError
+from .pixels import parse_image_size
 from .rotations import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
 __all__ = [
@@ -43,6 +49,13 @@ def _homogeneous(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, bottom], dim=-2)
 
 
+def _unit(i: int, j: int, like: torch.Tensor) -> torch.Tensor:
+    """The matrix unit E_ij (3, 3) in `like`'s dtype and device (out-of-place edits keep gradients)."""
+    e = torch.zeros(3, 3, dtype=like.dtype, device=like.device)
+    e[i, j] = 1.0
+    return e
+
+
 def _square_pixels(cameras: Cameras, what: str) -> None:
     if not torch.allclose(cameras.fx, cameras.fy, rtol=1e-6, atol=0.0):
         raise GeometryError(f"{what} needs square pixels (fx == fy)")
@@ -54,8 +67,8 @@ def _no_skew(cameras: Cameras, what: str) -> None:
 
 
 # ---------------------------------------------------------------- OpenGL
-def cameras_to_opengl(cameras: Cameras, near: float = 0.01, far: float = 100.0):
-    """(view (..., 4, 4), projection (..., 4, 4)) for OpenGL.
+def cameras_to_opengl(cameras: Cameras, near: float = 0.01, far: float = 100.0) -> dict:
+    """{"view": (..., 4, 4), "projection": (..., 4, 4), "image_size": (H, W)} for OpenGL.
 
     view maps world to eye coordinates (x right, y up, z back). The projection maps the image
     rectangle, edges included ([−½, W − ½] × [−½, H − ½]), onto NDC [−1, 1]², with NDC y = +1 at
@@ -75,19 +88,18 @@ def cameras_to_opengl(cameras: Cameras, near: float = 0.01, far: float = 100.0):
     P[..., 2, 2] = -(far + near) / (far - near)
     P[..., 2, 3] = -2 * far * near / (far - near)
     P[..., 3, 2] = -1
-    return view, P
+    return {"view": view, "projection": P, "image_size": (h, w)}
 
 
 def opengl_to_cameras(view: torch.Tensor, projection: torch.Tensor, image_size) -> Cameras:
     """Inverse of `cameras_to_opengl` (near and far are dropped)."""
     view, P = as_float_tensors(view, projection)
-    h, w = (int(v) for v in image_size)
+    h, w = parse_image_size(image_size)
     fx, fy = P[..., 0, 0] * w / 2, P[..., 1, 1] * h / 2
     skew = -P[..., 0, 1] * w / 2
     cx = (1 - P[..., 0, 2]) * w / 2 - 0.5
     cy = (P[..., 1, 2] + 1) * h / 2 - 0.5
-    K = intrinsics_matrix(fx, fy, cx, cy)
-    K[..., 0, 1] = skew
+    K = intrinsics_matrix(fx, fy, cx, cy) + skew[..., None, None] * _unit(0, 1, P)
     R = _flip(view[..., :3, :3], (1, -1, -1))
     t = _flip(view[..., :3, 3:], (1, -1, -1))[..., 0]
     return Cameras(K, R, t, (h, w))
@@ -118,7 +130,7 @@ def cameras_to_pytorch3d(cameras: Cameras, in_ndc: bool = True) -> dict:
 def pytorch3d_to_cameras(R, T, focal_length, principal_point, image_size, in_ndc: bool = True) -> Cameras:
     """Inverse of `cameras_to_pytorch3d`."""
     R, T, focal, principal = as_float_tensors(R, T, focal_length, principal_point)
-    h, w = (int(v) for v in image_size)
+    h, w = parse_image_size(image_size)
     if focal.shape[-1:] != (2,):
         focal = torch.stack([focal, focal], dim=-1)
     if in_ndc:
@@ -135,7 +147,8 @@ def pytorch3d_to_cameras(R, T, focal_length, principal_point, image_size, in_ndc
 def cameras_to_blender(cameras: Cameras, sensor_width: float = 36.0) -> dict:
     """Blender camera settings: matrix_world (camera -> world, x right, y up, z back), lens (mm),
     sensor_width (mm, sensor_fit AUTO: it spans the longer image side), shift_x, shift_y and the
-    resolution. Blender measures shifts from the image centre in units of the longer side.
+    render resolution_x, resolution_y (pixels, scale 100%). Blender measures shifts from the
+    image centre in units of the longer side.
     """
     _square_pixels(cameras, "Blender")
     _no_skew(cameras, "Blender")
@@ -154,13 +167,11 @@ def cameras_to_blender(cameras: Cameras, sensor_width: float = 36.0) -> dict:
     }
 
 
-def blender_to_cameras(matrix_world, lens, sensor_width=36.0, shift_x=0.0, shift_y=0.0,
-                       image_size=None) -> Cameras:
-    """Inverse of `cameras_to_blender`; image_size is (H, W) = (resolution_y, resolution_x)."""
-    if image_size is None:
-        raise GeometryError("blender_to_cameras needs image_size=(H, W)")
-    M, lens, shift_x, shift_y = as_float_tensors(matrix_world, lens, shift_x, shift_y)
-    h, w = (int(v) for v in image_size)
+def blender_to_cameras(matrix_world, lens, sensor_width=36.0, shift_x=0.0, shift_y=0.0, *,
+                       resolution_x, resolution_y) -> Cameras:
+    """Inverse of `cameras_to_blender` (sensor_fit AUTO, pixel aspect 1, resolution scale 100%)."""
+    M, lens, sensor_width, shift_x, shift_y = as_float_tensors(matrix_world, lens, sensor_width, shift_x, shift_y)
+    h, w = parse_image_size((resolution_y, resolution_x), "(resolution_y, resolution_x)")
     side = float(max(h, w))
     f = lens * side / sensor_width
     K = intrinsics_matrix(f, f, (w - 1) / 2.0 - shift_x * side, (h - 1) / 2.0 + shift_y * side)
@@ -170,23 +181,25 @@ def blender_to_cameras(matrix_world, lens, sensor_width=36.0, shift_x=0.0, shift
 
 
 # ---------------------------------------------------------------- Open3D
-def cameras_to_open3d(cameras: Cameras):
-    """(intrinsic (..., 3, 3), extrinsic (..., 4, 4)) for Open3D's `RaycastingScene.create_rays_pinhole`,
-    which casts the ray of pixel (j, i) through (j + ½, i + ½): the principal point moves by +½.
+def cameras_to_open3d(cameras: Cameras) -> dict:
+    """The arguments of Open3D's `RaycastingScene.create_rays_pinhole`: intrinsic_matrix (..., 3, 3),
+    extrinsic_matrix (..., 4, 4), width_px, height_px. Open3D casts the ray of pixel (j, i)
+    through (j + ½, i + ½), so the principal point moves by +½ (wrap the matrices in
+    `open3d.core.Tensor` for Open3D itself).
 
     (Open3D's legacy `PointCloud.create_from_depth_image` uses integer centres: give it K as is.)
     """
-    K = cameras.K.clone()
-    K[..., :2, 2] += 0.5
-    return K, _homogeneous(cameras.R, cameras.t)
+    h, w = cameras.image_size
+    K = cameras.K + 0.5 * (_unit(0, 2, cameras.K) + _unit(1, 2, cameras.K))
+    return {"intrinsic_matrix": K, "extrinsic_matrix": _homogeneous(cameras.R, cameras.t), "width_px": w,
+            "height_px": h}
 
 
-def open3d_to_cameras(intrinsic, extrinsic, image_size) -> Cameras:
+def open3d_to_cameras(intrinsic_matrix, extrinsic_matrix, width_px, height_px) -> Cameras:
     """Inverse of `cameras_to_open3d`."""
-    K, E = as_float_tensors(intrinsic, extrinsic)
-    K = K.clone()
-    K[..., :2, 2] -= 0.5
-    return Cameras(K, E[..., :3, :3], E[..., :3, 3], image_size)
+    K, E = as_float_tensors(intrinsic_matrix, extrinsic_matrix)
+    K = K - 0.5 * (_unit(0, 2, K) + _unit(1, 2, K))
+    return Cameras(K, E[..., :3, :3], E[..., :3, 3], parse_image_size((height_px, width_px), "(height_px, width_px)"))
 
 
 # ---------------------------------------------------------------- nerfstudio
@@ -206,7 +219,7 @@ def nerfstudio_to_cameras(camera_to_worlds, fx, fy, cx, cy, width, height) -> Ca
     R = _flip(c2w[..., :3, :3].transpose(-1, -2), (1, -1, -1))
     t = -(R @ c2w[..., :3, 3:])[..., 0]
     K = intrinsics_matrix(fx, fy, cx - 0.5, cy - 0.5)
-    return Cameras(K, R, t, (int(height), int(width)))
+    return Cameras(K, R, t, parse_image_size((height, width), "(height, width)"))
 
 
 # ---------------------------------------------------------------- COLMAP
@@ -220,7 +233,7 @@ def cameras_to_colmap(cameras: Cameras) -> dict:
             "width": w, "height": h}
 
 
-def colmap_to_cameras(qvec, tvec, params, image_size, model: str = "PINHOLE") -> Cameras:
+def colmap_to_cameras(qvec, tvec, params, width, height, model: str = "PINHOLE") -> Cameras:
     """Inverse of `cameras_to_colmap`; also reads SIMPLE_PINHOLE (f, cx, cy)."""
     q, t, p = as_float_tensors(qvec, tvec, params)
     if model == "PINHOLE":
@@ -230,4 +243,5 @@ def colmap_to_cameras(qvec, tvec, params, image_size, model: str = "PINHOLE") ->
         fy = fx
     else:
         raise GeometryError(f"COLMAP camera model {model!r} is not a pinhole model (PINHOLE, SIMPLE_PINHOLE)")
-    return Cameras(intrinsics_matrix(fx, fy, cx - 0.5, cy - 0.5), quat_wxyz_to_matrix(q), t, image_size)
+    size = parse_image_size((height, width), "(height, width)")
+    return Cameras(intrinsics_matrix(fx, fy, cx - 0.5, cy - 0.5), quat_wxyz_to_matrix(q), t, size)

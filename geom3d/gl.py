@@ -926,7 +926,8 @@ def _view_matrices(cams: Cameras, bounds: torch.Tensor, near, far):
     f = zmax + margin if far is None else torch.full_like(zmax, float(far))
     # nothing of the mesh between the clip planes (or in front of the camera): an empty view
     behind = (zmax <= 0) | (n >= zmax) | (f <= zmin) | (n >= f)
-    view, proj = cameras_to_opengl(cams64, near=1.0, far=2.0)
+    matrices = cameras_to_opengl(cams64, near=1.0, far=2.0)
+    view, proj = matrices["view"], matrices["projection"]
     # only these two entries depend on near and far
     proj[:, 2, 2] = -(f + n) / (f - n)
     proj[:, 2, 3] = -2 * f * n / (f - n)

@@ -71,9 +71,10 @@ def test_unproject_matches_open3d_depth_to_points_and_raycasting_rays():
                                                           depth_scale=1.0, depth_trunc=1e9, stride=1)
     np.testing.assert_allclose(np.asarray(pcd.points), ours, rtol=1e-5, atol=1e-5)
     # Open3D's raycasting rays (+½ centres) through geom3d.cameras_to_open3d pass our pixel centres.
-    intrinsic, extrinsic = geom3d.cameras_to_open3d(cam)
+    o3d_args = geom3d.cameras_to_open3d(cam)
     rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(
-        o3d.core.Tensor(intrinsic.numpy()), o3d.core.Tensor(extrinsic.numpy()), 32, 24).numpy()
+        o3d.core.Tensor(o3d_args["intrinsic_matrix"].numpy()), o3d.core.Tensor(o3d_args["extrinsic_matrix"].numpy()),
+        o3d_args["width_px"], o3d_args["height_px"]).numpy()
     points = torch.from_numpy(rays[..., :3] + 2.0 * rays[..., 3:]).double()
     uv = cam.project(points.reshape(-1, 3)).reshape(24, 32, 2)
     torch.testing.assert_close(uv, geom3d.pixel_grid((24, 32), dtype=F64), rtol=0, atol=2e-4)  # float32 rays

@@ -40,36 +40,62 @@ def assert_same(a: Cameras, b: Cameras):
     torch.testing.assert_close(a.t, b.t, rtol=0, atol=1e-9)
 
 
-@settings(max_examples=60, deadline=None)
-@given(cameras(skew=True))
-def test_opengl_round_trip(cam):
-    view, proj = geom3d.cameras_to_opengl(cam)
-    assert_same(geom3d.opengl_to_cameras(view, proj, cam.image_size), cam)
+# (to, from, what the cameras must satisfy): every pair round-trips as X_to_cameras(**cameras_to_X(c))
+CONVERTERS = {
+    "opengl": (geom3d.cameras_to_opengl, geom3d.opengl_to_cameras, {"skew": True}),
+    "pytorch3d": (geom3d.cameras_to_pytorch3d, geom3d.pytorch3d_to_cameras, {}),
+    "blender": (geom3d.cameras_to_blender, geom3d.blender_to_cameras, {"square": True}),
+    "open3d": (geom3d.cameras_to_open3d, geom3d.open3d_to_cameras, {"skew": True}),
+    "nerfstudio": (geom3d.cameras_to_nerfstudio, geom3d.nerfstudio_to_cameras, {}),
+    "colmap": (geom3d.cameras_to_colmap, geom3d.colmap_to_cameras, {}),
+}
 
 
-@settings(max_examples=60, deadline=None)
-@given(cameras(), st.booleans())
-def test_pytorch3d_round_trip(cam, in_ndc):
-    assert_same(geom3d.pytorch3d_to_cameras(**geom3d.cameras_to_pytorch3d(cam, in_ndc=in_ndc)), cam)
+@pytest.mark.parametrize("name", sorted(CONVERTERS))
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_round_trip_through_keyword_arguments(name, data):
+    to, back, needs = CONVERTERS[name]
+    cam = data.draw(cameras(**needs))
+    assert_same(back(**to(cam)), cam)
 
 
-@settings(max_examples=60, deadline=None)
-@given(cameras(square=True), st.floats(10.0, 50.0))
-def test_blender_round_trip(cam, sensor):
-    b = geom3d.cameras_to_blender(cam, sensor_width=sensor)
-    back = geom3d.blender_to_cameras(b["matrix_world"], b["lens"], b["sensor_width"], b["shift_x"], b["shift_y"],
-                                     (b["resolution_y"], b["resolution_x"]))
-    assert_same(back, cam)
+@pytest.mark.parametrize("name", sorted(CONVERTERS))
+def test_round_trip_keeps_batch_shape_and_dtype(name):
+    to, back, needs = CONVERTERS[name]
+    g = torch.Generator().manual_seed(3)
+    R = geom3d.random_rotations(2, 3, generator=g, dtype=torch.float32)
+    fx = 300.0 + 50 * torch.rand(2, 3, generator=g)
+    fy = fx if needs.get("square") else fx * 1.1
+    K = geom3d.intrinsics_matrix(fx, fy, 31.5, 23.5)
+    cam = Cameras(K, R, torch.tensor([0.1, -0.2, 4.0]), (48, 64))
+    out = back(**to(cam))
+    assert out.batch_shape == (2, 3) and out.dtype == torch.float32 and out.image_size == (48, 64)
+    torch.testing.assert_close(out.K, cam.K, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out.R, cam.R, rtol=0, atol=1e-5)
+    assert back(**to(cam.to(dtype=F64))).dtype == F64
 
 
-@settings(max_examples=60, deadline=None)
-@given(cameras())
-def test_open3d_nerfstudio_colmap_round_trips(cam):
-    assert_same(geom3d.open3d_to_cameras(*geom3d.cameras_to_open3d(cam), cam.image_size), cam)
-    ns = geom3d.cameras_to_nerfstudio(cam)
-    assert_same(geom3d.nerfstudio_to_cameras(**ns), cam)
-    c = geom3d.cameras_to_colmap(cam)
-    assert_same(geom3d.colmap_to_cameras(c["qvec"], c["tvec"], c["params"], (c["height"], c["width"])), cam)
+def _camera_from_parameters(p: torch.Tensor, image_size=(40, 56)) -> Cameras:
+    """p = (f, cx, cy, rotation vector (3), t (3)): a differentiable family of square-pixel cameras."""
+    K = geom3d.intrinsics_matrix(p[0], p[0] * 1.0, p[1], p[2])
+    return Cameras(K, geom3d.axis_angle_to_matrix(p[3:6]), p[6:9], image_size)
+
+
+@pytest.mark.parametrize("name", sorted(CONVERTERS))
+def test_converters_gradcheck(name):
+    to, back, _ = CONVERTERS[name]
+    p = torch.tensor([90.0, 27.0, 20.5, 0.3, -0.2, 0.5, 0.1, -0.3, 4.0], dtype=F64, requires_grad=True)
+
+    def forward(p):
+        return tuple(v for v in to(_camera_from_parameters(p)).values() if isinstance(v, torch.Tensor))
+
+    def there_and_back(p):
+        c = back(**to(_camera_from_parameters(p)))
+        return c.K, c.R, c.t
+
+    assert torch.autograd.gradcheck(forward, (p,))
+    assert torch.autograd.gradcheck(there_and_back, (p,))
 
 
 def _points(cam, n=50, seed=0):
@@ -83,7 +109,8 @@ def _points(cam, n=50, seed=0):
 @given(cameras(skew=True))
 def test_opengl_matrices_project_to_our_pixels(cam):
     pts = _points(cam)
-    view, proj = geom3d.cameras_to_opengl(cam, near=0.1, far=50.0)
+    gl = geom3d.cameras_to_opengl(cam, near=0.1, far=50.0)
+    view, proj = gl["view"], gl["projection"]
     clip = torch.cat([pts, torch.ones(len(pts), 1, dtype=F64)], 1) @ (proj @ view).T
     ndc = clip[:, :3] / clip[:, 3:]
     h, w = cam.image_size
@@ -115,7 +142,7 @@ def test_blender_matrix_world_and_3d_dst_intrinsics():
     M = torch.eye(4, dtype=F64)
     M[:3, 3] = torch.tensor([0.0, -2.0, 0.0], dtype=F64)
     M[:3, :3] = torch.tensor([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=F64)  # looking along +y, z up
-    cam = geom3d.blender_to_cameras(M, 35.0, 32.0, 0.0, 0.0, (512, 512))
+    cam = geom3d.blender_to_cameras(M, 35.0, 32.0, 0.0, 0.0, resolution_x=512, resolution_y=512)
     torch.testing.assert_close(cam.K, geom3d.intrinsics_matrix(560.0, 560.0, 255.5, 255.5, dtype=F64))
     vp = geom3d.cameras_to_viewpoint(cam)  # the front view of the PASCAL3D+ frame
     assert abs(float(vp["azimuth"])) < 1e-12 and abs(float(vp["elevation"])) < 1e-12
@@ -130,7 +157,7 @@ def test_colmap_quaternion_order_and_half_pixel():
     torch.testing.assert_close(c["qvec"], torch.tensor([np.cos(0.25), 0, 0, np.sin(0.25)], dtype=F64))
     torch.testing.assert_close(c["params"], torch.tensor([100.0, 110.0, 20.5, 30.5], dtype=F64))
     with pytest.raises(GeometryError, match="pinhole"):
-        geom3d.colmap_to_cameras(c["qvec"], c["tvec"], c["params"], (64, 48), model="OPENCV_FISHEYE")
+        geom3d.colmap_to_cameras(**{**c, "model": "OPENCV_FISHEYE"})
 
 
 def test_converters_refuse_what_they_cannot_represent():

@@ -79,7 +79,8 @@ def test_matches_open3d_pinhole_rays_with_shifted_principal_point(shared_data):
     mesh = geom3d.Mesh.load(shared_data / "meshes" / "teapot.obj").normalized()[0]
     cams = _cameras((45, 60))
     ours = raycast(mesh, cams, "open3d")
-    K, E = geom3d.cameras_to_open3d(cams)
+    o3d_args = geom3d.cameras_to_open3d(cams)
+    K, E = o3d_args["intrinsic_matrix"], o3d_args["extrinsic_matrix"]
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.core.Tensor(mesh.vertices.numpy()), o3d.core.Tensor(mesh.faces.numpy().astype(np.uint32)))
     for b in range(2):
