@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from itertools import permutations
@@ -229,12 +230,9 @@ def test_config_errors_name_the_key(config, match):
 
 
 def _procedural_library():
-    try:
-        import data3d.procedural as lib
-    except Exception as exc:  # the library is written separately
-        pytest.skip(f"data3d.procedural not importable: {exc}")
-    if not hasattr(lib, "make") or not getattr(lib, "CATEGORIES", None):
-        pytest.skip("data3d.procedural has no make/CATEGORIES yet")
+    import data3d.procedural as lib  # part of data3d: a broken import is a failure, not a skip
+
+    assert callable(lib.make) and lib.CATEGORIES
     return lib
 
 
@@ -258,3 +256,58 @@ def test_procedural_source_wraps_the_library():
     # every procedural category is a known record category
     assert all(data3d.is_known_category(c) for c in lib.CATEGORIES)
 
+
+
+# ----------------------------------------------------------------------------- normalisation, layouts
+@pytest.mark.realdata
+def test_off_centre_meshes_are_centred_and_scaled_by_default(shared_data, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "suzanne.obj").symlink_to(shared_data / "meshes" / "suzanne.obj")
+    raw = geom3d.Mesh.load(shared_data / "meshes" / "suzanne.obj")
+    lo, hi = raw.bounds()
+    assert float((lo + hi).abs().max()) > 3  # the file's origin is far off the model
+    (asset,) = list(asset_source({"type": "folder", "root": str(tmp_path / "m")}))
+    assert asset.normalize
+    mesh, T = asset.load(return_transform=True)
+    lo, hi = mesh.bounds()
+    torch.testing.assert_close((lo + hi) / 2, torch.zeros(3), atol=1e-5, rtol=0)
+    assert float((hi - lo).max()) == pytest.approx(1.0, abs=1e-5)
+    # the returned transform is the file -> object frame map that datagen records
+    ones = torch.ones(raw.num_vertices, 1, dtype=torch.float64)
+    mapped = (torch.cat([raw.vertices.double(), ones], 1) @ T.T)[:, :3]
+    torch.testing.assert_close(mapped.float(), mesh.vertices, atol=1e-5, rtol=0)
+    kept = next(iter(asset_source({"type": "folder", "root": str(tmp_path / "m"), "normalize": False})))
+    torch.testing.assert_close(kept.load().vertices, raw.vertices)
+    for kind in ("shapenet", "objaverse"):  # the other collections of arbitrary origin and scale
+        cls = {"shapenet": data3d.ShapeNetSource, "objaverse": data3d.ObjaverseSource}[kind]
+        assert inspect.signature(cls).parameters["normalize"].default is True
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("folder", ["shapenet_v2", "shapenet_v1_chair"])
+def test_shapenet_folders_without_synsets(shared_data, folder):
+    root = str(shared_data / folder)
+    named = asset_source({"type": "shapenet", "root": root, "category": "airplane"})
+    assert named.categories == ["airplane"] and len(named) >= 1
+    filtered = asset_source({"type": "shapenet", "root": root, "category": "airplane", "categories": ["airplane"]})
+    assert len(filtered) == len(named)
+    with pytest.raises(AssetError, match="not inside synset folders.*category: <name>"):
+        len(asset_source({"type": "shapenet", "root": root, "categories": ["car", "02691156"]}))
+
+
+def test_objaverse_uid_categories_in_both_layouts(tmp_path):
+    for uid in ("u1", "u2", "u3"):
+        (tmp_path / f"{uid}.glb").write_bytes(b"")
+    by_uid = {"u1": "cow", "u2": "Mug", "u3": "cow"}
+    lvis = {"cow": ["u1", "u3"], "mug": ["u2"]}
+    (tmp_path / "lvis_subset.json").write_text(json.dumps(lvis))
+    for given in (by_uid, lvis, str(tmp_path / "lvis_subset.json")):
+        src = asset_source({"type": "objaverse", "root": str(tmp_path), "uid_categories": given})
+        assert sorted((a.id, a.category) for a in src) == [("u1", "cow"), ("u2", "mug"), ("u3", "cow")]
+        only = asset_source({"type": "objaverse", "root": str(tmp_path), "uid_categories": given,
+                             "categories": ["mug"]})
+        assert [a.id for a in only] == ["u2"]
+    for bad, match in [({"u1": 3}, "key 'u1'"), ({"cow": ["u1"], "u2": "mug"}, "breaks that"), ({}, "non-empty"),
+                       ({"cow": ["u1"], "mug": ["u1"]}, "two categories"), (str(tmp_path / "none.json"), "JSON")]:
+        with pytest.raises(AssetError, match=match):
+            asset_source({"type": "objaverse", "root": str(tmp_path), "uid_categories": bad})

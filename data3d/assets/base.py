@@ -67,8 +67,10 @@ class Asset:
     id: unique within its source. category: its class name. source: the source type ("shapenet",
     "objaverse", "off", "folder", "procedural"). path: its file (None for generated assets).
     to_object_frame: (4, 4) float64, model -> PASCAL3D+ object frame. normalize: after that
-    rotation, centre the bounding box and scale its longest side to 1 (for collections of arbitrary
-    scale; never for CAD models that annotations refer to). cad_index: 1-based index for `NN.off`.
+    rotation, centre the bounding box and scale its longest side to 1, as 3D-DST does (the default
+    of the ShapeNet, Objaverse and folder sources, whose files put the origin and the scale anywhere;
+    never for CAD models that annotations refer to). `load(return_transform=True)` returns the full
+    file -> object-frame transform, which datagen records. cad_index: 1-based index for `NN.off`.
     """
 
     id: str
@@ -80,10 +82,6 @@ class Asset:
     normalize: bool = False
     cad_index: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def load_raw(self) -> Mesh:
-        """The mesh as stored in its file (raises geom3d.MeshError naming the file)."""
-        return self.loader()
 
     def load(self, return_transform: bool = False):
         """The mesh in the PASCAL3D+ object frame (and, if asked, the 4×4 transform applied)."""

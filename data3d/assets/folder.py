@@ -3,7 +3,9 @@
 Category: `category` when given, else the first-level subfolder a file sits in (with
 `category_from_folder=True`), else "unknown". Axes: `up` / `front` when given; otherwise glTF files
 use glTF's convention (+Y up, front +Z) and every other format is taken to be in the PASCAL3D+
-frame already (z up, front −y).
+frame already (z up, front −y). Meshes are normalised by default (bounding box centred at the
+origin, longest side 1, as 3D-DST does): a file's origin can be anywhere (suzanne.obj's is off
+its centre), and a camera aimed at the origin would otherwise miss the model.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class FolderSource(AssetSource):
     type = "folder"
 
     def __init__(self, root, categories=None, category: str | None = None, category_from_folder: bool = True,
-                 up: str | None = None, front: str | None = None, normalize: bool = False,
+                 up: str | None = None, front: str | None = None, normalize: bool = True,
                  allow_missing_textures: bool = False):
         super().__init__(root, categories, allow_missing_textures)
         if self.root is None or not self.root.is_dir():

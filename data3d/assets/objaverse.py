@@ -5,8 +5,9 @@ Cache layout of the `objaverse` package (BASE_PATH = ~/.objaverse):
     ~/.objaverse/hf-objaverse-v1/lvis-annotations.json.gz         {category: [uid, …]} (if downloaded)
 A plain folder works too: <root>/<category>/<uid>.glb or <root>/<uid>.glb.
 
-Categories: a `uid_categories` mapping (or JSON file) when given, else the LVIS annotations in the
-cache when present, else the GLB's parent folder unless it is a cache group ("000-023"), else
+Categories: a `uid_categories` mapping (or JSON file) when given, in either layout, `{uid: category}`
+or LVIS's own `{category: [uid, ...]}` (detected; anything else is an AssetError), else the LVIS
+annotations in the cache when present, else the GLB's parent folder unless it is a cache group ("000-023"), else
 `category` (default "unknown"). Axes: glTF's (+Y up, front +Z), i.e. (x, y, z) -> (x, −z, y);
 Objaverse models are not all front-aligned, which 3D-DST fixes per model with extra azimuths.
 Models are normalised (centred, longest side 1) by default: their scales are arbitrary.
@@ -26,7 +27,7 @@ from ..categories import normalize_category
 from ..errors import AssetError
 from .base import GLTF_TO_OBJECT, Asset, AssetSource, axes_to_object_frame
 
-__all__ = ["ObjaverseSource", "DEFAULT_OBJAVERSE_ROOT"]
+__all__ = ["ObjaverseSource", "DEFAULT_OBJAVERSE_ROOT", "uid_category_map"]
 
 DEFAULT_OBJAVERSE_ROOT = Path("~/.objaverse")
 _GROUP = re.compile(r"^\d{3}-\d{3}$")
@@ -45,7 +46,7 @@ class ObjaverseSource(AssetSource):
         if not self.root.is_dir():
             raise AssetError(f"{self.root}: Objaverse folder does not exist (nothing is downloaded here)")
         self.uids = None if uids is None else {str(u) for u in uids}
-        self.default_category, self.normalize = category, bool(normalize)
+        self.default_category, self.normalize = normalize_category(category), bool(normalize)
         self.transform = GLTF_TO_OBJECT.clone() if up is None and front is None else \
             axes_to_object_frame(up or "+y", front or "+z")
         self.versioned = self.root / _VERSIONED if (self.root / _VERSIONED).is_dir() else self.root
@@ -53,8 +54,7 @@ class ObjaverseSource(AssetSource):
 
     def _categories_by_uid(self, given) -> dict[str, str]:
         if given is not None:
-            mapping = json.loads(Path(given).read_text()) if isinstance(given, (str, Path)) else dict(given)
-            return {str(k): normalize_category(v) for k, v in mapping.items()}
+            return uid_category_map(given)
         lvis = self.versioned / "lvis-annotations.json.gz"
         if lvis.is_file():
             try:
@@ -100,6 +100,39 @@ class ObjaverseSource(AssetSource):
                 else self.default_category)
             yield Asset(id=uid, category=category, source=self.type, path=path, loader=_loader(path),
                         to_object_frame=self.transform.clone(), normalize=self.normalize)
+
+
+def uid_category_map(given) -> dict[str, str]:
+    """{uid: category} from a mapping or JSON file in either layout: {uid: category} or LVIS's
+    {category: [uid, ...]}. Anything else raises AssetError naming the file (or the mapping's key)."""
+    where = str(given) if isinstance(given, (str, Path)) else "uid_categories"
+    if isinstance(given, (str, Path)):
+        path = Path(given).expanduser()
+        try:
+            text = gzip.open(path, "rt").read() if path.suffix == ".gz" else path.read_text()
+            given = json.loads(text)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AssetError(f"{where}: uid_categories cannot be read as JSON: {exc}") from None
+    if not isinstance(given, Mapping) or not given:
+        raise AssetError(f"{where}: uid_categories must be a non-empty JSON object, "
+                         f"{{uid: category}} or {{category: [uid, ...]}}")
+    values = list(given.values())
+    if all(isinstance(v, str) for v in values):  # {uid: category}
+        return {str(k): normalize_category(v) for k, v in given.items()}
+    if all(isinstance(v, (list, tuple)) and all(isinstance(u, str) for u in v) for v in values):  # LVIS
+        out: dict[str, str] = {}
+        for cat, uids in given.items():
+            for uid in uids:
+                if uid in out and out[uid] != normalize_category(cat):
+                    raise AssetError(f"{where}: uid {uid!r} is listed under two categories, "
+                                     f"{out[uid]!r} and {cat!r}")
+                out[uid] = normalize_category(cat)
+        return out
+    first = type(values[0])
+    bad = next((k for k, v in given.items() if not (isinstance(v, str) or isinstance(v, (list, tuple)) and all(
+        isinstance(u, str) for u in v)) or isinstance(v, str) != issubclass(first, str)), None)
+    raise AssetError(f"{where}: uid_categories must map every uid to a category name ({{uid: category}}) or every "
+                     f"category to a list of uids (LVIS, {{category: [uid, ...]}}); key {bad!r} breaks that")
 
 
 def _loader(path: Path):

@@ -9,7 +9,11 @@ v2's front faces −Z (the aeroplane a0d3a490…'s nose is at −z, its tail fin
 faces +X (the RenderForCNN v1 chair's backrest is at −x), i.e. v2 = v1 turned 90° about +Y.
 So v2 -> object frame is (x, y, z) -> (−x, z, y) and v1 is (x, y, z) -> (−z, −x, y).
 Per-model exceptions exist in ShapeNet; override with `up` / `front`.
-Synset names come from <root>/taxonomy.json when present, else `SHAPENET_SYNSETS`.
+Synset names come from <root>/taxonomy.json when present, else `SHAPENET_SYNSETS`. Models outside a
+synset folder (a folder of model folders, as both ShapeNet sets in ../shared/data are) have no
+synset: their category is `category` (default "unknown"), and a `categories` filter that matches
+none of them is an error saying so. Models are normalised by default (bounding box centred, longest
+side 1), as 3D-DST does.
 """
 
 from __future__ import annotations
@@ -49,20 +53,21 @@ class ShapeNetSource(AssetSource):
     categories: names or synset ids to keep. version: "v1", "v2" or None (per model, from the
     file present). category: the category of models found outside a synset folder (default
     "unknown"). up / front: override the canonical axes. normalize: centre and scale to unit
-    longest side (ShapeNet models are already roughly unit-sized, so default False).
+    longest side, as 3D-DST does (default True; v2's model_normalized has a unit diagonal instead).
     """
 
     type = "shapenet"
 
     def __init__(self, root, categories=None, version: str | None = None, synsets=None, category: str = "unknown",
-                 up: str | None = None, front: str | None = None, normalize: bool = False,
+                 up: str | None = None, front: str | None = None, normalize: bool = True,
                  allow_missing_textures: bool = False):
         super().__init__(root, None, allow_missing_textures)
         if self.root is None or not self.root.is_dir():
             raise AssetError(f"{root}: ShapeNet folder does not exist")
         if version not in (None, "v1", "v2"):
             raise AssetError(f"shapenet version must be 'v1' or 'v2', got {version!r}")
-        self.version, self.default_category, self.normalize = version, category, bool(normalize)
+        self.version, self.normalize = version, bool(normalize)
+        self.default_category = normalize_category(category)
         self.up, self.front = up, front
         names = dict(SHAPENET_SYNSETS)
         names.update(_load_taxonomy(self.root))
@@ -96,10 +101,13 @@ class ShapeNetSource(AssetSource):
                 yield (root.name if _SYNSET.match(root.name) else None), child
 
     def _scan(self) -> Iterator[Asset]:
+        unfiled, kept = 0, 0
         for synset, model_dir in self._model_dirs():
             category = self.synset_names.get(synset, synset) if synset else self.default_category
+            unfiled += synset is None
             if not self._wanted(category):
                 continue
+            kept += 1
             found = self._model_file(model_dir)
             ident = f"{synset}/{model_dir.name}" if synset else model_dir.name
             if found is None:
@@ -111,6 +119,11 @@ class ShapeNetSource(AssetSource):
                         to_object_frame=axes_to_object_frame(self.up or up, self.front or front),
                         normalize=self.normalize, meta={"version": version, "synset": synset,
                                                         "tags": self.synset_tags.get(synset, ()) if synset else ()})
+        if kept == 0 and unfiled and self.category_filter is not None:
+            raise AssetError(
+                f"{self.root}: its {unfiled} model folder(s) are not inside synset folders (<synset>/<model>/), so "
+                f"their category is {self.default_category!r} (the 'category' key) and 'categories' "
+                f"{sorted(self.category_filter)} matches none of them; set category: <name> for this folder")
 
 
 def _loader(path: Path):
