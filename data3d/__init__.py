@@ -42,6 +42,7 @@ from .categories import (
     register_categories,
 )
 from .dataset import ObjectDataset, collate_objects, load_image
+from .dst3d import load_dst3d
 from .errors import AnnotationError, AssetError
 from .imagenet3d import load_imagenet3d, load_imagenet3d_preprocessed, open_pose_split
 from .objectnet3d import load_objectnet3d
