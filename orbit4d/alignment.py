@@ -1,0 +1,141 @@
+"""Aligning the canonical foreground to every frame: X_world = s·R·X_can + t.
+
+`align_canonical` (the method): per frame, pixel-synchronised 3D–3D correspondences pair each
+canonical point that is visible in the frame's camera under the current estimate (splatted with
+geom3d.splat: the z-buffer winner of its pixel) with the frame's own unprojected point at the
+same pixel. A Sim(3) inside RANSAC (geom3d.align.ransac_sim3) is fitted to those pairs; the
+pairing and fit are repeated a few times (the pairs depend on the estimate). One scale is
+shared by all frames (a free scale per frame is poorly constrained by one partial view): a first
+pass estimates per-frame scales, their inlier-weighted median is fixed, a second pass fits R, t
+with it. An optional point-to-plane ICP refines each frame at the fixed scale.
+
+`box_fit` (the released tool's baseline): R = I, the scale from the ratio of the clouds'
+bounding-box diagonals, the translation from the boxes' centres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geom3d import Cameras, DepthPoints, GeometryError
+from geom3d.align import Sim3, icp, ransac_sim3
+
+__all__ = ["FrameFit", "align_canonical", "box_fit", "correspondences", "stack_sim3"]
+
+
+@dataclass(frozen=True)
+class FrameFit:
+    """transforms: Sim3 (T,) canonical → world; inliers (T,) int; pairs (T,) correspondences used."""
+
+    transforms: Sim3
+    inliers: np.ndarray
+    pairs: np.ndarray
+
+
+def stack_sim3(items: list[Sim3]) -> Sim3:
+    return Sim3(torch.stack([x.scale for x in items]), torch.stack([x.R for x in items]),
+                torch.stack([x.t for x in items]))
+
+
+def correspondences(canonical: torch.Tensor, transform: Sim3, depth: torch.Tensor, camera: Cameras, *,
+                    tolerance: float, smooth: float = 0.05):
+    """Pixel-synchronised pairs (canonical points (K, 3), frame points (K, 3)) for one frame.
+
+    Each canonical point is moved by `transform` and projected into the frame; where the
+    frame's depth map (H, W) has depth at all four pixels around the projection (agreeing within
+    `smooth`, relative: no depth edge), the depth is interpolated bilinearly and unprojected at
+    the same sub-pixel position. The pair is kept when the two camera depths agree within
+    `tolerance` (world units): points hidden behind the frame's surface drop out. Both points
+    lie on one camera ray, so the pairing carries no in-image offset (a z-buffer winner per
+    pixel would: it favours the near side of each pixel on slanted surfaces)."""
+    h, w = depth.shape
+    world = transform.apply(canonical)
+    uv, z = camera.project(world, return_depth=True)
+    u, v = uv[:, 0], uv[:, 1]
+    inside = (z > 0) & (u >= 0) & (v >= 0) & (u < w - 1) & (v < h - 1)
+    u, v, z, idx = u[inside], v[inside], z[inside], inside.nonzero()[:, 0]
+    u0, v0 = u.floor().long(), v.floor().long()
+    fu, fv = u - u0, v - v0
+    d = depth.to(u.dtype)
+    q = torch.stack([d[v0, u0], d[v0, u0 + 1], d[v0 + 1, u0], d[v0 + 1, u0 + 1]], -1)  # (K, 4)
+    ok = (q > 0).all(-1) & (q.amax(-1) <= (1 + smooth) * q.amin(-1))
+    wts = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)
+    dz = (q * wts).sum(-1)
+    ok &= (dz - z).abs() <= tolerance
+    target = camera.unproject_points(uv[inside][ok], dz[ok])
+    return canonical[idx[ok]], target
+
+
+def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds, seed):
+    fit, inl, pairs = transform, 0, 0
+    for r in range(rounds):
+        # the first round accepts larger depth gaps: the initial estimate may be off
+        src, dst = correspondences(canonical, fit, depth, camera, tolerance=threshold * (3 if r == 0 else 1))
+        pairs = src.shape[0]
+        if pairs < 10:
+            break
+        try:
+            res = ransac_sim3(src, dst, threshold, scale=scale, iterations=128, seed=seed)
+        except GeometryError:
+            break
+        fit, inl = res.transform, res.num_inliers
+    return fit, inl, pairs
+
+
+def align_canonical(canonical: torch.Tensor, depth, frames: list[DepthPoints], cameras: Cameras, init: Sim3, *,
+                    threshold: float, rounds: int = 3, shared_scale: bool = True, refine_icp: bool = False,
+                    icp_distance: float | None = None, seed: int = 0) -> FrameFit:
+    """Fit canonical → world per frame from the initial estimates `init` (T,) (see the module docstring).
+
+    depth: (T, H, W) the frames' cleaned foreground depth (0 elsewhere); frames: the same as
+    clouds (for the ICP refinement); threshold: RANSAC inlier distance in world units. Frames
+    with too few pairs keep `init`."""
+    canonical = canonical.double()
+    depth = torch.as_tensor(np.asarray(depth)).double()
+    cams = cameras.to(dtype=torch.float64)
+    T = len(frames)
+    fits, inliers, pairs = [], np.zeros(T, dtype=np.int64), np.zeros(T, dtype=np.int64)
+    for f in range(T):
+        fit, inliers[f], pairs[f] = _fit_frame(canonical, init[f], depth[f], cams[f], threshold=threshold,
+                                               scale=True, rounds=rounds, seed=seed + f)
+        fits.append(fit)
+    if shared_scale:
+        scales = torch.stack([x.scale for x in fits]).numpy()
+        w = inliers.astype(np.float64)
+        order = np.argsort(scales)
+        cum = np.cumsum(w[order])
+        s = float(scales[order][np.searchsorted(cum, cum[-1] / 2)]) if cum[-1] > 0 else 1.0
+        for f in range(T):
+            start = Sim3(s, fits[f].R, fits[f].t)
+            fits[f], inliers[f], pairs[f] = _fit_frame(canonical, start, depth[f], cams[f], threshold=threshold,
+                                                       scale=s, rounds=max(1, rounds - 1), seed=seed + f)
+    if refine_icp:
+        distance = icp_distance or 2 * threshold
+        for f in range(T):
+            if frames[f].points.shape[0] < 10:
+                continue
+            s = fits[f].scale
+            # frame points → canonical at the fixed scale (partial onto complete: every point has a partner)
+            res = icp(frames[f].points, canonical, fits[f].inverse(), method="point_to_plane",
+                      max_distance=distance / float(s), max_iterations=20)
+            fits[f] = res.transform.inverse()
+    return FrameFit(stack_sim3(fits), inliers, pairs)
+
+
+def box_fit(canonical: torch.Tensor, frames: list[DepthPoints]) -> Sim3:
+    """The bounding-box baseline (R = I): Sim3 (T,) canonical → world. Empty frames get s = 1, t = 0."""
+    lo, hi = canonical.double().amin(0), canonical.double().amax(0)
+    c_can, d_can = (lo + hi) / 2, (hi - lo).norm()
+    items = []
+    for fr in frames:
+        if fr.points.shape[0] < 3:
+            items.append(Sim3(1.0, torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)))
+            continue
+        p = fr.points.double()
+        flo, fhi = p.amin(0), p.amax(0)
+        s = (fhi - flo).norm() / d_can
+        items.append(Sim3(s, torch.eye(3, dtype=torch.float64), (flo + fhi) / 2 - s * c_can))
+    return stack_sim3(items)

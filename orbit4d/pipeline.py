@@ -1,0 +1,212 @@
+"""The orbit4d run: inputs → 4D proxy → alignment → trajectory → scaffolds → run folder.
+
+Run folder (the public interface):
+    proxy/background.ply, proxy/canonical.ply, proxy/foreground/<frame>.ply (the aligned,
+    smoothed canonical foreground per frame), cameras.json (global_camera.json form),
+    alignment.json ({"sim3_ransac": {"frames": [...]}, "sim3_ransac_smoothed": {...},
+    "box_fit": {...}}; each frame {"frame", "scale", "R", "t", "inliers"}, X = s·R·X_can + t),
+    trajectory.json (camera_path form), scaffold/{rgb,depth,mask}/NNNNN.png, scaffold_rgb.mp4,
+    scaffold_depth.mp4, scaffold_mask.mp4, report.html, manifest.json (options, stage times,
+    counts, warnings).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aware3d_utils.atomic import atomic_write_text
+from geom3d import Cameras, save_point_cloud
+from geom3d.align import Sim3
+from geom3d.trajectory import CameraPath, bullet_time, load_camera_path, preset_path, save_camera_path
+
+from .alignment import align_canonical, box_fit
+from .estimators import static_cameras
+from .io import Orbit4DInputError, read_cameras, read_depth, read_frames, read_masks, write_cameras
+from .reconstruct import auto_voxel_size, build_canonical, fuse_background, partial_foregrounds, split_depth
+from .report import write_report
+from .scaffold import depth_to_image, render_scaffold, write_frames, write_video
+from .smoothing import smooth_transforms
+
+__all__ = ["Orbit4DOptions", "Orbit4DInputs", "RunResult", "load_inputs", "reconstruct_and_align", "run"]
+
+
+@dataclass(frozen=True)
+class Orbit4DOptions:
+    """trajectory: a camera_path JSON file or a preset name (geom3d.trajectory.preset_path);
+    num_output_frames: default the input's frame count; bullet_time: a fixed input frame."""
+
+    trajectory: str = "arc_yaw_30"
+    num_output_frames: int | None = None
+    bullet_time: float | None = None
+    clean_depth: bool = True
+    mask_margin: int = 2
+    voxel_pixels: float = 1.0
+    ransac_threshold_voxels: float = 2.0
+    refine_icp: bool = False
+    smooth: bool = True
+    point_radius: float = 1.0
+    fps: float = 10.0
+    fov_degrees: float = 60.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Orbit4DInputs:
+    """frames uint8 (T, H, W, 3), names, masks bool (T, H, W), depth float32 (T, H, W), cameras (T,)."""
+
+    frames: np.ndarray
+    names: list
+    masks: np.ndarray
+    depth: np.ndarray
+    cameras: Cameras
+    notes: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    times: dict
+    counts: dict
+    transforms: Sim3
+    smoothed: Sim3
+    box: Sim3
+    canonical: torch.Tensor
+    path: CameraPath
+
+
+def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frames=None,
+                fov_degrees: float = 60.0) -> Orbit4DInputs:
+    """Read the inputs (see orbit4d.io); without cameras, a static camera of `fov_degrees` (with a warning)."""
+    notes = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb, names = read_frames(frames, max_frames)
+        size = rgb.shape[1:3]
+        mset = read_masks(masks, names, size, object_id)
+        if depth is None:
+            raise Orbit4DInputError("--depth", "no depth given; a depth model is not wired in yet: pass a folder "
+                                               "of <frame>.npy metric depth maps")
+        d = read_depth(depth, names, size)
+        if cameras is None:
+            warnings.warn(f"no cameras given: assuming a static camera with a {fov_degrees}° field of view",
+                          stacklevel=2)
+            cams = static_cameras(len(names), size, fov_degrees)
+        else:
+            cams = read_cameras(cameras, names, size)
+    notes = [str(w.message) for w in caught]
+    for n in notes:
+        warnings.warn(n, stacklevel=2)
+    return Orbit4DInputs(rgb, names, mset.masks, d, cams, notes)
+
+
+def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit4DOptions()) -> dict:
+    """The geometric stages; returns a dict of their results and per-stage times (seconds)."""
+    times = {}
+    t = time.perf_counter()
+    fg, bg, _ = split_depth(inputs.depth, inputs.masks, margin=options.mask_margin, clean=options.clean_depth)
+    times["depth cleaning"] = time.perf_counter() - t
+    t = time.perf_counter()
+    voxel = auto_voxel_size(fg if (fg > 0).any() else bg, inputs.cameras, options.voxel_pixels)
+    partials = partial_foregrounds(inputs.frames, fg, inputs.cameras)
+    times["unprojection"] = time.perf_counter() - t
+    t = time.perf_counter()
+    background = fuse_background(inputs.frames, bg, inputs.cameras)
+    times["background fusion"] = time.perf_counter() - t
+    t = time.perf_counter()
+    canonical = build_canonical(partials, voxel_size=voxel)
+    times["canonical foreground"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fit = align_canonical(canonical.points, fg, partials, inputs.cameras, canonical.chain,
+                          threshold=options.ransac_threshold_voxels * voxel, refine_icp=options.refine_icp,
+                          seed=options.seed)
+    times["alignment"] = time.perf_counter() - t
+    t = time.perf_counter()
+    smoothed = smooth_transforms(fit.transforms) if options.smooth else fit.transforms
+    times["smoothing"] = time.perf_counter() - t
+    t = time.perf_counter()
+    box = box_fit(canonical.points, partials)
+    times["box baseline"] = time.perf_counter() - t
+    return {"fg_depth": fg, "voxel": voxel, "partials": partials, "background": background, "canonical": canonical,
+            "fit": fit, "smoothed": smoothed, "box": box, "times": times}
+
+
+def _trajectory(options: Orbit4DOptions, inputs: Orbit4DInputs, fg_depth: np.ndarray) -> CameraPath:
+    n = options.num_output_frames or len(inputs.names)
+    src = Path(options.trajectory)
+    if src.suffix.lower() == ".json":
+        if not src.is_file():
+            raise Orbit4DInputError(src, "no such trajectory file")
+        path = load_camera_path(src, image_size=inputs.cameras.image_size)
+    else:
+        d0 = fg_depth[0][fg_depth[0] > 0]
+        centre = float(np.median(d0)) if d0.size else float(np.median(inputs.depth[0][inputs.depth[0] > 0]))
+        last = len(inputs.names) - 1
+        times = np.linspace(0, last, n) if n > 1 else np.zeros(1)
+        path = preset_path(options.trajectory, inputs.cameras[0], centre, n, video_time=times)
+    if options.bullet_time is not None:
+        path = bullet_time(path, options.bullet_time)
+    return path
+
+
+def _alignment_json(names, transforms: Sim3, inliers) -> dict:
+    frames = []
+    for i, name in enumerate(names):
+        frames.append({"frame": name, "scale": float(transforms.scale[i]), "R": transforms.R[i].tolist(),
+                       "t": transforms.t[i].tolist(), "inliers": int(inliers[i])})
+    return {"frames": frames}
+
+
+def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) -> RunResult:
+    """Run everything and write the run folder `out` (see the module docstring)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    geo = reconstruct_and_align(inputs, options)
+    times = dict(geo["times"])
+    canonical, smoothed, fit = geo["canonical"], geo["smoothed"], geo["fit"]
+    t = time.perf_counter()
+    bgc = geo["background"]
+    save_point_cloud(out / "proxy" / "background.ply", bgc.points, bgc.colors)
+    save_point_cloud(out / "proxy" / "canonical.ply", canonical.points, canonical.colors)
+    foregrounds = []
+    for i, name in enumerate(inputs.names):
+        pts = smoothed[i].apply(canonical.points.double())
+        save_point_cloud(out / "proxy" / "foreground" / f"{name}.ply", pts, canonical.colors)
+        foregrounds.append((pts, canonical.colors))
+    write_cameras(out / "cameras.json", inputs.cameras, inputs.names)
+    alignment = {"sim3_ransac": _alignment_json(inputs.names, fit.transforms, fit.inliers),
+                 "sim3_ransac_smoothed": _alignment_json(inputs.names, smoothed, fit.inliers),
+                 "box_fit": _alignment_json(inputs.names, geo["box"], [p.points.shape[0] for p in geo["partials"]])}
+    atomic_write_text(out / "alignment.json", json.dumps(alignment, indent=1))
+    times["writing the proxy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    path = _trajectory(options, inputs, geo["fg_depth"])
+    save_camera_path(out / "trajectory.json", path)
+    scaffold = render_scaffold(bgc.points, bgc.colors, foregrounds, path, radius=options.point_radius)
+    times["scaffold rendering"] = time.perf_counter() - t
+    t = time.perf_counter()
+    depth_img = depth_to_image(scaffold.depth)
+    mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)
+    write_frames(out / "scaffold" / "rgb", scaffold.rgb)
+    write_frames(out / "scaffold" / "depth", depth_img)
+    write_frames(out / "scaffold" / "mask", mask_img)
+    write_video(out / "scaffold_rgb.mp4", scaffold.rgb, options.fps)
+    write_video(out / "scaffold_depth.mp4", depth_img, options.fps)
+    write_video(out / "scaffold_mask.mp4", mask_img, options.fps)
+    write_video(out / "input.mp4", inputs.frames, options.fps)
+    times["writing scaffolds"] = time.perf_counter() - t
+    counts = {"frames": len(inputs.names), "output_frames": len(path), "background_points": int(bgc.points.shape[0]),
+              "canonical_points": int(canonical.points.shape[0]),
+              "foreground_points_per_frame": [int(p.points.shape[0]) for p in geo["partials"]],
+              "coverage": float(scaffold.mask.mean()), "voxel_size": geo["voxel"]}
+    write_report(out, inputs, scaffold, depth_img, mask_img, bgc, foregrounds, path, counts)
+    manifest = {"options": asdict(options), "times_s": times, "counts": counts, "warnings": list(inputs.notes),
+                "frames": list(inputs.names), "video_model": "not run (no video model wired in yet)"}
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return RunResult(out, times, counts, fit.transforms, smoothed, geo["box"], canonical.points, path)
