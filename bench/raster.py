@@ -8,6 +8,11 @@
    broadcasting, chunked; gather-based interpolation), and with `interpolate`'s plain-gather variant.
 2. Depth of a ~10k-face mesh at 640 × 480: `rasterize` forward against Open3D's RaycastingScene
    (scene built once, rays built once; only the cast is timed) on the same mesh and camera.
+3. Per-image features under images × hypotheses (NeMo's pose search: 8 images × 36 hypotheses, a
+   1,000-vertex cuboid, 128-d features (8, V, 128), a 40 × 48 map): `interpolate` reading the
+   table through its view → row index, against expanding the features to (288, V, 128) first;
+   forward + backward of the interpolation (fragments precomputed), time and the extra peak
+   memory of one step (peak RSS of a fresh process, above its level after setup).
 
 Prints markdown tables. Times are medians of repeated runs (wall clock); on a shared machine
 ratios measured in the same run matter more than absolute numbers. `--quick` for a smoke run.
@@ -35,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aware3d_utils  # noqa: E402
 import geom3d  # noqa: E402
 from aware3d.paths import shared_data_root  # noqa: E402
-from geom3d.raster import interpolate, rasterize  # noqa: E402
+from geom3d.raster import interpolate, interpolate_sparse, rasterize  # noqa: E402
 from geom3d.raster.inputs import prepare  # noqa: E402
 from geom3d.raster.interpolate import interpolate_gather  # noqa: E402
 from geom3d.raster.visibility import visible_faces_of  # noqa: E402
@@ -200,6 +205,74 @@ def nemo_breakdown(batch: int, reps: int) -> dict[str, float]:
     return {"covered pixels": float((p2f >= 0).float().mean()), **{k: 1e3 * t for k, t in times.items()}}
 
 
+# ---------------------------------------------------------------- 3. indexed interpolation
+INDEX_SIZE, INDEX_IMAGES, INDEX_HYPOTHESES = (40, 48), 8, 36
+INDEX_METHODS = ("expand features to (N·P, V, C)", "index (dense image)", "index, sparse (covered pixels)")
+
+
+def index_setup(seed: int = 0):
+    """Fragments of 8 images × 36 hypotheses of one cuboid, per-image features (8, V, 128) that
+    require grad, and the gradients to push back (dense and sparse)."""
+    gen = torch.Generator().manual_seed(seed)
+    mesh = geom3d.cuboid_mesh([-0.16, -0.455, -0.125], [0.16, 0.455, 0.125], 1000)
+    shape = (INDEX_IMAGES, INDEX_HYPOTHESES)
+    az = torch.rand(shape, generator=gen) * 2 * math.pi
+    el = torch.rand(shape, generator=gen) * 0.8 - 0.2
+    cams = geom3d.viewpoint_to_cameras(az, el, 0.0, 5.0, 1.0, 187.5, image_size=INDEX_SIZE)
+    with torch.no_grad():
+        fr = rasterize(mesh, cams)
+    features = torch.randn(INDEX_IMAGES, mesh.num_vertices, CHANNELS, generator=gen).requires_grad_(True)
+    target = torch.randn(*shape, *INDEX_SIZE, CHANNELS, generator=gen)
+    sparse_target = torch.randn(int(fr.mask.sum()), CHANNELS, generator=gen)
+    return fr, features, target, sparse_target
+
+
+def index_step(method: str, fr, features, target, sparse_target) -> None:
+    features.grad = None
+    if method == INDEX_METHODS[0]:
+        V = features.shape[1]
+        expanded = features[:, None].expand(INDEX_IMAGES, INDEX_HYPOTHESES, V, CHANNELS)
+        interpolate(fr, expanded.reshape(-1, V, CHANNELS)).backward(target)
+    elif method == INDEX_METHODS[1]:
+        interpolate(fr, features).backward(target)  # row = image: the per-leading-index rule
+    else:
+        interpolate_sparse(fr, features).values.backward(sparse_target)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM, MB). Not getrusage: on Linux its ru_maxrss
+    survives exec, so a child started by a big parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory is measured on Linux only)")
+
+
+def index_peak_child(method: str) -> None:
+    """Run in a fresh process: print the extra peak RSS (MB) of one step above the setup's."""
+    data = index_setup()
+    before = _peak_rss_mb()
+    index_step(method, *data)
+    print(_peak_rss_mb() - before)
+
+
+def bench_index(reps: int, threads: int) -> list[dict]:
+    data = index_setup()
+    fr = data[0]
+    times = timed_together({m: (lambda m=m: index_step(m, *data)) for m in INDEX_METHODS}, reps)
+    rows = []
+    for method in INDEX_METHODS:
+        out = subprocess.run([sys.executable, __file__, "--index-peak", method, "--threads", str(threads)],
+                             capture_output=True, text=True, check=True)
+        rows.append({"method": method, "ms": 1e3 * times[method], "peak_mb": float(out.stdout.split()[-1])})
+    base = rows[0]
+    for r in rows:
+        r["time_ratio"] = base["ms"] / r["ms"]
+        r["memory_ratio"] = base["peak_mb"] / max(r["peak_mb"], 1e-9)
+    rows[0]["covered"] = float(fr.mask.float().mean())
+    return rows
+
+
 # ---------------------------------------------------------------- 2. depth at 640 × 480
 def depth_mesh() -> tuple[geom3d.Mesh, str]:
     path = shared_data_root() / "meshes" / "fandisk.obj"
@@ -243,6 +316,19 @@ def bench_depth(reps: int, size=(480, 640)) -> dict:
             "raster": raster, "open3d cast": cast, "open3d build + cast": built, "agreement": agree}
 
 
+def print_index_table(reps: int, threads: int) -> None:
+    print(f"### Per-image features under {INDEX_IMAGES} images × {INDEX_HYPOTHESES} hypotheses: cuboid of 1,000 "
+          f"vertices, {INDEX_SIZE[0]}×{INDEX_SIZE[1]} map, {CHANNELS} channels, interpolate forward + backward\n")
+    rows = bench_index(reps, threads)
+    print(f"({100 * rows[0]['covered']:.1f}% of pixels covered; peak: extra max RSS of one step in a fresh process)\n")
+    print("| method | ms / step | speed-up vs expand | extra peak MB | memory ratio vs expand |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['method']} | {r['ms']:.1f} | {r['time_ratio']:.2f}× | {r['peak_mb']:.0f} | "
+              f"{r['memory_ratio']:.2f}× |", flush=True)
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (batches 1 and 16, few repeats)")
@@ -252,8 +338,13 @@ def main() -> int:
     parser.add_argument("--nemo-only", action="store_true", help="only the NeMo feature-render table")
     parser.add_argument("--default-allocator-only", action="store_true",
                         help="skip the second run with glibc told to keep freed memory")
+    parser.add_argument("--index-only", action="store_true", help="only the indexed-interpolation table")
+    parser.add_argument("--index-peak", choices=INDEX_METHODS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.index_peak:
+        index_peak_child(args.index_peak)
+        return 0
     STAT["value"] = min if args.stat == "min" else statistics.median
     batches = (1, 16) if args.quick else (1, 16, 144)
     reps = 3 if args.quick else 9
@@ -261,6 +352,10 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, {args.stat} of repeats, "
           f"allocator settings: {settings or 'default'}\n")
 
+    if not args.nemo_only:
+        print_index_table(3 if args.quick else 9, args.threads)
+    if args.index_only:
+        return 0
     print(f"### NeMo feature render: cuboid, {FEATURE_SIZE[0]}×{FEATURE_SIZE[1]} map, {CHANNELS} channels, "
           "forward + backward\n")
     print("| batch | method | ms / batch | ms / render | vs naive | renderer alone: ms / render | vs naive |")
