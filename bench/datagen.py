@@ -28,7 +28,8 @@ from _common import parse_args, table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datagen.config import load_config  # noqa: E402
-from datagen.pipeline import _in_process_threads, _limit_threads, _pool_chunk, _Worker, generate  # noqa: E402
+from datagen.pipeline import _in_process_threads, _limit_threads, _pool_chunk, generate  # noqa: E402
+from datagen.worker import Worker  # noqa: E402
 from datagen.writer import DatasetFolder  # noqa: E402
 from geom3d.gl import render_gl  # noqa: E402
 
@@ -45,7 +46,7 @@ def _config(size: int, per_category: int):
 
 def _render_only(cfg, root: Path) -> float:
     """Render every sample's view with render_gl (as the pipeline draws them), nothing more."""
-    w = _Worker(cfg, root)
+    w = Worker(cfg, root)
     jobs = []
     for s in w.plan.samples:
         loaded = w.load(s.asset)
@@ -64,7 +65,7 @@ def _naive(cfg, root: Path) -> float:
     """The pipeline's per-sample code with PNGs encoded and written synchronously, chunk by chunk."""
     from datagen import writer as writer_mod
 
-    w = _Worker(cfg, root)
+    w = Worker(cfg, root)
     original = writer_mod.ChunkWriter.__init__
 
     def synchronous(self, *args, **kwargs):
@@ -96,7 +97,7 @@ def _two_processes_steady(cfg, root: Path) -> float:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    w = _Worker(cfg, root)
+    w = Worker(cfg, root)
     DatasetFolder(root).prepare(cfg, w.plan.info)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         pids = set(pool.map(_warm_worker, range(2)))

@@ -13,9 +13,12 @@ following the edges), and write data3d records whose cameras are exact. See docs
 - `randomize`: colours and 3D procedural textures, backgrounds, lights, and occluders at the
   OccludedPASCAL3D+ levels with exact visible masks.
 - `writer`: sample ids, deterministic PNGs, atomic per-sample writes, record shards per chunk,
-  manifest.json, resume after a kill.
+  manifest.json, resume after a kill; `lock`: one run per output folder (or per shard).
+- `plan`: the samples of a config, their chunks and the seeds of their draws (`make_plan`).
+- `framing`: the distance at which the whole object is in the image (truncation as a parameter).
+- `compose`: one sample's image, files, occlusion levels and records; `worker`: a chunk's samples.
 - `pipeline`: `generate(config, out, shard=, workers=, ray=)` (plain loop, worker processes or
-  Ray tasks: the same bytes), `run_demo_dataset(out)`.
+  Ray tasks: the same bytes); `demo`: `run_demo_dataset(out)`.
 - `preview`: `write_preview(folder)`, an HTML grid with each record's cuboid and axes drawn.
 - ControlNet mode and filtering: `prompts` (PromptBuilder), `controlnet` (ControlNetGenerator),
   `filtering` (cheap checks, K-fold consistency filter); see docs/datagen-generation.md.
@@ -25,16 +28,18 @@ Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--r
 
 from .config import ConfigError, DatagenConfig, default_config, load_config
 from .controlnet import ControlNetGenerator, build_tiny_pipeline
+from .demo import DEMO_CATEGORIES, demo_config, run_demo_dataset
 from .filtering import cheap_checks, filter_dataset, kfold_filter
-from .pipeline import DEMO_CATEGORIES, demo_config, generate, make_plan, run_chunk, run_demo_dataset
+from .pipeline import generate, run_chunk
+from .plan import make_plan
 from .preview import write_preview
 from .prompts import PromptBuilder
 from .samplers import DSTSampler, MatchDatasetSampler, UniformSphereSampler, ViewSample, make_sampler
 from .writer import sample_id
 
 __all__ = [
-    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate", "make_plan",
-    "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler", "UniformSphereSampler",
-    "ViewSample", "make_sampler", "sample_id",
+    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate",
+    "make_plan", "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler",
+    "UniformSphereSampler", "ViewSample", "make_sampler", "sample_id",
     "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",
 ]

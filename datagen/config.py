@@ -200,12 +200,27 @@ def _offsets(key, v):
 # Every leaf key of the default config and its check. A mapping-valued leaf (offsets, weights,
 # free blocks) is checked as a whole; every other mapping in the defaults is a section whose keys
 # must all be known.
+def _nullable(check: Callable) -> Callable:
+    """null (take the value from the sampler preset) or a value `check` accepts."""
+    return lambda key, v: None if v is None else check(key, v)
+
+
+def _preset(key, v):
+    if v == "auto":
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or v not in (1, 2, 3, 4, 5):
+        raise ConfigError(key, f"must be auto or one of 3D-DST's presets 1-5, got {v!r}")
+    return v
+
+
 _SAMPLER_CHECKS: dict[str, Callable] = {
     "strategy": _choice("dst", "uniform_sphere", "match_dataset"),
-    "azimuth": _choice("full", "front"),
-    "polar_mean": _num(lo=0, hi=180),
-    "polar_sd": _positive,
-    "polar_range": _range(lo=0, hi=360),
+    "preset": _preset,
+    "azimuth": _nullable(_choice("full", "front")),
+    "polar": _nullable(_choice("normal", "uniform")),
+    "polar_mean": _nullable(_num(lo=0, hi=180)),
+    "polar_sd": _nullable(_positive),
+    "polar_range": _nullable(_range(lo=0, hi=360)),
     "elevation_range": _range(lo=-90, hi=90),
     "records": _path_or_none,
     "bandwidth": _num(lo=0),
@@ -228,6 +243,8 @@ _CHECKS: dict[str, Callable] = {
     **{f"sampler.{k}": v for k, v in _SAMPLER_CHECKS.items()},
     "camera.fov": _num(lo=1, hi=170),
     "camera.principal_jitter": _num(lo=0, hi=0.5),
+    "camera.truncation": _num(lo=0, hi=1),
+    "camera.margin": _num(lo=0, hi=0.45),
     "render.shading": _choice("flat", "smooth"),
     "render.backend": _choice("auto", "gl", "raster"),
     "render.save": _save,

@@ -230,8 +230,14 @@ class ControlNetGenerator:
         return set(self._attention)
 
     def _from_pretrained(self, cls, name: str, what: str, **kwargs):
+        from .hub import pretrained_kwargs
+
         try:
-            return cls.from_pretrained(name, **kwargs)
+            where = pretrained_kwargs(name, f"controlnet.{what}")
+        except FileNotFoundError as exc:  # offline and not cached: said at once, no retries
+            raise ModelLoadError(str(exc)) from None
+        try:
+            return cls.from_pretrained(name, **where, **kwargs)
         except (OSError, ValueError) as exc:
             hint = "" if Path(name).exists() else (
                 " (not a local folder; with HF_HUB_OFFLINE=1 it must already be in the Hugging Face cache)")

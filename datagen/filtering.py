@@ -383,8 +383,12 @@ def _build_backbone(backbone):
     if isinstance(backbone, Mapping):
         config = transformers.ResNetConfig(**dict(backbone))
         return transformers.ResNetModel(config), int(config.hidden_sizes[-1])
+    from .hub import pretrained_kwargs
+
     try:
-        model = transformers.AutoModel.from_pretrained(str(backbone))
+        model = transformers.AutoModel.from_pretrained(str(backbone), **pretrained_kwargs(str(backbone), "backbone"))
+    except FileNotFoundError as exc:  # offline and not cached: said at once, no retries
+        raise ValueError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"backbone: cannot load {backbone!r} (offline runs need a local folder or a cached model): "
                          f"{exc}") from exc

@@ -50,7 +50,9 @@ def draw_annotation(image: np.ndarray, obj, scale: float = 1.0) -> np.ndarray:
     cam = obj.viewpoint.to_cameras(obj.image_size, dtype=torch.float64)
     bounds = obj.extra.get("mesh_bounds")
     if bounds:
-        lo, hi = (np.asarray(b, dtype=np.float64) for b in json.loads(bounds))
+        if isinstance(bounds, str):  # datasets written before mesh_bounds became a list
+            bounds = json.loads(bounds)
+        lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
     else:
         half = 0.25 * obj.viewpoint.distance
         lo, hi = np.full(3, -half), np.full(3, half)

@@ -488,7 +488,8 @@ class PromptBuilder:
         return entry
 
     def object_phrase(self, category: str, tags: Sequence[str] | None, rng: np.random.Generator) -> str:
-        """The object as named in a prompt: a synonym, possibly an asset tag, possibly an attribute."""
+        """The object as named in a prompt: a synonym (never a subtype the asset's tags do not name),
+        possibly an asset tag, possibly an attribute."""
         category = canonical_category(category, self.aliases)
         entry = self._entry(category)
         synonyms = entry["synonyms"]
@@ -496,9 +497,10 @@ class PromptBuilder:
         clean = sanitize_tags(tags, self.tag_stoplist) if self.use_tags else []
         if clean and rng.random() < self.tag_probability:
             tag = _pick(clean, rng)
-            heads = {s.split()[-1].lower() for s in synonyms} | {_noun(category).split()[-1]}
-            # "sports car" names the object already; "convertible" qualifies it.
-            noun = tag if tag.split()[-1] in heads or any(s.lower() in tag for s in synonyms) else f"{tag} {noun}"
+            names = list(synonyms) + list(entry.get("subtypes") or [])
+            heads = {s.split()[-1].lower() for s in names} | {_noun(category).split()[-1]}
+            # "sports car" and "station wagon" name the object already; "red" qualifies it.
+            noun = tag if tag.split()[-1] in heads or any(s.lower() in tag for s in names) else f"{tag} {noun}"
         attributes = entry.get("attributes") or []
         if attributes and rng.random() < self.attribute_probability:
             attribute = _pick(attributes, rng)

@@ -204,12 +204,22 @@ def list_images(folder: str) -> tuple[str, ...]:
     return tuple(files)
 
 
-def _image_background(rng: np.random.Generator, size: tuple[int, int], folder: str) -> np.ndarray:
+def _image_background(rng: np.random.Generator, size: tuple[int, int], folder: str,
+                      unreadable: list[str] | None = None) -> np.ndarray:
+    """A crop of the drawn image; an unreadable file is passed over for the next one in sorted
+    order (so the choice stays a function of the draw) and its path appended to `unreadable`."""
     files = list_images(os.path.abspath(folder))
-    path = files[int(rng.integers(len(files)))]
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f"{path}: cannot read the background image")
+    start = int(rng.integers(len(files)))
+    for k in range(len(files)):
+        path = files[(start + k) % len(files)]
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is not None and img.size:
+            break
+        if unreadable is not None:
+            unreadable.append(path)
+    else:
+        raise OSError(f"{folder}: none of its {len(files)} background images can be read "
+                      "(randomization.background_images)")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     h, w = size
     ih, iw = img.shape[:2]
@@ -226,8 +236,9 @@ def _image_background(rng: np.random.Generator, size: tuple[int, int], folder: s
 
 
 def make_background(rng: np.random.Generator, kind: str, size: tuple[int, int],
-                    image_folder: str | None = None) -> np.ndarray | None:
-    """A background (H, W, 3) float32 in [0, 1] of `kind`; None for "transparent"."""
+                    image_folder: str | None = None, unreadable: list[str] | None = None) -> np.ndarray | None:
+    """A background (H, W, 3) float32 in [0, 1] of `kind`; None for "transparent". Image files
+    that cannot be read are passed over and appended to `unreadable`."""
     h, w = size
     if kind == "transparent":
         return None
@@ -247,7 +258,7 @@ def make_background(rng: np.random.Generator, kind: str, size: tuple[int, int],
     if kind == "image":
         if not image_folder:
             raise ValueError("an image background needs randomization.background_images")
-        return _image_background(rng, size, image_folder)
+        return _image_background(rng, size, image_folder, unreadable)
     raise ValueError(f"unknown background {kind!r}; use one of {BACKGROUNDS}")
 
 

@@ -5,9 +5,9 @@ Three strategies, each drawing from a `numpy.random.Generator` that the pipeline
 
 - `DSTSampler`: 3D-DST's sampling in Blender spherical terms. The Blender azimuth θ is uniform over
   360° or over the front arc [−195°, 15°]; the polar angle φ (0 = above) follows a normal
-  truncated to an interval (3D-DST: mean 90°/sd 30° in [0°, 180°] for objects seen from everywhere,
-  mean 60°/sd 20° in [0°, 195°] for objects mostly seen from above); per-asset canonical offsets
-  move (θ, φ) by (+azimuth, −elevation) and a φ past a pole wraps over it, as 3D-DST does.
+  truncated to an interval, or is uniform in it: 3D-DST's five presets (`DST_PRESETS`, its
+  `--pose_sampling` 1-5), chosen per category by default (`CATEGORY_PRESETS`); per-asset canonical
+  offsets move (θ, φ) by (+azimuth, −elevation) and a φ past a pole wraps over it, as 3D-DST does.
   `geom3d.blender_to_viewpoint` turns (θ, φ) into the PASCAL3D+ azimuth and elevation.
 - `UniformSphereSampler`: camera directions uniform on the sphere (optionally a band of elevations).
 - `MatchDatasetSampler`: resample the viewpoints of given data3d records (a Gaussian kernel
@@ -41,9 +41,32 @@ __all__ = [
     "sampler_block",
     "truncated_normal",
     "FRONT_ARC",
+    "DST_PRESETS",
+    "CATEGORY_PRESETS",
+    "category_preset",
+    "resolve_preset",
 ]
 
 TWO_PI = 2.0 * math.pi
+#: 3D-DST's viewpoint presets (`--pose_sampling` of its Blender script), degrees: Blender azimuth
+#: range and the distribution of the polar angle φ
+DST_PRESETS: dict[int, dict] = {
+    1: {"azimuth": "full", "polar": "normal", "polar_mean": 90.0, "polar_sd": 30.0, "polar_range": [0.0, 180.0]},
+    2: {"azimuth": "front", "polar": "normal", "polar_mean": 90.0, "polar_sd": 30.0, "polar_range": [0.0, 180.0]},
+    3: {"azimuth": "full", "polar": "normal", "polar_mean": 60.0, "polar_sd": 20.0, "polar_range": [0.0, 195.0]},
+    4: {"azimuth": "front", "polar": "normal", "polar_mean": 60.0, "polar_sd": 20.0, "polar_range": [0.0, 195.0]},
+    5: {"azimuth": "full", "polar": "uniform", "polar_mean": 90.0, "polar_sd": 30.0, "polar_range": [0.0, 180.0]},
+}
+#: the preset `preset: auto` gives a category (canonical procedural names; aliases resolve to them):
+#: ground-standing objects are photographed from above or level (3), monitors from the front and
+#: above (4); aeroplanes are seen from everywhere (1), as is any category not listed
+CATEGORY_PRESETS: dict[str, int] = {
+    **dict.fromkeys(("car", "bus", "train", "motorbike", "bicycle", "boat", "chair", "sofa", "table", "bottle",
+                     "mug"), 3),
+    "monitor": 4,
+    "aeroplane": 1,
+}
+DEFAULT_PRESET = 1
 #: 3D-DST's "front" azimuth range in Blender θ (degrees): the camera in front of the object (θ = −90°)
 #: and 105° either side of it
 FRONT_ARC = (-195.0, 15.0)
@@ -127,14 +150,18 @@ class DSTSampler(ViewSampler):
     """3D-DST's viewpoint sampling (see the module docstring); angles in radians.
 
     azimuth: "full" (θ uniform in [0, 2π)) or "front" (θ uniform over `FRONT_ARC`).
-    polar_mean, polar_sd, polar_range: the truncated normal of the polar angle φ.
+    polar: "normal" (polar_mean, polar_sd: a normal truncated to polar_range) or "uniform" (φ
+    uniform in polar_range, 3D-DST's preset 5).
     """
 
-    def __init__(self, *, azimuth: str = "full", polar_mean: float = math.pi / 2, polar_sd: float = math.pi / 6,
-                 polar_range: Sequence[float] = (0.0, math.pi), **common):
+    def __init__(self, *, azimuth: str = "full", polar: str = "normal", polar_mean: float = math.pi / 2,
+                 polar_sd: float = math.pi / 6, polar_range: Sequence[float] = (0.0, math.pi), **common):
         super().__init__(**common)
         if azimuth not in ("full", "front"):
             raise ValueError(f"DSTSampler: azimuth must be 'full' or 'front', got {azimuth!r}")
+        if polar not in ("normal", "uniform"):
+            raise ValueError(f"DSTSampler: polar must be 'normal' or 'uniform', got {polar!r}")
+        self.polar = polar
         self.azimuth_range = (0.0, TWO_PI) if azimuth == "full" else tuple(math.radians(v) for v in FRONT_ARC)
         self.polar_mean, self.polar_sd = float(polar_mean), float(polar_sd)
         self.polar_range = (float(polar_range[0]), float(polar_range[1]))
@@ -143,7 +170,10 @@ class DSTSampler(ViewSampler):
         """3D-DST's (θ, φ) after the asset's offsets and the pole wrap: θ in [0, 2π), φ in [0, π]."""
         lo, hi = self.azimuth_range
         theta = lo + (hi - lo) * rng.random()
-        phi = truncated_normal(rng, self.polar_mean, self.polar_sd, *self.polar_range)
+        if self.polar == "uniform":
+            phi = self.polar_range[0] + (self.polar_range[1] - self.polar_range[0]) * rng.random()
+        else:
+            phi = truncated_normal(rng, self.polar_mean, self.polar_sd, *self.polar_range)
         off_az, off_el = self.offsets.get(str(asset_id), (0.0, 0.0))
         theta, phi = theta + off_az, phi - off_el
         phi = phi % TWO_PI
@@ -243,9 +273,26 @@ def sampler_block(block: Mapping, category: str | None) -> dict:
     return merged
 
 
+def category_preset(category: str | None) -> int:
+    """The 3D-DST preset `preset: auto` gives `category` (CATEGORY_PRESETS, through the procedural aliases)."""
+    if category is None:
+        return DEFAULT_PRESET
+    from data3d.procedural import ALIASES
+
+    name = str(category).lower()
+    return CATEGORY_PRESETS.get(ALIASES.get(name, name), DEFAULT_PRESET)
+
+
+def resolve_preset(block: Mapping, category: str | None) -> dict:
+    """A sampler block with its null dst keys (azimuth, polar, polar_*) filled from its preset."""
+    preset = block.get("preset", "auto")
+    values = DST_PRESETS[category_preset(category) if preset == "auto" else int(preset)]
+    return {**block, **{k: v for k, v in values.items() if block.get(k) is None}}
+
+
 def make_sampler(block: Mapping, category: str | None = None) -> ViewSampler:
     """The sampler a (validated) `sampler` config block describes (degrees there, radians here)."""
-    b = sampler_block(block, category)
+    b = resolve_preset(sampler_block(block, category), category)
     rad = math.radians
     common = dict(distance=b["distance"], distance_jitter=b["distance_jitter"], distance_sd=b["distance_sd"],
                   distance_range=b["distance_range"], inplane_sd=rad(b["inplane_sd"]),
@@ -253,7 +300,8 @@ def make_sampler(block: Mapping, category: str | None = None) -> ViewSampler:
                   offsets={k: {n: rad(x) for n, x in v.items()} for k, v in b.get("offsets", {}).items()})
     strategy = b["strategy"]
     if strategy == "dst":
-        return DSTSampler(azimuth=b["azimuth"], polar_mean=rad(b["polar_mean"]), polar_sd=rad(b["polar_sd"]),
+        return DSTSampler(azimuth=b["azimuth"], polar=b["polar"], polar_mean=rad(b["polar_mean"]),
+                          polar_sd=rad(b["polar_sd"]),
                           polar_range=[rad(x) for x in b["polar_range"]], **common)
     if strategy == "uniform_sphere":
         return UniformSphereSampler(elevation_range=[rad(x) for x in b["elevation_range"]], **common)

@@ -23,7 +23,9 @@ import geom3d
 from aware3d.cli import main as cli_main
 from data3d import load_records
 from datagen.config import ConfigError, load_config
-from datagen.pipeline import generate, load_sample_mesh, make_plan, run_demo_dataset
+from datagen.demo import run_demo_dataset
+from datagen.pipeline import generate, load_sample_mesh
+from datagen.plan import make_plan
 from datagen.preview import contact_sheet, write_preview
 from geom3d import raster
 
@@ -86,7 +88,10 @@ def _check_exact(folder: Path, meshes: dict, min_iou: float = 0.99) -> int:
         if "depth_path" in r.extra:
             depth = cv2.imread(str(folder / r.extra["depth_path"]), cv2.IMREAD_UNCHANGED) * r.extra["depth_scale"]
             both = proj & mask
-            np.testing.assert_allclose(depth[both], frags.depth[0].numpy()[both], rtol=2e-3, atol=2e-4)
+            # the two renderers may pick different faces at a pixel whose centre lies on an edge: allow
+            # one such pixel in 500 (as the mask IoU allows), every other depth to quantisation
+            close = np.isclose(depth[both], frags.depth[0].numpy()[both], rtol=2e-3, atol=2e-4)
+            assert close.mean() >= 0.998, (r.image_path.name, int((~close).sum()), int(both.sum()))
         image = cv2.imread(str(r.image_path), cv2.IMREAD_UNCHANGED)
         assert image.shape[:2] == r.image_size
     return len(records)
@@ -152,8 +157,10 @@ def test_extra_outputs_and_transparent_background(tmp_path):
         assert ((n * rays).sum(1) < 0.03 * np.linalg.norm(rays, axis=1)).all()
         edges = cv2.imread(str(tmp_path / "ds" / r.extra["edges_path"]), cv2.IMREAD_GRAYSCALE) > 0
         # geometric edges: the silhouette is all there, and nothing lies outside the object
-        outline = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        assert not (edges & ~mask).any() and (edges & outline).sum() >= 0.9 * outline.sum()
+        # (the object pixels with a 4-neighbour outside it: the side geometry_edges marks)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        outline = mask & ~cv2.erode(mask.astype(np.uint8), cross, borderValue=1).astype(bool)
+        assert not (edges & ~mask).any() and (edges & outline).sum() >= 0.98 * outline.sum()
 
 
 @pytest.mark.slow  # two `python -m aware3d` start-ups
@@ -389,7 +396,7 @@ def test_demo_dataset_and_preview(tmp_path):
 
     image = np.zeros((*r.image_size, 3), np.uint8)
     drawn = draw_annotation(image, obj)
-    lo, hi = (np.asarray(b) for b in json.loads(obj.extra["mesh_bounds"]))
+    lo, hi = (np.asarray(b) for b in obj.extra["mesh_bounds"])
     corner = torch.tensor([[lo[0], lo[1], lo[2]]], dtype=torch.float64)
     u, v = obj.viewpoint.to_cameras(r.image_size, dtype=torch.float64).project(corner)[0].round().long().tolist()
     if 2 <= u < r.image_size[1] - 2 and 2 <= v < r.image_size[0] - 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -73,8 +74,10 @@ def test_tags_name_the_object_and_noise_tags_never_appear():
     builder = PromptBuilder({"tag_probability": 1.0, "attribute_probability": 0.0})
     tags = ["sports car", "lowpoly", "game-ready", "https://sketchfab.com/x", "convertible"]
     texts = prompts(builder, "car", 40, tags)
-    assert all("sports car" in t or "convertible car" in t or "convertible sedan" in t or "convertible" in t
-               for t in texts)
+    # every prompt names the object by exactly one tag: "sports car" as it is, or the subtype "convertible"
+    one_tag = [("sports car" in t) != ("convertible" in t) for t in texts]
+    assert all(one_tag), [t for t, ok in zip(texts, one_tag) if not ok]
+    assert all(re.search(r"\b(a|an) convertible\b", t) for t in texts if "convertible" in t)
     assert sum("sports car" in t for t in texts) > 5 and sum("convertible" in t for t in texts) > 5
     assert not any("lowpoly" in t or "game" in t or "sketchfab" in t for t in texts)
     no_tags = PromptBuilder({"use_tags": False})
@@ -177,3 +180,14 @@ def test_local_llm_generates_caches_and_resumes(tmp_path, arch):
     # other settings do not reuse it (and the model is gone): a clear error naming the key
     with pytest.raises(ValueError, match="prompts.llm.model"):
         PromptBuilder({"llm": {**cfg["llm"], "num_prompts": 6}}).build("car", [], np.random.default_rng(0))
+
+
+def test_subtypes_only_where_the_tags_say_so():
+    """A car CAD without tags is never a "station wagon" or a "sedan"; a tagged one is named by its tag."""
+    builder = PromptBuilder({"attribute_probability": 0.0})
+    subtypes = load_vocabulary()["categories"]["car"]["subtypes"]
+    untagged = prompts(builder, "car", 60)
+    assert not any(re.search(rf"\b{re.escape(s)}\b", t) for t in untagged for s in subtypes)
+    tagged = prompts(PromptBuilder({"attribute_probability": 0.0, "tag_probability": 1.0}), "car", 20,
+                     ["station wagon"])
+    assert all("a station wagon" in t and "station wagon car" not in t for t in tagged)

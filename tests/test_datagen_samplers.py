@@ -169,12 +169,40 @@ def test_match_dataset_from_records(tmp_path):
 
 
 def test_per_category_overrides_and_determinism():
-    cfg = load_config({"sampler": {"per_category": {"car": {"polar_mean": 60, "polar_sd": 20,
-                                                             "polar_range": [0, 195]}}}})
+    cfg = load_config({"sampler": {"per_category": {"car": {"polar_mean": 45, "polar_sd": 20,
+                                                             "polar_range": [0, 150]}}}})
     car, bus = make_sampler(cfg["sampler"], "car"), make_sampler(cfg["sampler"], "bus")
-    assert math.isclose(car.polar_mean, math.radians(60)) and math.isclose(bus.polar_mean, math.radians(90))
-    assert math.isclose(car.polar_range[1], math.radians(195))
+    assert math.isclose(car.polar_mean, math.radians(45)) and math.isclose(bus.polar_mean, math.radians(60))
+    assert math.isclose(car.polar_range[1], math.radians(150)) and math.isclose(bus.polar_range[1], math.radians(195))
     a = _draw(car, 50, seed=7)
     b = _draw(make_sampler(cfg["sampler"], "car"), 50, seed=7)
     assert a == b
     assert a != _draw(car, 50, seed=8)
+
+
+@pytest.mark.parametrize("category, preset", [("car", 3), ("diningtable", 3), ("tvmonitor", 4), ("aeroplane", 1),
+                                              ("teapot", 1)])
+def test_auto_preset_per_category_is_3ddst_preset(category, preset):
+    """preset: auto gives each category one of 3D-DST's `--pose_sampling` presets (values as in its
+    scripts/blender_render.py, hand-copied here); an explicit key overrides the preset's."""
+    table = {1: ("full", 90, 30, 180), 3: ("full", 60, 20, 195), 4: ("front", 60, 20, 195)}
+    azimuth, mean, sd, hi = table[preset]
+    s = make_sampler(load_config({})["sampler"], category)
+    assert s.polar == "normal" and math.isclose(s.polar_mean, math.radians(mean))
+    assert math.isclose(s.polar_sd, math.radians(sd)) and math.isclose(s.polar_range[1], math.radians(hi))
+    front = tuple(math.radians(v) for v in FRONT_ARC)
+    assert s.azimuth_range == ((0.0, 2 * math.pi) if azimuth == "full" else front)
+    fixed = make_sampler(load_config({"sampler": {"preset": 2, "polar_sd": 7}})["sampler"], category)
+    assert fixed.azimuth_range == front and math.isclose(fixed.polar_mean, math.radians(90))
+    assert math.isclose(fixed.polar_sd, math.radians(7))
+
+
+def test_preset_5_draws_a_uniform_polar_angle():
+    """3D-DST preset 5: θ uniform over 360°, φ uniform in [0°, 180°] (not uniform on the sphere):
+    elevation = 90° − φ is uniform in [−90°, 90°]."""
+    s = make_sampler(load_config({"sampler": {"preset": 5, "distance_jitter": False}})["sampler"], "car")
+    views = _draw(s)
+    el = np.degrees([v.elevation for v in views])
+    assert stats.kstest(el, stats.uniform(loc=-90, scale=180).cdf).pvalue > 1e-3
+    az = np.degrees([v.azimuth for v in views])
+    assert stats.kstest(az, stats.uniform(loc=0, scale=360).cdf).pvalue > 1e-3

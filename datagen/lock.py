@@ -1,0 +1,110 @@
+"""A lock on a dataset folder, so that two runs never do the same work in one folder.
+
+A run takes `<folder>/.lock` (a shard run `.lock-shard-K-of-N`, so the shards of one run may work
+side by side, as on a SLURM array): the file holds the owner's host and pid and appears by a hard
+link (atomic, and it fails when the lock exists). A whole run is refused while any lock is held; a
+shard run while the whole-run lock or its own shard's is. A lock whose process is gone (same
+host, no such pid) is stale and taken over; a lock from another host cannot be checked, and the
+message says how to remove it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from pathlib import Path
+
+__all__ = ["FolderLockedError", "FolderLock"]
+
+
+class FolderLockedError(OSError):
+    """Another live run holds the folder's lock."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(errno.EBUSY, message, str(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class FolderLock:
+    """Context manager: `with FolderLock(root, shard): ...` (shard (k, n) or None)."""
+
+    def __init__(self, root: str | os.PathLike, shard: tuple[int, int] | None = None):
+        self.root = Path(root)
+        name = ".lock" if shard is None else f".lock-shard-{shard[0]}-of-{shard[1]}"
+        self.path = self.root / name
+        self.shard = shard
+
+    def _owner(self, path: Path) -> dict | None:
+        """The holder of a lock file, or None when the file is gone or stale (then removed)."""
+        try:
+            owner = json.loads(path.read_text())
+            pid, host = int(owner["pid"]), str(owner["host"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):  # half-written by a killed run
+            owner, pid, host = {}, -1, socket.gethostname()
+        if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
+            path.unlink(missing_ok=True)  # stale: its run is dead
+            return None
+        return {"pid": pid, "host": host}
+
+    def _refuse_if_held(self, path: Path) -> None:
+        owner = self._owner(path)
+        if owner is not None:
+            raise FolderLockedError(
+                f"{self.root} is being written by another datagen run (pid {owner['pid']} on {owner['host']}, "
+                f"lock {path.name}); wait for it, or delete {path} if that run is dead", path)
+
+    def acquire(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.shard is not None:
+            others = [self.root / ".lock"]
+        else:
+            others = sorted(p for p in self.root.glob(".lock*") if not p.name.endswith(".tmp"))
+        for path in others:
+            if path != self.path:
+                self._refuse_if_held(path)
+        # written whole beside it, then hard-linked into place: the link fails when the lock exists,
+        # and a lock is never seen half-written
+        tmp = self.root / f"{self.path.name}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        try:
+            for _ in range(2):  # a second try after removing a stale lock
+                try:
+                    os.link(tmp, self.path)
+                    return
+                except FileExistsError:
+                    self._refuse_if_held(self.path)
+            self._refuse_if_held(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        try:
+            owner = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
