@@ -3,11 +3,21 @@
 - `MeshBank`: per-category meshes with unit vertex features (momentum memory) and a clutter bank,
   padded into one tensor so that batches can mix categories.
 - `fit_pose(feature_maps, K, bank, categories)`: batched render-and-compare pose estimation.
+- `FeatureNet`: a `transformers` ResNet + decoder to stride-8 unit features.
+- `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`).
+- `load(run)` -> a model with `estimate_pose(images, categories=None)`; `evaluate(models, records, out)`.
 See docs/nemo.md.
 """
 
+from .backbone import BackboneConfig, FeatureNet
 from .bank import MeshBank
+from .config import DEFAULTS, load_config, resolve_config
 from .errors import NemoError
+from .evaluate import evaluate
 from .fit import PoseGrid, fit_pose, pose_grid
+from .model import NemoModel, load
+from .run import RunFolder
+from .train import learning_rate, train
 
-__all__ = ["MeshBank", "NemoError", "PoseGrid", "fit_pose", "pose_grid"]
+__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MeshBank", "NemoError", "NemoModel", "PoseGrid", "RunFolder",
+           "evaluate", "fit_pose", "learning_rate", "load", "load_config", "pose_grid", "resolve_config", "train"]

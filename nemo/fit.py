@@ -181,8 +181,10 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
         optimiser = torch.optim.Adam([params], lr=lr, betas=(0.4, 0.6))
         for step in range(steps + 1):
             final = step == steps
-            with torch.set_grad_enabled(not final):
+            with torch.set_grad_enabled(not final):  # also under a caller's no_grad: refinement needs gradients
                 loss = score_poses(params, problem)
+                if not final:  # a pose that covers no pixel has no gradient: keep the graph connected
+                    total = (loss + 0.0 * params.sum(-1)).sum()
             with torch.no_grad():
                 better = loss.detach() < best_loss
                 best_loss = torch.where(better, loss.detach(), best_loss)
@@ -190,7 +192,7 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
             if final:
                 break
             optimiser.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            total.backward()
             optimiser.step()
     winner = best_loss.argmin(dim=1)
     chosen = best_params[torch.arange(B, device=device), winner]  # (B, 6)

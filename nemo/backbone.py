@@ -1,0 +1,132 @@
+"""The feature extractor: a `transformers` ResNet encoder and a U-Net-style decoder to stride 8.
+
+    net = FeatureNet(BackboneConfig(depths=(1, 1, 1, 1), hidden_sizes=(16, 32, 64, 128)))
+    features = net(images)          # images (B, 3, H, W) in [0, 1] -> (B, 128, H/8, W/8), unit norm
+
+The encoder's stages at strides 8, 16 and 32 (`ResNetBackbone`, random initialisation from a
+config, or weights by model id / local path) are fused top-down: upsample, concatenate with the
+finer stage, convolve; a 1×1 head with its bias (kept at test time, unlike the original code)
+gives `feature_dim` channels, L2-normalised per pixel (NeMo's layout). H and W must be multiples
+of 32 so that the three stages align exactly; the feature map's camera is `cameras.resize((H/8, W/8))`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import NemoError
+
+__all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "build_encoder", "backbone_config_from_dict"]
+
+STRIDE = 8
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """model: a `transformers` ResNet id or local folder to load weights from (None: random init
+    from the fields below). depths / hidden_sizes / embedding_size / layer_type: the ResNet's
+    shape (ResNet-50: (3, 4, 6, 3), (256, 512, 1024, 2048), 64, "bottleneck").
+    decoder_width: channels of the fused decoder maps. feature_dim: output channels."""
+
+    model: str | None = None
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    hidden_sizes: tuple[int, ...] = (64, 128, 256, 512)
+    embedding_size: int = 64
+    layer_type: str = "basic"
+    decoder_width: int = 256
+    feature_dim: int = 128
+
+    def __post_init__(self):
+        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
+        object.__setattr__(self, "hidden_sizes", tuple(int(d) for d in self.hidden_sizes))
+        if len(self.depths) != 4 or len(self.hidden_sizes) != 4:
+            raise NemoError(f"backbone: depths and hidden_sizes need 4 stages, got {self.depths}, {self.hidden_sizes}")
+        if self.layer_type not in ("basic", "bottleneck"):
+            raise NemoError(f"backbone.layer_type must be 'basic' or 'bottleneck', got {self.layer_type!r}")
+        if min(self.depths) < 1 or min(self.hidden_sizes) < 1 or self.feature_dim < 1 or self.decoder_width < 1:
+            raise NemoError("backbone: depths, widths and feature_dim must be positive")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def build_encoder(config: BackboneConfig) -> nn.Module:
+    """A `transformers.ResNetBackbone` returning stages 2-4 (strides 8, 16, 32)."""
+    try:
+        from transformers import ResNetBackbone, ResNetConfig
+    except ImportError as exc:  # pragma: no cover - transformers is a core dependency of nemo
+        raise ImportError("nemo's backbone needs transformers: pip install 'aware3d[diffusion]'") from exc
+    stages = ["stage2", "stage3", "stage4"]
+    if config.model is not None:
+        try:
+            return ResNetBackbone.from_pretrained(config.model, out_features=stages)
+        except OSError as exc:
+            raise NemoError(f"backbone: cannot load ResNet weights from {config.model!r}: {exc}") from exc
+    cfg = ResNetConfig(embedding_size=config.embedding_size, hidden_sizes=list(config.hidden_sizes),
+                       depths=list(config.depths), layer_type=config.layer_type, out_features=stages)
+    return ResNetBackbone(cfg)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class FeatureNet(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] -> unit features (B, feature_dim, H/8, W/8) (see module docstring)."""
+
+    stride = STRIDE
+
+    def __init__(self, config: BackboneConfig | None = None):
+        super().__init__()
+        self.config = config or BackboneConfig()
+        self.encoder = build_encoder(self.config)
+        c8, c16, c32 = (int(c) for c in self.encoder.channels)
+        w = self.config.decoder_width
+        self.top = _block(c32, w)
+        self.fuse16 = _block(w + c16, w)
+        self.fuse8 = _block(w + c8, w)
+        self.head = nn.Conv2d(w, self.config.feature_dim, 1, bias=True)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def decode(self, images: torch.Tensor) -> torch.Tensor:
+        """The un-normalised stride-8 features (B, feature_dim, H/8, W/8)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise NemoError(f"FeatureNet: images must be (B, 3, H, W), got {tuple(images.shape)}")
+        H, W = images.shape[-2:]
+        if H % 32 or W % 32:
+            raise NemoError(f"FeatureNet: image height and width must be multiples of 32, got {H}×{W}")
+        s8, s16, s32 = self.encoder((images - self.mean) / self.std).feature_maps
+        x = self.top(s32)
+        x = self.fuse16(torch.cat([_upsample(x, s16), s16], 1))
+        x = self.fuse8(torch.cat([_upsample(x, s8), s8], 1))
+        return self.head(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.decode(images), dim=1)
+
+
+def backbone_config_from_dict(d: dict | None) -> BackboneConfig:
+    """A `BackboneConfig` from a config block (unknown keys are errors naming the key)."""
+    d = dict(d or {})
+    allowed = set(BackboneConfig.__dataclass_fields__)
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise NemoError(f"backbone: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    return BackboneConfig(**d)
+

@@ -1,0 +1,164 @@
+"""nemo's training / inference config: defaults, YAML loading, `key=value` overrides, validation.
+
+Unknown keys and values of the wrong type are errors naming the dotted key. The resolved config
+(every key) is what a run folder stores in config.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+
+import yaml
+
+from .errors import NemoError
+
+__all__ = ["DEFAULTS", "load_config", "resolve_config", "parse_override", "merge"]
+
+DEFAULTS: dict = {
+    "method": "nemo",  # "nemo" or "baseline" (the 2D classification baseline)
+    "categories": None,  # default: every category of the training records
+    "seed": 0,
+    "threads": 1,  # torch threads of the training process (set deliberately: oversubscription is ~30x slower)
+    "device": "cpu",
+    "data": {
+        "crop_size": [256, 256],  # multiples of 32
+        "rescale": "fit",  # none | canonical | fit (data3d.ObjectDataset)
+        "fit_fraction": 0.7,
+        "center": "bbox",  # bbox | principal; bbox does not use the pose at test time
+        "flip_prob": 0.0,
+        "color_jitter": None,
+        "batch_size": 8,
+        "workers": 0,
+    },
+    "meshes": {"type": "procedural", "count": 3},  # data3d.asset_source block; categories are filled in
+    "cuboid": {"num_vertices": 1000, "coverage": 0.99},
+    "backbone": {"model": None, "depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64,
+                 "layer_type": "basic", "decoder_width": 256, "feature_dim": 128},
+    "bank": {"momentum": 0.9, "clutter_size": 2560, "weighting": "nemo"},
+    "loss": {
+        "temperature": 0.07,
+        "neighbour_radius": 0.1875,  # fraction of the crop's larger side (NeMo: 48 px of 256)
+        "clutter_weight": 0.005,  # clutter logits get + log(clutter_weight)
+        "clutter_regulariser": 0.1,
+        "clutter_per_image": 20,
+    },
+    "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
+              "milestones": [0.6, 0.85], "gamma": 0.1},
+    "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
+    "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 4, "lr": 0.05, "fill": 0.35},
+    "baseline": {"num_bins": 40, "label_smoothing": 0.0},
+}
+
+_CHOICES = {
+    "method": ("nemo", "baseline"),
+    "data.rescale": ("none", "canonical", "fit"),
+    "data.center": ("bbox", "principal"),
+    "bank.weighting": ("nemo", "binary"),
+    "optim.schedule": ("cosine", "steps", "constant"),
+}
+_OPEN = {"meshes", "data.color_jitter", "backbone.model", "categories"}  # checked by their consumers
+
+
+def merge(base: Mapping, update: Mapping) -> dict:
+    """Deep merge of two nested mappings (update wins)."""
+    out = copy.deepcopy(dict(base))
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "meshes":
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise NemoError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise NemoError(f"--set: empty key in {text!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise NemoError(f"--set {key}: cannot parse value {value!r}: {exc}") from None
+    out: dict = parsed
+    for p in reversed(parts):
+        out = {p: out}
+    return out
+
+
+def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if key not in defaults:
+            raise NemoError(f"config: unknown key {dotted!r}; allowed here: {sorted(defaults)}")
+        default = defaults[key]
+        if dotted in _OPEN:
+            continue
+        if isinstance(default, Mapping):
+            if not isinstance(value, Mapping):
+                raise NemoError(f"config: {dotted!r} must be a mapping, got {value!r}")
+            _check(value, default, dotted + ".")
+            continue
+        if dotted in _CHOICES and value not in _CHOICES[dotted]:
+            raise NemoError(f"config: {dotted!r} must be one of {list(_CHOICES[dotted])}, got {value!r}")
+        if default is None or value is None and default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if ok and value < 0:
+                raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and value < 0:
+                raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
+        elif isinstance(default, list):
+            ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise NemoError(f"config: {dotted!r} must be like {default!r} ({type(default).__name__}), got {value!r}")
+
+
+def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
+    """Defaults merged with `config` and `overrides` (in order), validated."""
+    out = merge(DEFAULTS, config or {})
+    for o in overrides:
+        out = merge(out, o)
+    _check(out, DEFAULTS)
+    crop = out["data"]["crop_size"]
+    if len(crop) != 2 or any(int(c) != c or c <= 0 or c % 32 for c in crop):
+        raise NemoError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
+    if out["data"]["batch_size"] < 1 or out["train"]["steps"] < 1:
+        raise NemoError("config: 'data.batch_size' and 'train.steps' must be ≥ 1")
+    if not 0 < out["loss"]["clutter_weight"]:
+        raise NemoError("config: 'loss.clutter_weight' must be positive (its log weights the clutter logits)")
+    if out["loss"]["temperature"] <= 0:
+        raise NemoError("config: 'loss.temperature' must be positive")
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
+    """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise NemoError(f"cannot read the config: {exc}", path) from exc
+        except yaml.YAMLError as exc:
+            raise NemoError(f"not valid YAML: {exc}", path) from exc
+        if not isinstance(data, dict):
+            raise NemoError("the config must be a mapping", path)
+    try:
+        return resolve_config(data, [parse_override(o) for o in overrides])
+    except NemoError as exc:
+        if path is None:
+            raise
+        raise NemoError(str(exc), path) from None

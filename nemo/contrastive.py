@@ -1,0 +1,113 @@
+"""NeMo's training signal: what each image feature must match, and the contrastive loss.
+
+For a batch of images with known cameras:
+- `vertex_targets`: every bank vertex's projection and visibility at the image's camera
+  (`geom3d.vertex_visibility`), the image feature at that projection (bilinear on the stride-8
+  map, normalised), and feature-map pixels outside the rendered silhouette (clutter samples);
+- `contrastive_loss`: per visible vertex a softmax over (all vertex features of its category,
+  all clutter features) at temperature T, the target being its own vertex; vertices projecting
+  within `radius` pixels of it are not negatives (they look alike), and clutter logits get
+  + log(clutter_weight) (NeMo's weighting, 5e-3); plus the regulariser: `clutter_regulariser` ×
+  the mean similarity of clutter pixels to the category's vertex features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import geom3d
+from geom3d.pixels import resize_coordinate
+
+from .bank import MeshBank
+
+__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at"]
+
+_EXCLUDED = -1e4  # logit of excluded negatives (a finite value keeps the softmax free of NaN)
+
+
+@dataclass(frozen=True)
+class VertexTargets:
+    """index (B,) bank rows; uv (B, V, 2) image pixels; visible (B, V) bool; features (B, V, D) image
+    features at the projections (unit, with grad); clutter (B, N, D) clutter samples (unit, with grad),
+    clutter_valid (B, N) bool."""
+
+    index: torch.Tensor
+    uv: torch.Tensor
+    visible: torch.Tensor
+    features: torch.Tensor
+    clutter: torch.Tensor
+    clutter_valid: torch.Tensor
+
+
+def sample_at(feature_maps: torch.Tensor, uv_feature: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (B, N, D) of feature maps (B, D, h, w) at feature-map pixels uv (B, N, 2)
+    (integer pixel centres), normalised; points outside read the border."""
+    B, D, h, w = feature_maps.shape
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=uv_feature.dtype, device=uv_feature.device)
+    grid = (uv_feature * scale - 1.0)[:, :, None, :]  # align_corners=True: pixel 0 at −1, pixel w−1 at +1
+    out = F.grid_sample(feature_maps, grid.to(feature_maps.dtype), mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    return F.normalize(out[..., 0].transpose(1, 2), dim=-1)
+
+
+def vertex_targets(feature_maps: torch.Tensor, cameras: geom3d.Cameras, bank: MeshBank, index: torch.Tensor,
+                   stride: int, clutter_per_image: int, generator: torch.Generator | None = None) -> VertexTargets:
+    """The training targets of one batch (see the module docstring).
+
+    feature_maps (B, D, h, w) at `stride` of the images; cameras (B,) of the images (H, W) = stride·(h, w);
+    index (B,) bank rows of the images' categories.
+    """
+    B, D, h, w = feature_maps.shape
+    mesh = (bank.vertices[index], bank.faces[index])
+    with torch.no_grad():
+        seen = geom3d.vertex_visibility(mesh, cameras)
+        silhouette = geom3d.rasterize(mesh, cameras).mask.float()  # (B, H, W)
+        covered = F.max_pool2d(silhouette[:, None], stride)[:, 0] > 0  # any object pixel in the cell
+    uv = seen.uv.detach()
+    uv_feature = resize_coordinate(uv, 1.0 / stride)
+    features = sample_at(feature_maps, uv_feature)
+    # clutter: random feature-map cells the silhouette does not touch
+    score = torch.rand(B, h * w, generator=generator).to(feature_maps.device)
+    score = score.masked_fill(covered.reshape(B, h * w), -1.0)
+    n = min(int(clutter_per_image), h * w)
+    top, cells = score.topk(n, dim=1)
+    flat = feature_maps.reshape(B, D, h * w)
+    clutter = F.normalize(torch.gather(flat, 2, cells[:, None, :].expand(B, D, n)).transpose(1, 2), dim=-1)
+    visible = seen.visible & bank.vertex_mask()[index]
+    return VertexTargets(index, uv, visible, features, clutter, top >= 0)
+
+
+def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float = 0.07, radius: float = 48.0,
+                     clutter_weight: float = 5e-3, clutter_regulariser: float = 0.1) -> tuple[torch.Tensor, dict]:
+    """NeMo's loss for one batch: (loss, {"contrastive", "regulariser", "visible"}) (see the module docstring).
+
+    radius: in image pixels; vertices whose projections lie within it of the target's are excluded
+    as negatives.
+    """
+    index, vis = targets.index, targets.visible
+    memory = bank.features[index].to(targets.features)  # (B, V, D), no grad
+    real = bank.vertex_mask()[index]  # (B, V)
+    logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature  # (B, V, V)
+    with torch.no_grad():
+        near = torch.cdist(targets.uv, targets.uv) <= radius
+        near &= ~torch.eye(near.shape[-1], dtype=torch.bool, device=near.device)
+        excluded = near | ~real[:, None, :]
+    logits = logits.masked_fill(excluded, _EXCLUDED)
+    clutter_logits = targets.features @ bank.clutter.to(targets.features).T / temperature + math.log(clutter_weight)
+    all_logits = torch.cat([logits, clutter_logits], dim=-1)  # (B, V, V + K)
+    V = logits.shape[-1]
+    target = torch.arange(V, device=logits.device).expand_as(vis)
+    if vis.any():
+        ce = F.cross_entropy(all_logits[vis], target[vis])
+    else:
+        ce = all_logits.sum() * 0.0
+    # clutter pixels should resemble no vertex feature of the category
+    sim = torch.bmm(targets.clutter, memory.transpose(1, 2))  # (B, N, V)
+    weight = (targets.clutter_valid[:, :, None] & real[:, None, :]).to(sim.dtype)
+    reg = (sim * weight).sum() / weight.sum().clamp(min=1)
+    loss = ce + clutter_regulariser * reg
+    return loss, {"contrastive": float(ce.detach()), "regulariser": float(reg.detach()), "visible": int(vis.sum())}

@@ -1,0 +1,104 @@
+"""Records in, crops out: the data side of nemo's training and evaluation.
+
+- `load_record_folders(paths)`: data3d records from record folders (datagen output or real loaders
+  saved with `data3d.save_records`);
+- `object_dataset(records, config, categories)`: the `data3d.ObjectDataset` the config describes;
+- `split_of(record, obj)`: the evaluation split of an object ("clean", "L1"–"L3" or the record's
+  own `extra["split"]` tag);
+- `category_meshes(config, categories)`: per category the NeMo cuboid over the category's assets;
+- `epoch_batches`: a resumable, seeded order of batches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+
+import data3d
+import geom3d
+
+from .errors import NemoError
+
+__all__ = ["load_record_folders", "object_dataset", "split_of", "category_meshes", "epoch_batches"]
+
+
+def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                        categories: Sequence[str] | None = None) -> list[data3d.ImageRecord]:
+    """Records of every folder (or shard file), keeping only objects of `categories` when given."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    records: list = []
+    for p in paths:
+        try:
+            records.extend(data3d.load_records(p))
+        except data3d.AnnotationError as exc:
+            raise NemoError(f"cannot load records: {exc}", p) from exc
+    if categories is not None:
+        wanted = set(categories)
+        kept = []
+        for r in records:
+            objects = tuple(o for o in r.objects if o.category in wanted)
+            if objects:
+                kept.append(r if len(objects) == len(r.objects) else _with_objects(r, objects))
+        records = kept
+    if not records:
+        raise NemoError(f"no records{' of ' + str(list(categories)) if categories else ''} in {list(map(str, paths))}")
+    return records
+
+
+def _with_objects(record, objects):
+    from dataclasses import replace
+
+    return replace(record, objects=objects)
+
+
+def object_dataset(records, config: Mapping, categories: Sequence[str], train: bool = True) -> data3d.ObjectDataset:
+    """The crops of the config's `data` block (flips and jitter only when training)."""
+    d = config["data"]
+    return data3d.ObjectDataset(
+        records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
+        center=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
+        color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"])
+
+
+def split_of(record, obj) -> str:
+    """The evaluation split: the record's extra["split"], else its occlusion level (datagen's
+    "occlusion_level" or the object's level: 0/none -> "clean", k -> "Lk")."""
+    tag = record.extra.get("split") if hasattr(record, "extra") and record.extra else None
+    if tag:
+        return str(tag)
+    level = record.extra.get("occlusion_level") if hasattr(record, "extra") and record.extra else None
+    if level is not None:
+        return "clean" if str(level) in ("none", "0", "L0") else str(level)
+    if obj.occlusion:
+        return f"L{int(obj.occlusion)}"
+    return "clean"
+
+
+def category_meshes(config: Mapping, categories: Sequence[str]) -> dict[str, geom3d.Mesh]:
+    """Per category the cuboid (`geom3d.cuboid_from_meshes`) over the assets of the config's `meshes`
+    source (a `data3d.asset_source` block)."""
+    block = dict(config["meshes"])
+    block.setdefault("categories", list(categories))
+    try:
+        source = data3d.asset_source(block)
+    except data3d.AssetError as exc:
+        raise NemoError(f"config 'meshes': {exc}") from exc
+    cub = config["cuboid"]
+    out = {}
+    for c in categories:
+        meshes = [m for m in (source.load(a) for a in source.by_category(c)) if m is not None]
+        if not meshes:
+            raise NemoError(f"config 'meshes': the asset source has no usable mesh of category {c!r}")
+        out[c] = geom3d.cuboid_from_meshes(meshes, coverage=cub["coverage"], num_vertices=cub["num_vertices"])
+    return out
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The full batches of one epoch in a seeded order (a batch of n when n < batch_size)."""
+    gen = torch.Generator().manual_seed(int(seed) * 100003 + int(epoch))
+    order = torch.randperm(n, generator=gen).tolist()
+    size = min(batch_size, n)
+    return [order[i:i + size] for i in range(0, n - size + 1, size)]

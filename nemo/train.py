@@ -1,0 +1,242 @@
+"""Training NeMo (contrastive features + mesh bank) or the 2D baseline into a run folder.
+
+    run = nemo.train(["data/train"], "runs/nemo", config)        # resumes if runs/nemo has a checkpoint
+
+One loop for both methods (config `method`): seeded, resumable batches of `data3d.ObjectDataset`
+crops; AdamW with warm-up then cosine (or step) decay (`learning_rate`); a JSON-lines log; safetensors
+checkpoints holding the network, the mesh bank, the optimiser state and the step; at the end a loss
+curve PNG and the manifest marked complete. NeMo's step: features → `vertex_targets` at the
+record's camera → `contrastive_loss` → backward → momentum update of the bank's vertex features and
+the clutter FIFO (after the loss, as NeMo: the loss sees the memory of the previous step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+import torch
+
+import data3d
+
+from .backbone import FeatureNet, backbone_config_from_dict
+from .bank import MeshBank
+from .baseline import BaselineNet, baseline_loss
+from .config import resolve_config
+from .contrastive import contrastive_loss, vertex_targets
+from .data import category_meshes, epoch_batches, load_record_folders, object_dataset
+from .errors import NemoError
+from .run import RunFolder, line_plot_png
+
+__all__ = ["train", "learning_rate", "build_model", "optimizer_tensors", "load_optimizer_tensors"]
+
+log = logging.getLogger(__name__)
+
+
+def learning_rate(step: int, optim: Mapping, steps: int) -> float:
+    """The learning rate at `step`: linear warm-up over `warmup_steps`, then cosine decay to
+    min_lr_ratio·lr ("cosine"), ×gamma at each milestone fraction of the run ("steps"), or flat."""
+    lr, warm = float(optim["lr"]), int(optim["warmup_steps"])
+    if step < warm:
+        return lr * (step + 1) / warm
+    if optim["schedule"] == "constant":
+        return lr
+    if optim["schedule"] == "steps":
+        passed = sum(step >= m * steps for m in optim["milestones"])
+        return lr * float(optim["gamma"]) ** passed
+    progress = min(1.0, (step - warm) / max(1, steps - warm))
+    low = float(optim["min_lr_ratio"])
+    return lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_model(config: Mapping, categories: Sequence[str], meshes=None):
+    """(network, bank) for the config's method: FeatureNet + MeshBank, or BaselineNet + None."""
+    backbone = backbone_config_from_dict(config["backbone"])
+    if config["method"] == "baseline":
+        return BaselineNet(backbone, len(categories), config["baseline"]["num_bins"]), None
+    net = FeatureNet(backbone)
+    if meshes is None:
+        meshes = category_meshes(config, categories)
+    b = config["bank"]
+    bank = MeshBank(meshes, feature_dim=backbone.feature_dim, seed=config["seed"], momentum=b["momentum"],
+                    clutter_size=b["clutter_size"])
+    return net, bank
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimiser's per-parameter state as flat tensors ('optim.<param>.<name>')."""
+    out = {}
+    for pid, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            value = torch.as_tensor(value).detach().cpu()
+            out[f"optim.{pid}.{name}"] = value.reshape(1) if value.ndim == 0 else value  # safetensors: no 0-d
+    return out
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor]) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value.reshape(()) if name == "step" else value
+    sd = optimizer.state_dict()
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+
+
+def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool]:
+    """The run's config: the stored one when resuming (a new `train.steps` may extend it), else the given."""
+    latest = run.latest_checkpoint() if run.exists() else None
+    if latest is None:
+        return resolve_config(config or {}), False
+    stored = resolve_config(run.read_config())
+    if config is not None:
+        given = resolve_config(config)
+        given_steps = given["train"]["steps"]
+        if given["categories"] is None:  # the stored config names the categories the data had
+            given["categories"] = stored["categories"]
+        a, b = dict(given, train=None), dict(stored, train=None)
+        if a != b:
+            raise NemoError("the run folder holds a run with another config; use a new --out or the same config",
+                            run.path)
+        stored["train"]["steps"] = given_steps
+    return stored, True
+
+
+def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.PathLike,
+          config: Mapping | None = None, *, progress: bool = False, stop_after: int | None = None) -> RunFolder:
+    """Train into the run folder `out` from record folders `data` (resumes from its last checkpoint).
+
+    config: a config mapping (see `nemo.config.DEFAULTS`), resolved and stored in config.yaml.
+    stop_after: end after this many steps of this call (as if killed after a checkpoint; for tests).
+    """
+    run = RunFolder(out)
+    config, resuming = _resolve_for_run(run, config)
+    torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(int(config["seed"]))
+    device = torch.device(config["device"])
+    records = load_record_folders(data, config["categories"])
+    categories = list(config["categories"] or sorted({o.category for r in records for o in r.objects}))
+    config = dict(config, categories=categories)
+    dataset = object_dataset(records, config, categories)
+    net, bank = build_model(config, categories)
+    net.to(device)
+    if bank is not None:
+        bank.to(device)
+    optim_cfg, steps = config["optim"], int(config["train"]["steps"])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
+                                  weight_decay=float(optim_cfg["weight_decay"]))
+    start = 0
+    if resuming:
+        tensors, meta = run.load_checkpoint()
+        load_network(net, tensors)
+        if bank is not None:
+            bank = MeshBank.from_state_dict(tensors, categories, momentum=config["bank"]["momentum"]).to(device)
+        load_optimizer_tensors(optimizer, tensors)
+        start = int(meta["step"])
+        run.truncate_log(start)
+        log.info("resuming %s at step %d", run.path, start)
+    else:
+        run.write_config(config)
+        run.update_manifest(kind=f"nemo.{config['method']}", status="running", categories=categories,
+                            data=[str(p) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)],
+                            train_objects=len(dataset))
+    train_cfg, loss_cfg = config["train"], config["loss"]
+    radius = float(loss_cfg["neighbour_radius"]) * max(config["data"]["crop_size"])
+    batch_size = int(config["data"]["batch_size"])
+    per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)))
+    step, done_here = start, 0
+    tick, seen = time.perf_counter(), 0
+    bar = _progress(progress, steps, start)
+    while step < steps and (stop_after is None or done_here < stop_after):
+        epoch, offset = divmod(step, per_epoch)
+        dataset.set_epoch(epoch)
+        batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[offset:]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
+                                             num_workers=int(config["data"]["workers"]))
+        for batch in loader:
+            lr = learning_rate(step, optim_cfg, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            net.train()
+            images = batch["image"].to(device)
+            index = batch["category"].to(device)
+            if bank is None:
+                angle_logits, cls_logits = net(images)
+                loss, info = baseline_loss(angle_logits, cls_logits, batch["viewpoint"].to(device), index,
+                                           config["baseline"]["label_smoothing"])
+            else:
+                features = net(images)
+                gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + step)
+                targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
+                                         loss_cfg["clutter_per_image"], gen)
+                loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
+                                              loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"])
+            if not torch.isfinite(loss):
+                raise NemoError(f"training diverged at step {step} (loss {float(loss)}); lower optim.lr", run.path)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if bank is not None:
+                bank.update_vertices(index, targets.features, targets.visible, config["bank"]["weighting"])
+                bank.push_clutter(targets.clutter[targets.clutter_valid])
+            step += 1
+            done_here += 1
+            seen += images.shape[0]
+            if bar is not None:
+                bar.update(1)
+            if step % train_cfg["log_every"] == 0 or step == steps:
+                now = time.perf_counter()
+                run.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
+                         "images_per_s": seen / max(now - tick, 1e-9), **info})
+                tick, seen = now, 0
+            if step % train_cfg["checkpoint_every"] == 0 or step == steps:
+                save_training_checkpoint(run, step, net, bank, optimizer, config)
+            if step >= steps or (stop_after is not None and done_here >= stop_after):
+                break
+    if bar is not None:
+        bar.close()
+    if step >= steps:
+        if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
+            save_training_checkpoint(run, step, net, bank, optimizer, config)
+        write_curves(run)
+        run.update_manifest(status="complete", step=step)
+    else:
+        run.update_manifest(status="stopped", step=step)
+    return run
+
+
+def save_training_checkpoint(run: RunFolder, step: int, net, bank, optimizer, config) -> None:
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    if bank is not None:
+        tensors.update(bank.state_dict())
+    tensors.update(optimizer_tensors(optimizer))
+    run.save_checkpoint(step, tensors, {"method": config["method"], "categories": config["categories"]},
+                        keep=int(config["train"]["keep_checkpoints"]))
+
+
+def load_network(net: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise NemoError(f"checkpoint does not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def write_curves(run: RunFolder) -> None:
+    """loss.png (and lr.png) from the log."""
+    records = [r for r in run.read_log() if "loss" in r]
+    if records:
+        line_plot_png(run.path / "loss.png", {"loss": [(r["step"], r["loss"]) for r in records]}, "training loss")
+        line_plot_png(run.path / "lr.png", {"lr": [(r["step"], r["lr"]) for r in records]}, "learning rate")
+
+
+def _progress(enabled: bool, total: int, start: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step")

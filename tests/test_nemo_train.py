@@ -1,0 +1,140 @@
+"""nemo training: the schedule, the contrastive loss against a hand computation, a short run that
+lowers the loss into a complete run folder, exact resume after a stop, config errors, and
+load → estimate_pose → evaluate for NeMo and the 2D baseline side by side."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import geom3d
+import nemo
+from nemo.bank import MeshBank
+from nemo.contrastive import VertexTargets, contrastive_loss
+
+TINY = {
+    "data": {"crop_size": [64, 64], "batch_size": 8},
+    "cuboid": {"num_vertices": 150},
+    "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 32, 32], "embedding_size": 8, "decoder_width": 16,
+                 "feature_dim": 16},
+    "meshes": {"type": "procedural", "count": 2},
+    "bank": {"clutter_size": 64},
+    "optim": {"lr": 3e-3, "warmup_steps": 3},
+    "train": {"steps": 10, "log_every": 1, "checkpoint_every": 5},
+    "pose": {"azimuths": 8, "elevations": 2, "thetas": 1, "steps": 5, "keep": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def records_folder(tmp_path_factory):
+    from datagen.config import load_config
+    from datagen.pipeline import generate
+
+    out = tmp_path_factory.mktemp("nemo_data") / "ds"
+    cfg = load_config({"seed": 3, "image_size": 64, "samples_per_category": 4, "occlusion": ["none", "L2"],
+                       "assets": [{"type": "procedural", "categories": ["car", "sofa"], "count": 2}],
+                       "writer": {"chunk_size": 16}})
+    generate(cfg, out, progress=False)
+    return out
+
+
+def test_learning_rate_warms_up_then_decays():
+    optim = dict(nemo.DEFAULTS["optim"], lr=1.0, warmup_steps=4, min_lr_ratio=0.0)
+    lrs = [nemo.learning_rate(s, optim, 20) for s in range(20)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert lrs[4] == pytest.approx(1.0) and lrs[12] == pytest.approx(0.5 * (1 + math.cos(math.pi * 8 / 16)))
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.05
+    steps = dict(optim, schedule="steps", milestones=[0.5], gamma=0.1)
+    assert nemo.learning_rate(9, steps, 20) == 1.0 and nemo.learning_rate(10, steps, 20) == pytest.approx(0.1)
+
+
+def test_contrastive_loss_matches_hand_computation():
+    mesh = geom3d.Mesh(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2]]))
+    feats = F.normalize(torch.randn(3, 4), dim=-1)
+    clutter = F.normalize(torch.randn(2, 4), dim=-1)
+    bank = MeshBank({"a": mesh}, {"a": feats}, clutter)
+    x = F.normalize(torch.randn(1, 3, 4), dim=-1)
+    uv = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [50.0, 50.0]]])  # vertices 0 and 1 are neighbours
+    visible = torch.tensor([[True, True, False]])
+    noise = F.normalize(torch.randn(1, 2, 4), dim=-1)
+    t = VertexTargets(torch.tensor([0]), uv, visible, x, noise, torch.tensor([[True, False]]))
+    loss, info = contrastive_loss(t, bank, temperature=0.1, radius=5.0, clutter_weight=0.01, clutter_regulariser=0.5)
+    expect = []
+    for i, others in ((0, [2]), (1, [2])):  # the neighbour is not a negative
+        logits = [x[0, i] @ feats[i] / 0.1] + [x[0, i] @ feats[j] / 0.1 for j in others]
+        logits += [x[0, i] @ c / 0.1 + math.log(0.01) for c in clutter]
+        expect.append(-(logits[0] - torch.logsumexp(torch.stack(logits), 0)))
+    reg = (noise[0, 0] @ feats.T).mean()
+    assert info["contrastive"] == pytest.approx(float(sum(expect) / 2), rel=1e-5)
+    assert float(loss) == pytest.approx(float(sum(expect) / 2 + 0.5 * reg), rel=1e-5)
+
+
+def test_training_lowers_loss_and_fills_run_folder(records_folder, tmp_path):
+    run = nemo.train([records_folder], tmp_path / "run", TINY)
+    log = run.read_log()
+    assert [r["step"] for r in log] == list(range(1, 11))
+    losses = [r["loss"] for r in log]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert len({round(r["lr"], 8) for r in log}) > 5  # the schedule really changes the rate
+    for name in ("config.yaml", "manifest.json", "loss.png", "log.jsonl"):
+        assert (run.path / name).is_file(), name
+    assert run.read_json("manifest.json")["status"] == "complete"
+    assert [s for s, _ in run.checkpoints()] == [5, 10]
+    assert run.read_config()["categories"] == ["car", "sofa"]
+
+
+def test_resume_after_stop_matches_uninterrupted_run(records_folder, tmp_path):
+    straight = nemo.train([records_folder], tmp_path / "a", TINY)
+    stopped = nemo.train([records_folder], tmp_path / "b", TINY, stop_after=5)
+    assert stopped.read_json("manifest.json")["status"] == "stopped"
+    with open(stopped.log_path, "a") as fh:  # a step logged after the checkpoint, lost by the "kill"
+        fh.write(json.dumps({"step": 6, "loss": 0.0}) + "\n")
+    resumed = nemo.train([records_folder], tmp_path / "b", TINY)
+    assert [r["step"] for r in resumed.read_log()] == list(range(1, 11))
+    a, _ = straight.load_checkpoint()
+    b, _ = resumed.load_checkpoint()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].double(), b[k].double(), atol=1e-5), k
+    with pytest.raises(nemo.NemoError, match="another config"):
+        nemo.train([records_folder], tmp_path / "b", dict(TINY, seed=5))
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(nemo.NemoError, match="'loss.temprature'"):
+        nemo.resolve_config({"loss": {"temprature": 0.1}})
+    with pytest.raises(nemo.NemoError, match="'data.rescale'"):
+        nemo.resolve_config({"data": {"rescale": "zoom"}})
+    with pytest.raises(nemo.NemoError, match="multiples of 32"):
+        nemo.resolve_config({"data": {"crop_size": [60, 64]}})
+    bad = tmp_path / "c.yaml"
+    bad.write_text("train: {steps: many}\n")
+    with pytest.raises(nemo.NemoError, match="c.yaml.*'train.steps'"):
+        nemo.load_config(bad)
+
+
+def test_load_estimate_and_evaluate_side_by_side(records_folder, tmp_path):
+    from nemo.data import load_record_folders
+
+    nemo_run = nemo.train([records_folder], tmp_path / "nemo", TINY)
+    base_run = nemo.train([records_folder], tmp_path / "base", dict(TINY, method="baseline"))
+    model, baseline = nemo.load(nemo_run.path), nemo.load(base_run.path)
+    images = torch.rand(2, 3, 64, 64)
+    for m in (model, baseline):
+        out = m.estimate_pose(images)
+        assert len(out) == 2 and out[0]["category"] in ("car", "sofa")
+        assert {"azimuth", "elevation", "theta"} <= set(out[0]["viewpoint"]) and math.isfinite(out[0]["score"])
+    fitted = model.estimate_pose(images, ["sofa", "car"])
+    assert [r["category"] for r in fitted] == ["sofa", "car"]
+    records = load_record_folders([records_folder])
+    metrics = nemo.evaluate({"nemo": model, "baseline": baseline}, records, tmp_path / "eval", report_examples=2)
+    assert set(metrics) == {"nemo", "baseline"}
+    for per in metrics.values():
+        assert set(per) == {"clean", "L2"}
+        for s in per.values():
+            assert {"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n"} <= set(s) and s["n"] == 8
+            assert 0 <= s["acc_pi18"] <= s["acc_pi6"] <= 1
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
+    assert (tmp_path / "eval" / "report.html").is_file() and list((tmp_path / "eval" / "images").glob("*.png"))
