@@ -631,6 +631,10 @@ def test_interpolate_index_channels_first_and_sparse_match_the_expanded_path():
     assert flat_mask[sparse.view, sparse.pixel[:, 0], sparse.pixel[:, 1]].all()
     torch.testing.assert_close(dense.reshape(12, 20, 26, 6)[sparse.view, sparse.pixel[:, 0], sparse.pixel[:, 1]],
                                sparse.values)
+    pixels, view, vid, bary = fr.covered()  # the same pixels with their corners, for custom scoring
+    assert torch.equal(pixels, sparse.index) and torch.equal(view, sparse.view)
+    rows = table.reshape(-1, 6)[vid + (index.reshape(12)[view] * mesh.num_vertices)[:, None]]  # (N, 3, C)
+    torch.testing.assert_close((bary[..., None].to(F64) * rows).sum(1), sparse.values)
     # per-leading-index tables without an index (per-image features of images × hypotheses)
     per_image = torch.randn(3, mesh.num_vertices, 6)
     torch.testing.assert_close(interpolate(fr, per_image), interpolate(fr, per_image[:, None].expand(3, 4, -1, -1)))
