@@ -100,7 +100,7 @@ def depth_rows(quick: bool) -> tuple[list, str]:
                          max(2, repeats // 4), warmup=1)
         if baseline:
             ref = o3d_run()
-            got = renderer.render(mesh, cam, outputs=("depth",))["depth"][0].numpy()
+            got = renderer.render(mesh, cam, outputs=("depth",)).depth.numpy()  # an unbatched camera: (H, W)
             both = (ref > 0) & (got > 0)
             assert (np.abs(got[both] - ref[both]) / ref[both] < 1e-4).mean() > 0.999
         rows.append(["render_gl depth (steady state)", depth * 1e3, depth / baseline if baseline else float("nan")])

@@ -127,7 +127,8 @@ def render_views(mesh: Mesh, viewpoints: Sequence, image_size: Sequence[int], *,
     out = render_gl(mesh, cams, outputs=tuple(outputs), backend=backend, **options)
 
     def arr(name):
-        return out[name].numpy() if name in out else None
+        value = getattr(out, name)  # a GLRender: outputs not asked for are None
+        return None if value is None else value.numpy()
 
     rgb = arr("rgb")
     return RenderedViews(rgb=None if rgb is None else rgb.astype(np.float32, copy=False), mask=arr("mask"),

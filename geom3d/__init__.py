@@ -22,7 +22,7 @@ from .conventions import (
 )
 from .cuboid import cuboid_from_meshes, cuboid_mesh, shortest_covering_interval
 from .errors import GeometryError, MeshError
-from .gl import gl_available, render_gl
+from .gl import GLRender, RenderOptions, gl_available, render_gl
 from .mesh import MESH_SUFFIXES, Mesh
 from .metrics import pose_accuracy, pose_error, pose_metrics
 from .pointcloud import DepthPoints, PointCloud, depth_to_points, remove_statistical_outliers, voxel_downsample
@@ -54,6 +54,7 @@ from .rotations import (
     rotation_residual,
 )
 from .splat import SplatResult, splat
+from .texture import sample_texture
 from .viewpoint import (
     blender_to_viewpoint,
     cameras_to_viewpoint,

@@ -22,6 +22,7 @@ import torch
 from aware3d_utils import available, require
 
 from .cameras import Cameras
+from .dtypes import common_float_dtype
 from .errors import GeometryError
 
 __all__ = ["PointCloud", "DepthPoints", "depth_to_points", "voxel_downsample", "remove_statistical_outliers"]
@@ -50,19 +51,6 @@ class DepthPoints:
     colors: torch.Tensor | None
     view: torch.Tensor
     pixel: torch.Tensor
-
-
-def common_float_dtype(*values) -> torch.dtype:
-    """The dtype results take (the project's dtype rule): the promotion of the floating inputs
-    (tensors or arrays; None and integer data are skipped), float32 when there are none."""
-    dtype = None
-    for value in values:
-        if value is None:
-            continue
-        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-        if t.is_floating_point():
-            dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
-    return torch.get_default_dtype() if dtype is None else dtype
 
 
 def as_colors(colors, dtype: torch.dtype, who: str) -> torch.Tensor:

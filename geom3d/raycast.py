@@ -1,70 +1,53 @@
 """Reference ray casting: the first hit of each pixel-centre ray, by Embree (through trimesh) or
 Open3D's RaycastingScene. Tests and benchmarks check every renderer against it.
 
-Rays leave the camera centre through the pixel centres of DESIGN.md (pixel row i, column j at
+Rays leave the camera centre through the pixel centres of docs/design.md (pixel row i, column j at
 (u, v) = (j, i)), built from `Cameras.unproject_points` with a direction whose camera z is 1, so
-the ray parameter of a hit is its camera depth. Output follows `geom3d.rasterize`: pix_to_face
-(B, H, W) int64, −1 where the ray misses, and depth (B, H, W) camera z, 0 where it misses.
+the ray parameter of a hit is its camera depth. Mesh passing, batch shapes and output follow
+`geom3d.rasterize`: pix_to_face (..., H, W) int64, −1 where the ray misses, and depth (..., H, W)
+camera z, 0 where it misses.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from aware3d_utils import require
 
-from .cameras import Cameras, _image_size, pixel_grid
+from .cameras import Cameras
+from .dtypes import common_float_dtype
 from .errors import GeometryError
+from .pixels import parse_image_size, pixel_grid
+from .raster.inputs import _check_mesh, mesh_arrays, result_batch_shape
 
 __all__ = ["RayHits", "camera_rays", "raycast"]
 
 BACKENDS = ("embree", "open3d")
 
 
-class RayHits(NamedTuple):
-    """pix_to_face (B, H, W) int64 (−1: miss) and depth (B, H, W) camera z (0: miss)."""
+@dataclass(frozen=True)
+class RayHits:
+    """The first hit of each pixel's ray, for views of batch shape S: pix_to_face (..., H, W)
+    int64 (−1 where the ray misses) and depth (..., H, W), the camera z of the hit (0 where it misses)."""
 
     pix_to_face: torch.Tensor
     depth: torch.Tensor
 
 
-def camera_rays(cameras: Cameras, image_size=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Origins and directions (B, H, W, 3) in world coordinates of the rays through every pixel
-    centre of cameras of batch shape () or (B,). A direction's camera-space z is 1."""
-    size = cameras.image_size if image_size is None else _image_size(image_size)
+def camera_rays(cameras: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
+    """Origins and directions (..., H, W, 3) in world coordinates of the rays through every pixel
+    centre, for cameras of any batch shape (...). A direction's camera-space z is 1."""
+    H, W = cameras.image_size
     cams = cameras.reshape(-1)
-    H, W = size
-    grid = pixel_grid(size, dtype=cams.dtype, device=cams.device).reshape(1, H * W, 2)
+    grid = pixel_grid((H, W), dtype=cams.dtype, device=cams.device).reshape(1, H * W, 2)
     ones = torch.ones(cams.batch_shape[0], H * W, dtype=cams.dtype, device=cams.device)
     far = cams.unproject_points(grid, ones)  # camera z = 1
     origins = cams.camera_centres()[:, None, :].expand_as(far)
-    return origins.reshape(-1, H, W, 3), (far - origins).reshape(-1, H, W, 3)
-
-
-def _mesh_arrays(mesh) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (V, 3) or (B, V, 3), faces (F, 3)) as numpy from a Mesh or a (vertices, faces) pair."""
-    if hasattr(mesh, "vertices") and hasattr(mesh, "faces"):
-        vertices, faces = mesh.vertices, mesh.faces
-    else:
-        try:
-            vertices, faces = mesh
-        except (TypeError, ValueError):
-            raise GeometryError("raycast needs a geom3d.Mesh or a (vertices, faces) pair") from None
-    v = torch.as_tensor(vertices).detach().cpu().double().numpy()
-    f = torch.as_tensor(faces).detach().cpu().long().numpy()
-    if v.ndim not in (2, 3) or v.shape[-1] != 3 or f.ndim != 2 or f.shape[-1] != 3:
-        raise GeometryError(f"raycast: vertices must be (V, 3) or (B, V, 3) and faces (F, 3), got "
-                            f"{v.shape} and {f.shape}")
-    if v.shape[-2] == 0 or len(f) == 0:
-        raise GeometryError(f"raycast: the mesh is empty ({v.shape[-2]} vertices, {len(f)} faces)")
-    if f.min() < 0 or f.max() >= v.shape[-2]:
-        raise GeometryError(f"raycast: face indices must lie in [0, {v.shape[-2]}), got {f.min()}..{f.max()}")
-    if not np.isfinite(v).all():
-        raise GeometryError("raycast: vertices contain NaN or infinite values")
-    return v, f
+    shape = (*cameras.batch_shape, H, W, 3)
+    return origins.reshape(shape), (far - origins).reshape(shape)
 
 
 def _cast_embree(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, dirs: np.ndarray):
@@ -95,40 +78,58 @@ def _cast_open3d(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, d
     return face, hit
 
 
-def raycast(mesh, cameras: Cameras, backend: str = "embree", image_size=None) -> RayHits:
+def raycast(mesh, cameras: Cameras, image_size=None, *, backend: str = "embree") -> RayHits:
     """Cast one ray per pixel centre per camera and report the first hit: `RayHits`.
 
-    mesh: a `geom3d.Mesh`, or (vertices, faces) with vertices (V, 3) (every camera sees it) or
-    (B, V, 3) (camera b sees mesh b). cameras: batch shape () or (B,). backend: "embree"
-    (trimesh + embreex) or "open3d" (RaycastingScene). Both intersect in float32; depth is the
-    camera z of the hit point (computed in float64 from the hit), in the cameras' dtype.
+    mesh: a `geom3d.Mesh`, a `PaddedMeshes` bank, or (vertices, faces) with vertices (V, 3) (every
+        camera sees it) or (M, V, 3) and faces (F, 3) or (M, F, 3) for M meshes, which pair with
+        the cameras' first batch dimension as in `geom3d.rasterize`.
+    cameras: `Cameras` of any batch shape S; the result has S (its first dimension paired with M).
+    image_size: (H, W); defaults to `cameras.image_size` and must equal it when given.
+    backend: "embree" (trimesh + embreex) or "open3d" (RaycastingScene). Both intersect in
+        float32; depth is the camera z of the hit point (computed in float64 from the hit), in the
+        common floating dtype of the vertices and cameras, on the vertices' device.
     """
     if backend not in BACKENDS:
         raise GeometryError(f"raycast: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     if not isinstance(cameras, Cameras):
         raise GeometryError(f"raycast: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
-    if cameras.R.ndim > 3:
-        raise GeometryError(f"raycast: cameras must have batch shape () or (B,), got {tuple(cameras.batch_shape)}")
-    vertices, faces = _mesh_arrays(mesh)
-    cams = cameras.reshape(-1).to(dtype=torch.float64)
-    origins, dirs = camera_rays(cams, image_size)
-    meshes = vertices.shape[0] if vertices.ndim == 3 else 1
-    B = max(origins.shape[0], meshes)
-    if origins.shape[0] == 0 or meshes not in (1, B) or origins.shape[0] not in (1, B):
-        raise GeometryError(f"raycast: {meshes} meshes for {origins.shape[0]} cameras")
-    H, W = origins.shape[1:3]
-    cast = _cast_embree if backend == "embree" else _cast_open3d
+    if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
+        raise GeometryError(f"raycast: image_size {tuple(image_size)} differs from the cameras' image size "
+                            f"{cameras.image_size}")
+    vertices, faces = _check_mesh("raycast", *mesh_arrays(mesh, "raycast"))
+    dtype = common_float_dtype(vertices, cameras.R)
+    device = vertices.device
+    counts = {x.shape[0] for x in (vertices, faces) if x.ndim == 3}
+    if len(counts - {1}) > 1:
+        raise GeometryError(f"raycast: batch sizes do not match (vertices {tuple(vertices.shape)}, "
+                            f"faces {tuple(faces.shape)})")
+    M = max(counts) if counts else None
+    shape = result_batch_shape("raycast", tuple(cameras.batch_shape), M)
+    B = int(np.prod(shape)) if shape else 1
+    H, W = cameras.image_size
+    cams = cameras.to(dtype=torch.float64).expand(*shape).reshape(-1) if shape else \
+        cameras.to(dtype=torch.float64).reshape(1)
+    if B == 0:
+        return RayHits(torch.full((*shape, H, W), -1, dtype=torch.int64, device=device),
+                       torch.zeros((*shape, H, W), dtype=dtype, device=device))
+    # view b of the flattened batch sees mesh row b // P (rows pair with the first dimension)
+    mesh_row = [0] * B if M is None else [b * shape[0] // B for b in range(B)]
+    v_all = vertices.detach().cpu().double().numpy()
+    f_all = faces.detach().cpu().numpy()
+    origins, dirs = camera_rays(cams)
+    origins, dirs = origins.cpu().numpy().reshape(B, H * W, 3), dirs.cpu().numpy().reshape(B, H * W, 3)
     rows = cams.R[..., 2, :].cpu().numpy()  # camera z axis in world coordinates
     centres = cams.camera_centres().cpu().numpy()
-    origins, dirs = origins.cpu().numpy().reshape(-1, H * W, 3), dirs.cpu().numpy().reshape(-1, H * W, 3)
+    cast = _cast_embree if backend == "embree" else _cast_open3d
     faces_out, depth_out = [], []
     for b in range(B):
-        cb = b if origins.shape[0] > 1 else 0
-        v = vertices[b if vertices.shape[0] > 1 else 0] if vertices.ndim == 3 else vertices
-        face, hit = cast(v, faces, origins[cb], dirs[cb])
-        depth = np.where(face >= 0, (hit - centres[cb]) @ rows[cb], 0.0)
+        m = mesh_row[b]
+        v = v_all[min(m, v_all.shape[0] - 1)] if v_all.ndim == 3 else v_all
+        f = f_all[min(m, f_all.shape[0] - 1)] if f_all.ndim == 3 else f_all
+        face, hit = cast(v, f, origins[b], dirs[b])
         faces_out.append(face)
-        depth_out.append(depth)
-    pix_to_face = torch.as_tensor(np.stack(faces_out)).reshape(B, H, W)
-    depth = torch.as_tensor(np.stack(depth_out)).reshape(B, H, W).to(cameras.dtype)
-    return RayHits(pix_to_face.to(cameras.device), depth.to(cameras.device))
+        depth_out.append(np.where(face >= 0, (hit - centres[b]) @ rows[b], 0.0))
+    pix_to_face = torch.as_tensor(np.stack(faces_out)).reshape(*shape, H, W)
+    depth = torch.as_tensor(np.stack(depth_out)).reshape(*shape, H, W)
+    return RayHits(pix_to_face.to(device), depth.to(device=device, dtype=dtype))

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .cameras import Cameras, _image_size
+from .cameras import Cameras
+from .dtypes import common_float_dtype
 from .errors import GeometryError
-from .pointcloud import as_colors, common_float_dtype
+from .pixels import parse_image_size
+from .pointcloud import as_colors
 
 __all__ = ["SPLAT_EMPTY_DEPTH", "SplatResult", "splat", "splat_footprint"]
 
@@ -110,7 +112,7 @@ def splat(points, colors, cameras: Cameras, image_size=None, *, radius: float = 
     """
     if not isinstance(cameras, Cameras):
         raise GeometryError(f"splat: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
-    if image_size is not None and _image_size(image_size) != tuple(cameras.image_size):
+    if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
         raise GeometryError(f"splat: image_size {tuple(image_size)} differs from the cameras' {cameras.image_size}")
     h, w = cameras.image_size
     pts = torch.as_tensor(points)

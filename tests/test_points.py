@@ -168,7 +168,7 @@ def test_depth_map_round_trip_through_gl_on_a_real_mesh(shared_data):
     mesh = Mesh.load(shared_data / "meshes/bunny.ply")
     cams = orbit(mesh)
     out = render_gl(mesh, cams, outputs=("rgb", "depth"))
-    assert_round_trip(out["depth"], out["rgb"], cams)
+    assert_round_trip(out.depth, out.rgb, cams)
 
 
 @needs_open3d

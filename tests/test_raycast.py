@@ -45,17 +45,17 @@ def test_a_square_at_known_depth(backend):
     xy = (corners - torch.tensor([4.0, 3.0], dtype=F64)) * 2.0 / 10.0
     vertices = torch.cat([xy, torch.full((4, 1), 2.0, dtype=F64)], 1)
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
-    hits = raycast((vertices, faces), cam, backend)
-    expected = torch.zeros(1, 8, 10, dtype=torch.bool)
-    expected[0, 1:5, 2:7] = True
+    hits = raycast((vertices, faces), cam, backend=backend)
+    expected = torch.zeros(8, 10, dtype=torch.bool)  # an unbatched camera: no batch dimension
+    expected[1:5, 2:7] = True
     assert torch.equal(hits.pix_to_face >= 0, expected)
     torch.testing.assert_close(hits.depth[expected], torch.full((20,), 2.0, dtype=F64), atol=1e-6, rtol=0)
     assert (hits.depth[~expected] == 0).all()
     # the diagonal from corner 0 to corner 2 splits the faces: above it face 0, below face 1
     v, u = torch.meshgrid(torch.arange(8.0), torch.arange(10.0), indexing="ij")
     above = (v - 0.5) * 5.0 < (u - 1.5) * 4.0
-    assert (hits.pix_to_face[0][expected[0] & above] == 0).all()
-    assert (hits.pix_to_face[0][expected[0] & ~above] == 1).all()
+    assert (hits.pix_to_face[expected & above] == 0).all()
+    assert (hits.pix_to_face[expected & ~above] == 1).all()
 
 
 def test_backends_agree_on_a_procedural_mesh():
@@ -63,7 +63,7 @@ def test_backends_agree_on_a_procedural_mesh():
         pytest.skip("open3d is not installed")
     mesh = geom3d.cuboid_mesh([-0.4, -0.3, -0.2], [0.4, 0.3, 0.2], 500)
     cams = _cameras((60, 80))
-    a, b = raycast(mesh, cams, "embree"), raycast(mesh, cams, "open3d")
+    a, b = raycast(mesh, cams, backend="embree"), raycast(mesh, cams, backend="open3d")
     covered = (a.pix_to_face >= 0) & (b.pix_to_face >= 0)
     assert ((a.pix_to_face >= 0) ^ (b.pix_to_face >= 0)).float().mean() <= 1e-3
     assert (a.pix_to_face == b.pix_to_face)[covered].float().mean() >= 0.999
@@ -78,7 +78,7 @@ def test_matches_open3d_pinhole_rays_with_shifted_principal_point(shared_data):
 
     mesh = geom3d.Mesh.load(shared_data / "meshes" / "teapot.obj").normalized()[0]
     cams = _cameras((45, 60))
-    ours = raycast(mesh, cams, "open3d")
+    ours = raycast(mesh, cams, backend="open3d")
     o3d_args = geom3d.cameras_to_open3d(cams)
     K, E = o3d_args["intrinsic_matrix"], o3d_args["extrinsic_matrix"]
     scene = o3d.t.geometry.RaycastingScene()
@@ -107,18 +107,18 @@ def test_batched_meshes_and_dtype():
     assert hits.depth.dtype == torch.float32 and hits.pix_to_face.shape == (2, 30, 40)
     assert (hits.pix_to_face[1] >= 0).sum() < (hits.pix_to_face[0] >= 0).sum()
     alone = raycast((vertices[1], base.faces), cam)
-    assert torch.equal(alone.pix_to_face[0], hits.pix_to_face[1])
+    assert torch.equal(alone.pix_to_face, hits.pix_to_face[1])
 
 
 def test_bad_input():
     cams = _cameras()
     with pytest.raises(GeometryError, match="unknown backend"):
-        raycast(geom3d.cuboid_mesh([0, 0, 0], [1, 1, 1], 50), cams, "optix")
+        raycast(geom3d.cuboid_mesh([0, 0, 0], [1, 1, 1], 50), cams, backend="optix")
     with pytest.raises(GeometryError, match="empty"):
         raycast((torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long)), cams)
     with pytest.raises(GeometryError, match="NaN"):
         raycast((torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, float("nan"), 0]]), torch.tensor([[0, 1, 2]])), cams)
     with pytest.raises(GeometryError, match="face indices"):
         raycast((torch.rand(3, 3), torch.tensor([[0, 1, 5]])), cams)
-    with pytest.raises(GeometryError, match="Mesh or a"):
+    with pytest.raises(GeometryError, match="Mesh, a PaddedMeshes or a"):
         raycast(42, cams)
