@@ -19,6 +19,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "aware3d.demo", "run the main job on a small built-in example"),
     ("datagen", "datagen.cli", "generate a 3D-annotated image dataset (3D-DST)"),
+    ("nemo", "aware3d.cli_nemo", "neural mesh models: train, evaluate, estimate pose (NeMo)"),
 ]
 
 # the exceptions that mean "the input or the environment is wrong", not "the code is wrong"
