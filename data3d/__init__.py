@@ -10,7 +10,8 @@
 - Asset sources (ShapeNet v1/v2, Objaverse, OFF CAD folders, mesh folders, procedural) and the
   config constructor `asset_source`.
 - `data3d.procedural` (imported on first use): `make(category, seed)` -> geom3d.Mesh.
-See docs/data3d.md. data3d imports only geom3d.
+See docs/data3d.md. data3d imports only geom3d (and aware3d_utils). `__all__` lists the API, not the
+submodules; a test keeps it equal to the imports below.
 """
 
 import importlib
@@ -59,7 +60,74 @@ from .record import (
 from .storage import load_records, record_from_dict, record_to_dict, save_records
 from .transforms import ObjectView, color_jitter, flip_object, warp_object
 
-__all__ = [name for name in dir() if not name.startswith("_") and name != "importlib"]
+__all__ = [
+    # angle_bins
+    "NUM_BINS",
+    "angle_to_bin",
+    "bin_to_angle",
+    "bins_to_viewpoint",
+    "viewpoint_to_bins",
+    # assets
+    "Asset",
+    "AssetSource",
+    "FolderSource",
+    "ObjaverseSource",
+    "OffCadSource",
+    "ProceduralSource",
+    "ShapeNetSource",
+    "asset_source",
+    "axes_to_object_frame",
+    "cad_path",
+    # categories
+    "IMAGENET3D_EXP_CATEGORIES",
+    "IMAGENET3D_KNOWN_CATEGORIES",
+    "IMAGENET3D_OPEN_POSE_SPLIT",
+    "IMAGENET3D_TOOLKIT_CATEGORIES",
+    "OBJECTNET3D_CATEGORIES",
+    "PASCAL3D_CATEGORIES",
+    "SHAPENET_SYNSETS",
+    "is_known_category",
+    "known_categories",
+    "normalize_category",
+    "register_categories",
+    # dataset
+    "ObjectDataset",
+    "collate_objects",
+    "load_image",
+    # dst3d
+    "load_dst3d",
+    # errors
+    "AnnotationError",
+    "AssetError",
+    # imagenet3d
+    "load_imagenet3d",
+    "load_imagenet3d_preprocessed",
+    "open_pose_split",
+    # objectnet3d
+    "load_objectnet3d",
+    # pascal3d
+    "load_pascal3d",
+    "load_pascal3d_nemo",
+    "occlusion_folder_suffix",
+    # record
+    "VIEWPOINT_KEYS",
+    "ImageRecord",
+    "ObjectAnnotation",
+    "RecordList",
+    "Viewpoint",
+    "mesh_ref_for",
+    "parse_mesh_ref",
+    # storage
+    "load_records",
+    "record_from_dict",
+    "record_to_dict",
+    "save_records",
+    # transforms
+    "ObjectView",
+    "color_jitter",
+    "flip_object",
+    "warp_object",
+]
 
 
 def __getattr__(name):

@@ -25,7 +25,7 @@ def _strong_dtype(value) -> torch.dtype | None:
     if isinstance(value, torch.Tensor):
         return value.dtype if value.is_floating_point() else None
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        return torch.from_numpy(value[:0].reshape(0)).dtype
+        return torch.from_numpy(np.empty(0, dtype=value.dtype)).dtype
     return None
 
 
