@@ -157,3 +157,15 @@ def test_outputs_on_the_inputs_device(device):
     assert cloud.points.device.type == cloud.view.device.type == device
     assert splat(cloud.points, cloud.colors, cams).rgb.device.type == device
     assert raycast(mesh, cams).depth.device.type == device
+
+
+def test_sample_texture_promotes_and_is_differentiable():
+    tex = torch.rand(4, 6, 3, dtype=F64, requires_grad=True)
+    uv = torch.rand(5, 2, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t, u: geom3d.sample_texture(t, u, "linear"), (tex, uv))
+    texels = torch.randint(0, 256, (4, 6, 3), dtype=torch.uint8)
+    assert geom3d.sample_texture(texels, uv.float()).dtype == F32
+    assert geom3d.sample_texture(texels, uv).dtype == F64
+    assert geom3d.sample_texture(texels.float(), uv.float(), "nearest").dtype == F32
+    with pytest.raises(GeometryError, match="texture_filter"):
+        geom3d.sample_texture(texels, uv, "cubic")
