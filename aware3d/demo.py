@@ -3,7 +3,7 @@
 1. For several procedural categories: build the category's NeMo cuboid from a few procedural
    models, render one model with the GL renderer from a ring of PASCAL3D+ viewpoints (shaded
    colour with the cuboid drawn from the camera, depth, mask), write a contact sheet and one
-   annotation (a data3d record) per view.
+   data3d record per view (the records folder `annotations/`).
 2. Generate a small 3D-DST dataset from the procedural library (randomised mode) with its HTML
    preview.
 """
@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import torch
 import aware3d_utils
 import data3d
 import geom3d
-from data3d.storage import record_to_dict
 from datagen import DEMO_CATEGORIES
 
 IMAGE_SIZE = (160, 160)
@@ -56,9 +54,9 @@ def _label(image: np.ndarray, text: str) -> None:
     cv2.putText(image, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def render_category_sheet(category: str, views: int, out: Path) -> np.ndarray:
-    """Three rows (shaded colour with the cuboid, depth, mask) of `views` tiles for one category;
-    writes each view's image and annotation into `out`."""
+def render_category_sheet(category: str, views: int, out: Path) -> tuple[np.ndarray, list]:
+    """Three rows (shaded colour with the cuboid, depth, mask) of `views` tiles for one category,
+    and one record per view; writes each view's image to `out/annotations/images/`."""
     canonical = data3d.procedural.canonical_category(category)
     meshes = [data3d.procedural.make(canonical, seed) for seed in CUBOID_SEEDS]
     cuboid = geom3d.cuboid_from_meshes(meshes)
@@ -71,36 +69,42 @@ def render_category_sheet(category: str, views: int, out: Path) -> np.ndarray:
     cameras = geom3d.viewpoint_to_cameras(azimuths, math.radians(20.0), 0.0, DISTANCE, 1.0, viewport,
                                           image_size=IMAGE_SIZE).to(dtype=torch.float32)
     rendered = geom3d.render_gl(mesh, cameras, background=(1.0, 1.0, 1.0), outputs=("rgb", "depth", "mask"))
-    rows = [[], [], []]
+    rows, records = [[], [], []], []
     for i in range(views):
         cam = cameras[i]
-        rgb = (rendered["rgb"][i].numpy() * 255).round().astype(np.uint8)
-        mask = rendered["mask"][i].numpy()
+        rgb = (rendered.rgb[i].numpy() * 255).round().astype(np.uint8)
+        mask = rendered.mask[i].numpy()
         _draw_box(rgb, cam.project(corners).numpy())
         _label(rgb, f"{category} az {math.degrees(azimuths[i]):.0f}")
-        depth = _depth_image(rendered["depth"][i].numpy(), mask)
+        depth = _depth_image(rendered.depth[i].numpy(), mask)
         mask_img = np.where(mask[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
         for row, tile in zip(rows, (rgb, depth, mask_img)):
             row.append(tile)
         ys, xs = np.nonzero(mask)
         bbox = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+        # the mesh reference datagen writes for this asset: procedural:<category>/0000 (the seed), no cad_index
         record = data3d.ImageRecord(
-            image_path=out / "views" / f"{category}_{i:02d}.png", image_size=IMAGE_SIZE,
+            image_path=out / "annotations" / "images" / f"{category}_{i:02d}.png", image_size=IMAGE_SIZE,
             objects=[data3d.ObjectAnnotation(
                 category=category, bbox=bbox, viewpoint=data3d.Viewpoint.from_cameras(cam, viewport=viewport),
-                cad_index=1, cad_source="procedural", cad_id=f"{canonical}/0000")])
+                cad_index=None, cad_source="procedural", cad_id=f"{category}/0000")])
         aware3d_utils.atomic_save(record.image_path,
                                   lambda p, im=rgb: cv2.imwrite(p, cv2.cvtColor(im, cv2.COLOR_RGB2BGR)))
-        aware3d_utils.atomic_write_text(out / "annotations" / f"{category}_{i:02d}.json",
-                                        json.dumps(record_to_dict(record, out), indent=1))
-    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+        records.append(record)
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0), records
 
 
 def run_demo(out: str | Path = "runs/demo", views: int = 8, categories=DEMO_CATEGORIES, dataset: bool = True) -> Path:
-    """Write `contact_sheet.png`, `annotations/*.json`, `views/*.png`, `cuboids/*.off` and (with `dataset`) the
-    small 3D-DST dataset `dataset/` with `dataset/preview.html` under `out`."""
+    """Write `contact_sheet.png`, `annotations/` (a data3d records folder: `records-demo.json` and
+    `images/*.png`; `data3d.load_records(out / "annotations")` reads it), `cuboids/*.off` and (with
+    `dataset`) the small 3D-DST dataset `dataset/` with `dataset/preview.html` under `out`."""
     out = Path(out)
-    sheets = [render_category_sheet(c, views, out) for c in categories]
+    sheets, records = [], []
+    for c in categories:
+        sheet, recs = render_category_sheet(c, views, out)
+        sheets.append(sheet)
+        records += recs
+    data3d.save_records(records, out / "annotations", shard="demo", format="json")
     width = max(s.shape[1] for s in sheets)
     sheet = np.concatenate([np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=255)
                             for s in sheets], axis=0)

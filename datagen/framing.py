@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from geom3d import viewpoint_to_rotation
 
@@ -37,8 +38,9 @@ def fit_distance(vertices: np.ndarray, viewpoint, image_size: Sequence[int], mar
     if not (lo_u < px < hi_u and lo_v < py < hi_v):
         return math.inf
     f = float(viewpoint.focal) * float(viewpoint.viewport)
-    R = viewpoint_to_rotation(float(viewpoint.azimuth), float(viewpoint.elevation), float(viewpoint.theta))
-    cam = np.asarray(vertices, dtype=np.float64) @ R.double().numpy().T  # (V, 3), before adding (0, 0, d)
+    angles = torch.tensor([viewpoint.azimuth, viewpoint.elevation, viewpoint.theta], dtype=torch.float64)
+    R = viewpoint_to_rotation(*angles).numpy()  # float64 throughout: the fit is exact to rounding
+    cam = np.asarray(vertices, dtype=np.float64) @ R.T  # (V, 3), before adding (0, 0, d)
     x, y, z = cam[:, 0], cam[:, 1], cam[:, 2]
     bounds = np.stack([f * x / (lo_u - px), f * x / (hi_u - px), f * y / (lo_v - py), f * y / (hi_v - py)]) - z
     return float(bounds.max())

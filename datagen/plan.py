@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import zlib
 from dataclasses import dataclass, field
 
@@ -114,6 +115,14 @@ def make_plan(config: DatagenConfig) -> Plan:
                               f"no assets of this category (categories: {', '.join(sorted(by_category))})",
                               config.source)
     _check_offsets(config, seen)
+    r = config["randomization"]
+    if r["background"].get("image", 0) > 0:  # before any sample: a missing folder is the config's fault
+        from .randomize import list_images
+
+        try:
+            list_images(os.path.abspath(r["background_images"]))
+        except FileNotFoundError as exc:
+            raise ConfigError("randomization.background_images", str(exc), config.source) from None
     for category in by_category:  # build every sampler now: records to match must load before any sample runs
         where = "sampler" + (f".per_category.{category}" if category in config["sampler"]["per_category"] else "")
         if sampler_block(config["sampler"], category)["strategy"] == "match_dataset":

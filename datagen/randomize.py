@@ -197,10 +197,10 @@ def list_images(folder: str) -> tuple[str, ...]:
     """Image files under `folder` (recursive), sorted, so a draw by index is reproducible."""
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"{folder}: background image folder not found (randomization.background_images)")
+        raise FileNotFoundError(f"{folder}: no such folder")
     files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) for the background")
+        raise FileNotFoundError(f"{folder}: holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return tuple(files)
 
 
