@@ -19,6 +19,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "aware3d.demo", "run the main job on a small built-in example"),
     ("datagen", "datagen.cli", "generate a 3D-annotated image dataset (3D-DST)"),
+    ("data", "aware3d.cli_data", "inspect a records folder or a dataset: statistics, annotated images"),
     ("nemo", "aware3d.cli_nemo", "neural mesh models: train, evaluate, estimate pose (NeMo)"),
 ]
 

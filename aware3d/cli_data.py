@@ -1,0 +1,110 @@
+"""`aware3d data`: look at a dataset.
+
+    aware3d data stats runs/ds                       # a records folder (datagen output, save_records)
+    aware3d data stats --pascal3d PASCAL3D+_release1.1 --split train,val --out p3d_stats
+    aware3d data show runs/ds --id 79fc66bcb10a7454 --out sample.png
+    aware3d data show --pascal3d PASCAL3D+_release1.1 --id 2008_000531 --cad-root PASCAL3D+_release1.1/CAD
+
+`stats` prints counts per split, category and occlusion level, viewpoint histograms and the
+truncation rate, and writes stats.json, stats.png and stats.html to --out. `show` writes one
+record's image with its bbox, its projected CAD model (or cuboid) and object axes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+# --<flag>: (loader name in data3d, what it reads, whether it takes a split)
+_LOADERS = {
+    "pascal3d": ("load_pascal3d", "a raw PASCAL3D+ release", True),
+    "pascal3d-nemo": ("load_pascal3d_nemo", "NeMo's preprocessed PASCAL3D+", False),
+    "imagenet3d": ("load_imagenet3d", "an ImageNet3D release (or its preprocessed crops)", True),
+    "objectnet3d": ("load_objectnet3d", "an ObjectNet3D release", True),
+    "dst3d": ("load_dst3d", "a 3D-DST release (annotation/NNN.npy per model)", False),
+}
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("records", nargs="?", help="a records folder (records-*.npz|json shards) or one shard file")
+    for flag, (_, what, _) in _LOADERS.items():
+        p.add_argument(f"--{flag}", metavar="ROOT", help=f"read {what} instead")
+    p.add_argument("--split", default="val",
+                   help="split(s) for the loaders that have them, comma separated, or 'all' (default: val)")
+    p.add_argument("--categories", help="comma-separated categories to read (default: all)")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("data", help="inspect a records folder or a dataset: statistics, annotated images",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="data_command", metavar="<stats|show>")
+    sub.required = True
+    stats = sub.add_parser("stats", help="counts, viewpoint histograms, truncation rate (table, PNG, HTML)",
+                           description="Counts per split, category and occlusion level, viewpoint histograms "
+                                       "(azimuth, elevation, in-plane, distance) and the truncation rate.")
+    _source_arguments(stats)
+    stats.add_argument("--out", default="data-stats", help="folder for stats.json/png/html (default: data-stats)")
+    stats.set_defaults(func=run_stats)
+    show = sub.add_parser("show", help="one record's image with its box, projected CAD or cuboid and axes",
+                          description="Draw one record: its bbox, the CAD model projected with its camera "
+                                      "(or the mesh bounds' cuboid) and the object axes (x red, y green, z blue).")
+    _source_arguments(show)
+    show.add_argument("--id", help="a sample id, an image name or an index (default: the first record)")
+    show.add_argument("--cad-root", help="the CAD folder (<category>/NN.off) of real records' models")
+    show.add_argument("--out", help="the PNG to write (default: show-<image name>.png here)")
+    show.set_defaults(func=run_show)
+    return parser
+
+
+def _read(args) -> dict:
+    """{split: records} from the arguments (a records folder or exactly one --<dataset> ROOT)."""
+    import data3d
+
+    chosen = [flag for flag in _LOADERS if getattr(args, flag.replace("-", "_")) is not None]
+    if len(chosen) + (args.records is not None) != 1:
+        raise ValueError("give a records folder or exactly one of " + ", ".join(f"--{f}" for f in _LOADERS))
+    if args.records is not None:
+        return {Path(args.records).name or "records": data3d.load_records(args.records)}
+    flag = chosen[0]
+    name, _, has_split = _LOADERS[flag]
+    loader = getattr(data3d, name)
+    root = getattr(args, flag.replace("-", "_"))
+    kwargs = {}
+    if args.categories:
+        kwargs["categories"] = [c.strip() for c in args.categories.split(",") if c.strip()]
+    if not has_split:
+        return {flag: loader(root, **kwargs)}
+    splits = [None] if args.split == "all" else [s.strip() for s in args.split.split(",") if s.strip()]
+    return {s or "all": loader(root, split=s, **kwargs) for s in splits}
+
+
+def run_stats(args) -> int:
+    from data3d.stats import dataset_stats, format_stats, write_stats_report
+
+    groups = _read(args)
+    stats = dataset_stats(groups)
+    print(format_stats(stats))
+    paths = write_stats_report(stats, args.out, title="aware3d data stats: " + ", ".join(groups))
+    print(f"wrote {paths['png']} and {paths['html']}")
+    return 0
+
+
+def run_show(args) -> int:
+    import cv2
+
+    from aware3d_utils import atomic_save
+    from data3d.show import draw_record, find_record
+
+    records = [r for group in _read(args).values() for r in group]
+    index, record = find_record(records, args.id)
+    image = draw_record(record, cad_root=args.cad_root)
+    out = Path(args.out) if args.out else Path(f"show-{record.image_path.stem}.png")
+    ok, buf = cv2.imencode(".png", image[..., ::-1].copy())
+    if not ok:
+        raise OSError(f"{out}: cannot encode the picture")
+    atomic_save(out, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+    objs = ", ".join(f"{o.category} ({o.mesh_ref})" for o in record.objects)
+    print(f"record {index}: {record.image_path} — {objs}\nwrote {out}")
+    return 0
