@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geom3d import blender_to_viewpoint
+from geom3d import blender_to_viewpoint, resize_coordinate
 
 from .categories import SHAPENET_SYNSETS, normalize_category, register_categories
 from .errors import AnnotationError, dataset_root
@@ -119,8 +119,8 @@ def _alpha_bbox(render: Path, scale_x: float, scale_y: float):
     if xs.size == 0:
         return None
     # pixel-centre coordinates under the resampling u' = s(u + ½) − ½
-    return (scale_x * (xs.min() + 0.5) - 0.5, scale_y * (ys.min() + 0.5) - 0.5,
-            scale_x * (xs.max() + 0.5) - 0.5, scale_y * (ys.max() + 0.5) - 0.5)
+    return (resize_coordinate(float(xs.min()), scale_x), resize_coordinate(float(ys.min()), scale_y),
+            resize_coordinate(float(xs.max()), scale_x), resize_coordinate(float(ys.max()), scale_y))
 
 
 def _read_annotation(path: Path) -> dict:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geom3d import resize_coordinate
+
 from .categories import IMAGENET3D_OPEN_POSE_SPLIT, register_categories
 from .errors import AnnotationError, dataset_root
 from .images import check_image_size, read_image_size
@@ -291,10 +293,10 @@ def _preprocessed_record(ann_path: Path, image: Path, category: str) -> ImageRec
     dx, dy = pad[2] - crop[2], pad[0] - crop[0]  # left padding − left crop, top padding − top crop
 
     def x_map(u):
-        return r * (u + 0.5) - 0.5 + dx
+        return resize_coordinate(u, r) + dx
 
     def y_map(v):
-        return r * (v + 0.5) - 0.5 + dy
+        return resize_coordinate(v, r) + dy
 
     h, w = read_image_size(image)
     if not float(get("focal")) > 0:

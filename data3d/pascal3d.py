@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geom3d import resize_coordinate
+
 from .categories import PASCAL3D_CATEGORIES
 from .errors import AnnotationError, dataset_root
 from .images import check_image_size
@@ -266,10 +268,10 @@ def _nemo_record(img_path: Path, ann_path: Path, category: str, level: int) -> I
     top = int(py_m * r) - crop_h // 2
 
     def to_crop_x(u_matlab):  # MATLAB 1-based original -> 0-based crop, resampling u' = s(u + ½) − ½
-        return rx * (u_matlab - MATLAB_TO_ZERO_BASED + 0.5) - 0.5 - left
+        return resize_coordinate(u_matlab - MATLAB_TO_ZERO_BASED, rx) - left
 
     def to_crop_y(v_matlab):
-        return ry * (v_matlab - MATLAB_TO_ZERO_BASED + 0.5) - 0.5 - top
+        return resize_coordinate(v_matlab - MATLAB_TO_ZERO_BASED, ry) - top
 
     try:
         viewpoint = Viewpoint(azimuth=get["azimuth"], elevation=get["elevation"], theta=get["theta"],

@@ -25,7 +25,16 @@ from typing import Any
 
 import torch
 
-from geom3d import Cameras, viewpoint_to_cameras, viewpoint_to_rotation, wrap_angle, wrap_azimuth
+from geom3d import (
+    Cameras,
+    GeometryError,
+    parse_image_size,
+    resize_coordinate,
+    viewpoint_to_cameras,
+    viewpoint_to_rotation,
+    wrap_angle,
+    wrap_azimuth,
+)
 
 from .categories import is_known_category
 from .errors import AnnotationError
@@ -147,8 +156,8 @@ class Viewpoint(Mapping):
         scale_y = scale_x if scale_y is None else scale_y
         if not math.isclose(scale_x, scale_y, rel_tol=1e-9):
             raise AnnotationError(f"anisotropic resize ({scale_x:g}, {scale_y:g}) has no viewpoint", field="viewpoint")
-        return replace(self, focal=self.focal * scale_x, px=scale_x * (self.px + 0.5) - 0.5,
-                       py=scale_y * (self.py + 0.5) - 0.5)
+        return replace(self, focal=self.focal * scale_x, px=resize_coordinate(self.px, scale_x),
+                       py=resize_coordinate(self.py, scale_y))
 
     def shifted(self, dx: float, dy: float) -> Viewpoint:
         """The viewpoint after moving the image content by (dx, dy) pixels (a crop at (−dx, −dy))."""
@@ -347,12 +356,9 @@ def parse_mesh_ref(ref: str) -> tuple[str, str, str]:
 
 def _image_size(size) -> tuple[int, int]:
     try:
-        h, w = (int(_plain(v)) for v in size)
-    except (TypeError, ValueError):
-        raise AnnotationError(f"must be (H, W), got {size!r}", field="image_size") from None
-    if h <= 0 or w <= 0:
-        raise AnnotationError(f"must be positive, got (H, W) = ({h}, {w})", field="image_size")
-    return h, w
+        return parse_image_size(size, "")
+    except GeometryError as exc:  # the same rule as geom3d, reported as this record's field
+        raise AnnotationError(str(exc).strip(), field="image_size") from None
 
 
 @dataclass(frozen=True, eq=True)

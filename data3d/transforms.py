@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from geom3d import resize_coordinate
+
 from .record import Viewpoint
 
 __all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale",
@@ -113,8 +115,8 @@ def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "p
         cx, cy = (view.bbox[0] + view.bbox[2]) / 2.0, (view.bbox[1] + view.bbox[3]) / 2.0
     else:
         raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
-    x0 = scale * (cx + 0.5) - 0.5 - (ow - 1) / 2.0
-    y0 = scale * (cy + 0.5) - 0.5 - (oh - 1) / 2.0
+    x0 = resize_coordinate(cx, scale) - (ow - 1) / 2.0
+    y0 = resize_coordinate(cy, scale) - (oh - 1) / 2.0
     if scale == 1.0:
         x0, y0 = float(round(x0)), float(round(y0))
         image = _shift_copy(view.image, (oh, ow), int(x0), int(y0))
@@ -124,8 +126,8 @@ def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "p
         maps = {k: _sample(m, (oh, ow), scale, x0, y0, mode="nearest") for k, m in view.maps.items()}
     new_vp = vp.resized(scale).shifted(-x0, -y0)
     b = view.bbox
-    box = (scale * (b[0] + 0.5) - 0.5 - x0, scale * (b[1] + 0.5) - 0.5 - y0,
-           scale * (b[2] + 0.5) - 0.5 - x0, scale * (b[3] + 0.5) - 0.5 - y0)
+    box = (resize_coordinate(b[0], scale) - x0, resize_coordinate(b[1], scale) - y0,
+           resize_coordinate(b[2], scale) - x0, resize_coordinate(b[3], scale) - y0)
     clipped = (min(max(box[0], 0.0), ow - 1.0), min(max(box[1], 0.0), oh - 1.0),
                min(max(box[2], 0.0), ow - 1.0), min(max(box[3], 0.0), oh - 1.0))
     return replace(view, image=image, viewpoint=new_vp, bbox=clipped, maps=maps,
