@@ -113,8 +113,9 @@ def raycast(mesh, cameras: Cameras, image_size=None, *, backend: str = "embree")
     if B == 0:
         return RayHits(torch.full((*shape, H, W), -1, dtype=torch.int64, device=device),
                        torch.zeros((*shape, H, W), dtype=dtype, device=device))
-    # view b of the flattened batch sees mesh row b // P (rows pair with the first dimension)
-    mesh_row = [0] * B if M is None else [b * shape[0] // B for b in range(B)]
+    # views are grouped by mesh (row m of the first dimension sees mesh m): one scene per mesh,
+    # every ray of its views cast in one call
+    groups = [range(B)] if M is None else [range(m * B // shape[0], (m + 1) * B // shape[0]) for m in range(shape[0])]
     v_all = vertices.detach().cpu().double().numpy()
     f_all = faces.detach().cpu().numpy()
     origins, dirs = camera_rays(cams)
@@ -122,14 +123,17 @@ def raycast(mesh, cameras: Cameras, image_size=None, *, backend: str = "embree")
     rows = cams.R[..., 2, :].cpu().numpy()  # camera z axis in world coordinates
     centres = cams.camera_centres().cpu().numpy()
     cast = _cast_embree if backend == "embree" else _cast_open3d
-    faces_out, depth_out = [], []
-    for b in range(B):
-        m = mesh_row[b]
+    faces_out = np.empty((B, H * W), dtype=np.int64)
+    depth_out = np.empty((B, H * W), dtype=np.float64)
+    for m, views in enumerate(groups):
         v = v_all[min(m, v_all.shape[0] - 1)] if v_all.ndim == 3 else v_all
         f = f_all[min(m, f_all.shape[0] - 1)] if f_all.ndim == 3 else f_all
-        face, hit = cast(v, f, origins[b], dirs[b])
-        faces_out.append(face)
-        depth_out.append(np.where(face >= 0, (hit - centres[b]) @ rows[b], 0.0))
-    pix_to_face = torch.as_tensor(np.stack(faces_out)).reshape(*shape, H, W)
-    depth = torch.as_tensor(np.stack(depth_out)).reshape(*shape, H, W)
+        sel = slice(views.start, views.stop)
+        face, hit = cast(v, f, origins[sel].reshape(-1, 3), dirs[sel].reshape(-1, 3))
+        face, hit = face.reshape(len(views), H * W), hit.reshape(len(views), H * W, 3)
+        z = np.einsum("bnk,bk->bn", hit - centres[sel, None, :], rows[sel])
+        faces_out[sel] = face
+        depth_out[sel] = np.where(face >= 0, z, 0.0)
+    pix_to_face = torch.from_numpy(faces_out).reshape(*shape, H, W)
+    depth = torch.from_numpy(depth_out).reshape(*shape, H, W)
     return RayHits(pix_to_face.to(device), depth.to(device=device, dtype=dtype))
