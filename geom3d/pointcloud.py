@@ -28,7 +28,7 @@ from .errors import GeometryError
 __all__ = ["PointCloud", "DepthPoints", "depth_to_points", "voxel_downsample", "remove_statistical_outliers"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PointCloud:
     """points (N, 3), colors (N, 3) in [0, 1] or None, and index (N,) int64 or None: for a filter
     that keeps a subset of its input (`remove_statistical_outliers`), each point's input row."""
@@ -38,7 +38,7 @@ class PointCloud:
     index: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DepthPoints:
     """A cloud back-projected from depth maps, with each point's provenance.
 

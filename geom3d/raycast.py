@@ -28,7 +28,7 @@ __all__ = ["RayHits", "camera_rays", "raycast"]
 BACKENDS = ("embree", "open3d")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RayHits:
     """The first hit of each pixel's ray, for views of batch shape S: pix_to_face (..., H, W)
     int64 (−1 where the ray misses) and depth (..., H, W), the camera z of the hit (0 where it misses)."""

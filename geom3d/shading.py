@@ -20,7 +20,7 @@ __all__ = ["MAX_LIGHTS", "LightingOptions", "resolve_lighting", "background_imag
 MAX_LIGHTS = 8  # the GLSL shader's uniform arrays hold this many directional lights
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LightingOptions:
     """Shading and background, resolved per call (per view where B-batched).
 

@@ -27,7 +27,7 @@ SPLAT_EMPTY_DEPTH = 0.0  # depth where no point lands (as geom3d.gl's EMPTY_DEPT
 _NO_HIT = torch.iinfo(torch.int64).max
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SplatResult:
     """What `splat` draws, for cameras of batch shape (...):
 

@@ -16,7 +16,7 @@ EMPTY_DEPTH = 0.0  # depth where no face is hit (camera z of a hit is always > 0
 RENDER_OUTPUTS = ("rgb", "depth", "mask", "normal", "face_id")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GLRender:
     """`render_gl`'s images for views of batch shape (...); an output not asked for is None.
 
@@ -31,7 +31,7 @@ class GLRender:
     face_id: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RenderOptions:
     """Everything `render_gl` renders with besides the mesh, the cameras and the outputs.
 
