@@ -188,3 +188,19 @@ def test_wrapping_numbers_and_tensors_agree():
     assert [geom3d.wrap_azimuth(v) for v in values] == geom3d.wrap_azimuth(tensors).tolist()
     assert all(-math.pi < geom3d.wrap_angle(v) <= math.pi and 0 <= geom3d.wrap_azimuth(v) < 2 * math.pi
                for v in values)
+
+
+def test_viewpoint_to_cameras_gradcheck():
+    """Pose and intrinsics gradients through R, t and K (the NeMo pose fit differentiates this map)."""
+    g = torch.Generator().manual_seed(5)
+    angles = (torch.rand(3, 3, generator=g, dtype=F64) * torch.tensor([6.0, 1.5, 1.0], dtype=F64)
+              - torch.tensor([0.0, 0.75, 0.5], dtype=F64)).requires_grad_()
+    d = torch.tensor([3.0, 4.5, 6.0], dtype=F64, requires_grad=True)
+    f = torch.tensor(1.2, dtype=F64, requires_grad=True)
+    principal = torch.tensor([20.0, 15.0], dtype=F64, requires_grad=True)
+
+    def cameras(angles, d, f, principal):
+        c = geom3d.viewpoint_to_cameras(angles[:, 0], angles[:, 1], angles[:, 2], d, f, 50.0, principal, (30, 40))
+        return c.K, c.R, c.t
+
+    assert torch.autograd.gradcheck(cameras, (angles, d, f, principal))
