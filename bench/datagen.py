@@ -110,7 +110,7 @@ def _two_processes_steady(cfg, root: Path) -> float:
 
 def _generate(cfg, root: Path, workers: int) -> float:
     start = time.perf_counter()
-    m = generate(cfg, root, workers=workers, progress=False)
+    m = generate(cfg, root, workers=workers, progress=False, preview=False)  # the HTML preview is not generation
     assert m["complete"], m
     return m["samples_done"] / (time.perf_counter() - start)
 
