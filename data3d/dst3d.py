@@ -146,7 +146,7 @@ def load_dst3d(root, image_folder: str = "image_render", image_suffix: str = "",
     Images without a render alpha (no bbox) are skipped ("no_bbox"); missing files "missing_file";
     a malformed annotation raises (strict=True) or is skipped ("bad_annotation", in `.problems`).
     """
-    root = dataset_root(root, "3D-DST release")
+    root = dataset_root(root, "a 3D-DST release")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir())
     if isinstance(categories, Mapping):
         names = {k: normalize_category(v) for k, v in categories.items()}

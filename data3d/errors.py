@@ -41,11 +41,11 @@ class AssetError(GeometryError):
 def dataset_root(root, dataset: str, marker: str | None = None) -> Path:
     """`root` as a Path after checking it is a `dataset` folder (holding `marker`/ when given).
 
-    Every loader words a wrong root the same way: '<root>: is not a <dataset> folder: no such folder'
+    Every loader words a wrong root the same way: '<root>: cannot be read as <dataset>: no such folder'
     or '...: no <marker>/ folder in it'."""
     root = Path(root)
     if not root.is_dir():
-        raise AnnotationError(f"is not a {dataset} folder: no such folder", root)
+        raise AnnotationError(f"cannot be read as {dataset}: no such folder", root)
     if marker is not None and not (root / marker).is_dir():
-        raise AnnotationError(f"is not a {dataset} folder: no {marker}/ folder in it", root)
+        raise AnnotationError(f"cannot be read as {dataset}: no {marker}/ folder in it", root)
     return root

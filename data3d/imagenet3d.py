@@ -72,7 +72,7 @@ def _layout(root: Path, split: str | None) -> str:
         return "release"
     if any(p.is_dir() and any(p.glob("*.npz")) for p in root.iterdir()):
         return "flat"
-    raise AnnotationError("is not an ImageNet3D folder: no annotations/ folder or <category>/*.npz in it", root)
+    raise AnnotationError("cannot be read as ImageNet3D: no annotations/ folder or <category>/*.npz in it", root)
 
 
 def load_imagenet3d(root, split: str | None = "val", categories: Sequence[str] | None = None,
@@ -244,7 +244,7 @@ def load_imagenet3d_preprocessed(root, split: str | None = "val", categories: Se
     from the original values (fixing the toolkit's y2 padding bug), with the resampling map
     u' = r·(u + ½) − ½ of integer pixel centres.
     """
-    root = dataset_root(root, "ImageNet3D (preprocessed)")
+    root = dataset_root(root, "preprocessed ImageNet3D")
     cats = _preprocessed_categories(root, split) if categories is None else list(categories)
     register_categories(cats)
     out = RecordList()
@@ -266,7 +266,8 @@ def load_imagenet3d_preprocessed(root, split: str | None = "val", categories: Se
             except AnnotationError as exc:
                 if strict:
                     raise
-                out.skip("distance<=0" if exc.field == "distance_original" else "bad_annotation", exc)
+                nonpositive = exc.field == "distance_original" and exc.problem.startswith("must be > 0")
+                out.skip("distance<=0" if nonpositive else "bad_annotation", exc)
     return out
 
 

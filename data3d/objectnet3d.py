@@ -42,7 +42,7 @@ def load_objectnet3d(root, split: str | None = "val", categories: Sequence[str] 
     dropped (not counted as skips). Objects without a fine viewpoint are skipped and counted; a
     malformed file raises (strict=True) or is skipped and counted as "bad_annotation".
     """
-    root = dataset_root(root, "ObjectNet3D release", "Annotations")
+    root = dataset_root(root, "an ObjectNet3D release", "Annotations")
     ann_dir = root / "Annotations"
     keep = set(OBJECTNET3D_CATEGORIES if categories is None else categories)
     unknown = keep - set(OBJECTNET3D_CATEGORIES)

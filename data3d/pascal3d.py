@@ -144,7 +144,7 @@ def load_pascal3d(root, split: str | None = "val", subset: str = "imagenet",
     in `.skipped`; a malformed annotation file raises AnnotationError naming it (or, with
     strict=False, is skipped and counted as "bad_annotation").
     """
-    root = dataset_root(root, "PASCAL3D+ release", "Annotations")
+    root = dataset_root(root, "a PASCAL3D+ release", "Annotations")
     subsets = ("imagenet", "pascal") if subset == "all" else (subset,)
     if any(s not in ("imagenet", "pascal") for s in subsets):
         raise ValueError(f"subset must be 'imagenet', 'pascal' or 'all', got {subset!r}")
@@ -301,7 +301,7 @@ def load_pascal3d_nemo(root, categories: Sequence[str] | None = None, occlusion=
     lists/<class><occ>/mesh*.txt are loaded (cad_index from the npz). Bad npz files raise
     (strict=True) or are skipped and counted.
     """
-    root = dataset_root(root, "NeMo-preprocessed PASCAL3D+", "lists")
+    root = dataset_root(root, "NeMo's preprocessed PASCAL3D+", "lists")
     suffix = occlusion_folder_suffix(occlusion)
     level = _fg_level(suffix)
     out = RecordList()
@@ -327,6 +327,7 @@ def load_pascal3d_nemo(root, categories: Sequence[str] | None = None, occlusion=
             except AnnotationError as exc:
                 if strict:
                     raise
-                out.skip("distance<=0" if exc.field == "distance" else "bad_annotation", exc)
+                nonpositive = exc.field == "distance" and exc.problem.startswith("must be > 0")
+                out.skip("distance<=0" if nonpositive else "bad_annotation", exc)
     return out
 

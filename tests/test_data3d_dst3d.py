@@ -118,5 +118,5 @@ def test_malformed_dst3d_annotations_are_skipped_or_raise(release):
     assert "002.npy: field 'dist'" in text and "003.npy: field 'matrix_world'" in text and "004.npy" in text
     with pytest.raises(AnnotationError, match="002.npy: field 'dist'"):
         data3d.load_dst3d(release, strict=True)
-    with pytest.raises(AnnotationError, match="is not a 3D-DST release folder: no such folder"):
+    with pytest.raises(AnnotationError, match="cannot be read as a 3D-DST release: no such folder"):
         data3d.load_dst3d(release / "missing")
