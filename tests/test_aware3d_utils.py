@@ -1,0 +1,62 @@
+"""aware3d_utils: optional imports name their extra; transformers' torchvision notice is filtered by message only."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from aware3d_utils import available, require
+from aware3d_utils.optional import _silence_known_noise
+
+NOTICE = ("`CLIPImageProcessor` requires torchvision (not installed); falling back to `CLIPImageProcessorPil` "
+          "for backward compatibility.")
+
+
+def test_missing_module_names_the_extra():
+    with pytest.raises(ImportError, match=r"pip install 'aware3d\[gl\]'"):
+        require("moderngl.no_such_submodule")
+    assert not available("no_such_module_here")
+
+
+def test_torchvision_notice_is_dropped_and_other_warnings_kept(caplog):
+    _silence_known_noise()
+    logger = logging.getLogger("transformers.utils.import_utils")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning(NOTICE)
+        logger.warning("a real problem: torchvision is broken")
+    messages = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert messages == ["a real problem: torchvision is broken"]
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.skipif(not available("transformers"), reason="transformers is not installed")
+def test_transformers_image_processor_fallback_is_quiet_through_require():
+    transformers = require("transformers")
+    logger = logging.getLogger("transformers.utils.import_utils")  # transformers does not propagate to root
+    collect = _Collect()
+    logger.addHandler(collect)
+    try:
+        transformers.SiglipImageProcessor  # noqa: B018 - the lazy attribute logs the fallback notice
+        assert not [m for m in collect.messages if "requires torchvision" in m]
+        # control: without the filter the same kind of access does log the notice
+        filters = list(logger.filters)
+        for f in filters:
+            logger.removeFilter(f)
+        try:
+            if "ViTImageProcessor" not in vars(transformers):  # not resolved (and logged) before
+                transformers.ViTImageProcessor  # noqa: B018
+                assert [m for m in collect.messages if "requires torchvision" in m]
+        finally:
+            for f in filters:
+                logger.addFilter(f)
+    finally:
+        logger.removeHandler(collect)
