@@ -1,11 +1,11 @@
 """A lock on a dataset folder, so that two runs never do the same work in one folder.
 
 A run takes `<folder>/.lock` (a shard run `.lock-shard-K-of-N`, so the shards of one run may work
-side by side, as on a SLURM array): the file holds the owner's host and pid and appears by a hard
-link (atomic, and it fails when the lock exists). A whole run is refused while any lock is held; a
-shard run while the whole-run lock or its own shard's is. A lock whose process is gone (same
-host, no such pid) is stale and taken over; a lock from another host cannot be checked, and the
-message says how to remove it.
+side by side, as on a SLURM array): the file holds the owner's host, pid and start time and
+appears by a hard link (atomic, and it fails when the lock exists). A whole run is refused while
+any lock is held; a shard run while the whole-run lock or its own shard's is. A lock whose process
+is gone (same host: no such pid, a zombie, or the pid reused by a process started later) is stale
+and taken over; a lock from another host cannot be checked, and the message says how to remove it.
 """
 
 from __future__ import annotations
@@ -30,13 +30,32 @@ class FolderLockedError(OSError):
         return self.message
 
 
-def _alive(pid: int) -> bool:
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of a process from /proc (Linux), None where unavailable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # after "pid (command) "
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _alive(pid: int, start: str | None = None) -> bool:
+    """The process runs: not gone, not a zombie (killed, not yet reaped), and, where the lock
+    recorded its start time, not another process that reuses the pid."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
-        return True
+        pass
+    stat = _proc_stat(pid)
+    if stat is not None:
+        state, started = stat
+        if state == "Z" or (start is not None and started != start):
+            return False
     return True
 
 
@@ -53,12 +72,12 @@ class FolderLock:
         """The holder of a lock file, or None when the file is gone or stale (then removed)."""
         try:
             owner = json.loads(path.read_text())
-            pid, host = int(owner["pid"]), str(owner["host"])
+            pid, host, start = int(owner["pid"]), str(owner["host"]), owner.get("start")
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError):  # half-written by a killed run
-            owner, pid, host = {}, -1, socket.gethostname()
-        if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
+            owner, pid, host, start = {}, -1, socket.gethostname(), None
+        if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid, start)):
             path.unlink(missing_ok=True)  # stale: its run is dead
             return None
         return {"pid": pid, "host": host}
@@ -82,7 +101,8 @@ class FolderLock:
         # written whole beside it, then hard-linked into place: the link fails when the lock exists,
         # and a lock is never seen half-written
         tmp = self.root / f"{self.path.name}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        me = _proc_stat(os.getpid())
+        tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "start": me and me[1]}))
         try:
             for _ in range(2):  # a second try after removing a stale lock
                 try:

@@ -396,6 +396,7 @@ def test_demo_dataset_and_preview(tmp_path):
 
     image = np.zeros((*r.image_size, 3), np.uint8)
     drawn = draw_annotation(image, obj)
+    assert isinstance(obj.extra["mesh_bounds"], list) and obj.mesh_ref.count("/") == 1  # procedural:car/0000
     lo, hi = (np.asarray(b) for b in obj.extra["mesh_bounds"])
     corner = torch.tensor([[lo[0], lo[1], lo[2]]], dtype=torch.float64)
     u, v = obj.viewpoint.to_cameras(r.image_size, dtype=torch.float64).project(corner)[0].round().long().tolist()
@@ -419,6 +420,7 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     generate(load_config(_config(samples_per_category=1)), tmp_path / "ds", progress=False)
+    assert (tmp_path / "ds" / "preview.html").is_file()  # generate() from Python writes the preview too
     files = [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
     assert files and all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in files)
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())

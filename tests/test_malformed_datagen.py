@@ -209,12 +209,18 @@ def test_a_bad_item_in_a_batch_is_a_counted_skip(case, build, check, tmp_path, c
         assert "WARNING: no image was kept" in out
 
 
-def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+@pytest.mark.parametrize("reaped", [True, False], ids=["dead", "zombie"])
+def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path, reaped):
+    dead = subprocess.Popen(["true"])
+    if reaped:
+        dead.wait()
+    else:  # killed but not yet reaped by its parent: a zombie holds its pid
+        while Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            pass
     _lock(tmp_path, dead.pid)
     assert cli_main(_run(tmp_path, TINY)) == 0
     assert not (tmp_path / "out" / ".lock").exists()
+    dead.wait()
 
 
 def test_the_installed_command_prints_no_traceback(tmp_path):
