@@ -429,6 +429,21 @@ def test_render_gl_defaults_are_the_render_options_defaults():
     assert torch.equal(own.rgb, render_gl(mesh, cams, ambient=1.0, light_directions=[]).rgb)
 
 
+def test_vertices_and_faces_are_uploaded_once_while_unchanged(monkeypatch):
+    mesh = geom3d.cuboid_mesh([-0.3, -0.5, -0.2], [0.3, 0.5, 0.2], num_vertices=150)
+    vertices, faces = mesh.vertices.clone(), mesh.faces.clone()
+    cams = orbit_cameras(mesh, (30, 40), n=2)
+    uploads = []
+    real = geom3d.gl.renderer.GPUMesh
+    monkeypatch.setattr(geom3d.gl.renderer, "GPUMesh", lambda *a: uploads.append(1) or real(*a))
+    first = render_gl((vertices, faces), cams, backend="gl", outputs=("depth",)).depth
+    again = render_gl((vertices, faces), cams, backend="gl", outputs=("depth",)).depth
+    assert len(uploads) == 1 and torch.equal(first, again)
+    vertices.mul_(0.5)  # modified in place: drawn anew
+    smaller = render_gl((vertices, faces), cams, backend="gl", outputs=("depth",)).depth
+    assert len(uploads) == 2 and (smaller > 0).sum() < (first > 0).sum()
+
+
 def test_bad_meshes_name_the_problem():
     nan = Mesh(torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [float("nan"), 1.0, 1.0]]), torch.tensor([[0, 1, 2]]))
     with pytest.raises(geom3d.MeshError, match="NaN"):

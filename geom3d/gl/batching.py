@@ -5,6 +5,8 @@ and the output device, shared by the GL renderer and its rasterizer fallback."""
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,26 +26,55 @@ __all__ = ["as_mesh_rows", "render_batched"]
 Draw = Callable[..., dict]
 
 
-def as_mesh_rows(mesh, who: str) -> tuple[list[Mesh], int | None]:
-    """The meshes to draw and M (None for one mesh seen by every camera)."""
+_ROW_MESHES: OrderedDict = OrderedDict()  # identity and versions of (vertices, faces) -> (inputs, rows)
+_ROW_MESHES_MAX = 4
+_ROW_MESHES_LOCK = threading.Lock()
+
+
+def _tensor_key(x) -> tuple | None:
+    return (id(x), x._version, x.data_ptr()) if isinstance(x, torch.Tensor) else None
+
+
+def as_mesh_rows(mesh, who: str, remember: bool = False) -> tuple[list[Mesh], int | None]:
+    """The meshes to draw and M (None for one mesh seen by every camera).
+
+    A (vertices, faces) pair or bank becomes one `Mesh` per row. With `remember` (the GL path) the
+    last few are kept while their tensors are unchanged (the same objects, not modified in place),
+    so that the GL renderer's cache of uploaded meshes serves repeated calls with the same tensors."""
     if isinstance(mesh, Mesh):
         return [mesh], None
-    vertices, faces = _check_mesh(who, *mesh_arrays(mesh, who))
+    raw = mesh_arrays(mesh, who)
+    keys = tuple(_tensor_key(x) for x in raw)
+    key = None if (None in keys or not remember) else keys
+    if key is not None:
+        with _ROW_MESHES_LOCK:
+            hit = _ROW_MESHES.get(key)
+            if hit is not None:
+                _ROW_MESHES.move_to_end(key)
+                return hit[1]
+    vertices, faces = _check_mesh(who, *raw)
     if vertices.ndim == 2 and faces.ndim == 2:
-        return [Mesh(vertices, faces)], None
-    M = max(x.shape[0] for x in (vertices, faces) if x.ndim == 3)
-    if any(x.ndim == 3 and x.shape[0] not in (1, M) for x in (vertices, faces)):
-        raise GeometryError(f"{who}: batch sizes do not match (vertices {tuple(vertices.shape)}, "
-                            f"faces {tuple(faces.shape)})")
+        rows = [Mesh(vertices, faces)], None
+    else:
+        M = max(x.shape[0] for x in (vertices, faces) if x.ndim == 3)
+        if any(x.ndim == 3 and x.shape[0] not in (1, M) for x in (vertices, faces)):
+            raise GeometryError(f"{who}: batch sizes do not match (vertices {tuple(vertices.shape)}, "
+                                f"faces {tuple(faces.shape)})")
 
-    def row(x, m):
-        return x if x.ndim == 2 else x[min(m, x.shape[0] - 1)]
+        def row(x, m):
+            return x if x.ndim == 2 else x[min(m, x.shape[0] - 1)]
 
-    return [Mesh(row(vertices, m), row(faces, m)) for m in range(M)], M
+        rows = [Mesh(row(vertices, m), row(faces, m)) for m in range(M)], M
+    if key is not None:
+        with _ROW_MESHES_LOCK:
+            _ROW_MESHES[key] = (raw, rows)  # holding the inputs keeps their ids from being reused
+            while len(_ROW_MESHES) > _ROW_MESHES_MAX:
+                _ROW_MESHES.popitem(last=False)
+    return rows
 
 
 def render_batched(draw: Draw, mesh, cameras: Cameras, image_size, outputs: Sequence[str],
-                   options: RenderOptions | None, who: str) -> GLRender:
+                   options: RenderOptions | None, who: str, remember_meshes: bool = False) -> GLRender:
     """Check the arguments, draw every view of the cameras' batch shape S (its first dimension
     paired with M meshes) and return them as a `GLRender` of leading shape S, floating outputs in
     the common dtype of vertices and cameras, on the vertices' device."""
@@ -56,7 +87,7 @@ def render_batched(draw: Draw, mesh, cameras: Cameras, image_size, outputs: Sequ
     if not isinstance(options, RenderOptions):
         raise GeometryError(f"{who}: options must be a RenderOptions, got {type(options).__name__}")
     want = check_outputs(outputs)
-    meshes, M = as_mesh_rows(mesh, who)
+    meshes, M = as_mesh_rows(mesh, who, remember_meshes)
     shape = result_batch_shape(who, tuple(cameras.batch_shape), M)
     B = math.prod(shape)
     if B == 0:

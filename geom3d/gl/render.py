@@ -28,7 +28,8 @@ def render_gl(mesh, cameras: Cameras, image_size=None, *, outputs: Sequence[str]
         mesh: a `geom3d.Mesh` (colour from its UV texture, else its vertex colours, else
             base_color), or (vertices, faces) with vertices (V, 3) or (M, V, 3) and faces (F, 3) or
             (M, F, 3), or a `PaddedMeshes` bank: M meshes pair with the cameras' first batch
-            dimension, as in `geom3d.rasterize` (each is uploaded per call: a `Mesh` is cached).
+            dimension, as in `geom3d.rasterize`. Uploads are cached: a `Mesh` while its tensors are
+            unchanged, a pair or bank while the same tensors come again unchanged (the last few).
         cameras: `Cameras` of any batch shape S; every output has leading shape S (its first
             dimension paired with M).
         image_size: (H, W), the canvas; defaults to `cameras.image_size` and must equal it.

@@ -154,7 +154,8 @@ class GLRenderer:
         if self.ctx is None:
             raise GeometryError("this GLRenderer has been released")
         with self.ctx:  # GL calls go to the current context: another renderer's may be current
-            return render_batched(self.draw, mesh, cameras, image_size, outputs, options, "render_gl")
+            return render_batched(self.draw, mesh, cameras, image_size, outputs, options, "render_gl",
+                                  remember_meshes=True)
 
     def draw(self, mesh: Mesh, cams: Cameras, want: tuple[str, ...], options: RenderOptions,
              lighting: LightingOptions, bg_image: torch.Tensor | None) -> dict[str, torch.Tensor]:
