@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "aware3d.demo", "run the main job on a small built-in example"),
     ("datagen", "datagen.cli", "generate a 3D-annotated image dataset (3D-DST)"),
     ("data", "aware3d.cli_data", "inspect a records folder or a dataset: statistics, annotated images"),
+    ("orbit4d", "aware3d.cli_orbit4d", "camera redirection of a monocular video through a 4D proxy (FreeOrbit4D)"),
     ("nemo", "aware3d.cli_nemo", "neural mesh models: train, evaluate, estimate pose (NeMo)"),
 ]
 

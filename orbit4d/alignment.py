@@ -23,6 +23,8 @@ import torch
 from geom3d import Cameras, DepthPoints, GeometryError
 from geom3d.align import Sim3, icp, ransac_sim3
 
+from .reconstruct import single_threaded
+
 __all__ = ["FrameFit", "align_canonical", "box_fit", "correspondences", "stack_sim3"]
 
 
@@ -69,7 +71,7 @@ def correspondences(canonical: torch.Tensor, transform: Sim3, depth: torch.Tenso
     return canonical[idx[ok]], target
 
 
-def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds, seed):
+def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds, seed, max_pairs=6000):
     fit, inl, pairs = transform, 0, 0
     for r in range(rounds):
         # the first round accepts larger depth gaps: the initial estimate may be off
@@ -77,6 +79,9 @@ def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds,
         pairs = src.shape[0]
         if pairs < 10:
             break
+        if pairs > max_pairs:  # an even subset: the fit's precision is limited by the depth noise, not the count
+            keep = torch.linspace(0, pairs - 1, max_pairs).long()
+            src, dst = src[keep], dst[keep]
         try:
             res = ransac_sim3(src, dst, threshold, scale=scale, iterations=128, seed=seed)
         except GeometryError:
@@ -85,6 +90,7 @@ def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds,
     return fit, inl, pairs
 
 
+@single_threaded()
 def align_canonical(canonical: torch.Tensor, depth, frames: list[DepthPoints], cameras: Cameras, init: Sim3, *,
                     threshold: float, rounds: int = 3, shared_scale: bool = True, refine_icp: bool = False,
                     icp_distance: float | None = None, seed: int = 0) -> FrameFit:

@@ -51,7 +51,7 @@ class Orbit4DOptions:
     ransac_threshold_voxels: float = 2.0
     refine_icp: bool = False
     smooth: bool = True
-    point_radius: float = 1.0
+    point_radius: float = 0.5
     fps: float = 10.0
     fov_degrees: float = 60.0
     seed: int = 0

@@ -17,19 +17,41 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from geom3d import Cameras, DepthPoints, PointCloud, depth_to_points, remove_statistical_outliers, voxel_downsample
+from geom3d import (
+    Cameras,
+    DepthPoints,
+    GeometryError,
+    PointCloud,
+    depth_to_points,
+    remove_statistical_outliers,
+    voxel_downsample,
+)
 from geom3d.align import Sim3, icp
 
 from .depth import clean_depth
 
-__all__ = ["split_depth", "fuse_background", "partial_foregrounds", "Canonical", "build_canonical",
+__all__ = ["single_threaded", "split_depth", "fuse_background", "partial_foregrounds", "Canonical", "build_canonical",
            "auto_voxel_size"]
+
+
+@contextmanager
+def single_threaded():
+    """Run torch on one thread inside (a context manager, or a decorator): the per-frame solves
+    here are thousands of small tensor operations, where thread hand-offs cost more than they
+    save (and oversubscribed cores make them stall); the previous thread count is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean: bool = True, **clean_options):
@@ -59,11 +81,25 @@ def auto_voxel_size(depth: np.ndarray, cameras: Cameras, pixels: float = 1.5) ->
 
 
 def fuse_background(frames: np.ndarray, bg_depth: np.ndarray, cameras: Cameras, *, voxel_size: float | None = None,
-                    nb_neighbors: int = 16, std_ratio: float = 2.0, max_points: int = 4_000_000) -> PointCloud:
-    """The static background fused over frames: (points (N, 3), colors (N, 3)) in world coordinates."""
+                    nb_neighbors: int = 16, std_ratio: float = 2.0, max_points: int = 600_000) -> PointCloud:
+    """The static background fused over frames: (points (N, 3), colors (N, 3)) in world coordinates.
+
+    At most about `max_points` raw points are unprojected: frames evenly spread over the video
+    (the first and last included), each at a pixel stride when one frame alone has more."""
     voxel_size = voxel_size or auto_voxel_size(bg_depth, cameras, 1.0)
-    step = max(1, int(np.ceil((bg_depth > 0).sum() / max_points)))  # frame stride bounding the raw cloud
-    pts = depth_to_points(torch.from_numpy(bg_depth[::step]), cameras[::step], torch.from_numpy(frames[::step]))
+    T = len(bg_depth)
+    per_frame = max(1.0, float((bg_depth > 0).sum()) / T)
+    stride = max(1, int(np.ceil(np.sqrt(per_frame / max_points))))
+    use = np.unique(np.linspace(0, T - 1, int(np.clip(max_points * stride**2 // per_frame, 1, T))).round().astype(int))
+    sub_cams = cameras[torch.from_numpy(use)]
+    if stride > 1:  # keep every stride-th pixel; the cameras of the sub-sampled grid map pixel (i, j) to (s·i, s·j)
+        scale = torch.diag(torch.tensor([1.0 / stride, 1.0 / stride, 1.0], dtype=sub_cams.dtype))
+        K = scale @ sub_cams.K
+        h, w = bg_depth[0][::stride, ::stride].shape
+        sub_cams = Cameras(K, sub_cams.R, sub_cams.t, (h, w), check=False)
+    d = np.ascontiguousarray(bg_depth[use][:, ::stride, ::stride])
+    rgb = np.ascontiguousarray(frames[use][:, ::stride, ::stride])
+    pts = depth_to_points(torch.from_numpy(d), sub_cams, torch.from_numpy(rgb))
     if pts.points.shape[0] == 0:
         return PointCloud(torch.zeros(0, 3), torch.zeros(0, 3))
     cloud = voxel_downsample(pts.points, pts.colors, voxel_size=voxel_size)
@@ -105,11 +141,14 @@ def _register(source: torch.Tensor, model: torch.Tensor, init: Sim3, distance: f
     return T, fit
 
 
+@single_threaded()
 def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_points: int = 30,
-                    nb_neighbors: int = 16, std_ratio: float = 2.0, method: str = "point_to_point") -> Canonical:
+                    nb_neighbors: int = 16, std_ratio: float = 2.0, method: str = "point_to_point",
+                    max_icp_points: int = 4000) -> Canonical:
     """Register and fuse the partial foreground clouds over frames (see the module docstring).
 
-    Frames with fewer than `min_points` points keep their chain prediction and add nothing."""
+    Frames with fewer than `min_points` points, or whose registration finds no pairs, keep their
+    chain prediction, add nothing and get fitness 0."""
     T = len(partials)
     first = next((i for i, p in enumerate(partials) if p.points.shape[0] >= min_points), None)
     if first is None:
@@ -128,12 +167,18 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
         prev, prev2 = to_world[f - step], to_world[f - 2 * step] if 0 <= f - 2 * step < T else None
         guess = prev if prev2 is None else prev.compose(prev2.inverse()).compose(prev)  # constant velocity
         pts = partials[f].points
+        if pts.shape[0] > max_icp_points:  # an even subset is enough to register, and bounds the k-d tree queries
+            pts = pts[torch.linspace(0, pts.shape[0] - 1, max_icp_points).long()]
         if pts.shape[0] < min_points:
             to_world[f] = guess
             continue
-        inv, fit = _register(pts, model, guess.inverse(), voxel_size, method)
+        try:
+            inv, fit = _register(pts, model, guess.inverse(), voxel_size, method)
+        except GeometryError:  # nothing within reach of the model: keep the prediction, fuse nothing
+            to_world[f] = guess
+            continue
         to_world[f], fitness[f] = inv.inverse(), fit
-        moved = inv.apply(pts)
+        moved = inv.apply(partials[f].points)
         fused_points.append(moved)
         fused_colors.append(partials[f].colors)
         model = voxel_downsample(torch.cat([model, moved]), None, voxel_size=voxel_size).points

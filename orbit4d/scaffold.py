@@ -39,7 +39,7 @@ class Scaffold:
 
 
 def render_scaffold(background_points, background_colors, foregrounds: list, path: CameraPath, *,
-                    radius: float = 1.0, chunk: int = 16) -> Scaffold:
+                    radius: float = 0.5, chunk: int = 16) -> Scaffold:
     """Render the proxy along `path`.
 
     background_points (N, 3) / background_colors (N, 3) or None; foregrounds: per input frame a
