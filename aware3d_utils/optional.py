@@ -44,6 +44,11 @@ def _silence_known_noise() -> None:
             logger.addFilter(_DropMessages(fragments))
 
 
+# Installed on import as well, so that code importing transformers or diffusers directly after any
+# aware3d package (benchmarks, a user's script) is as quiet as code going through `require`.
+_silence_known_noise()
+
+
 def require(module: str, extra: str | None = None) -> ModuleType:
     """Import `module` or raise ImportError saying which extra of aware3d provides it."""
     top = module.split(".")[0]
