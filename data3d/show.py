@@ -11,6 +11,7 @@ objectnet3d), the procedural library for "procedural" records; otherwise the cub
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -41,10 +42,16 @@ def record_mesh(obj: ObjectAnnotation, cad_root=None) -> Mesh | None:
         path = cad_path(cad_root, category, obj.cad_index)
         return Mesh.load(path) if path.is_file() else None
     if source == "procedural" and ident.isdigit():
-        from . import procedural
-
-        return procedural.make(procedural.canonical_category(category), int(ident))
+        return _procedural_mesh(category, int(ident))
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _procedural_mesh(category: str, seed: int) -> Mesh:
+    # meshes are immutable; a records folder shows the same few assets again and again
+    from . import procedural
+
+    return procedural.make(procedural.canonical_category(category), seed)
 
 
 def _bounds(obj: ObjectAnnotation, mesh: Mesh | None):

@@ -69,8 +69,8 @@ class Asset:
     to_object_frame: (4, 4) float64, model -> PASCAL3D+ object frame. normalize: after that
     rotation, centre the bounding box and scale its longest side to 1, as 3D-DST does (the default
     of the ShapeNet, Objaverse and folder sources, whose files put the origin and the scale anywhere;
-    never for CAD models that annotations refer to). `load(return_transform=True)` returns the full
-    file -> object-frame transform, which datagen records. cad_index: 1-based index for `NN.off`.
+    never for CAD models that annotations refer to). `load(return_transform=True)` also returns the
+    full file -> object-frame transform. cad_index: 1-based index for `NN.off`.
     """
 
     id: str
