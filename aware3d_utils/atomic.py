@@ -26,20 +26,27 @@ _FILE_MODE = 0o666 & ~_process_umask()
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
-    """`with atomic_write(path) as fh: fh.write(...)`; the file is renamed into place on success."""
-    path = Path(path)
+def _temporary_beside(path: Path, prefix: str, suffix: str) -> Iterator[tuple[int, str]]:
+    """(fd, name) of a temporary file in path's folder; renamed over `path` when the block
+    succeeds, removed when it raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
+        yield fd, tmp
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """`with atomic_write(path) as fh: fh.write(...)`; the file is renamed into place on success."""
+    path = Path(path)
+    with _temporary_beside(path, f".{path.name}.", ".tmp") as (fd, _), os.fdopen(fd, mode) as fh:
+        yield fh
 
 
 def atomic_save(path: str | os.PathLike, save: Callable[[str], object]) -> None:
@@ -48,19 +55,10 @@ def atomic_save(path: str | os.PathLike, save: Callable[[str], object]) -> None:
     The temporary name keeps the target's suffix so that writers choosing a format by suffix work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        result = save(tmp)
-        if result is False:  # cv2.imwrite reports failure by returning False
+    with _temporary_beside(path, f".{path.stem}.", f".tmp{path.suffix}") as (fd, tmp):
+        os.close(fd)
+        if save(tmp) is False:  # cv2.imwrite reports failure by returning False
             raise OSError(f"{path}: writing failed")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -60,3 +60,19 @@ def test_transformers_image_processor_fallback_is_quiet_through_require():
                 logger.addFilter(f)
     finally:
         logger.removeHandler(collect)
+
+
+def test_atomic_writes_appear_whole_or_not_at_all(tmp_path):
+    from aware3d_utils import atomic_save, atomic_write, atomic_write_text
+
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write_text(target, "one")
+    with pytest.raises(RuntimeError), atomic_write(target, "w") as fh:
+        fh.write("partial")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "one"  # the old file survives a failed write
+    with pytest.raises(OSError, match="writing failed"):
+        atomic_save(tmp_path / "b.png", lambda p: False)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.txt", "sub"]  # no temporaries left
+    atomic_save(tmp_path / "c.bin", lambda p: open(p, "wb").write(b"\x00\x01"))
+    assert (tmp_path / "c.bin").read_bytes() == b"\x00\x01"
