@@ -339,3 +339,22 @@ def test_splat_of_an_empty_cloud_is_an_empty_image():
     for points, cams in ((torch.zeros(0, 3), cam), (torch.zeros(2, 0, 3), cam.expand(2))):
         out = splat(points, None, cams)
         assert out.rgb.shape[-3:] == (32, 32, 3) and not out.mask.any() and (out.index == -1).all()
+
+
+def test_depth_to_points_is_differentiable_in_depth():
+    cam = Cameras(intrinsics_matrix(5.0, 6.0, 1.5, 1.0, dtype=torch.float64), torch.eye(3, dtype=torch.float64),
+                  torch.tensor([0.1, 0.0, 0.2], dtype=torch.float64), (3, 4))
+    depth = (1.0 + torch.rand(3, 4, dtype=torch.float64)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda d: depth_to_points(d, cam).points, (depth,))
+
+
+def test_clouds_save_and_load_as_point_clouds(tmp_path):
+    cam = Cameras(intrinsics_matrix(5.0, 5.0, 1.5, 1.0), torch.eye(3), torch.zeros(3), (3, 4))
+    rgb = torch.arange(36, dtype=torch.uint8).reshape(3, 4, 3)
+    cloud = depth_to_points(torch.full((3, 4), 2.0), cam, rgb)
+    geom3d.save_point_cloud(tmp_path / "cloud.ply", cloud)
+    back = geom3d.load_point_cloud(tmp_path / "cloud.ply")
+    assert isinstance(back, geom3d.PointCloud) and torch.equal(back.points, cloud.points)
+    assert torch.equal((back.colors * 255).round().to(torch.uint8), rgb.reshape(-1, 3))
+    with pytest.raises(geom3d.MeshError, match="colors"):
+        geom3d.save_point_cloud(tmp_path / "bad.ply", cloud.points, torch.zeros(2, 3))
