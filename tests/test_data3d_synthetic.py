@@ -79,3 +79,16 @@ def test_extras_are_errors_on_records_without_the_files(synthetic):
         data3d.ObjectDataset(synthetic, extras=["normals"])
     with pytest.raises(ValueError, match=r"crop_size must be \(H, W\)"):
         data3d.ObjectDataset(synthetic, crop_size=(-5, 64))
+
+
+@pytest.mark.realdata
+def test_an_off_centre_mesh_keeps_its_samples(shared_data, tmp_path):
+    datagen = pytest.importorskip("datagen")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "suzanne.obj").symlink_to(shared_data / "meshes" / "suzanne.obj")
+    cfg = {"seed": 0, "image_size": 64, "samples_per_category": 10,
+           "assets": [{"type": "folder", "root": str(tmp_path / "m"), "category": "monkey"}]}
+    manifest = datagen.generate(cfg, tmp_path / "ds", progress=False, preview=False)
+    assert manifest["images"] == 10 and not manifest["skipped"], manifest["skipped"]
+    (rec,) = data3d.load_records(tmp_path / "ds")[:1]
+    assert rec.objects[0].mesh_ref == "folder:monkey/suzanne.obj"
