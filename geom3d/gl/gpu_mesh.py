@@ -52,7 +52,7 @@ class GPUMesh:
         self.vertices, self.faces = v, faces  # on the CPU, as uploaded
         self._colors = mesh.vertex_colors.detach().cpu() if self.has_color else None
         self._uvs = mesh.uvs.detach().cpu() if self.has_uv else None
-        self._mesh64: Mesh | None = None  # float64 copy for normals and neighbours, made on first use
+        self._mesh64: Mesh | None = None  # a float64 copy for the normals, made on first use
         self._neighbours: torch.Tensor | None = None
         self._texture = None
         self._texture_src = mesh.texture if self.has_uv else None

@@ -65,10 +65,9 @@ class _ViewUniforms:
 
 
 def _samples(antialias, max_samples: int) -> int:
-    """Samples per pixel for the antialiased colour pass: 0 (off) or 2..max_samples."""
+    """Samples per pixel for the antialiased colour pass: 0 (off) or 2..max_samples (RenderOptions
+    has checked that antialias >= 0)."""
     n = int(antialias or 0)
-    if n < 0:
-        raise GeometryError(f"antialias must be a number of samples >= 0, got {antialias}")
     return 0 if n <= 1 else min(n, int(max_samples))
 
 
