@@ -37,6 +37,7 @@ import torch
 
 from geom3d import blender_to_viewpoint, resize_coordinate
 
+from .annotation_files import numeric_field
 from .categories import SHAPENET_SYNSETS, normalize_category, register_categories
 from .errors import AnnotationError, dataset_root
 from .images import read_image_size
@@ -50,16 +51,11 @@ _BLENDER_TO_OBJECT = {"shapenet": np.diag([-1.0, -1.0, 1.0]), "objaverse": np.ey
 _ROTATION_TOLERANCE = 1e-4
 
 
-def _value(annot: Mapping, key: str, path: Path, size: int | None = 1):
-    if key not in annot:
-        raise AnnotationError("is missing", path, key)
-    try:
-        v = np.asarray(annot[key], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise AnnotationError(f"must be numeric, got {annot[key]!r}", path, key) from None
-    if (size is not None and v.size != size) or not np.isfinite(v).all():
-        raise AnnotationError(f"must be {size} finite number(s), got {annot[key]!r}", path, key)
-    return float(v[0]) if size == 1 else v
+def _value(annot: Mapping, key: str, path, size: int = 1):
+    value = numeric_field(annot, key, path, size)
+    if size > 1 and value.size != size:
+        raise AnnotationError(f"must hold {size} numbers, got {value.size}", path, key)
+    return value
 
 
 def dst3d_viewpoint(annot: Mapping, image_size, path=None) -> Viewpoint:

@@ -34,6 +34,7 @@ import numpy as np
 
 from geom3d import resize_coordinate
 
+from .annotation_files import numeric_field, read_npz
 from .categories import IMAGENET3D_OPEN_POSE_SPLIT, register_categories
 from .errors import AnnotationError, dataset_root
 from .images import check_image_size, read_image_size
@@ -148,16 +149,8 @@ def _number(d: dict, key: str, path: Path, index: int, positive: bool = False) -
     return out
 
 
-def _read_npz(path: Path, allow_pickle: bool = True) -> dict:
-    try:
-        with np.load(path, allow_pickle=allow_pickle) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # EOFError, BadZipFile, ValueError, UnpicklingError ... for bad files
-        raise AnnotationError(f"cannot be read as an .npz file: {type(exc).__name__}: {exc}", path) from None
-
-
 def _release_record(ann_path: Path, image: Path, category: str, skipped: Counter) -> ImageRecord | None:
-    z = _read_npz(ann_path)
+    z = read_npz(ann_path)
     if "annotations" not in z:
         raise AnnotationError("has no 'annotations' array", ann_path, "annotations")
     annots = list(np.atleast_1d(z["annotations"]))
@@ -272,18 +265,10 @@ def load_imagenet3d_preprocessed(root, split: str | None = "val", categories: Se
 
 
 def _preprocessed_record(ann_path: Path, image: Path, category: str) -> ImageRecord:
-    d = _read_npz(ann_path)
+    d = read_npz(ann_path)
 
     def get(key):
-        if key not in d:
-            raise AnnotationError("is missing", ann_path, key)
-        try:
-            v = np.asarray(d[key], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise AnnotationError(f"must be numeric, got {d[key]!r}", ann_path, key) from None
-        if not np.isfinite(v).all():
-            raise AnnotationError("holds NaN or infinite values", ann_path, key)
-        return v.item() if v.size == 1 else v
+        return numeric_field(d, key, ann_path, size=None)
 
     r = float(get("resize_rate"))
     distance = float(get("distance_original"))

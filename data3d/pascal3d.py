@@ -36,6 +36,7 @@ import numpy as np
 
 from geom3d import resize_coordinate
 
+from .annotation_files import numeric_field, read_npz
 from .categories import PASCAL3D_CATEGORIES
 from .errors import AnnotationError, dataset_root
 from .images import check_image_size
@@ -115,7 +116,7 @@ def _visible_fraction(npz_path: Path) -> float | None:
     """1 − |occluder ∩ object| / |object| from an OccludedPASCAL3D+ per-image annotation, if present."""
     if not npz_path.is_file():
         return None
-    z = _read_npz(npz_path)
+    z = read_npz(npz_path)
     if "occluder_mask" not in z or "mask" not in z:
         return None
     occ = np.asarray(z["occluder_mask"]).astype(bool)
@@ -215,30 +216,6 @@ def _raw_record(root, ann_dir: Path, img_dir: Path, name: str, category: str, su
 
 
 # ----------------------------------------------------------------------------- NeMo layout
-def _nemo_value(z, key: str, path: Path, size: int | None = 1):
-    """A field of a NeMo npz: a float (size 1) or a float64 array of `size` values (None: any)."""
-    if key not in z:
-        raise AnnotationError("is missing", path, key)
-    try:
-        value = np.asarray(z[key], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise AnnotationError(f"must be numeric, got {z[key]!r}", path, key) from None
-    if size is not None and value.size < size:
-        raise AnnotationError(f"must hold {size} number(s), got {value.size}", path, key)
-    if not np.isfinite(value).all():
-        raise AnnotationError("holds NaN or infinite values", path, key)
-    return float(value[0]) if size == 1 else value
-
-
-def _read_npz(path: Path) -> dict:
-    """Every array of an npz file; AnnotationError naming it when the file is empty or corrupt."""
-    try:
-        with np.load(path, allow_pickle=True) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # numpy raises EOFError, BadZipFile, ValueError, UnpicklingError ... for bad files
-        raise AnnotationError(f"cannot be read as an .npz file: {type(exc).__name__}: {exc}", path) from None
-
-
 def nemo_resize_rate(distance: float) -> float:
     """NeMo's rescale factor for an annotated distance, `float(200 * distance / 1000)` as
     CreatePascal3DNeMo.py computes it (not distance/5: the two round differently)."""
@@ -246,12 +223,12 @@ def nemo_resize_rate(distance: float) -> float:
 
 
 def _nemo_record(img_path: Path, ann_path: Path, category: str, level: int) -> ImageRecord:
-    z = _read_npz(ann_path)
-    get = {k: _nemo_value(z, k, ann_path) for k in
+    z = read_npz(ann_path)
+    get = {k: numeric_field(z, k, ann_path) for k in
            ("azimuth", "elevation", "theta", "distance", "focal", "viewport", "height", "width", "cad_index")}
-    principal = _nemo_value(z, "principal", ann_path, 2)
-    bbox = _nemo_value(z, "bbox", ann_path, 4)
-    box = _nemo_value(z, "box", ann_path, 4)
+    principal = numeric_field(z, "principal", ann_path, 2)
+    bbox = numeric_field(z, "bbox", ann_path, 4)
+    box = numeric_field(z, "box", ann_path, 4)
     name = str(z["name"]) if "name" in z else img_path.stem
     distance = get["distance"]
     if not distance > 0:
