@@ -72,6 +72,13 @@ def merge(base: Mapping, update: Mapping) -> dict:
     return out
 
 
+def read_yaml(text: str):
+    """YAML as datagen reads it: YAML 1.2 booleans (so `type: off` is the OFF source), duplicate keys errors."""
+    from datagen.config import read_yaml as read
+
+    return read(text)
+
+
 def parse_override(text: str) -> dict:
     """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML)."""
     if "=" not in text:
@@ -81,8 +88,8 @@ def parse_override(text: str) -> dict:
     if not parts:
         raise NemoError(f"--set: empty key in {text!r}")
     try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
+        parsed = read_yaml(value)
+    except (yaml.YAMLError, ValueError) as exc:
         raise NemoError(f"--set {key}: cannot parse value {value!r}: {exc}") from None
     out: dict = parsed
     for p in reversed(parts):
@@ -149,10 +156,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     if path is not None:
         try:
             with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
+                data = read_yaml(fh.read()) or {}
         except OSError as exc:
             raise NemoError(f"cannot read the config: {exc}", path) from exc
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
             raise NemoError(f"not valid YAML: {exc}", path) from exc
         if not isinstance(data, dict):
             raise NemoError("the config must be a mapping", path)

@@ -64,9 +64,11 @@ class RunFolder:
     def read_config(self) -> dict:
         if not self.config_path.is_file():
             raise NemoError("not a run folder (config.yaml is missing)", self.path)
+        from .config import read_yaml
+
         try:
-            data = yaml.safe_load(self.config_path.read_text())
-        except yaml.YAMLError as exc:
+            data = read_yaml(self.config_path.read_text())
+        except (yaml.YAMLError, ValueError) as exc:
             raise NemoError(f"config.yaml is not valid YAML: {exc}", self.config_path) from exc
         if not isinstance(data, dict):
             raise NemoError("config.yaml must hold a mapping", self.config_path)

@@ -86,3 +86,24 @@ def test_state_dict_round_trip_and_growth():
     assert bank.categories == ["car", "chair", "sofa"]
     assert torch.allclose(bank.vertex_features("car"), before, atol=1e-6)
     assert bank.vertex_features("sofa").shape[1] == 8
+
+
+@pytest.mark.realdata
+def test_bank_from_pascal3d_cads(shared_data):
+    """NeMo's cuboid over the real PASCAL3D+ car CADs: 99% of the pooled vertices inside, per axis."""
+    from nemo.config import resolve_config
+    from nemo.data import category_meshes
+
+    config = resolve_config({"meshes": {"type": "off", "root": str(shared_data / "pascal3d_cad")},
+                             "cuboid": {"num_vertices": 400}})
+    meshes = category_meshes(config, ["car"])
+    bank = nemo.MeshBank(meshes, feature_dim=8)
+    lo, hi = bank.mesh("car").vertices.amin(0), bank.mesh("car").vertices.amax(0)
+    import data3d
+
+    source = data3d.asset_source({"type": "off", "root": str(shared_data / "pascal3d_cad"), "categories": ["car"]})
+    pooled = torch.cat([source.load(a).vertices for a in source.by_category("car")])
+    for axis in range(3):
+        inside = ((pooled[:, axis] >= lo[axis] - 1e-5) & (pooled[:, axis] <= hi[axis] + 1e-5)).float().mean()
+        assert inside >= 0.99
+    assert 300 <= bank.num_vertices[0] <= 500
