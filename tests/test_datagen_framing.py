@@ -95,9 +95,9 @@ def test_no_truncation_on_pascal3d_cad_samples(shared_data, tmp_path):
 def test_demo_annotations_are_a_records_folder(tmp_path):
     from aware3d.demo import run_demo
 
-    run_demo(tmp_path, views=2, categories=["car", "tvmonitor"], dataset=False)
+    run_demo(tmp_path, views=2, categories=["tvmonitor"], dataset=False)
     records = load_records(tmp_path / "annotations")
-    assert len(records) == 4 and all(r.image_path.is_file() for r in records)
-    # the same reference as a datagen record of the same procedural asset (seed 0)
-    assert {r.objects[0].mesh_ref for r in records} == {"procedural:car/0000", "procedural:tvmonitor/0000"}
+    assert len(records) == 2 and all(r.image_path.is_file() for r in records)
+    # the same reference as a datagen record of the same procedural asset (seed 0, PASCAL3D+ name kept)
+    assert {r.objects[0].mesh_ref for r in records} == {"procedural:tvmonitor/0000"}
     assert all(r.objects[0].cad_index is None for r in records)
