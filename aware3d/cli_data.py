@@ -3,7 +3,7 @@
     aware3d data stats runs/ds                       # a records folder (datagen output, save_records)
     aware3d data stats --pascal3d PASCAL3D+_release1.1 --split train,val --out p3d_stats
     aware3d data show runs/ds --id 79fc66bcb10a7454 --out sample.png
-    aware3d data show --pascal3d PASCAL3D+_release1.1 --id 2008_000531 --cad-root PASCAL3D+_release1.1/CAD
+    aware3d data show --pascal3d PASCAL3D+_release1.1 --id <image name> --cad-root PASCAL3D+_release1.1/CAD
 
 `stats` prints counts per split, category and occlusion level, viewpoint histograms and the
 truncation rate, and writes stats.json, stats.png and stats.html to --out. `show` writes one

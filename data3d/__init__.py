@@ -6,7 +6,8 @@
 - `ObjectDataset` + `collate_objects`: crops around objects with crop, rescale, flip and colour
   jitter that keep camera and bbox consistent.
 - Loaders returning lists of `ImageRecord`: `load_pascal3d` (raw release, OccludedPASCAL3D+),
-  `load_pascal3d_nemo`, `load_imagenet3d` (release and preprocessed), `load_objectnet3d`.
+  `load_pascal3d_nemo`, `load_imagenet3d` (release and preprocessed), `load_objectnet3d`, `load_dst3d`
+  (3D-DST's released data, converted to our convention).
 - Asset sources (ShapeNet v1/v2, Objaverse, OFF CAD folders, mesh folders, procedural) and the
   config constructor `asset_source`.
 - `data3d.procedural` (imported on first use): `make(category, seed)` -> geom3d.Mesh.
