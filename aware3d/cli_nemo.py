@@ -22,9 +22,9 @@ def add_parser(sub) -> None:
     tr = actions.add_parser("train", help="train NeMo (and optionally the 2D baseline) into a run folder",
                             description="Train from data3d record folders into --out (config.yaml, log.jsonl, "
                                         "checkpoints/*.safetensors, loss.png, manifest.json). A folder with a "
-                                        "checkpoint resumes. --data may also be a datagen YAML config: the "
-                                        "dataset is then generated first into <out>/data (a fixed set; "
-                                        "fresh on-the-fly samples are not implemented yet).")
+                                        "checkpoint resumes. --data may also be a datagen YAML config: every "
+                                        "epoch then trains on a fresh round of samples rendered into "
+                                        "<out>/fresh/round_<epoch> (the last two rounds are kept).")
     tr.add_argument("--data", action="append", required=True, help="records folder or datagen config (repeatable)")
     tr.add_argument("--out", required=True, help="run folder")
     tr.add_argument("--config", help="YAML config (keys: docs/nemo.md; omitted: the defaults)")
@@ -69,29 +69,13 @@ def _set_threads(config) -> None:
     torch.set_num_threads(int(config["threads"]))
 
 
-def _data_folders(items: list[str], out: Path) -> list[str]:
-    """Record folders; a datagen YAML config is generated into <out>/data first."""
-    folders = []
-    for i, item in enumerate(items):
-        if Path(item).is_file() and Path(item).suffix in (".yaml", ".yml"):
-            from datagen.config import load_config
-            from datagen.pipeline import generate
-
-            target = out / ("data" if len(items) == 1 else f"data{i}")
-            generate(load_config(item), target, progress=False)
-            folders.append(str(target))
-        else:
-            folders.append(item)
-    return folders
-
-
 def run_train(args: argparse.Namespace) -> int:
     from nemo import load_config, train
 
     config = load_config(args.config, args.set)
     _set_threads(config)
     out = Path(args.out)
-    data = _data_folders(args.data, out)
+    data = args.data  # a datagen YAML config among them: fresh samples every epoch (nemo.fresh)
     run = train(data, out, config, progress=not args.no_progress)
     print(f"{run.path}: NeMo trained ({run.read_json('manifest.json')['step']} steps)")
     if args.with_baseline:

@@ -79,17 +79,21 @@ def split_of(record, obj) -> str:
 
 def category_meshes(config: Mapping, categories: Sequence[str]) -> dict[str, geom3d.Mesh]:
     """Per category the cuboid (`geom3d.cuboid_from_meshes`) over the assets of the config's `meshes`
-    source (a `data3d.asset_source` block)."""
-    block = dict(config["meshes"])
-    block.setdefault("categories", list(categories))
-    try:
-        source = data3d.asset_source(block)
-    except data3d.AssetError as exc:
-        raise NemoError(f"config 'meshes': {exc}") from exc
+    source (a `data3d.asset_source` block, or a list of them as in datagen's `assets`)."""
+    blocks = config["meshes"] if isinstance(config["meshes"], (list, tuple)) else [config["meshes"]]
+    sources = []
+    for block in blocks:
+        block = dict(block)
+        if block.get("categories") is None:
+            block["categories"] = list(categories)
+        try:
+            sources.append(data3d.asset_source(block))
+        except data3d.AssetError as exc:
+            raise NemoError(f"config 'meshes': {exc}") from exc
     cub = config["cuboid"]
     out = {}
     for c in categories:
-        meshes = [m for m in (source.load(a) for a in source.by_category(c)) if m is not None]
+        meshes = [m for source in sources for m in (source.load(a) for a in source.by_category(c)) if m is not None]
         if not meshes:
             raise NemoError(f"config 'meshes': the asset source has no usable mesh of category {c!r}")
         out[c] = geom3d.cuboid_from_meshes(meshes, coverage=cub["coverage"], num_vertices=cub["num_vertices"])

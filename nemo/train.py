@@ -25,10 +25,11 @@ import data3d
 from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
-from .config import resolve_config
+from .config import DEFAULTS, resolve_config
 from .contrastive import contrastive_loss, vertex_targets
 from .data import category_meshes, epoch_batches, load_record_folders, object_dataset
 from .errors import NemoError
+from .fresh import FreshData, is_datagen_config
 from .run import RunFolder, line_plot_png
 
 __all__ = ["train", "learning_rate", "build_model", "optimizer_tensors", "load_optimizer_tensors"]
@@ -119,11 +120,31 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
     device = torch.device(config["device"])
-    records = load_record_folders(data, config["categories"])
+    items = [data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data)
+    sources = [d for d in items if is_datagen_config(d)]
+    if len(sources) > 1:
+        raise NemoError("give at most one datagen config for on-the-fly data")
+    fresh = FreshData(sources[0], run.path / "fresh") if sources else None
+    folders = [d for d in items if not is_datagen_config(d)]
+    fixed = load_record_folders(folders, config["categories"]) if folders else []
+
+    def records_of(epoch: int) -> list:
+        if fresh is None:
+            return fixed
+        wanted = config["categories"]
+        extra = [r for r in fresh.records(epoch) if wanted is None or all(o.category in wanted for o in r.objects)]
+        return fixed + extra
+
+    records = records_of(start_epoch := _epoch_of_checkpoint(run, resuming))
+    if not records:
+        raise NemoError("no training records", run.path)
     categories = list(config["categories"] or sorted({o.category for r in records for o in r.objects}))
     config = dict(config, categories=categories)
     dataset = object_dataset(records, config, categories)
-    net, bank = build_model(config, categories)
+    meshes = None
+    if fresh is not None and config["meshes"] == DEFAULTS["meshes"]:  # the cuboids of the rendered assets
+        meshes = category_meshes(dict(config, meshes=fresh.assets), categories)
+    net, bank = build_model(config, categories, meshes)
     net.to(device)
     if bank is not None:
         bank.to(device)
@@ -143,8 +164,8 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     else:
         run.write_config(config)
         run.update_manifest(kind=f"nemo.{config['method']}", status="running", categories=categories,
-                            data=[str(p) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)],
-                            train_objects=len(dataset))
+                            data=[str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items],
+                            on_the_fly=fresh is not None, train_objects=len(dataset))
     train_cfg, loss_cfg = config["train"], config["loss"]
     radius = float(loss_cfg["neighbour_radius"]) * max(config["data"]["crop_size"])
     batch_size = int(config["data"]["batch_size"])
@@ -154,6 +175,9 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     bar = _progress(progress, steps, start)
     while step < steps and (stop_after is None or done_here < stop_after):
         epoch, offset = divmod(step, per_epoch)
+        if fresh is not None and epoch != start_epoch:  # a new round of samples for every epoch
+            dataset = object_dataset(records_of(epoch), config, categories)
+            start_epoch = epoch
         dataset.set_epoch(epoch)
         batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[offset:]
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
@@ -195,14 +219,14 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
                          "images_per_s": seen / max(now - tick, 1e-9), **info})
                 tick, seen = now, 0
             if step % train_cfg["checkpoint_every"] == 0 or step == steps:
-                save_training_checkpoint(run, step, net, bank, optimizer, config)
+                save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
             if step >= steps or (stop_after is not None and done_here >= stop_after):
                 break
     if bar is not None:
         bar.close()
     if step >= steps:
         if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
-            save_training_checkpoint(run, step, net, bank, optimizer, config)
+            save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
         write_curves(run)
         run.update_manifest(status="complete", step=step)
     else:
@@ -210,12 +234,22 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     return run
 
 
-def save_training_checkpoint(run: RunFolder, step: int, net, bank, optimizer, config) -> None:
+def _epoch_of_checkpoint(run: RunFolder, resuming: bool) -> int:
+    """The epoch the last checkpoint was written in (0 for a new run); stored in its metadata."""
+    if not resuming:
+        return 0
+    _, meta = run.load_checkpoint()
+    return int(meta.get("epoch", 0))
+
+
+def save_training_checkpoint(run: RunFolder, step: int, net, bank, optimizer, config, epoch: int = 0,
+                             per_epoch: int = 0) -> None:
     tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
     if bank is not None:
         tensors.update(bank.state_dict())
     tensors.update(optimizer_tensors(optimizer))
-    run.save_checkpoint(step, tensors, {"method": config["method"], "categories": config["categories"]},
+    run.save_checkpoint(step, tensors, {"method": config["method"], "categories": config["categories"],
+                                        "epoch": epoch, "per_epoch": per_epoch},
                         keep=int(config["train"]["keep_checkpoints"]))
 
 

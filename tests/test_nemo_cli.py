@@ -24,16 +24,19 @@ def test_train_eval_pose(tmp_path, capsys):
     (tmp_path / "nemo.yaml").write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "datagen.yaml").write_text(yaml.safe_dump(DATAGEN))
     run = tmp_path / "run"
-    # --data as a datagen config: generated into <run>/data first
+    # --data as a datagen config: a fresh round of samples per epoch (12 images, batch 8: 1 step per epoch)
     assert main(["nemo", "train", "--data", str(tmp_path / "datagen.yaml"), "--out", str(run), "--config",
                  str(tmp_path / "nemo.yaml"), "--set", "optim.warmup_steps=1", "--with-baseline", "--no-progress"]) == 0
-    assert (run / "data").is_dir() and (run / "baseline" / "config.yaml").is_file()
+    rounds = sorted(p.name for p in (run / "fresh").iterdir())
+    assert rounds == ["round_00002", "round_00003"]  # older rounds are deleted
+    assert (run / "baseline" / "config.yaml").is_file()
+    data = run / "fresh" / "round_00003"
     assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["warmup_steps"] == 1
-    assert main(["nemo", "eval", "--run", str(run), "--data", str(run / "data"), "--out", str(tmp_path / "eval"),
+    assert main(["nemo", "eval", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "eval"),
                  "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"nemo", "baseline"} and set(metrics["nemo"]) == {"clean", "L3"}
-    assert main(["nemo", "pose", "--run", str(run), "--images", str(run / "data" / "images" / "car"),
+    assert main(["nemo", "pose", "--run", str(run), "--images", str(data / "images" / "car"),
                  "--out", str(tmp_path / "pose")]) == 0
     from data3d import load_records
 
@@ -41,6 +44,6 @@ def test_train_eval_pose(tmp_path, capsys):
     assert len(records) == 6 and len(list((tmp_path / "pose" / "overlays").glob("*.png"))) == 6
     assert records[0].objects[0].category in ("car", "chair")
     capsys.readouterr()
-    assert main(["nemo", "train", "--data", str(run / "data"), "--out", str(tmp_path / "x"),
+    assert main(["nemo", "train", "--data", str(data), "--out", str(tmp_path / "x"),
                  "--set", "loss.temprature=1"]) == 2
     assert "unknown key 'loss.temprature'" in capsys.readouterr().err
