@@ -3,19 +3,13 @@
 import json
 
 import yaml
+from test_nemo_train import TINY
 
 from aware3d.cli import main
 
-CONFIG = {
-    "data": {"crop_size": [64, 64], "batch_size": 8},
-    "cuboid": {"num_vertices": 150},
-    "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 32, 32], "embedding_size": 8, "decoder_width": 16,
-                 "feature_dim": 16},
-    "meshes": {"type": "procedural", "count": 1},
-    "bank": {"clutter_size": 64},
-    "train": {"steps": 4, "log_every": 2, "checkpoint_every": 2},
-    "pose": {"azimuths": 6, "elevations": 2, "thetas": 1, "steps": 3, "keep": 1},
-}
+CONFIG = dict(TINY, meshes={"type": "procedural", "count": 1},
+              train={"steps": 4, "log_every": 2, "checkpoint_every": 2},
+              pose={"azimuths": 6, "elevations": 2, "thetas": 1, "steps": 3, "keep": 1})
 DATAGEN = {"seed": 1, "image_size": 64, "samples_per_category": 3, "occlusion": ["none", "L3"],
            "assets": [{"type": "procedural", "categories": ["car", "chair"], "count": 1}]}
 
