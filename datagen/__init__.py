@@ -22,6 +22,8 @@ following the edges), and write data3d records whose cameras are exact. See docs
 - `preview`: `write_preview(folder)`, an HTML grid with each record's cuboid and axes drawn.
 - ControlNet mode and filtering: `prompts` (PromptBuilder), `controlnet` (ControlNetGenerator),
   `filtering` (cheap checks, K-fold consistency filter); see docs/datagen-generation.md.
+- `novel_view`: an object image + relative poses -> images (Zero-1-to-3 from diffusers parts, exact
+  and degraded render synthesizers); see docs/pose.md.
 
 Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--ray]`.
 """
@@ -30,6 +32,15 @@ from .config import ConfigError, DatagenConfig, default_config, load_config
 from .controlnet import ControlNetGenerator, build_tiny_pipeline
 from .demo import DEMO_CATEGORIES, demo_config, run_demo_dataset
 from .filtering import cheap_checks, filter_dataset, kfold_filter
+from .novel_view import (
+    DegradedRenderSynthesizer,
+    NovelViewSynthesizer,
+    RenderSynthesizer,
+    SourceView,
+    Zero123Synthesizer,
+    build_tiny_zero123,
+    make_synthesizer,
+)
 from .pipeline import generate, run_chunk
 from .plan import make_plan
 from .preview import write_preview
@@ -42,4 +53,6 @@ __all__ = [
     "make_plan", "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler",
     "UniformSphereSampler", "ViewSample", "make_sampler", "sample_id",
     "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",
+    "NovelViewSynthesizer", "SourceView", "Zero123Synthesizer", "RenderSynthesizer", "DegradedRenderSynthesizer",
+    "build_tiny_zero123", "make_synthesizer",
 ]
