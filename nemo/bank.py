@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import geom3d
 
+from .distributed import all_reduce_sum
 from .errors import NemoError
 
 __all__ = ["MeshBank", "random_unit"]
@@ -153,6 +154,8 @@ class MeshBank:
         total = torch.zeros_like(self.features).index_add_(0, idx, feats)  # (M, Vmax, D)
         images = torch.zeros(M, device=self.device).index_add_(0, idx, torch.ones_like(idx, dtype=torch.float32))
         seen = torch.zeros(M, vis.shape[1], device=self.device).index_add_(0, idx, vis)
+        for part in (total, images, seen):  # under torchrun: the same update on every process
+            all_reduce_sum(part)
         mu = self.momentum
         if weighting == "nemo":
             mean = total / images.clamp(min=1)[:, None, None]

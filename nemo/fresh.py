@@ -51,14 +51,18 @@ class FreshData:
     def round_folder(self, epoch: int) -> Path:
         return self.folder / f"round_{int(epoch):05d}"
 
-    def records(self, epoch: int) -> list:
-        """The records of round `epoch` (generated or resumed now), deleting rounds before epoch − 1."""
+    def records(self, epoch: int, generate_here: bool = True) -> list:
+        """The records of round `epoch` (generated or resumed now), deleting rounds before epoch − 1.
+
+        generate_here=False only reads a round another process generated (torchrun's other ranks)."""
         import data3d
         from datagen.config import load_config
         from datagen.pipeline import generate
 
-        cfg = load_config(self.config.data, overrides={"seed": self.seed + int(epoch)})
         target = self.round_folder(epoch)
+        if not generate_here:
+            return list(data3d.load_records(target))
+        cfg = load_config(self.config.data, overrides={"seed": self.seed + int(epoch)})
         manifest = generate(cfg, target, progress=False, preview=False)
         if not manifest["complete"] or manifest["images"] == 0:
             raise NemoError(f"datagen round {epoch} produced no complete dataset (skipped: {manifest['skipped']})",

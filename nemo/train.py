@@ -22,6 +22,7 @@ import torch
 
 import data3d
 
+from . import distributed
 from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
@@ -120,6 +121,8 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
     device = torch.device(config["device"])
+    rank, world = distributed.setup(device)
+    main = rank == 0  # only rank 0 writes the run folder
     items = [data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data)
     sources = [d for d in items if is_datagen_config(d)]
     if len(sources) > 1:
@@ -132,7 +135,13 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
         if fresh is None:
             return fixed
         wanted = config["categories"]
-        extra = [r for r in fresh.records(epoch) if wanted is None or all(o.category in wanted for o in r.objects)]
+        if main:
+            round_records = fresh.records(epoch)
+            distributed.barrier()
+        else:  # rank 0 renders the round; the others read it
+            distributed.barrier()
+            round_records = fresh.records(epoch, generate_here=False)
+        extra = [r for r in round_records if wanted is None or all(o.category in wanted for o in r.objects)]
         return fixed + extra
 
     records = records_of(start_epoch := _epoch_of_checkpoint(run, resuming))
@@ -148,6 +157,10 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     net.to(device)
     if bank is not None:
         bank.to(device)
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
+                                                          else None)
     optim_cfg, steps = config["optim"], int(config["train"]["steps"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
                                   weight_decay=float(optim_cfg["weight_decay"]))
@@ -159,9 +172,10 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
             bank = MeshBank.from_state_dict(tensors, categories, momentum=config["bank"]["momentum"]).to(device)
         load_optimizer_tensors(optimizer, tensors)
         start = int(meta["step"])
-        run.truncate_log(start)
+        if main:
+            run.truncate_log(start)
         log.info("resuming %s at step %d", run.path, start)
-    else:
+    elif main:
         run.write_config(config)
         run.update_manifest(kind=f"nemo.{config['method']}", status="running", categories=categories,
                             data=[str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items],
@@ -169,17 +183,18 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     train_cfg, loss_cfg = config["train"], config["loss"]
     radius = float(loss_cfg["neighbour_radius"]) * max(config["data"]["crop_size"])
     batch_size = int(config["data"]["batch_size"])
-    per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)))
+    per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)) // world)
     step, done_here = start, 0
     tick, seen = time.perf_counter(), 0
-    bar = _progress(progress, steps, start)
+    bar = _progress(progress and main, steps, start)
     while step < steps and (stop_after is None or done_here < stop_after):
         epoch, offset = divmod(step, per_epoch)
         if fresh is not None and epoch != start_epoch:  # a new round of samples for every epoch
             dataset = object_dataset(records_of(epoch), config, categories)
             start_epoch = epoch
         dataset.set_epoch(epoch)
-        batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[offset:]
+        # under torchrun each process takes every world-th batch of the epoch
+        batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[rank::world][:per_epoch][offset:]
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
                                              num_workers=int(config["data"]["workers"]))
         for batch in loader:
@@ -190,11 +205,11 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
             images = batch["image"].to(device)
             index = batch["category"].to(device)
             if bank is None:
-                angle_logits, cls_logits = net(images)
+                angle_logits, cls_logits = model(images)
                 loss, info = baseline_loss(angle_logits, cls_logits, batch["viewpoint"].to(device), index,
                                            config["baseline"]["label_smoothing"])
             else:
-                features = net(images)
+                features = model(images)
                 gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + step)
                 targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
                                          loss_cfg["clutter_per_image"], gen)
@@ -207,23 +222,28 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
             optimizer.step()
             if bank is not None:
                 bank.update_vertices(index, targets.features, targets.visible, config["bank"]["weighting"])
-                bank.push_clutter(targets.clutter[targets.clutter_valid])
+                clutter = distributed.all_gather_cat(targets.clutter.detach())
+                valid = distributed.all_gather_cat(targets.clutter_valid)
+                bank.push_clutter(clutter[valid])
             step += 1
             done_here += 1
-            seen += images.shape[0]
+            seen += images.shape[0] * world
             if bar is not None:
                 bar.update(1)
-            if step % train_cfg["log_every"] == 0 or step == steps:
+            if main and (step % train_cfg["log_every"] == 0 or step == steps):
                 now = time.perf_counter()
                 run.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
                          "images_per_s": seen / max(now - tick, 1e-9), **info})
                 tick, seen = now, 0
-            if step % train_cfg["checkpoint_every"] == 0 or step == steps:
+            if main and (step % train_cfg["checkpoint_every"] == 0 or step == steps):
                 save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
             if step >= steps or (stop_after is not None and done_here >= stop_after):
                 break
     if bar is not None:
         bar.close()
+    distributed.barrier()
+    if not main:
+        return run
     if step >= steps:
         if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
             save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)

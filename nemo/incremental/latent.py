@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -100,7 +98,3 @@ def partition_features(centres: torch.Tensor, k: int, n: int, seed: int = 0, chu
         drawn += chunk
     return torch.cat(kept)[:n].contiguous()
 
-
-def expected_cell_fraction(K: int) -> float:
-    """The share of the sphere each cell of K equally spread centres covers (≈ 1/K)."""
-    return 1.0 / max(1, K) if K > 0 else math.nan

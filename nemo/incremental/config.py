@@ -1,0 +1,130 @@
+"""The incremental run's config: its own keys plus a `nemo` block (a nemo training config).
+
+    methods: [inemo, finetune, joint, replay2d]
+    train_data: [runs/bench/train]        # record folders (training objects; exemplars come from here)
+    test_data: [runs/bench/test]          # record folders (evaluation; splits from the records)
+    classes: null                         # the class budget; default: every class of the training records
+    tasks: {tasks: 4, first: null, order_seed: 0}      # or {preset: pascal3d_4x3}; see tasks.py
+    steps: {first: 600, later: 300}       # training steps of the first task and of each later task
+    positional: {weight: 0.2, temperature: 1.0}
+    distillation: {weight: 10.0, temperature: 2.0}
+    exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8}
+    eval: {batch_size: 16}
+    nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...)
+
+Unknown keys and bad values are errors naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+
+import yaml
+
+from ..config import merge, parse_override, read_yaml, resolve_config
+from ..errors import NemoError
+from .exemplars import STRATEGIES
+
+__all__ = ["INCREMENTAL_DEFAULTS", "METHODS", "resolve_incremental_config", "load_incremental_config"]
+
+METHODS = ("inemo", "finetune", "joint", "replay2d")
+
+INCREMENTAL_DEFAULTS: dict = {
+    "seed": 0,
+    "threads": 1,
+    "methods": list(METHODS),
+    "train_data": [],
+    "test_data": [],
+    "classes": None,
+    "tasks": {"tasks": 2, "first": None, "order_seed": 0},
+    "steps": {"first": 600, "later": 300},
+    "positional": {"weight": 0.2, "temperature": 1.0},
+    "distillation": {"weight": 10.0, "temperature": 2.0},
+    "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8},
+    "eval": {"batch_size": 16},
+    "nemo": {},
+}
+
+_NUMBERS = {"positional.weight", "positional.temperature", "distillation.weight", "distillation.temperature"}
+_COUNTS = {"seed", "threads", "steps.first", "steps.later", "exemplars.budget", "exemplars.azimuth_bins",
+           "eval.batch_size"}
+
+
+def _fail(key: str, message: str):
+    raise NemoError(f"config: {key!r} {message}")
+
+
+def resolve_incremental_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
+    """Defaults merged with `config` and `overrides`, validated; the `nemo` block resolved by
+    `nemo.resolve_config` (its `categories`, `method` and `train.steps` are set per task)."""
+    out = copy.deepcopy(INCREMENTAL_DEFAULTS)
+    for part in (config or {}, *overrides):
+        for key, value in part.items():
+            if key not in INCREMENTAL_DEFAULTS:
+                _fail(key, f"is not a key; allowed: {sorted(INCREMENTAL_DEFAULTS)}")
+            default = INCREMENTAL_DEFAULTS[key]
+            if isinstance(default, dict) and key != "tasks":
+                if not isinstance(value, Mapping):
+                    _fail(key, f"must be a mapping, got {value!r}")
+                unknown = sorted(set(value) - set(default)) if key != "nemo" else []
+                if unknown:
+                    _fail(f"{key}.{unknown[0]}", f"is not a key; allowed: {sorted(default)}")
+                out[key] = merge(out[key], value)
+            elif key == "tasks":
+                if not isinstance(value, Mapping):
+                    _fail(key, f"must be a mapping, got {value!r}")
+                out[key] = dict(value)  # a new split replaces the default one (preset or tasks)
+            else:
+                out[key] = copy.deepcopy(value)
+    for dotted in _NUMBERS | _COUNTS:
+        head, _, tail = dotted.partition(".")
+        value = out[head][tail] if tail else out[head]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            _fail(dotted, f"must be a number ≥ 0, got {value!r}")
+        if dotted in _COUNTS and int(value) != value:
+            _fail(dotted, f"must be an integer, got {value!r}")
+    for dotted in ("positional.temperature", "distillation.temperature", "threads", "eval.batch_size"):
+        head, tail = dotted.split(".") if "." in dotted else (dotted, None)
+        if (out[head][tail] if tail else out[head]) <= 0:
+            _fail(dotted, "must be positive")
+    methods = out["methods"]
+    if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods):
+        _fail("methods", f"must be a non-empty list of {list(METHODS)}, got {methods!r}")
+    if out["exemplars"]["strategy"] not in STRATEGIES:
+        _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
+    for key in ("train_data", "test_data"):
+        value = out[key]
+        if isinstance(value, (str, os.PathLike)):
+            out[key] = value = [os.fspath(value)]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            _fail(key, f"must be a list of record folders, got {value!r}")
+    if out["classes"] is not None and (not isinstance(out["classes"], list) or len(out["classes"]) < 1):
+        _fail("classes", f"must be a list of class names, got {out['classes']!r}")
+    nemo_block = dict(out["nemo"])
+    if nemo_block.get("categories") is not None or nemo_block.get("method", "nemo") != "nemo":
+        _fail("nemo.categories", "and 'nemo.method' are set by the incremental run (use 'classes' and 'methods')")
+    out["nemo"] = resolve_config(dict(nemo_block, seed=out["seed"], threads=out["threads"]))
+    return out
+
+
+def load_incremental_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
+    """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = read_yaml(fh.read()) or {}
+        except OSError as exc:
+            raise NemoError(f"cannot read the config: {exc}", path) from exc
+        except (yaml.YAMLError, ValueError) as exc:
+            raise NemoError(f"not valid YAML: {exc}", path) from exc
+        if not isinstance(data, dict):
+            raise NemoError("the config must be a mapping", path)
+    try:
+        return resolve_incremental_config(data, [parse_override(o) for o in overrides])
+    except NemoError as exc:
+        if path is None:
+            raise
+        raise NemoError(str(exc), path) from None

@@ -1,0 +1,330 @@
+"""The class-incremental run: every method over the same tasks, evaluated after every task.
+
+    results = nemo.incremental.run_incremental(config, "runs/inemo")
+
+Methods (config `methods`), all with the same backbone, data, steps and exemplar budget:
+- "inemo": the bank grows task by task; new classes start inside their reserved cell of the latent
+  partition (`latent.py`); training adds the positional regulariser and distillation from the
+  frozen previous network over all old classes (`losses.py`); new-class data plus the exemplar
+  memory (`exemplars.py`);
+- "finetune": the same growing bank, random new features, new-class data only (the lower bound);
+- "joint": the growing bank trained on all data of the classes seen so far (the upper bound);
+- "replay2d": the 2D baseline (nemo.baseline: angle bins + a category head over the class budget,
+  restricted to the classes seen), trained on new data plus its own exemplar memory, with
+  distillation of the previous network's softened outputs (LwF/iCaRL-style).
+
+After each task the model is evaluated by `nemo.evaluate` on the test objects of every class seen
+so far (the exemplar memory is checked to share no object with them). Written in `out`:
+    config.yaml, incremental.json, incremental.md (per-task table), accuracy.png, report.html
+    <method>/log.jsonl, <method>/task_<t>/ (a nemo run folder: nemo.load works on it; eval/ with
+    metrics.json, metrics_per_category.json; exemplars.json)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import data3d
+from geom3d.pixels import resize_coordinate
+
+from ..backbone import FeatureNet, backbone_config_from_dict
+from ..bank import MeshBank
+from ..baseline import BaselineNet, baseline_loss
+from ..contrastive import contrastive_loss, sample_at, vertex_targets
+from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset
+from ..errors import NemoError
+from ..evaluate import evaluate
+from ..model import NemoModel
+from ..run import RunFolder
+from ..train import learning_rate
+from .config import resolve_incremental_config
+from .exemplars import ExemplarMemory, single_objects
+from .latent import class_centres, partition_features
+from .losses import distillation_loss, old_class_memory, positional_loss
+from .metrics import summarise_method, task_entry
+from .report import write_outputs
+
+__all__ = ["run_incremental", "run_method"]
+
+log = logging.getLogger(__name__)
+
+
+class _SeenHead(nn.Module):
+    """The 2D baseline with its category head cut to the first n classes of the budget (the seen ones)."""
+
+    def __init__(self, net: BaselineNet, n: int):
+        super().__init__()
+        self.net, self.n = net, int(n)
+
+    def forward(self, images):
+        angles, logits = self.net(images)
+        return angles, logits[:, : self.n]
+
+
+def _objects_of(records, classes: Sequence[str]) -> list:
+    return [o for c in classes for o in single_objects(records, c)]
+
+
+def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool = False) -> dict:
+    """Run every configured method over the tasks into `out`; returns incremental.json's content."""
+    config = resolve_incremental_config(config)
+    torch.set_num_threads(int(config["threads"]))
+    if not config["train_data"] or not config["test_data"]:
+        raise NemoError("config: 'train_data' and 'test_data' (record folders) are required")
+    run = RunFolder(out)
+    train = load_record_folders(config["train_data"], config["classes"])
+    test = load_record_folders(config["test_data"], config["classes"])
+    shared = {str(r.image_path) for r in train} & {str(r.image_path) for r in test}
+    if shared:
+        raise NemoError(f"train_data and test_data share {len(shared)} images (e.g. {sorted(shared)[0]}); "
+                        "evaluation must not see training images")
+    classes = list(config["classes"] or sorted({o.category for r in train for o in r.objects}))
+    from .tasks import tasks_from_config
+
+    tasks = tasks_from_config(config["tasks"], classes)
+    budget = [c for t in tasks for c in t]
+    missing = sorted(set(budget) - {o.category for r in test for o in r.objects})
+    if missing:
+        raise NemoError(f"test_data has no objects of {missing}")
+    run.write_config(dict(config, classes=classes))
+    run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"])
+    meshes = category_meshes(dict(config["nemo"], categories=budget), budget)
+    results: dict = {}
+    for method in config["methods"]:
+        results[method] = run_method(method, config, tasks, train, test, meshes, run.path / method, progress)
+        run.write_json("incremental.json", results)
+    write_outputs(run.path, results, tasks)
+    run.update_manifest(status="complete")
+    return results
+
+
+def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], train, test, meshes: Mapping,
+               folder: Path, progress: bool = False) -> dict:
+    """One method over all tasks (see the module docstring): {"per_task": [...], summaries}."""
+    seed = int(config["seed"])
+    torch.manual_seed(seed)
+    ncfg = config["nemo"]
+    budget = [c for t in tasks for c in t]
+    backbone = backbone_config_from_dict(ncfg["backbone"])
+    two_d = method == "replay2d"
+    net = BaselineNet(backbone, len(budget), ncfg["baseline"]["num_bins"]) if two_d else FeatureNet(backbone)
+    centres = class_centres(len(budget), backbone.feature_dim, seed) if method == "inemo" else None
+    ex = config["exemplars"]
+    memory = ExemplarMemory(ex["budget"], ex["strategy"], ex["azimuth_bins"], seed) \
+        if method in ("inemo", "replay2d") else None
+    logbook = RunFolder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    logbook.log_path.unlink(missing_ok=True)  # a rerun starts the method's log afresh
+    bank, old_net, old_memory, seen, per_task = None, None, None, [], []
+    for t, new in enumerate(tasks):
+        tick = time.perf_counter()
+        old_classes = list(seen)
+        seen = seen + list(new)
+        if not two_d:
+            bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, seed)
+        if method == "joint":
+            records = _objects_of(train, seen)
+        else:
+            records = _objects_of(train, new) + (memory.records() if memory is not None else [])
+        steps = int(config["steps"]["first"] if t == 0 else config["steps"]["later"])
+        extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t,
+                  "global_index": torch.tensor([budget.index(c) for c in seen]),
+                  "old_count": len(old_classes)}
+        step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
+        _optimise(net, records, seen, steps, config, t, step_fn, logbook, progress, method)
+        task_dir = folder / f"task_{t}"
+        _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)
+        if memory is not None:
+            memory.add_classes({c: train for c in new})
+            logbook.write_json(f"task_{t}/exemplars.json", memory.summary())
+        model = _as_model(net, bank, ncfg, seen, two_d)
+        evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
+        if memory is not None:
+            memory.check_disjoint(evaluation, task_dir)
+        metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config["eval"]["batch_size"],
+                           classify_fit=False, report_examples=0)
+        per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
+        per_task.append(task_entry(t, new, seen, old_classes, metrics[method], per_category[method],
+                                   len(records), len(memory) if memory is not None else 0,
+                                   time.perf_counter() - tick))
+        log.info("%s task %d: %s", method, t, per_task[-1]["acc_by_split"])
+        if method == "inemo":
+            old_net = _frozen(net)
+            old_memory = old_class_memory(bank, seen)[0].clone()
+        elif two_d:
+            old_net = _frozen(net)
+    return summarise_method(per_task)
+
+
+def _frozen(net: nn.Module) -> nn.Module:
+    old = copy.deepcopy(net).eval()
+    old.requires_grad_(False)
+    return old
+
+
+def _grow_bank(bank, new, meshes, budget, centres, ncfg, seed: int) -> MeshBank:
+    """The bank with the new classes added: features from their latent cells (iNeMo) or random."""
+    D = int(ncfg["backbone"]["feature_dim"])
+    for c in new:
+        k = budget.index(c)
+        feats = None if centres is None else partition_features(centres, k, meshes[c].num_vertices, seed)
+        if bank is None:
+            b = ncfg["bank"]
+            bank = MeshBank({c: meshes[c]}, None if feats is None else {c: feats}, feature_dim=D,
+                            seed=seed * 1000 + k, momentum=b["momentum"], clutter_size=b["clutter_size"])
+        else:
+            bank.add_category(c, meshes[c], feats, seed=seed * 1000 + k)
+    return bank.to(ncfg["device"])
+
+
+def _nemo_step(net, bank, config, extras):
+    """NeMo's contrastive step + iNeMo's positional and distillation terms (each on when its weight > 0)."""
+    ncfg, loss_cfg = config["nemo"], config["nemo"]["loss"]
+    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
+    pos, kd = config["positional"], config["distillation"]
+    centres, old_net, old_memory = extras["centres"], extras["old_net"], extras["old_memory"]
+    global_index = extras["global_index"]
+    device = torch.device(ncfg["device"])
+
+    def step(batch, step_index):
+        images, index = batch["image"].to(device), batch["category"].to(device)
+        maps = net(images)
+        gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + 104729 * extras["task"] + step_index)
+        targets = vertex_targets(maps, batch["cameras"].to(device), bank, index, net.stride,
+                                 loss_cfg["clutter_per_image"], gen)
+        loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
+                                      loss_cfg["clutter_regulariser"])
+        vis = targets.visible
+        if centres is not None and pos["weight"] > 0:
+            labels = global_index.to(device)[index][:, None].expand_as(vis)[vis]
+            p = positional_loss(targets.features[vis], labels, centres.to(maps), pos["temperature"])
+            loss = loss + pos["weight"] * p
+            info["positional"] = float(p.detach())
+        if old_net is not None and old_memory is not None and kd["weight"] > 0:
+            with torch.no_grad():
+                old_maps = old_net(images)
+            old = sample_at(old_maps, resize_coordinate(targets.uv, 1.0 / net.stride))
+            d = distillation_loss(targets.features[vis], old[vis], old_memory.to(maps), kd["temperature"])
+            loss = loss + kd["weight"] * d
+            info["distillation"] = float(d.detach())
+
+        def after():
+            bank.update_vertices(index, targets.features, targets.visible, ncfg["bank"]["weighting"])
+            bank.push_clutter(targets.clutter[targets.clutter_valid])
+
+        return loss, info, after
+
+    return step
+
+
+def _baseline_step(net, seen, config, extras):
+    """The 2D baseline's cross-entropy over the seen classes + distillation of the frozen previous
+    network's softened angle and old-class logits."""
+    ncfg, kd = config["nemo"], config["distillation"]
+    old_net, n_seen = extras["old_net"], len(seen)
+    device = torch.device(ncfg["device"])
+
+    def step(batch, step_index):
+        images, index = batch["image"].to(device), batch["category"].to(device)
+        angles, logits = net(images)
+        loss, info = baseline_loss(angles, logits[:, :n_seen], batch["viewpoint"].to(device), index,
+                                   ncfg["baseline"]["label_smoothing"])
+        if old_net is not None and kd["weight"] > 0:
+            T, n_old = float(kd["temperature"]), int(extras["old_count"])
+            with torch.no_grad():
+                old_angles, old_logits = old_net(images)
+            terms = [_soft_kl(angles.reshape(-1, angles.shape[-1]), old_angles.reshape(-1, angles.shape[-1]), T)]
+            if n_old > 1:  # one old class has no class distribution to distil
+                terms.append(_soft_kl(logits[:, :n_old], old_logits[:, :n_old], T))
+            d = sum(terms) / len(terms)
+            loss = loss + kd["weight"] * d
+            info["distillation"] = float(d.detach())
+        return loss, info, None
+
+    return step
+
+
+def _soft_kl(new_logits, old_logits, T: float) -> torch.Tensor:
+    return F.kl_div(F.log_softmax(new_logits / T, -1), F.log_softmax(old_logits / T, -1), reduction="batchmean",
+                    log_target=True) * T * T
+
+
+def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logbook: RunFolder, progress: bool,
+              method: str) -> None:
+    """`steps` AdamW steps (nemo's warm-up + schedule) over seeded epochs of the records' crops."""
+    ncfg = config["nemo"]
+    if not records:
+        raise NemoError(f"{method} task {task}: no training objects of {list(seen)}")
+    dataset = object_dataset(records, ncfg, seen)
+    device = torch.device(ncfg["device"])
+    net.to(device)
+    optim_cfg = ncfg["optim"]
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
+                                  weight_decay=float(optim_cfg["weight_decay"]))
+    batch_size, every = int(ncfg["data"]["batch_size"]), int(ncfg["train"]["log_every"])
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc=f"{method} task {task}", unit="step")
+    step, epoch = 0, 0
+    while step < steps:
+        dataset.set_epoch(epoch)
+        batches = epoch_batches(len(dataset), batch_size, int(config["seed"]) + 1009 * task, epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
+                                             num_workers=int(ncfg["data"]["workers"]))
+        for batch in loader:
+            lr = learning_rate(step, optim_cfg, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            net.train()
+            loss, info, after = step_fn(batch, step)
+            if not torch.isfinite(loss):
+                raise NemoError(f"{method} task {task}: training diverged at step {step} (loss {float(loss)}); "
+                                "lower nemo.optim.lr", logbook.path)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after is not None:
+                after()
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if step % every == 0 or step == steps:
+                logbook.log({"task": task, "step": step, "loss": float(loss.detach()), "lr": lr, **info})
+            if step >= steps:
+                break
+        epoch += 1
+    if bar is not None:
+        bar.close()
+
+
+def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -> None:
+    """The task's model as a nemo run folder (config.yaml + a safetensors checkpoint; nemo.load reads it)."""
+    run = RunFolder(task_dir)
+    run.write_config(dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo",
+                          train=dict(ncfg["train"], steps=steps)))
+    state = net.state_dict()
+    if two_d:  # the category head of the seen classes only, so that the run loads as a plain baseline
+        n = len(seen)
+        state = {k: (v[:n] if k in ("category.weight", "category.bias") else v) for k, v in state.items()}
+    tensors = {f"model.{k}": v for k, v in state.items()}
+    if bank is not None:
+        tensors.update(bank.state_dict())
+    run.save_checkpoint(steps, tensors, {"method": "baseline" if two_d else "nemo", "categories": list(seen)})
+    run.update_manifest(kind="nemo.incremental.task", status="complete", categories=list(seen))
+
+
+def _as_model(net, bank, ncfg, seen, two_d: bool) -> NemoModel:
+    config = dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo")
+    return NemoModel(_SeenHead(net, len(seen)) if two_d else net, bank, config, seen)
