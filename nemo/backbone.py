@@ -8,6 +8,9 @@ config, or weights by model id / local path) are fused top-down: upsample, conca
 finer stage, convolve; a 1×1 head with its bias (kept at test time, unlike the original code)
 gives `feature_dim` channels, L2-normalised per pixel (NeMo's layout). H and W must be multiples
 of 32 so that the three stages align exactly; the feature map's camera is `cameras.resize((H/8, W/8))`.
+With kind "dinov2" a `Dinov2Model` replaces the ResNet: the image is resampled to (H/8·14, W/8·14)
+so that each 14-pixel patch covers one stride-8 cell (pixel edges on edges), and its patch tokens
+go through one conv block and the same head.
 """
 
 from __future__ import annotations
@@ -29,24 +32,31 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """model: a `transformers` ResNet id or local folder to load weights from (None: random init
-    from the fields below). depths / hidden_sizes / embedding_size / layer_type: the ResNet's
-    shape (ResNet-50: (3, 4, 6, 3), (256, 512, 1024, 2048), 64, "bottleneck").
-    decoder_width: channels of the fused decoder maps. feature_dim: output channels."""
+    """model: a `transformers` model id or local folder to load weights from (None: random init
+    from the fields below). kind: "resnet" (`ResNetBackbone`) or "dinov2" (`Dinov2Model`).
+    depths / hidden_sizes / embedding_size / layer_type: the ResNet's shape (ResNet-50:
+    (3, 4, 6, 3), (256, 512, 1024, 2048), 64, "bottleneck"). dinov2_*: the ViT's shape for random
+    init. decoder_width: channels of the fused decoder maps. feature_dim: output channels."""
 
     model: str | None = None
+    kind: str = "resnet"
     depths: tuple[int, ...] = (2, 2, 2, 2)
     hidden_sizes: tuple[int, ...] = (64, 128, 256, 512)
     embedding_size: int = 64
     layer_type: str = "basic"
     decoder_width: int = 256
     feature_dim: int = 128
+    dinov2_hidden_size: int = 384  # kind "dinov2", random init (ViT-S/14 shape by default)
+    dinov2_layers: int = 12
+    dinov2_heads: int = 6
 
     def __post_init__(self):
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
         object.__setattr__(self, "hidden_sizes", tuple(int(d) for d in self.hidden_sizes))
         if len(self.depths) != 4 or len(self.hidden_sizes) != 4:
             raise NemoError(f"backbone: depths and hidden_sizes need 4 stages, got {self.depths}, {self.hidden_sizes}")
+        if self.kind not in ("resnet", "dinov2"):
+            raise NemoError(f"backbone.kind must be 'resnet' or 'dinov2', got {self.kind!r}")
         if self.layer_type not in ("basic", "bottleneck"):
             raise NemoError(f"backbone.layer_type must be 'basic' or 'bottleneck', got {self.layer_type!r}")
         if min(self.depths) < 1 or min(self.hidden_sizes) < 1 or self.feature_dim < 1 or self.decoder_width < 1:
@@ -74,6 +84,20 @@ def build_encoder(config: BackboneConfig) -> nn.Module:
     return ResNetBackbone(cfg)
 
 
+def build_dinov2(config: BackboneConfig) -> nn.Module:
+    """A `transformers.Dinov2Model` (weights from `config.model`, or random init from its dinov2_* shape)."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    if config.model is not None:
+        try:
+            return Dinov2Model.from_pretrained(config.model)
+        except OSError as exc:
+            raise NemoError(f"backbone: cannot load DINOv2 weights from {config.model!r}: {exc}") from exc
+    cfg = Dinov2Config(hidden_size=config.dinov2_hidden_size, num_hidden_layers=config.dinov2_layers,
+                       num_attention_heads=config.dinov2_heads, intermediate_size=4 * config.dinov2_hidden_size)
+    return Dinov2Model(cfg)
+
+
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
@@ -90,12 +114,18 @@ class FeatureNet(nn.Module):
     def __init__(self, config: BackboneConfig | None = None):
         super().__init__()
         self.config = config or BackboneConfig()
-        self.encoder = build_encoder(self.config)
-        c8, c16, c32 = (int(c) for c in self.encoder.channels)
         w = self.config.decoder_width
-        self.top = _block(c32, w)
-        self.fuse16 = _block(w + c16, w)
-        self.fuse8 = _block(w + c8, w)
+        if self.config.kind == "dinov2":
+            # the image is resampled so that one ViT patch covers one stride-8 cell exactly
+            self.encoder = build_dinov2(self.config)
+            self.patch = int(self.encoder.config.patch_size)
+            self.top = _block(int(self.encoder.config.hidden_size), w)
+        else:
+            self.encoder = build_encoder(self.config)
+            c8, c16, c32 = (int(c) for c in self.encoder.channels)
+            self.top = _block(c32, w)
+            self.fuse16 = _block(w + c16, w)
+            self.fuse8 = _block(w + c8, w)
         self.head = nn.Conv2d(w, self.config.feature_dim, 1, bias=True)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -111,7 +141,13 @@ class FeatureNet(nn.Module):
         H, W = images.shape[-2:]
         if H % 32 or W % 32:
             raise NemoError(f"FeatureNet: image height and width must be multiples of 32, got {H}×{W}")
-        s8, s16, s32 = self.encoder((images - self.mean) / self.std).feature_maps
+        x = (images - self.mean) / self.std
+        if self.config.kind == "dinov2":
+            h, w = H // STRIDE, W // STRIDE
+            x = F.interpolate(x, size=(h * self.patch, w * self.patch), mode="bilinear", align_corners=False)
+            tokens = self.encoder(pixel_values=x).last_hidden_state[:, -h * w:]  # patch tokens, row-major
+            return self.head(self.top(tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)))
+        s8, s16, s32 = self.encoder(x).feature_maps
         x = self.top(s32)
         x = self.fuse16(torch.cat([_upsample(x, s16), s16], 1))
         x = self.fuse8(torch.cat([_upsample(x, s8), s8], 1))

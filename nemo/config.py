@@ -34,8 +34,9 @@ DEFAULTS: dict = {
     },
     "meshes": {"type": "procedural", "count": 3},  # data3d.asset_source block; categories are filled in
     "cuboid": {"num_vertices": 1000, "coverage": 0.99},
-    "backbone": {"model": None, "depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64,
-                 "layer_type": "basic", "decoder_width": 256, "feature_dim": 128},
+    "backbone": {"model": None, "kind": "resnet", "depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512],
+                 "embedding_size": 64, "layer_type": "basic", "decoder_width": 256, "feature_dim": 128,
+                 "dinov2_hidden_size": 384, "dinov2_layers": 12, "dinov2_heads": 6},
     "bank": {"momentum": 0.9, "clutter_size": 2560, "weighting": "nemo"},
     "loss": {
         "temperature": 0.07,
@@ -56,6 +57,7 @@ _CHOICES = {
     "data.rescale": ("none", "canonical", "fit"),
     "data.center": ("bbox", "principal"),
     "bank.weighting": ("nemo", "binary"),
+    "backbone.kind": ("resnet", "dinov2"),
     "optim.schedule": ("cosine", "steps", "constant"),
 }
 _OPEN = {"meshes", "data.color_jitter", "backbone.model", "categories"}  # checked by their consumers

@@ -43,3 +43,15 @@ def test_feature_intrinsics_equal_camera_resize():
     cams = geom3d.viewpoint_to_cameras(0.3, 0.2, 0.1, 5.0, focal=1.0, viewport=300.0, principal=(30.0, 20.0),
                                        image_size=(64, 96))
     assert torch.allclose(feature_intrinsics(cams.K, 8), cams.resize((8, 12)).K)
+
+
+def test_dinov2_option_gives_the_same_layout():
+    torch.manual_seed(0)
+    cfg = nemo.BackboneConfig(kind="dinov2", dinov2_hidden_size=16, dinov2_layers=1, dinov2_heads=2, decoder_width=8,
+                              feature_dim=12)
+    net = nemo.FeatureNet(cfg).eval()
+    y = net(torch.rand(2, 3, 64, 96))
+    assert y.shape == (2, 12, 8, 12)
+    assert torch.allclose(y.norm(dim=1), torch.ones(2, 8, 12), atol=1e-5)
+    with pytest.raises(nemo.NemoError, match="kind"):
+        nemo.BackboneConfig(kind="vit")
