@@ -16,8 +16,11 @@ def add_parser(sub) -> None:
     top = sub.add_parser("nemo", help="neural mesh models: train, evaluate, estimate pose (NeMo)",
                          description="NeMo: contrastive features matched to per-category neural meshes, "
                                      "render-and-compare pose estimation, and ImageNet3D's 2D baseline.")
-    actions = top.add_subparsers(dest="nemo_action", metavar="<train | eval | pose>")
+    actions = top.add_subparsers(dest="nemo_action", metavar="<train | eval | pose | incremental>")
     actions.required = True
+    from .cli_inemo import add_incremental_parser  # iNeMo (class-incremental), its own module
+
+    add_incremental_parser(actions)
 
     tr = actions.add_parser("train", help="train NeMo (and optionally the 2D baseline) into a run folder",
                             description="Train from data3d record folders into --out (config.yaml, log.jsonl, "

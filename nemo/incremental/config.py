@@ -105,7 +105,10 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     nemo_block = dict(out["nemo"])
     if nemo_block.get("categories") is not None or nemo_block.get("method", "nemo") != "nemo":
         _fail("nemo.categories", "and 'nemo.method' are set by the incremental run (use 'classes' and 'methods')")
-    out["nemo"] = resolve_config(dict(nemo_block, seed=out["seed"], threads=out["threads"]))
+    try:
+        out["nemo"] = resolve_config(dict(nemo_block, seed=out["seed"], threads=out["threads"]))
+    except NemoError as exc:
+        raise NemoError(f"in the 'nemo' block: {exc}") from None
     return out
 
 
