@@ -80,6 +80,16 @@ def test_two_task_run_from_the_cli_reports_every_metric(folders, tmp_path, capsy
         assert (out / name).is_file()
 
 
+def test_herding_exemplars_in_a_run(folders, tmp_path):
+    config = _config(folders, methods=["inemo", "replay2d"], exemplars={"budget": 4, "strategy": "herding"},
+                     steps={"first": 1, "later": 1})
+    results = run_incremental(config, tmp_path / "run")
+    for method in ("inemo", "replay2d"):
+        kept = json.loads((tmp_path / "run" / method / "task_1" / "exemplars.json").read_text())
+        assert kept["strategy"] == "herding" and kept["size"] == 4 and kept["per_class"] == 2
+        assert results[method]["per_task"][1]["exemplars"] == 4
+
+
 def test_evaluation_sharing_training_images_is_refused(folders, tmp_path):
     config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"])
     with pytest.raises(NemoError, match="share"):

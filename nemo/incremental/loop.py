@@ -145,7 +145,10 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
         task_dir = folder / f"task_{t}"
         _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)
         if memory is not None:
-            memory.add_classes({c: train for c in new})
+            embeddings = None
+            if memory.strategy == "herding":
+                embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
+            memory.add_classes({c: train for c in new}, embeddings)
             logbook.write_json(f"task_{t}/exemplars.json", memory.summary())
         model = _as_model(net, bank, ncfg, seen, two_d)
         evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
@@ -307,6 +310,25 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
         epoch += 1
     if bar is not None:
         bar.close()
+
+
+@torch.no_grad()
+def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
+    """(N, D) unit embeddings of single-object records for herding: the mean of NeMo's feature map,
+    or the 2D baseline's pooled encoder output (its penultimate layer, as iCaRL)."""
+    dataset = object_dataset(objects, ncfg, seen, train=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
+    device = torch.device(ncfg["device"])
+    net.eval()
+    out = []
+    for batch in loader:
+        images = batch["image"].to(device)
+        if two_d:
+            pooled = net.encoder((images - net.mean) / net.std).feature_maps[-1].mean(dim=(2, 3))
+        else:
+            pooled = net(images).mean(dim=(2, 3))
+        out.append(F.normalize(pooled, dim=-1).cpu())
+    return torch.cat(out)
 
 
 def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -> None:
