@@ -5,12 +5,13 @@ depth edges; unprojected as it is, a partial foreground cloud is too rough for s
 alignment. `clean_depth` does, per pixel p with raw depth d_p:
 
 1. m = the 5×5 median of the depth map (robust to the isolated outliers),
-2. p is an inlier when |d_p − m_p| <= inlier_tol · m_p,
-3. the cleaned depth is the mean of the inliers in the k×k window around p (for a planar patch
-   and a symmetric window, the local plane fit's value at p, without a per-window solve),
+2. the inliers of p's k×k window are its pixels q with |d_q − m_p| <= inlier_tol · m_p,
+3. the cleaned depth is the value at p of the plane z = a + b·dx + c·dy least-squares fitted
+   to those inliers (exact on planar patches even where an edge leaves a one-sided window;
+   `average=False` keeps the median instead),
 4. confidence = the window's inlier fraction; pixels below `min_confidence`, and pixels whose
    3×3 neighbourhood of medians spans a step of more than `edge_tol` (relative: a depth edge),
-   are dropped (depth 0).
+   are dropped (depth 0), as are pixels whose window the image border cuts.
 
 Regions (foreground, background) are separated by the caller with masks eroded / dilated by
 more than the window radius, so that no window mixes the two surfaces.
@@ -35,24 +36,46 @@ class CleanDepth:
 
 
 def clean_depth(depth, *, window: int = 5, inlier_tol: float = 0.03, edge_tol: float = 0.05,
-                min_confidence: float = 0.5) -> CleanDepth:
+                min_confidence: float = 0.5, average: bool = True) -> CleanDepth:
     """Clean a depth map (H, W) of camera z; invalid input (<= 0, non-finite) stays 0."""
     d = np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(d) & (d > 0)
     x = np.where(valid, d, 0).astype(np.float32)
     med = cv2.medianBlur(x, 5)
-    ok = valid & (np.abs(x - med) <= inlier_tol * med)
-    okf = ok.astype(np.float32)
-    k = (int(window), int(window))
-    n_in = cv2.boxFilter(okf, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    total = cv2.boxFilter(np.where(ok, x, 0).astype(np.float32), -1, k, normalize=False,
-                          borderType=cv2.BORDER_CONSTANT)
-    mean = total / np.maximum(n_in, 1)
-    conf = n_in / float(k[0] * k[1])
+    # inliers of each window: its pixels within inlier_tol of the window centre's median (so a
+    # window across a depth edge averages only the centre's side)
+    r = int(window) // 2
+    pad = np.pad(x, r)
+    h, w = x.shape
+    # per pixel: sums over its inliers of 1, dx, dy, dx², dx·dy, dy², z, dx·z, dy·z
+    sums = np.zeros((9, h, w), np.float64)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            v = pad[r + dy:r + dy + h, r + dx:r + dx + w]
+            ok = (v > 0) & (np.abs(v - med) <= inlier_tol * med)
+            z = np.where(ok, v, 0).astype(np.float64)
+            sums += np.stack([ok, dx * ok, dy * ok, dx * dx * ok, dx * dy * ok, dy * dy * ok, z, dx * z, dy * z])
+    n_in = sums[0]
+    mean = sums[6] / np.maximum(n_in, 1)
+    if average:  # the local plane z = a + b·dx + c·dy fitted to the inliers, evaluated at the centre
+        n, sx, sy, sxx, sxy, syy, sz, sxz, syz = sums.reshape(9, -1)
+        A = np.stack([n, sx, sy, sx, sxx, sxy, sy, sxy, syy], -1).reshape(-1, 3, 3)
+        rhs = np.stack([sz, sxz, syz], -1)
+        det = np.linalg.det(A)
+        solvable = det > 1e-6 * np.maximum(n, 1) ** 3
+        plane = mean.reshape(-1).copy()
+        if solvable.any():
+            plane[solvable] = np.linalg.solve(A[solvable], rhs[solvable][..., None])[:, 0, 0]
+        mean = plane.reshape(h, w)
+    else:
+        mean = med
+    conf = n_in / float((2 * r + 1) ** 2)
     kernel = np.ones((3, 3), np.uint8)
     med_valid = np.where(med > 0, med, np.nan).astype(np.float32)
     hi = cv2.dilate(np.nan_to_num(med_valid, nan=0.0), kernel)
     lo = cv2.erode(np.nan_to_num(med_valid, nan=np.inf), kernel)
     step = (hi - lo) > edge_tol * med
     keep = valid & (conf >= min_confidence) & ~step & (med > 0)
+    r = max(int(window), 5) // 2  # windows the image border cuts are one-sided: biased on a slope
+    keep[:r], keep[-r:], keep[:, :r], keep[:, -r:] = False, False, False, False
     return CleanDepth(np.where(keep, mean, 0).astype(np.float32), np.where(valid, conf, 0).astype(np.float32))

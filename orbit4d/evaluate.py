@@ -23,17 +23,20 @@ __all__ = ["AlignmentErrors", "alignment_errors"]
 
 @dataclass(frozen=True)
 class AlignmentErrors:
-    """Per frame (T,): rotation_deg, scale_ratio, translation_rel; and their summaries."""
+    """Per frame (T,): rotation_deg, scale_ratio, translation_rel; scale (T,), the estimate's own
+    scale (1 when the canonical is in world units, as the model-free one is); and summaries."""
 
     rotation_deg: np.ndarray
     scale_ratio: np.ndarray
     translation_rel: np.ndarray
+    scale: np.ndarray
 
     def summary(self) -> dict:
         return {"rotation_max_deg": float(self.rotation_deg.max()), "rotation_median_deg": float(
             np.median(self.rotation_deg)), "scale_spread": float(np.abs(self.scale_ratio - 1).max()),
             "translation_max_rel": float(self.translation_rel.max()),
-            "translation_median_rel": float(np.median(self.translation_rel))}
+            "translation_median_rel": float(np.median(self.translation_rel)),
+            "scale_error": float(np.abs(self.scale - 1).max())}
 
 
 def alignment_errors(estimate: Sim3, truth: Sim3, canonical: torch.Tensor, object_size: float,
@@ -49,4 +52,4 @@ def alignment_errors(estimate: Sim3, truth: Sim3, canonical: torch.Tensor, objec
     x = canonical.double()
     diff = est.apply(x[None]) - g.apply(x[None])
     trans = (diff.pow(2).sum(-1).mean(-1).sqrt() / object_size).numpy()
-    return AlignmentErrors(rot, scale, trans)
+    return AlignmentErrors(rot, scale, trans, est.scale.numpy())

@@ -38,6 +38,7 @@ from geom3d.align import Sim3, icp
 from .depth import clean_depth
 
 __all__ = ["single_threaded", "split_depth", "fuse_background", "partial_foregrounds", "Canonical", "build_canonical",
+           "fuse_canonical",
            "auto_voxel_size"]
 
 
@@ -129,7 +130,7 @@ class Canonical:
 
 
 def _register(source: torch.Tensor, model: torch.Tensor, init: Sim3, distance: float, method: str,
-              schedule=(4.0, 3.0, 3.0)) -> tuple[Sim3, float]:
+              schedule=(10.0, 4.0, 3.0)) -> tuple[Sim3, float]:
     """ICP of a frame's cloud (world) onto the model (canonical), coarse to fine. The finest
     pairing distance stays at several voxels: with noisy depth a tight cut-off truncates the
     residuals on one side and biases the fit."""
@@ -159,13 +160,16 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
     fitness = np.zeros(T)
     fitness[first] = 1.0
     model = voxel_downsample(partials[first].points - c0, None, voxel_size=voxel_size).points
-    fused_points = [partials[first].points - c0]
-    fused_colors = [partials[first].colors]
     order = list(range(first + 1, T)) + list(range(first - 1, -1, -1))
     for f in order:
         step = 1 if f > first else -1
         prev, prev2 = to_world[f - step], to_world[f - 2 * step] if 0 <= f - 2 * step < T else None
-        guess = prev if prev2 is None else prev.compose(prev2.inverse()).compose(prev)  # constant velocity
+        if prev2 is None:  # no velocity yet: move by the shift of the clouds' centroids
+            shift = partials[f].points.mean(0) - partials[f - step].points.mean(0) \
+                if partials[f].points.shape[0] and partials[f - step].points.shape[0] else torch.zeros(3)
+            guess = Sim3(prev.scale, prev.R, prev.t + shift.to(prev.t.dtype))
+        else:
+            guess = prev.compose(prev2.inverse()).compose(prev)  # constant velocity
         pts = partials[f].points
         if pts.shape[0] > max_icp_points:  # an even subset is enough to register, and bounds the k-d tree queries
             pts = pts[torch.linspace(0, pts.shape[0] - 1, max_icp_points).long()]
@@ -179,14 +183,28 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
             continue
         to_world[f], fitness[f] = inv.inverse(), fit
         moved = inv.apply(partials[f].points)
-        fused_points.append(moved)
-        fused_colors.append(partials[f].colors)
         model = voxel_downsample(torch.cat([model, moved]), None, voxel_size=voxel_size).points
-    pts = torch.cat(fused_points)
-    cols = None if any(c is None for c in fused_colors) else torch.cat(fused_colors)
-    cloud = voxel_downsample(pts, cols, voxel_size=voxel_size)
-    if cloud.points.shape[0] > nb_neighbors:
-        cloud = remove_statistical_outliers(cloud.points, cloud.colors, nb_neighbors=nb_neighbors, std_ratio=std_ratio)
     chain = Sim3(torch.stack([t.scale for t in to_world]), torch.stack([t.R for t in to_world]),
                  torch.stack([t.t for t in to_world]))
+    cloud = fuse_canonical(partials, chain, voxel_size=voxel_size, use=fitness > 0, nb_neighbors=nb_neighbors,
+                           std_ratio=std_ratio)
     return Canonical(cloud.points, cloud.colors, chain, fitness)
+
+
+def fuse_canonical(partials: list[DepthPoints], to_world: Sim3, *, voxel_size: float, use=None,
+                   nb_neighbors: int = 16, std_ratio: float = 2.0) -> PointCloud:
+    """The partial clouds mapped into the canonical frame by to_world⁻¹ (T,), voxel-averaged and
+    cleaned of statistical outliers; `use` (T,) bool picks the frames (default all)."""
+    inv = to_world.inverse()
+    pts, cols = [], []
+    for f, part in enumerate(partials):
+        if (use is None or use[f]) and part.points.shape[0]:
+            pts.append(inv[f].apply(part.points.double()))
+            cols.append(part.colors)
+    if not pts:
+        raise ValueError("no frame contributes foreground points to the canonical cloud")
+    colors = None if any(c is None for c in cols) else torch.cat(cols)
+    cloud = voxel_downsample(torch.cat(pts), colors, voxel_size=voxel_size)
+    if cloud.points.shape[0] > nb_neighbors:
+        cloud = remove_statistical_outliers(cloud.points, cloud.colors, nb_neighbors=nb_neighbors, std_ratio=std_ratio)
+    return cloud

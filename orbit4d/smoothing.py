@@ -26,7 +26,7 @@ def rts_smooth(values, process_noise: float = 1e-4, measurement_noise: float = 1
     if T < 3:
         return z.copy()
     F = np.array([[1.0, 1.0], [0.0, 1.0]])
-    Q = process_noise * np.array([[0.25, 0.5], [0.5, 1.0]])  # white acceleration, dt = 1
+    Q = process_noise * np.array([[1 / 3, 0.5], [0.5, 1.0]])  # continuous white acceleration, dt = 1
     H = np.array([[1.0, 0.0]])
     out = np.empty_like(flat)
     for d in range(flat.shape[1]):
@@ -55,15 +55,17 @@ def rts_smooth(values, process_noise: float = 1e-4, measurement_noise: float = 1
     return out.reshape(z.shape)
 
 
-def smooth_transforms(transforms: Sim3, *, rotation_noise: float = 1e-4, translation_noise: float = 1e-4,
-                      measurement_noise: float = 1e-3) -> Sim3:
-    """Smooth Sim3 (T,) over time (see the module docstring); noise values are variances per step
-    in radians², world units² and (log scale)²."""
+def smooth_transforms(transforms: Sim3, *, rotation=(1e-5, 3e-4), translation=(1e-4, 3e-5),
+                      log_scale=(1e-8, 1e-3)) -> Sim3:
+    """Smooth Sim3 (T,) over time (see the module docstring). Each pair is (process noise,
+    measurement noise) as variances per frame step, in radians², world units² and (log scale)²:
+    the defaults trust the translations (well measured by the correspondences) and average the
+    rotations (the noisiest part of a partial view's fit) over a few frames."""
     R = transforms.R.double()
     ref = roma.special_procrustes(R.sum(0))
     rv = roma.rotmat_to_rotvec(ref.T @ R).numpy()
-    rv_s = rts_smooth(rv, rotation_noise, measurement_noise)
-    t_s = rts_smooth(transforms.t.double().numpy(), translation_noise, measurement_noise)
-    s_s = np.exp(rts_smooth(np.log(transforms.scale.double().numpy()), 1e-8, measurement_noise))
+    rv_s = rts_smooth(rv, *rotation)
+    t_s = rts_smooth(transforms.t.double().numpy(), *translation)
+    s_s = np.exp(rts_smooth(np.log(transforms.scale.double().numpy()), *log_scale))
     R_s = ref @ roma.rotvec_to_rotmat(torch.from_numpy(rv_s))
     return Sim3(torch.from_numpy(s_s), R_s, torch.from_numpy(t_s))

@@ -174,7 +174,7 @@ def test_icp_converges_from_a_perturbation(method):
     truth = Sim3(1.0, roma.rotvec_to_rotmat(torch.tensor([0.05, -0.08, 0.1], dtype=torch.float64)),
                  torch.tensor([0.05, -0.03, 0.04], dtype=torch.float64))
     dst = truth.apply(src)
-    res = icp(src, dst, method=method, max_iterations=60, tolerance=0)
+    res = icp(src, dst, method=method, max_iterations=60, tolerance=1e-12)
     assert math.degrees(float(roma.rotmat_geodesic_distance(res.transform.R, truth.R))) < 1e-3
     torch.testing.assert_close(res.transform.t, truth.t, rtol=0, atol=1e-5)
     assert res.rmse < 1e-5 and res.fitness == 1.0
