@@ -27,7 +27,7 @@ from aware3d_utils import atomic_write_text
 
 from .data import object_dataset, split_of
 from .errors import NemoError
-from .model import NemoModel, match_categories, rotation_of
+from .model import NemoModel, rotation_of
 from .report import write_report
 
 __all__ = ["evaluate", "summarise"]
@@ -45,29 +45,17 @@ def summarise(rows: Sequence[dict]) -> dict:
 
 
 def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
-    images = batch["image"]
-    K = batch["cameras"].K.to(torch.float32)
-    truth = [model.categories[int(i)] for i in batch["category"]] if model.categories else None
-    posed = model.estimate_pose(images, truth, K=K)
-    rows = []
-    if model.method == "baseline":
-        cls = model.estimate_pose(images, None, K=K)
-        predicted = [c["category"] for c in cls]
-        fit_predicted = None
-    else:
-        maps = model.features(images)
-        scores = match_categories(maps, model.bank)
-        predicted = [model.bank.categories[int(i)] for i in scores.argmax(1)]
-        fit_predicted = None
-        if classify_fit and len(model.categories) > 1:
-            fit_predicted = [r["category"] for r in model.estimate_pose(images, None, K=K, classify="fit")]
+    truth = [model.categories[int(i)] for i in batch["category"]]
+    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit)
     R_gt = batch["rotation"].to(torch.float64)
-    for b, result in enumerate(posed):
+    rows = []
+    for b, result in enumerate(out):
         R = rotation_of(result["viewpoint"]).to(torch.float64)
-        row = {"error": float(geom3d.pose_error(R, R_gt[b])), "category": truth[b], "predicted": predicted[b],
-               "cls_correct": predicted[b] == truth[b], "viewpoint": result["viewpoint"], "score": result["score"]}
-        if fit_predicted is not None:
-            row["cls_fit_correct"] = fit_predicted[b] == truth[b]
+        row = {"error": float(geom3d.pose_error(R, R_gt[b])), "category": truth[b], "predicted": result["predicted"],
+               "cls_correct": result["predicted"] == truth[b], "viewpoint": result["viewpoint"],
+               "score": result["score"]}
+        if "predicted_fit" in result:
+            row["cls_fit_correct"] = result["predicted_fit"] == truth[b]
         rows.append(row)
     return rows
 

@@ -22,7 +22,7 @@ from .bank import MeshBank
 from .errors import NemoError
 from .scoring import clutter_scores, object_scores, pose_loss, rendered_object_scores, vertex_similarity
 
-__all__ = ["PoseGrid", "fit_pose", "pose_grid", "score_poses"]
+__all__ = ["PoseGrid", "fit_pose", "pose_grid", "score_poses", "initial_distance"]
 
 CENTRE_SCALE = 0.1  # the centre is optimised in units of 0.1·max(h, w), so one lr suits all parameters
 
@@ -112,11 +112,13 @@ def score_poses(params: torch.Tensor, problem: _Problem, pix_to_face: torch.Tens
     return pose_loss(obj, problem.clutter[:, None])
 
 
-def _initial_distance(bank: MeshBank, index: torch.Tensor, focal: torch.Tensor, image_size) -> torch.Tensor:
-    """(B,) distance at which the mesh's bounding radius spans a third of the smaller image side."""
-    mask = bank.vertex_mask()[index]
-    radius = (bank.vertices[index].norm(dim=-1) * mask).amax(dim=1)
-    return focal * radius / (min(image_size) / 3.0)
+def initial_distance(bank: MeshBank, categories, focal: torch.Tensor, image_size, fill: float = 1 / 3
+                     ) -> torch.Tensor:
+    """(B,) distances at which each image's mesh (bounding radius about its origin) spans `fill` of
+    the smaller side of an image (h, w) with focal lengths `focal` (B,) in pixels."""
+    index = bank.index(categories).to(bank.device)
+    radius = (bank.vertices[index].norm(dim=-1) * bank.vertex_mask()[index]).amax(dim=1)
+    return focal.to(radius) * radius / (fill * min(image_size))
 
 
 def _grid_fragments(bank: MeshBank, row: int, K: torch.Tensor, distance: float, angles: torch.Tensor,
@@ -227,9 +229,8 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
     problem = _prepare(feature_maps, K, bank, categories, scoring, cull_backfaces)
     B, (h, w) = problem.batch, problem.image_size
     dtype, device = problem.feature_maps.dtype, problem.feature_maps.device
-    index = bank.index(categories).to(device)
     if distance is None:
-        d0 = _initial_distance(bank, index, problem.focal, (h, w))
+        d0 = initial_distance(bank, categories, problem.focal, (h, w)).to(dtype=dtype, device=device)
     else:
         d0 = torch.as_tensor(distance, dtype=dtype, device=device).expand(B)
     if (d0 <= 0).any() or not torch.isfinite(d0).all():

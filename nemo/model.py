@@ -25,7 +25,7 @@ from .bank import MeshBank
 from .baseline import decode_bins
 from .config import resolve_config
 from .errors import NemoError
-from .fit import fit_pose, pose_grid
+from .fit import fit_pose, initial_distance, pose_grid
 from .run import RunFolder
 from .scoring import clutter_scores, vertex_similarity
 from .train import build_model, load_network
@@ -116,7 +116,7 @@ class NemoModel:
         p = self.config["pose"]
         h, w = maps.shape[-2:]
         fill = float(p["fill"])
-        distance = None if fill <= 0 else _fill_distance(self.bank, categories, K_feat[:, 0, 0], (h, w), fill)
+        distance = None if fill <= 0 else initial_distance(self.bank, categories, K_feat[:, 0, 0], (h, w), fill)
         return fit_pose(maps, K_feat, self.bank, categories, steps=p["steps"],
                         grid=pose_grid(p["azimuths"], p["elevations"], p["thetas"]), distance=distance,
                         keep=p["keep"], lr=p["lr"])
@@ -140,11 +140,31 @@ class NemoModel:
         return [_to_image(r, c, stride) for r, c in zip(results, categories)]
 
 
-def _fill_distance(bank: MeshBank, categories, focal: torch.Tensor, size, fill: float) -> torch.Tensor:
-    """(B,) distances at which each mesh's bounding radius spans `fill` of the smaller map side."""
-    index = bank.index(categories)
-    radius = (bank.vertices[index].norm(dim=-1) * bank.vertex_mask()[index]).amax(1)
-    return focal.to(radius) * radius / (fill * min(size))
+    @torch.no_grad()
+    def evaluate_batch(self, images: torch.Tensor, truth: Sequence[str], K, classify_fit: bool = True) -> list[dict]:
+        """Per image: the pose fitted with the true category ("viewpoint", "score") and the predicted
+        category by feature matching ("predicted") and, for NeMo with classify_fit, by fitting every
+        category ("predicted_fit"). The features are computed once; with classify_fit every category
+        is fitted once and the true category's fit is the pose (the same program as fitting it alone)."""
+        images = torch.as_tensor(images, dtype=torch.float32)
+        B = images.shape[0]
+        K = self._intrinsics(images, K)
+        if self.method == "baseline":
+            posed = self._baseline(images, list(truth), K)
+            guessed = self._baseline(images, None, K)
+            return [{**p, "predicted": g["category"]} for p, g in zip(posed, guessed)]
+        maps = self.features(images)
+        stride = self.net.stride
+        K_feat = feature_intrinsics(K, stride).to(maps)
+        scores = match_categories(maps, self.bank)
+        matched = [self.bank.categories[int(i)] for i in scores.argmax(1)]
+        if classify_fit and len(self.bank.categories) > 1:
+            fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
+            best = [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
+            return [{**_to_image(fits[truth[b]][b], truth[b], stride), "predicted": matched[b],
+                     "predicted_fit": best[b]} for b in range(B)]
+        results = self._fit(maps, K_feat, list(truth))
+        return [{**_to_image(r, c, stride), "predicted": m} for r, c, m in zip(results, truth, matched)]
 
 
 def feature_intrinsics(K: torch.Tensor, stride: int) -> torch.Tensor:
