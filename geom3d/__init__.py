@@ -36,6 +36,7 @@ from .raster import (
     PaddedMeshes,
     PixelValues,
     VertexVisibility,
+    antialias,
     interpolate,
     interpolate_sparse,
     pad_meshes,

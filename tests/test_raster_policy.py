@@ -12,6 +12,7 @@ import torch
 import geom3d
 from geom3d import GeometryError
 from geom3d.raster import (
+    antialias,
     fragments_for_faces,
     interpolate,
     interpolate_sparse,
@@ -63,6 +64,7 @@ def test_results_take_the_promoted_dtype(vertex_dtype, camera_dtype, expected):
     assert soft_silhouette((v, f), cams).dtype == expected
     seen = vertex_visibility((v, f), cams)
     assert seen.uv.dtype == expected and seen.depth.dtype == expected and seen.visible.dtype == torch.bool
+    assert antialias(fr.mask[..., None].float(), fr, (v, f), cams).dtype == expected
     # float64 cameras never become float32: the depth matches the float64 computation to float64 precision
     if expected == F64:
         exact = cams.to(dtype=F64).world_to_camera(v.to(F64))[..., 2]
@@ -129,6 +131,7 @@ def test_results_have_the_cameras_batch_shape(shape, device):
     assert interpolate(fr, features).shape == (*shape, H, W, 5)
     assert interpolate(fr, features, channels_first=True).shape == (*shape, 5, H, W)
     assert interpolate_sparse(fr, features).to_dense().shape == (*shape, H, W, 5)
+    assert antialias(interpolate(fr, features), fr, (v, f), cams).shape == (*shape, H, W, 5)
     # every view equals its camera rendered alone
     flat = cams.reshape(-1)
     for b in range(flat.batch_shape[0]):

@@ -7,6 +7,7 @@ render-and-compare primitives NeMo-style methods need.
     sparse = interpolate_sparse(fragments, vertex_features)   # covered pixels only: PixelValues
     seen = vertex_visibility(mesh, cameras)                # projections (*S, V, 2), visible (*S, V)
     silhouette = soft_silhouette(mesh, cameras, sigma=1.0)   # (*S, H, W), SoftRas-style
+    smooth = antialias(image, fragments, mesh, cameras)      # silhouette edges blended, differentiable
 
 `mesh` is a `geom3d.Mesh`, a `PaddedMeshes` bank (`pad_meshes`) or a (vertices, faces) pair with
 vertices (V, 3) or (M, V, 3). Cameras are `geom3d.Cameras` (OpenCV, integer pixel centres) of any
@@ -20,6 +21,7 @@ barycentrics of the winning faces from the vertex positions, so gradients flow w
 held fixed. Empty pixels: pix_to_face −1, depth 0, bary 0.
 """
 
+from .antialias import antialias
 from .fragments import Fragments, fragments_for_faces, rasterize, visible_faces
 from .inputs import PaddedMeshes, pad_meshes
 from .interpolate import PixelValues, interpolate, interpolate_sparse
@@ -27,4 +29,5 @@ from .soft import soft_silhouette
 from .vertex_visibility import VertexVisibility, vertex_visibility
 
 __all__ = ["Fragments", "rasterize", "visible_faces", "fragments_for_faces", "interpolate", "interpolate_sparse",
-           "PixelValues", "soft_silhouette", "pad_meshes", "PaddedMeshes", "vertex_visibility", "VertexVisibility"]
+           "PixelValues", "soft_silhouette", "pad_meshes", "PaddedMeshes", "vertex_visibility", "VertexVisibility",
+           "antialias"]

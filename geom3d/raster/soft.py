@@ -34,10 +34,9 @@ def soft_silhouette(mesh, cameras: Cameras, image_size=None, *, sigma: float = 1
     Faces with a corner at camera depth < near are left out (no clipping here), as are faces
     degenerate on screen. As sigma → 0 the result tends to the hard mask `rasterize(...).mask`.
 
-    This is the project's stand-in for nvdiffrast's `antialias`: where that op blends colours across
-    silhouette edges to give their positions a gradient, the soft silhouette gives every edge a
-    smooth coverage ramp whose gradient moves the vertices (compare it with a target mask, or use it
-    as alpha over a background).
+    Beside `antialias` (which blends the colours of a hard render across silhouette edges), this is
+    the other route to silhouette gradients: every edge gets a smooth coverage ramp whose gradient
+    moves the vertices (compare it with a target mask, or use it as alpha over a background).
     """
     if not sigma > 0:
         raise GeometryError(f"soft_silhouette: sigma must be positive, got {sigma}")
