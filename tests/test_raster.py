@@ -639,6 +639,12 @@ def test_interpolate_index_channels_first_and_sparse_match_the_expanded_path():
     # per-leading-index tables without an index (per-image features of images × hypotheses)
     per_image = torch.randn(3, mesh.num_vertices, 6)
     torch.testing.assert_close(interpolate(fr, per_image), interpolate(fr, per_image[:, None].expand(3, 4, -1, -1)))
+    torch.testing.assert_close(interpolate(fr, per_image), interpolate(fr, per_image[:, None].repeat(1, 4, 1, 1)))
+    leaf = per_image.clone().requires_grad_(True)
+    w = weights.float()
+    (g_rows,) = torch.autograd.grad((interpolate(fr, leaf) * w).sum(), leaf)
+    (g_broadcast,) = torch.autograd.grad((interpolate(fr, leaf[:, None].expand(3, 4, -1, -1)) * w).sum(), leaf)
+    torch.testing.assert_close(g_broadcast, g_rows)  # a broadcast (*S, V, C) table is read, not copied
     with pytest.raises(GeometryError, match="index must lie in"):
         interpolate(fr, table, torch.full((3, 4), 5))
     with pytest.raises(GeometryError, match="pass index"):

@@ -58,7 +58,16 @@ def _table_rows(fragments: Fragments, attributes, index):
     if not attributes.is_floating_point():
         attributes = attributes.to(torch.get_default_dtype())
     if attributes.ndim >= 3 and tuple(attributes.shape[:-2]) == S and len(S) > 1:
-        attributes = attributes.reshape(B, *attributes.shape[-2:])  # one table per view, (*S, V, C)
+        # one table per view, (*S, V, C); trailing batch dims that are broadcast (stride 0, e.g.
+        # features[:, None].expand(M, P, V, C)) are dropped, so the table is read, not copied
+        keep = len(S)
+        while index is None and keep > 1 and attributes.stride(keep - 1) == 0:
+            keep -= 1
+        attributes = attributes[(slice(None),) * keep + (0,) * (len(S) - keep)]
+        attributes = attributes.reshape(-1, *attributes.shape[-2:])
+        if keep < len(S):  # view b reads the row of its leading indices
+            index = torch.arange(attributes.shape[0], device=attributes.device).repeat_interleave(
+                B // attributes.shape[0])
     if attributes.ndim not in (2, 3):
         raise GeometryError(f"interpolate: attributes must have shape (V, C), (N, V, C) or (*S, V, C) with S "
                             f"the fragments' batch shape {S}, got {tuple(attributes.shape)}")
@@ -136,7 +145,7 @@ def interpolate(fragments: Fragments, attributes: torch.Tensor, index: torch.Ten
     `channels_first` (the layout of backbone feature maps).
 
     attributes: (V, C) for all views; (N, V, C) N tables, view b reading row index[b]; or (*S, V, C)
-        one table per view. index: (B,) or (*S,) int64 rows of an (N, V, C) table. Without an
+        one table per view (broadcast trailing dims, as from `expand`, are read in place). index: (B,) or (*S,) int64 rows of an (N, V, C) table. Without an
         index, (N, V, C) means one table per view (N = B), per leading index (N = S[0], e.g.
         per-image features under cameras (images, hypotheses)) or one for all (N = 1).
     Perspective-correct (the fragments' barycentrics are), zero where no face covers the pixel,
