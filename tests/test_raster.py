@@ -1,7 +1,9 @@
 """geom3d.raster: exact tie rule, agreement with Embree and Open3D ray casting on real meshes,
 perspective-correct depth and barycentrics against unprojection, gradients against finite
 differences, batching, near-plane clipping, back-face culling, soft silhouettes, render-and-compare,
-and bad input."""
+bad input; and the render-and-compare primitives: vertex visibility against ray casting on a CAD
+model, padded banks, images × hypotheses, indexed / channel-first / sparse interpolation against
+the expanded path, a pose gradcheck, and antialiasing against supersampled coverage."""
 
 from __future__ import annotations
 
