@@ -53,6 +53,7 @@ from .latent import class_centres, partition_features
 from .losses import distillation_loss, old_class_memory, positional_loss
 from .metrics import summarise_method, task_entry
 from .report import write_outputs
+from .tasks import tasks_from_config
 
 __all__ = ["run_incremental", "run_method"]
 
@@ -89,8 +90,6 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
         raise NemoError(f"train_data and test_data share {len(shared)} images (e.g. {sorted(shared)[0]}); "
                         "evaluation must not see training images")
     classes = list(config["classes"] or sorted({o.category for r in train for o in r.objects}))
-    from .tasks import tasks_from_config
-
     tasks = tasks_from_config(config["tasks"], classes)
     budget = [c for t in tasks for c in t]
     missing = sorted(set(budget) - {o.category for r in test for o in r.objects})
