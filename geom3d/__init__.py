@@ -7,6 +7,7 @@ rule (docs/geom3d.md, "Dtypes and batch shapes"); conventions in docs/design.md.
 `__all__` lists the API (not the submodules); a test keeps it equal to the imports below.
 """
 
+from .align import IcpResult, RansacResult, Sim3, estimate_normals, icp, ransac_sim3, umeyama
 from .cameras import Cameras, fov_to_focal, intrinsics_matrix, look_at_rotation
 from .conventions import (
     blender_to_cameras,
@@ -60,6 +61,19 @@ from .rotations import (
 )
 from .splat import SplatResult, splat
 from .texture import sample_texture
+from .trajectory import (
+    CameraPath,
+    arc_path,
+    bullet_time,
+    camera_path_from_dict,
+    camera_path_to_dict,
+    dolly_path,
+    keyframe_path,
+    load_camera_path,
+    preset_path,
+    save_camera_path,
+    zoom_path,
+)
 from .viewpoint import (
     blender_to_viewpoint,
     cameras_to_viewpoint,
@@ -73,6 +87,14 @@ from .viewpoint import (
 )
 
 __all__ = [
+    # align
+    "IcpResult",
+    "RansacResult",
+    "Sim3",
+    "estimate_normals",
+    "icp",
+    "ransac_sim3",
+    "umeyama",
     # cameras
     "Cameras",
     "fov_to_focal",
@@ -157,6 +179,18 @@ __all__ = [
     "splat",
     # texture
     "sample_texture",
+    # trajectory
+    "CameraPath",
+    "arc_path",
+    "bullet_time",
+    "camera_path_from_dict",
+    "camera_path_to_dict",
+    "dolly_path",
+    "keyframe_path",
+    "load_camera_path",
+    "preset_path",
+    "save_camera_path",
+    "zoom_path",
     # viewpoint
     "blender_to_viewpoint",
     "cameras_to_viewpoint",

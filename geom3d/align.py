@@ -322,39 +322,48 @@ def icp(source, target, init: Sim3 | None = None, *, method: str = "point_to_poi
         if not torch.isfinite(p).all():
             raise GeometryError(f"icp: {name} points contain NaN or infinite values")
     T = Sim3.identity(dtype=src.dtype, device=src.device) if init is None else init.to(src.device, src.dtype)
-    tree = cKDTree(dst.detach().cpu().double().numpy())
+    # the loop runs on small float64 numpy arrays: per-iteration torch calls on a few thousand
+    # points cost more in dispatch and thread hand-offs than in arithmetic
+    src_np, dst_np = src.detach().cpu().double().numpy(), dst.detach().cpu().double().numpy()
+    tree = cKDTree(dst_np)
     normals = None
     if method == "point_to_plane":
         normals = estimate_normals(dst) if target_normals is None else _as_float(target_normals, dtype=src.dtype)[0]
+        normals = normals.detach().cpu().double().numpy()
     bound = np.inf if max_distance is None else float(max_distance)
+    s_, R_, t_ = float(T.scale), T.R.detach().cpu().double().numpy(), T.t.detach().cpu().double().numpy()
     prev = None
     rmse, fitness, done = float("inf"), 0.0, 0
     for _ in range(max_iterations):
         done += 1
-        moved = T.apply(src)
-        dist, idx = tree.query(moved.detach().cpu().double().numpy(), distance_upper_bound=bound)
-        ok = torch.from_numpy(np.isfinite(dist)).to(src.device)
+        moved = s_ * src_np @ R_.T + t_
+        dist, idx = tree.query(moved, distance_upper_bound=bound)
+        ok = np.isfinite(dist)
         if int(ok.sum()) < 3:
             raise GeometryError(f"icp: fewer than 3 source points have a target within {max_distance}")
-        idx_t = torch.from_numpy(np.where(np.isfinite(dist), idx, 0)).to(src.device)
-        x, y = moved[ok], dst[idx_t[ok]]
-        rmse = float(np.sqrt(np.mean(dist[np.isfinite(dist)] ** 2)))
-        fitness = float(ok.float().mean())
+        x, y = moved[ok], dst_np[idx[ok]]
+        rmse = float(np.sqrt(np.mean(dist[ok] ** 2)))
+        fitness = float(ok.mean())
         if prev is not None and abs(prev - rmse) <= tolerance * max(prev, 1e-30):
             break
         prev = rmse
         if method == "point_to_point":
             try:
-                step = umeyama(src[ok], y, scale=scale)
+                step = umeyama(torch.from_numpy(src_np[ok]), torch.from_numpy(y), scale=scale)
             except GeometryError:
                 break
-            T = step  # solved from the original source: no drift from composing
+            # solved from the original source: no drift from composing
+            s_, R_, t_ = float(step.scale), step.R.numpy(), step.t.numpy()
         else:
-            n = normals[idx_t[ok]]
-            A = torch.cat([torch.cross(x, n, dim=-1), n], dim=-1).double()  # (K, 6)
-            b = ((y - x) * n).sum(-1).double()
-            sol = torch.linalg.lstsq(A, b[:, None]).solution[:, 0]
-            dR = roma.rotvec_to_rotmat(sol[:3]).to(src.dtype)
-            step = Sim3(torch.ones((), dtype=src.dtype), dR, sol[3:].to(src.dtype))
-            T = step.compose(T)
+            n = normals[idx[ok]]
+            A = np.concatenate([np.cross(x, n), n], axis=1)  # (K, 6)
+            b = ((y - x) * n).sum(1)
+            try:
+                sol = np.linalg.solve(A.T @ A, A.T @ b)  # the normal equations of the linearised fit
+            except np.linalg.LinAlgError:
+                break
+            dR = roma.rotvec_to_rotmat(torch.from_numpy(sol[:3])).numpy()
+            s_, R_, t_ = s_, dR @ R_, dR @ t_ + sol[3:]
+    T = Sim3(torch.tensor(s_, dtype=src.dtype, device=src.device), torch.from_numpy(R_).to(src.device, src.dtype),
+             torch.from_numpy(t_).to(src.device, src.dtype))
     return IcpResult(T, rmse, fitness, done)
