@@ -200,3 +200,39 @@ def test_forgetting_and_average_incremental_accuracy():
     assert s["average_incremental_accuracy"] == pytest.approx((1.0 + 0.7 + 0.6) / 3)
     assert s["forgetting"] == pytest.approx(((1.0 - 0.5) + (0.6 - 0.6)) / 2)
     assert summarise_method(per_task[:1])["forgetting"] is None
+
+
+# ---------------------------------------------------------------- CIM compression
+def test_compressed_exemplar_keeps_the_object_and_costs_less(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from nemo.incremental.compress import compress_record, compressed_bytes, full_bytes, object_mask
+
+    gen = torch.Generator().manual_seed(0)
+    pixels = (torch.rand(32, 40, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    mask = torch.zeros(32, 40, dtype=torch.bool)
+    mask[8:20, 10:30] = True
+    Image.fromarray(mask.numpy().astype("uint8") * 255).save(tmp_path / "a_mask.png")
+    vp = {"azimuth": 0.0, "elevation": 0.2, "theta": 0.0, "distance": 5.0, "focal": 1.0, "viewport": 64.0,
+          "px": 20.0, "py": 16.0}
+    obj = data3d.ObjectAnnotation(category="car", bbox=(10.0, 8.0, 29.0, 19.0), viewpoint=vp)
+    record = data3d.ImageRecord(image_path=tmp_path / "a.png", image_size=(32, 40), objects=(obj,),
+                                extra={"mask_path": str(tmp_path / "a_mask.png")})
+    assert torch.equal(object_mask(record), mask)
+    small = compress_record(record, tmp_path / "out", 4, "a")
+    out = torch.from_numpy(np.asarray(Image.open(small.image_path)).copy())
+    original = torch.from_numpy(pixels)
+    assert torch.equal(out[mask], original[mask])  # the object is exact
+    assert (out[~mask].float() - original[~mask].float()).abs().mean() > 20  # the noise background is smoothed
+    assert small.extra["exemplar_source"] == str(tmp_path / "a.png")
+    cost = compressed_bytes(mask, 4)
+    assert cost == 3 * 240 + 3 * 8 * 10 + 160 and cost < full_bytes(record) / 3
+    # at equal bytes the compressed memory holds more exemplars, within its budget
+    records = _records("car", 20)
+    full = ExemplarMemory(budget=4 * full_bytes(records[0]), cost=full_bytes)
+    packed = ExemplarMemory(budget=4 * full_bytes(records[0]), cost=lambda r: full_bytes(r) // 3)
+    full.add_classes({"car": records})
+    packed.add_classes({"car": records})
+    assert len(full) == 4 and len(packed) == 12 and packed.used() <= packed.budget

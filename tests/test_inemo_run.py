@@ -90,6 +90,21 @@ def test_herding_exemplars_in_a_run(folders, tmp_path):
         assert results[method]["per_task"][1]["exemplars"] == 4
 
 
+def test_compressed_exemplars_fit_more_at_equal_bytes(folders, tmp_path):
+    budget = 2 * 3 * 64 * 64  # two full 64² images
+    config = _config(folders, methods=["inemo", "inemo_cim"], exemplars={"budget_bytes": budget, "downsample": 4},
+                     steps={"first": 1, "later": 1})
+    results = run_incremental(config, tmp_path / "run")
+    plain, packed = results["inemo"]["per_task"][1], results["inemo_cim"]["per_task"][1]
+    assert plain["exemplars"] == 2 and packed["exemplars"] > 2
+    assert plain["exemplar_cost"] <= budget and packed["exemplar_cost"] <= budget
+    assert packed["train_objects"] > plain["train_objects"]  # more old-class exemplars replayed in task 1
+    stored = list((tmp_path / "run" / "inemo_cim" / "exemplars").glob("*.png"))
+    assert len(stored) >= packed["exemplars"]
+    with pytest.raises(NemoError, match="budget_bytes"):
+        load_incremental_config(None, ["methods=[inemo_cim]"])
+
+
 def test_evaluation_sharing_training_images_is_refused(folders, tmp_path):
     config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"])
     with pytest.raises(NemoError, match="share"):

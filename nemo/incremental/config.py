@@ -1,6 +1,6 @@
 """The incremental run's config: its own keys plus a `nemo` block (a nemo training config).
 
-    methods: [inemo, finetune, joint, replay2d]
+    methods: [inemo, finetune, joint, replay2d]     # + inemo_cim: iNeMo with CIM-compressed exemplars
     train_data: [runs/bench/train]        # record folders (training objects; exemplars come from here)
     test_data: [runs/bench/test]          # record folders (evaluation; splits from the records)
     classes: null                         # the class budget; default: every class of the training records
@@ -8,7 +8,8 @@
     steps: {first: 600, later: 300}       # training steps of the first task and of each later task
     positional: {weight: 0.2, temperature: 1.0}
     distillation: {weight: 10.0, temperature: 2.0}
-    exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8}
+    exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8,
+                budget_bytes: null, downsample: 4}   # bytes: the budget in bytes (inemo_cim compresses)
     eval: {batch_size: 16}
     nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...)
 
@@ -29,12 +30,12 @@ from .exemplars import STRATEGIES
 
 __all__ = ["INCREMENTAL_DEFAULTS", "METHODS", "resolve_incremental_config", "load_incremental_config"]
 
-METHODS = ("inemo", "finetune", "joint", "replay2d")
+METHODS = ("inemo", "finetune", "joint", "replay2d", "inemo_cim")
 
 INCREMENTAL_DEFAULTS: dict = {
     "seed": 0,
     "threads": 1,
-    "methods": list(METHODS),
+    "methods": ["inemo", "finetune", "joint", "replay2d"],
     "train_data": [],
     "test_data": [],
     "classes": None,
@@ -42,14 +43,15 @@ INCREMENTAL_DEFAULTS: dict = {
     "steps": {"first": 600, "later": 300},
     "positional": {"weight": 0.2, "temperature": 1.0},
     "distillation": {"weight": 10.0, "temperature": 2.0},
-    "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8},
+    "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8, "budget_bytes": None,
+                  "downsample": 4},
     "eval": {"batch_size": 16},
     "nemo": {},
 }
 
 _NUMBERS = {"positional.weight", "positional.temperature", "distillation.weight", "distillation.temperature"}
 _COUNTS = {"seed", "threads", "steps.first", "steps.later", "exemplars.budget", "exemplars.azimuth_bins",
-           "eval.batch_size"}
+           "exemplars.downsample", "eval.batch_size"}
 
 
 def _fail(key: str, message: str):
@@ -85,13 +87,19 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
             _fail(dotted, f"must be a number ≥ 0, got {value!r}")
         if dotted in _COUNTS and int(value) != value:
             _fail(dotted, f"must be an integer, got {value!r}")
-    for dotted in ("positional.temperature", "distillation.temperature", "threads", "eval.batch_size"):
+    for dotted in ("positional.temperature", "distillation.temperature", "threads", "eval.batch_size",
+                   "exemplars.downsample"):
         head, tail = dotted.split(".") if "." in dotted else (dotted, None)
         if (out[head][tail] if tail else out[head]) <= 0:
             _fail(dotted, "must be positive")
     methods = out["methods"]
     if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods):
         _fail("methods", f"must be a non-empty list of {list(METHODS)}, got {methods!r}")
+    nbytes = out["exemplars"]["budget_bytes"]
+    if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0):
+        _fail("exemplars.budget_bytes", f"must be null or an integer ≥ 0, got {nbytes!r}")
+    if "inemo_cim" in methods and nbytes is None:
+        _fail("exemplars.budget_bytes", "is needed by the method 'inemo_cim' (compressed exemplars at equal bytes)")
     if out["exemplars"]["strategy"] not in STRATEGIES:
         _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
     for key in ("train_data", "test_data"):

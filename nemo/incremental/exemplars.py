@@ -5,7 +5,9 @@
     memory.records()                                                  # one single-object record per exemplar
 
 With n classes seen, every class keeps budget // n exemplars, so the memory never exceeds its
-budget and shrinks per class as classes arrive (the released iNeMo code never shrinks it). Each
+budget and shrinks per class as classes arrive (the released iNeMo code never shrinks it). With a
+`cost` per exemplar (e.g. its bytes, `compress.py`), the budget is in that unit: every class keeps
+the longest prefix of its priority order that costs at most budget // n. Each
 class's exemplars are kept as a priority order, so shrinking keeps the best ones:
 - "pose_aware": azimuth bins (`azimuth_bins` over [0, 2π)), taken round robin with a seeded order
   inside each bin, so the kept views spread over the viewing circle;
@@ -19,7 +21,7 @@ shares an image with the memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -42,8 +44,10 @@ def single_objects(records, category: str) -> list:
 
 
 def _key(record) -> tuple[str, float, float, float, float]:
+    """An object's identity: its source image (a compressed exemplar names it) and its box."""
     o = record.objects[0]
-    return (str(record.image_path), *(round(float(v), 3) for v in o.bbox))
+    source = (record.extra or {}).get("exemplar_source", str(record.image_path))
+    return (str(source), *(round(float(v), 3) for v in o.bbox))
 
 
 def pose_aware_order(azimuths: Sequence[float], bins: int, seed: int = 0) -> list[int]:
@@ -81,16 +85,18 @@ def herding_order(embeddings: torch.Tensor, count: int | None = None) -> list[in
 
 
 class ExemplarMemory:
-    """See the module docstring. budget: total exemplars over all classes (≥ 0)."""
+    """See the module docstring. budget: total exemplars over all classes (≥ 0), or total cost when
+    `cost` (record -> int, e.g. bytes) is given."""
 
-    def __init__(self, budget: int, strategy: str = "pose_aware", azimuth_bins: int = 8, seed: int = 0):
+    def __init__(self, budget: int, strategy: str = "pose_aware", azimuth_bins: int = 8, seed: int = 0,
+                 cost: Callable[[object], int] | None = None):
         if int(budget) < 0:
             raise NemoError(f"ExemplarMemory: budget must be ≥ 0, got {budget}")
         if strategy not in STRATEGIES:
             raise NemoError(f"ExemplarMemory: strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
         if int(azimuth_bins) < 1:
             raise NemoError(f"ExemplarMemory: azimuth_bins must be ≥ 1, got {azimuth_bins}")
-        self.budget, self.strategy = int(budget), strategy
+        self.budget, self.strategy, self.cost = int(budget), strategy, cost
         self.azimuth_bins, self.seed = int(azimuth_bins), int(seed)
         self._kept: dict[str, list] = {}  # class -> records in priority order
 
@@ -104,6 +110,32 @@ class ExemplarMemory:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._kept.values())
+
+    def used(self) -> int:
+        """The memory's total cost (its size without a cost function)."""
+        return sum(self._cost(r) for v in self._kept.values() for r in v)
+
+    def _cost(self, record) -> int:
+        return 1 if self.cost is None else int(self.cost(record))
+
+    def _prefix(self, records: Sequence, quota: int) -> list:
+        """The longest prefix of `records` costing at most `quota`."""
+        out, total = [], 0
+        for r in records:
+            total += self._cost(r)
+            if total > quota:
+                break
+            out.append(r)
+        return out
+
+    def transform(self, classes: Sequence[str], fn: Callable[[object], object]) -> None:
+        """Replace the kept records of `classes` by fn(record) (e.g. compressed copies), in order; the
+        results must not cost more than the originals."""
+        for c in classes:
+            new = [fn(r) for r in self._kept[c]]
+            if sum(map(self._cost, new)) > sum(map(self._cost, self._kept[c])):
+                raise NemoError(f"ExemplarMemory.transform: the new exemplars of {c!r} cost more than the old")
+            self._kept[c] = new
 
     def add_classes(self, candidates: Mapping[str, Sequence], embeddings: Mapping[str, torch.Tensor] | None = None
                     ) -> None:
@@ -123,14 +155,14 @@ class ExemplarMemory:
                 if embeddings is None or c not in embeddings or len(embeddings[c]) != len(objects):
                     raise NemoError(f"ExemplarMemory: herding needs one embedding per object of {c!r} "
                                     f"({len(objects)})")
-                order = herding_order(embeddings[c], quota)
+                order = herding_order(embeddings[c], quota if self.cost is None else None)
             else:
                 gen = torch.Generator().manual_seed(self.seed * 7919 + i + len(self._kept))
                 order = torch.randperm(len(objects), generator=gen).tolist()
-            self._kept[c] = [objects[j] for j in order[:quota]]
+            self._kept[c] = self._prefix([objects[j] for j in order], quota)
         for c in self._kept:  # shrink the old classes to the new quota (their best first)
-            self._kept[c] = self._kept[c][:quota]
-        assert len(self) <= self.budget
+            self._kept[c] = self._prefix(self._kept[c], quota)
+        assert self.used() <= self.budget
 
     def records(self, classes: Sequence[str] | None = None) -> list:
         """The exemplars (single-object records) of `classes` (all by default)."""
@@ -149,4 +181,5 @@ class ExemplarMemory:
     def summary(self) -> dict:
         """{"budget", "per_class", "size", "classes": {class: [image paths]}} for the run folder."""
         return {"budget": self.budget, "strategy": self.strategy, "per_class": self.per_class(), "size": len(self),
+                "used": self.used(), "unit": "items" if self.cost is None else "cost",
                 "classes": {c: [str(r.image_path) for r in v] for c, v in self._kept.items()}}

@@ -9,6 +9,8 @@ Methods (config `methods`), all with the same backbone, data, steps and exemplar
   memory (`exemplars.py`);
 - "finetune": the same growing bank, random new features, new-class data only (the lower bound);
 - "joint": the growing bank trained on all data of the classes seen so far (the upper bound);
+- "inemo_cim": iNeMo whose exemplars are CIM-compressed (`compress.py`) under a byte budget
+  (`exemplars.budget_bytes`; the other memory methods then store full images within the same bytes);
 - "replay2d": the 2D baseline (nemo.baseline: angle bins + a category head over the class budget,
   restricted to the classes seen), trained on new data plus its own exemplar memory, with
   distillation of the previous network's softened outputs (LwF/iCaRL-style).
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,6 +50,7 @@ from ..evaluate import evaluate
 from ..model import NemoModel
 from ..run import RunFolder
 from ..train import learning_rate
+from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, object_mask
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
 from .latent import class_centres, partition_features
@@ -117,10 +121,9 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
     backbone = backbone_config_from_dict(ncfg["backbone"])
     two_d = method == "replay2d"
     net = BaselineNet(backbone, len(budget), ncfg["baseline"]["num_bins"]) if two_d else FeatureNet(backbone)
-    centres = class_centres(len(budget), backbone.feature_dim, seed) if method == "inemo" else None
-    ex = config["exemplars"]
-    memory = ExemplarMemory(ex["budget"], ex["strategy"], ex["azimuth_bins"], seed) \
-        if method in ("inemo", "replay2d") else None
+    inemo = method in ("inemo", "inemo_cim")
+    centres = class_centres(len(budget), backbone.feature_dim, seed) if inemo else None
+    memory = _exemplar_memory(method, config["exemplars"], seed)
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     logbook.log_path.unlink(missing_ok=True)  # a rerun starts the method's log afresh
@@ -148,6 +151,8 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
             if memory.strategy == "herding":
                 embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
             memory.add_classes({c: train for c in new}, embeddings)
+            if method == "inemo_cim":
+                memory.transform(new, _compressor(folder / "exemplars", int(config["exemplars"]["downsample"])))
             logbook.write_json(f"task_{t}/exemplars.json", memory.summary())
         model = _as_model(net, bank, ncfg, seen, two_d)
         evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
@@ -158,14 +163,44 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
         per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
         per_task.append(task_entry(t, new, seen, old_classes, metrics[method], per_category[method],
                                    len(records), len(memory) if memory is not None else 0,
-                                   time.perf_counter() - tick))
+                                   time.perf_counter() - tick, memory.used() if memory is not None else 0))
         log.info("%s task %d: %s", method, t, per_task[-1]["acc_by_split"])
-        if method == "inemo":
+        if inemo:
             old_net = _frozen(net)
             old_memory = old_class_memory(bank, seen)[0].clone()
         elif two_d:
             old_net = _frozen(net)
     return summarise_method(per_task)
+
+
+def _exemplar_memory(method: str, ex: Mapping, seed: int) -> ExemplarMemory | None:
+    """The method's memory: a count budget, or a byte budget (full images, or CIM-compressed ones)."""
+    if method not in ("inemo", "inemo_cim", "replay2d"):
+        return None
+    if ex["budget_bytes"] is None:
+        return ExemplarMemory(ex["budget"], ex["strategy"], ex["azimuth_bins"], seed)
+    factor, cache = int(ex["downsample"]), {}
+
+    def cim_cost(record) -> int:  # the same for a record and its compressed copy (same source and mask)
+        key = _exemplar_name(record)
+        if key not in cache:
+            cache[key] = compressed_bytes(object_mask(record), factor)
+        return cache[key]
+
+    cost = cim_cost if method == "inemo_cim" else full_bytes
+    return ExemplarMemory(ex["budget_bytes"], ex["strategy"], ex["azimuth_bins"], seed, cost=cost)
+
+
+def _compressor(folder: Path, factor: int):
+    """record -> its CIM-compressed copy written under `folder`."""
+    return lambda record: compress_record(record, folder, factor, _exemplar_name(record))
+
+
+def _exemplar_name(record) -> str:
+    """A stable file name of an exemplar: its source image's stem and a checksum of (source, box)."""
+    source = str((record.extra or {}).get(SOURCE_KEY, record.image_path))
+    box = ",".join(f"{float(v):.2f}" for v in record.objects[0].bbox)
+    return f"{Path(source).stem}_{zlib.crc32(f'{source}|{box}'.encode()):08x}"
 
 
 def _frozen(net: nn.Module) -> nn.Module:

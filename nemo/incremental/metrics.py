@@ -31,7 +31,8 @@ def _main(by_split: Mapping):
 
 
 def task_entry(task: int, new: Sequence[str], seen: Sequence[str], old: Sequence[str], metrics: Mapping,
-               per_category: Mapping, train_objects: int, exemplars: int, seconds: float) -> dict:
+               per_category: Mapping, train_objects: int, exemplars: int, seconds: float,
+               exemplar_cost: int = 0) -> dict:
     """One task's row. metrics: {split: {"acc_pi6", "cls_acc", "n", ...}}; per_category: {split: {class: {...}}}."""
     splits = list(metrics)
     acc = {s: metrics[s]["cls_acc"] for s in splits}
@@ -48,7 +49,8 @@ def task_entry(task: int, new: Sequence[str], seen: Sequence[str], old: Sequence
         rows = {s: per_category[s][c] for s in splits if c in per_category.get(s, {})}
         by_class[c] = {**{s: r["cls_acc"] for s, r in rows.items()}, "all": _pooled(list(rows.values()), "cls_acc")}
     return {"task": task, "new_classes": list(new), "seen_classes": list(seen), "train_objects": train_objects,
-            "exemplars": exemplars, "acc": _main(acc), "acc_by_split": acc, "pose_acc_pi6": _main(pose),
+            "exemplars": exemplars, "exemplar_cost": exemplar_cost,
+            "acc": _main(acc), "acc_by_split": acc, "pose_acc_pi6": _main(pose),
             "pose_acc_pi6_by_split": pose, "old_class_pose_acc_pi6": _main(old_pose) if old else None,
             "old_class_pose_acc_pi6_by_split": old_pose if old else None, "acc_by_class": by_class,
             "seconds": round(seconds, 2)}
