@@ -1,5 +1,24 @@
-"""pose: a category-level pose estimator learned from diffusion-generated views, without pose labels.
+"""pose: a category-level pose estimator learned from diffusion-generated views, without pose labels
+(after Tian et al. 2024, "Learning a Category-level Object Pose Estimator without Pose Annotations").
 
-Will hold: generation of views at controlled relative viewpoints from one reference image (which
-defines the canonical pose), and the training of a pose estimator on them.
+- `sets`: unannotated source images -> generated sets (a `datagen.novel_view` synthesizer: Zero-1-to-3,
+  exact or degraded renders) stored as data3d records in each source camera's frame.
+- `mesh`: the per-set neural cylinder, whose rotations about the up axis are exact vertex shifts.
+- `train`: the shared encoder trained contrastively across each set's views (one neural mesh per set,
+  nemo's bank and loss), an artifact filter, `merge` (rotation search over the sets' features), the
+  one-shot canonical pose from a single annotated image, and the retrieval baseline's database.
+- `model`: `load(run)` (a `nemo.NemoModel` with `estimate_pose(images)`), `load_retrieval(run)`,
+  `evaluate(run, records, out, supervised_run=None)`.
+See docs/pose.md.
 """
+
+from .merge import MergeResult, merge_sets
+from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_features
+from .model import RetrievalModel, evaluate, load, load_retrieval
+from .sets import GeneratedSet, SetSource, default_relative_poses, generate_sets, load_sets, sources_from_records
+from .train import POSE_DEFAULTS, resolve_pose_config, train
+
+__all__ = ["CylinderLayout", "GeneratedSet", "MergeResult", "POSE_DEFAULTS", "RetrievalModel", "SetSource",
+           "cylinder_params", "default_relative_poses", "evaluate", "generate_sets", "load", "load_retrieval",
+           "load_sets", "merge_sets", "neural_cylinder", "resolve_pose_config", "shift_features",
+           "sources_from_records", "train"]

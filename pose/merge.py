@@ -1,0 +1,87 @@
+"""Canonicalisation: per-set neural meshes (frames differing by unknown rotations about the up axis)
+merged into one category mesh, then turned so that one annotated image fixes the canonical pose.
+
+Alignment is a rotation search with the vertex-feature similarity: set s is turned by every shift k
+of the cylinder (`pose.mesh.shift_features`, exact) and scored by the mean cosine similarity between
+its shifted features and the reference's over the vertices both have seen; the best shift wins when
+it beats the median shift by `min_margin` (else the set is rejected: its features say nothing about
+its frame). The merged features are the normalised seen-weighted mean of the aligned sets; a second
+round aligns every set to that mean, which is less noisy than any one set. The reference set is the
+one whose features agree best with the others at their best shifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .mesh import CylinderLayout, shift_features
+
+__all__ = ["MergeResult", "merge_sets", "alignment_scores"]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """features (V, D) merged unit features in the reference frame; shifts (S,) each set's shift (−1:
+    rejected); margins (S,) best minus median score; reference: the reference set's index."""
+
+    features: torch.Tensor
+    shifts: torch.Tensor
+    margins: torch.Tensor
+    reference: int
+
+    @property
+    def aligned(self) -> int:
+        return int((self.shifts >= 0).sum())
+
+    @property
+    def rejected(self) -> int:
+        return int((self.shifts < 0).sum())
+
+
+def alignment_scores(features: torch.Tensor, seen: torch.Tensor, target: torch.Tensor, target_seen: torch.Tensor,
+                     layout: CylinderLayout) -> torch.Tensor:
+    """(S, segments) score of every set (features (S, V, D), seen (S, V) weights) at every shift against a
+    target (V, D) with weights (V,): the weighted mean cosine over the vertices both have seen."""
+    scores = []
+    for k in range(layout.segments):
+        f = shift_features(features, layout, k)  # (S, V, D)
+        w = shift_features(seen[..., None], layout, k)[..., 0] * target_seen  # (S, V)
+        cos = (F.normalize(f, dim=-1) * F.normalize(target, dim=-1)).sum(-1)
+        scores.append((cos * w).sum(-1) / w.sum(-1).clamp(min=1e-9))
+    return torch.stack(scores, dim=1)
+
+
+def merge_sets(features: torch.Tensor, seen: torch.Tensor, layout: CylinderLayout, min_margin: float = 0.02,
+               rounds: int = 2) -> MergeResult:
+    """Merge per-set vertex features (S, V, D) with seen weights (S, V) (see the module docstring)."""
+    S = features.shape[0]
+    seen = seen.to(features.dtype)
+    # reference: the set that agrees best with the others at their best shifts
+    agreement = torch.zeros(S)
+    for r in range(S):
+        best = alignment_scores(features, seen, features[r], seen[r], layout).amax(1)
+        agreement[r] = (best.sum() - best[r]) / max(S - 1, 1)
+    ref = int(agreement.argmax())
+    target, target_seen = features[ref], seen[ref]
+    shifts = torch.zeros(S, dtype=torch.long)
+    margins = torch.zeros(S)
+    for _ in range(max(1, rounds)):
+        scores = alignment_scores(features, seen, target, target_seen, layout)
+        top, shifts = scores.max(1)
+        margins = top - scores.median(1).values
+        ok = margins >= min_margin
+        ok[ref] = True
+        shifts = torch.where(ok, shifts, torch.full_like(shifts, -1))
+        aligned = [shift_features(features[s], layout, int(shifts[s])) * shift_features(
+            seen[s, :, None], layout, int(shifts[s])) for s in range(S) if shifts[s] >= 0]
+        weights = [shift_features(seen[s, :, None], layout, int(shifts[s])) for s in range(S) if shifts[s] >= 0]
+        total = torch.stack(weights).sum(0)
+        target = F.normalize(torch.stack(aligned).sum(0) / total.clamp(min=1e-9), dim=-1)
+        target_seen = total[:, 0]
+    # vertices no set has seen keep the reference's (random) features
+    unseen = target_seen <= 0
+    merged = torch.where(unseen[:, None], F.normalize(features[ref], dim=-1), target)
+    return MergeResult(merged, shifts, margins, ref)

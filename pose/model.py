@@ -1,0 +1,113 @@
+"""A trained label-free run as pose estimators, and their evaluation against ground truth.
+
+    model = pose.load("runs/pose")                  # a nemo.NemoModel over the canonical category mesh
+    model.estimate_pose(images)                     # per image {"category", "viewpoint", "score"}
+    pose.evaluate("runs/pose", records, "eval/", supervised_run="runs/nemo")
+
+`load_retrieval(run)` is the one-shot retrieval baseline: the nearest neighbour (cosine over whole
+unit feature maps of the frozen network) among the reference image and its generated views, whose
+absolute poses are the annotation moved by their known relative poses. Evaluation is nemo's
+(`nemo.evaluate`): the same crops, metrics.json as {method: {split: {acc_pi6, acc_pi18, median_deg,
+cls_acc, n}}} for "pose", "oneshot_retrieval" and, given a supervised run, "nemo_supervised".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+import nemo
+from nemo.model import NemoModel
+from nemo.train import build_model, load_network
+
+__all__ = ["load", "load_retrieval", "RetrievalModel", "evaluate"]
+
+
+def _run(run) -> nemo.RunFolder:
+    return run if isinstance(run, nemo.RunFolder) else nemo.RunFolder(run)
+
+
+def _nemo_config(run: nemo.RunFolder) -> dict:
+    config = run.read_config()
+    if "nemo" not in config:
+        raise ValueError(f"{run.path}: not a pose run (its config.yaml has no 'nemo' block)")
+    return nemo.resolve_config(config["nemo"])
+
+
+def load(run, device: str | None = None) -> NemoModel:
+    """The canonical category model of a pose run: a `nemo.NemoModel` (`estimate_pose(images)` as nemo's)."""
+    run = _run(run)
+    ncfg = _nemo_config(run)
+    tensors, meta = run.load_checkpoint()
+    categories = list(meta["categories"])
+    bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg["bank"]["momentum"])
+    ncfg = dict(ncfg, categories=categories)
+    net, _ = build_model(ncfg, categories, meshes={c: bank.mesh(c) for c in categories})
+    load_network(net, tensors)
+    net.to(device or ncfg["device"])
+    bank.to(device or ncfg["device"])
+    return NemoModel(net, bank, ncfg, categories, run)
+
+
+class RetrievalModel:
+    """The one-shot retrieval baseline (see the module docstring); quacks as nemo's 2D baseline for
+    `nemo.evaluate` (method "baseline", no bank)."""
+
+    method = "baseline"
+    bank = None
+
+    def __init__(self, net: torch.nn.Module, features: torch.Tensor, angles: torch.Tensor, config: dict,
+                 categories: Sequence[str]):
+        self.net, self.database, self.angles = net.eval(), features, angles
+        self.config, self.categories = config, list(categories)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    @torch.no_grad()
+    def estimate_pose(self, images: torch.Tensor, categories=None, K=None, classify: str = "match") -> list[dict]:
+        images = torch.as_tensor(images, dtype=torch.float32)
+        if images.ndim == 3:
+            images = images[None]
+        query = F.normalize(self.net(images).flatten(1), dim=-1)
+        if query.shape[1] != self.database.shape[1]:
+            raise ValueError(f"retrieval: images give {query.shape[1]} feature values, the database "
+                             f"{self.database.shape[1]} (use the run's crop size)")
+        sim = query @ self.database.T
+        score, best = sim.max(1)
+        B, _, H, W = images.shape
+        out = []
+        for b in range(B):
+            a, e, t = (float(x) for x in self.angles[best[b]])
+            f = float(K[b, 0, 0]) if K is not None else 2.0 * max(H, W)
+            px = float(K[b, 0, 2]) if K is not None else (W - 1) / 2
+            py = float(K[b, 1, 2]) if K is not None else (H - 1) / 2
+            out.append({"category": self.categories[0], "score": float(score[b]),
+                        "viewpoint": {"azimuth": a, "elevation": e, "theta": t, "distance": float("nan"),
+                                      "focal": f, "viewport": 1.0, "px": px, "py": py}})
+        return out
+
+
+    def evaluate_batch(self, images, truth, K, classify_fit: bool = True) -> list[dict]:
+        """As `nemo.NemoModel.evaluate_batch`: the pose, and the category (the one it knows) as "predicted"."""
+        return [{**r, "predicted": r["category"]} for r in self.estimate_pose(images, truth, K)]
+
+
+def load_retrieval(run, device: str | None = None) -> RetrievalModel:
+    model = load(run, device)
+    tensors, _ = _run(run).load_checkpoint()
+    return RetrievalModel(model.net, tensors["retrieval.features"].to(model.device),
+                          tensors["retrieval.angles"], model.config, model.categories)
+
+
+def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_size: int = 16,
+             progress: bool = False) -> dict:
+    """nemo's evaluation of "pose", "oneshot_retrieval" and (given) "nemo_supervised" on `records`."""
+    models = {"pose": load(run), "oneshot_retrieval": load_retrieval(run)}
+    if supervised_run is not None:
+        models["nemo_supervised"] = nemo.load(supervised_run)
+    return nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)

@@ -1,0 +1,205 @@
+"""Generated sets: each unannotated source image + its synthesized views, as data3d records in the set's frame.
+
+    sets = generate_sets(sources, synthesizer, relative_poses, "sets/", category="car", cylinder=mesh)
+
+A set's frame is the source camera's: the source sits at azimuth 0, elevation `source_elevation`
+(an assumption: Zero-1-to-3 orbits about the object's up axis and needs the source elevation, which
+an unannotated image does not give), θ 0, and the distance at which the category's neural cylinder
+spans the source's bounding box. View i is at (Δazimuth_i, source_elevation − Δpolar_i, 0,
+distance + Δradius_i) with the source's intrinsics. Records carry `extra = {"set", "frame":
+"source_camera", "relative_pose", "synthesizer"}`; view 0 is the source itself. Layout:
+
+    sets/sets.json            every set: id, source, category, views; skipped sources with reasons
+    sets/<set id>/view_000.png, records-000000.npz
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import data3d
+import geom3d
+from aware3d_utils import atomic_save, atomic_write_text
+from datagen.novel_view import NovelViewSynthesizer, SourceView, as_relative_poses
+
+from .mesh import neural_cylinder
+
+__all__ = ["SetSource", "GeneratedSet", "generate_sets", "load_sets", "default_relative_poses", "estimate_distance",
+           "object_bbox", "SETS_FRAME"]
+
+log = logging.getLogger(__name__)
+SETS_FRAME = "source_camera"
+
+
+@dataclass(frozen=True)
+class SetSource:
+    """One unannotated source: the `SourceView` (mesh and true viewpoint only for the render
+    synthesizers), its known intrinsics (focal, viewport, px, py) and the object's bbox (x1, y1, x2, y2)."""
+
+    view: SourceView
+    intrinsics: Mapping
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class GeneratedSet:
+    """A set on disk: id, its folder, its records (view 0 the source)."""
+
+    id: str
+    folder: Path
+    records: list
+
+
+def default_relative_poses(azimuths: int = 8, polars: Sequence[float] = (0.0,)) -> np.ndarray:
+    """(N, 3) relative poses: `azimuths` evenly spaced Δazimuth (0 excluded) × Δpolar values, Δradius 0."""
+    out = [[p, 2 * math.pi * k / (azimuths + 1), 0.0] for p in polars for k in range(1, azimuths + 1)]
+    return np.asarray(out, dtype=np.float64)
+
+
+def object_bbox(image: np.ndarray, background=(255, 255, 255), tolerance: int = 12):
+    """(x1, y1, x2, y2) of the pixels that differ from a uniform background, or None when there are none."""
+    diff = np.abs(image.astype(np.int16) - np.asarray(background, np.int16)).max(-1) > tolerance
+    ys, xs = np.nonzero(diff)
+    if len(xs) == 0:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+
+def estimate_distance(cylinder: geom3d.Mesh, intrinsics: Mapping, elevation: float, bbox, image_size) -> float:
+    """The distance at which the cylinder, seen at (azimuth 0, `elevation`, θ 0), spans the bbox's larger side."""
+    side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) + 1.0
+    d = 10.0 * float(cylinder.vertices.norm(dim=-1).max())
+    for _ in range(3):  # the projected size is nearly ∝ 1/d: a few fixed-point steps converge
+        cams = geom3d.viewpoint_to_cameras(0.0, elevation, 0.0, d, focal=float(intrinsics["focal"]),
+                                           viewport=float(intrinsics["viewport"]),
+                                           principal=(float(intrinsics["px"]), float(intrinsics["py"])),
+                                           image_size=image_size)
+        uv = cams.project(cylinder.vertices)
+        span = float((uv.amax(0) - uv.amin(0)).max()) + 1.0
+        d *= span / side
+    return d
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    atomic_save(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+
+
+def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,
+                  *, category: str, cylinder: Mapping, source_elevation: float = 0.2, seed: int = 0,
+                  progress: bool = False) -> list[GeneratedSet]:
+    """Synthesize every source's views and write one set per source (see the module docstring).
+
+    cylinder: the category's neural cylinder as `neural_cylinder` keyword arguments (radius, z_lo, z_hi,
+    segments, rows, rings; see `pose.mesh.cylinder_params`), stored in sets.json for training.
+
+    A source that fails (the synthesizer raises ValueError, no object in a view) is skipped, counted
+    and named in sets.json; views whose object vanished are dropped alone.
+    """
+    poses = as_relative_poses(relative_poses)
+    cylinder_mesh, _ = neural_cylinder(**cylinder)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data3d.register_categories([category])
+    sets, skipped = [], []
+    iterator = enumerate(sources)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(sources), desc="generate", unit="set")
+    for i, src in iterator:
+        set_id = f"set_{i:05d}"
+        try:
+            images = synthesizer.synthesize(src.view, poses, seed=seed * 1000003 + i)
+        except ValueError as exc:
+            skipped.append({"source": src.view.name, "reason": str(exc)})
+            log.warning("skipping %s: %s", src.view.name, exc)
+            continue
+        folder = out / set_id
+        folder.mkdir(exist_ok=True)
+        source_image = src.view.checked_image()
+        size = source_image.shape[:2]
+        d0 = estimate_distance(cylinder_mesh, src.intrinsics, source_elevation, src.bbox, size)
+        records, dropped = [], 0
+        for k, (pose, image) in enumerate(zip(np.concatenate([np.zeros((1, 3)), poses]), [source_image] + images)):
+            box = tuple(src.bbox) if k == 0 else object_bbox(image)
+            if box is None:
+                dropped += 1
+                continue
+            path = folder / f"view_{k:03d}.png"
+            _write_png(path, image)
+            vp = data3d.Viewpoint(azimuth=float(pose[1]) % (2 * math.pi), elevation=source_elevation - float(pose[0]),
+                                  theta=0.0, distance=d0 + float(pose[2]),
+                                  **{key: float(src.intrinsics[key]) for key in ("focal", "viewport", "px", "py")})
+            obj = data3d.ObjectAnnotation(category=category, bbox=box, viewpoint=vp,
+                                          extra={"set": set_id, "frame": SETS_FRAME,
+                                                 "relative_pose": json.dumps([float(x) for x in pose])})
+            records.append(data3d.ImageRecord(path, size, (obj,), extra={"set": set_id, "frame": SETS_FRAME,
+                                                                         "synthesizer": synthesizer.name,
+                                                                         "source": str(src.view.name)}))
+        data3d.save_records(records, folder, shard="000000")
+        sets.append({"id": set_id, "source": str(src.view.name), "category": category, "views": len(records),
+                     "dropped_views": dropped, "distance": d0})
+    summary = {"category": category, "cylinder": dict(cylinder), "synthesizer": synthesizer.describe(),
+               "source_elevation": source_elevation,
+               "relative_poses": poses.tolist(), "sets": sets, "skipped": skipped, "seed": seed}
+    atomic_write_text(out / "sets.json", json.dumps(summary, indent=1) + "\n")
+    return load_sets(out)
+
+
+def load_sets(folder: str | os.PathLike) -> list[GeneratedSet]:
+    """The sets of a folder written by `generate_sets` (ValueError naming the file when it is not one)."""
+    folder = Path(folder)
+    index = folder / "sets.json"
+    if not index.is_file():
+        raise ValueError(f"{folder}: not a generated-sets folder (no sets.json)")
+    try:
+        summary = json.loads(index.read_text())
+        entries = summary["sets"]
+        data3d.register_categories([summary["category"]])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{index}: cannot be read as a sets index: {exc}") from exc
+    out = []
+    for entry in entries:
+        sub = folder / entry["id"]
+        out.append(GeneratedSet(entry["id"], sub, list(data3d.load_records(sub))))
+    return out
+
+
+def read_summary(folder: str | os.PathLike) -> dict:
+    return json.loads((Path(folder) / "sets.json").read_text())
+
+
+def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = None, category: str | None = None
+                         ) -> list[SetSource]:
+    """Sources from data3d records (e.g. datagen output), their pose labels ignored except that the render
+    synthesizers, which stand in for a generator, draw with the true viewpoint and mesh: `meshes` maps a
+    record's `mesh_ref` to its mesh (None for Zero-1-to-3). One source per object of `category`."""
+    out = []
+    for r in records:
+        image = (data3d.load_image(r.image_path).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        for j, obj in enumerate(r.objects):
+            if category is not None and obj.category != category:
+                continue
+            mesh = None if meshes is None else meshes.get(obj.mesh_ref)
+            vp = obj.viewpoint
+            view = SourceView(image, mesh, dict(vp) if mesh is not None else None, name=f"{r.image_path}#{j}")
+            out.append(SetSource(view, {k: vp[k] for k in ("focal", "viewport", "px", "py")}, tuple(obj.bbox)))
+    return out
+
+
+def torch_image(image: np.ndarray) -> torch.Tensor:
+    """(3, H, W) float in [0, 1] of an (H, W, 3) uint8 image."""
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0

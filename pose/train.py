@@ -1,0 +1,260 @@
+"""Training the label-free pose estimator from generated sets into a run folder.
+
+    run = pose.train("sets/", "reference/", "runs/pose", config)
+
+1. One neural cylinder per set in one `nemo.MeshBank` (a bank row per set), one shared `nemo.FeatureNet`.
+   Each step: crops of views of several sets (`nemo` data pipeline), the views' cameras in their
+   set's frame, `nemo.contrastive.vertex_targets` + `contrastive_loss` (NeMo's loss: the known relative
+   poses give the pixel correspondences through the set's mesh), AdamW with NeMo's schedule, then the
+   bank's momentum update. Visible-vertex counts per set are kept for the merge.
+2. Artifact filter, once at `filter.after` of the steps: per generated view the agreement (mean cosine
+   between the image features at the visible vertices and the set's vertex features); views below
+   median − `filter.mad`·MAD of all views are dropped from then on (never a set's source view).
+3. `merge_sets` aligns the sets by rotation search and merges them (aligned / rejected counted).
+4. One shot: the merged model is fitted to the single annotated image with `nemo.fit_pose`, and its
+   features are turned about the up axis so that the fitted azimuth equals the annotation.
+5. The one-shot retrieval baseline's database: the reference's own generated set (if it was among
+   the sources), its views' absolute poses = the annotation moved by their relative poses, described
+   by the trained network's feature maps.
+The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
+module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. Runs are not resumable yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+import data3d
+import nemo
+from nemo.backbone import backbone_config_from_dict
+from nemo.contrastive import contrastive_loss, vertex_targets
+from nemo.data import epoch_batches, object_dataset
+from nemo.model import NemoModel
+from nemo.train import learning_rate, write_curves
+
+from .merge import merge_sets
+from .mesh import neural_cylinder, shift_features, shift_of_angle
+from .sets import load_sets, read_summary
+
+__all__ = ["train", "POSE_DEFAULTS", "resolve_pose_config"]
+
+log = logging.getLogger(__name__)
+
+POSE_DEFAULTS = {
+    "filter": {"enabled": True, "after": 0.5, "mad": 3.0},
+    "merge": {"min_margin": 0.02, "rounds": 2},
+}
+
+
+def resolve_pose_config(config: Mapping | None) -> dict:
+    """{"nemo": nemo's resolved config, "pose": this package's block}; unknown keys are errors naming them."""
+    config = dict(config or {})
+    unknown = set(config) - {"nemo", "pose"}
+    if unknown:
+        raise ValueError(f"pose config: unknown top-level keys {sorted(unknown)} (use 'nemo' and 'pose')")
+    block = {k: dict(v) for k, v in POSE_DEFAULTS.items()}
+    for key, value in dict(config.get("pose") or {}).items():
+        if key not in block:
+            raise ValueError(f"pose config: unknown key 'pose.{key}'")
+        extra = set(value) - set(block[key])
+        if extra:
+            raise ValueError(f"pose config: unknown key(s) {sorted(f'pose.{key}.{e}' for e in extra)}")
+        block[key].update(value)
+    return {"nemo": nemo.resolve_config(dict(config.get("nemo") or {})), "pose": block}
+
+
+def _reference(reference) -> data3d.ImageRecord:
+    if isinstance(reference, data3d.ImageRecord):
+        return reference
+    records = data3d.load_records(reference)
+    if not records or not records[0].objects:
+        raise ValueError(f"{reference}: the reference holds no annotated object")
+    return records[0]
+
+
+def _batch(dataset, indices):
+    return data3d.collate_objects([dataset[i] for i in indices])
+
+
+@torch.no_grad()
+def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -> torch.Tensor:
+    """(len(indices),) mean cosine between each view's features at its visible vertices and its set's features."""
+    out = []
+    net.eval()
+    for i in range(0, len(indices), batch_size):
+        idx = indices[i:i + batch_size]
+        batch = _batch(dataset, idx)
+        maps = net(batch["image"])
+        index = torch.tensor([set_of[j] for j in idx])
+        t = vertex_targets(maps, batch["cameras"], bank, index, stride, 1)
+        cos = (t.features * bank.features[index]).sum(-1)
+        vis = t.visible.float()
+        out.append((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1))
+    net.train()
+    return torch.cat(out)
+
+
+def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, config: Mapping | None = None, *,
+          progress: bool = False) -> nemo.RunFolder:
+    """Train from a generated-sets folder and one annotated reference (a record folder or an ImageRecord)."""
+    cfg = resolve_pose_config(config)
+    ncfg, pcfg = cfg["nemo"], cfg["pose"]
+    torch.set_num_threads(int(ncfg["threads"]))
+    torch.manual_seed(int(ncfg["seed"]))
+    sets, summary = load_sets(sets_folder), read_summary(sets_folder)
+    if not sets:
+        raise ValueError(f"{sets_folder}: no generated sets")
+    category = summary["category"]
+    ncfg = dict(ncfg, categories=[category])
+    mesh, layout = neural_cylinder(**summary["cylinder"])
+    ref_record = _reference(reference)
+    run = nemo.RunFolder(out)
+    run.write_config(cfg)
+    records = [r for s in sets for r in s.records]
+    set_of = [k for k, s in enumerate(sets) for _ in s.records]
+    is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
+    dataset = object_dataset(records, ncfg, [category])
+    backbone = backbone_config_from_dict(ncfg["backbone"])
+    net = nemo.FeatureNet(backbone)
+    b = ncfg["bank"]
+    bank = nemo.MeshBank({s.id: mesh for s in sets}, feature_dim=backbone.feature_dim, seed=ncfg["seed"],
+                         momentum=b["momentum"], clutter_size=b["clutter_size"])
+    seen = torch.zeros(len(sets), layout.num_vertices)
+    optim_cfg, steps = ncfg["optim"], int(ncfg["train"]["steps"])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
+                                  weight_decay=float(optim_cfg["weight_decay"]))
+    loss_cfg, batch_size = ncfg["loss"], int(ncfg["data"]["batch_size"])
+    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
+    run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
+                        views=len(records), synthesizer=summary.get("synthesizer"))
+    active = list(range(len(records)))
+    filter_step = int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1
+    dropped = 0
+    step, epoch, tick = 0, 0, time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="pose train", unit="step")
+    net.train()
+    while step < steps:
+        dataset.set_epoch(epoch)
+        for order in epoch_batches(len(active), batch_size, ncfg["seed"], epoch):
+            if step == filter_step:
+                agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
+                med = agree.median()
+                mad = (agree - med).abs().median().clamp(min=1e-6)
+                keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg["filter"]["mad"] * mad]
+                dropped = len(active) - len(keep)
+                active, filter_step = keep, -1
+                log.info("artifact filter: dropped %d of %d views", dropped, len(agree))
+                break  # the batch order was over the old list
+            idx = [active[i] for i in order]
+            lr = learning_rate(step, optim_cfg, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = _batch(dataset, idx)
+            index = torch.tensor([set_of[j] for j in idx])
+            features = net(batch["image"])
+            gen = torch.Generator().manual_seed(int(ncfg["seed"]) * 7919 + step)
+            targets = vertex_targets(features, batch["cameras"], bank, index, net.stride,
+                                     loss_cfg["clutter_per_image"], gen)
+            loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
+                                          loss_cfg["clutter_regulariser"])
+            if not torch.isfinite(loss):
+                raise nemo.NemoError(f"training diverged at step {step}; lower nemo.optim.lr", run.path)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            bank.update_vertices(index, targets.features.detach(), targets.visible, b["weighting"])
+            bank.push_clutter(targets.clutter[targets.clutter_valid].detach())
+            seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if step % ncfg["train"]["log_every"] == 0 or step == steps:
+                now = time.perf_counter()
+                run.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
+                         "images_per_s": len(idx) * ncfg["train"]["log_every"] / max(now - tick, 1e-9), **info})
+                tick = now
+            if step >= steps:
+                break
+        epoch += 1
+    if bar is not None:
+        bar.close()
+    net.eval()
+    feats = bank.features[:, : layout.num_vertices]
+    merged = merge_sets(feats, seen, layout, pcfg["merge"]["min_margin"], pcfg["merge"]["rounds"])
+    log.info("merge: %d sets aligned, %d rejected (reference %s)", merged.aligned, merged.rejected,
+             sets[merged.reference].id)
+    clutter = bank.clutter.clone()
+    model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
+    fitted, annotated, shift = one_shot(model, ref_record, category, layout)
+    canonical = shift_features(merged.features, layout, shift)
+    model = _category_model(net, mesh, canonical, clutter, ncfg, category)
+    database = retrieval_database(model, sets, ref_record, ncfg, category)
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors.update(model.bank.state_dict())
+    tensors.update({f"retrieval.{k}": v.contiguous() for k, v in database.items()})
+    tensors.update(bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
+    tensors["sets.seen"] = seen.contiguous()
+    report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
+              "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
+              "filtered_views": dropped, "one_shot": {"fitted_azimuth": fitted, "annotated_azimuth": annotated,
+                                                      "shift": shift, "step_deg": math.degrees(layout.step)},
+              "retrieval_views": int(database["angles"].shape[0])}
+    run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "pose": report,
+                                        "sets": [s.id for s in sets]}, keep=1)
+    run.write_json("canonicalisation.json", report)
+    write_curves(run)
+    run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
+                                                                             "filtered_views")})
+    return run
+
+
+def _category_model(net, mesh, features, clutter, ncfg, category) -> NemoModel:
+    bank = nemo.MeshBank({category: mesh}, {category: features}, clutter, momentum=ncfg["bank"]["momentum"])
+    return NemoModel(net, bank, ncfg, [category])
+
+
+def _crops(records, ncfg, category):
+    dataset = object_dataset(records, ncfg, [category], train=False)
+    return _batch(dataset, list(range(len(dataset))))
+
+
+def one_shot(model: NemoModel, record: data3d.ImageRecord, category: str, layout) -> tuple[float, float, int]:
+    """(fitted azimuth, annotated azimuth, shift) of the single annotated image: the merged frame turned
+    by `shift` makes the fit's azimuth the annotation's."""
+    batch = _crops([record], model.config, category)
+    result = model.estimate_pose(batch["image"], [category], K=batch["cameras"].K.float())[0]
+    fitted = float(result["viewpoint"]["azimuth"])
+    annotated = float(record.objects[0].viewpoint["azimuth"])
+    return fitted, annotated, shift_of_angle(fitted - annotated, layout)
+
+
+def retrieval_database(model: NemoModel, sets, ref_record, ncfg, category) -> dict[str, torch.Tensor]:
+    """The one-shot retrieval database: flattened unit feature maps (N, D·h·w) and absolute angles (N, 3)
+    (azimuth, elevation, theta) of the reference image and its generated views (when its set exists)."""
+    vp = ref_record.objects[0].viewpoint
+    name = str(ref_record.image_path)
+    views = [ref_record]
+    angles = [[vp["azimuth"], vp["elevation"], vp["theta"]]]
+    for s in sets:
+        if s.records and s.records[0].extra.get("source", "").split("#")[0] == name:
+            for r in s.records[1:]:
+                dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
+                views.append(r)
+                angles.append([(vp["azimuth"] + da) % (2 * math.pi), vp["elevation"] - dp, vp["theta"]])
+            break
+    else:
+        log.warning("the reference image is not among the generated sets' sources: retrieval has one view")
+    maps = model.features(_crops(views, ncfg, category)["image"])
+    return {"features": F.normalize(maps.flatten(1), dim=-1), "angles": torch.tensor(angles, dtype=torch.float32)}
