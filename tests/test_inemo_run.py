@@ -105,6 +105,25 @@ def test_compressed_exemplars_fit_more_at_equal_bytes(folders, tmp_path):
         load_incremental_config(None, ["methods=[inemo_cim]"])
 
 
+def test_a_killed_run_resumes_after_its_last_finished_task(folders, tmp_path):
+    config = _config(folders, methods=["inemo"], steps={"first": 2, "later": 2})
+    out = tmp_path / "run"
+    first = run_incremental(config, out)
+    checkpoint = next((out / "inemo" / "task_0" / "checkpoints").iterdir())
+    stamp = checkpoint.stat().st_mtime_ns
+    (out / "inemo" / "task_1" / "task.json").unlink()  # as if killed during task 1
+    again = run_incremental(config, out)
+    assert checkpoint.stat().st_mtime_ns == stamp  # task 0 was loaded, not trained again
+    assert again["inemo"]["per_task"][0] == first["inemo"]["per_task"][0]
+    a, b = first["inemo"]["per_task"][1], again["inemo"]["per_task"][1]
+    assert a["acc_by_split"] == b["acc_by_split"] and a["pose_acc_pi6_by_split"] == b["pose_acc_pi6_by_split"]
+    assert a["exemplars"] == b["exemplars"] and a["train_objects"] == b["train_objects"]
+    log = [json.loads(line) for line in (out / "inemo" / "log.jsonl").read_text().splitlines()]
+    assert [(r["task"], r["step"]) for r in log] == [(0, 1), (0, 2), (1, 1), (1, 2)]  # no duplicated lines
+    with pytest.raises(NemoError, match="another config"):
+        run_incremental(dict(config, seed=5), out)
+
+
 def test_evaluation_sharing_training_images_is_refused(folders, tmp_path):
     config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"])
     with pytest.raises(NemoError, match="share"):

@@ -164,6 +164,12 @@ class ExemplarMemory:
             self._kept[c] = self._prefix(self._kept[c], quota)
         assert self.used() <= self.budget
 
+    def restore(self, kept: Mapping[str, Sequence]) -> None:
+        """Set the memory to saved exemplars (class -> records in priority order), e.g. on resume."""
+        self._kept = {c: list(v) for c, v in kept.items()}
+        if self.used() > self.budget:
+            raise NemoError(f"ExemplarMemory.restore: the saved exemplars exceed the budget {self.budget}")
+
     def records(self, classes: Sequence[str] | None = None) -> list:
         """The exemplars (single-object records) of `classes` (all by default)."""
         return [r for c in (self._kept if classes is None else classes) for r in self._kept.get(c, [])]

@@ -19,7 +19,9 @@ After each task the model is evaluated by `nemo.evaluate` on the test objects of
 so far (the exemplar memory is checked to share no object with them). Written in `out`:
     config.yaml, incremental.json, incremental.md (per-task table), accuracy.png, report.html
     <method>/log.jsonl, <method>/task_<t>/ (a nemo run folder: nemo.load works on it; eval/ with
-    metrics.json, metrics_per_category.json; exemplars.json)
+    metrics.json, metrics_per_category.json; exemplars.json and exemplars/ records; task.json)
+A rerun in the same folder with the same config resumes: finished tasks (task.json written last)
+are loaded (network, bank, exemplar memory), the rest are trained.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import data3d
+from aware3d_utils import atomic_write_text
 from geom3d.pixels import resize_coordinate
 
 from ..backbone import FeatureNet, backbone_config_from_dict
@@ -99,7 +102,13 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     missing = sorted(set(budget) - {o.category for r in test for o in r.objects})
     if missing:
         raise NemoError(f"test_data has no objects of {missing}")
-    run.write_config(dict(config, classes=classes))
+    stored = dict(config, classes=classes)
+    if run.exists():  # resuming: finished tasks are reused only under the same config (methods may change)
+        old = resolve_incremental_config(run.read_config())
+        if dict(old, methods=None) != dict(resolve_incremental_config(stored), methods=None):
+            raise NemoError("the run folder holds a run with another config; use a new --out or the same config",
+                            run.path)
+    run.write_config(stored)
     run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"])
     meshes = category_meshes(dict(config["nemo"], categories=budget), budget)
     results: dict = {}
@@ -126,51 +135,111 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
     memory = _exemplar_memory(method, config["exemplars"], seed)
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    logbook.log_path.unlink(missing_ok=True)  # a rerun starts the method's log afresh
+    done = _finished_tasks(folder, len(tasks))  # a rerun resumes after the last finished task
+    _keep_log_before(logbook, done)
     bank, old_net, old_memory, seen, per_task = None, None, None, [], []
     for t, new in enumerate(tasks):
         tick = time.perf_counter()
         old_classes = list(seen)
         seen = seen + list(new)
-        if not two_d:
-            bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, seed)
-        if method == "joint":
-            records = _objects_of(train, seen)
-        else:
-            records = _objects_of(train, new) + (memory.records() if memory is not None else [])
-        steps = int(config["steps"]["first"] if t == 0 else config["steps"]["later"])
-        extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t,
-                  "global_index": torch.tensor([budget.index(c) for c in seen]),
-                  "old_count": len(old_classes)}
-        step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
-        _optimise(net, records, seen, steps, config, t, step_fn, logbook, progress, method)
         task_dir = folder / f"task_{t}"
-        _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)
-        if memory is not None:
-            embeddings = None
-            if memory.strategy == "herding":
-                embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
-            memory.add_classes({c: train for c in new}, embeddings)
-            if method == "inemo_cim":
-                memory.transform(new, _compressor(folder / "exemplars", int(config["exemplars"]["downsample"])))
-            logbook.write_json(f"task_{t}/exemplars.json", memory.summary())
-        model = _as_model(net, bank, ncfg, seen, two_d)
-        evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
-        if memory is not None:
-            memory.check_disjoint(evaluation, task_dir)
-        metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config["eval"]["batch_size"],
-                           classify_fit=False, report_examples=0)
-        per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
-        per_task.append(task_entry(t, new, seen, old_classes, metrics[method], per_category[method],
-                                   len(records), len(memory) if memory is not None else 0,
-                                   time.perf_counter() - tick, memory.used() if memory is not None else 0))
-        log.info("%s task %d: %s", method, t, per_task[-1]["acc_by_split"])
+        if t < done:
+            bank = _restore_task(task_dir, net, seen, two_d, ncfg)
+            if memory is not None:
+                memory.restore(_load_exemplars(task_dir, seen))
+            per_task.append(json.loads((task_dir / "task.json").read_text()))
+        else:
+            entry, bank = _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory,
+                                    config, train, test, meshes, budget, folder, progress)
+            entry["seconds"] = round(time.perf_counter() - tick, 2)
+            RunFolder(task_dir).write_json("task.json", entry)  # last: marks the task finished
+            per_task.append(entry)
         if inemo:
             old_net = _frozen(net)
             old_memory = old_class_memory(bank, seen)[0].clone()
         elif two_d:
             old_net = _frozen(net)
     return summarise_method(per_task)
+
+
+def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory, config, train,
+              test, meshes, budget, folder: Path, progress: bool):
+    """Train task t, save its model and exemplars, evaluate: (its per-task entry, the bank)."""
+    ncfg, two_d = config["nemo"], method == "replay2d"
+    if not two_d:
+        bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, int(config["seed"]))
+    if method == "joint":
+        records = _objects_of(train, seen)
+    else:
+        records = _objects_of(train, new) + (memory.records() if memory is not None else [])
+    steps = int(config["steps"]["first"] if t == 0 else config["steps"]["later"])
+    extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t,
+              "global_index": torch.tensor([budget.index(c) for c in seen]), "old_count": len(old_classes)}
+    step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
+    _optimise(net, records, seen, steps, config, t, step_fn, RunFolder(folder), progress, method)
+    task_dir = folder / f"task_{t}"
+    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)
+    if memory is not None:
+        embeddings = None
+        if memory.strategy == "herding":
+            embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
+        memory.add_classes({c: train for c in new}, embeddings)
+        if method == "inemo_cim":
+            memory.transform(new, _compressor(folder / "exemplars", int(config["exemplars"]["downsample"])))
+        RunFolder(task_dir).write_json("exemplars.json", memory.summary())
+        if len(memory):
+            data3d.save_records(memory.records(), task_dir / "exemplars", shard="memory", format="json")
+    model = _as_model(net, bank, ncfg, seen, two_d)
+    evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
+    if memory is not None:
+        memory.check_disjoint(evaluation, task_dir)
+    metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config["eval"]["batch_size"],
+                       classify_fit=False, report_examples=0)
+    per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
+    entry = task_entry(t, new, seen, old_classes, metrics[method], per_category[method], len(records),
+                       len(memory) if memory is not None else 0, 0.0, memory.used() if memory is not None else 0)
+    log.info("%s task %d: %s", method, t, entry["acc_by_split"])
+    return entry, bank
+
+
+def _finished_tasks(folder: Path, n: int) -> int:
+    """How many leading tasks of a method folder are finished (their task.json exists)."""
+    done = 0
+    while done < n and (folder / f"task_{done}" / "task.json").is_file():
+        done += 1
+    return done
+
+
+def _keep_log_before(logbook: RunFolder, task: int) -> None:
+    """Drop log lines of tasks ≥ `task` (they are trained again)."""
+    kept = [r for r in logbook.read_log() if r.get("task", task) < task]
+    atomic_write_text(logbook.log_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _restore_task(task_dir: Path, net: nn.Module, seen, two_d: bool, ncfg) -> MeshBank | None:
+    """Load a finished task's network (in place) and bank from its checkpoint."""
+    tensors, _ = RunFolder(task_dir).load_checkpoint()
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if two_d:  # the saved category head holds the seen classes only
+        full = net.state_dict()
+        for key in ("category.weight", "category.bias"):
+            rows = full[key].clone()
+            rows[: state[key].shape[0]] = state[key]
+            state[key] = rows
+    net.load_state_dict(state)
+    if two_d:
+        return None
+    bank = MeshBank.from_state_dict(tensors, seen, momentum=ncfg["bank"]["momentum"])
+    return bank.to(ncfg["device"])
+
+
+def _load_exemplars(task_dir: Path, seen) -> dict[str, list]:
+    """class -> its saved exemplar records, in priority order (every seen class, maybe empty)."""
+    kept: dict[str, list] = {c: [] for c in seen}
+    if (task_dir / "exemplars").is_dir():
+        for r in data3d.load_records(task_dir / "exemplars"):
+            kept.setdefault(r.objects[0].category, []).append(r)
+    return kept
 
 
 def _exemplar_memory(method: str, ex: Mapping, seed: int) -> ExemplarMemory | None:
