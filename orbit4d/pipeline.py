@@ -29,7 +29,14 @@ from geom3d.trajectory import CameraPath, bullet_time, load_camera_path, preset_
 from .alignment import align_canonical, box_fit
 from .estimators import static_cameras
 from .io import Orbit4DInputError, read_cameras, read_depth, read_frames, read_masks, write_cameras
-from .reconstruct import auto_voxel_size, build_canonical, fuse_background, partial_foregrounds, split_depth
+from .reconstruct import (
+    auto_voxel_size,
+    build_canonical,
+    foreground_voxel_size,
+    fuse_background,
+    partial_foregrounds,
+    split_depth,
+)
 from .report import write_report
 from .scaffold import depth_to_image, render_scaffold, write_frames, write_video
 from .smoothing import smooth_transforms
@@ -110,7 +117,7 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
     """The geometric stages; returns a dict of their results and per-stage times (seconds)."""
     times = {}
     t = time.perf_counter()
-    fg, bg, _ = split_depth(inputs.depth, inputs.masks, margin=options.mask_margin, clean=options.clean_depth)
+    fg, bg = split_depth(inputs.depth, inputs.masks, margin=options.mask_margin, clean=options.clean_depth)
     times["depth cleaning"] = time.perf_counter() - t
     t = time.perf_counter()
     voxel = auto_voxel_size(fg if (fg > 0).any() else bg, inputs.cameras, options.voxel_pixels)
@@ -120,6 +127,7 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
     background = fuse_background(inputs.frames, bg, inputs.cameras)
     times["background fusion"] = time.perf_counter() - t
     t = time.perf_counter()
+    voxel = foreground_voxel_size(partials, voxel)
     canonical = build_canonical(partials, voxel_size=voxel)
     times["canonical foreground"] = time.perf_counter() - t
     t = time.perf_counter()

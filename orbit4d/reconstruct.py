@@ -38,7 +38,7 @@ from geom3d.align import Sim3, icp
 from .depth import clean_depth
 
 __all__ = ["single_threaded", "split_depth", "fuse_background", "partial_foregrounds", "Canonical", "build_canonical",
-           "fuse_canonical",
+           "fuse_canonical", "foreground_voxel_size",
            "auto_voxel_size"]
 
 
@@ -55,23 +55,38 @@ def single_threaded():
         torch.set_num_threads(before)
 
 
-def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean: bool = True, **clean_options):
-    """(foreground depth (T, H, W), background depth (T, H, W), confidence (T, H, W)), 0 = unused."""
-    fg, bg, conf = np.zeros_like(depth), np.zeros_like(depth), np.zeros_like(depth)
+def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean: bool = True, window: int = 5):
+    """(foreground depth (T, H, W), background depth (T, H, W)), 0 = unused.
+
+    The foreground is cleaned with the local plane fit inside the mask's bounding box; the
+    background, which only feeds a voxel average, with the median alone (`clean_depth`)."""
+    fg, bg = np.zeros_like(depth), np.zeros_like(depth)
     kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    pad = margin + window + 2
     for i in range(len(depth)):
-        if clean:
-            c = clean_depth(depth[i], **clean_options)
-            d, conf[i] = c.depth, c.confidence
-        else:
-            d = np.where(np.isfinite(depth[i]) & (depth[i] > 0), depth[i], 0)
-            conf[i] = (d > 0).astype(np.float32)
+        raw = np.where(np.isfinite(depth[i]) & (depth[i] > 0), depth[i], 0).astype(np.float32)
         m = masks[i].astype(np.uint8)
         inner = cv2.erode(m, kernel).astype(bool)
         outer = cv2.dilate(m, kernel).astype(bool)
-        fg[i] = np.where(inner, d, 0)
-        bg[i] = np.where(~outer, d, 0)
-    return fg, bg, conf
+        d_fg, d_bg = raw, raw
+        if clean:
+            d_bg = clean_depth(raw, window=window, average=False).depth
+            d_fg = np.zeros_like(raw)
+            rows, cols = np.nonzero(inner)
+            if rows.size:
+                r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, raw.shape[0])
+                c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, raw.shape[1])
+                d_fg[r0:r1, c0:c1] = clean_depth(raw[r0:r1, c0:c1], window=window).depth
+        fg[i] = np.where(inner, d_fg, 0)
+        bg[i] = np.where(~outer, d_bg, 0)
+    return fg, bg
+
+
+def foreground_voxel_size(partials: list[DepthPoints], voxel_size: float, samples: int = 150) -> float:
+    """The voxel of the canonical cloud: `voxel_size`, but at least 1/`samples` of the object's
+    typical bounding-box diagonal (a close-up object would otherwise give millions of points)."""
+    diags = [float((p.points.amax(0) - p.points.amin(0)).norm()) for p in partials if p.points.shape[0] > 10]
+    return max(float(voxel_size), float(np.median(diags)) / samples if diags else 0.0)
 
 
 def auto_voxel_size(depth: np.ndarray, cameras: Cameras, pixels: float = 1.5) -> float:
@@ -182,8 +197,7 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
             to_world[f] = guess
             continue
         to_world[f], fitness[f] = inv.inverse(), fit
-        moved = inv.apply(partials[f].points)
-        model = voxel_downsample(torch.cat([model, moved]), None, voxel_size=voxel_size).points
+        model = voxel_downsample(torch.cat([model, inv.apply(pts)]), None, voxel_size=voxel_size).points
     chain = Sim3(torch.stack([t.scale for t in to_world]), torch.stack([t.R for t in to_world]),
                  torch.stack([t.t for t in to_world]))
     cloud = fuse_canonical(partials, chain, voxel_size=voxel_size, use=fitness > 0, nb_neighbors=nb_neighbors,
@@ -192,15 +206,18 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
 
 
 def fuse_canonical(partials: list[DepthPoints], to_world: Sim3, *, voxel_size: float, use=None,
-                   nb_neighbors: int = 16, std_ratio: float = 2.0) -> PointCloud:
+                   nb_neighbors: int = 16, std_ratio: float = 2.0, max_points_per_frame: int = 30_000) -> PointCloud:
     """The partial clouds mapped into the canonical frame by to_world⁻¹ (T,), voxel-averaged and
     cleaned of statistical outliers; `use` (T,) bool picks the frames (default all)."""
     inv = to_world.inverse()
     pts, cols = [], []
     for f, part in enumerate(partials):
         if (use is None or use[f]) and part.points.shape[0]:
-            pts.append(inv[f].apply(part.points.double()))
-            cols.append(part.colors)
+            keep = slice(None)
+            if part.points.shape[0] > max_points_per_frame:  # an even subset: the voxels average anyway
+                keep = torch.linspace(0, part.points.shape[0] - 1, max_points_per_frame).long()
+            pts.append(inv[f].apply(part.points[keep].double()))
+            cols.append(None if part.colors is None else part.colors[keep])
     if not pts:
         raise ValueError("no frame contributes foreground points to the canonical cloud")
     colors = None if any(c is None for c in cols) else torch.cat(cols)
