@@ -45,7 +45,7 @@ def bench_fit(args, device) -> str:
     rows = []
     sizes = [(40, 48)] if args.quick else [(40, 48), (80, 100)]
     batches = [1, 8] if args.quick else [1, 32]
-    repeats = 1 if args.quick else 2
+    repeats = 1
     for size in sizes:
         for B in batches:
             maps, K, cams = _maps(bank, B, size, device)

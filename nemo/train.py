@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -110,11 +110,17 @@ def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool
 
 
 def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.PathLike,
-          config: Mapping | None = None, *, progress: bool = False, stop_after: int | None = None) -> RunFolder:
+          config: Mapping | None = None, *, progress: bool = False, stop_after: int | None = None,
+          init: tuple[torch.nn.Module, MeshBank | None] | None = None,
+          extra_loss: Callable | None = None) -> RunFolder:
     """Train into the run folder `out` from record folders `data` (resumes from its last checkpoint).
 
     config: a config mapping (see `nemo.config.DEFAULTS`), resolved and stored in config.yaml.
     stop_after: end after this many steps of this call (as if killed after a checkpoint; for tests).
+    init: (network, bank) to start from instead of a fresh build (e.g. the previous task's model
+        with a grown bank, iNeMo); the bank must hold the run's categories in its order.
+    extra_loss: `fn(step, batch, features, targets, bank) -> (loss term, info dict)` added to NeMo's
+        loss every step (e.g. iNeMo's positional regulariser and distillation); its info is logged.
     """
     run = RunFolder(out)
     config, resuming = _resolve_for_run(run, config)
@@ -153,7 +159,12 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     meshes = None
     if fresh is not None and config["meshes"] == DEFAULTS["meshes"]:  # the cuboids of the rendered assets
         meshes = category_meshes(dict(config, meshes=fresh.assets), categories)
-    net, bank = build_model(config, categories, meshes)
+    if init is not None:
+        net, bank = init
+        if bank is not None and bank.categories != categories:
+            raise NemoError(f"train: the initial bank holds {bank.categories}, the run trains {categories}")
+    else:
+        net, bank = build_model(config, categories, meshes)
     net.to(device)
     if bank is not None:
         bank.to(device)
@@ -215,6 +226,9 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
                                          loss_cfg["clutter_per_image"], gen)
                 loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
                                               loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"])
+                if extra_loss is not None:
+                    term, more = extra_loss(step, batch, features, targets, bank)
+                    loss, info = loss + term, {**info, **more}
             if not torch.isfinite(loss):
                 raise NemoError(f"training diverged at step {step} (loss {float(loss)}); lower optim.lr", run.path)
             optimizer.zero_grad(set_to_none=True)

@@ -203,3 +203,26 @@ def test_ddp_two_cpu_processes_on_gloo(records_folder, tmp_path):
     assert torch.equal(ranks[0]["features"], ranks[1]["features"])
     assert torch.equal(ranks[0]["clutter"], ranks[1]["clutter"])
     assert torch.allclose(tensors["bank.clutter"], ranks[0]["clutter"])
+
+
+def test_init_and_extra_loss_hooks(records_folder, tmp_path):
+    """Reuse points for iNeMo / label-free pose: start from a given (network, bank) and add a loss term."""
+    from nemo.train import build_model
+
+    config = nemo.resolve_config(dict(TINY, categories=["car", "sofa"], train={"steps": 3, "log_every": 1,
+                                                                               "checkpoint_every": 3}))
+    net, bank = build_model(config, ["car", "sofa"])
+    bank.features[0, 0] = F.normalize(torch.ones(16), dim=0)
+    calls = []
+
+    def extra(step, batch, features, targets, bank_):
+        assert bank_ is bank and features.shape[1] == 16
+        calls.append(step)
+        return features.mean() * 0 + 2.0, {"extra": 2.0}
+
+    run = nemo.train([records_folder], tmp_path / "run", config, init=(net, bank), extra_loss=extra)
+    log = run.read_log()
+    assert calls == [0, 1, 2] and all(r["extra"] == 2.0 for r in log)
+    assert all(r["loss"] == pytest.approx(r["contrastive"] + 0.1 * r["regulariser"] + 2.0, rel=1e-5) for r in log)
+    with pytest.raises(nemo.NemoError, match="initial bank"):
+        nemo.train([records_folder], tmp_path / "bad", config, init=(net, MeshBank({"car": bank.mesh("car")})))
