@@ -83,7 +83,7 @@ def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds,
             keep = torch.linspace(0, pairs - 1, max_pairs).long()
             src, dst = src[keep], dst[keep]
         try:
-            res = ransac_sim3(src, dst, threshold, scale=scale, iterations=128, seed=seed)
+            res = ransac_sim3(src, dst, threshold, scale=scale, iterations=64, seed=seed)
         except GeometryError:
             break
         fit, inl = res.transform, res.num_inliers
@@ -92,7 +92,7 @@ def _fit_frame(canonical, transform, depth, camera, *, threshold, scale, rounds,
 
 @single_threaded()
 def align_canonical(canonical: torch.Tensor, depth, frames: list[DepthPoints], cameras: Cameras, init: Sim3, *,
-                    threshold: float, rounds: int = 3, shared_scale: bool = True, refine_icp: bool = False,
+                    threshold: float, rounds: int = 2, shared_scale: bool = True, refine_icp: bool = False,
                     icp_distance: float | None = None, seed: int = 0) -> FrameFit:
     """Fit canonical → world per frame from the initial estimates `init` (T,) (see the module docstring).
 

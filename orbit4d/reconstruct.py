@@ -82,7 +82,7 @@ def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean:
     return fg, bg
 
 
-def foreground_voxel_size(partials: list[DepthPoints], voxel_size: float, samples: int = 150) -> float:
+def foreground_voxel_size(partials: list[DepthPoints], voxel_size: float, samples: int = 100) -> float:
     """The voxel of the canonical cloud: `voxel_size`, but at least 1/`samples` of the object's
     typical bounding-box diagonal (a close-up object would otherwise give millions of points)."""
     diags = [float((p.points.amax(0) - p.points.amin(0)).norm()) for p in partials if p.points.shape[0] > 10]
@@ -97,7 +97,7 @@ def auto_voxel_size(depth: np.ndarray, cameras: Cameras, pixels: float = 1.5) ->
 
 
 def fuse_background(frames: np.ndarray, bg_depth: np.ndarray, cameras: Cameras, *, voxel_size: float | None = None,
-                    nb_neighbors: int = 16, std_ratio: float = 2.0, max_points: int = 600_000) -> PointCloud:
+                    nb_neighbors: int = 16, std_ratio: float = 2.0, max_points: int = 300_000) -> PointCloud:
     """The static background fused over frames: (points (N, 3), colors (N, 3)) in world coordinates.
 
     At most about `max_points` raw points are unprojected: frames evenly spread over the video
@@ -175,6 +175,7 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
     fitness = np.zeros(T)
     fitness[first] = 1.0
     model = voxel_downsample(partials[first].points - c0, None, voxel_size=voxel_size).points
+    model_size = model.shape[0]
     order = list(range(first + 1, T)) + list(range(first - 1, -1, -1))
     for f in order:
         step = 1 if f > first else -1
@@ -197,7 +198,10 @@ def build_canonical(partials: list[DepthPoints], *, voxel_size: float, min_point
             to_world[f] = guess
             continue
         to_world[f], fitness[f] = inv.inverse(), fit
-        model = voxel_downsample(torch.cat([model, inv.apply(pts)]), None, voxel_size=voxel_size).points
+        model = torch.cat([model, inv.apply(pts)])
+        if model.shape[0] > 1.5 * model_size:  # re-voxelise only when the model has grown by half
+            model = voxel_downsample(model, None, voxel_size=voxel_size).points
+            model_size = model.shape[0]
     chain = Sim3(torch.stack([t.scale for t in to_world]), torch.stack([t.R for t in to_world]),
                  torch.stack([t.t for t in to_world]))
     cloud = fuse_canonical(partials, chain, voxel_size=voxel_size, use=fitness > 0, nb_neighbors=nb_neighbors,
