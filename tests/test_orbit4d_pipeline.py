@@ -107,3 +107,36 @@ def test_cli_smoke_on_judo(shared_data, tmp_path):
     assert any("nearest masked frame" in w for w in manifest["warnings"])  # 00001, 00002 have no mask file
     assert main(["orbit4d", "run", "--frames", str(frames_dir), "--masks", str(masks_dir), "--out",
                  str(tmp_path / "x"), "--max-frames", "2"]) == 2  # no depth: a one-line error
+
+
+def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
+    """Frames, palette masks, depth arrays and a global_camera.json on disk; the trajectory a
+    camera_path JSON (bullet time at frame 2)."""
+    import cv2
+    from PIL import Image
+
+    from geom3d.trajectory import bullet_time, save_camera_path
+    from orbit4d.io import write_cameras
+
+    sc = make_scene(6, (64, 96), turn_degrees=20.0)
+    for sub in ("frames", "masks", "depth"):
+        (tmp_path / sub).mkdir()
+    for i, name in enumerate(sc.names):
+        cv2.imwrite(str(tmp_path / "frames" / f"{name}.png"), sc.frames[i][..., ::-1])
+        lab = Image.fromarray(np.where(sc.masks[i], 3, 0).astype(np.uint8), mode="P")
+        lab.putpalette([0, 0, 0] * 3 + [255, 0, 0] + [0] * 756)
+        lab.save(tmp_path / "masks" / f"{name}.png")
+        np.save(tmp_path / "depth" / f"{name}.npy", sc.depth[i])
+    write_cameras(tmp_path / "global_camera.json", sc.cameras, sc.names)
+    centre = float(np.median(sc.depth[0][sc.masks[0]]))
+    save_camera_path(tmp_path / "path.json", bullet_time(arc_path(sc.cameras[0], centre, 4, yaw=0.3), 2))
+    out = tmp_path / "run"
+    code = main(["orbit4d", "run", "--frames", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
+                 "--object-id", "3", "--depth", str(tmp_path / "depth"), "--cameras",
+                 str(tmp_path / "global_camera.json"), "--trajectory", str(tmp_path / "path.json"), "--out", str(out)])
+    assert code == 0
+    path = load_camera_path(out / "trajectory.json")
+    assert len(path) == 4 and bool((path.video_time == 2).all())
+    cams = json.loads((out / "cameras.json").read_text())
+    assert cams["image_size"] == [64, 96] and set(sc.names) <= set(cams)
+    assert len(list((out / "scaffold" / "depth").glob("*.png"))) == 4
