@@ -236,3 +236,35 @@ def test_compressed_exemplar_keeps_the_object_and_costs_less(tmp_path):
     full.add_classes({"car": records})
     packed.add_classes({"car": records})
     assert len(full) == 4 and len(packed) == 12 and packed.used() <= packed.budget
+
+
+def test_bank_contrastive_loss_adds_other_classes_as_negatives():
+    from nemo.contrastive import VertexTargets, contrastive_loss
+    from nemo.incremental.losses import bank_contrastive_loss
+
+    tri = geom3d.Mesh(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2]]))
+    quad = geom3d.Mesh(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]),
+                       torch.tensor([[0, 1, 2], [1, 3, 2]]))
+    gen = torch.Generator().manual_seed(0)
+    fa = F.normalize(torch.randn(3, 4, generator=gen), dim=-1)
+    fb = F.normalize(torch.randn(4, 4, generator=gen), dim=-1)
+    clutter = F.normalize(torch.randn(2, 4, generator=gen), dim=-1)
+    x = F.normalize(torch.randn(1, 4, 4, generator=gen), dim=-1)  # image features at the (padded) 4 vertices
+    uv = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [50.0, 50.0], [0.0, 0.0]]])
+    visible = torch.tensor([[True, True, False, False]])
+    noise = F.normalize(torch.randn(1, 2, 4, generator=gen), dim=-1)
+    t = VertexTargets(torch.tensor([0]), uv, visible, x, noise, torch.tensor([[True, False]]))
+    args = dict(temperature=0.1, radius=5.0, clutter_weight=0.01, clutter_regulariser=0.5)
+    alone = MeshBank({"a": tri}, {"a": fa}, clutter)
+    # one class: the same as NeMo's own-class loss
+    t3 = VertexTargets(t.index, uv[:, :3], visible[:, :3], x[:, :3], noise, t.clutter_valid)
+    mine, theirs = bank_contrastive_loss(t3, alone, **args)[0], contrastive_loss(t3, alone, **args)[0]
+    assert float(mine) == pytest.approx(float(theirs), rel=1e-5)
+    both = MeshBank({"a": tri, "b": quad}, {"a": fa, "b": fb}, clutter)
+    _, info = bank_contrastive_loss(t, both, **args)
+    expect = []
+    for i in (0, 1):  # own negatives: vertex 2 (vertex 0/1 are neighbours); plus all 4 of class b, plus clutter
+        logits = [x[0, i] @ fa[i] / 0.1, x[0, i] @ fa[2] / 0.1] + [x[0, i] @ fb[j] / 0.1 for j in range(4)]
+        logits += [x[0, i] @ c / 0.1 + math.log(0.01) for c in clutter]
+        expect.append(-(logits[0] - torch.logsumexp(torch.stack(logits), 0)))
+    assert info["contrastive"] == pytest.approx(float(sum(expect) / 2), rel=1e-5)

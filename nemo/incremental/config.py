@@ -6,6 +6,7 @@
     classes: null                         # the class budget; default: every class of the training records
     tasks: {tasks: 4, first: null, order_seed: 0}      # or {preset: pascal3d_4x3}; see tasks.py
     steps: {first: 600, later: 300}       # training steps of the first task and of each later task
+    negatives: all_classes                # contrastive negatives: all seen classes' vertices, or own_class
     positional: {weight: 0.2, temperature: 1.0}
     distillation: {weight: 10.0, temperature: 2.0}
     exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8,
@@ -41,6 +42,7 @@ INCREMENTAL_DEFAULTS: dict = {
     "classes": None,
     "tasks": {"tasks": 2, "first": None, "order_seed": 0},
     "steps": {"first": 600, "later": 300},
+    "negatives": "all_classes",  # contrastive negatives: every seen class's vertices (iNeMo) or "own_class" (NeMo)
     "positional": {"weight": 0.2, "temperature": 1.0},
     "distillation": {"weight": 10.0, "temperature": 2.0},
     "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8, "budget_bytes": None,
@@ -100,6 +102,8 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
         _fail("exemplars.budget_bytes", f"must be null or an integer ≥ 0, got {nbytes!r}")
     if "inemo_cim" in methods and nbytes is None:
         _fail("exemplars.budget_bytes", "is needed by the method 'inemo_cim' (compressed exemplars at equal bytes)")
+    if out["negatives"] not in ("all_classes", "own_class"):
+        _fail("negatives", f"must be 'all_classes' or 'own_class', got {out['negatives']!r}")
     if out["exemplars"]["strategy"] not in STRATEGIES:
         _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
     for key in ("train_data", "test_data"):

@@ -57,7 +57,7 @@ from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes,
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
 from .latent import class_centres, partition_features
-from .losses import distillation_loss, old_class_memory, positional_loss
+from .losses import bank_contrastive_loss, distillation_loss, old_class_memory, positional_loss
 from .metrics import summarise_method, task_entry
 from .report import write_outputs
 from .tasks import tasks_from_config
@@ -294,7 +294,8 @@ def _grow_bank(bank, new, meshes, budget, centres, ncfg, seed: int) -> MeshBank:
 
 
 def _nemo_step(net, bank, config, extras):
-    """NeMo's contrastive step + iNeMo's positional and distillation terms (each on when its weight > 0)."""
+    """The contrastive step (negatives from every class of the bank, or NeMo's own-class ones: config
+    `negatives`) + iNeMo's positional and distillation terms (each on when its weight > 0)."""
     ncfg, loss_cfg = config["nemo"], config["nemo"]["loss"]
     radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
     pos, kd = config["positional"], config["distillation"]
@@ -308,8 +309,9 @@ def _nemo_step(net, bank, config, extras):
         gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + 104729 * extras["task"] + step_index)
         targets = vertex_targets(maps, batch["cameras"].to(device), bank, index, net.stride,
                                  loss_cfg["clutter_per_image"], gen)
-        loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
-                                      loss_cfg["clutter_regulariser"])
+        contrast = bank_contrastive_loss if config["negatives"] == "all_classes" else contrastive_loss
+        loss, info = contrast(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
+                              loss_cfg["clutter_regulariser"])
         vis = targets.visible
         if centres is not None and pos["weight"] > 0:
             labels = global_index.to(device)[index][:, None].expand_as(vis)[vis]
