@@ -4,7 +4,7 @@ end-to-end estimate_pose with the backbone, and training throughput.
     python bench/nemo.py [--quick] [--threads 2] [--device cuda]
 
 fit_pose: oracle feature maps (a 1,000-vertex cuboid's own 128-d features at random poses on random
-unit background), NeMo's grid (12 × 4 × 3 = 144 poses) + 30 Adam steps on the 4 best, at 40×48 and
+unit background), NeMo's grid (12 × 4 × 3 = 144 poses) + 30 Adam steps on the 2 best, at 40×48 and
 80×100 feature maps, batch 1 and 32. The naive formulation renders a 128-channel feature image per
 pose and step, one image at a time as the original code does (its images/s do not depend on the batch).
 """

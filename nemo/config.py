@@ -48,7 +48,7 @@ DEFAULTS: dict = {
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
               "milestones": [0.6, 0.85], "gamma": 0.1},
     "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
-    "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 4, "lr": 0.05, "fill": 0.35},
+    "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 2, "lr": 0.05, "fill": 0.35},
     "baseline": {"num_bins": 40, "label_smoothing": 0.0},
 }
 

@@ -205,7 +205,7 @@ def _prepare(feature_maps, K, bank: MeshBank, categories, scoring: str, cull: bo
 
 
 def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, categories: Sequence[str],
-             steps: int = 30, *, grid: PoseGrid | None = None, distance=None, keep: int = 4, lr: float = 0.05,
+             steps: int = 30, *, grid: PoseGrid | None = None, distance=None, keep: int = 2, lr: float = 0.05,
              scoring: str = "gather", cull_backfaces: bool = True, visibility_every: int = 1) -> list[dict]:
     """Estimate one pose per feature map by batched render-and-compare against the bank.
 
