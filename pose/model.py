@@ -13,6 +13,7 @@ cls_acc, n}}} for "pose", "oneshot_retrieval" and, given a supervised run, "nemo
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -23,7 +24,7 @@ import nemo
 from nemo.model import NemoModel
 from nemo.train import build_model, load_network
 
-__all__ = ["load", "load_retrieval", "RetrievalModel", "evaluate"]
+__all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate"]
 
 
 def _run(run) -> nemo.RunFolder:
@@ -37,7 +38,24 @@ def _nemo_config(run: nemo.RunFolder) -> dict:
     return nemo.resolve_config(config["nemo"])
 
 
-def load(run, device: str | None = None) -> NemoModel:
+class CanonicalModel(NemoModel):
+    """nemo's model over the canonical category mesh, with the one-shot calibration's offsets: fitted
+    azimuths and elevations minus (azimuth_offset, elevation_offset) (see `pose.train.one_shot`)."""
+
+    def __init__(self, *args, azimuth_offset: float = 0.0, elevation_offset: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.azimuth_offset, self.elevation_offset = float(azimuth_offset), float(elevation_offset)
+
+    def _fit(self, maps, K_feat, categories) -> list[dict]:
+        out = []
+        for r in super()._fit(maps, K_feat, categories):
+            r = dict(r, azimuth=(r["azimuth"] - self.azimuth_offset) % (2 * math.pi),
+                     elevation=r["elevation"] - self.elevation_offset)
+            out.append(r)
+        return out
+
+
+def load(run, device: str | None = None) -> CanonicalModel:
     """The canonical category model of a pose run: a `nemo.NemoModel` (`estimate_pose(images)` as nemo's)."""
     run = _run(run)
     ncfg = _nemo_config(run)
@@ -49,7 +67,9 @@ def load(run, device: str | None = None) -> NemoModel:
     load_network(net, tensors)
     net.to(device or ncfg["device"])
     bank.to(device or ncfg["device"])
-    return NemoModel(net, bank, ncfg, categories, run)
+    offsets = meta.get("offsets") or {}
+    return CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
+                          elevation_offset=offsets.get("elevation", 0.0))
 
 
 class RetrievalModel:

@@ -197,10 +197,12 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
              sets[merged.reference].id)
     clutter = bank.clutter.clone()
     model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
-    fitted, annotated, shift = one_shot(model, ref_record, category, layout)
-    canonical = shift_features(merged.features, layout, shift)
+    views, angles = calibration_views(sets, ref_record)
+    calib = one_shot(model, views, angles, category, layout)
+    canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
-    database = retrieval_database(model, sets, ref_record, ncfg, category)
+    database = {"features": F.normalize(model.features(_crops(views, ncfg, category)["image"]).flatten(1), dim=-1),
+                "angles": angles}
     tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
     tensors.update(model.bank.state_dict())
     tensors.update({f"retrieval.{k}": v.contiguous() for k, v in database.items()})
@@ -208,10 +210,11 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     tensors["sets.seen"] = seen.contiguous()
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
-              "filtered_views": dropped, "one_shot": {"fitted_azimuth": fitted, "annotated_azimuth": annotated,
-                                                      "shift": shift, "step_deg": math.degrees(layout.step)},
+              "filtered_views": dropped, "one_shot": calib,
               "retrieval_views": int(database["angles"].shape[0])}
     run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "pose": report,
+                                        "offsets": {"azimuth": calib["azimuth_offset"],
+                                                    "elevation": calib["elevation_offset"]},
                                         "sets": [s.id for s in sets]}, keep=1)
     run.write_json("canonicalisation.json", report)
     write_curves(run)
@@ -230,19 +233,9 @@ def _crops(records, ncfg, category):
     return _batch(dataset, list(range(len(dataset))))
 
 
-def one_shot(model: NemoModel, record: data3d.ImageRecord, category: str, layout) -> tuple[float, float, int]:
-    """(fitted azimuth, annotated azimuth, shift) of the single annotated image: the merged frame turned
-    by `shift` makes the fit's azimuth the annotation's."""
-    batch = _crops([record], model.config, category)
-    result = model.estimate_pose(batch["image"], [category], K=batch["cameras"].K.float())[0]
-    fitted = float(result["viewpoint"]["azimuth"])
-    annotated = float(record.objects[0].viewpoint["azimuth"])
-    return fitted, annotated, shift_of_angle(fitted - annotated, layout)
-
-
-def retrieval_database(model: NemoModel, sets, ref_record, ncfg, category) -> dict[str, torch.Tensor]:
-    """The one-shot retrieval database: flattened unit feature maps (N, D·h·w) and absolute angles (N, 3)
-    (azimuth, elevation, theta) of the reference image and its generated views (when its set exists)."""
+def calibration_views(sets, ref_record) -> tuple[list, torch.Tensor]:
+    """The annotated reference and, when it was a source, its generated views, with absolute angles (N, 3)
+    (azimuth, elevation, theta): the annotation moved by each view's known relative pose."""
     vp = ref_record.objects[0].viewpoint
     name = str(ref_record.image_path)
     views = [ref_record]
@@ -255,6 +248,25 @@ def retrieval_database(model: NemoModel, sets, ref_record, ncfg, category) -> di
                 angles.append([(vp["azimuth"] + da) % (2 * math.pi), vp["elevation"] - dp, vp["theta"]])
             break
     else:
-        log.warning("the reference image is not among the generated sets' sources: retrieval has one view")
-    maps = model.features(_crops(views, ncfg, category)["image"])
-    return {"features": F.normalize(maps.flatten(1), dim=-1), "angles": torch.tensor(angles, dtype=torch.float32)}
+        log.warning("the reference image is not among the generated sets' sources: one view fixes the pose")
+    return views, torch.tensor(angles, dtype=torch.float32)
+
+
+def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout) -> dict:
+    """Fix the canonical pose from the annotated image (and its generated views, whose absolute poses
+    follow from the annotation): the merged model is fitted to them; the circular median of (fitted −
+    annotated) azimuth is the frame's rotation, applied as a whole `shift` of the cylinder's features
+    plus a residual azimuth offset below one step; the median elevation difference is the elevation
+    offset (the sets assumed a source elevation, so their elevations are off by a constant)."""
+    batch = _crops(views, model.config, category)
+    results = model.estimate_pose(batch["image"], [category] * len(views), K=batch["cameras"].K.float())
+    fitted = torch.tensor([[r["viewpoint"]["azimuth"], r["viewpoint"]["elevation"]] for r in results])
+    d_az = torch.atan2(torch.sin(fitted[:, 0] - angles[:, 0]), torch.cos(fitted[:, 0] - angles[:, 0]))
+    # circular median: the difference that minimises the summed angular distance to all others
+    spread = torch.atan2(torch.sin(d_az[:, None] - d_az[None]), torch.cos(d_az[:, None] - d_az[None])).abs().sum(1)
+    rotation = float(d_az[spread.argmin()])
+    shift = shift_of_angle(rotation, layout)
+    residual = math.remainder(rotation - shift * layout.step, 2 * math.pi)
+    elevation = float((fitted[:, 1] - angles[:, 1]).median())
+    return {"rotation": rotation, "shift": shift, "azimuth_offset": residual, "elevation_offset": elevation,
+            "views": len(views), "step_deg": math.degrees(layout.step)}

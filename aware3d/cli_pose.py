@@ -1,0 +1,184 @@
+"""`aware3d pose generate | train | eval`: the label-free pose estimator from the command line (docs/pose.md).
+
+Registered in aware3d/cli.py; imports torch only when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def add_parser(sub) -> None:
+    top = sub.add_parser("pose", help="pose without pose labels: generated views, neural meshes, one shot",
+                         description="A category-level pose estimator learned from novel views of unannotated "
+                                     "images (Zero-1-to-3 or render synthesizers) and a single annotated image.")
+    actions = top.add_subparsers(dest="pose_action", metavar="<generate | train | eval>")
+    actions.required = True
+
+    ge = actions.add_parser("generate", help="generated sets from unannotated images",
+                            description="Writes <out>/sets.json and one folder of view images + data3d records "
+                                        "per source, viewpoints in the source camera's frame. --images is a "
+                                        "records folder (datagen output; labels ignored except by the render "
+                                        "synthesizers, which stand in for the generator) or, for zero123, a "
+                                        "folder of object images on a white background.")
+    ge.add_argument("--images", required=True, help="records folder or image folder")
+    ge.add_argument("--category", required=True, help="the images' category")
+    ge.add_argument("--synthesizer", choices=("zero123", "render", "degraded"), default="degraded")
+    ge.add_argument("--model", help="zero123: model id or folder (default kxic/zero123-xl)")
+    ge.add_argument("--device", default="cpu")
+    ge.add_argument("--assets", help="YAML asset source block for the category's meshes (the cylinder's extent; the "
+                                     "render synthesizers' CAD models); default: procedural assets")
+    ge.add_argument("--out", required=True, help="sets folder")
+    ge.add_argument("--azimuths", type=int, default=11, help="Δazimuth values per polar step (evenly spaced)")
+    ge.add_argument("--polar-deg", type=float, action="append", help="Δpolar values in degrees (default 0 and -15)")
+    ge.add_argument("--source-elevation-deg", type=float, default=11.5, help="assumed elevation of every source")
+    ge.add_argument("--sigma-deg", type=float, default=10.0, help="degraded: pose jitter σ in degrees")
+    ge.add_argument("--steps", type=int, default=50, help="zero123: denoising steps")
+    ge.add_argument("--segments", type=int, default=36, help="neural cylinder: vertices per ring")
+    ge.add_argument("--max-sources", type=int, help="use at most this many sources")
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--no-progress", action="store_true")
+    ge.set_defaults(func=run_generate)
+
+    tr = actions.add_parser("train", help="train from generated sets and one annotated image",
+                            description="Writes the run folder (config.yaml, manifest.json, log.jsonl, "
+                                        "checkpoints/, loss.png, canonicalisation.json: sets aligned/rejected, "
+                                        "the one-shot rotation).")
+    tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
+    tr.add_argument("--reference", required=True, help="records folder whose first record is the annotated image")
+    tr.add_argument("--out", required=True, help="run folder")
+    tr.add_argument("--config", help="YAML config: {nemo: <nemo config keys>, pose: {filter, merge}}")
+    tr.add_argument("--steps", type=int, help="override nemo.train.steps")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=run_train)
+
+    ev = actions.add_parser("eval", help="evaluate pose, one-shot retrieval (and supervised NeMo) on records",
+                            description="Writes <out>/metrics.json as {method: {split: {acc_pi6, acc_pi18, "
+                                        "median_deg, cls_acc, n}}} for pose, oneshot_retrieval and, with "
+                                        "--supervised-run, nemo_supervised; plus nemo's report.html.")
+    ev.add_argument("--run", required=True, help="pose run folder")
+    ev.add_argument("--data", required=True, help="records folder with ground truth")
+    ev.add_argument("--out", required=True, help="output folder")
+    ev.add_argument("--supervised-run", help="a NeMo run trained with labels (aware3d nemo train)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=run_eval)
+
+
+def _asset_source(path: str | None, category: str):
+    import yaml
+
+    import data3d
+
+    block = {"type": "procedural", "count": 3}
+    if path:
+        block = yaml.safe_load(Path(path).read_text())
+        if not isinstance(block, dict):
+            raise ValueError(f"{path}: an asset source block must be a mapping")
+    block = dict(block, categories=[category])
+    return data3d.asset_source(block)
+
+
+def _image_sources(folder: Path, category: str, limit):
+    import cv2
+
+    from datagen.novel_view import SourceView
+    from pose.sets import SetSource, object_bbox
+
+    out = []
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    for p in files:
+        image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{p}: cannot be read as an image")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        box = object_bbox(image)
+        if box is None:
+            continue
+        h, w = image.shape[:2]
+        out.append(SetSource(SourceView(image, name=str(p)),
+                             {"focal": 2.0 * max(h, w), "viewport": 1.0, "px": (w - 1) / 2, "py": (h - 1) / 2}, box))
+    return out
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import data3d
+    import pose
+    from datagen.novel_view import make_synthesizer
+
+    source = _asset_source(args.assets, args.category)
+    meshes = {data3d.mesh_ref_for(a.source, a.category, a.id, a.cad_index): m
+              for a in source.by_category(args.category) if (m := source.load(a)) is not None}
+    if not meshes:
+        raise ValueError(f"the asset source has no mesh of category {args.category!r}")
+    folder = Path(args.images)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    has_records = any(folder.glob("records-*"))
+    if has_records:
+        records = list(data3d.load_records(folder))[: args.max_sources]
+        sources = pose.sources_from_records(records, meshes if args.synthesizer != "zero123" else None,
+                                            args.category)
+    elif args.synthesizer == "zero123":
+        sources = _image_sources(folder, args.category, args.max_sources)
+    else:
+        raise ValueError(f"{folder}: the {args.synthesizer} synthesizer needs a records folder (with CAD references)")
+    if not sources:
+        raise ValueError(f"{folder}: no source of category {args.category!r}")
+    options = {}
+    if args.synthesizer == "zero123":
+        options = {"steps": args.steps}
+    elif args.synthesizer == "degraded":
+        options = {"pose_sigma": math.radians(args.sigma_deg)}
+    synth = make_synthesizer(args.synthesizer, model=args.model, device=args.device, **options)
+    polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
+    cylinder = pose.cylinder_params(list(meshes.values()), segments=args.segments)
+    sets = pose.generate_sets(sources, synth, pose.default_relative_poses(args.azimuths, polars), args.out,
+                              category=args.category, cylinder=cylinder,
+                              source_elevation=math.radians(args.source_elevation_deg), seed=args.seed,
+                              progress=not args.no_progress)
+    summary = json.loads((Path(args.out) / "sets.json").read_text())
+    views = int(np.sum([len(s.records) for s in sets]))
+    print(f"{len(sets)} sets, {views} views, {len(summary['skipped'])} sources skipped -> {args.out}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    import pose
+
+    config = {}
+    if args.config:
+        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(config, dict):
+            raise ValueError(f"{args.config}: the config must be a mapping")
+    if args.steps is not None:
+        nemo_block = dict(config.get("nemo") or {})
+        nemo_block["train"] = dict(nemo_block.get("train") or {}, steps=args.steps)
+        config["nemo"] = nemo_block
+    run = pose.train(args.sets, args.reference, args.out, config, progress=not args.no_progress)
+    report = run.read_json("canonicalisation.json")
+    print(f"trained -> {run.path}: {report['aligned']} sets aligned, {report['rejected']} rejected, "
+          f"{report['filtered_views']} views filtered")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import data3d
+    import pose
+
+    records = list(data3d.load_records(args.data))
+    metrics = pose.evaluate(args.run, records, args.out, supervised_run=args.supervised_run,
+                            progress=not args.no_progress)
+    for method, splits in metrics.items():
+        for split, m in splits.items():
+            print(f"{method:18s} {split:8s} Acc@pi/6 {m['acc_pi6']:.3f}  Acc@pi/18 {m['acc_pi18']:.3f}  "
+                  f"median {m['median_deg']:.1f} deg  (n={m['n']})")
+    return 0

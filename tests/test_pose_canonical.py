@@ -1,0 +1,76 @@
+"""pose: the neural cylinder (closed, wound outwards, rotations are exact vertex shifts) and the merge
+of per-set features whose frames differ by unknown rotations about the up axis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data3d.procedural import make
+from data3d.procedural.primitives import signed_volume
+from pose import cylinder_params, merge_sets, neural_cylinder, shift_features
+from pose.mesh import shift_of_angle
+
+
+def test_cylinder_is_closed_and_wound_outwards():
+    mesh, layout = neural_cylinder(0.5, -0.2, 0.3, segments=24, rows=4, rings=2)
+    assert mesh.vertices.shape[0] == layout.num_vertices
+    f = mesh.faces.numpy()
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert set(counts.tolist()) == {2}  # every edge shared by two faces: closed
+    polygon_area = 0.5 * 24 * 0.25 * math.sin(2 * math.pi / 24)
+    assert signed_volume(mesh.vertices.double().numpy(), f) == pytest.approx(polygon_area * 0.5, rel=1e-5)
+    v = mesh.vertices.double()[mesh.faces]
+    normal = torch.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1)
+    assert bool(((normal * v.mean(1)).sum(-1) > 0).all())  # convex about the origin: every face outwards
+
+
+def test_shift_is_the_rotation_about_z():
+    mesh, layout = neural_cylinder(0.4, 0.0, 0.5, segments=12, rows=2, rings=2)
+    for k in (1, 5, 11):
+        a = k * layout.step
+        Rz = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+        moved = shift_features(mesh.vertices[None], layout, k)[0]
+        torch.testing.assert_close(moved, mesh.vertices @ Rz.T, atol=1e-6, rtol=0)
+    assert shift_of_angle(-layout.step, layout) == 11 and shift_of_angle(2 * math.pi + 0.4 * layout.step, layout) == 0
+
+
+def test_cylinder_params_cover_the_category():
+    car = make("car", seed=1)
+    p = cylinder_params([car], coverage=1.0, segments=16)
+    xy = car.vertices[:, :2].norm(dim=-1)
+    assert p["radius"] == pytest.approx(float(xy.max()), rel=1e-5)
+    assert p["z_lo"] == pytest.approx(float(car.vertices[:, 2].min()), abs=1e-6)
+    assert p["z_hi"] == pytest.approx(float(car.vertices[:, 2].max()), abs=1e-6)
+
+
+def test_merge_recovers_unknown_rotations_and_rejects_a_featureless_set():
+    _, layout = neural_cylinder(0.5, 0.0, 1.0, segments=24, rows=3, rings=2)
+    gen = torch.Generator().manual_seed(0)
+    canonical = F.normalize(torch.randn(layout.num_vertices, 16, generator=gen), dim=-1)
+    # set s sees the object in a frame turned by true[s] steps: its feature at φ is canonical's at φ - true·Δ
+    true = [0, 5, 17, 9, 3]
+    sets, seen = [], []
+    for k in true:
+        noisy = F.normalize(canonical + 0.5 * torch.randn(canonical.shape, generator=gen), dim=-1)
+        sets.append(shift_features(noisy, layout, -k))
+        mask = (torch.rand(layout.num_vertices, generator=gen) < 0.7).float()
+        seen.append(mask)
+    sets.append(F.normalize(torch.randn(layout.num_vertices, 16, generator=gen), dim=-1))  # no structure
+    seen.append(torch.ones(layout.num_vertices))
+    result = merge_sets(torch.stack(sets), torch.stack(seen), layout, min_margin=0.1)
+    ref = result.reference
+    assert ref < len(true)
+    expected = [(k - true[ref]) % 24 for k in true]
+    assert result.shifts[: len(true)].tolist() == expected
+    assert result.shifts[-1] == -1 and result.aligned == len(true) and result.rejected == 1
+    # the merged features are the canonical ones in the reference's frame, less noisy than any one set
+    in_ref = shift_features(canonical, layout, -true[ref])
+    merged_cos = (result.features * in_ref).sum(-1).mean()
+    single_cos = (F.normalize(sets[ref], dim=-1) * in_ref).sum(-1).mean()
+    assert merged_cos > single_cos + 0.05

@@ -1,0 +1,168 @@
+"""pose end to end on a procedural car: unannotated sources -> generated sets -> training, merge and one
+shot -> evaluation against the ground truth the pipeline never saw (the sources' labels are used only to
+check the merge and for scoring)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import data3d
+import pose
+from data3d.procedural import make
+from datagen.novel_view import RenderSynthesizer, Zero123Synthesizer, build_tiny_zero123
+from pose.sets import _write_png, object_bbox
+
+SIZE = 64
+CONFIG = {"nemo": {"threads": 1, "data": {"crop_size": [SIZE, SIZE], "batch_size": 8},
+                   "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [16, 32, 64, 64], "embedding_size": 16,
+                                "decoder_width": 32, "feature_dim": 32},
+                   "bank": {"clutter_size": 256}, "optim": {"lr": 3e-3, "warmup_steps": 5},
+                   "train": {"steps": 40, "log_every": 10},
+                   "pose": {"azimuths": 12, "elevations": 4, "thetas": 1, "steps": 15, "keep": 2}}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _records(folder: Path, mesh, azimuths, elevations, prefix: str) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    render = RenderSynthesizer(backend="raster")
+    out = []
+    for i, (a, e) in enumerate(zip(azimuths, elevations)):
+        vp = {"azimuth": float(a), "elevation": float(e), "theta": 0.0, "distance": 3.0, "focal": 1.0,
+              "viewport": SIZE * 2.2, "px": (SIZE - 1) / 2, "py": (SIZE - 1) / 2}
+        image = render.render(mesh, [vp], (SIZE, SIZE))[0]
+        path = folder / f"{prefix}{i:03d}.png"
+        _write_png(path, image)
+        obj = data3d.ObjectAnnotation("car", object_bbox(image), data3d.Viewpoint(**vp), cad_source="procedural",
+                                      cad_id="car/0001")
+        out.append(data3d.ImageRecord(path, (SIZE, SIZE), (obj,)))
+    data3d.save_records(out, folder, shard="000000")
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pose")
+    mesh = make("car", seed=1)
+    rng = np.random.default_rng(0)
+    sources = _records(root / "src", mesh, rng.uniform(0, 2 * math.pi, 4), rng.uniform(0.1, 0.3, 4), "src")
+    test = _records(root / "test", mesh, rng.uniform(0, 2 * math.pi, 16), rng.uniform(0.1, 0.3, 16), "test")
+    data3d.save_records([sources[0]], root / "ref", shard="000000")
+    cylinder = pose.cylinder_params([mesh], segments=36, rows=6, rings=2)
+    views = pose.sources_from_records(sources, {sources[0].objects[0].mesh_ref: mesh})
+    sets = pose.generate_sets(views, RenderSynthesizer(backend="raster"),
+                              pose.default_relative_poses(6, (0.0, -0.25)), root / "sets", category="car",
+                              cylinder=cylinder)
+    run = pose.train(root / "sets", root / "ref", root / "run", CONFIG)
+    return {"mesh": mesh, "root": root, "sources": sources, "test": test, "sets": sets, "run": run,
+            "cylinder": cylinder}
+
+
+def test_sets_are_records_in_the_source_cameras_frame(world):
+    sets, sources = world["sets"], world["sources"]
+    assert len(sets) == 4 and all(len(s.records) == 13 for s in sets)
+    summary = json.loads((world["root"] / "sets" / "sets.json").read_text())
+    assert summary["synthesizer"]["synthesizer"] == "render" and summary["skipped"] == []
+    source_view, moved = sets[1].records[0], sets[1].records[3]
+    assert source_view.image_path.read_bytes() == sources[1].image_path.read_bytes()  # view 0: the source itself
+    obj = moved.objects[0]
+    dp, da, dr = json.loads(obj.extra["relative_pose"])
+    assert obj.extra["frame"] == "source_camera" and moved.extra["set"] == sets[1].id
+    vp0 = source_view.objects[0].viewpoint
+    assert (vp0["azimuth"], vp0["elevation"]) == (0.0, pytest.approx(summary["source_elevation"]))
+    assert obj.viewpoint["azimuth"] == pytest.approx(da % (2 * math.pi))
+    assert obj.viewpoint["elevation"] == pytest.approx(summary["source_elevation"] - dp)
+    assert obj.viewpoint["distance"] == pytest.approx(vp0["distance"] + dr)
+    # the set's distance makes the category cylinder as large as the source's box
+    assert 2.0 < vp0["distance"] < 4.5  # the true distance is 3 (the cylinder is a bit larger than the car)
+
+
+def test_merge_finds_the_true_relative_azimuths(world):
+    report = world["run"].read_json("canonicalisation.json")
+    assert report["aligned"] + report["rejected"] == 4 and report["aligned"] >= 3
+    step = 2 * math.pi / world["cylinder"]["segments"]
+    a = [r.objects[0].viewpoint["azimuth"] for r in world["sources"]]
+    ref = int(report["reference_set"].split("_")[1])
+    for s, shift in enumerate(report["shifts"]):
+        if shift < 0:
+            continue
+        expected = ((a[ref] - a[s]) / step) % world["cylinder"]["segments"]
+        off = min(abs(shift - expected), world["cylinder"]["segments"] - abs(shift - expected))
+        assert off <= 2.0, (s, shift, expected)  # within 20° after only 40 steps (exact: test_pose_canonical)
+    assert report["retrieval_views"] == 13  # the reference image and its generated views
+
+
+def test_run_folder_load_and_evaluate(world, tmp_path):
+    run = world["run"]
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["kind"] == "pose.labelfree"
+    assert (run.path / "loss.png").is_file()
+    losses = [r["loss"] for r in run.read_log()]
+    assert losses[-1] < losses[0] - 1.0
+    model = pose.load(run.path)
+    image = data3d.load_image(world["test"][0].image_path)[None]
+    [result] = model.estimate_pose(image, ["car"])
+    assert set(result["viewpoint"]) >= {"azimuth", "elevation", "theta", "distance"}
+    metrics = pose.evaluate(run.path, world["test"], tmp_path / "eval")
+    assert set(metrics) == {"pose", "oneshot_retrieval"}
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert written["pose"]["clean"]["n"] == 16
+    assert written["pose"]["clean"]["acc_pi6"] == pytest.approx(metrics["pose"]["clean"]["acc_pi6"])
+
+
+@pytest.mark.slow
+def test_longer_training_finds_most_test_poses(world, tmp_path):
+    """Never trained with a pose label, the canonical model still finds most test poses."""
+    root = world["root"]
+    config = json.loads(json.dumps(CONFIG))
+    config["nemo"]["train"]["steps"] = 150
+    pose.train(root / "sets", root / "ref", tmp_path / "run", config)
+    metrics = pose.evaluate(tmp_path / "run", world["test"], tmp_path / "eval")
+    assert metrics["pose"]["clean"]["acc_pi6"] >= 0.6, metrics
+
+
+def test_zero123_synthesizer_makes_a_set(tmp_path, world):
+    model = build_tiny_zero123(tmp_path / "z123", "clip_camera_projection")
+    image = (data3d.load_image(world["sources"][0].image_path).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    src = pose.SetSource(pose.sets.SourceView(image, name="plain.png"),
+                         {"focal": 1.0, "viewport": SIZE * 2.2, "px": 31.5, "py": 31.5}, object_bbox(image))
+    sets = pose.generate_sets([src], Zero123Synthesizer(str(model), steps=2, guidance=2.0),
+                              [[0.0, 1.0, 0.0], [0.2, 2.0, 0.0]], tmp_path / "sets", category="car",
+                              cylinder=world["cylinder"])
+    assert len(sets) == 1 and len(sets[0].records) == 3
+    summary = json.loads((tmp_path / "sets" / "sets.json").read_text())
+    assert summary["synthesizer"]["layout"] == "clip_camera_projection"
+
+
+def test_command_line_generate_train_eval(world, tmp_path):
+    from aware3d import cli
+
+    root = world["root"]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps(CONFIG))  # JSON is YAML
+    sets = tmp_path / "sets"
+    assert cli.main(["pose", "generate", "--images", str(root / "src"), "--category", "car", "--synthesizer",
+                     "degraded", "--sigma-deg", "5", "--out", str(sets), "--azimuths", "3", "--polar-deg", "0",
+                     "--segments", "24", "--no-progress"]) == 0
+    summary = json.loads((sets / "sets.json").read_text())
+    assert len(summary["sets"]) == 4 and summary["synthesizer"]["pose_sigma_deg"] == pytest.approx(5.0)
+    assert cli.main(["pose", "train", "--sets", str(sets), "--reference", str(root / "ref"), "--out",
+                     str(tmp_path / "run"), "--config", str(cfg), "--steps", "4", "--no-progress"]) == 0
+    assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
+                     str(tmp_path / "eval"), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics) == {"pose", "oneshot_retrieval"} and metrics["pose"]["clean"]["n"] == 16
+    assert cli.main(["pose", "generate", "--images", str(tmp_path / "nowhere"), "--category", "car",
+                     "--out", str(tmp_path / "x")]) == 2  # a one-line error, not a traceback
