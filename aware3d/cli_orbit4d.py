@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     run = actions.add_parser(
         "run", help="build the proxy and render scaffolds into a run folder",
         description="Writes <out>/proxy/*.ply, cameras.json, alignment.json, trajectory.json, "
-                    "scaffold/{rgb,depth,mask}/NNNNN.png, scaffold_*.mp4, report.html and manifest.json.")
+                    "scaffold/{rgb,depth,mask}/NNNNN.png, scaffold_*.mp4, with --video-model output/NNNNN.png "
+                    "and output.mp4, report.html and manifest.json.")
     run.add_argument("--frames", "--video", dest="frames", required=True,
                      help="folder of frames (JPEG/PNG, sorted by name) or a video file (MP4)")
     run.add_argument("--masks", required=True,
@@ -49,6 +50,13 @@ def add_parser(sub) -> None:
                      help="splat radius in pixels (0.5: one pixel per point, the most exact depth; 1: fewer holes, "
                           "depths biased towards the nearer neighbour)")
     run.add_argument("--fps", type=float, default=10.0, help="frame rate of the written videos")
+    run.add_argument("--video-model", help="WanVACE pipeline (diffusers) by model id or local path, e.g. "
+                                           "Wan-AI/Wan2.1-VACE-1.3B-diffusers: paints output.mp4 from the scaffold")
+    run.add_argument("--prompt", default="", help="text prompt of the video model")
+    run.add_argument("--video-steps", type=_positive_int, default=30, help="denoising steps of the video model")
+    run.add_argument("--video-guidance", type=float, default=5.0, help="classifier-free guidance of the video model")
+    run.add_argument("--video-condition", choices=("rgb", "depth"), default="rgb",
+                     help="condition the video model on the scaffold's colour or its depth")
     run.add_argument("--out", required=True, help="run folder (created)")
     run.set_defaults(func=run_orbit4d)
 
@@ -69,7 +77,9 @@ def run_orbit4d(args) -> int:
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,
                              bullet_time=args.bullet_time, clean_depth=not args.no_clean_depth,
                              refine_icp=args.icp, smooth=not args.no_smooth, point_radius=args.point_radius,
-                             fps=args.fps, fov_degrees=args.fov)
+                             fps=args.fps, fov_degrees=args.fov, video_model=args.video_model, prompt=args.prompt,
+                             video_steps=args.video_steps, video_guidance=args.video_guidance,
+                             video_condition=args.video_condition)
     result = run(inputs, args.out, options)
     total = sum(result.times.values())
     log.info("orbit4d: %d frames -> %d output frames in %.1f s; report: %s", result.counts["frames"],

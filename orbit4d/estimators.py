@@ -1,10 +1,10 @@
 """The learned stages behind small interfaces, so models can be added without touching the geometry.
 
 A run needs per-frame depth, cameras and masks; a video model paints the final video. Each is a
-Protocol; the implementations that exist today are the given-input ones below. Planned
-(not yet implemented): a transformers depth model made scale-consistent across frames, PnP/ICP
-camera estimation from the static background, SAM2 mask propagation, the Zero-1-to-3 novel-view
-generator (in datagen), and diffusers' WanVACEPipeline conditioned on the scaffold.
+Protocol. Implemented: given depth / cameras / masks (orbit4d.io; `static_cameras` without
+cameras) and the WanVACE video painter (orbit4d.video). Planned: a transformers depth model
+made scale-consistent across frames, PnP/ICP camera estimation from the static background,
+SAM2 mask propagation, the Zero-1-to-3 novel-view generator (in datagen).
 """
 
 from __future__ import annotations

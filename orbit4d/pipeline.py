@@ -6,8 +6,8 @@ Run folder (the public interface):
     alignment.json ({"sim3_ransac": {"frames": [...]}, "sim3_ransac_smoothed": {...},
     "box_fit": {...}}; each frame {"frame", "scale", "R", "t", "inliers"}, X = s·R·X_can + t),
     trajectory.json (camera_path form), scaffold/{rgb,depth,mask}/NNNNN.png, scaffold_rgb.mp4,
-    scaffold_depth.mp4, scaffold_mask.mp4, report.html, manifest.json (options, stage times,
-    counts, warnings).
+    scaffold_depth.mp4, scaffold_mask.mp4, with a video model output/NNNNN.png and output.mp4,
+    report.html, manifest.json (options, stage times, counts, warnings).
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ __all__ = ["Orbit4DOptions", "Orbit4DInputs", "RunResult", "load_inputs", "recon
 @dataclass(frozen=True)
 class Orbit4DOptions:
     """trajectory: a camera_path JSON file or a preset name (geom3d.trajectory.preset_path);
-    num_output_frames: default the input's frame count; bullet_time: a fixed input frame."""
+    num_output_frames: default the input's frame count; bullet_time: a fixed input frame;
+    video_model: a WanVACE model id or local path (None: no video stage), conditioned on the
+    scaffold's colour or depth (video_condition "rgb" / "depth"), its holes, the first input
+    frame and `prompt`."""
 
     trajectory: str = "arc_yaw_30"
     num_output_frames: int | None = None
@@ -63,6 +66,11 @@ class Orbit4DOptions:
     fps: float = 10.0
     fov_degrees: float = 60.0
     seed: int = 0
+    video_model: str | None = None
+    prompt: str = ""
+    video_steps: int = 30
+    video_guidance: float = 5.0
+    video_condition: str = "rgb"
 
 
 @dataclass(frozen=True)
@@ -218,12 +226,27 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
     write_video(out / "scaffold_mask.mp4", mask_img, options.fps)
     write_video(out / "input.mp4", inputs.frames, options.fps)
     times["writing scaffolds"] = time.perf_counter() - t
+    output = None
+    if options.video_model:
+        if options.video_condition not in ("rgb", "depth"):
+            raise ValueError(f"video_condition must be 'rgb' or 'depth', got {options.video_condition!r}")
+        from .video import WanVacePainter
+
+        t = time.perf_counter()
+        painter = WanVacePainter(options.video_model, steps=options.video_steps, guidance=options.video_guidance,
+                                 seed=options.seed)
+        cond = scaffold.rgb if options.video_condition == "rgb" else np.repeat(depth_img[..., None], 3, -1)
+        output = painter(cond, ~scaffold.mask, inputs.frames[0], options.prompt)
+        write_frames(out / "output", output)
+        write_video(out / "output.mp4", output, options.fps)
+        times["video model"] = time.perf_counter() - t
     counts = {"frames": len(inputs.names), "output_frames": len(path), "background_points": int(bgc.points.shape[0]),
               "canonical_points": int(canonical.points.shape[0]),
               "foreground_points_per_frame": [int(p.points.shape[0]) for p in geo["partials"]],
               "coverage": float(scaffold.mask.mean()), "voxel_size": geo["voxel"]}
-    write_report(out, inputs, scaffold, depth_img, mask_img, bgc, foregrounds, path, counts)
+    write_report(out, inputs, scaffold, depth_img, mask_img, bgc, foregrounds, path, counts, output=output)
     manifest = {"options": asdict(options), "times_s": times, "counts": counts, "warnings": list(inputs.notes),
-                "frames": list(inputs.names), "video_model": "not run (no video model wired in yet)"}
+                "frames": list(inputs.names),
+                "video_model": options.video_model or "not run (no --video-model given)"}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return RunResult(out, times, counts, fit.transforms, smoothed, geo["box"], canonical.points, path)

@@ -1,6 +1,6 @@
-"""report.html of a run: input, scaffolds (colour, depth, mask) side by side per sampled output
-frame, and an overview of the proxy from above and behind the first camera, with the input
-cameras (red) and the target path (green) drawn in."""
+"""report.html of a run: input, scaffolds (colour, depth, mask) and the painted output (when a
+video model ran) side by side per sampled output frame, and an overview of the proxy from above
+and behind the first camera, with the input cameras (red) and the target path (green) drawn in."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _save_png(path: Path, img: np.ndarray) -> str:
 
 
 def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, foregrounds, path, counts,
-                 rows: int = 6) -> Path:
+                 rows: int = 6, output=None) -> Path:
     """Write report/ images and report.html into the run folder `out`."""
     folder = out / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,6 +71,8 @@ def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, f
                  _save_png(folder / f"rgb_{i:05d}.png", scaffold.rgb[i]),
                  _save_png(folder / f"depth_{i:05d}.png", depth_img[i]),
                  _save_png(folder / f"mask_{i:05d}.png", mask_img[i])]
+        if output is not None:
+            cells.append(_save_png(folder / f"output_{i:05d}.png", output[i]))
         imgs = "".join(f'<td><img src="report/{c}" width="240"></td>' for c in cells)
         body.append(f"<tr><td>output {i}<br>input {html.escape(inputs.names[src])}</td>{imgs}</tr>")
     stats = "".join(f"<li>{html.escape(k)}: {html.escape(str(v if not isinstance(v, list) else len(v)))}</li>"
@@ -79,12 +81,13 @@ def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, f
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:2px}} img{{image-rendering:pixelated}}</style>
 </head><body><h1>orbit4d run</h1>
 <p>Videos: <a href="input.mp4">input</a>, <a href="scaffold_rgb.mp4">scaffold colour</a>,
-<a href="scaffold_depth.mp4">scaffold depth</a>, <a href="scaffold_mask.mp4">scaffold mask</a>.
+<a href="scaffold_depth.mp4">scaffold depth</a>, <a href="scaffold_mask.mp4">scaffold mask</a>{
+', <a href="output.mp4">output</a>' if output is not None else ' (no video model run)'}.
 Proxy: proxy/*.ply; cameras.json, alignment.json, trajectory.json.</p>
 <h2>Overview</h2><p>The proxy from above and behind the first camera; red: input cameras, green: target path.</p>
 <img src="report/{over}">
 <h2>Input and scaffolds</h2><table><tr><th></th><th>input</th><th>colour</th><th>depth (near bright, holes grey)</th>
-<th>mask (holes black)</th></tr>{''.join(body)}</table>
+<th>mask (holes black)</th>{'<th>output</th>' if output is not None else ''}</tr>{''.join(body)}</table>
 <h2>Counts</h2><ul>{stats}</ul></body></html>"""
     atomic_write_text(out / "report.html", page)
     return out / "report.html"

@@ -111,12 +111,14 @@ def test_cli_smoke_on_judo(shared_data, tmp_path):
 
 def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
     """Frames, palette masks, depth arrays and a global_camera.json on disk; the trajectory a
-    camera_path JSON (bullet time at frame 2)."""
+    camera_path JSON (bullet time at frame 2); the video stage with a tiny random WanVACE."""
     import cv2
     from PIL import Image
 
+    pytest.importorskip("diffusers")
     from geom3d.trajectory import bullet_time, save_camera_path
     from orbit4d.io import write_cameras
+    from orbit4d.video import tiny_wan_vace
 
     sc = make_scene(6, (64, 96), turn_degrees=20.0)
     for sub in ("frames", "masks", "depth"):
@@ -131,10 +133,16 @@ def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
     centre = float(np.median(sc.depth[0][sc.masks[0]]))
     save_camera_path(tmp_path / "path.json", bullet_time(arc_path(sc.cameras[0], centre, 4, yaw=0.3), 2))
     out = tmp_path / "run"
+    model = tiny_wan_vace(tmp_path / "tiny-wan-vace")  # a random WanVACE pipeline, loaded by path
     code = main(["orbit4d", "run", "--frames", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
                  "--object-id", "3", "--depth", str(tmp_path / "depth"), "--cameras",
-                 str(tmp_path / "global_camera.json"), "--trajectory", str(tmp_path / "path.json"), "--out", str(out)])
+                 str(tmp_path / "global_camera.json"), "--trajectory", str(tmp_path / "path.json"), "--out", str(out),
+                 "--video-model", str(model), "--video-steps", "2", "--prompt", "an object turning"])
     assert code == 0
+    painted = sorted((out / "output").glob("*.png"))
+    assert len(painted) == 4 and (out / "output.mp4").is_file()
+    assert cv2.imread(str(painted[0])).shape == (64, 96, 3)
+    assert "output.mp4" in (out / "report.html").read_text()
     path = load_camera_path(out / "trajectory.json")
     assert len(path) == 4 and bool((path.video_time == 2).all())
     cams = json.loads((out / "cameras.json").read_text())
