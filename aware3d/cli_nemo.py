@@ -171,9 +171,14 @@ def run_pose(args: argparse.Namespace) -> int:
     Hc, Wc = model.config["data"]["crop_size"]
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    records = []
+    records, skipped = [], 0
     for path in _image_files(args.images):
-        image = data3d.load_image(path)
+        try:
+            image = data3d.load_image(path)
+        except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
+            print(f"skipped {path}: {exc}")
+            skipped += 1
+            continue
         H, W = image.shape[-2:]
         s = min(Hc / H, Wc / W)
         h, w = max(1, round(H * s)), max(1, round(W * s))
@@ -202,6 +207,7 @@ def run_pose(args: argparse.Namespace) -> int:
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(obj,)))
         print(f"{path.name}: {result['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
               f"theta {vp['theta']:.2f} (score {result['score']:.3f})")
-    data3d.save_records(records, out)
-    print(f"{len(records)} records in {out}; overlays in {out / 'overlays'}")
-    return 0
+    if records:
+        data3d.save_records(records, out, shard="pose")
+    print(f"{len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
+    return 0 if records else 2

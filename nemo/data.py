@@ -21,7 +21,8 @@ import geom3d
 
 from .errors import NemoError
 
-__all__ = ["load_record_folders", "object_dataset", "split_of", "category_meshes", "epoch_batches"]
+__all__ = ["load_record_folders", "object_dataset", "split_of", "category_meshes", "epoch_batches", "SkippingDataset",
+           "collate_skipping"]
 
 
 def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -98,6 +99,39 @@ def category_meshes(config: Mapping, categories: Sequence[str]) -> dict[str, geo
             raise NemoError(f"config 'meshes': the asset source has no usable mesh of category {c!r}")
         out[c] = geom3d.cuboid_from_meshes(meshes, coverage=cub["coverage"], num_vertices=cub["num_vertices"])
     return out
+
+
+class SkippingDataset(torch.utils.data.Dataset):
+    """A dataset whose unreadable items (a corrupt or missing image, a wrong size) come back as
+    {"skipped": reason} instead of stopping a batch job; `collate_skipping` drops and counts them."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name):  # records, categories, set_epoch, ... of the wrapped dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except (data3d.AnnotationError, OSError) as exc:
+            return {"skipped": f"{type(exc).__name__}: {exc}"}
+
+
+def collate_skipping(items):
+    """`data3d.collate_objects` of the readable items, with "skipped": [reasons] (None when all were skipped)."""
+    good = [i for i in items if "skipped" not in i]
+    reasons = [i["skipped"] for i in items if "skipped" in i]
+    if not good:
+        return {"skipped": reasons, "empty": True}
+    batch = data3d.collate_objects(good)
+    batch["skipped"] = reasons
+    return batch
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:

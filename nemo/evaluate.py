@@ -7,6 +7,7 @@ measured separately: NeMo by feature matching with clutter ("cls_acc") and by fi
 category ("cls_acc_fit"), the baseline by its category head. Writes, in `out`:
     metrics.json               {method: {split: {"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n"}}}
     metrics_per_category.json  {method: {split: {category: {...}}}}
+    skipped.json               {method: objects skipped because their image could not be read}
     predictions.jsonl          one line per object and method
     report.html + images/      per-split bars, examples with the mesh drawn at the estimate, worst failures
 """
@@ -14,6 +15,7 @@ category ("cls_acc_fit"), the baseline by its category head. Writes, in `out`:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -25,12 +27,14 @@ import data3d
 import geom3d
 from aware3d_utils import atomic_write_text
 
-from .data import object_dataset, split_of
+from .data import SkippingDataset, collate_skipping, object_dataset, split_of
 from .errors import NemoError
 from .model import NemoModel, rotation_of
 from .report import write_report
 
 __all__ = ["evaluate", "summarise"]
+
+log = logging.getLogger(__name__)
 
 
 def summarise(rows: Sequence[dict]) -> dict:
@@ -68,20 +72,27 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
         raise NemoError("evaluate: no model given")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
-    metrics, per_category, all_rows = {}, {}, {}
+    metrics, per_category, all_rows, skipped = {}, {}, {}, {}
     for name, model in models.items():
         known = set(model.categories)
         subset = [r for r in records if all(o.category in known for o in r.objects)]
         if not subset:
             raise NemoError(f"evaluate: no records of the categories {sorted(known)} the {name} model knows")
         dataset = object_dataset(subset, model.config, model.categories, train=False)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=data3d.collate_objects)
+        loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_size=batch_size,
+                                             collate_fn=collate_skipping)
         rows: list[dict] = []
+        position = {key: i for i, key in enumerate(dataset.index)}  # (record, object) -> dataset item
         for batch in _maybe_progress(loader, progress, name):
+            skipped[name] = skipped.get(name, 0) + len(batch["skipped"])
+            for reason in batch["skipped"]:
+                log.warning("evaluate %s: skipped an object: %s", name, reason)
+            if batch.get("empty"):
+                continue
             for row, ri, oi in zip(_predict(model, batch, classify_fit), batch["record_index"], batch["object_index"]):
                 record = dataset.records[int(ri)]
                 row.update(split=split_of(record, record.objects[int(oi)]), image=str(record.image_path),
-                           item=len(rows))
+                           item=position[(int(ri), int(oi))])
                 rows.append(row)
         groups, cats = defaultdict(list), defaultdict(lambda: defaultdict(list))
         for r in rows:
@@ -92,6 +103,7 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
         all_rows[name] = (rows, dataset)
     _write_json(os.path.join(out, "metrics.json"), metrics)
     _write_json(os.path.join(out, "metrics_per_category.json"), per_category)
+    _write_json(os.path.join(out, "skipped.json"), skipped)
     lines = [json.dumps({"method": n, **{k: v for k, v in r.items()}}, default=float)
              for n, (rows, _) in all_rows.items() for r in rows]
     atomic_write_text(os.path.join(out, "predictions.jsonl"), "\n".join(lines) + "\n")

@@ -20,15 +20,20 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-import data3d
-
 from . import distributed
 from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
 from .config import DEFAULTS, resolve_config
 from .contrastive import contrastive_loss, vertex_targets
-from .data import category_meshes, epoch_batches, load_record_folders, object_dataset
+from .data import (
+    SkippingDataset,
+    category_meshes,
+    collate_skipping,
+    epoch_batches,
+    load_record_folders,
+    object_dataset,
+)
 from .errors import NemoError
 from .fresh import FreshData, is_datagen_config
 from .run import RunFolder, line_plot_png
@@ -196,6 +201,7 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     batch_size = int(config["data"]["batch_size"])
     per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)) // world)
     step, done_here = start, 0
+    skipped: dict[str, int] = {}
     tick, seen = time.perf_counter(), 0
     bar = _progress(progress and main, steps, start)
     while step < steps and (stop_after is None or done_here < stop_after):
@@ -206,9 +212,14 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
         dataset.set_epoch(epoch)
         # under torchrun each process takes every world-th batch of the epoch
         batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[rank::world][:per_epoch][offset:]
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
-                                             num_workers=int(config["data"]["workers"]))
+        loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_sampler=batches,
+                                             collate_fn=collate_skipping, num_workers=int(config["data"]["workers"]))
         for batch in loader:
+            for reason in batch["skipped"]:  # unreadable samples: logged, counted in the manifest, not fatal
+                log.warning("skipped a training sample: %s", reason)
+                skipped[reason.split(":", 1)[0]] = skipped.get(reason.split(":", 1)[0], 0) + 1
+            if batch.get("empty"):
+                continue
             lr = learning_rate(step, optim_cfg, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -262,9 +273,9 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
         if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
             save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
         write_curves(run)
-        run.update_manifest(status="complete", step=step)
+        run.update_manifest(status="complete", step=step, skipped=skipped)
     else:
-        run.update_manifest(status="stopped", step=step)
+        run.update_manifest(status="stopped", step=step, skipped=skipped)
     return run
 
 

@@ -30,8 +30,10 @@ def test_train_eval_pose(tmp_path, capsys):
                  "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"nemo", "baseline"} and set(metrics["nemo"]) == {"clean", "L3"}
+    (tmp_path / "broken.png").write_bytes(b"not a png")
     assert main(["nemo", "pose", "--run", str(run), "--images", str(data / "images" / "car"),
-                 "--out", str(tmp_path / "pose")]) == 0
+                 str(tmp_path / "broken.png"), "--out", str(tmp_path / "pose")]) == 0
+    assert "skipped 1" in capsys.readouterr().out
     from data3d import load_records
 
     records = load_records(tmp_path / "pose")

@@ -226,3 +226,24 @@ def test_init_and_extra_loss_hooks(records_folder, tmp_path):
     assert all(r["loss"] == pytest.approx(r["contrastive"] + 0.1 * r["regulariser"] + 2.0, rel=1e-5) for r in log)
     with pytest.raises(nemo.NemoError, match="initial bank"):
         nemo.train([records_folder], tmp_path / "bad", config, init=(net, MeshBank({"car": bank.mesh("car")})))
+
+
+def test_unreadable_images_are_skipped_and_counted(records_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(records_folder, folder)
+    broken = sorted((folder / "images").rglob("*.png"))[:2]
+    for path in broken:
+        path.write_bytes(b"not a png")
+    cfg = dict(TINY, train={"steps": 3, "log_every": 1, "checkpoint_every": 3})
+    run = nemo.train([folder], tmp_path / "run", cfg)
+    manifest = run.read_json("manifest.json")
+    assert manifest["status"] == "complete" and sum(manifest["skipped"].values()) >= 1
+    from nemo.data import load_record_folders
+
+    nemo.evaluate({"nemo": nemo.load(run.path)}, load_record_folders([folder]), tmp_path / "eval", classify_fit=False,
+                  report_examples=1)
+    assert json.loads((tmp_path / "eval" / "skipped.json").read_text()) == {"nemo": 2}
+    per = json.loads((tmp_path / "eval" / "metrics.json").read_text())["nemo"]
+    assert sum(s["n"] for s in per.values()) == 14
