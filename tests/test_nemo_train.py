@@ -247,3 +247,13 @@ def test_unreadable_images_are_skipped_and_counted(records_folder, tmp_path):
     assert json.loads((tmp_path / "eval" / "skipped.json").read_text()) == {"nemo": 2}
     per = json.loads((tmp_path / "eval" / "metrics.json").read_text())["nemo"]
     assert sum(s["n"] for s in per.values()) == 14
+
+
+def test_demo_trains_both_and_compares(records_folder, tmp_path):
+    from nemo.demo import run_nemo_demo, summary
+
+    metrics = run_nemo_demo(records_folder, tmp_path / "demo", ["car", "sofa"], steps=2, samples_per_category=4)
+    assert set(metrics) == {"nemo", "baseline"} and set(metrics["nemo"]) == {"clean", "L2"}
+    text = summary(metrics)
+    assert "clean (n=8) Acc@pi/6: nemo" in text and "baseline" in text
+    assert (tmp_path / "demo" / "eval" / "report.html").is_file()
