@@ -33,6 +33,10 @@ def add_parser(sub) -> None:
                      help="folder of foreground masks named like the frames (binary or palette PNG)")
     run.add_argument("--object-id", type=int, help="palette id of the object (default: any non-zero label)")
     run.add_argument("--depth", help="folder of <frame>.npy metric depth maps (camera z)")
+    run.add_argument("--depth-model", help="without --depth: a transformers depth model by id or path (e.g. "
+                                           "depth-anything/Depth-Anything-V2-Small-hf), scale-consistent over frames")
+    run.add_argument("--depth-median", type=float, default=5.0,
+                     help="median depth of the first frame for a relative (not metric) depth model")
     run.add_argument("--cameras", help="global_camera.json ({'image_size': [H, W], '<frame>': {'extrinsic': 3x4 "
                                        "world-to-camera, 'intrinsic': 3x3}}); default: a static camera")
     run.add_argument("--fov", type=float, default=60.0,
@@ -71,7 +75,8 @@ def run_orbit4d(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
-                             max_frames=args.max_frames, fov_degrees=args.fov)
+                             max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
+                             depth_median=args.depth_median)
     for w in caught:
         log.warning("%s", w.message)
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,

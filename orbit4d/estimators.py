@@ -2,8 +2,8 @@
 
 A run needs per-frame depth, cameras and masks; a video model paints the final video. Each is a
 Protocol. Implemented: given depth / cameras / masks (orbit4d.io; `static_cameras` without
-cameras) and the WanVACE video painter (orbit4d.video). Planned: a transformers depth model
-made scale-consistent across frames, PnP/ICP camera estimation from the static background,
+cameras), a transformers depth model made scale-consistent over frames (orbit4d.depth_model)
+and the WanVACE video painter (orbit4d.video). Planned: PnP/ICP camera estimation from the static background,
 SAM2 mask propagation, the Zero-1-to-3 novel-view generator (in datagen).
 """
 

@@ -98,18 +98,26 @@ class RunResult:
 
 
 def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frames=None,
-                fov_degrees: float = 60.0) -> Orbit4DInputs:
-    """Read the inputs (see orbit4d.io); without cameras, a static camera of `fov_degrees` (with a warning)."""
+                fov_degrees: float = 60.0, depth_model: str | None = None, depth_median: float = 5.0) -> Orbit4DInputs:
+    """Read the inputs (see orbit4d.io). Without a depth folder, `depth_model` (a transformers
+    depth model id or path, orbit4d.depth_model) estimates it; without cameras, a static camera
+    of `fov_degrees` is assumed (with a warning)."""
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rgb, names = read_frames(frames, max_frames)
         size = rgb.shape[1:3]
         mset = read_masks(masks, names, size, object_id)
-        if depth is None:
-            raise Orbit4DInputError("--depth", "no depth given; a depth model is not wired in yet: pass a folder "
-                                               "of <frame>.npy metric depth maps")
-        d = read_depth(depth, names, size)
+        if depth is not None:
+            d = read_depth(depth, names, size)
+        elif depth_model:
+            from .depth_model import TransformersDepth
+
+            warnings.warn(f"depth estimated by {depth_model}, scale-consistent over frames", stacklevel=2)
+            d = TransformersDepth(depth_model, median_depth=depth_median)(rgb, mset.masks)
+        else:
+            raise Orbit4DInputError("--depth", "no depth given: pass a folder of <frame>.npy metric depth maps "
+                                               "or a depth model (--depth-model)")
         if cameras is None:
             warnings.warn(f"no cameras given: assuming a static camera with a {fov_degrees}° field of view",
                           stacklevel=2)
