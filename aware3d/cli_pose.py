@@ -70,13 +70,12 @@ def add_parser(sub) -> None:
 
 
 def _asset_source(path: str | None, category: str):
-    import yaml
-
     import data3d
+    from datagen.config import read_yaml  # YAML 1.2, as datagen: `type: off` is the OFF source
 
     block = {"type": "procedural", "count": 3}
     if path:
-        block = yaml.safe_load(Path(path).read_text())
+        block = read_yaml(Path(path).read_text())
         if not isinstance(block, dict):
             raise ValueError(f"{path}: an asset source block must be a mapping")
     block = dict(block, categories=[category])
@@ -113,7 +112,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from datagen.novel_view import make_synthesizer
 
     source = _asset_source(args.assets, args.category)
-    meshes = {data3d.mesh_ref_for(a.source, a.category, a.id, a.cad_index): m
+    meshes = {data3d.mesh_ref_for(str(a.meta.get("collection", a.source)), a.category, a.id, a.cad_index): m
               for a in source.by_category(args.category) if (m := source.load(a)) is not None}
     if not meshes:
         raise ValueError(f"the asset source has no mesh of category {args.category!r}")
@@ -150,13 +149,12 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import yaml
-
     import pose
+    from datagen.config import read_yaml
 
     config = {}
     if args.config:
-        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        config = read_yaml(Path(args.config).read_text()) or {}
         if not isinstance(config, dict):
             raise ValueError(f"{args.config}: the config must be a mapping")
     if args.steps is not None:
