@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -31,6 +30,7 @@ import data3d
 import geom3d
 from aware3d_utils import atomic_save, atomic_write_text
 from datagen.novel_view import NovelViewSynthesizer, SourceView, as_relative_poses
+from datagen.writer import encode_png
 
 from .mesh import neural_cylinder
 
@@ -91,10 +91,8 @@ def estimate_distance(cylinder: geom3d.Mesh, intrinsics: Mapping, elevation: flo
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    atomic_save(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+    data = encode_png(image)
+    atomic_save(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,

@@ -74,3 +74,14 @@ def test_merge_recovers_unknown_rotations_and_rejects_a_featureless_set():
     merged_cos = (result.features * in_ref).sum(-1).mean()
     single_cos = (F.normalize(sets[ref], dim=-1) * in_ref).sum(-1).mean()
     assert merged_cos > single_cos + 0.05
+
+
+def test_config_keys_are_checked():
+    from pose import resolve_pose_config
+
+    cfg = resolve_pose_config({"nemo": {"train": {"steps": 7}}, "pose": {"merge": {"min_margin": 0.1}}})
+    assert cfg["nemo"]["train"]["steps"] == 7 and cfg["pose"]["merge"] == {"min_margin": 0.1, "rounds": 2}
+    with pytest.raises(ValueError, match="pose.merge.margin"):
+        resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
+    with pytest.raises(ValueError, match="unknown top-level"):
+        resolve_pose_config({"steps": 3})
