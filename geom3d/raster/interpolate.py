@@ -145,9 +145,10 @@ def interpolate(fragments: Fragments, attributes: torch.Tensor, index: torch.Ten
     `channels_first` (the layout of backbone feature maps).
 
     attributes: (V, C) for all views; (N, V, C) N tables, view b reading row index[b]; or (*S, V, C)
-        one table per view (broadcast trailing dims, as from `expand`, are read in place). index: (B,) or (*S,) int64 rows of an (N, V, C) table. Without an
-        index, (N, V, C) means one table per view (N = B), per leading index (N = S[0], e.g.
-        per-image features under cameras (images, hypotheses)) or one for all (N = 1).
+        one table per view (broadcast trailing dims, as from `expand`, are read in place).
+    index: (B,) or (*S,) int64 rows of an (N, V, C) table. Without an index, (N, V, C) means one
+        table per view (N = B), per leading index (N = S[0], e.g. per-image features under cameras
+        (images, hypotheses)) or one for all (N = 1).
     Perspective-correct (the fragments' barycentrics are), zero where no face covers the pixel,
     differentiable w.r.t. the attributes and, through `fragments.bary`, the vertex positions.
     The result has the promoted dtype of attributes and barycentrics.
