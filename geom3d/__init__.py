@@ -153,6 +153,7 @@ __all__ = [
     "PaddedMeshes",
     "PixelValues",
     "VertexVisibility",
+    "antialias",
     "interpolate",
     "interpolate_sparse",
     "pad_meshes",
