@@ -298,29 +298,44 @@ class Zero123Synthesizer(NovelViewSynthesizer):
         return list(rgb.permute(0, 2, 3, 1).cpu().numpy())
 
 
-def build_tiny_zero123(folder: str | os.PathLike, layout: str = "cc_projection", seed: int = 0) -> Path:
+def build_tiny_zero123(folder: str | os.PathLike, layout: str = "cc_projection", seed: int = 0,
+                       real_size: bool = False) -> Path:
     """Save a tiny randomly initialised Zero-1-to-3 model (64² images) in `layout` into `folder`; return it.
 
     The parts are built from configs (8-channel UNet with 32-d cross-attention, an 8x VAE, a CLIP vision
     tower with a 32-d projection, a CLIP image processor, DDIM), and the camera projection (36 -> 32)
     is written as the real layout stores it: `cc_projection/` (Linear `projection`, .bin) or
     `clip_camera_projection/` (Linear `proj`, safetensors). Loads by path like a real model.
+    real_size: the released architecture instead (SD 1.5 UNet with 8 input channels and 768-d
+    cross-attention, SD's VAE, CLIP ViT-L/14, 256²), still random: for benchmarks (several GB on disk).
     """
     if layout not in PROJECTION_LAYOUTS:
         raise ValueError(f"layout must be one of {sorted(PROJECTION_LAYOUTS)}, got {layout!r}")
     diffusers, transformers, torch = require("diffusers"), require("transformers"), require("torch")
     folder = Path(folder)
     torch.manual_seed(seed)
-    dim = 32
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=dim, attention_head_dim=4, norm_num_groups=8)
-    vae = _tiny_vae(diffusers)
-    encoder = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8,
-        projection_dim=dim))
-    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    if real_size:  # diffusers' and transformers' defaults are SD 1.5's UNet / VAE shapes; CLIP ViT-L/14
+        dim = 768
+        unet = diffusers.UNet2DConditionModel(sample_size=32, in_channels=8, out_channels=4, cross_attention_dim=dim)
+        vae = diffusers.AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                                      down_block_types=("DownEncoderBlock2D",) * 4,
+                                      up_block_types=("UpDecoderBlock2D",) * 4, sample_size=256)
+        encoder = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
+            patch_size=14, projection_dim=dim))
+        processor = transformers.CLIPImageProcessor()
+    else:
+        dim = 32
+        unet = diffusers.UNet2DConditionModel(
+            sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=dim, attention_head_dim=4,
+            norm_num_groups=8)
+        vae = _tiny_vae(diffusers)
+        encoder = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+            patch_size=8, projection_dim=dim))
+        processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     scheduler = diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                         clip_sample=False, set_alpha_to_one=False)
     with torch.no_grad():  # random weights big enough that the conditions visibly change the output
