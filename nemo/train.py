@@ -126,7 +126,16 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
         with a grown bank, iNeMo); the bank must hold the run's categories in its order.
     extra_loss: `fn(step, batch, features, targets, bank) -> (loss term, info dict)` added to NeMo's
         loss every step (e.g. iNeMo's positional regulariser and distillation); its info is logged.
+    Runs with the config's `threads` torch threads and restores the caller's count afterwards.
     """
+    previous = torch.get_num_threads()
+    try:
+        return _train(data, out, config, progress, stop_after, init, extra_loss)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFolder:
     run = RunFolder(out)
     config, resuming = _resolve_for_run(run, config)
     torch.set_num_threads(int(config["threads"]))

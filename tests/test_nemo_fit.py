@@ -15,6 +15,15 @@ from nemo.oracle import oracle_feature_maps, random_viewpoints
 H, W, FOCAL = 40, 48, 150.0
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """fit_pose runs many small ops: on a shared 2-core machine two threads each thrash (issue 11's 30×)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _bank(categories=("car",), seed=0, clutter=None):
     boxes = {"car": ((-0.5, -0.22, -0.15), (0.5, 0.22, 0.15)), "sofa": ((-0.45, -0.3, -0.2), (0.45, 0.3, 0.2))}
     meshes = {c: geom3d.cuboid_mesh(*boxes[c], 300) for c in categories}
