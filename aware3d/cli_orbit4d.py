@@ -38,9 +38,12 @@ def add_parser(sub) -> None:
     run.add_argument("--depth-median", type=float, default=5.0,
                      help="median depth of the first frame for a relative (not metric) depth model")
     run.add_argument("--cameras", help="global_camera.json ({'image_size': [H, W], '<frame>': {'extrinsic': 3x4 "
-                                       "world-to-camera, 'intrinsic': 3x3}}); default: a static camera")
+                                       "world-to-camera, 'intrinsic': 3x3}}); default: estimated from the "
+                                       "background by PnP (or --static-camera)")
     run.add_argument("--fov", type=float, default=60.0,
-                     help="horizontal field of view in degrees of the static camera used without --cameras")
+                     help="horizontal field of view in degrees of the cameras estimated without --cameras")
+    run.add_argument("--static-camera", action="store_true",
+                     help="without --cameras: assume the camera does not move (instead of estimating its motion)")
     run.add_argument("--trajectory", default="arc_yaw_30",
                      help="a camera_path JSON file or a preset: arc_<yaw|pitch|roll>_<deg>[_scale_<s>], "
                           "dolly_<distance>, zoom_<factor>, static ('p' for the decimal point, e.g. arc_yaw_22p5)")
@@ -76,7 +79,7 @@ def run_orbit4d(args) -> int:
         warnings.simplefilter("always")
         inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
                              max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
-                             depth_median=args.depth_median)
+                             depth_median=args.depth_median, estimate_cameras=not args.static_camera)
     for w in caught:
         log.warning("%s", w.message)
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,

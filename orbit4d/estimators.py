@@ -1,10 +1,10 @@
 """The learned stages behind small interfaces, so models can be added without touching the geometry.
 
 A run needs per-frame depth, cameras and masks; a video model paints the final video. Each is a
-Protocol. Implemented: given depth / cameras / masks (orbit4d.io; `static_cameras` without
-cameras), a transformers depth model made scale-consistent over frames (orbit4d.depth_model)
-and the WanVACE video painter (orbit4d.video). Planned: PnP/ICP camera estimation from the static background,
-SAM2 mask propagation, the Zero-1-to-3 novel-view generator (in datagen).
+Protocol. Implemented: given depth / cameras / masks (orbit4d.io; `static_cameras`), a
+transformers depth model made scale-consistent over frames (orbit4d.depth_model), PnP camera
+estimation from the static background (orbit4d.camera_model) and the WanVACE video painter
+(orbit4d.video). Planned: SAM2 mask propagation, the Zero-1-to-3 novel-view generator (datagen).
 """
 
 from __future__ import annotations

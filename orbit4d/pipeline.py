@@ -98,10 +98,12 @@ class RunResult:
 
 
 def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frames=None,
-                fov_degrees: float = 60.0, depth_model: str | None = None, depth_median: float = 5.0) -> Orbit4DInputs:
+                fov_degrees: float = 60.0, depth_model: str | None = None, depth_median: float = 5.0,
+                estimate_cameras: bool = True) -> Orbit4DInputs:
     """Read the inputs (see orbit4d.io). Without a depth folder, `depth_model` (a transformers
-    depth model id or path, orbit4d.depth_model) estimates it; without cameras, a static camera
-    of `fov_degrees` is assumed (with a warning)."""
+    depth model id or path, orbit4d.depth_model) estimates it; without cameras, they are
+    estimated from the background (orbit4d.camera_model, intrinsics from `fov_degrees`), or a
+    static camera is assumed when `estimate_cameras` is False (with a warning either way)."""
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -119,9 +121,16 @@ def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frame
             raise Orbit4DInputError("--depth", "no depth given: pass a folder of <frame>.npy metric depth maps "
                                                "or a depth model (--depth-model)")
         if cameras is None:
-            warnings.warn(f"no cameras given: assuming a static camera with a {fov_degrees}° field of view",
-                          stacklevel=2)
             cams = static_cameras(len(names), size, fov_degrees)
+            if estimate_cameras and len(names) > 1:
+                from .camera_model import estimate_cameras as estimate
+
+                warnings.warn(f"no cameras given: estimated from the background (PnP on feature matches), "
+                              f"{fov_degrees}° field of view", stacklevel=2)
+                cams = estimate(rgb, d, mset.masks, cams.K[0].numpy())
+            else:
+                warnings.warn(f"no cameras given: assuming a static camera with a {fov_degrees}° field of view",
+                              stacklevel=2)
         else:
             cams = read_cameras(cameras, names, size)
     notes = [str(w.message) for w in caught]

@@ -131,3 +131,21 @@ def test_alignment_accuracy_with_noisy_depth_and_a_rotating_camera(noise):
     assert ours.translation_rel.max() <= 0.02
     assert box.rotation_deg.max() > 10 * ours.rotation_deg.max()
     assert math.isfinite(box.translation_rel.max())
+
+
+def test_cameras_estimated_from_the_background_follow_the_true_motion():
+    """PnP on background feature matches (exact depth): poses relative to the first camera."""
+    from orbit4d.camera_model import estimate_cameras
+
+    scene = make_scene(12, (240, 320), turn_degrees=45.0)
+    est = estimate_cameras(scene.frames, scene.depth, scene.masks, scene.cameras.K[0].numpy())
+    tru = scene.cameras.to(dtype=torch.float64)
+    rel_R = tru.R @ tru.R[0].T
+    rel_t = tru.t - (rel_R @ tru.t[0][:, None])[..., 0]
+    rot = torch.rad2deg(roma.rotmat_geodesic_distance(est.R, rel_R))
+    travel = float(rel_t.norm(dim=-1).max())
+    err = (est.t - rel_t).norm(dim=-1)
+    print(f"\ncamera estimation: rotation max {float(rot.max()):.2f}°, translation max {float(err.max()):.3f} "
+          f"of {travel:.2f} travel")
+    assert float(rot.max()) < 3.0 and float(err.max()) < 0.2 * travel
+    assert torch.equal(est.R[0], torch.eye(3, dtype=torch.float64))  # world = the first camera
