@@ -28,6 +28,15 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Training and pose fitting run many small ops: on a shared 2-core machine two threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def records_folder(tmp_path_factory):
     from datagen.config import load_config
