@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_nemo_train import one_thread  # noqa: F401  (autouse: single-threaded, small ops thrash with 2)
 
 import geom3d
 import nemo
@@ -13,15 +14,6 @@ from nemo.fit import _prepare, score_poses
 from nemo.oracle import oracle_feature_maps, random_viewpoints
 
 H, W, FOCAL = 40, 48, 150.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """fit_pose runs many small ops: on a shared 2-core machine two threads each thrash (issue 11's 30×)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _bank(categories=("car",), seed=0, clutter=None):
