@@ -22,19 +22,10 @@ import numpy as np
 import roma
 import torch
 
+from .dtypes import as_float_tensors
 from .errors import GeometryError
 
 __all__ = ["Sim3", "umeyama", "ransac_sim3", "RansacResult", "icp", "IcpResult", "estimate_normals"]
-
-
-def _as_float(*values, dtype=None):
-    """Tensors promoted to one floating dtype (integers become the default float)."""
-    tensors = [torch.as_tensor(v) for v in values]
-    common = dtype
-    for t in tensors:
-        d = t.dtype if t.is_floating_point() else torch.get_default_dtype()
-        common = d if common is None else torch.promote_types(common, d)
-    return [t.to(common) for t in tensors]
 
 
 # ---------------------------------------------------------------------------------------- Sim3
@@ -47,7 +38,7 @@ class Sim3:
     t: torch.Tensor
 
     def __post_init__(self):
-        scale, R, t = _as_float(self.scale, self.R, self.t)
+        scale, R, t = as_float_tensors(self.scale, self.R, self.t)
         if R.shape[-2:] != (3, 3) or t.shape[-1:] != (3,):
             raise GeometryError(f"Sim3 needs R (..., 3, 3) and t (..., 3), got {tuple(R.shape)}, {tuple(t.shape)}")
         shape = torch.broadcast_shapes(scale.shape, R.shape[:-2], t.shape[:-1])
@@ -73,7 +64,7 @@ class Sim3:
     @classmethod
     def from_matrix(cls, matrix) -> Sim3:
         """From (..., 4, 4) [[s·R, t], [0, 1]] (s > 0)."""
-        (m,) = _as_float(matrix)
+        (m,) = as_float_tensors(matrix)
         if m.shape[-2:] != (4, 4):
             raise GeometryError(f"Sim3.from_matrix needs (..., 4, 4), got {tuple(m.shape)}")
         sR = m[..., :3, :3]
@@ -92,8 +83,8 @@ class Sim3:
 
     def apply(self, points) -> torch.Tensor:
         """Points (..., N, 3) to s·R·X + t (..., N, 3); batch dims broadcast."""
-        (p,) = _as_float(points, dtype=self.dtype)
-        return self.scale[..., None, None] * (p @ self.R.transpose(-1, -2)) + self.t[..., None, :]
+        p, s, R, t = as_float_tensors(points, self.scale, self.R, self.t)  # the dtype rule: promote
+        return s[..., None, None] * (p @ R.transpose(-1, -2)) + t[..., None, :]
 
     def inverse(self) -> Sim3:
         Rt = self.R.transpose(-1, -2)
@@ -165,7 +156,7 @@ def umeyama(source, target, weights=None, *, scale=True) -> Sim3:
     Raises GeometryError for mismatched shapes, NaN, fewer than 3 points of positive weight,
     or collinear / coincident points.
     """
-    src, dst = _as_float(source, target)
+    src, dst = as_float_tensors(source, target)
     if src.shape[-1:] != (3,) or dst.shape[-1:] != (3,) or src.ndim < 2 or dst.ndim < 2:
         raise GeometryError(f"umeyama: points must be (..., N, 3), got {tuple(src.shape)} and {tuple(dst.shape)}")
     if src.shape[-2] != dst.shape[-2]:
@@ -177,7 +168,7 @@ def umeyama(source, target, weights=None, *, scale=True) -> Sim3:
     if weights is None:
         w = torch.ones(src.shape[:-1], dtype=src.dtype, device=src.device)
     else:
-        (w,) = _as_float(weights, dtype=src.dtype)
+        (w,) = as_float_tensors(weights, dtype=src.dtype)
         w = w.expand(src.shape[:-1])
         if not torch.isfinite(w).all() or bool((w < 0).any()):
             raise GeometryError("umeyama: weights must be finite and non-negative")
@@ -217,7 +208,7 @@ def ransac_sim3(source, target, threshold: float, *, iterations: int = 256, scal
 
     Raises GeometryError when fewer than 3 correspondences, or no hypothesis has 3 inliers.
     """
-    src, dst = _as_float(source, target)
+    src, dst = as_float_tensors(source, target)
     if src.ndim != 2 or src.shape != dst.shape or src.shape[-1] != 3:
         raise GeometryError(f"ransac_sim3: source and target must both be (N, 3), "
                             f"got {tuple(src.shape)}, {tuple(dst.shape)}")
@@ -250,7 +241,7 @@ def ransac_sim3(source, target, threshold: float, *, iterations: int = 256, scal
     cost = torch.cat(costs).masked_fill(bad, float("inf"))
     best = hyp[int(cost.argmin())]
     inliers = ((best.apply(src) - dst) ** 2).sum(-1) < th2
-    w_all = None if weights is None else _as_float(weights, dtype=src.dtype)[0]
+    w_all = None if weights is None else as_float_tensors(weights, dtype=src.dtype)[0]
     for _ in range(refits):
         if int(inliers.sum()) < 3:
             break
@@ -287,7 +278,7 @@ def estimate_normals(points, k: int = 16) -> torch.Tensor:
     neighbours (sign arbitrary), as Open3D's `estimate_normals` with a KNN search."""
     from scipy.spatial import cKDTree
 
-    (p,) = _as_float(points)
+    (p,) = as_float_tensors(points)
     if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 3:
         raise GeometryError(f"estimate_normals: points must be (N, 3) with N >= 3, got {tuple(p.shape)}")
     k = min(int(k), p.shape[0])
@@ -315,7 +306,7 @@ def icp(source, target, init: Sim3 | None = None, *, method: str = "point_to_poi
 
     if method not in ("point_to_point", "point_to_plane"):
         raise GeometryError(f"icp: method must be 'point_to_point' or 'point_to_plane', got {method!r}")
-    src, dst = _as_float(source, target)
+    src, dst = as_float_tensors(source, target)
     for name, p in (("source", src), ("target", dst)):
         if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 3:
             raise GeometryError(f"icp: {name} must be (N, 3) with N >= 3, got {tuple(p.shape)}")
@@ -328,8 +319,8 @@ def icp(source, target, init: Sim3 | None = None, *, method: str = "point_to_poi
     tree = cKDTree(dst_np)
     normals = None
     if method == "point_to_plane":
-        normals = estimate_normals(dst) if target_normals is None else _as_float(target_normals, dtype=src.dtype)[0]
-        normals = normals.detach().cpu().double().numpy()
+        given = None if target_normals is None else as_float_tensors(target_normals, dtype=src.dtype)[0]
+        normals = (estimate_normals(dst) if given is None else given).detach().cpu().double().numpy()
     bound = np.inf if max_distance is None else float(max_distance)
     s_, R_, t_ = float(T.scale), T.R.detach().cpu().double().numpy(), T.t.detach().cpu().double().numpy()
     prev = None
