@@ -127,6 +127,8 @@ def read_masks(folder: str | os.PathLike, names: list[str], image_size, object_i
         raise Orbit4DInputError(folder, f"holds no mask named like the frames ({names[0]}.png, …)")
     if object_id is not None and not masks[given].any():
         raise Orbit4DInputError(folder, f"no mask contains object id {object_id}")
+    if not masks[given].any():
+        raise Orbit4DInputError(folder, "every mask is empty: no foreground to reconstruct")
     filled = []
     idx = np.flatnonzero(given)
     for i in np.flatnonzero(~given):

@@ -61,6 +61,9 @@ def test_palette_and_binary_masks_with_resize_and_fill(tmp_path):
         read_masks(tmp_path, ["00000"], (12, 16), object_id=7)
     with pytest.raises(Orbit4DInputError, match="no mask named"):
         read_masks(tmp_path, ["zzz"], (12, 16))
+    Image.fromarray(np.zeros((12, 16), np.uint8)).save(tmp_path / "empty.png")
+    with pytest.raises(Orbit4DInputError, match="empty.png|every mask is empty"):
+        read_masks(tmp_path, ["empty"], (12, 16))
 
 
 def test_depth_arrays(tmp_path):
