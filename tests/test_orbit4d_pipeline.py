@@ -113,23 +113,14 @@ def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
     """Frames, palette masks, depth arrays and a global_camera.json on disk; the trajectory a
     camera_path JSON (bullet time at frame 2); the video stage with a tiny random WanVACE."""
     import cv2
-    from PIL import Image
 
     pytest.importorskip("diffusers")
     from geom3d.trajectory import bullet_time, save_camera_path
-    from orbit4d.io import write_cameras
+    from orbit4d.demo import write_inputs
     from orbit4d.video import tiny_wan_vace
 
     sc = make_scene(6, (64, 96), turn_degrees=20.0)
-    for sub in ("frames", "masks", "depth"):
-        (tmp_path / sub).mkdir()
-    for i, name in enumerate(sc.names):
-        cv2.imwrite(str(tmp_path / "frames" / f"{name}.png"), sc.frames[i][..., ::-1])
-        lab = Image.fromarray(np.where(sc.masks[i], 3, 0).astype(np.uint8), mode="P")
-        lab.putpalette([0, 0, 0] * 3 + [255, 0, 0] + [0] * 756)
-        lab.save(tmp_path / "masks" / f"{name}.png")
-        np.save(tmp_path / "depth" / f"{name}.npy", sc.depth[i])
-    write_cameras(tmp_path / "global_camera.json", sc.cameras, sc.names)
+    write_inputs(sc, tmp_path, object_id=3)
     centre = float(np.median(sc.depth[0][sc.masks[0]]))
     save_camera_path(tmp_path / "path.json", bullet_time(arc_path(sc.cameras[0], centre, 4, yaw=0.3), 2))
     out = tmp_path / "run"
@@ -148,3 +139,12 @@ def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
     cams = json.loads((out / "cameras.json").read_text())
     assert cams["image_size"] == [64, 96] and set(sc.names) <= set(cams)
     assert len(list((out / "scaffold" / "depth").glob("*.png"))) == 4
+
+
+def test_demo_orbit_writes_inputs_and_a_run(tmp_path):
+    from orbit4d.demo import run_demo_orbit
+
+    run_dir = run_demo_orbit(tmp_path / "orbit4d", frames=4, image_size=(48, 64))
+    assert (run_dir / "report.html").is_file() and (run_dir / "scaffold_rgb.mp4").is_file()
+    assert (tmp_path / "orbit4d" / "input" / "global_camera.json").is_file()
+    assert len(list((tmp_path / "orbit4d" / "input" / "depth").glob("*.npy"))) == 4
