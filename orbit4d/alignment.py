@@ -125,8 +125,11 @@ def align_canonical(canonical: torch.Tensor, depth, frames: list[DepthPoints], c
                 continue
             s = fits[f].scale
             # frame points → canonical at the fixed scale (partial onto complete: every point has a partner)
-            res = icp(frames[f].points, canonical, fits[f].inverse(), method="point_to_plane",
-                      max_distance=distance / float(s), max_iterations=20)
+            try:
+                res = icp(frames[f].points, canonical, fits[f].inverse(), method="point_to_plane",
+                          max_distance=distance / float(s), max_iterations=20)
+            except GeometryError:  # no pairs within reach: keep the RANSAC fit
+                continue
             fits[f] = res.transform.inverse()
     return FrameFit(stack_sim3(fits), inliers, pairs)
 

@@ -149,3 +149,11 @@ def test_cameras_estimated_from_the_background_follow_the_true_motion():
           f"of {travel:.2f} travel")
     assert float(rot.max()) < 3.0 and float(err.max()) < 0.2 * travel
     assert torch.equal(est.R[0], torch.eye(3, dtype=torch.float64))  # world = the first camera
+
+
+def test_icp_refinement_keeps_an_exact_alignment_exact():
+    scene = make_scene(6, (96, 128), turn_degrees=20.0)
+    inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, scene.depth, scene.cameras)
+    geo = reconstruct_and_align(inputs, Orbit4DOptions(refine_icp=True, smooth=False))
+    err = alignment_errors(geo["fit"].transforms, scene.object_poses, geo["canonical"].points, scene.object_size)
+    assert err.rotation_deg.max() < 1.5 and err.translation_rel.max() < 0.02
