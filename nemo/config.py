@@ -31,6 +31,7 @@ DEFAULTS: dict = {
         "color_jitter": None,
         "batch_size": 8,
         "workers": 0,
+        "prefetch_rounds": True,  # on-the-fly data: render the next round in a background process
     },
     "meshes": {"type": "procedural", "count": 3},  # data3d.asset_source block; categories are filled in
     "cuboid": {"num_vertices": 1000, "coverage": 0.99},

@@ -3,8 +3,8 @@
 A small compute budget overfits a small fixed set; instead, each epoch trains on a new round of
 samples: datagen's config with seed = its seed + epoch, written (resumably, by `datagen.generate`)
 into <run>/fresh/round_<epoch>. Older rounds are deleted once a newer one is complete, so the disk
-holds at most two rounds. Rendering is fast next to training (datagen renders 80–200 samples/s at
-256² on a CPU), so rounds are made synchronously between epochs.
+holds at most three rounds. While an epoch trains, the next round renders in a background process
+(`prefetch`); a round that a killed run left half-written is resumed by datagen.
 """
 
 from __future__ import annotations
@@ -30,6 +30,17 @@ def is_datagen_config(item) -> bool:
     return p.is_file() and p.suffix in (".yaml", ".yml")
 
 
+def _generate_round(config_data: dict, seed: int, folder: str) -> None:
+    """Child-process body of `FreshData.prefetch`: render one round with one torch thread."""
+    import torch
+
+    from datagen.config import load_config
+    from datagen.pipeline import generate
+
+    torch.set_num_threads(1)
+    generate(load_config(config_data, overrides={"seed": seed}), folder, progress=False, preview=False)
+
+
 class FreshData:
     """Rounds of fresh samples from one datagen config (a YAML path or a mapping) under `folder`."""
 
@@ -42,6 +53,27 @@ class FreshData:
             raise NemoError(f"the on-the-fly datagen config is invalid: {exc}") from exc
         self.folder = Path(folder)
         self.seed = int(self.config["seed"])
+        self._pending: dict[int, object] = {}  # epoch -> rendering process
+
+    def prefetch(self, epoch: int) -> None:
+        """Start rendering round `epoch` in a background process (training keeps the other core busy)."""
+        import multiprocessing
+
+        if epoch in self._pending or self.round_folder(epoch).joinpath("manifest.json").is_file():
+            return
+        ctx = multiprocessing.get_context("spawn")
+        proc = ctx.Process(target=_generate_round, daemon=True,
+                           args=(self.config.data, self.seed + int(epoch), str(self.round_folder(epoch))))
+        proc.start()
+        self._pending[epoch] = proc
+
+    def close(self) -> None:
+        """Stop background rendering (a partial round is resumed the next time it is needed)."""
+        for proc in self._pending.values():
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        self._pending.clear()
 
     @property
     def assets(self) -> list[dict]:
@@ -62,6 +94,9 @@ class FreshData:
         target = self.round_folder(epoch)
         if not generate_here:
             return list(data3d.load_records(target))
+        proc = self._pending.pop(int(epoch), None)
+        if proc is not None:  # prefetched: wait for it; generate() below then only checks (or finishes) the round
+            proc.join()
         cfg = load_config(self.config.data, overrides={"seed": self.seed + int(epoch)})
         manifest = generate(cfg, target, progress=False, preview=False)
         if not manifest["complete"] or manifest["images"] == 0:

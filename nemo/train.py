@@ -218,6 +218,8 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         if fresh is not None and epoch != start_epoch:  # a new round of samples for every epoch
             dataset = object_dataset(records_of(epoch), config, categories)
             start_epoch = epoch
+        if fresh is not None and main and config["data"]["prefetch_rounds"] and (epoch + 1) * per_epoch < steps:
+            fresh.prefetch(epoch + 1)  # the next round renders while this epoch trains
         dataset.set_epoch(epoch)
         # under torchrun each process takes every world-th batch of the epoch
         batches = epoch_batches(len(dataset), batch_size, config["seed"], epoch)[rank::world][:per_epoch][offset:]
@@ -275,6 +277,8 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 break
     if bar is not None:
         bar.close()
+    if fresh is not None:
+        fresh.close()
     distributed.barrier()
     if not main:
         return run

@@ -16,7 +16,7 @@ from nemo.bank import MeshBank
 from nemo.contrastive import VertexTargets, contrastive_loss
 
 TINY = {
-    "data": {"crop_size": [64, 64], "batch_size": 8},
+    "data": {"crop_size": [64, 64], "batch_size": 8, "prefetch_rounds": False},
     "cuboid": {"num_vertices": 150},
     "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 32, 32], "embedding_size": 8, "decoder_width": 16,
                  "feature_dim": 16},
@@ -155,12 +155,13 @@ def test_on_the_fly_rounds_and_resume(tmp_path):
     the right round and matches the uninterrupted one; the cuboids come from the rendered assets."""
     source = {"seed": 4, "image_size": 64, "samples_per_category": 4, "occlusion": ["none"],
               "assets": [{"type": "procedural", "categories": ["car"], "count": 1}]}
-    cfg = dict(TINY, train={"steps": 4, "log_every": 1, "checkpoint_every": 1})  # 4 images, batch 8: 1 step/epoch
-    straight = nemo.train([source], tmp_path / "a", cfg)
+    cfg = dict(TINY, train={"steps": 3, "log_every": 1, "checkpoint_every": 1})  # 4 images, batch 8: 1 step/epoch
+    # the uninterrupted run renders each next round in the background; the stopped one does not
+    straight = nemo.train([source], tmp_path / "a", dict(cfg, data=dict(TINY["data"], prefetch_rounds=True)))
     assert straight.read_json("manifest.json")["on_the_fly"] is True
-    assert sorted(p.name for p in (straight.path / "fresh").iterdir()) == ["round_00002", "round_00003"]
-    first = {r.image_path.name for r in data3d.load_records(straight.path / "fresh" / "round_00003")}
-    second = {r.image_path.name for r in data3d.load_records(straight.path / "fresh" / "round_00002")}
+    assert sorted(p.name for p in (straight.path / "fresh").iterdir()) == ["round_00001", "round_00002"]
+    first = {r.image_path.name for r in data3d.load_records(straight.path / "fresh" / "round_00002")}
+    second = {r.image_path.name for r in data3d.load_records(straight.path / "fresh" / "round_00001")}
     assert first.isdisjoint(second)  # fresh viewpoints every round
     nemo.train([source], tmp_path / "b", cfg, stop_after=2)
     resumed = nemo.train([source], tmp_path / "b", cfg)
@@ -261,7 +262,7 @@ def test_unreadable_images_are_skipped_and_counted(records_folder, tmp_path):
 def test_demo_trains_both_and_compares(records_folder, tmp_path):
     from nemo.demo import run_nemo_demo, summary
 
-    metrics = run_nemo_demo(records_folder, tmp_path / "demo", ["car", "sofa"], steps=2, samples_per_category=4)
+    metrics = run_nemo_demo(records_folder, tmp_path / "demo", ["car", "sofa"], steps=1, samples_per_category=4)
     assert set(metrics) == {"nemo", "baseline"} and set(metrics["nemo"]) == {"clean", "L2"}
     text = summary(metrics)
     assert "clean (n=8) Acc@pi/6: nemo" in text and "baseline" in text
