@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -97,8 +98,17 @@ class FreshData:
         proc = self._pending.pop(int(epoch), None)
         if proc is not None:  # prefetched: wait for it; generate() below then only checks (or finishes) the round
             proc.join()
+        from datagen.lock import FolderLockedError
+
         cfg = load_config(self.config.data, overrides={"seed": self.seed + int(epoch)})
-        manifest = generate(cfg, target, progress=False, preview=False)
+        for attempt in range(600):
+            try:
+                manifest = generate(cfg, target, progress=False, preview=False)
+                break
+            except FolderLockedError:  # a background renderer of a killed run may still be finishing it
+                if attempt == 599:
+                    raise
+                time.sleep(1.0)
         if not manifest["complete"] or manifest["images"] == 0:
             raise NemoError(f"datagen round {epoch} produced no complete dataset (skipped: {manifest['skipped']})",
                             target)

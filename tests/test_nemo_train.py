@@ -267,3 +267,31 @@ def test_demo_trains_both_and_compares(records_folder, tmp_path):
     text = summary(metrics)
     assert "clean (n=8) Acc@pi/6: nemo" in text and "baseline" in text
     assert (tmp_path / "demo" / "eval" / "report.html").is_file()
+
+
+def test_fresh_round_waits_for_a_renderer_still_holding_it(tmp_path):
+    """A killed run's background renderer may still hold a round's lock: the resumed run waits."""
+    import threading
+    import time
+
+    from datagen.lock import FolderLock
+    from nemo.fresh import FreshData
+
+    source = {"seed": 4, "image_size": 64, "samples_per_category": 2, "occlusion": ["none"],
+              "assets": [{"type": "procedural", "categories": ["car"], "count": 1}]}
+    fresh = FreshData(source, tmp_path / "fresh")
+    fresh.round_folder(0).mkdir(parents=True)
+    held = threading.Event()
+
+    def hold():
+        with FolderLock(fresh.round_folder(0)):
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    start = time.perf_counter()
+    records = fresh.records(0)
+    thread.join()
+    assert len(records) == 2 and time.perf_counter() - start >= 1.0
