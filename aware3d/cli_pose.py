@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
     ge.add_argument("--steps", type=int, default=50, help="zero123: denoising steps")
     ge.add_argument("--segments", type=int, default=36, help="neural cylinder: vertices per ring")
     ge.add_argument("--max-sources", type=int, help="use at most this many sources")
+    ge.add_argument("--backgrounds", choices=("white", "sources"), default="white",
+                    help="sources: paste every generated view onto another source image instead of white")
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--no-progress", action="store_true")
     ge.set_defaults(func=run_generate)
@@ -141,6 +143,7 @@ def run_generate(args: argparse.Namespace) -> int:
     sets = pose.generate_sets(sources, synth, pose.default_relative_poses(args.azimuths, polars), args.out,
                               category=args.category, cylinder=cylinder,
                               source_elevation=math.radians(args.source_elevation_deg), seed=args.seed,
+                              backgrounds=args.backgrounds,
                               progress=not args.no_progress)
     summary = json.loads((Path(args.out) / "sets.json").read_text())
     views = int(np.sum([len(s.records) for s in sets]))

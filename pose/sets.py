@@ -75,6 +75,16 @@ def object_bbox(image: np.ndarray, background=(255, 255, 255), tolerance: int = 
     return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 
+def replace_white_background(image: np.ndarray, background: np.ndarray, tolerance: int = 12) -> np.ndarray:
+    """The image with its near-white pixels taken from `background` (resized to the image's size)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    bg = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA) if background.shape[:2] != (h, w) else background
+    white = (np.abs(image.astype(np.int16) - 255).max(-1) <= tolerance)[..., None]
+    return np.where(white, bg, image).astype(np.uint8)
+
+
 def estimate_distance(cylinder: geom3d.Mesh, intrinsics: Mapping, elevation: float, bbox, image_size) -> float:
     """The distance at which the cylinder, seen at (azimuth 0, `elevation`, θ 0), spans the bbox's larger side."""
     side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) + 1.0
@@ -97,11 +107,14 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,
                   *, category: str, cylinder: Mapping, source_elevation: float = 0.2, seed: int = 0,
-                  progress: bool = False) -> list[GeneratedSet]:
+                  backgrounds: str = "white", progress: bool = False) -> list[GeneratedSet]:
     """Synthesize every source's views and write one set per source (see the module docstring).
 
     cylinder: the category's neural cylinder as `neural_cylinder` keyword arguments (radius, z_lo, z_hi,
     segments, rows, rings; see `pose.mesh.cylinder_params`), stored in sets.json for training.
+    backgrounds: "white" (as synthesized) or "sources": the white background of every generated view is
+    replaced by another source image (random, seeded), so that the encoder learns clutter as real
+    images show it and not one uniform colour (generators draw objects on white).
 
     A source that fails (the synthesizer raises ValueError, no object in a view) is skipped, counted
     and named in sets.json; views whose object vanished are dropped alone.
@@ -111,6 +124,9 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data3d.register_categories([category])
+    if backgrounds not in ("white", "sources"):
+        raise ValueError(f"backgrounds must be 'white' or 'sources', got {backgrounds!r}")
+    rng = np.random.default_rng(seed)
     sets, skipped = [], []
     iterator = enumerate(sources)
     if progress:
@@ -136,6 +152,9 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
             if box is None:
                 dropped += 1
                 continue
+            if k > 0 and backgrounds == "sources" and len(sources) > 1:
+                other = sources[int(rng.choice([j for j in range(len(sources)) if j != i]))].view.checked_image()
+                image = replace_white_background(image, other)
             path = folder / f"view_{k:03d}.png"
             _write_png(path, image)
             vp = data3d.Viewpoint(azimuth=float(pose[1]) % (2 * math.pi), elevation=source_elevation - float(pose[0]),

@@ -85,3 +85,15 @@ def test_config_keys_are_checked():
         resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
     with pytest.raises(ValueError, match="unknown top-level"):
         resolve_pose_config({"steps": 3})
+
+
+def test_white_background_is_replaced_and_the_object_kept():
+    from pose.sets import object_bbox, replace_white_background
+
+    image = np.full((20, 30, 3), 255, np.uint8)
+    image[5:12, 8:20] = (200, 30, 40)
+    background = np.random.default_rng(0).integers(0, 200, (40, 60, 3), dtype=np.uint8)
+    out = replace_white_background(image, background)
+    np.testing.assert_array_equal(out[5:12, 8:20], image[5:12, 8:20])
+    assert (np.abs(out[0:4].astype(int) - 255).max(-1) > 12).all()  # no white left in the background
+    assert object_bbox(image) == (8.0, 5.0, 19.0, 11.0)

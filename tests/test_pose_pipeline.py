@@ -155,6 +155,7 @@ def test_command_line_generate_train_eval(world, tmp_path):
     sets = tmp_path / "sets"
     assert cli.main(["pose", "generate", "--images", str(root / "src"), "--category", "car", "--synthesizer",
                      "degraded", "--sigma-deg", "5", "--out", str(sets), "--azimuths", "3", "--polar-deg", "0",
+                     "--backgrounds", "sources",
                      "--segments", "24", "--no-progress"]) == 0
     summary = json.loads((sets / "sets.json").read_text())
     assert len(summary["sets"]) == 4 and summary["synthesizer"]["pose_sigma_deg"] == pytest.approx(5.0)
