@@ -21,7 +21,7 @@ from .record import ObjectAnnotation, Viewpoint
 
 __all__ = ["read_mat_record", "matlab_object", "MATLAB_TO_ZERO_BASED"]
 
-# Subtract from a MATLAB pixel coordinate to get DESIGN.md's 0-based integer-centre coordinate.
+# Subtract from a MATLAB pixel coordinate to get docs/design.md's 0-based integer-centre coordinate.
 MATLAB_TO_ZERO_BASED = 1.0
 
 

@@ -1,6 +1,6 @@
 """The one annotation record that crosses package borders: an image and its 3D-annotated objects.
 
-Conventions (DESIGN.md):
+Conventions (docs/design.md):
 - Pixel coordinates have integer pixel centres: the pixel in row i, column j is centred at
   (u, v) = (j, i), so an image of size (H, W) spans [−0.5, W − 0.5] × [−0.5, H − 0.5].
   `bbox` = (x1, y1, x2, y2) in these coordinates (MATLAB's 1-based values are converted by the

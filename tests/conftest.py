@@ -17,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """The real public data folder (DESIGN.md, "Real data in tests").
+    """The real public data folder (docs/design.md, "Real data in tests").
 
     Skips when missing, except under CI=true, where a missing folder is a failure.
     """

@@ -382,7 +382,7 @@ def _cast(m, azimuth, elevation, size=64, distance=3.0):
 
 def _rasterise(m, projected, size=64) -> np.ndarray:
     """An independent silhouette: every projected triangle, sampled at the pixel centres (integer
-    coordinates, DESIGN.md) by edge functions."""
+    coordinates, docs/design.md) by edge functions."""
     img = np.zeros((size, size), bool)
     for t in projected[m.faces.numpy()]:
         x0, y0 = np.maximum(np.ceil(t.min(0)), 0).astype(int)

@@ -6,7 +6,7 @@ at the same position are merged: seams, creases and poles carry duplicated verti
 side can have its own UVs and flat shading) and whose faces wind counter-clockwise seen from
 outside (positive signed volume). Colours are one RGB in [0, 1] per part.
 
-UV convention (DESIGN.md: u right, v up, v = 0 the bottom row of a texture image), per primitive:
+UV convention (docs/design.md: u right, v up, v = 0 the bottom row of a texture image), per primitive:
 - box, rounded box: each face (or the whole rounded surface) maps to [0, 1]^2; for box faces
   u runs right and v up as seen from outside with z up (top and bottom faces: u along +x).
 - lathe, cylinder, frustum, superellipsoid: u = angle about the axis / 2π (counter-clockwise seen
