@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import yaml
 
@@ -155,6 +155,13 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
     """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
+    return load_yaml_config(path, overrides, resolve_config)
+
+
+def load_yaml_config(path: str | os.PathLike | None, overrides: Iterable[str],
+                     resolve: Callable[[dict, list[dict]], dict]) -> dict:
+    """Read a YAML mapping (or {} without a path), parse the 'key=value' overrides and resolve them
+    with `resolve(config, overrides)`; every problem is a NemoError naming the file."""
     data: dict = {}
     if path is not None:
         try:
@@ -167,7 +174,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
         if not isinstance(data, dict):
             raise NemoError("the config must be a mapping", path)
     try:
-        return resolve_config(data, [parse_override(o) for o in overrides])
+        return resolve(data, [parse_override(o) for o in overrides])
     except NemoError as exc:
         if path is None:
             raise

@@ -23,9 +23,7 @@ import copy
 import os
 from collections.abc import Iterable, Mapping
 
-import yaml
-
-from ..config import merge, parse_override, read_yaml, resolve_config
+from ..config import load_yaml_config, merge, resolve_config
 from ..errors import NemoError
 from .exemplars import STRATEGIES
 
@@ -126,20 +124,4 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
 
 def load_incremental_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
     """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
-    data: dict = {}
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = read_yaml(fh.read()) or {}
-        except OSError as exc:
-            raise NemoError(f"cannot read the config: {exc}", path) from exc
-        except (yaml.YAMLError, ValueError) as exc:
-            raise NemoError(f"not valid YAML: {exc}", path) from exc
-        if not isinstance(data, dict):
-            raise NemoError("the config must be a mapping", path)
-    try:
-        return resolve_incremental_config(data, [parse_override(o) for o in overrides])
-    except NemoError as exc:
-        if path is None:
-            raise
-        raise NemoError(str(exc), path) from None
+    return load_yaml_config(path, overrides, resolve_incremental_config)
