@@ -94,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = args.data  # a datagen YAML config among them: fresh samples every epoch (nemo.fresh)
     run = train(data, out, config, progress=not args.no_progress)
-    print(f"{run.path}: NeMo trained ({run.read_json('manifest.json')['step']} steps)")
+    method = "the 2D baseline" if config["method"] == "baseline" else "NeMo"
+    print(f"{run.path}: {method} trained ({run.read_json('manifest.json')['step']} steps)")
     if args.with_baseline:
         base = train(data, out / "baseline", dict(config, method="baseline"), progress=not args.no_progress)
         print(f"{base.path}: baseline trained")
