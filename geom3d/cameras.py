@@ -26,10 +26,6 @@ from .rotations import check_rotation
 __all__ = ["Cameras", "look_at_rotation", "intrinsics_matrix", "fov_to_focal"]
 
 
-# the camera core's historic private name for the image-size parser (raster, raycast and splat use it)
-_image_size = parse_image_size
-
-
 def look_at_rotation(eye: torch.Tensor, target: torch.Tensor, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
     """World -> camera rotation (OpenCV) of a camera at `eye` looking at `target`: (..., 3, 3).
 
@@ -83,7 +79,7 @@ class Cameras:
         object.__setattr__(self, "K", K.expand(*batch, 3, 3))
         object.__setattr__(self, "R", R.expand(*batch, 3, 3))
         object.__setattr__(self, "t", t.expand(*batch, 3))
-        object.__setattr__(self, "image_size", _image_size(self.image_size))
+        object.__setattr__(self, "image_size", parse_image_size(self.image_size))
         if check:
             self._check()
 
@@ -303,7 +299,7 @@ class Cameras:
 
         Give either a full K or a focal length in pixels (principal point at the image centre).
         """
-        h, w = _image_size(image_size)
+        h, w = parse_image_size(image_size)
         eye, target, up = as_float_tensors(eye, target, up)
         R = look_at_rotation(eye, target, up)
         t = -(R @ eye[..., None])[..., 0]

@@ -21,7 +21,7 @@ from .cameras import Cameras
 from .dtypes import common_float_dtype
 from .errors import GeometryError
 from .pixels import parse_image_size, pixel_grid
-from .raster.inputs import _check_mesh, mesh_arrays, result_batch_shape
+from .raster.inputs import check_mesh, mesh_arrays, result_batch_shape
 
 __all__ = ["RayHits", "camera_rays", "raycast"]
 
@@ -97,7 +97,7 @@ def raycast(mesh, cameras: Cameras, image_size=None, *, backend: str = "embree")
     if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
         raise GeometryError(f"raycast: image_size {tuple(image_size)} differs from the cameras' image size "
                             f"{cameras.image_size}")
-    vertices, faces = _check_mesh("raycast", *mesh_arrays(mesh, "raycast"))
+    vertices, faces = check_mesh("raycast", *mesh_arrays(mesh, "raycast"))
     dtype = common_float_dtype(vertices, cameras.R)
     device = vertices.device
     counts = {x.shape[0] for x in (vertices, faces) if x.ndim == 3}

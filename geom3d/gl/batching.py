@@ -16,7 +16,7 @@ from ..dtypes import common_float_dtype
 from ..errors import GeometryError
 from ..mesh import Mesh
 from ..pixels import parse_image_size
-from ..raster.inputs import _check_mesh, mesh_arrays, result_batch_shape
+from ..raster.inputs import check_mesh, mesh_arrays, result_batch_shape
 from ..shading import background_image, resolve_lighting
 from .options import GLRender, RenderOptions, check_outputs
 
@@ -52,7 +52,7 @@ def as_mesh_rows(mesh, who: str, remember: bool = False) -> tuple[list[Mesh], in
             if hit is not None:
                 _ROW_MESHES.move_to_end(key)
                 return hit[1]
-    vertices, faces = _check_mesh(who, *raw)
+    vertices, faces = check_mesh(who, *raw)
     if vertices.ndim == 2 and faces.ndim == 2:
         rows = [Mesh(vertices, faces)], None
     else:

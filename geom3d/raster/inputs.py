@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..cameras import Cameras, _image_size
+from ..cameras import Cameras
 from ..errors import GeometryError
+from ..pixels import parse_image_size
 
-__all__ = ["RasterInputs", "PaddedMeshes", "prepare", "pad_meshes", "mesh_arrays", "camera_coordinates",
+__all__ = ["RasterInputs", "PaddedMeshes", "prepare", "pad_meshes", "check_mesh", "mesh_arrays", "camera_coordinates",
            "result_batch_shape"]
 
 
@@ -142,7 +143,9 @@ def result_batch_shape(who: str, camera_shape: tuple[int, ...], meshes: int | No
     return (max(camera_shape[0], meshes),) + camera_shape[1:]
 
 
-def _check_mesh(who: str, vertices, faces):
+def check_mesh(who: str, vertices, faces):
+    """Validate one (vertices, faces) pair or bank (shapes, dtypes, index range); errors name `who`.
+    Returns them as tensors: floating vertices (integers become the default float), int64 faces."""
     vertices = torch.as_tensor(vertices)
     if vertices.dtype == torch.bool or vertices.is_complex():
         raise GeometryError(f"{who}: vertices must be real numbers, got {vertices.dtype}")
@@ -179,10 +182,10 @@ def prepare(mesh, cameras: Cameras, image_size=None, *, who: str = "rasterize") 
     """
     if not isinstance(cameras, Cameras):
         raise GeometryError(f"{who}: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
-    vertices, faces = _check_mesh(who, *mesh_arrays(mesh, who))
+    vertices, faces = check_mesh(who, *mesh_arrays(mesh, who))
     size = cameras.image_size
-    if image_size is not None and _image_size(image_size) != size:
-        raise GeometryError(f"{who}: image_size {_image_size(image_size)} differs from the cameras' image size "
+    if image_size is not None and parse_image_size(image_size) != size:
+        raise GeometryError(f"{who}: image_size {parse_image_size(image_size)} differs from the cameras' image size "
                             f"{size}; use cameras.resize / crop / pad to change the canvas")
     counts = {name: int(x.shape[0]) for name, x in (("vertices", vertices), ("faces", faces)) if x.ndim == 3}
     if len({c for c in counts.values() if c != 1}) > 1:
@@ -229,7 +232,7 @@ def pad_meshes(meshes: Sequence, attributes: Sequence | None = None) -> PaddedMe
     pairs = [mesh_arrays(m, "pad_meshes") for m in meshes]
     if not pairs:
         raise GeometryError("pad_meshes needs at least one mesh")
-    pairs = [_check_mesh(f"pad_meshes (mesh {i})", v, f) for i, (v, f) in enumerate(pairs)]
+    pairs = [check_mesh(f"pad_meshes (mesh {i})", v, f) for i, (v, f) in enumerate(pairs)]
     for i, (v, f) in enumerate(pairs):
         if v.ndim != 2 or f.ndim != 2:
             raise GeometryError(f"pad_meshes: mesh {i} must be a single mesh (V, 3) / (F, 3), got "
