@@ -81,6 +81,36 @@ def test_contrastive_loss_matches_hand_computation():
     assert float(loss) == pytest.approx(float(sum(expect) / 2 + 0.5 * reg), rel=1e-5)
 
 
+def _plain_contrastive_ce(targets, bank, temperature, radius, clutter_weight):
+    """The loss written the plain way: one (B, V, V + K) logit tensor and a cross-entropy."""
+    memory, real = bank.features[targets.index], bank.vertex_mask()[targets.index]
+    logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature
+    near = (torch.cdist(targets.uv, targets.uv) <= radius) & ~torch.eye(logits.shape[-1], dtype=torch.bool)
+    logits = logits.masked_fill(near | ~real[:, None, :], -1e4)
+    clutter = targets.features @ bank.clutter.T / temperature + math.log(clutter_weight)
+    target = torch.arange(logits.shape[-1]).expand_as(targets.visible)
+    return F.cross_entropy(torch.cat([logits, clutter], -1)[targets.visible], target[targets.visible])
+
+
+def test_contrastive_loss_and_gradient_match_the_plain_formulation():
+    gen = torch.Generator().manual_seed(0)
+    meshes = {c: geom3d.Mesh(torch.randn(n, 3, generator=gen), torch.tensor([[0, 1, 2]])) for c, n in (("a", 30), ("b", 21))}
+    bank = MeshBank(meshes, feature_dim=8, clutter_size=50, seed=1)
+    B, V = 3, bank.features.shape[1]
+    x = F.normalize(torch.randn(B, V, 8, generator=gen), dim=-1).requires_grad_(True)
+    uv = torch.rand(B, V, 2, generator=gen) * 64
+    visible = (torch.rand(B, V, generator=gen) < 0.6) & bank.vertex_mask()[torch.tensor([0, 1, 1])]
+    t = VertexTargets(torch.tensor([0, 1, 1]), uv, visible, x, F.normalize(torch.randn(B, 4, 8), dim=-1),
+                      torch.ones(B, 4, dtype=torch.bool))
+    loss, info = contrastive_loss(t, bank, temperature=0.07, radius=10.0, clutter_weight=5e-3, clutter_regulariser=0.0)
+    (grad,) = torch.autograd.grad(loss, x)
+    plain = _plain_contrastive_ce(t, bank, 0.07, 10.0, 5e-3)
+    (plain_grad,) = torch.autograd.grad(plain, x)
+    assert info["contrastive"] == pytest.approx(float(plain), rel=1e-5)
+    assert torch.allclose(grad, plain_grad, atol=1e-6, rtol=1e-4)
+    assert grad[~visible].abs().max() == 0 and grad[visible].abs().sum() > 0
+
+
 def test_training_lowers_loss_and_fills_run_folder(records_folder, tmp_path):
     run = nemo.train([records_folder], tmp_path / "run", TINY)
     log = run.read_log()
