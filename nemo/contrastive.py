@@ -24,7 +24,7 @@ from geom3d.pixels import resize_coordinate
 
 from .bank import MeshBank
 
-__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at"]
+__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at", "logsumexp_of_products"]
 
 _EXCLUDED = -1e4  # logit of excluded negatives (a finite value keeps the softmax free of NaN)
 
@@ -103,7 +103,7 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
         rows = targets.features[b, v]  # (N, D)
         vertex_logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature  # (B, V, V)
         lse_vertices = torch.logsumexp(vertex_logits.masked_fill(excluded, _EXCLUDED)[b, v], dim=-1)
-        lse_clutter = _logsumexp_of_products(rows, bank.clutter.to(rows), 1.0 / temperature) + math.log(clutter_weight)
+        lse_clutter = logsumexp_of_products(rows, bank.clutter.to(rows), 1.0 / temperature) + math.log(clutter_weight)
         own = (rows * memory[b, v]).sum(-1) / temperature
         ce = (torch.logaddexp(lse_vertices, lse_clutter) - own).mean()
     else:
@@ -138,5 +138,6 @@ class _LogSumExpOfProducts(torch.autograd.Function):
         return torch.mm(probs * grad[:, None], keys) * ctx.scale, None, None
 
 
-def _logsumexp_of_products(rows: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
+def logsumexp_of_products(rows: torch.Tensor, keys: torch.Tensor, scale: float) -> torch.Tensor:
+    """log Σ_k exp(scale · rows @ keys.T) per row: rows (N, D) -> (N,); differentiable in rows only."""
     return _LogSumExpOfProducts.apply(rows, keys.detach(), float(scale))
