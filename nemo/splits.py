@@ -5,7 +5,8 @@
 Every split is a datagen run derived from the training config with another seed (fresh viewpoints)
 and one change; its records carry extra["split"] so `nemo.evaluate` reports it on its own:
     clean, L1, L2, L3       occluders hiding 20-40 / 40-60 / 60-80% of the object (split from the level)
-    unseen_cad              procedural sources: seeds after the training ones (other shapes)
+    unseen_cad              procedural sources: seeds after the training ones (other shapes); file
+                            sources: the models the training config's `exclude` holds out
     unseen_texture          only striped surfaces (train with randomization.appearance.stripes: 0)
     unseen_background       photographs as backgrounds (`background_images`; train without them)
     high_elevation          cameras 60-85° above the horizon (outside datagen's usual range)
@@ -91,14 +92,15 @@ def _variant(base: dict, split: str, samples: int | None, background_images) -> 
     elif split == "unseen_cad":
         assets = []
         for block in cfg["assets"]:
-            if block.get("type") != "procedural":
-                continue
-            count = int(block.get("count") or 10)
-            seeds = block.get("seeds") or list(range(count))
-            held_out = {k: v for k, v in block.items() if k != "count"}
-            assets.append({**held_out, "seeds": [max(seeds) + 1 + k for k in range(len(seeds))]})
+            if block.get("type") == "procedural":
+                count = int(block.get("count") or 10)
+                seeds = block.get("seeds") or list(range(count))
+                held_out = {k: v for k, v in block.items() if k != "count"}
+                assets.append({**held_out, "seeds": [max(seeds) + 1 + k for k in range(len(seeds))]})
+            elif block.get("exclude"):  # the models training held out are the split's only models
+                assets.append({**{k: v for k, v in block.items() if k != "exclude"}, "include": list(block["exclude"])})
         if not assets:
-            return None  # held-out CAD folders must be given as their own datagen config
+            return None  # nothing held out: give held-out CAD folders as their own datagen config
         cfg["assets"] = assets
     elif split == "unseen_texture":
         cfg.setdefault("randomization", {})["appearance"] = {"original": 0.0, "solid": 0.0, "noise": 0.0,
@@ -121,8 +123,8 @@ def make_ood_splits(train_config: str | os.PathLike | Mapping, out: str | os.Pat
                     splits: Sequence[str] = GENERATED_SPLITS + CORRUPTIONS, severity: float = 1.0) -> dict[str, Path]:
     """Generate the splits of the module docstring under `out/<split>`; returns {split: folder}.
 
-    Splits that cannot be made from this config (unseen_cad without a procedural source,
-    unseen_background without images) are left out. Existing complete folders are resumed/kept.
+    Splits that cannot be made from this config (unseen_cad without a procedural source or an
+    `exclude` list, unseen_background without images) are left out. Existing complete folders are resumed/kept.
     """
     from datagen.config import load_config
     from datagen.pipeline import generate

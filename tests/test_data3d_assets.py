@@ -311,3 +311,15 @@ def test_objaverse_uid_categories_in_both_layouts(tmp_path):
                        ({"cow": ["u1"], "mug": ["u1"]}, "two categories"), (str(tmp_path / "none.json"), "JSON")]:
         with pytest.raises(AssetError, match=match):
             asset_source({"type": "objaverse", "root": str(tmp_path), "uid_categories": bad})
+
+
+@pytest.mark.realdata
+def test_include_and_exclude_select_assets_by_id_pattern(shared_data):
+    block = {"type": "off", "root": str(shared_data / "pascal3d_cad"), "categories": ["car", "chair"]}
+    every = {a.id for a in asset_source(block)}
+    held_out = {a.id for a in asset_source({**block, "include": ["car/03", "chair/0[89]"]})}
+    kept = {a.id for a in asset_source({**block, "exclude": ["car/03", "chair/0[89]"]})}
+    assert held_out == {"car/03", "chair/08", "chair/09"}
+    assert kept | held_out == every and not kept & held_out
+    with pytest.raises(AssetError, match="include must be a list"):
+        asset_source({**block, "include": "car/03"})

@@ -3,6 +3,8 @@ high elevations, kornia corruptions), tagged so that evaluation reports each spl
 
 import math
 
+import pytest
+
 import data3d
 from nemo.data import split_of
 from nemo.splits import make_ood_splits
@@ -33,3 +35,16 @@ def test_ood_splits(tmp_path):
         assert r.objects[0].viewpoint == original.objects[0].viewpoint  # same annotation
     again = make_ood_splits(TRAIN, tmp_path, splits=["occlusion"])  # a rerun keeps one shard per folder
     assert len(data3d.load_records(again["occlusion"])) == len(occ)
+
+
+@pytest.mark.realdata
+def test_unseen_cad_split_of_a_cad_folder_holds_the_excluded_models(tmp_path, shared_data):
+    train = {"seed": 2, "image_size": 32, "samples_per_category": 3, "occlusion": ["none"],
+             "assets": [{"type": "off", "root": str(shared_data / "pascal3d_cad"), "categories": ["car", "sofa"],
+                         "exclude": ["car/03", "sofa/0[45]"]}]}
+    made = make_ood_splits(train, tmp_path, splits=["unseen_cad"])
+    cad = data3d.load_records(made["unseen_cad"])
+    assert {r.objects[0].cad_id for r in cad} <= {"car/03", "sofa/04", "sofa/05"}
+    assert {r.objects[0].category for r in cad} == {"car", "sofa"}
+    assert not make_ood_splits({**train, "assets": [{**train["assets"][0], "exclude": []}]}, tmp_path / "none",
+                               splits=["unseen_cad"])  # nothing held out, no split

@@ -12,6 +12,7 @@ Both are counted in `source.skipped` by reason and listed in `source.problems`; 
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -122,7 +123,26 @@ class AssetSource:
         self.allow_missing_textures = bool(allow_missing_textures)
         self.skipped: Counter = Counter()
         self.problems: list[tuple[str, str]] = []
+        self.include: tuple[str, ...] | None = None  # asset-id glob patterns (`select`)
+        self.exclude: tuple[str, ...] = ()
         self._assets: list[Asset] | None = None
+
+    def select(self, include=None, exclude=None) -> AssetSource:
+        """Keep only assets whose id matches a glob pattern of `include` (all when None) and none of
+        `exclude` (e.g. exclude=["car/03", "chair/0[89]"] holds CAD models out of training, and the
+        same patterns as `include` make the unseen-CAD test set). Returns self, before the scan."""
+        for name, patterns in (("include", include), ("exclude", exclude)):
+            if patterns is not None and (isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns)):
+                raise ValueError(f"{name} must be a list of asset-id patterns, got {patterns!r}")
+        self.include = None if include is None else tuple(include)
+        self.exclude = tuple(exclude or ())
+        self._assets = None
+        return self
+
+    def _selected(self, asset_id: str) -> bool:
+        if self.include is not None and not any(fnmatch.fnmatchcase(asset_id, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(asset_id, p) for p in self.exclude)
 
     # -- scanning
     def _scan(self) -> Iterator[Asset]:
@@ -138,7 +158,7 @@ class AssetSource:
     @property
     def assets(self) -> list[Asset]:
         if self._assets is None:
-            found = [a for a in self._scan() if self._wanted(a.category)]
+            found = [a for a in self._scan() if self._wanted(a.category) and self._selected(a.id)]
             register_categories({a.category for a in found})
             self._assets = found
         return self._assets

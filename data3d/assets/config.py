@@ -4,7 +4,8 @@
     asset_source({"type": "procedural", "categories": ["car", "mug"], "count": 5})
 
 Keys per type (unknown keys and bad values raise AssetError naming the key):
-    common:      type (required), root, categories, allow_missing_textures
+    common:      type (required), root, categories, allow_missing_textures,
+                 include, exclude (asset-id glob patterns, e.g. exclude: [car/03] holds a CAD model out)
     procedural:  count, seeds                       (no root)
     off:         name                               (root: a CAD folder or a release root)
     shapenet:    version, synsets, category, up, front, normalize
@@ -34,7 +35,7 @@ SOURCE_TYPES = {
     "objaverse": (ObjaverseSource, {"uids", "uid_categories", "category", "up", "front", "normalize"}),
     "folder": (FolderSource, {"category", "category_from_folder", "up", "front", "normalize"}),
 }
-_COMMON = {"type", "root", "categories", "allow_missing_textures"}
+_COMMON = {"type", "root", "categories", "allow_missing_textures", "include", "exclude"}
 _BOOL_KEYS = {"normalize", "allow_missing_textures", "category_from_folder"}
 
 
@@ -50,7 +51,7 @@ def asset_source(config: Mapping[str, Any]) -> AssetSource:
     unknown = sorted(set(config) - allowed)
     if unknown:
         raise AssetError(f"asset source ({kind}): unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    kwargs = {k: v for k, v in config.items() if k != "type"}
+    kwargs = {k: v for k, v in config.items() if k not in ("type", "include", "exclude")}
     if kind == "procedural":
         if kwargs.pop("root", None) is not None:
             raise AssetError("asset source (procedural): key 'root' is not used by procedural assets")
@@ -66,6 +67,6 @@ def asset_source(config: Mapping[str, Any]) -> AssetSource:
                               or kwargs["count"] < 1):
         raise AssetError(f"asset source ({kind}): key 'count' must be a positive integer, got {kwargs['count']!r}")
     try:
-        return cls(**kwargs)
+        return cls(**kwargs).select(config.get("include"), config.get("exclude"))
     except ValueError as exc:
         raise AssetError(f"asset source ({kind}): {exc}") from exc
