@@ -268,3 +268,45 @@ def test_bank_contrastive_loss_adds_other_classes_as_negatives():
         logits += [x[0, i] @ c / 0.1 + math.log(0.01) for c in clutter]
         expect.append(-(logits[0] - torch.logsumexp(torch.stack(logits), 0)))
     assert info["contrastive"] == pytest.approx(float(sum(expect) / 2), rel=1e-5)
+
+
+def _plain_bank_ce(targets, bank, temperature, radius, clutter_weight):
+    """The bank loss written the plain way: one (B, V, M·V + K) logit tensor and a cross-entropy."""
+    feats, index, vis = targets.features, targets.index, targets.visible
+    B, V, D = feats.shape
+    M = bank.features.shape[0]
+    logits = (feats @ bank.features.reshape(M * V, D).T / temperature).reshape(B, V, M, V)
+    near = (torch.cdist(targets.uv, targets.uv) <= radius) & ~torch.eye(V, dtype=torch.bool)
+    excluded = (~bank.vertex_mask())[None, None].expand(B, V, M, V).clone()
+    excluded[torch.arange(B), :, index] |= near
+    logits = logits.masked_fill(excluded, -1e4).reshape(B, V, M * V)
+    clutter = feats @ bank.clutter.T / temperature + math.log(clutter_weight)
+    target = (index[:, None] * V + torch.arange(V)).expand(B, V)
+    return F.cross_entropy(torch.cat([logits, clutter], dim=-1)[vis], target[vis])
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_bank_contrastive_loss_and_gradient_match_the_plain_formulation(classes):
+    from nemo.contrastive import VertexTargets
+    from nemo.incremental.losses import bank_contrastive_loss
+
+    gen = torch.Generator().manual_seed(classes)
+    counts = [30, 21, 26][:classes]  # unequal: the bank pads
+    meshes = {f"c{i}": geom3d.Mesh(torch.randn(n, 3, generator=gen), torch.tensor([[0, 1, 2]]))
+              for i, n in enumerate(counts)}
+    bank = MeshBank(meshes, feature_dim=8, clutter_size=50, seed=1)
+    index = torch.tensor([0, classes - 1, classes - 1, 0])
+    B, V = 4, bank.features.shape[1]
+    x = F.normalize(torch.randn(B, V, 8, generator=gen), dim=-1).requires_grad_(True)
+    uv = torch.rand(B, V, 2, generator=gen) * 64
+    visible = (torch.rand(B, V, generator=gen) < 0.6) & bank.vertex_mask()[index]
+    t = VertexTargets(index, uv, visible, x, F.normalize(torch.randn(B, 4, 8, generator=gen), dim=-1),
+                      torch.ones(B, 4, dtype=torch.bool))
+    loss, info = bank_contrastive_loss(t, bank, temperature=0.07, radius=10.0, clutter_weight=5e-3,
+                                       clutter_regulariser=0.0)
+    (grad,) = torch.autograd.grad(loss, x)
+    plain = _plain_bank_ce(t, bank, 0.07, 10.0, 5e-3)
+    (plain_grad,) = torch.autograd.grad(plain, x)
+    assert info["contrastive"] == pytest.approx(float(plain), rel=1e-5)
+    assert torch.allclose(grad, plain_grad, atol=1e-6, rtol=1e-4)
+    assert grad[~visible].abs().max() == 0 and grad[visible].abs().sum() > 0
