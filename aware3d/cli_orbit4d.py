@@ -29,8 +29,13 @@ def add_parser(sub) -> None:
                     "and output.mp4, report.html and manifest.json.")
     run.add_argument("--frames", "--video", dest="frames", required=True,
                      help="folder of frames (JPEG/PNG, sorted by name) or a video file (MP4)")
-    run.add_argument("--masks", required=True,
-                     help="folder of foreground masks named like the frames (binary or palette PNG)")
+    run.add_argument("--masks", help="folder of foreground masks named like the frames (binary or palette PNG); "
+                                     "or propagate them with --mask-model")
+    run.add_argument("--mask-model", help="without --masks: a SAM2 video model (transformers) by id or path, e.g. "
+                                          "facebook/sam2.1-hiera-tiny, propagating a first-frame box or points")
+    run.add_argument("--mask-box", metavar="X0,Y0,X1,Y1", help="the object's box on the first frame, in pixels")
+    run.add_argument("--mask-points", metavar="X,Y[;X,Y...]",
+                     help="points on the object on the first frame, in pixels ('x,y,0' marks a background point)")
     run.add_argument("--object-id", type=int, help="palette id of the object (default: any non-zero label)")
     run.add_argument("--depth", help="folder of <frame>.npy metric depth maps (camera z)")
     run.add_argument("--depth-model", help="without --depth: a transformers depth model by id or path (e.g. "
@@ -72,14 +77,23 @@ def run_orbit4d(args) -> int:
     import logging
     import warnings
 
+    from orbit4d.estimators import MaskPrompt
+    from orbit4d.io import Orbit4DInputError
     from orbit4d.pipeline import Orbit4DOptions, load_inputs, run
 
     log = logging.getLogger("aware3d.orbit4d")
+    prompt = None
+    if args.mask_box is not None or args.mask_points is not None:
+        if not args.mask_model:
+            raise Orbit4DInputError("--mask-box" if args.mask_box is not None else "--mask-points",
+                                    "a mask prompt needs a SAM2 model (--mask-model)")
+        prompt = MaskPrompt.parse(args.mask_box, args.mask_points)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
                              max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
-                             depth_median=args.depth_median, estimate_cameras=not args.static_camera)
+                             depth_median=args.depth_median, estimate_cameras=not args.static_camera,
+                             mask_model=args.mask_model, mask_prompt=prompt)
     for w in caught:
         log.warning("%s", w.message)
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,

@@ -28,8 +28,8 @@ from geom3d.align import Sim3
 from geom3d.trajectory import CameraPath, bullet_time, load_camera_path, preset_path, save_camera_path
 
 from .alignment import align_canonical, box_fit
-from .estimators import static_cameras
-from .io import Orbit4DInputError, read_cameras, read_depth, read_frames, read_masks, write_cameras
+from .estimators import MaskPrompt, static_cameras
+from .io import MaskSet, Orbit4DInputError, read_cameras, read_depth, read_frames, read_masks, write_cameras
 from .reconstruct import (
     auto_voxel_size,
     build_canonical,
@@ -99,17 +99,34 @@ class RunResult:
 
 def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frames=None,
                 fov_degrees: float = 60.0, depth_model: str | None = None, depth_median: float = 5.0,
-                estimate_cameras: bool = True) -> Orbit4DInputs:
-    """Read the inputs (see orbit4d.io). Without a depth folder, `depth_model` (a transformers
-    depth model id or path, orbit4d.depth_model) estimates it; without cameras, they are
-    estimated from the background (orbit4d.camera_model, intrinsics from `fov_degrees`), or a
-    static camera is assumed when `estimate_cameras` is False (with a warning either way)."""
+                estimate_cameras: bool = True, mask_model: str | None = None,
+                mask_prompt: MaskPrompt | None = None) -> Orbit4DInputs:
+    """Read the inputs (see orbit4d.io). Without a mask folder, `mask_model` (a SAM2 video model
+    id or path, orbit4d.mask_model) propagates `mask_prompt` through the frames; without a depth
+    folder, `depth_model` (a transformers depth model id or path, orbit4d.depth_model) estimates
+    it; without cameras, they are estimated from the background (orbit4d.camera_model,
+    intrinsics from `fov_degrees`), or a static camera is assumed when `estimate_cameras` is
+    False (with a warning either way)."""
     notes = []
+    if masks is not None and mask_model:
+        raise Orbit4DInputError("--mask-model", "give a mask folder (--masks) or a mask model, not both")
+    if masks is None and not mask_model:
+        raise Orbit4DInputError("--masks", "no masks given: pass a folder of masks or a SAM2 model (--mask-model) "
+                                           "with a first-frame --mask-box or --mask-points")
+    if mask_model and mask_prompt is None:
+        raise Orbit4DInputError("--mask-model", "needs a prompt on the first frame: --mask-box x0,y0,x1,y1 or "
+                                                "--mask-points x,y[;x,y...]")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rgb, names = read_frames(frames, max_frames)
         size = rgb.shape[1:3]
-        mset = read_masks(masks, names, size, object_id)
+        if masks is not None:
+            mset = read_masks(masks, names, size, object_id)
+        else:
+            from .mask_model import Sam2MaskPropagator
+
+            warnings.warn(f"masks propagated by {mask_model} from {mask_prompt.describe()}", stacklevel=2)
+            mset = MaskSet(Sam2MaskPropagator(mask_model)(rgb, mask_prompt), np.ones(len(names), bool), (), ())
         if depth is not None:
             d = read_depth(depth, names, size)
         elif depth_model:
