@@ -17,7 +17,9 @@
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
    by the trained network's feature maps.
 The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
-module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. Runs are not resumable yet.
+module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
+last training checkpoint (network, per-set bank, seen counts, optimiser, the filter's kept views and
+the position in the seeded batch order), so it ends exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from nemo.backbone import backbone_config_from_dict
 from nemo.contrastive import contrastive_loss, vertex_targets
 from nemo.data import epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import learning_rate, write_curves
+from nemo.train import learning_rate, load_network, load_optimizer_tensors, optimizer_tensors, write_curves
 
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
@@ -102,10 +104,43 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
     return torch.cat(out)
 
 
+def _resolve_for_run(run: nemo.RunFolder, config: Mapping | None) -> tuple[dict, bool]:
+    """The run's config and whether it resumes: a folder with a checkpoint resumes with its stored config
+    (a given config must equal it except for `nemo.train.steps`, which may extend the run)."""
+    latest = run.latest_checkpoint() if run.exists() else None
+    if latest is None:
+        return resolve_pose_config(config), False
+    stored = resolve_pose_config(run.read_config())
+    if config is not None:
+        given = resolve_pose_config(config)
+        steps = given["nemo"]["train"]["steps"]
+        for c in (given, stored):
+            c["nemo"] = dict(c["nemo"], train=dict(c["nemo"]["train"], steps=None), categories=None)
+        if given != stored:
+            raise nemo.NemoError("the run folder holds a run with another config; use a new --out or the same "
+                                 "config", run.path)
+        stored = resolve_pose_config(run.read_config())
+        stored["nemo"]["train"]["steps"] = steps
+    return stored, True
+
+
 def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, config: Mapping | None = None, *,
-          progress: bool = False) -> nemo.RunFolder:
-    """Train from a generated-sets folder and one annotated reference (a record folder or an ImageRecord)."""
-    cfg = resolve_pose_config(config)
+          progress: bool = False, stop_after: int | None = None) -> nemo.RunFolder:
+    """Train from a generated-sets folder and one annotated reference (a record folder or an ImageRecord).
+
+    Resumes from the run folder's last checkpoint (every `nemo.train.checkpoint_every` steps), so a killed
+    run continues where it stopped and ends as an uninterrupted one would. stop_after: end after this
+    many steps of this call, as if killed after a checkpoint (for tests)."""
+    previous = torch.get_num_threads()
+    try:
+        return _train(sets_folder, reference, out, config, progress, stop_after)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.RunFolder:
+    run = nemo.RunFolder(out)
+    cfg, resuming = _resolve_for_run(run, config)
     ncfg, pcfg = cfg["nemo"], cfg["pose"]
     torch.set_num_threads(int(ncfg["threads"]))
     torch.manual_seed(int(ncfg["seed"]))
@@ -116,8 +151,6 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     ncfg = dict(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)
-    run = nemo.RunFolder(out)
-    run.write_config(cfg)
     records = [r for s in sets for r in s.records]
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
     is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
@@ -127,36 +160,78 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     b = ncfg["bank"]
     bank = nemo.MeshBank({s.id: mesh for s in sets}, feature_dim=backbone.feature_dim, seed=ncfg["seed"],
                          momentum=b["momentum"], clutter_size=b["clutter_size"])
-    seen = torch.zeros(len(sets), layout.num_vertices)
     optim_cfg, steps = ncfg["optim"], int(ncfg["train"]["steps"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
                                   weight_decay=float(optim_cfg["weight_decay"]))
     loss_cfg, batch_size = ncfg["loss"], int(ncfg["data"]["batch_size"])
     radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
-    run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
-                        views=len(records), synthesizer=summary.get("synthesizer"))
+    state = {"step": 0, "epoch": 0, "offset": 0, "dropped": 0,
+             "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
     active = list(range(len(records)))
-    filter_step = int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1
-    dropped = 0
-    step, epoch, tick = 0, 0, time.perf_counter()
+    seen = torch.zeros(len(sets), layout.num_vertices)
+    if resuming:
+        tensors, meta = run.load_checkpoint()
+        if meta.get("phase") == "final" or "pose" in meta:  # a finished run (older ones lack the phase)
+            if meta["step"] >= steps:
+                log.info("%s is complete at step %d", run.path, meta["step"])
+                return run
+            raise nemo.NemoError(f"the run is complete at step {meta['step']}; train longer into a new folder",
+                                 run.path)
+        if meta.get("sets") != [s.id for s in sets]:
+            raise nemo.NemoError(f"the run was trained on other sets than {sets_folder}", run.path)
+        load_network(net, tensors)
+        bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.", momentum=b["momentum"])
+        # the stored unit vectors as they were (the bank renormalises on load, which moves the last bit)
+        bank.features[:, : layout.num_vertices] = torch.stack([tensors[f"sets.{s.id}.features"] for s in sets])
+        bank.clutter = tensors["sets.clutter"].clone()
+        seen = tensors["sets.seen"].clone()
+        if "optim.0.step" in tensors:
+            load_optimizer_tensors(optimizer, tensors)
+        active = tensors["train.active"].tolist()
+        state.update(meta["train_state"])
+        run.truncate_log(state["step"])
+        log.info("resuming %s at step %d", run.path, state["step"])
+    else:
+        run.write_config(cfg)
+        run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
+                            views=len(records), synthesizer=summary.get("synthesizer"))
+
+    def checkpoint(step: int) -> None:
+        tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+        tensors.update(bank.state_dict(prefix="sets."))
+        tensors.update(optimizer_tensors(optimizer))
+        tensors["sets.seen"] = seen.contiguous()
+        tensors["train.active"] = torch.tensor(active, dtype=torch.long)
+        run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "phase": "training",
+                                            "sets": [s.id for s in sets], "train_state": dict(state)},
+                            keep=int(ncfg["train"]["keep_checkpoints"]))
+
+    step, done_here, tick = state["step"], 0, time.perf_counter()
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, desc="pose train", unit="step")
+        bar = tqdm(total=steps, initial=step, desc="pose train", unit="step")
     net.train()
-    while step < steps:
+    while step < steps and (stop_after is None or done_here < stop_after):
+        # the position in the run is (epoch, offset into its seeded batch order): a resumed run replays it
+        epoch = state["epoch"]
         dataset.set_epoch(epoch)
-        for order in epoch_batches(len(active), batch_size, ncfg["seed"], epoch):
-            if step == filter_step:
+        batches = epoch_batches(len(active), batch_size, ncfg["seed"], epoch)
+        if state["offset"] >= len(batches):
+            state.update(epoch=epoch + 1, offset=0)
+            continue
+        for order in batches[state["offset"]:]:
+            if step == state["filter_step"]:
                 agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
                 med = agree.median()
                 mad = (agree - med).abs().median().clamp(min=1e-6)
                 keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg["filter"]["mad"] * mad]
-                dropped = len(active) - len(keep)
-                active, filter_step = keep, -1
-                log.info("artifact filter: dropped %d of %d views", dropped, len(agree))
-                break  # the batch order was over the old list
+                state["dropped"] = len(active) - len(keep)
+                active = keep
+                state.update(filter_step=-1, epoch=epoch + 1, offset=0)  # the batch order was over the old list
+                log.info("artifact filter: dropped %d of %d views", state["dropped"], len(agree))
+                break
             idx = [active[i] for i in order]
             lr = learning_rate(step, optim_cfg, steps)
             for group in optimizer.param_groups:
@@ -178,6 +253,8 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
             bank.push_clutter(targets.clutter[targets.clutter_valid].detach())
             seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
             step += 1
+            done_here += 1
+            state.update(step=step, offset=state["offset"] + 1)
             if bar is not None:
                 bar.update(1)
             if step % ncfg["train"]["log_every"] == 0 or step == steps:
@@ -185,11 +262,17 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
                 run.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
                          "images_per_s": len(idx) * ncfg["train"]["log_every"] / max(now - tick, 1e-9), **info})
                 tick = now
-            if step >= steps:
+            if step % ncfg["train"]["checkpoint_every"] == 0 or step == steps:
+                checkpoint(step)
+            if step >= steps or (stop_after is not None and done_here >= stop_after):
                 break
-        epoch += 1
     if bar is not None:
         bar.close()
+    if step < steps:
+        if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
+            checkpoint(step)
+        run.update_manifest(status="stopped", step=step)
+        return run
     net.eval()
     feats = bank.features[:, : layout.num_vertices]
     merged = merge_sets(feats, seen, layout, pcfg["merge"]["min_margin"], pcfg["merge"]["rounds"])
@@ -210,9 +293,10 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     tensors["sets.seen"] = seen.contiguous()
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
-              "filtered_views": dropped, "one_shot": calib,
+              "filtered_views": state["dropped"], "one_shot": calib,
               "retrieval_views": int(database["angles"].shape[0])}
-    run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "pose": report,
+    # the final checkpoint replaces the last training one (same step): a finished run is not resumed
+    run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "phase": "final", "pose": report,
                                         "offsets": {"azimuth": calib["azimuth_offset"],
                                                     "elevation": calib["elevation_offset"]},
                                         "sets": [s.id for s in sets]}, keep=1)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import data3d
+import nemo
 import pose
 from data3d.procedural import make
 from datagen.novel_view import RenderSynthesizer, Zero123Synthesizer, build_tiny_zero123
@@ -167,3 +168,29 @@ def test_command_line_generate_train_eval(world, tmp_path):
     assert set(metrics) == {"pose", "oneshot_retrieval"} and metrics["pose"]["clean"]["n"] == 16
     assert cli.main(["pose", "generate", "--images", str(tmp_path / "nowhere"), "--category", "car",
                      "--out", str(tmp_path / "x")]) == 2  # a one-line error, not a traceback
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(world, tmp_path):
+    """Stopped mid-epoch, then again after the artifact filter, the resumed run ends bit for bit as one
+    run without a stop (network, canonical bank, retrieval database, merge report) with no duplicate log lines."""
+    root = world["root"]
+    config = json.loads(json.dumps(CONFIG))
+    config["nemo"]["train"].update(steps=12, checkpoint_every=4)  # the filter runs at step 6
+    whole = pose.train(root / "sets", root / "ref", tmp_path / "whole", config)
+    parts = tmp_path / "parts"
+    pose.train(root / "sets", root / "ref", parts, config, stop_after=3)
+    assert json.loads((parts / "manifest.json").read_text())["status"] == "stopped"
+    pose.train(root / "sets", root / "ref", parts, config, stop_after=4)
+    resumed = pose.train(root / "sets", root / "ref", parts, config)
+    a, meta_a = whole.load_checkpoint()
+    b, meta_b = resumed.load_checkpoint()
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert meta_a["pose"] == meta_b["pose"] and meta_a["pose"]["filtered_views"] == meta_b["pose"]["filtered_views"]
+    steps = [r["step"] for r in resumed.read_log()]
+    assert steps == [r["step"] for r in whole.read_log()] == sorted(set(steps))
+    assert pose.train(root / "sets", root / "ref", parts, config).path == parts  # complete: nothing to do
+    config["nemo"]["optim"]["lr"] = 1e-3
+    with pytest.raises(nemo.NemoError, match="another config"):
+        pose.train(root / "sets", root / "ref", parts, config)
