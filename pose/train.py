@@ -30,6 +30,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -321,11 +322,11 @@ def calibration_views(sets, ref_record) -> tuple[list, torch.Tensor]:
     """The annotated reference and, when it was a source, its generated views, with absolute angles (N, 3)
     (azimuth, elevation, theta): the annotation moved by each view's known relative pose."""
     vp = ref_record.objects[0].viewpoint
-    name = str(ref_record.image_path)
+    name = Path(ref_record.image_path).resolve()  # records folders store absolute or relative paths
     views = [ref_record]
     angles = [[vp["azimuth"], vp["elevation"], vp["theta"]]]
     for s in sets:
-        if s.records and s.records[0].extra.get("source", "").split("#")[0] == name:
+        if s.records and Path(s.records[0].extra.get("source", "").split("#")[0]).resolve() == name:
             for r in s.records[1:]:
                 dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
                 views.append(r)

@@ -194,3 +194,20 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(world, tmp_path):
     config["nemo"]["optim"]["lr"] = 1e-3
     with pytest.raises(nemo.NemoError, match="another config"):
         pose.train(root / "sets", root / "ref", parts, config)
+
+
+def test_the_reference_is_found_among_the_sources_whatever_its_path_form(world):
+    """A reference record with a relative image path (as `aware3d pose train --reference runs/ref` reads
+    it) still finds its generated set: the one shot and the retrieval database use all 13 views."""
+    import dataclasses
+    import os
+
+    from pose.train import calibration_views
+
+    ref = world["sources"][0]
+    relative = dataclasses.replace(ref, image_path=Path(os.path.relpath(ref.image_path)))
+    for record in (ref, relative):
+        views, angles = calibration_views(world["sets"], record)
+        assert len(views) == 13 and angles.shape == (13, 3)
+        assert angles[0].tolist() == pytest.approx([ref.objects[0].viewpoint[k] for k in ("azimuth", "elevation",
+                                                                                          "theta")])
