@@ -21,8 +21,9 @@ def add_parser(sub) -> None:
     actions.required = True
 
     ge = actions.add_parser("generate", help="generated sets from unannotated images",
-                            description="Writes <out>/sets.json and one folder of view images + data3d records "
-                                        "per source, viewpoints in the source camera's frame. --images is a "
+                            description="Writes <out>/sets.json, one folder of view images + data3d records "
+                                        "per source, viewpoints in the source camera's frame, and report.html "
+                                        "(every set's source and views, skipped sources). --images is a "
                                         "records folder (datagen output; labels ignored except by the render "
                                         "synthesizers, which stand in for the generator) or, for zero123, a "
                                         "folder of object images on a white background.")

@@ -15,15 +15,39 @@ import data3d
 import geom3d
 from aware3d_utils import atomic_save, atomic_write_text
 
-__all__ = ["write_report", "draw_pose"]
+__all__ = ["write_report", "draw_pose", "box_corners", "save_figure", "page_head"]
 
 _EDGES = [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7)]
 
 
-def _box_corners(mesh: geom3d.Mesh) -> torch.Tensor:
+def box_corners(mesh: geom3d.Mesh) -> torch.Tensor:
+    """(8, 3) corners of the mesh's axis-aligned bounding box (the order `draw_pose` expects)."""
     lo, hi = mesh.vertices.amin(0), mesh.vertices.amax(0)
     return torch.stack([torch.stack([(hi if i & 4 else lo)[0], (hi if i & 2 else lo)[1], (hi if i & 1 else lo)[2]])
                         for i in range(8)])
+
+
+_box_corners = box_corners  # the name aware3d.cli_nemo imports
+
+
+def save_figure(out: str | os.PathLike, name: str, picture: np.ndarray, caption: str) -> str:
+    """Write `picture` (H, W, 3) uint8 atomically as <out>/images/<name>.png; the page's <figure> for it
+    (`caption` is HTML-escaped here)."""
+    from PIL import Image
+
+    path = os.path.join(out, "images", f"{name}.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_save(path, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+    return (f"<figure><img src='images/{os.path.basename(path)}'><figcaption>{html.escape(caption)}"
+            f"</figcaption></figure>")
+
+
+def page_head(title: str, css: str = "") -> str:
+    """The start of a report page: doctype, title and the shared style (plus `css`)."""
+    return (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;margin:2em} .bar{height:12px;background:#1f77b4}"
+            ".bar.baseline{background:#d62728} figure{display:inline-block;margin:4px;font-size:12px}"
+            f"td{{padding:2px 8px}}{css}</style>")
 
 
 def draw_pose(image: torch.Tensor, corners: torch.Tensor, viewpoints: Mapping[str, Mapping]) -> np.ndarray:
@@ -69,8 +93,6 @@ def _bars(metrics: Mapping) -> str:
 
 
 def _figure(out: str, name: str, dataset: data3d.ObjectDataset, row: dict, model) -> str:
-    from PIL import Image
-
     item = dataset[row["item"]]
     gt = dict(zip(data3d.VIEWPOINT_KEYS, item["viewpoint"].tolist()))
     est = dict(row["viewpoint"])
@@ -81,21 +103,14 @@ def _figure(out: str, name: str, dataset: data3d.ObjectDataset, row: dict, model
         obj = dataset.records[int(item["record_index"])].objects[int(item["object_index"])]
         bounds = obj.extra.get("mesh_bounds") or [[-0.5] * 3, [0.5] * 3]  # datagen records carry the mesh's box
         mesh = geom3d.cuboid_mesh(bounds[0], bounds[1], 30)
-    picture = draw_pose(item["image"], _box_corners(mesh), {"lime": gt, "red": est})
-    path = os.path.join(out, "images", f"{name}_{row['item']:05d}.png")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_save(path, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
-    caption = (f"{html.escape(row['category'])} → {html.escape(str(row['predicted']))}, "
-               f"{math.degrees(row['error']):.1f}°, {html.escape(row['split'])}")
-    return f"<figure><img src='images/{os.path.basename(path)}'><figcaption>{caption}</figcaption></figure>"
+    picture = draw_pose(item["image"], box_corners(mesh), {"lime": gt, "red": est})
+    caption = (f"{row['category']} → {row['predicted']}, {math.degrees(row['error']):.1f}°, {row['split']}")
+    return save_figure(out, f"{name}_{row['item']:05d}", picture, caption)
 
 
 def write_report(out: str, metrics: Mapping, rows: Mapping[str, tuple], models: Mapping, examples: int = 8) -> str:
     """report.html in `out` (see the module docstring); returns its path."""
-    parts = ["<!doctype html><meta charset='utf-8'><title>nemo evaluation</title><style>",
-             "body{font-family:sans-serif;margin:2em} .bar{height:12px;background:#1f77b4}",
-             ".bar.baseline{background:#d62728} figure{display:inline-block;margin:4px;font-size:12px}",
-             "td{padding:2px 8px}</style>", "<h1>Evaluation</h1>", "<h2>Per split</h2>", _bars(metrics),
+    parts = [page_head("nemo evaluation"), "<h1>Evaluation</h1>", "<h2>Per split</h2>", _bars(metrics),
              "<p>Boxes: green at the true pose, red at the estimate.</p>"]
     for name, (method_rows, dataset) in rows.items():
         if not method_rows:

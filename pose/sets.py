@@ -10,6 +10,7 @@ distance + Δradius_i) with the source's intrinsics. Records carry `extra = {"se
 "source_camera", "relative_pose", "synthesizer"}`; view 0 is the source itself. Layout:
 
     sets/sets.json            every set: id, source, category, views; skipped sources with reasons
+    sets/report.html, images/ the sets to look at (`pose.report`)
     sets/<set id>/view_000.png, records-000000.npz
 """
 
@@ -107,7 +108,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,
                   *, category: str, cylinder: Mapping, source_elevation: float = 0.2, seed: int = 0,
-                  backgrounds: str = "white", progress: bool = False) -> list[GeneratedSet]:
+                  backgrounds: str = "white", progress: bool = False, report: bool = True) -> list[GeneratedSet]:
     """Synthesize every source's views and write one set per source (see the module docstring).
 
     cylinder: the category's neural cylinder as `neural_cylinder` keyword arguments (radius, z_lo, z_hi,
@@ -118,6 +119,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
 
     A source that fails (the synthesizer raises ValueError, no object in a view) is skipped, counted
     and named in sets.json; views whose object vanished are dropped alone.
+    report: also write report.html (`pose.report.write_sets_report`: every set's source and views).
     """
     poses = as_relative_poses(relative_poses)
     cylinder_mesh, _ = neural_cylinder(**cylinder)
@@ -173,6 +175,10 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
                "source_elevation": source_elevation,
                "relative_poses": poses.tolist(), "sets": sets, "skipped": skipped, "seed": seed}
     atomic_write_text(out / "sets.json", json.dumps(summary, indent=1) + "\n")
+    if report:
+        from .report import write_sets_report
+
+        write_sets_report(out)
     return load_sets(out)
 
 

@@ -211,3 +211,23 @@ def test_the_reference_is_found_among_the_sources_whatever_its_path_form(world):
         assert len(views) == 13 and angles.shape == (13, 3)
         assert angles[0].tolist() == pytest.approx([ref.objects[0].viewpoint[k] for k in ("azimuth", "elevation",
                                                                                           "theta")])
+
+
+def test_generate_writes_a_report_of_every_set(world, tmp_path):
+    import re
+
+    page = (world["root"] / "sets" / "report.html").read_text()
+    images = re.findall(r"src='(images/[^']+)'", page)
+    assert page.count("<div class='set'>") == 4 and len(images) == 4 * 12  # 13 views, a strip of 12
+    assert all((world["root"] / "sets" / p).is_file() for p in images)
+    assert page.count("<figcaption>source</figcaption>") == 4 and "Δa 51°" in page  # 360° / 7 per Δazimuth
+    assert "4 sets, 52 views kept, 0 views dropped (no object), 0 sources skipped" in page
+    # a source the synthesizer cannot draw (no CAD model) is skipped and named with its reason
+    mesh = world["mesh"]
+    good = pose.sources_from_records(world["sources"][:1], {world["sources"][0].objects[0].mesh_ref: mesh})
+    bad = pose.sources_from_records(world["sources"][1:2], None)
+    pose.generate_sets(good + bad, RenderSynthesizer(backend="raster"), [[0.0, 1.0, 0.0]], tmp_path / "sets",
+                       category="car", cylinder=world["cylinder"])
+    page = (tmp_path / "sets" / "report.html").read_text()
+    assert "1 sets, 2 views kept, 0 views dropped (no object), 1 sources skipped" in page
+    assert f"{world['sources'][1].image_path}#0" in page and "needs the object&#x27;s mesh" in page

@@ -1,0 +1,82 @@
+"""The HTML report of a generated-sets folder: what the generator made, so a person can look at it.
+
+    write_sets_report("sets/")      # sets/report.html + sets/images/*.png
+
+Per set: its source image, a strip of its generated views, each with the set's neural cylinder's box
+drawn at the view's camera in the set's frame (so a wrong relative pose or distance shows as a box
+that does not sit on the object) and its relative pose (Δpolar, Δazimuth, Δradius) in the caption;
+the views kept and the views dropped (no object left). At the top: the synthesizer's settings, the
+relative poses, and the skipped sources with their reasons. The page and figure helpers are nemo's
+(`nemo.report`), as the evaluation report's.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+import data3d
+from aware3d_utils import atomic_write_text
+from nemo.report import box_corners, draw_pose, page_head, save_figure
+
+from .mesh import neural_cylinder
+from .sets import load_sets, read_summary
+
+__all__ = ["write_sets_report"]
+
+
+def _strip(count: int, max_views: int) -> list[int]:
+    """Indices of at most `max_views` views out of `count`, evenly spread, the source (0) always first."""
+    if count <= max_views:
+        return list(range(count))
+    return sorted({int(round(x)) for x in np.linspace(0, count - 1, max_views)})
+
+
+def _view_figure(out: Path, record, corners, name: str) -> str:
+    obj = record.objects[0]
+    image = data3d.load_image(record.image_path)
+    picture = draw_pose(image, corners, {"orange": dict(obj.viewpoint)})
+    dp, da, dr = json.loads(obj.extra["relative_pose"])
+    caption = "source" if (dp, da, dr) == (0.0, 0.0, 0.0) else (
+        f"Δp {math.degrees(dp):+.0f}°, Δa {math.degrees(da):.0f}°, Δr {dr:+.2f}")
+    return save_figure(out, name, picture, caption)
+
+
+def write_sets_report(folder: str | os.PathLike, max_views: int = 12) -> Path:
+    """Write <folder>/report.html (see the module docstring) for a folder of `generate_sets`; its path."""
+    folder = Path(folder)
+    summary = read_summary(folder)
+    entries = {e["id"]: e for e in summary["sets"]}
+    mesh, _ = neural_cylinder(**summary["cylinder"])
+    corners = box_corners(mesh)
+    views = sum(e["views"] for e in entries.values())
+    dropped = sum(e.get("dropped_views", 0) for e in entries.values())
+    synth = ", ".join(f"{k}={v}" for k, v in summary["synthesizer"].items())
+    parts = [page_head("generated sets", ".set{margin-bottom:1.5em} img{width:160px}"),
+             f"<h1>Generated sets: {html.escape(summary['category'])}</h1>",
+             f"<p>{len(entries)} sets, {views} views kept, {dropped} views dropped (no object), "
+             f"{len(summary['skipped'])} sources skipped. Synthesizer: {html.escape(synth)}. "
+             f"Assumed source elevation {math.degrees(summary['source_elevation']):.1f}°; "
+             f"{len(summary['relative_poses'])} relative poses per source.</p>",
+             "<p>Orange: the box of the set's neural cylinder at the view's camera in the set's frame.</p>"]
+    if summary["skipped"]:
+        parts.append("<h2>Skipped sources</h2><table>")
+        parts += [f"<tr><td>{html.escape(s['source'])}</td><td>{html.escape(s['reason'])}</td></tr>"
+                  for s in summary["skipped"]]
+        parts.append("</table>")
+    for s in load_sets(folder):
+        entry = entries[s.id]
+        parts.append(f"<div class='set'><h2>{html.escape(s.id)}</h2><p>source {html.escape(entry['source'])}: "
+                     f"{entry['views']} views kept, {entry.get('dropped_views', 0)} dropped; distance "
+                     f"{entry['distance']:.2f}</p>")
+        for k in _strip(len(s.records), max_views):
+            parts.append(_view_figure(folder, s.records[k], corners, f"{s.id}_{k:03d}"))
+        parts.append("</div>")
+    path = folder / "report.html"
+    atomic_write_text(path, "\n".join(parts) + "\n")
+    return path
