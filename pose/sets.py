@@ -76,6 +76,18 @@ def object_bbox(image: np.ndarray, background=(255, 255, 255), tolerance: int = 
     return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 
+def object_free_background(image: np.ndarray, bbox) -> np.ndarray | None:
+    """The largest strip of `image` (H, W, 3) beside the object's bbox (left, right, above or below it),
+    or None when every strip is thinner than 1/8 of the image: clutter without the object (a whole
+    source image would paste a second object behind the generated one)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in bbox)
+    strips = [image[:, : max(x1, 0)], image[:, min(x2 + 1, w):], image[: max(y1, 0)], image[min(y2 + 1, h):]]
+    thick = [min(s.shape[0], s.shape[1]) for s in strips]
+    best = int(np.argmax([s.shape[0] * s.shape[1] if t >= max(h, w) / 8 else 0 for s, t in zip(strips, thick)]))
+    return strips[best] if thick[best] >= max(h, w) / 8 else None
+
+
 def replace_white_background(image: np.ndarray, background: np.ndarray, tolerance: int = 12) -> np.ndarray:
     """The image with its near-white pixels taken from `background` (resized to the image's size)."""
     import cv2
@@ -114,8 +126,9 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     cylinder: the category's neural cylinder as `neural_cylinder` keyword arguments (radius, z_lo, z_hi,
     segments, rows, rings; see `pose.mesh.cylinder_params`), stored in sets.json for training.
     backgrounds: "white" (as synthesized) or "sources": the white background of every generated view is
-    replaced by another source image (random, seeded), so that the encoder learns clutter as real
-    images show it and not one uniform colour (generators draw objects on white).
+    replaced by the background of another source image (random, seeded; its largest strip beside the
+    object's box, `object_free_background`), so that the encoder learns clutter as real images show it
+    and not one uniform colour (generators draw objects on white).
 
     A source that fails (the synthesizer raises ValueError, no object in a view) is skipped, counted
     and named in sets.json; views whose object vanished are dropped alone.
@@ -155,8 +168,10 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
                 dropped += 1
                 continue
             if k > 0 and backgrounds == "sources" and len(sources) > 1:
-                other = sources[int(rng.choice([j for j in range(len(sources)) if j != i]))].view.checked_image()
-                image = replace_white_background(image, other)
+                other = sources[int(rng.choice([j for j in range(len(sources)) if j != i]))]
+                clutter = object_free_background(other.view.checked_image(), other.bbox)
+                if clutter is not None:
+                    image = replace_white_background(image, clutter)
             path = folder / f"view_{k:03d}.png"
             _write_png(path, image)
             vp = data3d.Viewpoint(azimuth=float(pose[1]) % (2 * math.pi), elevation=source_elevation - float(pose[0]),

@@ -231,3 +231,13 @@ def test_generate_writes_a_report_of_every_set(world, tmp_path):
     page = (tmp_path / "sets" / "report.html").read_text()
     assert "1 sets, 2 views kept, 0 views dropped (no object), 1 sources skipped" in page
     assert f"{world['sources'][1].image_path}#0" in page and "needs the object&#x27;s mesh" in page
+
+
+def test_pasted_backgrounds_hold_no_second_object():
+    from pose.sets import object_free_background
+
+    image = np.full((64, 80, 3), 40, np.uint8)
+    image[20:44, 10:50] = 200  # the object, box (10, 20, 49, 43): the widest free strip is right of it
+    strip = object_free_background(image, (10, 20, 49, 43))
+    assert strip.shape == (64, 30, 3) and (strip == 40).all()
+    assert object_free_background(image, (2, 3, 75, 60)) is None  # no strip is 1/8 of the image thick
