@@ -143,3 +143,132 @@ def test_cli_mask_options(tmp_path, sam2_folder, capsys, monkeypatch):
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("masks propagated by" in w for w in manifest["warnings"])
     assert (out / "report.html").is_file()
+
+
+# ----------------------------------------------------------------------------- novel-view completion
+def _render_object(mesh, cameras):
+    """rgb uint8 (N, H, W, 3) on white, depth (N, H, W) (0 = empty) of (vertices (N, V, 3), faces, colors)."""
+    import torch
+
+    from orbit4d.synthetic import render_scene
+
+    empty = (np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3)))
+    rgb, depth, mask = render_scene((np.zeros((0, 3)), mesh[1], mesh[2]), empty, torch.as_tensor(mesh[0]), cameras)
+    rgb[~mask] = 255
+    return rgb, np.where(mask, depth, 0).astype(np.float32)
+
+
+class _TrueObjectSynthesizer:
+    """Renders the true object (its mesh in the reference's object frame) exactly at the relative
+    poses, by datagen.novel_view's convention (target_viewpoint, then geom3d.viewpoint_to_cameras
+    in the object frame), and keeps each view's true depth for `_TrueDepth`."""
+
+    def __init__(self, vertices_o, faces, colors):
+        self.mesh, self.depth = (vertices_o, faces, colors), {}
+
+    def synthesize(self, source, relative_poses, seed=0):
+        import torch
+
+        from datagen.novel_view import as_relative_poses, target_viewpoint
+        from geom3d import viewpoint_to_cameras
+
+        views = [target_viewpoint(source.viewpoint, p) for p in as_relative_poses(relative_poses)]
+        col = {k: torch.tensor([v[k] for v in views], dtype=torch.float64) for k in views[0]}
+        cams = viewpoint_to_cameras(col["azimuth"], col["elevation"], col["theta"], col["distance"],
+                                    focal=col["focal"], viewport=col["viewport"],
+                                    principal=torch.stack([col["px"], col["py"]], -1),
+                                    image_size=source.image.shape[:2])
+        v = torch.as_tensor(self.mesh[0]).expand(len(views), -1, -1)
+        rgb, depth = _render_object((v, self.mesh[1], self.mesh[2]), cams)
+        for image, d in zip(rgb, depth):
+            self.depth[image.tobytes()] = d
+        return list(rgb)
+
+
+class _TrueDepth:
+    """The views' true depth, each times an unknown factor (a relative depth model's scale)."""
+
+    def __init__(self, synthesizer):
+        self.synthesizer = synthesizer
+
+    def __call__(self, frames):
+        return np.stack([self.synthesizer.depth[f.tobytes()] * (0.4 + 0.15 * i) for i, f in enumerate(frames)])
+
+
+@pytest.fixture(scope="module")
+def turning_scene():
+    """The object turns 30° while the camera sweeps 30°: its far side is never filmed."""
+    from orbit4d.pipeline import Orbit4DInputs, reconstruct_and_align
+    from orbit4d.synthetic import make_scene
+
+    sc = make_scene(8, (96, 128), turn_degrees=30.0)
+    inputs = Orbit4DInputs(sc.frames, sc.names, sc.masks, sc.depth, sc.cameras)
+    return sc, inputs, reconstruct_and_align(inputs)
+
+
+def test_reference_view_is_the_object_seen_from_the_virtual_camera(turning_scene):
+    """The warped reference mask against a direct render of the true object at the virtual camera."""
+    import torch
+
+    from orbit4d.completion import reference_view
+
+    sc, inputs, geo = turning_scene
+    r = 3
+    centre = geo["fit"].transforms[r].apply(geo["canonical"].points.double()).mean(0)
+    ref = reference_view(sc.frames[r], sc.masks[r], sc.cameras[r], centre, size=96, frame=r)
+    obj = sc.object_poses[r].apply(sc.object_mesh[0].double())
+    _, depth = _render_object((obj[None], sc.object_mesh[1], sc.object_mesh[2]), ref.camera.reshape(1))
+    truth = depth[0] > 0
+    iou = (truth & ref.mask).sum() / (truth | ref.mask).sum()
+    rows, cols = np.nonzero(ref.mask)
+    assert iou > 0.93, iou
+    extent = max(np.abs(cols - 47.5).max(), np.abs(rows - 47.5).max()) / 48
+    assert 0.75 <= extent <= 0.82  # the object fills 80 % of the square
+    assert abs(ref.viewpoint["elevation"]) < 0.05  # default up: the camera's own (the centre is off its axis)
+    assert (ref.image[~ref.mask] == 255).all()
+    eye = -sc.cameras[r].R.double().reshape(3, 3).T @ sc.cameras[r].t.double().reshape(3)
+    assert torch.allclose(-ref.camera.R.T @ ref.camera.t, eye)  # a rotation about the frame camera's centre
+
+
+def test_completion_with_the_true_object_fills_the_unseen_side(turning_scene):
+    import torch
+    from scipy.spatial import cKDTree
+
+    from orbit4d.completion import complete_run, reference_view
+
+    sc, inputs, geo = turning_scene
+    r = int(np.argmax(sc.masks.reshape(len(sc.masks), -1).sum(1)))
+    to_world = geo["fit"].transforms[r]
+    canonical = geo["canonical"].points.double()
+    ref = reference_view(sc.frames[r], sc.masks[r], sc.cameras[r], to_world.apply(canonical).mean(0), size=128,
+                         frame=r)
+    obj = sc.object_poses[r].apply(sc.object_mesh[0].double())
+    synth = _TrueObjectSynthesizer((obj - ref.centre) @ ref.Q.T, sc.object_mesh[1], sc.object_mesh[2])
+    done = complete_run(inputs, geo, synth, _TrueDepth(synth), reference=ref)
+    assert done.added > 200, done.views
+    assert torch.equal(done.points[:canonical.shape[0]], canonical)  # the canonical itself is kept
+    added_world = to_world.apply(done.points[canonical.shape[0]:]).numpy()
+    import trimesh
+
+    surface = trimesh.Trimesh(obj.numpy(), sc.object_mesh[1].numpy(), process=False).sample(200_000, seed=0)
+    dist, _ = cKDTree(surface).query(added_world)
+    # which added points some frame saw: object coordinates → every frame, z-test against its true depth
+    in_object = sc.object_poses[r].inverse().apply(torch.from_numpy(added_world))
+    seen = np.zeros(len(added_world), bool)
+    for f in range(len(sc.names)):
+        cam = sc.cameras[f].to(dtype=torch.float64)
+        x = sc.object_poses[f].apply(in_object) @ cam.R.reshape(3, 3).T + cam.t.reshape(3)
+        uv = (x @ cam.K.reshape(3, 3).T)[:, :2] / x[:, 2:]
+        j, i = uv[:, 0].round().long().numpy(), uv[:, 1].round().long().numpy()
+        inside = (i >= 0) & (i < 96) & (j >= 0) & (j < 128)
+        z = np.zeros(len(x))
+        z[inside] = sc.depth[f][i[inside], j[inside]]
+        seen |= inside & (np.abs(z - x[:, 2].numpy()) < 0.02 * x[:, 2].numpy())
+    size = sc.object_size
+    print(f"completion: {done.added} points added, {int((~seen).sum())} on the unseen side; median distance to "
+          f"the true surface {np.median(dist) / size:.4f} of the object size (unseen "
+          f"{np.median(dist[~seen]) / size:.4f}); views "
+          f"{[(v['relative_pose_deg'][1], v['status'], v['fitness']) for v in done.views]}")
+    assert (~seen).sum() > 0.5 * done.added  # most of what is added is what no frame saw
+    assert np.median(dist[~seen]) < 0.01 * size
+    assert np.median(dist) < 0.01 * size

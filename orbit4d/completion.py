@@ -1,0 +1,282 @@
+"""Completing the canonical foreground with generated views (FreeOrbit4D's novel-view stage).
+
+The model-free canonical holds only what some frame saw. Here a novel-view synthesizer
+(`datagen.novel_view`: Zero-1-to-3 by model id or folder, or an exact renderer in tests) shows the
+object from around it, and the points those views add where the canonical has none are fused in.
+
+1. **Reference view** (`reference_view`): one frame (the one with the largest mask) is turned into
+   the object-centred image the synthesizer expects. A virtual camera with the frame camera's
+   centre looks at the object's centre (the canonical's centroid placed in that frame), upright
+   (its x axis orthogonal to `up`), with a focal length that makes the object fill `fill` of a
+   `size`² square; since only the rotation changes, the frame warps onto it exactly by the
+   homography K'·R_v·Rᵀ·K⁻¹ (mask too; white outside the mask). In an object frame O (origin the
+   centre, z = up, the camera in the y–z plane on the −y side) this camera is the viewpoint
+   (azimuth 0, elevation e₀, θ 0, distance d₀) of `datagen.novel_view`'s convention, so each
+   relative pose (Δpolar, Δazimuth, Δradius) has a known camera (`view_cameras`):
+   `target_viewpoint` → `geom3d.viewpoint_to_cameras` in O → world. `up` defaults to the frame
+   camera's image up (then e₀ ≈ 0, the orbit turns about the image's vertical); give the world's
+   up when it is known.
+2. **Generated views**: the synthesizer's images; the object is what is not white background
+   (the largest connected part); depth from the run's depth estimator, cleaned and cut to the
+   eroded mask as the frames' depth is (`orbit4d.reconstruct.split_depth`).
+3. **Scale**: generated views are not metric. A metric estimator's depth is used as it is;
+   otherwise each view's depth is scaled to the model's: the model drawn at the view's camera
+   (z-buffer splat) has the view's true depth where it holds the surface the view sees and more
+   where it lacks it (its far side shows), so the factor is the median ratio over the pixels near
+   the ratios' low end (`_depth_scale`); the registration then fits the rest.
+4. **Registration**: each view is placed like a frame (`orbit4d.alignment.align_canonical`):
+   pixel-synchronised pairs between the model (the canonical plus the views already added) and
+   the view's depth map, a Sim(3) inside RANSAC, from the reference frame's transform; the view's
+   points are mapped into canonical coordinates by the inverse. Only model points the view shows
+   at their own depth pair up, so the surfaces the canonical lacks cannot pull the fit (ICP
+   would slide them onto the nearest canonical surface). Views go in order of increasing
+   |Δazimuth|, so each overlaps what came before. A view with fewer than 30 pairs, an inlier
+   share below `min_fitness`, or a scale change above `max_scale_change` is skipped and reported.
+5. **Fusion**: the registered points farther than `fill_voxels` voxels from the model are the
+   ones that fill regions the canonical lacks; they are voxel-averaged and cleaned of
+   statistical outliers, and appended. The canonical's own points are left untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from geom3d import (
+    Cameras,
+    GeometryError,
+    depth_to_points,
+    intrinsics_matrix,
+    remove_statistical_outliers,
+    splat,
+    viewpoint_to_cameras,
+    voxel_downsample,
+)
+from geom3d.align import Sim3
+
+from .alignment import align_canonical
+from .reconstruct import split_depth
+
+__all__ = ["DEFAULT_RELATIVE_POSES", "ReferenceView", "Completion", "reference_view", "view_cameras",
+           "object_mask", "complete_canonical", "complete_run"]
+
+# Δpolar, Δazimuth, Δradius: a ring around the object at the reference elevation
+DEFAULT_RELATIVE_POSES = tuple((0.0, math.radians(a), 0.0) for a in (45, -45, 90, -90, 135, -135, 180))
+
+
+@dataclass(frozen=True)
+class ReferenceView:
+    """The object-centred reference: image uint8 (S, S, 3) (white outside the object), mask bool
+    (S, S), viewpoint (the virtual camera in the object frame, `datagen.novel_view` keys),
+    Q (3, 3) and centre (3,) float64 with X_O = Q·(X_world − centre), camera: the virtual camera
+    (world, batch shape ()), frame: the source frame's index."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    viewpoint: dict
+    Q: torch.Tensor
+    centre: torch.Tensor
+    camera: Cameras
+    frame: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """points (M, 3) / colors (M, 3) canonical: the input canonical followed by `added` new
+    points; views: one report per generated view (relative pose in degrees, status, fitness,
+    scale, points added); images: the generated views (uint8 (S, S, 3)); reference."""
+
+    points: torch.Tensor
+    colors: torch.Tensor | None
+    added: int
+    views: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    reference: ReferenceView | None = None
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm()
+
+
+def view_cameras(reference: ReferenceView, relative_poses) -> Cameras:
+    """Cameras (N,) (world, float64) of the views at `relative_poses` (N, 3) around the reference."""
+    from datagen.novel_view import as_relative_poses, target_viewpoint
+
+    views = [target_viewpoint(reference.viewpoint, p) for p in as_relative_poses(relative_poses)]
+
+    def col(key):
+        return torch.tensor([v[key] for v in views], dtype=torch.float64)
+
+    cams = viewpoint_to_cameras(col("azimuth"), col("elevation"), col("theta"), col("distance"), focal=col("focal"),
+                                viewport=col("viewport"), principal=torch.stack([col("px"), col("py")], -1),
+                                image_size=reference.image.shape[:2])
+    R = cams.R @ reference.Q  # X_cam = R_O·Q·(X − c) + t_O
+    t = cams.t - (R @ reference.centre)
+    return Cameras(cams.K, R, t, cams.image_size)
+
+
+def reference_view(frame_rgb: np.ndarray, mask: np.ndarray, camera: Cameras, centre, *, size: int = 256,
+                   fill: float = 0.8, up=None, frame: int = 0) -> ReferenceView:
+    """The object-centred view of one frame (see the module docstring, step 1).
+
+    frame_rgb uint8 (H, W, 3), mask bool (H, W), camera: the frame's camera (batch shape ()),
+    centre (3,): the object's centre in world coordinates; up (3,): world up, default the
+    camera's image up."""
+    cam = camera.to(dtype=torch.float64)
+    R, t, K = cam.R.reshape(3, 3), cam.t.reshape(3), cam.K.reshape(3, 3)
+    c = torch.as_tensor(centre, dtype=torch.float64).reshape(3)
+    eye = -R.T @ t
+    v = eye - c
+    d0 = float(v.norm())
+    u = _unit(-R[1] if up is None else torch.as_tensor(up, dtype=torch.float64).reshape(3))
+    h = v - (v @ u) * u
+    if float(h.norm()) < 1e-6 * d0:
+        raise GeometryError("reference_view: the camera looks along the up axis; give another up")
+    e0 = math.atan2(float(v @ u), float(h.norm()))
+    y_o = -_unit(h)
+    Q = torch.stack([torch.linalg.cross(y_o, u), y_o, u])
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise GeometryError(f"reference_view: frame {frame} has an empty mask")
+    # the virtual camera, first with focal 1, to measure the object's extent in it
+    unit = Cameras(intrinsics_matrix(1.0, 1.0, 0.0, 0.0, dtype=torch.float64), torch.eye(3, dtype=torch.float64),
+                   torch.zeros(3, dtype=torch.float64), (size, size))
+    viewpoint = {"azimuth": 0.0, "elevation": e0, "theta": 0.0, "distance": d0, "focal": 1.0, "viewport": 1.0,
+                 "px": (size - 1) / 2, "py": (size - 1) / 2}
+    R_v = view_cameras(ReferenceView(np.zeros((size, size, 3), np.uint8), mask, viewpoint, Q, c, unit),
+                       [(0.0, 0.0, 0.0)]).R[0]
+    rot = R_v @ R.T  # original camera coordinates → virtual camera coordinates (same centre)
+    pix = torch.stack([torch.from_numpy(cols).double(), torch.from_numpy(rows).double(),
+                       torch.ones(rows.size, dtype=torch.float64)])
+    rays = rot @ torch.linalg.solve(K, pix)
+    if float(rays[2].min()) <= 0:
+        raise GeometryError(f"reference_view: the object in frame {frame} spans more than a half space around "
+                            "its centre's direction")
+    extent = float((rays[:2] / rays[2]).abs().max())
+    focal = fill * (size / 2) / max(extent, 1e-9)
+    viewpoint["focal"] = focal
+    K_v = intrinsics_matrix(focal, focal, (size - 1) / 2, (size - 1) / 2, dtype=torch.float64)
+    H = (K_v @ rot @ torch.linalg.inv(K)).numpy()
+    image = cv2.warpPerspective(frame_rgb, H, (size, size), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
+    warped = cv2.warpPerspective(mask.astype(np.uint8), H, (size, size), flags=cv2.INTER_NEAREST) > 0
+    image[~warped] = 255
+    camera_v = Cameras(K_v, R_v, -R_v @ eye, (size, size))
+    return ReferenceView(image, warped, viewpoint, Q, c, camera_v, frame)
+
+
+def object_mask(image: np.ndarray, white: int = 240, erode: int = 1) -> np.ndarray:
+    """bool (H, W): the largest connected region of pixels darker than `white` in some channel."""
+    fg = (image.min(-1) < white).astype(np.uint8)
+    if erode:
+        fg = cv2.erode(fg, np.ones((2 * erode + 1,) * 2, np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 1:
+        return np.zeros(image.shape[:2], bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _depth_scale(depth: np.ndarray, model_world: torch.Tensor, camera: Cameras, distance: float,
+                 agree: float = 0.03) -> float:
+    """The factor that brings a view's relative depth (H, W) to the model's scale. The model is a
+    part of the object's surface, so where it is drawn (z-buffer) its depth is the view's true
+    depth or more (a surface the model lacks shows its far side): the factor is the median ratio
+    over the pixels within `agree` of the ratios' 20th percentile. With fewer than 30 such
+    pixels, the median depth is set to the distance of the view's camera from the centre."""
+    drawn = splat(model_world, None, camera, radius=1.0)
+    both = drawn.mask.numpy() & (depth > 0)
+    if both.sum() >= 30:
+        ratio = drawn.depth.numpy()[both] / depth[both]
+        low = np.percentile(ratio, 20)
+        return float(np.median(ratio[ratio <= low * (1 + agree)]))
+    return distance / float(np.median(depth[depth > 0]))
+
+
+def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_world: Sim3, frame_rgb: np.ndarray,
+                       mask: np.ndarray, camera: Cameras, synthesizer, depth_estimator, *, voxel_size: float,
+                       relative_poses=DEFAULT_RELATIVE_POSES, size: int = 256, fill: float = 0.8, up=None,
+                       metric_depth: bool = False, threshold_voxels: float = 2.0, min_fitness: float = 0.5,
+                       max_scale_change: float = 0.2, fill_voxels: float = 2.0, seed: int = 0, frame: int = 0,
+                       reference: ReferenceView | None = None) -> Completion:
+    """Add generated views' points to the canonical (module docstring, steps 2–5).
+
+    points (M, 3) / colors (M, 3): the canonical; to_world: Sim3 () canonical → world in the
+    reference frame; frame_rgb / mask / camera: that frame; synthesizer: a
+    `datagen.novel_view.NovelViewSynthesizer`; depth_estimator: frames uint8 (N, S, S, 3) →
+    depth (N, S, S) (`orbit4d.estimators.DepthEstimator`), metric when `metric_depth`."""
+    from datagen.novel_view import SourceView, as_relative_poses
+
+    pts = points.double()
+    world = to_world.apply(pts)
+    ref = reference or reference_view(frame_rgb, mask, camera, world.mean(0), size=size, fill=fill, up=up,
+                                      frame=frame)
+    poses = as_relative_poses(relative_poses)
+    order = np.argsort(np.abs(poses[:, 1]), kind="stable")
+    poses = poses[order]
+    images = synthesizer.synthesize(SourceView(ref.image, viewpoint=ref.viewpoint, name=f"reference frame {frame}"),
+                                    poses, seed=seed)
+    images = [np.asarray(im, np.uint8) for im in images]
+    depth = np.asarray(depth_estimator(np.stack(images)), np.float32)
+    cams = view_cameras(ref, poses)
+    model = pts
+    added_pts, added_cols, reports = [], [], []
+    for i, pose in enumerate(poses):
+        report = {"relative_pose_deg": [round(math.degrees(float(x)), 3) for x in pose[:2]] + [float(pose[2])],
+                  "status": "added", "fitness": 0.0, "scale": 1.0, "added": 0}
+        reports.append(report)
+        fg_mask = object_mask(images[i])
+        fg, _ = split_depth(depth[i][None], fg_mask[None], margin=2)
+        if (fg > 0).sum() < 30:
+            report["status"] = "skipped: no object found in the generated view"
+            continue
+        if not metric_depth:
+            fg *= _depth_scale(fg[0], to_world.apply(model), cams[i], ref.viewpoint["distance"] + float(pose[2]))
+        cloud = depth_to_points(torch.from_numpy(fg[0]).double(), cams[i], torch.from_numpy(images[i]))
+        init = Sim3(to_world.scale[None], to_world.R[None], to_world.t[None])
+        fit = align_canonical(model, fg, [cloud], cams[i:i + 1], init, threshold=threshold_voxels * voxel_size,
+                              shared_scale=False, seed=seed + i)
+        placed, inliers, pairs = fit.transforms[0], int(fit.inliers[0]), int(fit.pairs[0])
+        scale = float(placed.scale / to_world.scale)
+        report["fitness"], report["scale"] = round(inliers / max(pairs, 1), 4), round(scale, 4)
+        if pairs < 30 or inliers < min_fitness * pairs:
+            report["status"] = f"skipped: too little overlap with the canonical ({inliers} of {pairs} pairs fit)"
+            continue
+        if abs(scale - 1.0) > max_scale_change:
+            report["status"] = "skipped: registration changed the scale too much"
+            continue
+        registered = placed.inverse().apply(cloud.points)  # the view's world → canonical
+        from scipy.spatial import cKDTree
+
+        dist, _ = cKDTree(model.numpy()).query(registered.numpy(), k=1)
+        new = torch.from_numpy(dist > fill_voxels * voxel_size)
+        report["added"] = int(new.sum())
+        if report["added"]:
+            added_pts.append(registered[new])
+            added_cols.append(None if cloud.colors is None else cloud.colors[new])
+            model = torch.cat([model, registered[new]])
+    out_pts, out_cols, added = pts, colors, 0
+    if added_pts:
+        new_colors = None if colors is None or any(c is None for c in added_cols) else torch.cat(added_cols)
+        fused = voxel_downsample(torch.cat(added_pts), new_colors, voxel_size=voxel_size)
+        if fused.points.shape[0] > 16:
+            fused = remove_statistical_outliers(fused.points, fused.colors, nb_neighbors=16, std_ratio=2.0)
+        added = int(fused.points.shape[0])
+        out_pts = torch.cat([pts, fused.points.double()])
+        if colors is not None and fused.colors is not None:
+            out_cols = torch.cat([colors, fused.colors.to(colors.dtype)])
+        elif colors is not None:
+            out_cols = None
+    return Completion(out_pts, out_cols, added, reports, images, ref)
+
+
+def complete_run(inputs, geo: dict, synthesizer, depth_estimator, **options) -> Completion:
+    """`complete_canonical` for a run: orbit4d.pipeline's inputs and `reconstruct_and_align`
+    results; the reference is the frame with the largest mask, placed by its fitted transform."""
+    frame = int(np.argmax(inputs.masks.reshape(len(inputs.masks), -1).sum(1)))
+    canonical = geo["canonical"]
+    return complete_canonical(canonical.points, canonical.colors, geo["fit"].transforms[frame], inputs.frames[frame],
+                              inputs.masks[frame], inputs.cameras[frame], synthesizer, depth_estimator,
+                              voxel_size=geo["voxel"], frame=frame, **options)
