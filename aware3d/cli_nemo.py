@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one config key, e.g. --set train.steps=500 (repeatable)")
     tr.add_argument("--with-baseline", action="store_true",
-                    help="also train the 2D baseline with the same data and budget into <out>/baseline")
+                    help="also train the 2D baseline on the same data into <out>/baseline "
+                         "(baseline.steps steps if the config sets them, else train.steps)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=run_train)
 

@@ -50,7 +50,9 @@ DEFAULTS: dict = {
               "milestones": [0.6, 0.85], "gamma": 0.1},
     "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
     "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 2, "lr": 0.05, "fill": 0.35},
-    "baseline": {"num_bins": 40, "label_smoothing": 0.0},
+    # steps: the baseline's training steps (None: train.steps), so that one config states an
+    # equal-time comparison (a baseline step costs ~1/4 of a NeMo step)
+    "baseline": {"num_bins": 40, "label_smoothing": 0.0, "steps": None},
 }
 
 _CHOICES = {
@@ -144,6 +146,9 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
     crop = out["data"]["crop_size"]
     if len(crop) != 2 or any(int(c) != c or c <= 0 or c % 32 for c in crop):
         raise NemoError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
+    steps = out["baseline"]["steps"]
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise NemoError(f"config: 'baseline.steps' must be null or an integer ≥ 1, got {steps!r}")
     if out["data"]["batch_size"] < 1 or out["train"]["steps"] < 1:
         raise NemoError("config: 'data.batch_size' and 'train.steps' must be ≥ 1")
     if not 0 < out["loss"]["clutter_weight"]:

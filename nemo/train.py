@@ -186,7 +186,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                           else None)
-    optim_cfg, steps = config["optim"], int(config["train"]["steps"])
+    optim_cfg, steps = config["optim"], total_steps(config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
                                   weight_decay=float(optim_cfg["weight_decay"]))
     start = 0
@@ -290,6 +290,13 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     else:
         run.update_manifest(status="stopped", step=step, skipped=skipped)
     return run
+
+
+def total_steps(config: Mapping) -> int:
+    """The run's training steps: `baseline.steps` for the baseline when set, else `train.steps`."""
+    if config["method"] == "baseline" and config["baseline"]["steps"] is not None:
+        return int(config["baseline"]["steps"])
+    return int(config["train"]["steps"])
 
 
 def _epoch_of_checkpoint(run: RunFolder, resuming: bool) -> int:

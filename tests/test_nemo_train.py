@@ -94,7 +94,8 @@ def _plain_contrastive_ce(targets, bank, temperature, radius, clutter_weight):
 
 def test_contrastive_loss_and_gradient_match_the_plain_formulation():
     gen = torch.Generator().manual_seed(0)
-    meshes = {c: geom3d.Mesh(torch.randn(n, 3, generator=gen), torch.tensor([[0, 1, 2]])) for c, n in (("a", 30), ("b", 21))}
+    meshes = {c: geom3d.Mesh(torch.randn(n, 3, generator=gen), torch.tensor([[0, 1, 2]]))
+              for c, n in (("a", 30), ("b", 21))}
     bank = MeshBank(meshes, feature_dim=8, clutter_size=50, seed=1)
     B, V = 3, bank.features.shape[1]
     x = F.normalize(torch.randn(B, V, 8, generator=gen), dim=-1).requires_grad_(True)
@@ -159,7 +160,8 @@ def test_load_estimate_and_evaluate_side_by_side(records_folder, tmp_path):
     from nemo.data import load_record_folders
 
     nemo_run = nemo.train([records_folder], tmp_path / "nemo", TINY)
-    base_run = nemo.train([records_folder], tmp_path / "base", dict(TINY, method="baseline"))
+    base_run = nemo.train([records_folder], tmp_path / "base", dict(TINY, method="baseline", baseline={"steps": 14}))
+    assert base_run.read_json("manifest.json")["step"] == 14  # baseline.steps, not train.steps (10)
     model, baseline = nemo.load(nemo_run.path), nemo.load(base_run.path)
     images = torch.rand(2, 3, 64, 64)
     for m in (model, baseline):
