@@ -57,7 +57,8 @@ def add_parser(sub) -> None:
     sp = actions.add_parser("splits", help="generate OOD test splits next to a datagen training config",
                             description="Test splits derived from the training data's datagen config, each "
                                         "with fresh viewpoints and one change: clean/L1/L2/L3 occlusion, unseen "
-                                        "CAD shapes (procedural sources), unseen textures (striped only), unseen "
+                                        "CAD shapes (procedural sources: later seeds; file sources: the models "
+                                        "the config's exclude list holds out), unseen textures (striped only), unseen "
                                         "backgrounds (photographs), high elevations, and the clean split with "
                                         "fog, snow, rain, motion blur or noise (kornia). Records carry "
                                         "extra['split'], so `nemo eval --data <out>/<split> ...` reports each.")
