@@ -5,7 +5,9 @@ the model-free canonical foreground (orbit4d.reconstruct) → per-frame Sim(3) a
 pixel-synchronised correspondences and the released box-fit baseline (orbit4d.alignment) → RTS
 smoothing (orbit4d.smoothing) → scaffolds along a geom3d.trajectory path (orbit4d.scaffold) →
 the WanVACE video stage (orbit4d.video); orbit4d.pipeline runs it all into a run folder
-(`aware3d orbit4d run`, docs/orbit4d.md). Learned estimators sit behind orbit4d.estimators;
+(`aware3d orbit4d run`, docs/orbit4d.md). Optional learned stages: SAM2 mask propagation
+(orbit4d.mask_model) and novel-view completion of the canonical (orbit4d.completion). Learned
+estimators sit behind orbit4d.estimators;
 orbit4d.synthetic makes 4D scenes with exact geometry for tests, the demo and the benchmark.
 Heavy parts (diffusers, transformers) are imported only where used.
 """

@@ -62,7 +62,9 @@ from .alignment import align_canonical
 from .reconstruct import split_depth
 
 __all__ = ["DEFAULT_RELATIVE_POSES", "ReferenceView", "Completion", "reference_view", "view_cameras",
-           "object_mask", "complete_canonical", "complete_run"]
+           "object_mask", "complete_canonical", "complete_run", "complete_with_models", "write_completion"]
+
+RANSAC_PAIRS = 6000  # orbit4d.alignment fits RANSAC to an even subset of at most this many pairs
 
 # Δpolar, Δazimuth, Δradius: a ring around the object at the reference elevation
 DEFAULT_RELATIVE_POSES = tuple((0.0, math.radians(a), 0.0) for a in (45, -45, 90, -90, 135, -135, 180))
@@ -240,8 +242,10 @@ def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_wor
                               shared_scale=False, seed=seed + i)
         placed, inliers, pairs = fit.transforms[0], int(fit.inliers[0]), int(fit.pairs[0])
         scale = float(placed.scale / to_world.scale)
-        report["fitness"], report["scale"] = round(inliers / max(pairs, 1), 4), round(scale, 4)
-        if pairs < 30 or inliers < min_fitness * pairs:
+        # RANSAC sees at most RANSAC_PAIRS of the pairs (align_canonical's even subset)
+        share = inliers / max(min(pairs, RANSAC_PAIRS), 1)
+        report["fitness"], report["scale"] = round(share, 4), round(scale, 4)
+        if pairs < 30 or share < min_fitness:
             report["status"] = f"skipped: too little overlap with the canonical ({inliers} of {pairs} pairs fit)"
             continue
         if abs(scale - 1.0) > max_scale_change:
@@ -280,3 +284,32 @@ def complete_run(inputs, geo: dict, synthesizer, depth_estimator, **options) -> 
     return complete_canonical(canonical.points, canonical.colors, geo["fit"].transforms[frame], inputs.frames[frame],
                               inputs.masks[frame], inputs.cameras[frame], synthesizer, depth_estimator,
                               voxel_size=geo["voxel"], frame=frame, **options)
+
+
+def complete_with_models(inputs, geo: dict, novel_view_model: str, depth_model: str, *, steps: int = 50,
+                         seed: int = 0, device: str | None = None, **options) -> Completion:
+    """`complete_run` with a Zero-1-to-3 synthesizer (`datagen.novel_view.Zero123Synthesizer`, by
+    model id or folder) and a transformers depth model (`orbit4d.depth_model.TransformersDepth`,
+    by id or folder; a metric model's depth is taken as metric)."""
+    from datagen.novel_view import Zero123Synthesizer
+
+    from .depth_model import TransformersDepth
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    synthesizer = Zero123Synthesizer(novel_view_model, device=device, steps=steps)
+    depth = TransformersDepth(depth_model, device=device)
+    return complete_run(inputs, geo, synthesizer, depth, metric_depth=depth.kind == "metric", seed=seed, **options)
+
+
+def write_completion(folder, done: Completion) -> dict:
+    """Write the reference and the generated views as PNGs under `folder` (reference/00000.png,
+    views/NNNNN.png in the order of the reports); returns the JSON-ready summary (reference frame,
+    points added, per-view reports)."""
+    from pathlib import Path
+
+    from .scaffold import write_frames
+
+    folder = Path(folder)
+    write_frames(folder / "reference", done.reference.image[None])
+    write_frames(folder / "views", np.stack(done.images))
+    return {"reference_frame": done.reference.frame, "added_points": done.added, "views": done.views}

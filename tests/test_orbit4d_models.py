@@ -272,3 +272,37 @@ def test_completion_with_the_true_object_fills_the_unseen_side(turning_scene):
     assert (~seen).sum() > 0.5 * done.added  # most of what is added is what no frame saw
     assert np.median(dist[~seen]) < 0.01 * size
     assert np.median(dist) < 0.01 * size
+
+
+@pytest.mark.slow
+def test_cli_runs_with_a_tiny_zero123(tmp_path, capsys):
+    """End to end with random Zero-1-to-3 and Depth Anything models: the generated views (noise)
+    are written and reported; --novel-view-model without --depth-model is a one-line error."""
+    import json
+
+    pytest.importorskip("diffusers")
+    from datagen.novel_view import build_tiny_zero123
+    from geom3d import load_point_cloud
+    from orbit4d.demo import write_inputs
+    from orbit4d.depth_model import tiny_depth_model
+    from orbit4d.synthetic import make_scene
+
+    sc = make_scene(4, (48, 64), turn_degrees=10.0)
+    write_inputs(sc, tmp_path)
+    zero123 = build_tiny_zero123(tmp_path / "tiny-zero123")
+    base = ["orbit4d", "run", "--frames", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
+            "--depth", str(tmp_path / "depth"), "--cameras", str(tmp_path / "global_camera.json"),
+            "--num-output-frames", "2", "--novel-view-model", str(zero123), "--novel-view-steps", "2"]
+    assert main(base + ["--out", str(tmp_path / "x")]) == 2
+    assert "needs a Zero-1-to-3 model and a depth model" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(base + ["--depth-model", str(tiny_depth_model(tmp_path / "tiny-depth")), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    done = manifest["completion"]
+    assert len(done["views"]) == 7 and all(v["status"] for v in done["views"])
+    assert len(list((out / "completion" / "views").glob("*.png"))) == 7
+    assert (out / "completion" / "reference" / "00000.png").is_file()
+    assert manifest["counts"]["completion_added_points"] == done["added_points"]
+    canonical = load_point_cloud(out / "proxy" / "canonical.ply").points
+    assert canonical.shape[0] == manifest["counts"]["canonical_points"]
+    assert "novel-view completion" in manifest["times_s"]
