@@ -1,10 +1,18 @@
 """Z-buffer splatting of coloured point clouds: `splat` renders points as discs (or squares) of a
-given radius in pixels, the nearest point winning each pixel, for cameras of any batch shape.
+given radius in pixels, the nearest point winning each pixel, for cameras of any batch shape;
+`splat_index` is its z-buffer alone (depth and winning point), for one cloud or several layers.
 
 One `scatter_reduce(amin)` per cloud over an int64 key resolves the z-buffer: the key holds the
 point's float32 depth bits in its high 32 bits (positive floats order like their bit patterns)
 and the point index in the low 32, so the smallest key is the nearest point, ties going to the
 lower index. The footprint is then a minimum over shifted copies of that nearest-pixel image.
+
+Speed (all per view, in place, on buffers allocated once per call): each cloud is laid out as
+(3, N) once per call, which makes the projection one BLAS product (about 2x faster than on the
+(N, 3) view, and the same sums); points with z <= near become NaN before the division, so they and non-finite points all
+land in a dump ring outside the image and no mask is needed; the index half of every key is
+written once per call; and the empty key's halves read as index −1 and depth NaN (→ 0), so the
+winner's index and depth are two strided copies of the z-buffer.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from .errors import GeometryError
 from .pixels import parse_image_size
 from .pointcloud import as_colors
 
-__all__ = ["SPLAT_EMPTY_DEPTH", "SplatResult", "splat", "splat_footprint"]
+__all__ = ["SPLAT_EMPTY_DEPTH", "SplatResult", "splat", "splat_footprint", "splat_index"]
 
 SPLAT_EMPTY_DEPTH = 0.0  # depth where no point lands (as geom3d.gl's EMPTY_DEPTH)
-_NO_HIT = torch.iinfo(torch.int64).max
+_NO_HIT = torch.iinfo(torch.int64).max  # halves: index 0xFFFFFFFF (= −1 as int32), depth 0x7FFFFFFF (NaN)
+# which int32 half of an int64 key holds the index and which the depth bits
+_LOW, _HIGH = (0, 1) if sys.byteorder == "little" else (1, 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,34 +65,180 @@ def splat_footprint(radius: float, shape: str = "disc") -> tuple[tuple[int, int]
     return tuple(sorted(offsets, key=lambda o: (abs(o[0]) + abs(o[1]), o[1], o[0])))
 
 
-_INDEX_CACHE: dict = {}
-
-
-def _point_indices(n: int, device) -> torch.Tensor:
-    """arange(n) as int32, kept for the last size and device (splatting runs per frame)."""
-    key = (n, str(device))
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE.clear()
-        _INDEX_CACHE[key] = torch.arange(n, dtype=torch.int32, device=device)
-    return _INDEX_CACHE[key]
-
-
-def _depth_index_key(z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """int64 keys (N,): the float32 bits of z (> 0) in the high word, the int32 index in the low."""
-    if sys.byteorder == "little":  # write both 32-bit halves directly: no shifts
-        pair = torch.empty(z.shape[0], 2, dtype=torch.int32, device=z.device)
-        pair[:, 0] = index
-        pair[:, 1] = z.view(torch.int32)
-        return pair.view(torch.int64).view(-1)
-    return (z.view(torch.int32).to(torch.int64) << 32) | index.to(torch.int64)
-
-
 def _source_rows(batch_of_input: torch.Size, batch: torch.Size) -> list[int]:
     """For each view of the flattened result batch, the row of the flattened input it reads:
     broadcasting by index, so that a cloud shared by many cameras is never copied."""
     n_in = math.prod(batch_of_input)
     rows = torch.arange(n_in).reshape(batch_of_input).expand(batch)
     return rows.reshape(-1).tolist()
+
+
+def _as_clouds(points, who: str) -> list[torch.Tensor]:
+    """The layers of `points` (one tensor or a sequence of them), each checked to be (..., N, 3)."""
+    layers = list(points) if isinstance(points, (list, tuple)) else [points]
+    if not layers:
+        raise GeometryError(f"{who}: no point clouds given")
+    out = []
+    for layer in layers:
+        pts = torch.as_tensor(layer)
+        if pts.ndim < 2 or pts.shape[-1] != 3:
+            raise GeometryError(f"{who}: points must be (N, 3) or (..., N, 3), got {tuple(pts.shape)}")
+        out.append(pts)
+    if sum(p.shape[-2] for p in out) >= 2**31:
+        raise GeometryError(f"{who} handles fewer than 2**31 points")
+    return out
+
+
+def _broadcast_batch(who: str, cameras: Cameras, *shapes: torch.Size) -> torch.Size:
+    try:
+        return torch.broadcast_shapes(cameras.batch_shape, *shapes)
+    except RuntimeError:
+        raise GeometryError(f"{who}: the batch shapes of the cameras {tuple(cameras.batch_shape)} and the "
+                            f"clouds {[tuple(s) for s in shapes]} do not broadcast") from None
+
+
+class _Layer:
+    """One cloud's per-call workspace: its points as (3, N) per source row, the projection
+    buffer, pixel indices and keys whose index halves (offset + 0 … N−1) are written once."""
+
+    def __init__(self, points: torch.Tensor, batch: torch.Size, offset: int, dtype: torch.dtype):
+        self.n = points.shape[-2]
+        self.rows = _source_rows(points.shape[:-2], batch)
+        self.points = points.detach().reshape(math.prod(points.shape[:-2]), self.n, 3)
+        self.dtype = dtype
+        self._row, self._cloud = None, None
+        device = points.device
+        self.proj = torch.empty(3, self.n, dtype=dtype, device=device)
+        self.pix = torch.empty(self.n, dtype=torch.int64, device=device)
+        self.key = torch.empty(self.n, dtype=torch.int64, device=device)
+        halves = self.key.view(torch.int32).view(self.n, 2)
+        halves[:, _LOW] = torch.arange(offset, offset + self.n, dtype=torch.int32, device=device)
+        self.depth_bits = self.key.view(torch.float32).view(self.n, 2)[:, _HIGH]
+
+    def cloud(self, view: int) -> torch.Tensor:
+        """(3, N) points of the row this view reads, laid out once per run of views on that row
+        (no copy at all for the transpose of a contiguous (3, N) tensor)."""
+        row = self.rows[view]
+        if row != self._row:
+            self._row, self._cloud = row, self.points[row].to(self.dtype).T.contiguous()
+        return self._cloud
+
+
+def _scatter_nearest(layer: _Layer, view: int, P: torch.Tensor, near_key: torch.Tensor, near: float,
+                     ring: int, h: int, w: int) -> None:
+    """amin of the layer's keys into `near_key` ((H + 2 ring)·(W + 2 ring),) at each point's
+    nearest pixel, under the projection P (3, 4) = K [R | t] in the layer's dtype."""
+    proj = layer.proj
+    torch.matmul(P[:, :3], layer.cloud(view), out=proj)
+    proj.add_(P[:, 3:])  # rows: u z, v z, z
+    z = proj[2]
+    # points with z <= near (or NaN) get z = NaN: their u, v become NaN, then the dump ring below.
+    # Non-finite points need no test: an infinite coordinate makes u z, v z infinite or NaN too
+    # (times a zero coefficient it is NaN), so u, v are NaN or ±inf, which land in the dump ring.
+    torch.nn.functional.threshold_(z, near, math.nan)
+    uv = proj[:2]
+    torch.div(uv, z, out=uv)
+    uv.round_().nan_to_num_(nan=-ring)
+    # nearest pixels clamped into a ring one pixel beyond the footprint's reach: points out there
+    # land where no footprint reaches back into the image
+    u, v = uv[0].clamp_(-ring, w - 1 + ring), uv[1].clamp_(-ring, h - 1 + ring)
+    wp = w + 2 * ring
+    torch.add(u, v, alpha=wp, out=u).add_(ring * wp + ring)  # exact: integers below 2**24
+    layer.pix.copy_(u)
+    layer.depth_bits.copy_(z)  # float32 depth bits above the index (cast from float64 if need be)
+    near_key.scatter_reduce_(0, layer.pix, layer.key, "amin")
+
+
+def _zbuffer(layers: list[_Layer], cameras: Cameras, batch: torch.Size, radius: float, shape: str,
+             near: float, depth_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(depth (B, H, W), index (B, H, W) int64) for the flattened batch B = prod(batch)."""
+    h, w = cameras.image_size
+    device = layers[0].points.device
+    offsets = splat_footprint(radius, shape)
+    ring = max(max(abs(dx), abs(dy)) for dx, dy in offsets) + 1
+    hp, wp = h + 2 * ring, w + 2 * ring
+    camera_rows = _source_rows(cameras.batch_shape, batch)
+    # P = K [R | t] maps a point to (u z, v z, z), composed in float64, used in the points' dtype
+    P = cameras.to(device=device, dtype=torch.float64).projection_matrix().detach().reshape(-1, 3, 4)
+    P = P.to(depth_dtype)
+    B = math.prod(batch)
+    depth = torch.empty(B, h, w, dtype=depth_dtype, device=device)
+    index = torch.empty(B, h, w, dtype=torch.int64, device=device)
+    near_key = torch.empty(hp * wp, dtype=torch.int64, device=device)
+    with torch.no_grad():
+        for b in range(B):
+            near_key.fill_(_NO_HIT)
+            for layer in layers:
+                if layer.n:
+                    _scatter_nearest(layer, b, P[camera_rows[b]], near_key, near, ring, h, w)
+            grid = near_key.view(hp, wp)
+            best = grid[ring:ring + h, ring:ring + w]
+            if len(offsets) > 1:
+                # per pixel the minimum over the footprint: exact, since a footprint depends only
+                # on the point's nearest pixel, and the minimum of minima is the minimum
+                best = best.clone()
+                for dx, dy in offsets:
+                    if dx or dy:
+                        torch.minimum(best, grid[ring - dy:ring - dy + h, ring - dx:ring - dx + w], out=best)
+            halves = best.view(torch.int32).unflatten(-1, (w, 2))
+            index[b].copy_(halves[..., _LOW])  # −1 where empty: the low half of _NO_HIT
+            if depth_dtype == torch.float32:  # the key holds the exact float32 depth
+                depth[b].view(torch.int32).copy_(halves[..., _HIGH])
+                depth[b].nan_to_num_(nan=SPLAT_EMPTY_DEPTH, posinf=math.inf, neginf=-math.inf)
+            else:
+                _gather_depth(layers, index[b], depth[b])
+    return depth, index
+
+
+def _gather_depth(layers: list[_Layer], index: torch.Tensor, out: torch.Tensor) -> None:
+    """out (H, W) ← the winners' z in the layers' dtype (their projection buffers still hold it)."""
+    z = torch.cat([layer.proj[2] for layer in layers])
+    flat = index.reshape(-1)
+    out.view(-1).copy_(z.index_select(0, flat.clamp_min(0))).masked_fill_(flat < 0, SPLAT_EMPTY_DEPTH)
+
+
+def _setup(who: str, points, cameras: Cameras, image_size, extra_dtypes=()) -> tuple[list, torch.Size, torch.dtype]:
+    if not isinstance(cameras, Cameras):
+        raise GeometryError(f"{who}: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
+    if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
+        raise GeometryError(f"{who}: image_size {tuple(image_size)} differs from the cameras' {cameras.image_size}")
+    clouds = _as_clouds(points, who)
+    return clouds, common_float_dtype(*clouds, *extra_dtypes, cameras.R)
+
+
+def _layers(clouds: list[torch.Tensor], batch: torch.Size, dtype: torch.dtype) -> list[_Layer]:
+    device = clouds[0].device
+    layers, offset = [], 0
+    for c in clouds:
+        layers.append(_Layer(c.to(device), batch, offset, dtype))
+        offset += c.shape[-2]
+    return layers
+
+
+def splat_index(points, cameras: Cameras, image_size=None, *, radius: float = 1.0, shape: str = "disc",
+                near: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """The z-buffer of `splat` alone: which point wins each pixel, and its depth.
+
+    Args:
+        points: one cloud as `splat` takes it ((N, 3) shared, or (..., N, 3) broadcasting against
+            the cameras), or a sequence of such clouds (layers, e.g. a static background shared by
+            all cameras and one foreground per camera), drawn into one z-buffer exactly as their
+            concatenation along N would be: the index counts through the layers in order, so a
+            tie between layers goes to the earlier one. Each layer broadcasts on its own. A
+            cloud that is the transpose `c.T` of a contiguous (3, N) tensor of the result dtype
+            is used without a copy (worth it for a large cloud splatted in many calls).
+        cameras, image_size, radius, shape, near: as for `splat`.
+
+    Returns:
+        (depth (..., H, W), index (..., H, W) int64): the winner's camera z (SPLAT_EMPTY_DEPTH
+        where empty) in the common floating dtype of the clouds and cameras, and its index
+        (−1 where empty); leading shape broadcast(cameras, every layer).
+    """
+    clouds, dtype = _setup("splat_index", points, cameras, image_size)
+    batch = _broadcast_batch("splat_index", cameras, *(c.shape[:-2] for c in clouds))
+    depth, index = _zbuffer(_layers(clouds, batch, dtype), cameras, batch, radius, shape, near, dtype)
+    h, w = cameras.image_size
+    return depth.reshape(*batch, h, w), index.reshape(*batch, h, w)
 
 
 def splat(points, colors, cameras: Cameras, image_size=None, *, radius: float = 1.0, shape: str = "disc",
@@ -110,98 +266,36 @@ def splat(points, colors, cameras: Cameras, image_size=None, *, radius: float = 
         take the common floating dtype of points, colors and cameras (integers count as float32),
         on the points' device.
     """
-    if not isinstance(cameras, Cameras):
-        raise GeometryError(f"splat: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
-    if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
-        raise GeometryError(f"splat: image_size {tuple(image_size)} differs from the cameras' {cameras.image_size}")
-    h, w = cameras.image_size
+    if isinstance(points, (list, tuple)):
+        raise GeometryError("splat draws one cloud; for several layers use splat_index")
     pts = torch.as_tensor(points)
-    if pts.ndim < 2 or pts.shape[-1] != 3:
-        raise GeometryError(f"splat: points must be (N, 3) or (..., N, 3), got {tuple(pts.shape)}")
-    n = pts.shape[-2]
-    if n >= 2**31:
-        raise GeometryError("splat handles fewer than 2**31 points")
     cols = None if colors is None else torch.as_tensor(colors, device=pts.device)
+    [pts], dtype = _setup("splat", pts, cameras, image_size, () if cols is None else (cols,))
+    n = pts.shape[-2]
     if cols is not None and (cols.ndim < 2 or cols.shape[-2:] != (n, 3)):
         raise GeometryError(f"splat: colors must be (N, 3) or (..., N, 3) with N = {n}, got {tuple(cols.shape)}")
-    try:
-        batch = torch.broadcast_shapes(cameras.batch_shape, pts.shape[:-2], *(() if cols is None else
-                                                                              (cols.shape[:-2],)))
-    except RuntimeError:
-        raise GeometryError(f"splat: the batch shapes of the cameras {tuple(cameras.batch_shape)}, points "
-                            f"{tuple(pts.shape[:-2])} and colors {None if cols is None else tuple(cols.shape[:-2])} "
-                            "do not broadcast") from None
-    device = pts.device
-    dtype = common_float_dtype(pts, cols, cameras.R)
-    cloud_rows = _source_rows(pts.shape[:-2], batch)
-    pts = pts.detach().to(dtype).reshape(math.prod(pts.shape[:-2]), n, 3)
-    color_rows = None
-    if cols is not None:
-        color_batch = cols.shape[:-2]
-        cols = as_colors(cols, dtype, "splat").detach().reshape(math.prod(color_batch), n, 3)
-        color_rows = _source_rows(color_batch, batch)
-    offsets = splat_footprint(radius, shape)
-    reach = max(max(abs(dx), abs(dy)) for dx, dy in offsets)
-    camera_rows = _source_rows(cameras.batch_shape, batch)
-    # P = K [R | t] maps a point to (u z, v z, z), composed in float64
-    P = cameras.to(device=device, dtype=torch.float64).projection_matrix().detach().reshape(-1, 3, 4)
+    batch = _broadcast_batch("splat", cameras, pts.shape[:-2], *(() if cols is None else (cols.shape[:-2],)))
+    depth, index = _zbuffer(_layers([pts], batch, dtype), cameras, batch, radius, shape, near, dtype)
+    h, w = cameras.image_size
     B = math.prod(batch)
-
-    index = _point_indices(n, device)
-    ring = reach + 1  # nearest pixels up to `reach` outside the image count; the ring beyond is a dump
-    hp, wp = h + 2 * ring, w + 2 * ring
-    rgb = torch.empty(B, h, w, 3, dtype=dtype, device=device)
-    depth = torch.empty(B, h, w, dtype=dtype, device=device)
-    winner = torch.empty(B, h, w, dtype=torch.int64, device=device)
-    bg = torch.as_tensor(background, dtype=dtype, device=device).expand(3)
+    rgb = torch.empty(B, h, w, 3, dtype=dtype, device=pts.device)
+    bg = torch.as_tensor(background, dtype=dtype, device=pts.device).expand(3)
     grey_bg = float(bg[0]) if bool((bg == bg[0]).all()) else None
-    proj = torch.empty(3, n, dtype=dtype, device=device)
+    if cols is not None:
+        color_rows = _source_rows(cols.shape[:-2], batch)
+        cols = as_colors(cols, dtype, "splat").detach().reshape(math.prod(cols.shape[:-2]), n, 3)
     with torch.no_grad():
         for b in range(B):
-            cloud = pts[cloud_rows[b]]
-            Pb = P[camera_rows[b]].to(dtype)
-            torch.matmul(Pb[:, :3], cloud.T, out=proj)
-            proj.add_(Pb[:, 3:])  # rows: u z, v z, z
-            z = proj[2]
-            # nearest pixel, clamped into a ring one pixel beyond the footprint's reach: points
-            # out there (or non-finite) land where no footprint reaches back into the image
-            u = proj[0].div_(z).round_().nan_to_num_(nan=-ring).clamp_(-ring, w - 1 + ring)
-            v = proj[1].div_(z).round_().nan_to_num_(nan=-ring).clamp_(-ring, h - 1 + ring)
-            pix = v.add_(ring).mul_(wp).add_(u.add_(ring)).to(torch.int64)
-            # the key: float32 depth bits (ordered like the depths, as z > 0) above the point
-            # index; points behind the camera keep a key that never wins
-            zf = z if z.dtype == torch.float32 else z.to(torch.float32)
-            key = _depth_index_key(zf, index).masked_fill_(~(z > near), _NO_HIT)
-            # nearest point per nearest pixel ...
-            near_key = torch.full((hp, wp), _NO_HIT, dtype=torch.int64, device=device)
-            near_key.view(-1).scatter_reduce_(0, pix, key, "amin")
-            # ... then per pixel the minimum over the footprint: exact, since a footprint depends
-            # only on the point's nearest pixel, and the minimum of minima is the minimum
-            best = near_key[ring:ring + h, ring:ring + w].clone()
-            for dx, dy in offsets:
-                if dx or dy:
-                    shifted = near_key[ring - dy:ring - dy + h, ring - dx:ring - dx + w]
-                    torch.minimum(best, shifted, out=best)
-            best = best.view(-1)
-            hit = best != _NO_HIT
-            miss = ~hit
-            win = winner[b].view(-1)
-            torch.bitwise_and(best, 0xFFFFFFFF, out=win)
-            win.masked_fill_(miss, -1)
-            safe = win.clamp_min(0)
-            if dtype == torch.float32:  # the key holds the exact float32 depth
-                zsel = (best >> 32).to(torch.int32).view(torch.float32)
-            else:
-                zsel = z.index_select(0, safe)
-            depth[b].view(-1).copy_(zsel).masked_fill_(miss, SPLAT_EMPTY_DEPTH)
+            flat = index[b].view(-1)
+            miss = flat < 0
             flat_rgb = rgb[b].view(-1, 3)
             if cols is None:
                 flat_rgb.fill_(1.0)
             else:
-                torch.index_select(cols[color_rows[b]], 0, safe, out=flat_rgb)
+                torch.index_select(cols[color_rows[b]], 0, flat.clamp_min(0), out=flat_rgb)
             if grey_bg is not None:
                 flat_rgb.masked_fill_(miss[:, None], grey_bg)
             else:
                 flat_rgb[miss] = bg
     return SplatResult(rgb=rgb.reshape(*batch, h, w, 3), depth=depth.reshape(*batch, h, w),
-                       mask=(winner >= 0).reshape(*batch, h, w), index=winner.reshape(*batch, h, w))
+                       mask=(index >= 0).reshape(*batch, h, w), index=index.reshape(*batch, h, w))

@@ -1,8 +1,8 @@
 """Scaffold rendering: the 4D proxy seen along a camera path, with geom3d.splat.
 
 Per output frame i, the static background and the foreground of input frame
-round(video_time[i]) are splatted under camera i; the background is drawn for all cameras in
-one batched call, each foreground cloud on its own, and the nearer of the two wins each pixel.
+round(video_time[i]) are splatted under camera i into one z-buffer (two layers of
+`geom3d.splat_index`, the nearer point winning each pixel, the background on a tie).
 Outputs: colour, depth and mask (pixels the proxy covers; holes are what the video model must
 paint). `depth_to_image` normalises depth with the global 1st/99th percentiles over all frames
 (near bright, holes grey), so brightness means the same depth in every frame.
@@ -10,6 +10,7 @@ paint). `depth_to_image` normalises depth with the global 1st/99th percentiles o
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from aware3d_utils.atomic import atomic_save
-from geom3d import splat
+from geom3d.splat import splat_index
 from geom3d.trajectory import CameraPath
 
 __all__ = ["Scaffold", "render_scaffold", "depth_to_image", "write_frames", "write_video", "HOLE_GREY"]
@@ -38,42 +39,74 @@ class Scaffold:
     foreground: np.ndarray
 
 
+def _packed_colors(colors, n: int) -> torch.Tensor:
+    """(n,) int32: each point's uint8 RGB (what a frame shows: round(255·clamp(c, 0, 1)) in
+    float32, white for None) packed in one 4-byte word, so a frame's colours are one 1-D gather."""
+    rgba = torch.zeros(n, 4, dtype=torch.uint8)
+    if colors is None:
+        rgba[:, :3] = 255
+    else:
+        c = torch.as_tensor(colors)
+        rgba[:, :3] = c if c.dtype == torch.uint8 else (c.to(torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
+    return rgba.view(torch.int32).view(n)
+
+
+def _foreground_stack(foregrounds: list, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The foreground clouds of these input frames as one (B, M, 3) float32 stack and their
+    packed colours (B, M), shorter clouds padded with NaN points (which splatting drops)."""
+    m = max(int(foregrounds[f][0].shape[0]) for f in frames)
+    pts = torch.full((len(frames), m, 3), math.nan, dtype=torch.float32)
+    cols = torch.zeros(len(frames), m, dtype=torch.int32)
+    for j, f in enumerate(frames):
+        p, c = foregrounds[f]
+        k = int(p.shape[0])
+        pts[j, :k] = torch.as_tensor(p, dtype=torch.float32)
+        cols[j, :k] = _packed_colors(c, k)
+    return pts, cols
+
+
 def render_scaffold(background_points, background_colors, foregrounds: list, path: CameraPath, *,
-                    radius: float = 0.5, chunk: int = 16) -> Scaffold:
+                    radius: float = 0.5, chunk: int = 4) -> Scaffold:
     """Render the proxy along `path`.
 
     background_points (N, 3) / background_colors (N, 3) or None; foregrounds: per input frame a
-    (points (M, 3), colors (M, 3) or None) pair in world coordinates (empty clouds allowed)."""
+    (points (M, 3), colors (M, 3) or None) pair in world coordinates (empty clouds allowed).
+    Colours are floats in [0, 1] or uint8.
+
+    Per output frame the background and that frame's foreground go into one z-buffer
+    (`geom3d.splat_index` with two layers): the same pixels, depths and colours as splatting
+    them apart and keeping the nearer (the background on a tie), in one pass.
+    """
     cams = path.cameras.to(dtype=torch.float32)
     n, (h, w) = len(path), cams.image_size
     frame = np.clip(np.round(path.video_time.numpy()), 0, max(len(foregrounds) - 1, 0)).astype(int)
     rgb = np.empty((n, h, w, 3), np.uint8)
-    depth = np.zeros((n, h, w), np.float32)
-    fgmask = np.zeros((n, h, w), bool)
-    bg_pts = torch.as_tensor(background_points, dtype=torch.float32)
-    bg_cols = None if background_colors is None else torch.as_tensor(background_colors, dtype=torch.float32)
+    depth = np.empty((n, h, w), np.float32)
+    fgmask = np.empty((n, h, w), bool)
+    # laid out as (3, N) once for every chunk (splat_index takes the transpose without a copy)
+    bg_pts = torch.as_tensor(background_points).to(torch.float32).T.contiguous().T
+    nb = bg_pts.shape[0]
+    has_fg = bool(foregrounds) and any(int(foregrounds[f][0].shape[0]) for f in set(frame.tolist()))
+    # colour table: [hole grey, background points, the current frame's foreground points]
+    grey = torch.full((1, 4), HOLE_GREY, dtype=torch.uint8).view(torch.int32).view(1)
+    bg_table = torch.cat([grey, _packed_colors(background_colors, nb)])
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        sub = cams[start:stop]
-        bg = splat(bg_pts, bg_cols, sub, radius=radius, background=0.0)
+        layers = [bg_pts]
+        if has_fg:
+            fg_pts, fg_cols = _foreground_stack(foregrounds, frame[start:stop])
+            layers.append(fg_pts)
+            table = torch.cat([bg_table, fg_cols[0]])
+        dep, idx = splat_index(layers, cams[start:stop], radius=radius)
         for j in range(stop - start):
             i = start + j
-            col, dep = bg.rgb[j], bg.depth[j]
-            if foregrounds:
-                pts, cols = foregrounds[frame[i]]
-                if pts.shape[0]:
-                    fg = splat(torch.as_tensor(pts, dtype=torch.float32),
-                               None if cols is None else torch.as_tensor(cols, dtype=torch.float32), sub[j],
-                               radius=radius)
-                    win = fg.mask & (~bg.mask[j] | (fg.depth < dep))
-                    col = torch.where(win[..., None], fg.rgb, col)
-                    dep = torch.where(win, fg.depth, dep)
-                    fgmask[i] = win.numpy()
-            rgb[i] = (col.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-            depth[i] = dep.numpy()
-    mask = depth > 0
-    rgb[~mask] = HOLE_GREY
-    return Scaffold(rgb, depth, mask, fgmask)
+            if has_fg:
+                table[1 + nb:] = fg_cols[j]
+            packed = (table if has_fg else bg_table).index_select(0, (idx[j] + 1).view(-1))  # −1 (hole) → grey
+            torch.from_numpy(rgb[i]).copy_(packed.view(torch.uint8).view(h, w, 4)[..., :3])
+            torch.from_numpy(depth[i]).copy_(dep[j])
+            torch.ge(idx[j], nb, out=torch.from_numpy(fgmask[i]))
+    return Scaffold(rgb, depth, depth > 0, fgmask)
 
 
 def depth_to_image(depth: np.ndarray) -> np.ndarray:
