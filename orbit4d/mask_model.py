@@ -11,8 +11,8 @@ frame resized to the model's square input (bilinear, antialiased), scaled to [0,
 with the model's mean and std (ImageNet's unless the model's `preprocessor_config.json` says
 otherwise); prompt coordinates scaled by (side / W, side / H); a box passed as its two corners with
 labels 2 and 3 before any clicks; the low-resolution mask logits resized to the frame (bilinear)
-and thresholded at 0. `tiny_sam2_video(folder)` writes a tiny random model that loads the same way
-(for tests, offline).
+and thresholded at 0. `write_masks` saves the masks as `--masks` reads them.
+`tiny_sam2_video(folder)` writes a tiny random model that loads the same way (for tests, offline).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aware3d_utils.optional import require
 from .estimators import MaskPrompt
 from .io import Orbit4DInputError
 
-__all__ = ["Sam2MaskPropagator", "tiny_sam2_video", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["Sam2MaskPropagator", "tiny_sam2_video", "write_masks", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -193,4 +193,19 @@ def tiny_sam2_video(folder: str | os.PathLike, seed: int = 0, image_size: int = 
     model = transformers.Sam2VideoModel(config)
     folder = Path(folder)
     model.save_pretrained(str(folder))
+    return folder
+
+
+def write_masks(folder: str | os.PathLike, masks: np.ndarray, names: list[str]) -> Path:
+    """Binary PNGs `<name>.png` (object 255) of bool (T, H, W) masks, each written atomically: the
+    propagated masks in the form `--masks` reads, so a run can be repeated (or corrected) without SAM2."""
+    import cv2
+
+    from aware3d_utils.atomic import atomic_save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mask in zip(names, masks):
+        img = np.where(mask, 255, 0).astype(np.uint8)
+        atomic_save(folder / f"{name}.png", lambda tmp, img=img: cv2.imwrite(tmp, img))
     return folder

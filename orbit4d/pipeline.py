@@ -8,6 +8,7 @@ Run folder (the public interface):
     trajectory.json (camera_path form), scaffold/{rgb,depth,mask}/NNNNN.png, scaffold_rgb.mp4,
     scaffold_depth.mp4, scaffold_mask.mp4, with a video model output/NNNNN.png and output.mp4,
     with novel-view completion completion/reference/00000.png and completion/views/NNNNN.png,
+    with SAM2 masks masks/<frame>.png,
     report.html, manifest.json (options, stage times, counts, warnings, completion).
 """
 
@@ -82,7 +83,8 @@ class Orbit4DOptions:
 
 @dataclass(frozen=True)
 class Orbit4DInputs:
-    """frames uint8 (T, H, W, 3), names, masks bool (T, H, W), depth float32 (T, H, W), cameras (T,)."""
+    """frames uint8 (T, H, W, 3), names, masks bool (T, H, W), depth float32 (T, H, W), cameras (T,);
+    mask_model: the SAM2 model that propagated the masks (None: they were given)."""
 
     frames: np.ndarray
     names: list
@@ -90,6 +92,7 @@ class Orbit4DInputs:
     depth: np.ndarray
     cameras: Cameras
     notes: list = field(default_factory=list)
+    mask_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frame
     notes = [str(w.message) for w in caught]
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return Orbit4DInputs(rgb, names, mset.masks, d, cams, notes)
+    return Orbit4DInputs(rgb, names, mset.masks, d, cams, notes, mask_model or None)
 
 
 class _Stages:
@@ -261,6 +264,10 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
         save_point_cloud(out / "proxy" / "foreground" / f"{name}.ply", pts, canonical.colors)
         foregrounds.append((pts, canonical.colors))
     write_cameras(out / "cameras.json", inputs.cameras, inputs.names)
+    if inputs.mask_model:
+        from .mask_model import write_masks
+
+        write_masks(out / "masks", inputs.masks, inputs.names)
     alignment = {"sim3_ransac": _alignment_json(inputs.names, fit.transforms, fit.inliers),
                  "sim3_ransac_smoothed": _alignment_json(inputs.names, smoothed, fit.inliers),
                  "box_fit": _alignment_json(inputs.names, geo["box"], [p.points.shape[0] for p in geo["partials"]])}

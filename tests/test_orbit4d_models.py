@@ -143,6 +143,10 @@ def test_cli_mask_options(tmp_path, sam2_folder, capsys, monkeypatch):
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("masks propagated by" in w for w in manifest["warnings"])
     assert (out / "report.html").is_file()
+    from orbit4d.io import read_masks
+
+    again = read_masks(out / "masks", sc.names, (48, 64))  # the propagated masks, as --masks reads them
+    np.testing.assert_array_equal(again.masks, sc.masks)
 
 
 # ----------------------------------------------------------------------------- novel-view completion
