@@ -13,9 +13,10 @@ object from around it, and the points those views add where the canonical has no
    centre, z = up, the camera in the y–z plane on the −y side) this camera is the viewpoint
    (azimuth 0, elevation e₀, θ 0, distance d₀) of `datagen.novel_view`'s convention, so each
    relative pose (Δpolar, Δazimuth, Δradius) has a known camera (`view_cameras`):
-   `target_viewpoint` → `geom3d.viewpoint_to_cameras` in O → world. `up` defaults to the frame
-   camera's image up (then e₀ ≈ 0, the orbit turns about the image's vertical); give the world's
-   up when it is known.
+   `target_viewpoint` → `geom3d.viewpoint_to_cameras` in O → world. Zero-1-to-3 orbits about the
+   object's up, so for a run `up` is the normal of the background's dominant plane when it is a
+   floor (`ground_up`), else the frame camera's image up (then e₀ ≈ 0, the orbit turns about the
+   image's vertical).
 2. **Generated views**: the synthesizer's images; the object is what is not white background
    (the largest connected part); depth from the run's depth estimator, cleaned and cut to the
    eroded mask as the frames' depth is (`orbit4d.reconstruct.split_depth`).
@@ -62,7 +63,8 @@ from .alignment import align_canonical
 from .reconstruct import split_depth
 
 __all__ = ["DEFAULT_RELATIVE_POSES", "ReferenceView", "Completion", "reference_view", "view_cameras",
-           "object_mask", "complete_canonical", "complete_run", "complete_with_models", "write_completion"]
+           "object_mask", "ground_up", "complete_canonical", "complete_run", "complete_with_models",
+           "write_completion"]
 
 RANSAC_PAIRS = 6000  # orbit4d.alignment fits RANSAC to an even subset of at most this many pairs
 
@@ -276,14 +278,57 @@ def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_wor
     return Completion(out_pts, out_cols, added, reports, images, ref)
 
 
-def complete_run(inputs, geo: dict, synthesizer, depth_estimator, **options) -> Completion:
+def ground_up(points, camera: Cameras, *, iterations: int = 256, tolerance: float = 0.01, min_share: float = 0.2,
+              max_tilt_degrees: float = 45.0, seed: int = 0) -> torch.Tensor | None:
+    """The world's up (3,) float64 from the background cloud (N, 3): the normal of the plane that
+    holds the most points (RANSAC, inliers within `tolerance` × the cloud's median distance from
+    the camera; refined by the inliers' least-squares plane), turned towards the camera's image
+    up. None when that plane holds under `min_share` of the points or tilts more than
+    `max_tilt_degrees` from the camera's up (a wall rather than a floor)."""
+    pts = torch.as_tensor(points).double().reshape(-1, 3)
+    cam = camera.to(dtype=torch.float64)
+    R, t = cam.R.reshape(3, 3), cam.t.reshape(3)
+    if pts.shape[0] < 100:
+        return None
+    eye = -R.T @ t
+    band = tolerance * float((pts - eye).norm(dim=-1).median())
+    rng = np.random.default_rng(seed)
+    best, best_count = None, 0
+    for _ in range(iterations):
+        a, b, c = pts[torch.from_numpy(rng.choice(pts.shape[0], 3, replace=False))]
+        n = torch.linalg.cross(b - a, c - a)
+        if float(n.norm()) < 1e-12:
+            continue
+        n = n / n.norm()
+        inliers = ((pts - a) @ n).abs() < band
+        if int(inliers.sum()) > best_count:
+            best, best_count = inliers, int(inliers.sum())
+    if best is None or best_count < min_share * pts.shape[0]:
+        return None
+    on_plane = pts[best]
+    normal = torch.linalg.svd(on_plane - on_plane.mean(0), full_matrices=False).Vh[-1]
+    camera_up = -R[1]
+    if float(normal @ camera_up) < 0:
+        normal = -normal
+    if math.degrees(math.acos(min(1.0, float(normal @ camera_up)))) > max_tilt_degrees:
+        return None
+    return normal
+
+
+def complete_run(inputs, geo: dict, synthesizer, depth_estimator, *, up="ground", **options) -> Completion:
     """`complete_canonical` for a run: orbit4d.pipeline's inputs and `reconstruct_and_align`
-    results; the reference is the frame with the largest mask, placed by its fitted transform."""
+    results; the reference is the frame with the largest mask, placed by its fitted transform.
+    up: "ground" (the background's dominant plane, `ground_up`; the camera's up when there is no
+    such floor), "camera", or a world vector."""
     frame = int(np.argmax(inputs.masks.reshape(len(inputs.masks), -1).sum(1)))
     canonical = geo["canonical"]
+    if isinstance(up, str):
+        if up not in ("ground", "camera"):
+            raise ValueError(f"up must be 'ground', 'camera' or a vector, got {up!r}")
+        up = ground_up(geo["background"].points, inputs.cameras[frame]) if up == "ground" else None
     return complete_canonical(canonical.points, canonical.colors, geo["fit"].transforms[frame], inputs.frames[frame],
                               inputs.masks[frame], inputs.cameras[frame], synthesizer, depth_estimator,
-                              voxel_size=geo["voxel"], frame=frame, **options)
+                              voxel_size=geo["voxel"], frame=frame, up=up, **options)
 
 
 def complete_with_models(inputs, geo: dict, novel_view_model: str, depth_model: str, *, steps: int = 50,

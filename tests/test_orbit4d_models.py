@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -238,14 +240,19 @@ def test_completion_with_the_true_object_fills_the_unseen_side(turning_scene):
     import torch
     from scipy.spatial import cKDTree
 
-    from orbit4d.completion import complete_run, reference_view
+    from orbit4d.completion import complete_run, ground_up, reference_view
 
     sc, inputs, geo = turning_scene
     r = int(np.argmax(sc.masks.reshape(len(sc.masks), -1).sum(1)))
     to_world = geo["fit"].transforms[r]
     canonical = geo["canonical"].points.double()
-    ref = reference_view(sc.frames[r], sc.masks[r], sc.cameras[r], to_world.apply(canonical).mean(0), size=128,
-                         frame=r)
+    up = ground_up(geo["background"].points, sc.cameras[r])  # the ground plane z = 0: up is +z
+    assert math.degrees(math.acos(float(up[2]))) < 1.0
+    centre = to_world.apply(canonical).mean(0)
+    ref = reference_view(sc.frames[r], sc.masks[r], sc.cameras[r], centre, size=128, up=up, frame=r)
+    eye = -sc.cameras[r].R.double().reshape(3, 3).T @ sc.cameras[r].t.double().reshape(3)
+    assert ref.viewpoint["elevation"] == pytest.approx(math.asin(float((eye - centre)[2] / (eye - centre).norm())),
+                                                       abs=math.radians(1.0))
     obj = sc.object_poses[r].apply(sc.object_mesh[0].double())
     synth = _TrueObjectSynthesizer((obj - ref.centre) @ ref.Q.T, sc.object_mesh[1], sc.object_mesh[2])
     done = complete_run(inputs, geo, synth, _TrueDepth(synth), reference=ref)
