@@ -145,3 +145,16 @@ def render_scaffold_reference(background_points, background_colors, foregrounds:
     mask = depth > 0
     rgb[~mask] = HOLE_GREY
     return Scaffold(rgb, depth, mask, fgmask)
+
+
+def depth_to_image_reference(depth: np.ndarray) -> np.ndarray:
+    """The previous `depth_to_image` (the arithmetic over every pixel, then the covered ones kept)."""
+    valid = depth > 0
+    out = np.full(depth.shape, HOLE_GREY, np.uint8)
+    if not valid.any():
+        return out
+    lo, hi = np.percentile(depth[valid], [1, 99])
+    span = max(float(hi - lo), 1e-12)
+    v = 1.0 - np.clip((depth - lo) / span, 0, 1)
+    out[valid] = (16 + 239 * v[valid]).round().astype(np.uint8)
+    return out

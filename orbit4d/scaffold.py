@@ -5,13 +5,16 @@ round(video_time[i]) are splatted under camera i into one z-buffer (two layers o
 `geom3d.splat_index`, the nearer point winning each pixel, the background on a tie).
 Outputs: colour, depth and mask (pixels the proxy covers; holes are what the video model must
 paint). `depth_to_image` normalises depth with the global 1st/99th percentiles over all frames
-(near bright, holes grey), so brightness means the same depth in every frame.
+(near bright, holes grey), so brightness means the same depth in every frame. Files: PNG frames
+and MP4s, written atomically by a small thread pool (`write_scaffold` writes a run's six outputs
+at once).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from aware3d_utils.atomic import atomic_save
 from geom3d.splat import splat_index
 from geom3d.trajectory import CameraPath
 
-__all__ = ["Scaffold", "render_scaffold", "depth_to_image", "write_frames", "write_video", "HOLE_GREY"]
+__all__ = ["Scaffold", "render_scaffold", "depth_to_image", "write_frames", "write_video", "write_scaffold",
+           "HOLE_GREY"]
 
 HOLE_GREY = 128
 
@@ -114,42 +118,74 @@ def depth_to_image(depth: np.ndarray) -> np.ndarray:
     mapped to 255 (near) … 16 (far), clipped; holes (depth 0) HOLE_GREY."""
     valid = depth > 0
     out = np.full(depth.shape, HOLE_GREY, np.uint8)
-    if not valid.any():
+    d = depth[valid]  # the arithmetic below runs on covered pixels only
+    if not d.size:
         return out
-    lo, hi = np.percentile(depth[valid], [1, 99])
+    lo, hi = np.percentile(d, [1, 99])
     span = max(float(hi - lo), 1e-12)
-    v = 1.0 - np.clip((depth - lo) / span, 0, 1)
-    out[valid] = (16 + 239 * v[valid]).round().astype(np.uint8)
+    # 16 + 239 (1 − clip((d − lo) / span, 0, 1)), rounded: the same operations in place
+    v = np.subtract(d, lo, dtype=np.result_type(d, lo))
+    v /= span
+    np.clip(v, 0, 1, out=v)
+    np.subtract(1.0, v, out=v)
+    v *= 239
+    v += 16
+    out[valid] = v.round(out=v).astype(np.uint8)
     return out
 
 
-def write_frames(folder: str | os.PathLike, images: np.ndarray) -> list[Path]:
-    """PNG frames NNNNN.png (uint8 (N, H, W, 3) RGB or (N, H, W) grey), each written atomically."""
+def _writers() -> ThreadPoolExecutor:
+    """A small pool for image and video files: OpenCV's encoders release the GIL, so files are
+    compressed on every core while the caller waits (bounded: at most this many at once)."""
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="scaffold-writer")
+
+
+def _write_png(path: Path, img: np.ndarray) -> Path:
+    bgr = np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img)
+    atomic_save(path, lambda tmp: cv2.imwrite(tmp, bgr))
+    return path
+
+
+def _submit_frames(pool: ThreadPoolExecutor, folder, images: np.ndarray) -> list[Future]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, img in enumerate(images):
-        p = folder / f"{i:05d}.png"
-        bgr = np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img)
-        atomic_save(p, lambda tmp, bgr=bgr: cv2.imwrite(tmp, bgr))
-        paths.append(p)
-    return paths
+    return [pool.submit(_write_png, folder / f"{i:05d}.png", img) for i, img in enumerate(images)]
+
+
+def write_frames(folder: str | os.PathLike, images: np.ndarray) -> list[Path]:
+    """PNG frames NNNNN.png (uint8 (N, H, W, 3) RGB or (N, H, W) grey), each written atomically
+    (several at once on a small thread pool)."""
+    with _writers() as pool:
+        return [f.result() for f in _submit_frames(pool, folder, images)]
 
 
 def write_video(path: str | os.PathLike, images: np.ndarray, fps: float = 10.0) -> Path:
     """An MP4 (OpenCV's mp4v codec) from uint8 (N, H, W, 3) RGB or (N, H, W) grey, atomically."""
     path = Path(path)
-    frames = images if images.ndim == 4 else np.repeat(images[..., None], 3, -1)
-    h, w = frames.shape[1:3]
+    h, w = images.shape[1:3]
 
     def save(tmp):
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             return False
-        for f in frames:
-            writer.write(np.ascontiguousarray(f[..., ::-1]))
+        for f in images:
+            writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else np.ascontiguousarray(f[..., ::-1]))
         writer.release()
         return os.path.getsize(tmp) > 0
 
     atomic_save(path, save)
     return path
+
+
+def write_scaffold(out: str | os.PathLike, scaffold: Scaffold, fps: float = 10.0) -> dict[str, list[Path]]:
+    """The scaffold files of a run folder, all written concurrently on one small pool, each
+    atomically: scaffold/{rgb,depth,mask}/NNNNN.png (depth through `depth_to_image`, mask 255 where
+    covered) and scaffold_{rgb,depth,mask}.mp4. Returns {"rgb": [png paths..., mp4 path], ...}."""
+    out = Path(out)
+    images = {"rgb": scaffold.rgb, "depth": depth_to_image(scaffold.depth),
+              "mask": np.where(scaffold.mask, 255, 0).astype(np.uint8)}
+    with _writers() as pool:
+        # the videos first: each is one long serial task, the frames fill the other workers
+        videos = {k: pool.submit(write_video, out / f"scaffold_{k}.mp4", v, fps) for k, v in images.items()}
+        frames = {k: _submit_frames(pool, out / "scaffold" / k, v) for k, v in images.items()}
+        return {k: [f.result() for f in frames[k]] + [videos[k].result()] for k in images}

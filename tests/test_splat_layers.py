@@ -1,13 +1,14 @@
 """geom3d.splat_index (several clouds in one z-buffer) and the fast scaffold renderer built on it:
 layers equal their concatenation; non-finite points and points behind the camera are dropped;
-render_scaffold equals the two-splat composite it replaced (bench/scaffold_before.py), pixel for
-pixel, on today's splat and on the previous implementation."""
+render_scaffold and depth_to_image equal what they replaced (bench/scaffold_before.py), pixel for
+pixel, on today's splat and on the previous implementation; write_scaffold writes every file."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,7 @@ import torch
 from geom3d import Cameras, GeometryError
 from geom3d.splat import splat, splat_index
 from geom3d.trajectory import CameraPath
-from orbit4d.scaffold import render_scaffold
+from orbit4d.scaffold import HOLE_GREY, depth_to_image, render_scaffold, write_scaffold
 
 
 def _before():
@@ -136,3 +137,31 @@ def test_scaffold_takes_uint8_colours_as_they_are():
     as_float = render_scaffold(bg, bg_cols, fgs, path)
     as_uint8 = render_scaffold(bg, (bg_cols.clamp(0, 1) * 255).round().to(torch.uint8), fgs, path)
     assert np.array_equal(as_float.rgb, as_uint8.rgb)
+
+
+def test_depth_image_equals_the_previous_formula():
+    g = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        depth = (g.random((3, 20, 30)) * 5).astype(dtype)
+        depth[depth < 1.0] = 0
+        assert np.array_equal(depth_to_image(depth), _before().depth_to_image_reference(depth))
+    assert (depth_to_image(np.zeros((1, 4, 5), np.float32)) == HOLE_GREY).all()
+
+
+def test_write_scaffold_writes_every_file_atomically(tmp_path):
+    bg, bg_cols, fgs, path = scene(2, (40, 40))
+    sc = render_scaffold(bg, bg_cols, fgs, path)
+    files = write_scaffold(tmp_path, sc, fps=5)
+    n = len(path)
+    assert [p.name for p in files["rgb"]] == [f"{i:05d}.png" for i in range(n)] + ["scaffold_rgb.mp4"]
+    for i in range(n):
+        assert np.array_equal(cv2.imread(str(tmp_path / "scaffold" / "rgb" / f"{i:05d}.png"))[..., ::-1], sc.rgb[i])
+        depth_png = cv2.imread(str(tmp_path / "scaffold" / "depth" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(depth_png, depth_to_image(sc.depth)[i])
+        mask_png = cv2.imread(str(tmp_path / "scaffold" / "mask" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(mask_png > 0, sc.mask[i])
+    for kind in ("rgb", "depth", "mask"):
+        video = cv2.VideoCapture(str(tmp_path / f"scaffold_{kind}.mp4"))
+        assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+        video.release()
+    assert not list(tmp_path.rglob("*.tmp*"))  # atomic: no temporary file left behind
