@@ -13,9 +13,12 @@
 3. `merge_sets` aligns the sets by rotation search and merges them (aligned / rejected counted).
 4. One shot: the merged model is fitted to the single annotated image with `nemo.fit_pose`, and its
    features are turned about the up axis so that the fitted azimuth equals the annotation.
-5. The one-shot retrieval baseline's database: the reference's own generated set (if it was among
+5. Refinement (`pose.refine`, `pose.refine.steps`): the kept views of the aligned sets, now with
+   poses in the canonical frame, train the same network further with NeMo's loop on the category's
+   cuboid (run/refine/: the pseudo-labelled records and a nemo run folder).
+6. The one-shot retrieval baseline's database: the reference's own generated set (if it was among
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
-   by the trained network's feature maps.
+   by the final network's feature maps (the same network and budget as the pose model).
 The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
 module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
 last training checkpoint (network, per-set bank, seen counts, optimiser, the filter's kept views and
@@ -45,6 +48,7 @@ from nemo.train import learning_rate, load_network, load_optimizer_tensors, opti
 
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
+from .refine import pseudo_labelled, refine
 from .sets import load_sets, read_summary
 
 __all__ = ["train", "POSE_DEFAULTS", "resolve_pose_config"]
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 POSE_DEFAULTS = {
     "filter": {"enabled": True, "after": 0.5, "mad": 3.0},
     "merge": {"min_margin": 0.02, "rounds": 2},
+    "refine": {"steps": None},  # NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none)
 }
 
 
@@ -71,6 +76,9 @@ def resolve_pose_config(config: Mapping | None) -> dict:
         if extra:
             raise ValueError(f"pose config: unknown key(s) {sorted(f'pose.{key}.{e}' for e in extra)}")
         block[key].update(value)
+    steps = block["refine"]["steps"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"pose config: 'pose.refine.steps' must be an integer ≥ 0 or null, got {steps!r}")
     return {"nemo": nemo.resolve_config(dict(config.get("nemo") or {})), "pose": block}
 
 
@@ -285,6 +293,20 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     calib = one_shot(model, views, angles, category, layout)
     canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
+    offsets = {"azimuth": calib["azimuth_offset"], "elevation": calib["elevation_offset"]}
+    refine_steps = steps if pcfg["refine"]["steps"] is None else int(pcfg["refine"]["steps"])
+    pseudo = []
+    if refine_steps > 0:
+        pseudo = pseudo_labelled(sets, active, merged.shifts, calib, layout)
+        remaining = None if stop_after is None else stop_after - done_here
+        refined = None
+        if remaining is None or remaining > 0:
+            refined = refine(pseudo, net, clutter, ncfg, category, run.path / "refine", refine_steps, remaining)
+        if refined is None:
+            run.update_manifest(status="stopped", step=step, refine="stopped")
+            return run
+        model = NemoModel(refined[0], refined[1], ncfg, [category])
+        net, offsets = model.net, {"azimuth": 0.0, "elevation": 0.0}  # trained in the canonical frame
     database = {"features": F.normalize(model.features(_crops(views, ncfg, category)["image"]).flatten(1), dim=-1),
                 "angles": angles}
     tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
@@ -295,12 +317,11 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
               "filtered_views": state["dropped"], "one_shot": calib,
-              "retrieval_views": int(database["angles"].shape[0])}
+              "retrieval_views": int(database["angles"].shape[0]), "refine_steps": refine_steps,
+              "pseudo_labelled_views": len(pseudo)}
     # the final checkpoint replaces the last training one (same step): a finished run is not resumed
     run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "phase": "final", "pose": report,
-                                        "offsets": {"azimuth": calib["azimuth_offset"],
-                                                    "elevation": calib["elevation_offset"]},
-                                        "sets": [s.id for s in sets]}, keep=1)
+                                        "offsets": offsets, "sets": [s.id for s in sets]}, keep=1)
     run.write_json("canonicalisation.json", report)
     write_curves(run)
     run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",

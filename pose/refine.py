@@ -1,0 +1,76 @@
+"""Refinement: once the sets are aligned and the canonical pose fixed, every kept generated view has a
+pose in the category's canonical frame, so the category model can be the shape that fits the object
+(NeMo's cuboid over the category's CAD extent) instead of the enclosing cylinder that the per-set frames
+forced; NeMo's training (`nemo.train`) continues the same network on these pseudo-labelled views.
+
+    records = pseudo_labelled(sets, kept, merged.shifts, calib, layout)
+    net, bank = refine(records, net, clutter, ncfg, category, run.path / "refine", steps)
+
+Pseudo pose of a view at azimuth a_s, elevation e_s in its set's frame (set s aligned by `shift_s`,
+one-shot `rotation` and `elevation_offset`, see `pose.train.one_shot`): the set's frame is the
+reference's turned by shift_s·step about z, the reference's is the canonical one turned by `rotation`,
+and turning an object's frame by α about z moves a camera's azimuth by −α, so
+a = a_s − shift_s·step − rotation and e = e_s − elevation_offset. Views of rejected sets and views
+the artifact filter dropped get none. The pseudo labels are wrong where a set was aligned wrongly;
+the contrastive loss then averages them with the other sets'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+
+import data3d
+import nemo
+from nemo.data import category_meshes
+
+from .mesh import CylinderLayout
+
+__all__ = ["pseudo_labelled", "refine", "PSEUDO_FRAME"]
+
+PSEUDO_FRAME = "canonical_pseudo"
+
+
+def pseudo_labelled(sets: Sequence, kept: Sequence[int], shifts: torch.Tensor, calibration: Mapping,
+                    layout: CylinderLayout) -> list[data3d.ImageRecord]:
+    """The kept views (indices into the sets' records, flattened in set order) of aligned sets, with
+    their viewpoints in the canonical frame (see the module docstring); `extra["frame"]` says so."""
+    flat = [(k, r) for k, s in enumerate(sets) for r in s.records]
+    rotation, elevation_offset = float(calibration["rotation"]), float(calibration["elevation_offset"])
+    out = []
+    for j in kept:
+        k, record = flat[j]
+        if int(shifts[k]) < 0:
+            continue
+        obj = record.objects[0]
+        vp = obj.viewpoint
+        azimuth = (vp["azimuth"] - int(shifts[k]) * layout.step - rotation) % (2 * math.pi)
+        new_vp = dataclasses.replace(vp, azimuth=azimuth, elevation=vp["elevation"] - elevation_offset)
+        obj = dataclasses.replace(obj, viewpoint=new_vp, extra=dict(obj.extra, frame=PSEUDO_FRAME))
+        out.append(dataclasses.replace(record, objects=(obj,), extra=dict(record.extra, frame=PSEUDO_FRAME)))
+    return out
+
+
+def refine(records: Sequence[data3d.ImageRecord], net: torch.nn.Module, clutter: torch.Tensor, ncfg: Mapping,
+           category: str, out: str | os.PathLike, steps: int, stop_after: int | None = None
+           ) -> tuple[torch.nn.Module, nemo.MeshBank] | None:
+    """NeMo's training of `net` on the pseudo-labelled `records` with the category's cuboid (`nemo.meshes`
+    of the config, as the supervised NeMo builds it) for `steps`, in the nemo run folder `out` (resumed
+    when it holds a checkpoint); the bank starts from the label-free training's clutter. Returns the
+    trained (network, bank), or None when `stop_after` ended the call first."""
+    folder = os.path.join(out, "records")
+    data3d.save_records(list(records), folder, shard="000000")
+    config = dict(ncfg, categories=[category], train=dict(ncfg["train"], steps=int(steps)))
+    b = ncfg["bank"]
+    bank = nemo.MeshBank(category_meshes(config, [category]), clutter=clutter.clone(), seed=ncfg["seed"],
+                         momentum=b["momentum"])
+    run = nemo.train(folder, os.path.join(out, "run"), config, init=(net, bank), stop_after=stop_after)
+    latest = run.latest_checkpoint()
+    if latest is None or latest[0] < steps:  # stopped: a later call resumes from nemo's last checkpoint
+        return None
+    model = nemo.load(run.path)
+    return model.net, model.bank
