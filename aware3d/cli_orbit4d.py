@@ -94,14 +94,6 @@ def run_orbit4d(args) -> int:
             raise Orbit4DInputError("--mask-box" if args.mask_box is not None else "--mask-points",
                                     "a mask prompt needs a SAM2 model (--mask-model)")
         prompt = MaskPrompt.parse(args.mask_box, args.mask_points)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
-                             max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
-                             depth_median=args.depth_median, estimate_cameras=not args.static_camera,
-                             mask_model=args.mask_model, mask_prompt=prompt)
-    for w in caught:
-        log.warning("%s", w.message)
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,
                              bullet_time=args.bullet_time, clean_depth=not args.no_clean_depth,
                              refine_icp=args.icp, smooth=not args.no_smooth, point_radius=args.point_radius,
@@ -111,6 +103,15 @@ def run_orbit4d(args) -> int:
                              completion="novel_view" if args.novel_view_model else "none",
                              novel_view_model=args.novel_view_model, novel_view_steps=args.novel_view_steps,
                              completion_depth_model=args.depth_model)
+    options.check_completion()  # before any model runs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
+                             max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
+                             depth_median=args.depth_median, estimate_cameras=not args.static_camera,
+                             mask_model=args.mask_model, mask_prompt=prompt)
+    for w in caught:
+        log.warning("%s", w.message)
     result = run(inputs, args.out, options)
     total = sum(result.times.values())
     log.info("orbit4d: %d frames -> %d output frames in %.1f s; report: %s", result.counts["frames"],

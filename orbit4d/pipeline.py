@@ -80,6 +80,14 @@ class Orbit4DOptions:
     novel_view_steps: int = 50
     completion_depth_model: str | None = None
 
+    def check_completion(self) -> None:
+        """Raise unless the completion settings are usable (called before any model runs)."""
+        if self.completion not in ("none", "novel_view"):
+            raise ValueError(f"completion must be 'none' or 'novel_view', got {self.completion!r}")
+        if self.completion == "novel_view" and not (self.novel_view_model and self.completion_depth_model):
+            raise Orbit4DInputError("--novel-view-model", "novel-view completion needs a Zero-1-to-3 model and a "
+                                                          "depth model for the generated views (--depth-model)")
+
 
 @dataclass(frozen=True)
 class Orbit4DInputs:
@@ -130,6 +138,10 @@ def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frame
         warnings.simplefilter("always")
         rgb, names = read_frames(frames, max_frames)
         size = rgb.shape[1:3]
+        if depth is None and not depth_model:
+            raise Orbit4DInputError("--depth", "no depth given: pass a folder of <frame>.npy metric depth maps "
+                                               "or a depth model (--depth-model)")
+        d = read_depth(depth, names, size) if depth is not None else None  # before any model runs: fail fast
         if masks is not None:
             mset = read_masks(masks, names, size, object_id)
         else:
@@ -137,16 +149,11 @@ def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frame
 
             warnings.warn(f"masks propagated by {mask_model} from {mask_prompt.describe()}", stacklevel=2)
             mset = MaskSet(Sam2MaskPropagator(mask_model)(rgb, mask_prompt), np.ones(len(names), bool), (), ())
-        if depth is not None:
-            d = read_depth(depth, names, size)
-        elif depth_model:
+        if d is None:
             from .depth_model import TransformersDepth
 
             warnings.warn(f"depth estimated by {depth_model}, scale-consistent over frames", stacklevel=2)
             d = TransformersDepth(depth_model, median_depth=depth_median)(rgb, mset.masks)
-        else:
-            raise Orbit4DInputError("--depth", "no depth given: pass a folder of <frame>.npy metric depth maps "
-                                               "or a depth model (--depth-model)")
         if cameras is None:
             cams = static_cameras(len(names), size, fov_degrees)
             if estimate_cameras and len(names) > 1:
@@ -235,11 +242,7 @@ def _alignment_json(names, transforms: Sim3, inliers) -> dict:
 def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) -> RunResult:
     """Run everything and write the run folder `out` (see the module docstring)."""
     out = Path(out)
-    if options.completion not in ("none", "novel_view"):
-        raise ValueError(f"completion must be 'none' or 'novel_view', got {options.completion!r}")
-    if options.completion == "novel_view" and not (options.novel_view_model and options.completion_depth_model):
-        raise Orbit4DInputError("--novel-view-model", "novel-view completion needs a Zero-1-to-3 model and a depth "
-                                                      "model for the generated views (--depth-model)")
+    options.check_completion()
     out.mkdir(parents=True, exist_ok=True)
     geo = reconstruct_and_align(inputs, options)
     times = dict(geo["times"])
