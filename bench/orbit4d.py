@@ -1,7 +1,7 @@
 """orbit4d: per-stage times of the geometric stages (45 frames at 480×832), scaffold fps, and the
 alignment accuracy at 1 / 2 / 3 % depth noise (10 % outliers) against the bounding-box baseline.
 
-Scaffolds: the previous renderer (bench/scaffold_before.py) and today's in the same run (speed-up,
+Scaffolds: the previous renderer (bench/_scaffold_before.py) and today's in the same run (speed-up,
 and whether the outputs are identical), for the proxy as built and about one million points;
 where each frame's time goes; and the fps with every scaffold file written.
 
@@ -21,7 +21,7 @@ import _common  # noqa: F401  (puts the repository root first on sys.path)
 import numpy as np
 import torch
 from _common import table
-from scaffold_before import depth_to_image_reference, render_scaffold_reference
+from _scaffold_before import depth_to_image_reference, render_scaffold_reference
 
 from geom3d.splat import splat_index
 from geom3d.trajectory import arc_path
@@ -96,7 +96,7 @@ def _one_cloud(label: str, pts, cols, fgs, path, repeats: int) -> tuple[list, li
 
 
 def scaffolds(bg, fgs, path, repeats: int = 2) -> None:
-    """Scaffold fps of the previous renderer (bench/scaffold_before.py) and today's, measured in
+    """Scaffold fps of the previous renderer (bench/_scaffold_before.py) and today's, measured in
     this run, for the proxy as built and about one million points; then where the time goes and
     the fps with every scaffold file written."""
     target = 1_000_000
