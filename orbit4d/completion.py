@@ -31,8 +31,9 @@ object from around it, and the points those views add where the canonical has no
    points are mapped into canonical coordinates by the inverse. Only model points the view shows
    at their own depth pair up, so the surfaces the canonical lacks cannot pull the fit (ICP
    would slide them onto the nearest canonical surface). Views go in order of increasing
-   |Δazimuth|, so each overlaps what came before. A view with fewer than 30 pairs, an inlier
-   share below `min_fitness`, or a scale change above `max_scale_change` is skipped and reported.
+   |Δazimuth|, so each overlaps what came before. A view is skipped (and reported) when, of the
+   model points it shows within 3 thresholds of its depth, fewer than 30 or a share below
+   `min_fitness` lie within one, or when its scale changes by more than `max_scale_change`.
 5. **Fusion**: the registered points farther than `fill_voxels` voxels from the model are the
    ones that fill regions the canonical lacks; they are voxel-averaged and cleaned of
    statistical outliers, and appended. The canonical's own points are left untouched.
@@ -59,14 +60,12 @@ from geom3d import (
 )
 from geom3d.align import Sim3
 
-from .alignment import align_canonical
+from .alignment import align_canonical, correspondences
 from .reconstruct import split_depth
 
 __all__ = ["DEFAULT_RELATIVE_POSES", "ReferenceView", "Completion", "reference_view", "view_cameras",
            "object_mask", "ground_up", "complete_canonical", "complete_run", "complete_with_models",
            "write_completion"]
-
-RANSAC_PAIRS = 6000  # orbit4d.alignment fits RANSAC to an even subset of at most this many pairs
 
 # Δpolar, Δazimuth, Δradius: a ring around the object at the reference elevation
 DEFAULT_RELATIVE_POSES = tuple((0.0, math.radians(a), 0.0) for a in (45, -45, 90, -90, 135, -135, 180))
@@ -240,15 +239,20 @@ def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_wor
             fg *= _depth_scale(fg[0], to_world.apply(model), cams[i], ref.viewpoint["distance"] + float(pose[2]))
         cloud = depth_to_points(torch.from_numpy(fg[0]).double(), cams[i], torch.from_numpy(images[i]))
         init = Sim3(to_world.scale[None], to_world.R[None], to_world.t[None])
-        fit = align_canonical(model, fg, [cloud], cams[i:i + 1], init, threshold=threshold_voxels * voxel_size,
-                              shared_scale=False, seed=seed + i)
-        placed, inliers, pairs = fit.transforms[0], int(fit.inliers[0]), int(fit.pairs[0])
+        threshold = threshold_voxels * voxel_size
+        fit = align_canonical(model, fg, [cloud], cams[i:i + 1], init, threshold=threshold, shared_scale=False,
+                              seed=seed + i)
+        placed = fit.transforms[0]
         scale = float(placed.scale / to_world.scale)
-        # RANSAC sees at most RANSAC_PAIRS of the pairs (align_canonical's even subset)
-        share = inliers / max(min(pairs, RANSAC_PAIRS), 1)
+        # agreement: of the model points the placed view shows within 3 thresholds of its depth,
+        # the share within one
+        view_depth = torch.from_numpy(fg[0]).double()
+        pairs = [correspondences(model, placed, view_depth, cams[i], tolerance=k * threshold)[0].shape[0]
+                 for k in (1, 3)]
+        share = pairs[0] / max(pairs[1], 1)
         report["fitness"], report["scale"] = round(share, 4), round(scale, 4)
-        if pairs < 30 or share < min_fitness:
-            report["status"] = f"skipped: too little overlap with the canonical ({inliers} of {pairs} pairs fit)"
+        if pairs[0] < 30 or share < min_fitness:
+            report["status"] = f"skipped: too little agreement with the model ({pairs[0]} of {pairs[1]} pairs)"
             continue
         if abs(scale - 1.0) > max_scale_change:
             report["status"] = "skipped: registration changed the scale too much"
