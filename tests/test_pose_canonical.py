@@ -85,6 +85,9 @@ def test_config_keys_are_checked():
         resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
     with pytest.raises(ValueError, match="unknown top-level"):
         resolve_pose_config({"steps": 3})
+    assert cfg["pose"]["refine"] == {"steps": None}  # refine as long as the label-free stage
+    with pytest.raises(ValueError, match="pose.refine.steps"):
+        resolve_pose_config({"pose": {"refine": {"steps": -1}}})
 
 
 def test_white_background_is_replaced_and_the_object_kept():
