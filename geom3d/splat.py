@@ -197,7 +197,8 @@ def _gather_depth(layers: list[_Layer], index: torch.Tensor, out: torch.Tensor) 
     out.view(-1).copy_(z.index_select(0, flat.clamp_min(0))).masked_fill_(flat < 0, SPLAT_EMPTY_DEPTH)
 
 
-def _setup(who: str, points, cameras: Cameras, image_size, extra_dtypes=()) -> tuple[list, torch.Size, torch.dtype]:
+def _setup(who: str, points, cameras: Cameras, image_size, extra_dtypes=()) -> tuple[list, torch.dtype]:
+    """The checked clouds (layers) and the result dtype."""
     if not isinstance(cameras, Cameras):
         raise GeometryError(f"{who}: cameras must be a geom3d.Cameras, got {type(cameras).__name__}")
     if image_size is not None and parse_image_size(image_size) != tuple(cameras.image_size):
