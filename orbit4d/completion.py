@@ -201,7 +201,7 @@ def _depth_scale(depth: np.ndarray, model_world: torch.Tensor, camera: Cameras, 
 def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_world: Sim3, frame_rgb: np.ndarray,
                        mask: np.ndarray, camera: Cameras, synthesizer, depth_estimator, *, voxel_size: float,
                        relative_poses=DEFAULT_RELATIVE_POSES, size: int = 256, fill: float = 0.8, up=None,
-                       metric_depth: bool = False, threshold_voxels: float = 2.0, min_fitness: float = 0.5,
+                       metric_depth: bool = False, threshold_voxels: float = 3.0, min_fitness: float = 0.5,
                        max_scale_change: float = 0.2, fill_voxels: float = 2.0, seed: int = 0, frame: int = 0,
                        reference: ReferenceView | None = None) -> Completion:
     """Add generated views' points to the canonical (module docstring, steps 2–5).
@@ -209,7 +209,9 @@ def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_wor
     points (M, 3) / colors (M, 3): the canonical; to_world: Sim3 () canonical → world in the
     reference frame; frame_rgb / mask / camera: that frame; synthesizer: a
     `datagen.novel_view.NovelViewSynthesizer`; depth_estimator: frames uint8 (N, S, S, 3) →
-    depth (N, S, S) (`orbit4d.estimators.DepthEstimator`), metric when `metric_depth`."""
+    depth (N, S, S) (`orbit4d.estimators.DepthEstimator`), metric when `metric_depth`;
+    threshold_voxels: the registration's RANSAC inlier distance in voxels (3: generated views
+    are off their requested poses by degrees; the alignment to frames uses 2)."""
     from datagen.novel_view import SourceView, as_relative_poses
 
     pts = points.double()
