@@ -8,6 +8,8 @@
   nemo's bank and loss), an artifact filter, `merge` (rotation search over the sets' features), the
   one-shot canonical pose from a single annotated image, and the retrieval baseline's database.
 - `report`: `write_sets_report(sets)`, the generated sets' report.html (`generate_sets` writes it).
+- `refine`: the aligned sets' views with pseudo poses in the canonical frame, training the network
+  further on the category's cuboid with nemo's loop.
 - `model`: `load(run)` (a `nemo.NemoModel` with `estimate_pose(images)`), `load_retrieval(run)`,
   `evaluate(run, records, out, supervised_run=None)`.
 See docs/pose.md.
