@@ -5,6 +5,7 @@ pixel, on today's splat and on the previous implementation; write_scaffold write
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from geom3d.trajectory import CameraPath
 from orbit4d.scaffold import HOLE_GREY, depth_to_image, render_scaffold, write_scaffold
 
 
+@functools.cache
 def _before():
     """bench/_scaffold_before.py: the previous splat and scaffold renderer, kept for comparison."""
     path = Path(__file__).resolve().parents[1] / "bench" / "_scaffold_before.py"
