@@ -24,7 +24,8 @@ from geom3d.pixels import resize_coordinate
 
 from .bank import MeshBank
 
-__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at", "logsumexp_of_products"]
+__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at", "logsumexp_of_products",
+           "plain_contrastive_ce"]
 
 _EXCLUDED = -1e4  # logit of excluded negatives (a finite value keeps the softmax free of NaN)
 
@@ -114,6 +115,23 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
     reg = (sim * weight).sum() / weight.sum().clamp(min=1)
     loss = ce + clutter_regulariser * reg
     return loss, {"contrastive": float(ce.detach()), "regulariser": float(reg.detach()), "visible": int(vis.sum())}
+
+
+def plain_contrastive_ce(targets: VertexTargets, bank: MeshBank, temperature: float = 0.07, radius: float = 48.0,
+                         clutter_weight: float = 5e-3) -> torch.Tensor:
+    """The cross-entropy term of `contrastive_loss` written the plain way, as NeMo's code does: one
+    (B, V, V + K) logit tensor and `F.cross_entropy` over its visible rows. The reference that the
+    tests and bench/nemo.py compare the fast formulation with."""
+    memory, real = bank.features[targets.index].to(targets.features), bank.vertex_mask()[targets.index]
+    logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature
+    V = logits.shape[-1]
+    with torch.no_grad():
+        near = torch.cdist(targets.uv, targets.uv) <= radius
+        near &= ~torch.eye(V, dtype=torch.bool, device=near.device)
+    logits = logits.masked_fill(near | ~real[:, None, :], _EXCLUDED)
+    clutter = targets.features @ bank.clutter.to(targets.features).T / temperature + math.log(clutter_weight)
+    target = torch.arange(V, device=logits.device).expand_as(targets.visible)
+    return F.cross_entropy(torch.cat([logits, clutter], -1)[targets.visible], target[targets.visible])
 
 
 class _LogSumExpOfProducts(torch.autograd.Function):

@@ -13,7 +13,7 @@ import data3d
 import geom3d
 import nemo
 from nemo.bank import MeshBank
-from nemo.contrastive import VertexTargets, contrastive_loss
+from nemo.contrastive import VertexTargets, contrastive_loss, plain_contrastive_ce
 
 TINY = {
     "data": {"crop_size": [64, 64], "batch_size": 8, "prefetch_rounds": False},
@@ -81,17 +81,6 @@ def test_contrastive_loss_matches_hand_computation():
     assert float(loss) == pytest.approx(float(sum(expect) / 2 + 0.5 * reg), rel=1e-5)
 
 
-def _plain_contrastive_ce(targets, bank, temperature, radius, clutter_weight):
-    """The loss written the plain way: one (B, V, V + K) logit tensor and a cross-entropy."""
-    memory, real = bank.features[targets.index], bank.vertex_mask()[targets.index]
-    logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature
-    near = (torch.cdist(targets.uv, targets.uv) <= radius) & ~torch.eye(logits.shape[-1], dtype=torch.bool)
-    logits = logits.masked_fill(near | ~real[:, None, :], -1e4)
-    clutter = targets.features @ bank.clutter.T / temperature + math.log(clutter_weight)
-    target = torch.arange(logits.shape[-1]).expand_as(targets.visible)
-    return F.cross_entropy(torch.cat([logits, clutter], -1)[targets.visible], target[targets.visible])
-
-
 def test_contrastive_loss_and_gradient_match_the_plain_formulation():
     gen = torch.Generator().manual_seed(0)
     meshes = {c: geom3d.Mesh(torch.randn(n, 3, generator=gen), torch.tensor([[0, 1, 2]]))
@@ -105,7 +94,7 @@ def test_contrastive_loss_and_gradient_match_the_plain_formulation():
                       torch.ones(B, 4, dtype=torch.bool))
     loss, info = contrastive_loss(t, bank, temperature=0.07, radius=10.0, clutter_weight=5e-3, clutter_regulariser=0.0)
     (grad,) = torch.autograd.grad(loss, x)
-    plain = _plain_contrastive_ce(t, bank, 0.07, 10.0, 5e-3)
+    plain = plain_contrastive_ce(t, bank, 0.07, 10.0, 5e-3)
     (plain_grad,) = torch.autograd.grad(plain, x)
     assert info["contrastive"] == pytest.approx(float(plain), rel=1e-5)
     assert torch.allclose(grad, plain_grad, atol=1e-6, rtol=1e-4)
