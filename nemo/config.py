@@ -45,6 +45,7 @@ DEFAULTS: dict = {
         "clutter_weight": 0.005,  # clutter logits get + log(clutter_weight)
         "clutter_regulariser": 0.1,
         "clutter_per_image": 20,
+        "object_mask": False,  # train with the records' object masks (datagen's): see nemo.contrastive
     },
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
               "milestones": [0.6, 0.85], "gamma": 0.1},

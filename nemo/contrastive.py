@@ -56,17 +56,25 @@ def sample_at(feature_maps: torch.Tensor, uv_feature: torch.Tensor) -> torch.Ten
 
 
 def vertex_targets(feature_maps: torch.Tensor, cameras: geom3d.Cameras, bank: MeshBank, index: torch.Tensor,
-                   stride: int, clutter_per_image: int, generator: torch.Generator | None = None) -> VertexTargets:
+                   stride: int, clutter_per_image: int, generator: torch.Generator | None = None,
+                   object_mask: torch.Tensor | None = None) -> VertexTargets:
     """The training targets of one batch (see the module docstring).
 
     feature_maps (B, D, h, w) at `stride` of the images; cameras (B,) of the images (H, W) = stride·(h, w);
     index (B,) bank rows of the images' categories.
+    object_mask: (B, H, W) the objects' own silhouettes (datagen's masks), or None. Given, a visible
+    cuboid vertex is a positive only where it projects onto the object, and clutter is sampled from
+    every cell the object does not touch (for thin objects much of the cuboid covers background);
+    without it the cuboid's silhouette stands for the object's (NeMo's).
     """
     B, D, h, w = feature_maps.shape
     mesh = (bank.vertices[index], bank.faces[index])
     with torch.no_grad():
         seen = geom3d.vertex_visibility(mesh, cameras)
-        silhouette = geom3d.rasterize(mesh, cameras).mask.float()  # (B, H, W)
+        if object_mask is None:
+            silhouette = geom3d.rasterize(mesh, cameras).mask.float()  # (B, H, W)
+        else:
+            silhouette = object_mask.to(feature_maps.device).float()
         covered = F.max_pool2d(silhouette[:, None], stride)[:, 0] > 0  # any object pixel in the cell
     uv = seen.uv.detach()
     uv_feature = resize_coordinate(uv, 1.0 / stride)
@@ -79,6 +87,12 @@ def vertex_targets(feature_maps: torch.Tensor, cameras: geom3d.Cameras, bank: Me
     flat = feature_maps.reshape(B, D, h * w)
     clutter = F.normalize(torch.gather(flat, 2, cells[:, None, :].expand(B, D, n)).transpose(1, 2), dim=-1)
     visible = seen.visible & bank.vertex_mask()[index]
+    if object_mask is not None:  # on the object: the mask at the projection's nearest pixel
+        H, W = silhouette.shape[-2:]
+        x = uv[..., 0].round().long().clamp(0, W - 1)
+        y = uv[..., 1].round().long().clamp(0, H - 1)
+        rows = torch.arange(B, device=uv.device)[:, None]
+        visible = visible & (silhouette[rows, y, x] > 0)
     return VertexTargets(index, uv, visible, features, clutter, top >= 0)
 
 

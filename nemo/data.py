@@ -61,7 +61,8 @@ def object_dataset(records, config: Mapping, categories: Sequence[str], train: b
     return data3d.ObjectDataset(
         records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
         center=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
-        color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"])
+        color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"],
+        extras=("mask",) if train and config.get("loss", {}).get("object_mask") else ())
 
 
 def split_of(record, obj) -> str:

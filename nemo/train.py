@@ -245,7 +245,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 features = model(images)
                 gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + step)
                 targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
-                                         loss_cfg["clutter_per_image"], gen)
+                                         loss_cfg["clutter_per_image"], gen, object_mask=batch.get("mask"))
                 loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
                                               loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"])
                 if extra_loss is not None:

@@ -316,3 +316,40 @@ def test_fresh_round_waits_for_a_renderer_still_holding_it(tmp_path):
     records = fresh.records(0)
     thread.join()
     assert len(records) == 2 and time.perf_counter() - start >= 1.0
+
+
+def test_vertex_targets_with_an_object_mask_keep_positives_on_the_object_and_clutter_off_it():
+    from nemo.contrastive import vertex_targets
+
+    mesh = geom3d.cuboid_mesh((-0.5, -0.3, -0.2), (0.5, 0.3, 0.2), 200)
+    bank = MeshBank({"box": mesh}, feature_dim=8, seed=0)
+    cams = geom3d.viewpoint_to_cameras(torch.tensor([0.6, 2.0]), torch.tensor([0.3, 0.2]), torch.zeros(2),
+                                       torch.full((2,), 3.0), focal=3.0 * 64, viewport=1.0, image_size=(64, 64))
+    feats = F.normalize(torch.randn(2, 8, 8, 8), dim=1)
+    index = torch.zeros(2, dtype=torch.long)
+    plain = vertex_targets(feats, cams, bank, index, 8, 30, torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, 64, 64, dtype=torch.bool)
+    mask[:, :, :32] = True  # the "object" is the left half of the image
+    masked = vertex_targets(feats, cams, bank, index, 8, 30, torch.Generator().manual_seed(0), object_mask=mask)
+    left = plain.uv[..., 0].round() < 32
+    assert torch.equal(masked.visible, plain.visible & left)
+    assert 0 < int(masked.visible.sum()) < int(plain.visible.sum())
+    # clutter comes only from cells the mask does not touch, and now also from inside the cuboid's silhouette
+    silhouette = geom3d.rasterize(mesh, cams).mask
+    cells = F.max_pool2d(silhouette[:, None].float(), 8)[:, 0].reshape(2, -1) > 0
+    flat = feats.reshape(2, 8, 64).transpose(1, 2)
+    hits = (masked.clutter[:, :, None, :] - flat[:, None]).abs().sum(-1) < 1e-5  # (B, N, cells)
+    taken = hits[masked.clutter_valid]  # each valid clutter sample is one cell
+    cell_ids = taken.float().argmax(-1)
+    image_of = torch.arange(2)[:, None].expand_as(masked.clutter_valid)[masked.clutter_valid]
+    assert bool((cell_ids % 8 >= 4).all())  # columns 4..7: the right half
+    assert bool(cells[image_of, cell_ids].any())  # some inside the cuboid's silhouette
+
+
+def test_training_with_object_masks_reads_the_records_masks(records_folder, tmp_path):
+    steps = {"steps": 2, "log_every": 1, "checkpoint_every": 2}
+    plain = nemo.train([records_folder], tmp_path / "a", dict(TINY, train=steps))
+    masked = nemo.train([records_folder], tmp_path / "b", dict(TINY, train=steps, loss={"object_mask": True}))
+    assert masked.read_config()["loss"]["object_mask"] is True
+    first = [run.read_log()[0]["visible"] for run in (plain, masked)]
+    assert 0 < first[1] < first[0]  # the same first batch: fewer positives on the objects than on the cuboids
