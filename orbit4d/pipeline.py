@@ -41,7 +41,7 @@ from .reconstruct import (
     split_depth,
 )
 from .report import write_report
-from .scaffold import depth_to_image, render_scaffold, write_frames, write_video
+from .scaffold import depth_to_image, render_scaffold, write_frames, write_scaffold, write_video
 from .smoothing import smooth_transforms
 
 __all__ = ["Orbit4DOptions", "Orbit4DInputs", "RunResult", "load_inputs", "reconstruct_and_align", "run"]
@@ -284,12 +284,7 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
     t = time.perf_counter()
     depth_img = depth_to_image(scaffold.depth)
     mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)
-    write_frames(out / "scaffold" / "rgb", scaffold.rgb)
-    write_frames(out / "scaffold" / "depth", depth_img)
-    write_frames(out / "scaffold" / "mask", mask_img)
-    write_video(out / "scaffold_rgb.mp4", scaffold.rgb, options.fps)
-    write_video(out / "scaffold_depth.mp4", depth_img, options.fps)
-    write_video(out / "scaffold_mask.mp4", mask_img, options.fps)
+    write_scaffold(out, scaffold, options.fps)  # the six outputs concurrently, each atomically
     write_video(out / "input.mp4", inputs.frames, options.fps)
     times["writing scaffolds"] = time.perf_counter() - t
     output = None
