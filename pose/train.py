@@ -27,6 +27,7 @@ the position in the seeded batch order), so it ends exactly as an uninterrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -358,21 +359,56 @@ def calibration_views(sets, ref_record) -> tuple[list, torch.Tensor]:
     return views, torch.tensor(angles, dtype=torch.float32)
 
 
+@torch.no_grad()
+def rotation_search(model: NemoModel, views, angles: torch.Tensor, category: str, layout) -> torch.Tensor:
+    """(segments,) agreement of the annotated views with the model's cylinder turned by every shift k:
+    the mean cosine between each view's features at the vertices it sees from its annotated camera
+    (distance: the annotation's, plus the view's Δradius) and the features shifted by k."""
+    d0 = float(views[0].objects[0].viewpoint["distance"])
+    absolute = []
+    for r, (a, e, t) in zip(views, angles.tolist()):
+        obj = r.objects[0]
+        dr = json.loads(obj.extra["relative_pose"])[2] if "relative_pose" in obj.extra else 0.0
+        vp = dataclasses.replace(obj.viewpoint, azimuth=a, elevation=e, theta=t, distance=d0 + dr)
+        absolute.append(dataclasses.replace(r, objects=(dataclasses.replace(obj, viewpoint=vp),)))
+    batch = _crops(absolute, model.config, category)
+    maps = model.features(batch["image"])
+    mesh, merged = model.bank.mesh(category), model.bank.vertex_features(category)
+    names = [f"shift{k}" for k in range(layout.segments)]
+    turned = nemo.MeshBank({n: mesh for n in names},
+                           {n: shift_features(merged, layout, k) for k, n in enumerate(names)}, model.bank.clutter)
+    scores = []
+    for k in range(layout.segments):
+        index = torch.full((len(views),), k)
+        t = vertex_targets(maps, batch["cameras"], turned, index, model.net.stride, 1)
+        cos, vis = (t.features * turned.features[index]).sum(-1), t.visible.float()
+        scores.append(((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1)).mean())
+    return torch.stack(scores)
+
+
 def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout) -> dict:
     """Fix the canonical pose from the annotated image (and its generated views, whose absolute poses
-    follow from the annotation): the merged model is fitted to them; the circular median of (fitted −
-    annotated) azimuth is the frame's rotation, applied as a whole `shift` of the cylinder's features
-    plus a residual azimuth offset below one step; the median elevation difference is the elevation
+    follow from the annotation). The frame's rotation: the whole shift of the cylinder's features that
+    best explains the views at their annotated cameras (`rotation_search`, exhaustive), refined by the
+    circular median of (fitted − annotated) azimuth of the merged model's fits when that lies within
+    1.5 steps of it (the fits are finer, but from a coarse start they can fail as a whole); the rest
+    below one step is an azimuth offset. The median elevation difference of the fits is the elevation
     offset (the sets assumed a source elevation, so their elevations are off by a constant)."""
+    scores = rotation_search(model, views, angles, category, layout)
+    searched = int(scores.argmax())
     batch = _crops(views, model.config, category)
     results = model.estimate_pose(batch["image"], [category] * len(views), K=batch["cameras"].K.float())
     fitted = torch.tensor([[r["viewpoint"]["azimuth"], r["viewpoint"]["elevation"]] for r in results])
     d_az = torch.atan2(torch.sin(fitted[:, 0] - angles[:, 0]), torch.cos(fitted[:, 0] - angles[:, 0]))
     # circular median: the difference that minimises the summed angular distance to all others
     spread = torch.atan2(torch.sin(d_az[:, None] - d_az[None]), torch.cos(d_az[:, None] - d_az[None])).abs().sum(1)
-    rotation = float(d_az[spread.argmin()])
+    fit_rotation = float(d_az[spread.argmin()])
+    agree = abs(math.remainder(fit_rotation - searched * layout.step, 2 * math.pi)) <= 1.5 * layout.step
+    rotation = fit_rotation if agree else math.remainder(searched * layout.step, 2 * math.pi)
     shift = shift_of_angle(rotation, layout)
     residual = math.remainder(rotation - shift * layout.step, 2 * math.pi)
     elevation = float((fitted[:, 1] - angles[:, 1]).median())
     return {"rotation": rotation, "shift": shift, "azimuth_offset": residual, "elevation_offset": elevation,
-            "views": len(views), "step_deg": math.degrees(layout.step)}
+            "views": len(views), "step_deg": math.degrees(layout.step), "searched_shift": searched,
+            "search_margin": round(float(scores.max() - scores.median()), 4), "fit_rotation": fit_rotation,
+            "fit_agrees": agree}

@@ -103,6 +103,10 @@ def test_merge_finds_the_true_relative_azimuths(world):
         off = min(abs(shift - expected), world["cylinder"]["segments"] - abs(shift - expected))
         assert off <= 2.0, (s, shift, expected)  # within 20° after only 40 steps (exact: test_pose_canonical)
     assert report["retrieval_views"] == 13  # the reference image and its generated views
+    # the one shot: the reference (source 0) at its annotated azimuth, a* = −shift_0·step − rotation
+    one = report["one_shot"]
+    assert abs(math.remainder(one["rotation"] + report["shifts"][0] * step + a[0], 2 * math.pi)) <= 2 * step, one
+    assert abs(one["searched_shift"] - one["shift"]) % 36 in (0, 1, 35)
 
 
 def test_run_folder_load_and_evaluate(world, tmp_path):
