@@ -85,7 +85,7 @@ def test_config_keys_are_checked():
         resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
     with pytest.raises(ValueError, match="unknown top-level"):
         resolve_pose_config({"steps": 3})
-    assert cfg["pose"]["refine"] == {"steps": None}  # refine as long as the label-free stage
+    assert cfg["pose"]["refine"] == {"steps": 0}  # off unless asked for
     with pytest.raises(ValueError, match="pose.refine.steps"):
         resolve_pose_config({"pose": {"refine": {"steps": -1}}})
 

@@ -181,6 +181,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(world, tmp_path):
     root = world["root"]
     config = json.loads(json.dumps(CONFIG))
     config["nemo"]["train"].update(steps=12, checkpoint_every=4)  # the filter runs at step 6
+    config["pose"] = {"refine": {"steps": None}}  # 12 refinement steps too
     whole = pose.train(root / "sets", root / "ref", tmp_path / "whole", config)
     parts = tmp_path / "parts"
     pose.train(root / "sets", root / "ref", parts, config, stop_after=3)
