@@ -11,8 +11,9 @@
    between the image features at the visible vertices and the set's vertex features); views below
    median − `filter.mad`·MAD of all views are dropped from then on (never a set's source view).
 3. `merge_sets` aligns the sets by rotation search and merges them (aligned / rejected counted).
-4. One shot: the merged model is fitted to the single annotated image with `nemo.fit_pose`, and its
-   features are turned about the up axis so that the fitted azimuth equals the annotation.
+4. One shot: the merged model's features are turned about the up axis by the shift that best explains
+   the annotated image and its generated views at their annotated cameras (`rotation_search`), refined
+   by `nemo.fit_pose` fits to them when those agree (`one_shot`).
 5. Refinement (`pose.refine`, `pose.refine.steps`): the kept views of the aligned sets, now with
    poses in the canonical frame, train the same network further with NeMo's loop on the category's
    cuboid (run/refine/: the pseudo-labelled records and a nemo run folder).
