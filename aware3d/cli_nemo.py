@@ -167,7 +167,7 @@ def run_pose(args: argparse.Namespace) -> int:
     import nemo
     from aware3d_utils import atomic_save
     from geom3d.pixels import resize_coordinate
-    from nemo.report import _box_corners, draw_pose
+    from nemo.report import box_corners, draw_pose
 
     model = nemo.load(args.run)
     _set_threads(model.config)
@@ -195,9 +195,9 @@ def run_pose(args: argparse.Namespace) -> int:
         result = model.estimate_pose(canvas[None], [args.category] if args.category else None, K=K)[0]
         vp = dict(result["viewpoint"])
         if model.bank is not None:
-            corners = _box_corners(model.bank.mesh(result["category"]))
+            corners = box_corners(model.bank.mesh(result["category"]))
         else:
-            corners = _box_corners(data3d.procedural.make(result["category"]))
+            corners = box_corners(data3d.procedural.make(result["category"]))
             vp["distance"] = float(corners.norm(dim=-1).max()) * f / (0.35 * min(Hc, Wc))
         picture = draw_pose(canvas, corners, {"red": vp})
         atomic_save(out / "overlays" / f"{path.stem}.png",

@@ -27,7 +27,6 @@ def box_corners(mesh: geom3d.Mesh) -> torch.Tensor:
                         for i in range(8)])
 
 
-_box_corners = box_corners  # the name aware3d.cli_nemo imports
 
 
 def save_figure(out: str | os.PathLike, name: str, picture: np.ndarray, caption: str) -> str:
