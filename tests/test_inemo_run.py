@@ -90,11 +90,14 @@ def test_herding_exemplars_in_a_run(folders, tmp_path):
         assert results[method]["per_task"][1]["exemplars"] == 4
 
 
-def test_compressed_exemplars_fit_more_at_equal_bytes(folders, tmp_path):
+def test_compressed_exemplars_fit_more_at_equal_bytes(folders, tmp_path, monkeypatch):
     budget = 2 * 3 * 64 * 64  # two full 64² images
     config = _config(folders, methods=["inemo", "inemo_cim"], exemplars={"budget_bytes": budget, "downsample": 4},
                      steps={"first": 1, "later": 1})
+    monkeypatch.chdir(folders)  # record folders relative to the working directory, as the CLI's configs give them
+    config.update(train_data=["train"], test_data=["test"])
     results = run_incremental(config, tmp_path / "run")
+    assert run_incremental(config, tmp_path / "run") == results  # resumes: the exemplars' masks are found again
     plain, packed = results["inemo"]["per_task"][1], results["inemo_cim"]["per_task"][1]
     assert plain["exemplars"] == 2 and packed["exemplars"] > 2
     assert plain["exemplar_cost"] <= budget and packed["exemplar_cost"] <= budget
