@@ -71,7 +71,9 @@ def _extra_in(extra, folder: Path | None) -> dict:
     if folder is not None:
         for k, v in out.items():
             if k.endswith("_path") and isinstance(v, str) and v and not os.path.isabs(v):
-                out[k] = str(folder / v)
+                # absolute, so that saving the record elsewhere (where relative extras are read as
+                # relative to that folder) still finds the file when `folder` was cwd-relative
+                out[k] = os.path.abspath(folder / v)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +277,18 @@ def test_record_list_reports_skips():
     lst = data3d.RecordList([], {"status_bad": 2})
     lst.skipped["distance<=0"] += 1
     assert lst.summary() == "0 images, 0 objects; skipped: distance<=0: 1, status_bad: 2"
+
+
+def test_path_extras_survive_a_resave_from_a_relative_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = Path("a")
+    (src / "masks").mkdir(parents=True)
+    (src / "masks" / "m.png").write_bytes(b"png")
+    rec = ImageRecord(image_path=str(src / "img.jpg"), image_size=(150, 200), objects=(obj(),),
+                      extra={"mask_path": "masks/m.png"})  # relative to the records folder, as datagen writes
+    data3d.save_records([rec], src)
+    loaded = data3d.load_records("a")  # a folder relative to the working directory
+    assert Path(loaded[0].extra["mask_path"]).resolve() == (tmp_path / "a" / "masks" / "m.png").resolve()
+    data3d.save_records(loaded, Path("b") / "c")  # another folder: the extra must still point at the file
+    again = data3d.load_records(tmp_path / "b" / "c")
+    assert Path(again[0].extra["mask_path"]).resolve() == (tmp_path / "a" / "masks" / "m.png").resolve()
