@@ -112,7 +112,7 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
         excluded = near | ~real[:, None, :]
     # Only visible vertices are terms of the loss: their rows are gathered first, and the softmax's
     # normaliser is split as logaddexp(vertex part, clutter part), so the (B, V, V + K) logits of
-    # the plain formulation are never built (2.2× faster per step on the CPU benchmark, same values).
+    # the plain formulation are never built (loss + backward 2.8× faster, the training step 2×; same values).
     b, v = vis.nonzero(as_tuple=True)
     if b.numel():
         rows = targets.features[b, v]  # (N, D)
