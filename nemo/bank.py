@@ -216,6 +216,11 @@ class MeshBank:
             bank = cls(meshes, feats, state[f"{prefix}clutter"], momentum=momentum)
         except KeyError as exc:
             raise NemoError(f"mesh bank state lacks the tensor {exc.args[0]!r}") from None
+        # the stored memory exactly: it was saved unit, and renormalising it again moves the last
+        # bits, so that a resumed run would drift from an uninterrupted one
+        for m, c in enumerate(categories):
+            bank.features[m, : int(bank.num_vertices[m])] = feats[c].to(bank.features.dtype)
+        bank.clutter = state[f"{prefix}clutter"].to(bank.clutter.dtype).clone()
         if f"{prefix}clutter_next" in state:
             bank._clutter_next = int(state[f"{prefix}clutter_next"][0])
         return bank

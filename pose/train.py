@@ -194,9 +194,6 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
             raise nemo.NemoError(f"the run was trained on other sets than {sets_folder}", run.path)
         load_network(net, tensors)
         bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.", momentum=b["momentum"])
-        # the stored unit vectors as they were (the bank renormalises on load, which moves the last bit)
-        bank.features[:, : layout.num_vertices] = torch.stack([tensors[f"sets.{s.id}.features"] for s in sets])
-        bank.clutter = tensors["sets.clutter"].clone()
         seen = tensors["sets.seen"].clone()
         if "optim.0.step" in tensors:
             load_optimizer_tensors(optimizer, tensors)

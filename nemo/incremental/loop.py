@@ -33,7 +33,6 @@ import os
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -189,7 +188,7 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
             memory.transform(new, _compressor(folder / "exemplars", int(config["exemplars"]["downsample"])))
         RunFolder(task_dir).write_json("exemplars.json", memory.summary())
         if len(memory):
-            data3d.save_records([_absolute_extras(r) for r in memory.records()], task_dir / "exemplars",
+            data3d.save_records(memory.records(), task_dir / "exemplars",
                                 shard="memory", format="json")
     model = _as_model(net, bank, ncfg, seen, two_d)
     evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
@@ -202,15 +201,6 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
                        len(memory) if memory is not None else 0, 0.0, memory.used() if memory is not None else 0)
     log.info("%s task %d: %s", method, t, entry["acc_by_split"])
     return entry, bank
-
-
-def _absolute_extras(record):
-    """The record with its file extras (keys ending in `_path`: datagen's mask_path, ...) absolute.
-    Records loaded from a cwd-relative folder carry cwd-relative extras, which the saved exemplar
-    shard would otherwise resolve against its own folder on resume."""
-    extra = {k: os.path.abspath(v) if k.endswith("_path") and isinstance(v, str) and v else v
-             for k, v in (record.extra or {}).items()}
-    return replace(record, extra=extra)
 
 
 def _finished_tasks(folder: Path, n: int) -> int:
