@@ -97,30 +97,35 @@ def vertex_targets(feature_maps: torch.Tensor, cameras: geom3d.Cameras, bank: Me
 
 
 def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float = 0.07, radius: float = 48.0,
-                     clutter_weight: float = 5e-3, clutter_regulariser: float = 0.1) -> tuple[torch.Tensor, dict]:
+                     clutter_weight: float = 5e-3, clutter_regulariser: float = 0.1,
+                     other_classes: bool = False) -> tuple[torch.Tensor, dict]:
     """NeMo's loss for one batch: (loss, {"contrastive", "regulariser", "visible"}) (see the module docstring).
 
     radius: in image pixels; vertices whose projections lie within it of the target's are excluded
-    as negatives.
+    as negatives. other_classes: the real vertices of every other class in the bank are negatives
+    too (iNeMo's; NeMo's own loss uses the image's class only).
     """
     index, vis = targets.index, targets.visible
     memory = bank.features[index].to(targets.features)  # (B, V, D), no grad
     real = bank.vertex_mask()[index]  # (B, V)
-    with torch.no_grad():
-        near = torch.cdist(targets.uv, targets.uv) <= radius
-        near &= ~torch.eye(near.shape[-1], dtype=torch.bool, device=near.device)
-        excluded = near | ~real[:, None, :]
     # Only visible vertices are terms of the loss: their rows are gathered first, and the softmax's
-    # normaliser is split as logaddexp(vertex part, clutter part), so the (B, V, V + K) logits of
-    # the plain formulation are never built (loss + backward 2.8× faster, the training step 2×; same values).
+    # normaliser is split as logsumexp(own class, [other classes,] clutter), so the (B, V, V + K)
+    # logits of the plain formulation are never built (loss + backward 2.8× faster, the training
+    # step 2×; same values). The own class carries the neighbour mask; the other parts need none.
     b, v = vis.nonzero(as_tuple=True)
     if b.numel():
+        with torch.no_grad():
+            near = torch.cdist(targets.uv, targets.uv) <= radius
+            near &= ~torch.eye(near.shape[-1], dtype=torch.bool, device=near.device)
+            excluded = near | ~real[:, None, :]
         rows = targets.features[b, v]  # (N, D)
         vertex_logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature  # (B, V, V)
-        lse_vertices = torch.logsumexp(vertex_logits.masked_fill(excluded, _EXCLUDED)[b, v], dim=-1)
-        lse_clutter = logsumexp_of_products(rows, bank.clutter.to(rows), 1.0 / temperature) + math.log(clutter_weight)
+        parts = [torch.logsumexp(vertex_logits.masked_fill(excluded, _EXCLUDED)[b, v], dim=-1),
+                 logsumexp_of_products(rows, bank.clutter.to(rows), 1.0 / temperature) + math.log(clutter_weight)]
+        if other_classes and bank.features.shape[0] > 1:
+            parts.append(_other_classes_logsumexp(rows, index[b], bank, temperature))
         own = (rows * memory[b, v]).sum(-1) / temperature
-        ce = (torch.logaddexp(lse_vertices, lse_clutter) - own).mean()
+        ce = (torch.logsumexp(torch.stack(parts), dim=0) - own).mean()
     else:
         ce = targets.features.sum() * 0.0
     # clutter pixels should resemble no vertex feature of the category
@@ -129,6 +134,20 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
     reg = (sim * weight).sum() / weight.sum().clamp(min=1)
     loss = ce + clutter_regulariser * reg
     return loss, {"contrastive": float(ce.detach()), "regulariser": float(reg.detach()), "visible": int(vis.sum())}
+
+
+def _other_classes_logsumexp(rows: torch.Tensor, row_class: torch.Tensor, bank: MeshBank,
+                             temperature: float) -> torch.Tensor:
+    """Per row (N, D) the log-sum-exp over the real vertices of every class but its own (N,): one
+    matrix product per class present."""
+    memory, real = bank.features.to(rows), bank.vertex_mask()
+    out = rows.new_zeros(rows.shape[0])
+    for c in row_class.unique().tolist():
+        keep = real.clone()
+        keep[c] = False
+        sel = (row_class == c).nonzero(as_tuple=True)[0]
+        out = out.index_put((sel,), logsumexp_of_products(rows[sel], memory[keep], 1.0 / temperature))
+    return out
 
 
 def plain_contrastive_ce(targets: VertexTargets, bank: MeshBank, temperature: float = 0.07, radius: float = 48.0,
