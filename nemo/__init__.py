@@ -17,9 +17,10 @@ from .config import DEFAULTS, load_config, resolve_config
 from .errors import NemoError
 from .evaluate import evaluate
 from .fit import PoseGrid, fit_pose, pose_grid
-from .model import NemoModel, load
+from .model import MATCH_RULES, NemoModel, load, match_categories
 from .run import RunFolder
 from .train import learning_rate, train
 
-__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MeshBank", "NemoError", "NemoModel", "PoseGrid", "RunFolder",
-           "evaluate", "fit_pose", "learning_rate", "load", "load_config", "pose_grid", "resolve_config", "train"]
+__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoError", "NemoModel", "PoseGrid",
+           "RunFolder", "evaluate", "fit_pose", "learning_rate", "load", "load_config", "match_categories", "pose_grid",
+           "resolve_config", "train"]

@@ -50,6 +50,9 @@ DEFAULTS: dict = {
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
               "milestones": [0.6, 0.85], "gamma": 0.1},
     "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
+    # how feature matching picks the category (nemo.model.match_categories): "mean" (NOVUM) or
+    # "peak" (iNeMo's released rule, more robust to occlusion; the incremental runs' default)
+    "classify": {"match_rule": "mean"},
     "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 2, "lr": 0.05, "fill": 0.35},
     # steps: the baseline's training steps (None: train.steps), so that one config states an
     # equal-time comparison (a baseline step costs ~1/4 of a NeMo step)
@@ -63,6 +66,7 @@ _CHOICES = {
     "bank.weighting": ("nemo", "binary"),
     "backbone.kind": ("resnet", "dinov2"),
     "optim.schedule": ("cosine", "steps", "constant"),
+    "classify.match_rule": ("mean", "peak"),
 }
 _OPEN = {"meshes", "data.color_jitter", "backbone.model", "categories"}  # checked by their consumers
 

@@ -30,23 +30,43 @@ from .run import RunFolder
 from .scoring import clutter_scores, vertex_similarity
 from .train import build_model, load_network
 
-__all__ = ["NemoModel", "load", "DEFAULT_FOCAL_FACTOR", "match_categories"]
+__all__ = ["NemoModel", "load", "DEFAULT_FOCAL_FACTOR", "match_categories", "MATCH_RULES"]
 
 DEFAULT_FOCAL_FACTOR = 2.0
 
 
-def match_categories(feature_maps: torch.Tensor, bank: MeshBank) -> torch.Tensor:
-    """Per image and category the feature-matching score (B, M): the mean over pixels of
-    max(0, best vertex similarity of the category − clutter similarity) (as iNeMo / NOVUM)."""
+MATCH_RULES = ("mean", "peak")
+
+
+def match_categories(feature_maps: torch.Tensor, bank: MeshBank, rule: str = "mean") -> torch.Tensor:
+    """Per image and category the feature-matching score (B, M); the argmax is the predicted category.
+
+    With s_m(p) the best vertex similarity of category m at pixel p:
+    - "mean" (NOVUM's): the mean over pixels of max(0, s_m(p) − ⟨F(p), clutter centre⟩);
+    - "peak" (iNeMo's released inference): the best pixel of s_m(p) − max_k ⟨F(p), clutter_k⟩ −
+      (1 − margin(p)), margin(p) the gap between the two best categories at p. One confident
+      unoccluded pixel decides, so occluders, which match clutter or no category well, do not dilute
+      the score as they do a mean over the crop.
+    """
+    if rule not in MATCH_RULES:
+        raise NemoError(f"match_categories: rule must be one of {list(MATCH_RULES)}, got {rule!r}")
     B = feature_maps.shape[0]
-    clutter = clutter_scores(feature_maps, bank.clutter_centre()[None])  # (B, P)
-    scores = []
+    best = []
     for m in range(len(bank.categories)):
         V = int(bank.num_vertices[m])
         feats = bank.features[m, :V].to(feature_maps)[None].expand(B, V, -1)
-        best = vertex_similarity(feature_maps, feats).amax(-1)  # (B, P)
-        scores.append((best - clutter).clamp(min=0).mean(-1))
-    return torch.stack(scores, dim=1)
+        best.append(vertex_similarity(feature_maps, feats).amax(-1))  # (B, P)
+    best = torch.stack(best, dim=1)  # (B, M, P)
+    if rule == "mean":
+        clutter = clutter_scores(feature_maps, bank.clutter_centre()[None])  # (B, P)
+        return (best - clutter[:, None]).clamp(min=0).mean(-1)
+    clutter = clutter_scores(feature_maps, bank.clutter)
+    if best.shape[1] > 1:
+        top = best.topk(2, dim=1).values
+        margin = top[:, :1] - top[:, 1:2]  # (B, 1, P)
+    else:
+        margin = torch.zeros_like(best)
+    return (best - clutter[:, None] - (1.0 - margin)).amax(-1)
 
 
 class NemoModel:
@@ -134,7 +154,7 @@ class NemoModel:
                 return [_to_image(r, c, stride) for r, c in zip(results, categories)]
             if classify not in ("match", "fit"):
                 raise NemoError(f"estimate_pose: classify must be 'match' or 'fit', got {classify!r}")
-            scores = match_categories(maps, self.bank)
+            scores = match_categories(maps, self.bank, self.config["classify"]["match_rule"])
             categories = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         results = self._fit(maps, K_feat, categories)
         return [_to_image(r, c, stride) for r, c in zip(results, categories)]
@@ -156,7 +176,7 @@ class NemoModel:
         maps = self.features(images)
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
-        scores = match_categories(maps, self.bank)
+        scores = match_categories(maps, self.bank, self.config["classify"]["match_rule"])
         matched = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         if classify_fit and len(self.bank.categories) > 1:
             fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}

@@ -12,7 +12,8 @@
     exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8,
                 budget_bytes: null, downsample: 4}   # bytes: the budget in bytes (inemo_cim compresses)
     eval: {batch_size: 16}
-    nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...)
+    nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...);
+                                          # classify.match_rule defaults to "peak" (iNeMo's rule) here
 
 Unknown keys and bad values are errors naming the dotted key.
 """
@@ -46,7 +47,8 @@ INCREMENTAL_DEFAULTS: dict = {
     "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8, "budget_bytes": None,
                   "downsample": 4},
     "eval": {"batch_size": 16},
-    "nemo": {},
+    # classification by iNeMo's own (released) matching rule, not NOVUM's mean (nemo.match_categories)
+    "nemo": {"classify": {"match_rule": "peak"}},
 }
 
 _NUMBERS = {"positional.weight", "positional.temperature", "distillation.weight", "distillation.temperature"}
