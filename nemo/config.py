@@ -46,6 +46,9 @@ DEFAULTS: dict = {
         "clutter_regulariser": 0.1,
         "clutter_per_image": 20,
         "object_mask": False,  # train with the records' object masks (datagen's): see nemo.contrastive
+        # negatives of a vertex: its own category's other vertices and clutter (NeMo), or also every
+        # other category's vertices (iNeMo's bank loss), which separates the categories' features
+        "negatives": "own_class",
     },
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
               "milestones": [0.6, 0.85], "gamma": 0.1},
@@ -67,6 +70,7 @@ _CHOICES = {
     "backbone.kind": ("resnet", "dinov2"),
     "optim.schedule": ("cosine", "steps", "constant"),
     "classify.match_rule": ("mean", "peak"),
+    "loss.negatives": ("own_class", "all_classes"),
 }
 _OPEN = {"meshes", "data.color_jitter", "backbone.model", "categories"}  # checked by their consumers
 

@@ -247,7 +247,8 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
                                          loss_cfg["clutter_per_image"], gen, object_mask=batch.get("mask"))
                 loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
-                                              loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"])
+                                              loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"],
+                                              other_classes=loss_cfg["negatives"] == "all_classes")
                 if extra_loss is not None:
                     term, more = extra_loss(step, batch, features, targets, bank)
                     loss, info = loss + term, {**info, **more}

@@ -83,7 +83,10 @@ def resolve_pose_config(config: Mapping | None) -> dict:
     steps = block["refine"]["steps"]
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise ValueError(f"pose config: 'pose.refine.steps' must be an integer ≥ 0 or null, got {steps!r}")
-    return {"nemo": nemo.resolve_config(dict(config.get("nemo") or {})), "pose": block}
+    ncfg = nemo.resolve_config(dict(config.get("nemo") or {}))
+    if ncfg["loss"]["negatives"] != "own_class":  # the bank's rows are sets of one category, not classes
+        raise ValueError("pose config: 'nemo.loss.negatives' must be 'own_class' (every set shows the same category)")
+    return {"nemo": ncfg, "pose": block}
 
 
 def _reference(reference) -> data3d.ImageRecord:

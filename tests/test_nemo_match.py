@@ -79,3 +79,17 @@ def test_one_category_and_bad_rule():
         nemo.match_categories(maps, bank, "median")
     with pytest.raises(nemo.NemoError, match="classify.match_rule"):
         nemo.resolve_config({"classify": {"match_rule": "median"}})
+
+
+
+def test_negatives_key_is_checked_where_it_cannot_apply():
+    from nemo.incremental.config import resolve_incremental_config
+    from pose.train import resolve_pose_config
+
+    assert nemo.resolve_config({})["loss"]["negatives"] == "own_class"
+    with pytest.raises(nemo.NemoError, match="loss.negatives"):
+        nemo.resolve_config({"loss": {"negatives": "everything"}})
+    with pytest.raises(ValueError, match="own_class"):  # pose's bank rows are sets of one category
+        resolve_pose_config({"nemo": {"loss": {"negatives": "all_classes"}}})
+    with pytest.raises(nemo.NemoError, match="nemo.loss.negatives"):  # the run's own `negatives` decides
+        resolve_incremental_config({"nemo": {"loss": {"negatives": "all_classes"}}})

@@ -13,6 +13,7 @@ import data3d
 import geom3d
 import nemo
 from nemo.bank import MeshBank
+from nemo.config import merge as merge_config
 from nemo.contrastive import VertexTargets, contrastive_loss, plain_contrastive_ce
 
 TINY = {
@@ -113,6 +114,22 @@ def test_training_lowers_loss_and_fills_run_folder(records_folder, tmp_path):
     assert run.read_json("manifest.json")["status"] == "complete"
     assert [s for s, _ in run.checkpoints()] == [5, 10]
     assert run.read_config()["categories"] == ["car", "sofa"]
+
+
+def test_all_class_negatives_train_with_every_category_as_negatives(records_folder, tmp_path, monkeypatch):
+    import importlib
+
+    nemo_train = importlib.import_module("nemo.train")  # the module (nemo.train is also the function)
+    calls = []
+    real = nemo_train.contrastive_loss
+    monkeypatch.setattr(nemo_train, "contrastive_loss",
+                        lambda *a, **kw: calls.append(kw.get("other_classes")) or real(*a, **kw))
+    short = dict(TINY, train=dict(TINY["train"], steps=3))
+    own = nemo.train([records_folder], tmp_path / "own", short).read_log()
+    both = nemo.train([records_folder], tmp_path / "all", merge_config(short, {"loss": {"negatives": "all_classes"}}))
+    assert calls == [False] * 3 + [True] * 3
+    # the same first batch and network: the other category's vertices only add to the normaliser
+    assert both.read_log()[0]["loss"] > own[0]["loss"]
 
 
 def test_resume_after_stop_matches_uninterrupted_run(records_folder, tmp_path):
