@@ -30,7 +30,9 @@ __all__ = ["FrameFit", "align_canonical", "box_fit", "correspondences", "stack_s
 
 @dataclass(frozen=True)
 class FrameFit:
-    """transforms: Sim3 (T,) canonical → world; inliers (T,) int; pairs (T,) correspondences used."""
+    """transforms: Sim3 (T,) canonical → world; pairs (T,) the correspondences found in the last round;
+    inliers (T,) int, counted in the even subset of at most `max_pairs` (6000) that RANSAC fitted, so the
+    inlier share is inliers / min(pairs, max_pairs)."""
 
     transforms: Sim3
     inliers: np.ndarray
