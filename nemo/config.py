@@ -94,21 +94,14 @@ def read_yaml(text: str):
 
 
 def parse_override(text: str) -> dict:
-    """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML)."""
-    if "=" not in text:
-        raise NemoError(f"--set expects key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise NemoError(f"--set: empty key in {text!r}")
+    """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML): datagen's parser, nemo's error type."""
+    from datagen.config import ConfigError
+    from datagen.config import parse_override as parse
+
     try:
-        parsed = read_yaml(value)
-    except (yaml.YAMLError, ValueError) as exc:
-        raise NemoError(f"--set {key}: cannot parse value {value!r}: {exc}") from None
-    out: dict = parsed
-    for p in reversed(parts):
-        out = {p: out}
-    return out
+        return parse(text)
+    except ConfigError as exc:
+        raise NemoError(str(exc)) from None
 
 
 def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
