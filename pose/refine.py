@@ -3,7 +3,7 @@ pose in the category's canonical frame, so the category model can be the shape t
 (NeMo's cuboid over the category's CAD extent) instead of the enclosing cylinder that the per-set frames
 forced; NeMo's training (`nemo.train`) continues the same network on these pseudo-labelled views.
 
-    records = pseudo_labelled(sets, kept, merged.shifts, calib, layout)
+    records = pseudo_labelled(sets, kept, merged.shifts, calib, layout, cuboid)
     net, bank = refine(records, net, clutter, ncfg, category, run.path / "refine", steps)
 
 Pseudo pose of a view at azimuth a_s, elevation e_s in its set's frame (set s aligned by `shift_s`,
@@ -25,10 +25,12 @@ from collections.abc import Mapping, Sequence
 import torch
 
 import data3d
+import geom3d
 import nemo
 from nemo.data import category_meshes
 
 from .mesh import CylinderLayout
+from .sets import estimate_distance
 
 __all__ = ["pseudo_labelled", "refine", "PSEUDO_FRAME"]
 
@@ -36,9 +38,15 @@ PSEUDO_FRAME = "canonical_pseudo"
 
 
 def pseudo_labelled(sets: Sequence, kept: Sequence[int], shifts: torch.Tensor, calibration: Mapping,
-                    layout: CylinderLayout) -> list[data3d.ImageRecord]:
+                    layout: CylinderLayout, mesh: geom3d.Mesh | None = None) -> list[data3d.ImageRecord]:
     """The kept views (indices into the sets' records, flattened in set order) of aligned sets, with
-    their viewpoints in the canonical frame (see the module docstring); `extra["frame"]` says so."""
+    their viewpoints in the canonical frame (see the module docstring); `extra["frame"]` says so.
+
+    mesh: the category mesh the pseudo labels will train (the cuboid). A set's distance is the one at
+    which the cylinder spans the source's box, right for the cylinder at every azimuth but not for a
+    cuboid: seen from the front a car's cuboid is a third as wide as its cylinder, and its vertices
+    would project a third too close together. With a mesh, each view's distance is the one at which the
+    mesh, at the view's pseudo pose, spans the view's box (`pose.sets.estimate_distance`)."""
     flat = [(k, r) for k, s in enumerate(sets) for r in s.records]
     rotation, elevation_offset = float(calibration["rotation"]), float(calibration["elevation_offset"])
     out = []
@@ -49,7 +57,11 @@ def pseudo_labelled(sets: Sequence, kept: Sequence[int], shifts: torch.Tensor, c
         obj = record.objects[0]
         vp = obj.viewpoint
         azimuth = (vp["azimuth"] - int(shifts[k]) * layout.step - rotation) % (2 * math.pi)
-        new_vp = dataclasses.replace(vp, azimuth=azimuth, elevation=vp["elevation"] - elevation_offset)
+        elevation = vp["elevation"] - elevation_offset
+        distance = vp["distance"]
+        if mesh is not None:
+            distance = estimate_distance(mesh, vp, elevation, obj.bbox, record.image_size, azimuth=azimuth)
+        new_vp = dataclasses.replace(vp, azimuth=azimuth, elevation=elevation, distance=distance)
         obj = dataclasses.replace(obj, viewpoint=new_vp, extra=dict(obj.extra, frame=PSEUDO_FRAME))
         out.append(dataclasses.replace(record, objects=(obj,), extra=dict(record.extra, frame=PSEUDO_FRAME)))
     return out

@@ -98,16 +98,17 @@ def replace_white_background(image: np.ndarray, background: np.ndarray, toleranc
     return np.where(white, bg, image).astype(np.uint8)
 
 
-def estimate_distance(cylinder: geom3d.Mesh, intrinsics: Mapping, elevation: float, bbox, image_size) -> float:
-    """The distance at which the cylinder, seen at (azimuth 0, `elevation`, θ 0), spans the bbox's larger side."""
+def estimate_distance(mesh: geom3d.Mesh, intrinsics: Mapping, elevation: float, bbox, image_size,
+                      azimuth: float = 0.0) -> float:
+    """The distance at which the mesh, seen at (`azimuth`, `elevation`, θ 0), spans the bbox's larger side."""
     side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) + 1.0
-    d = 10.0 * float(cylinder.vertices.norm(dim=-1).max())
+    d = 10.0 * float(mesh.vertices.norm(dim=-1).max())
     for _ in range(3):  # the projected size is nearly ∝ 1/d: a few fixed-point steps converge
-        cams = geom3d.viewpoint_to_cameras(0.0, elevation, 0.0, d, focal=float(intrinsics["focal"]),
+        cams = geom3d.viewpoint_to_cameras(azimuth, elevation, 0.0, d, focal=float(intrinsics["focal"]),
                                            viewport=float(intrinsics["viewport"]),
                                            principal=(float(intrinsics["px"]), float(intrinsics["py"])),
                                            image_size=image_size)
-        uv = cams.project(cylinder.vertices)
+        uv = cams.project(mesh.vertices)
         span = float((uv.amax(0) - uv.amin(0)).max()) + 1.0
         d *= span / side
     return d

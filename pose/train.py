@@ -44,7 +44,7 @@ import data3d
 import nemo
 from nemo.backbone import backbone_config_from_dict
 from nemo.contrastive import contrastive_loss, vertex_targets
-from nemo.data import epoch_batches, object_dataset
+from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
 from nemo.train import learning_rate, load_network, load_optimizer_tensors, optimizer_tensors, write_curves
 
@@ -301,7 +301,8 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     refine_steps = steps if pcfg["refine"]["steps"] is None else int(pcfg["refine"]["steps"])
     pseudo = []
     if refine_steps > 0:
-        pseudo = pseudo_labelled(sets, active, merged.shifts, calib, layout)
+        cuboid = category_meshes(dict(ncfg, categories=[category]), [category])[category]
+        pseudo = pseudo_labelled(sets, active, merged.shifts, calib, layout, cuboid)
         remaining = None if stop_after is None else stop_after - done_here
         refined = None
         if remaining is None or remaining > 0:

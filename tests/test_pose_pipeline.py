@@ -274,3 +274,19 @@ def test_pseudo_labels_put_every_view_in_the_canonical_frame(world):
         assert r.objects[0].extra["frame"] == "canonical_pseudo"
         assert abs(math.remainder(vp["azimuth"] - (a[k] + da), 2 * math.pi)) <= layout.step / 2 + 1e-6
         assert vp["elevation"] == pytest.approx(e[0] - dp, abs=1e-6)  # the one offset of the reference
+    # for the cuboid, each view's distance makes the cuboid at its pseudo pose span the view's box
+    import geom3d
+
+    cuboid = geom3d.cuboid_mesh((-0.5, -1.0, -0.3), (0.5, 1.0, 0.3), 80)
+    boxed = pseudo_labelled(sets, kept, shifts, calib, layout, cuboid)
+    distances = {round(r.objects[0].viewpoint["distance"], 4) for r in boxed}
+    assert len(distances) > 10  # not the set's one cylinder distance any more
+    for r in boxed:
+        obj, vp = r.objects[0], r.objects[0].viewpoint
+        cams = geom3d.viewpoint_to_cameras(vp["azimuth"], vp["elevation"], 0.0, vp["distance"], focal=vp["focal"],
+                                           viewport=vp["viewport"], principal=(vp["px"], vp["py"]),
+                                           image_size=r.image_size)
+        uv = cams.project(cuboid.vertices)
+        span = float((uv.amax(0) - uv.amin(0)).max()) + 1.0
+        side = max(obj.bbox[2] - obj.bbox[0], obj.bbox[3] - obj.bbox[1]) + 1.0
+        assert span == pytest.approx(side, rel=0.02)
