@@ -92,4 +92,7 @@ def test_negatives_key_is_checked_where_it_cannot_apply():
     with pytest.raises(ValueError, match="own_class"):  # pose's bank rows are sets of one category
         resolve_pose_config({"nemo": {"loss": {"negatives": "all_classes"}}})
     with pytest.raises(nemo.NemoError, match="nemo.loss.negatives"):  # the run's own `negatives` decides
-        resolve_incremental_config({"nemo": {"loss": {"negatives": "all_classes"}}})
+        resolve_incremental_config({"negatives": "own_class", "nemo": {"loss": {"negatives": "all_classes"}}})
+    resolved = resolve_incremental_config({})
+    assert resolved["nemo"]["loss"]["negatives"] == resolved["negatives"] == "all_classes"
+    assert resolve_incremental_config(resolved) == resolved  # a stored, resolved config resolves again

@@ -115,8 +115,10 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     if out["classes"] is not None and (not isinstance(out["classes"], list) or len(out["classes"]) < 1):
         _fail("classes", f"must be a list of class names, got {out['classes']!r}")
     nemo_block = dict(out["nemo"])
-    if "negatives" in (nemo_block.get("loss") or {}):
-        _fail("nemo.loss.negatives", "is set by the incremental run's 'negatives'")
+    given = (nemo_block.get("loss") or {}).get("negatives", out["negatives"])
+    if given != out["negatives"]:  # the run's `negatives` decides; a resolved block repeats it
+        _fail("nemo.loss.negatives", f"is set by the incremental run's 'negatives' ({out['negatives']!r}), got {given!r}")
+    nemo_block["loss"] = dict(nemo_block.get("loss") or {}, negatives=out["negatives"])
     if nemo_block.get("categories") is not None or nemo_block.get("method", "nemo") != "nemo":
         _fail("nemo.categories", "and 'nemo.method' are set by the incremental run (use 'classes' and 'methods')")
     try:
