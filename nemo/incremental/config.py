@@ -117,7 +117,7 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     nemo_block = dict(out["nemo"])
     given = (nemo_block.get("loss") or {}).get("negatives", out["negatives"])
     if given != out["negatives"]:  # the run's `negatives` decides; a resolved block repeats it
-        _fail("nemo.loss.negatives", f"is set by the incremental run's 'negatives' ({out['negatives']!r}), got {given!r}")
+        _fail("nemo.loss.negatives", f"is set by the run's 'negatives' ({out['negatives']!r}), got {given!r}")
     nemo_block["loss"] = dict(nemo_block.get("loss") or {}, negatives=out["negatives"])
     if nemo_block.get("categories") is not None or nemo_block.get("method", "nemo") != "nemo":
         _fail("nemo.categories", "and 'nemo.method' are set by the incremental run (use 'classes' and 'methods')")
