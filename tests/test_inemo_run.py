@@ -142,3 +142,60 @@ def test_config_errors_name_the_key(tmp_path):
         load_incremental_config(None, ["nemo.data.crop_size=[50, 50]"])
     with pytest.raises(NemoError, match="'positional.temperature'"):
         load_incremental_config(None, ["positional.temperature=0"])
+
+
+def test_replay2d_classifies_by_the_nearest_exemplar_mean(folders, tmp_path):
+    """iCaRL's rule: the saved class means are the normalised means of the exemplars' pooled encoder
+    embeddings, and every evaluated object's predicted class is the nearest mean (checked by hand)."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    import data3d
+    from nemo.data import object_dataset
+    from nemo.incremental.loop import _class_embeddings
+
+    config = _config(folders, methods=["replay2d"], exemplars={"budget": 4})
+    run_incremental(config, tmp_path / "run")
+    task = tmp_path / "run" / "replay2d" / "task_1"
+    means = load_file(str(task / "class_means.safetensors"))["class_means"]
+    model = nemo.load(task)
+    seen = model.categories
+    exemplars = data3d.load_records(task / "exemplars")
+    for k, c in enumerate(seen):
+        mine = [r for r in exemplars if r.objects[0].category == c]
+        assert len(mine) == 2
+        mean = F.normalize(_class_embeddings(model.net, mine, model.config, seen, True).mean(0), dim=0)
+        assert torch.allclose(means[k], mean, atol=1e-5)
+    rows = [json.loads(line) for line in (task / "eval" / "predictions.jsonl").read_text().splitlines()]
+    test = [r for r in data3d.load_records(folders / "test")]
+    dataset = object_dataset(test, model.config, seen, train=False)
+    embeddings = _class_embeddings(model.net, [dataset.records[i] for i, _ in dataset.index], model.config, seen, True)
+    by_image = {str(dataset.records[i].image_path): seen[int((e @ means.T).argmax())]
+                for (i, _), e in zip(dataset.index, embeddings)}
+    assert len(rows) == len(by_image) == 16
+    assert all(row["predicted"] == by_image[row["image"]] for row in rows)
+    linear = run_incremental(dict(config, replay2d={"classifier": "linear"}), tmp_path / "linear")
+    assert not (tmp_path / "linear" / "replay2d" / "task_1" / "class_means.safetensors").exists()
+    assert linear["replay2d"]["per_task"][1]["seen_classes"] == seen
+
+
+def test_nearest_mean_head_picks_the_nearest_mean():
+    """Means made from two images' own embeddings: each image is nearest its own mean (cosine 1), and
+    swapping the means swaps the predictions; the angles are the network's head's."""
+    import torch
+
+    from nemo.backbone import backbone_config_from_dict
+    from nemo.baseline import BaselineNet
+    from nemo.incremental.loop import _as_model, _NearestMeanHead
+
+    torch.manual_seed(0)
+    ncfg = nemo.resolve_config(dict(TINY, method="baseline", categories=["car", "sofa"]))
+    net = BaselineNet(backbone_config_from_dict(ncfg["backbone"]), 2).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        pooled = net.encoder((images - net.mean) / net.std).feature_maps[-1].mean(dim=(2, 3))
+        assert torch.allclose(_NearestMeanHead(net, pooled)(images)[0], net(images)[0])
+    for means, expected in ((pooled, ["car", "sofa"]), (pooled.flip(0), ["sofa", "car"])):
+        model = _as_model(net, None, ncfg, ["car", "sofa"], True, means)
+        assert [r["category"] for r in model.estimate_pose(images)] == expected

@@ -12,6 +12,7 @@
     exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8,
                 budget_bytes: null, downsample: 4}   # bytes: the budget in bytes (inemo_cim compresses)
     eval: {batch_size: 16}
+    replay2d: {classifier: nearest_mean}  # iCaRL's nearest exemplar mean, or `linear` (its category head)
     nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...);
                                           # classify.match_rule defaults to "peak" (iNeMo's rule) here
 
@@ -47,6 +48,8 @@ INCREMENTAL_DEFAULTS: dict = {
     "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8, "budget_bytes": None,
                   "downsample": 4},
     "eval": {"batch_size": 16},
+    # how replay2d classifies: by the nearest exemplar mean (iCaRL) or by its category head
+    "replay2d": {"classifier": "nearest_mean"},
     # classification by iNeMo's own (released) matching rule, not NOVUM's mean (nemo.match_categories)
     "nemo": {"classify": {"match_rule": "peak"}},
 }
@@ -104,6 +107,8 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
         _fail("exemplars.budget_bytes", "is needed by the method 'inemo_cim' (compressed exemplars at equal bytes)")
     if out["negatives"] not in ("all_classes", "own_class"):
         _fail("negatives", f"must be 'all_classes' or 'own_class', got {out['negatives']!r}")
+    if out["replay2d"]["classifier"] not in ("nearest_mean", "linear"):
+        _fail("replay2d.classifier", f"must be 'nearest_mean' or 'linear', got {out['replay2d']['classifier']!r}")
     if out["exemplars"]["strategy"] not in STRATEGIES:
         _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
     for key in ("train_data", "test_data"):

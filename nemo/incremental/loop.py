@@ -13,7 +13,9 @@ Methods (config `methods`), all with the same backbone, data, steps and exemplar
   (`exemplars.budget_bytes`; the other memory methods then store full images within the same bytes);
 - "replay2d": the 2D baseline (nemo.baseline: angle bins + a category head over the class budget,
   restricted to the classes seen), trained on new data plus its own exemplar memory, with
-  distillation of the previous network's softened outputs (LwF/iCaRL-style).
+  distillation of the previous network's softened outputs (LwF/iCaRL-style); it classifies by the
+  nearest exemplar mean (iCaRL, `replay2d.classifier: nearest_mean`, the default) or by its head
+  (`linear`).
 
 After each task the model is evaluated by `nemo.evaluate` on the test objects of every class seen
 so far (the exemplar memory is checked to share no object with them). Written in `out`:
@@ -37,10 +39,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
 
 import data3d
-from aware3d_utils import atomic_write_text
+from aware3d_utils import atomic_save, atomic_write_text
 from geom3d.pixels import resize_coordinate
 
 from ..backbone import FeatureNet, backbone_config_from_dict
@@ -77,6 +80,30 @@ class _SeenHead(nn.Module):
     def forward(self, images):
         angles, logits = self.net(images)
         return angles, logits[:, : self.n]
+
+
+class _NearestMeanHead(nn.Module):
+    """The 2D baseline classifying by the nearest class mean (iCaRL): the category scores are the
+    cosines between the pooled, normalised encoder output and each seen class's mean exemplar
+    embedding (`class_means`, in the seen classes' order); the angles come from the network's head."""
+
+    def __init__(self, net: BaselineNet, means: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("means", F.normalize(means, dim=-1))
+
+    def forward(self, images):
+        top = self.net.encoder((images - self.net.mean) / self.net.std).feature_maps[-1]
+        pooled = top.mean(dim=(2, 3))
+        angles = self.net.angles(pooled).view(-1, 3, self.net.num_bins)
+        return angles, F.normalize(pooled, dim=-1) @ self.means.to(pooled).T
+
+
+def class_means(net, memory: ExemplarMemory, ncfg, seen) -> torch.Tensor:
+    """(len(seen), D) the normalised mean embedding (`_class_embeddings`, iCaRL's) of each seen class's
+    exemplars."""
+    return torch.stack([F.normalize(_class_embeddings(net, memory.records([c]), ncfg, seen, True).mean(0), dim=0)
+                        for c in seen])
 
 
 def _objects_of(records, classes: Sequence[str]) -> list:
@@ -190,7 +217,12 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
         if len(memory):
             data3d.save_records(memory.records(), task_dir / "exemplars",
                                 shard="memory", format="json")
-    model = _as_model(net, bank, ncfg, seen, two_d)
+    means = None
+    if two_d and config["replay2d"]["classifier"] == "nearest_mean":
+        means = class_means(net, memory, ncfg, seen)
+        atomic_save(task_dir / "class_means.safetensors",
+                    lambda tmp: save_file({"class_means": means.contiguous()}, str(tmp)))
+    model = _as_model(net, bank, ncfg, seen, two_d, means)
     evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
     if memory is not None:
         memory.check_disjoint(evaluation, task_dir)
@@ -453,6 +485,10 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -
     run.update_manifest(kind="nemo.incremental.task", status="complete", categories=list(seen))
 
 
-def _as_model(net, bank, ncfg, seen, two_d: bool) -> NemoModel:
+def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel:
+    """The task's model for nemo.evaluate; the 2D baseline with its head cut to the seen classes, or
+    classifying by the nearest of the class means when they are given."""
     config = dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo")
-    return NemoModel(_SeenHead(net, len(seen)) if two_d else net, bank, config, seen)
+    if two_d:
+        net = _SeenHead(net, len(seen)) if means is None else _NearestMeanHead(net, means)
+    return NemoModel(net, bank, config, seen)
