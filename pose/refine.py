@@ -44,8 +44,8 @@ def pseudo_labelled(sets: Sequence, kept: Sequence[int], shifts: torch.Tensor, c
 
     mesh: the category mesh the pseudo labels will train (the cuboid). A set's distance is the one at
     which the cylinder spans the source's box, right for the cylinder at every azimuth but not for a
-    cuboid: seen from the front a car's cuboid is a third as wide as its cylinder, and its vertices
-    would project a third too close together. With a mesh, each view's distance is the one at which the
+    cuboid: seen from the front a car's cuboid is a third as wide as its cylinder, so at the cylinder's
+    distance it would project at a third of the object's size. With a mesh, each view's distance is the one at which the
     mesh, at the view's pseudo pose, spans the view's box (`pose.sets.estimate_distance`)."""
     flat = [(k, r) for k, s in enumerate(sets) for r in s.records]
     rotation, elevation_offset = float(calibration["rotation"]), float(calibration["elevation_offset"])

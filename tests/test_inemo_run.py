@@ -199,3 +199,9 @@ def test_nearest_mean_head_picks_the_nearest_mean():
     for means, expected in ((pooled, ["car", "sofa"]), (pooled.flip(0), ["sofa", "car"])):
         model = _as_model(net, None, ncfg, ["car", "sofa"], True, means)
         assert [r["category"] for r in model.estimate_pose(images)] == expected
+
+
+def test_nearest_mean_without_exemplars_is_a_clear_error(folders, tmp_path):
+    config = _config(folders, methods=["replay2d"], exemplars={"budget": 0}, steps={"first": 1, "later": 1})
+    with pytest.raises(NemoError, match="needs an exemplar of every class"):
+        run_incremental(config, tmp_path / "run")

@@ -102,6 +102,10 @@ class _NearestMeanHead(nn.Module):
 def class_means(net, memory: ExemplarMemory, ncfg, seen) -> torch.Tensor:
     """(len(seen), D) the normalised mean embedding (`_class_embeddings`, iCaRL's) of each seen class's
     exemplars."""
+    empty = [c for c in seen if not memory.records([c])]
+    if empty:
+        raise NemoError(f"replay2d.classifier 'nearest_mean' needs an exemplar of every class; the budget "
+                        f"({memory.budget}) leaves none for {empty} (raise it, or use 'linear')")
     return torch.stack([F.normalize(_class_embeddings(net, memory.records([c]), ncfg, seen, True).mean(0), dim=0)
                         for c in seen])
 
