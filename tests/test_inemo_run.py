@@ -205,3 +205,26 @@ def test_nearest_mean_without_exemplars_is_a_clear_error(folders, tmp_path):
     config = _config(folders, methods=["replay2d"], exemplars={"budget": 0}, steps={"first": 1, "later": 1})
     with pytest.raises(NemoError, match="needs an exemplar of every class"):
         run_incremental(config, tmp_path / "run")
+
+
+def test_resume_refuses_tasks_measured_by_another_rule(folders, tmp_path):
+    """task.json records the classifier. A run folder from before the rules existed (its config.yaml
+    without them resolves to today's defaults, its task.json without the field counts as the old
+    defaults: the mean rule, replay2d's head) is an error naming the task, not a silent mix."""
+    config = _config(folders, methods=["inemo", "replay2d"], steps={"first": 1, "later": 1})
+    first = run_incremental(config, tmp_path / "run")
+    assert [t["classifier"] for t in first["inemo"]["per_task"]] == ["peak", "peak"]
+    assert [t["classifier"] for t in first["replay2d"]["per_task"]] == ["nearest_mean"] * 2
+    assert run_incremental(config, tmp_path / "run") == first  # same rules: resumes
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del stored["replay2d"], stored["nemo"]["classify"]
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(stored))
+    for method in ("inemo", "replay2d"):
+        task = tmp_path / "run" / method / "task_0" / "task.json"
+        entry = json.loads(task.read_text())
+        del entry["classifier"]
+        task.write_text(json.dumps(entry))
+    with pytest.raises(NemoError, match=r"inemo/task_0: .*'mean' classifier, the config asks for 'peak'"):
+        run_incremental(config, tmp_path / "run")
+    with pytest.raises(NemoError, match=r"replay2d/task_0: .*'linear' classifier"):
+        run_incremental(dict(config, methods=["replay2d"]), tmp_path / "run")

@@ -178,11 +178,14 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
             bank = _restore_task(task_dir, net, seen, two_d, ncfg)
             if memory is not None:
                 memory.restore(_load_exemplars(task_dir, seen))
-            per_task.append(json.loads((task_dir / "task.json").read_text()))
+            entry = json.loads((task_dir / "task.json").read_text())
+            _check_classifier(entry, method, config, task_dir)
+            per_task.append(entry)
         else:
             entry, bank = _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory,
                                     config, train, test, meshes, budget, folder, progress)
             entry["seconds"] = round(time.perf_counter() - tick, 2)
+            entry["classifier"] = _classifier(method, config)
             RunFolder(task_dir).write_json("task.json", entry)  # last: marks the task finished
             per_task.append(entry)
         if inemo:
@@ -191,6 +194,21 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
         elif two_d:
             old_net = _frozen(net)
     return summarise_method(per_task)
+
+
+def _classifier(method: str, config: Mapping) -> str:
+    """The rule a method's accuracies were measured by: replay2d's `replay2d.classifier`, the NeMo
+    methods' `classify.match_rule`."""
+    return config["replay2d"]["classifier"] if method == "replay2d" else config["nemo"]["classify"]["match_rule"]
+
+
+def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
+    """A finished task measured by another rule than the config's is an error, not a silent mix (a
+    task.json without the field predates the rules: the NeMo methods' mean rule, replay2d's head)."""
+    stored = entry.get("classifier", "linear" if method == "replay2d" else "mean")
+    if stored != _classifier(method, config):
+        raise NemoError(f"this finished task was evaluated with the {stored!r} classifier, the config asks for "
+                        f"{_classifier(method, config)!r}; use a new --out", task_dir)
 
 
 def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory, config, train,
