@@ -81,7 +81,6 @@ def test_one_category_and_bad_rule():
         nemo.resolve_config({"classify": {"match_rule": "median"}})
 
 
-
 def test_negatives_key_is_checked_where_it_cannot_apply():
     from nemo.incremental.config import resolve_incremental_config
     from pose.train import resolve_pose_config
