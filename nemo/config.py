@@ -54,7 +54,7 @@ DEFAULTS: dict = {
               "milestones": [0.6, 0.85], "gamma": 0.1},
     "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
     # how feature matching picks the category (nemo.model.match_categories): "mean" (NOVUM) or
-    # "peak" (iNeMo's released rule, more robust to occlusion; the incremental runs' default)
+    # "peak" (iNeMo's released rule; the incremental runs' default)
     "classify": {"match_rule": "mean"},
     "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 2, "lr": 0.05, "fill": 0.35},
     # steps: the baseline's training steps (None: train.steps), so that one config states an
