@@ -34,10 +34,16 @@ class BaselineNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    def pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, width) the encoder's last feature map, averaged over space (the heads' input)."""
+        return self.encoder((images - self.mean) / self.std).feature_maps[-1].mean(dim=(2, 3))
+
+    def angle_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.angles(pooled).view(-1, 3, self.num_bins)
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        top = self.encoder((images - self.mean) / self.std).feature_maps[-1]
-        pooled = top.mean(dim=(2, 3))
-        return self.angles(pooled).view(-1, 3, self.num_bins), self.category(pooled)
+        pooled = self.pooled(images)
+        return self.angle_logits(pooled), self.category(pooled)
 
 
 def baseline_loss(angle_logits: torch.Tensor, category_logits: torch.Tensor, viewpoints: torch.Tensor,

@@ -93,10 +93,8 @@ class _NearestMeanHead(nn.Module):
         self.register_buffer("means", F.normalize(means, dim=-1))
 
     def forward(self, images):
-        top = self.net.encoder((images - self.net.mean) / self.net.std).feature_maps[-1]
-        pooled = top.mean(dim=(2, 3))
-        angles = self.net.angles(pooled).view(-1, 3, self.net.num_bins)
-        return angles, F.normalize(pooled, dim=-1) @ self.means.to(pooled).T
+        pooled = self.net.pooled(images)
+        return self.net.angle_logits(pooled), F.normalize(pooled, dim=-1) @ self.means.to(pooled).T
 
 
 def class_means(net, memory: ExemplarMemory, ncfg, seen) -> torch.Tensor:
@@ -484,7 +482,7 @@ def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
     for batch in loader:
         images = batch["image"].to(device)
         if two_d:
-            pooled = net.encoder((images - net.mean) / net.std).feature_maps[-1].mean(dim=(2, 3))
+            pooled = net.pooled(images)
         else:
             pooled = net(images).mean(dim=(2, 3))
         out.append(F.normalize(pooled, dim=-1).cpu())
