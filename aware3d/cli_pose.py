@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     ge.add_argument("--polar-deg", type=float, action="append", help="Δpolar values in degrees (default 0 and -15)")
     ge.add_argument("--source-elevation-deg", type=float, default=11.5, help="assumed elevation of every source")
     ge.add_argument("--sigma-deg", type=float, default=10.0, help="degraded: pose jitter σ in degrees")
+    ge.add_argument("--appearance", choices=("source", "mesh"), default="source",
+                    help="render synthesizers: source (default) carries the source image's appearance onto the "
+                         "CAD surface, as a generator does; mesh draws the CAD model's own (grey) material")
     ge.add_argument("--steps", type=int, default=50, help="zero123: denoising steps")
     ge.add_argument("--segments", type=int, default=36, help="neural cylinder: vertices per ring")
     ge.add_argument("--max-sources", type=int, help="use at most this many sources")
@@ -139,7 +142,9 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.synthesizer == "zero123":
         options = {"steps": args.steps}
     elif args.synthesizer == "degraded":
-        options = {"pose_sigma": math.radians(args.sigma_deg)}
+        options = {"pose_sigma": math.radians(args.sigma_deg), "appearance": args.appearance}
+    else:
+        options = {"appearance": args.appearance}
     synth = make_synthesizer(args.synthesizer, model=args.model, device=args.device, **options)
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     cylinder = pose.cylinder_params(list(meshes.values()), segments=args.segments)

@@ -41,8 +41,12 @@ from .hub import pretrained_kwargs
 __all__ = [
     "NovelViewSynthesizer", "SourceView", "Zero123Synthesizer", "RenderSynthesizer", "DegradedRenderSynthesizer",
     "build_tiny_zero123", "relative_pose_from_elevation", "as_relative_poses", "target_viewpoint",
-    "PROJECTION_LAYOUTS", "make_synthesizer",
+    "PROJECTION_LAYOUTS", "make_synthesizer", "APPEARANCES", "source_textured_mesh", "mirror_axis",
 ]
+
+# what the render synthesizers draw on the surface: the source image carried over (as a generator
+# does) or the mesh's own colours (grey for an untextured CAD model)
+APPEARANCES = ("source", "mesh")
 
 # layout name -> (projection subfolder, the Linear's name inside it, model_index class names)
 PROJECTION_LAYOUTS = {
@@ -376,12 +380,16 @@ class RenderSynthesizer(NovelViewSynthesizer):
 
     name = "render"
 
-    def __init__(self, background=(1.0, 1.0, 1.0), backend: str | None = None):
+    def __init__(self, background=(1.0, 1.0, 1.0), backend: str | None = None, appearance: str = "source"):
+        if appearance not in APPEARANCES:
+            raise ValueError(f"render synthesizer: appearance must be one of {APPEARANCES}, got {appearance!r}")
         self.background = tuple(float(c) for c in background)
         self.backend = backend
+        self.appearance = appearance
+        self._textured_key, self._textured = None, None
 
     def describe(self) -> dict:
-        return {"synthesizer": self.name, "background": list(self.background)}
+        return {"synthesizer": self.name, "appearance": self.appearance, "background": list(self.background)}
 
     def _checked(self, source: SourceView):
         image = source.checked_image()
@@ -390,25 +398,136 @@ class RenderSynthesizer(NovelViewSynthesizer):
                              "viewpoint (a datagen record with its CAD model)")
         return image
 
-    def render(self, mesh, viewpoints: Sequence[Mapping], image_size: tuple[int, int]) -> list[np.ndarray]:
-        """(H, W, 3) uint8 renders of `mesh` at `viewpoints`."""
+    def cameras(self, viewpoints: Sequence[Mapping], image_size: tuple[int, int]):
+        """`geom3d.Cameras` (len(viewpoints),) of viewpoint mappings (data3d.Viewpoint keys)."""
         import geom3d
         torch = require("torch")
 
         def col(key):
             return torch.tensor([float(v[key]) for v in viewpoints], dtype=torch.float32)
 
-        cams = geom3d.viewpoint_to_cameras(col("azimuth"), col("elevation"), col("theta"), col("distance"),
+        return geom3d.viewpoint_to_cameras(col("azimuth"), col("elevation"), col("theta"), col("distance"),
                                            focal=col("focal"), viewport=col("viewport"),
                                            principal=torch.stack([col("px"), col("py")], -1), image_size=image_size)
-        out = geom3d.render_gl(mesh, cams, outputs=("rgb",), backend=self.backend, background=self.background)
+
+    def render(self, mesh, viewpoints: Sequence[Mapping], image_size: tuple[int, int]) -> list[np.ndarray]:
+        """(H, W, 3) uint8 renders of `mesh` at `viewpoints`. A textured mesh (`source_textured_mesh`) is
+        drawn unlit: the source's shading is in its texture, so the source viewpoint gives the source back."""
+        import geom3d
+        torch = require("torch")
+        lit = {} if mesh.texture is None else {"ambient": 1.0, "light_intensities": 0.0}
+        out = geom3d.render_gl(mesh, self.cameras(viewpoints, image_size), outputs=("rgb",), backend=self.backend,
+                               background=self.background, **lit)
         rgb = out.rgb if out.rgb.shape[-1] == 3 else out.rgb.movedim(-3, -1)
         return list((rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+
+    def source_mesh(self, source: SourceView):
+        """The mesh to render: the source's own (appearance "mesh"), or the same surface textured with
+        the source image (appearance "source", `source_textured_mesh`), cached per source."""
+        if self.appearance == "mesh":
+            return source.mesh
+        key = (id(source.mesh), id(source.image), source.name)
+        if self._textured_key != key:
+            image = source.checked_image()
+            self._textured = source_textured_mesh(source.mesh, image, self.cameras([source.viewpoint], image.shape[:2]),
+                                                  backend=self.backend)
+            self._textured_key = key
+        return self._textured
 
     def synthesize(self, source: SourceView, relative_poses, seed: int = 0) -> list[np.ndarray]:
         image = self._checked(source)
         views = [target_viewpoint(source.viewpoint, p) for p in as_relative_poses(relative_poses)]
-        return self.render(source.mesh, views, image.shape[:2])
+        return self.render(self.source_mesh(source), views, image.shape[:2])
+
+
+def mirror_axis(vertices, tolerance: float = 0.02) -> int | None:
+    """The object-frame axis (0, 1, 2) across whose plane through the origin the vertices are most
+    symmetric, if the mean distance from a mirrored vertex to its nearest vertex is below
+    `tolerance` × the bounding-box diagonal (CAD models of a category are left-right symmetric);
+    else None."""
+    from scipy.spatial import cKDTree
+    v = np.asarray(vertices, dtype=np.float64)
+    if len(v) > 4000:  # the mean over a fixed subset: enough to tell a symmetry plane
+        v = v[np.random.default_rng(0).choice(len(v), 4000, replace=False)]
+    diagonal = float(np.linalg.norm(v.max(0) - v.min(0))) or 1.0
+    tree = cKDTree(v)
+    errors = []
+    for axis in range(3):
+        m = v.copy()
+        m[:, axis] *= -1
+        errors.append(float(tree.query(m)[0].mean()) / diagonal)
+    best = int(np.argmin(errors))
+    return best if errors[best] < tolerance else None
+
+
+def _grow_colours(image: np.ndarray, mask: np.ndarray, rings: int = 3) -> np.ndarray:
+    """The image with the object's colours grown `rings` pixels into the background, so that texture
+    filtering at the silhouette does not blend in the background."""
+    out, have = image.astype(np.float32), mask.astype(np.float32)
+    for _ in range(rings):
+        total = cv2.blur(out * have[..., None], (3, 3))
+        count = cv2.blur(have, (3, 3))
+        grow = (have == 0) & (count > 0)
+        out[grow] = total[grow] / count[grow, None]
+        have = np.maximum(have, grow.astype(np.float32))
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = None):
+    """The mesh textured with the source image seen from `camera` (a one-camera `geom3d.Cameras`), as a
+    novel-view generator carries the source's appearance to the other views.
+
+    Every face gets its own UVs (its vertices are unshared): a face the source sees takes the image
+    where it projects; an unseen face takes the image where its mirror image across the object's
+    symmetry plane (`mirror_axis`) projects, if the source sees that; any other face takes the mean
+    colour of the object's pixels (a strip appended below the image). A face counts as seen where three
+    of four points on it project onto pixels whose source depth is theirs."""
+    import geom3d
+    torch = require("torch")
+    h, w = image.shape[:2]
+    faces = mesh.faces
+    tri = mesh.vertices[faces]                                       # (F, 3, 3)
+    drawn = geom3d.render_gl(mesh, camera, outputs=("depth", "mask"), backend=backend)
+    depth, covered = drawn.depth.reshape(h, w), drawn.mask.reshape(h, w)
+    size = float((mesh.vertices.max(0).values - mesh.vertices.min(0).values).norm())
+
+    def shown(points_tri):  # (F, 3, 3) -> (F,): does the source show these triangles' surface?
+        # four points per triangle (its centroid and the midpoints towards its corners) are visible where
+        # the source's depth at their pixel is theirs; a triangle is shown when three of them are
+        centre = points_tri.mean(1, keepdim=True)
+        samples = torch.cat([centre, (2 * centre + points_tri) / 3], 1).reshape(-1, 3)
+        px, z = camera.project(samples, return_depth=True)
+        px, z = px[0].round().long(), z[0]
+        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h) & (z > 0)
+        visible = torch.zeros(len(samples), dtype=torch.bool)
+        at = px[inside]
+        visible[inside] = covered[at[:, 1], at[:, 0]] & ((depth[at[:, 1], at[:, 0]] - z[inside]).abs() < 0.02 * size)
+        return visible.reshape(-1, 4).sum(1) >= 3
+
+    uv_face = camera.project(tri.reshape(-1, 3))[0].reshape(-1, 3, 2)  # (F, 3, 2) pixels
+    use_direct = shown(tri)
+    use_mirror = torch.zeros_like(use_direct)
+    axis = mirror_axis(mesh.vertices.detach().cpu().numpy())
+    if axis is not None:
+        mirrored = tri.clone()
+        mirrored[..., axis] *= -1
+        use_mirror = ~use_direct & shown(mirrored)
+        mirror_pixels = camera.project(mirrored.reshape(-1, 3))[0].reshape(-1, 3, 2)
+        uv_face = torch.where(use_mirror[:, None, None], mirror_pixels, uv_face)
+    strip = 4
+    mask = covered.cpu().numpy()
+    object_pixels = image[mask]
+    mean = object_pixels.mean(0) if len(object_pixels) else np.full(3, 178.0)
+    fill = np.broadcast_to(mean.round().astype(np.uint8), (strip, w, 3))
+    texture = np.concatenate([_grow_colours(image, mask), fill])
+    fallback = torch.tensor([w / 2 - 0.5, h + strip / 2 - 0.5], dtype=uv_face.dtype)
+    uv_face = torch.where((use_direct | use_mirror)[:, None, None], uv_face, fallback)
+    # integer pixel centres -> GL texture coordinates (v up), in the texture with the strip
+    th = h + strip
+    uv = torch.stack([(uv_face[..., 0] + 0.5) / w, 1.0 - (uv_face[..., 1] + 0.5) / th], -1).reshape(-1, 2)
+    vertices = tri.reshape(-1, 3)
+    return geom3d.Mesh(vertices, torch.arange(len(vertices)).reshape(-1, 3), uvs=uv,
+                       texture=np.ascontiguousarray(texture), source=mesh.source)
 
 
 class DegradedRenderSynthesizer(RenderSynthesizer):
@@ -421,8 +540,9 @@ class DegradedRenderSynthesizer(RenderSynthesizer):
     name = "degraded"
 
     def __init__(self, pose_sigma: float = math.radians(10.0), texture: float = 0.08, shape: float = 0.04,
-                 blur: float = 0.8, background=(1.0, 1.0, 1.0), backend: str | None = None):
-        super().__init__(background, backend)
+                 blur: float = 0.8, background=(1.0, 1.0, 1.0), backend: str | None = None,
+                 appearance: str = "source"):
+        super().__init__(background, backend, appearance)
         for key, value in (("pose_sigma", pose_sigma), ("texture", texture), ("shape", shape), ("blur", blur)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"degraded synthesizer: {key} must be a number ≥ 0, got {value!r}")
@@ -431,23 +551,33 @@ class DegradedRenderSynthesizer(RenderSynthesizer):
 
     def describe(self) -> dict:
         return {"synthesizer": self.name, "pose_sigma_deg": math.degrees(self.pose_sigma), "texture": self.texture,
-                "shape": self.shape, "blur": self.blur, "background": list(self.background)}
+                "shape": self.shape, "blur": self.blur, "appearance": self.appearance,
+                "background": list(self.background)}
 
     def _damaged_mesh(self, mesh, rng: np.random.Generator):
         import geom3d
         torch = require("torch")
         v = mesh.vertices
-        colors = mesh.vertex_colors if mesh.vertex_colors is not None else torch.full_like(v, 0.7)
         if self.shape > 0:  # a smooth field: a few random sinusoids over the object's extent
             radius = float(v.norm(dim=-1).max())
             k = torch.as_tensor(rng.normal(0, 2.0 / max(radius, 1e-6), (3, 3)), dtype=v.dtype)
             phase = torch.as_tensor(rng.uniform(0, 2 * math.pi, 3), dtype=v.dtype)
             v = v + self.shape * radius * torch.sin(v @ k + phase)
+        if mesh.texture is not None:  # colour shift and smooth colour noise over the texture
+            texture = mesh.texture.numpy().astype(np.float32) / 255.0
+            if self.texture > 0:
+                th, tw = texture.shape[:2]
+                coarse = rng.normal(0, self.texture, (max(th // 8, 1), max(tw // 8, 1), 3)).astype(np.float32)
+                noise = cv2.resize(coarse, (tw, th), interpolation=cv2.INTER_LINEAR)
+                texture = texture + rng.normal(0, self.texture, 3).astype(np.float32) + noise
+            texture = (np.clip(texture, 0, 1) * 255).round().astype(np.uint8)
+            return geom3d.Mesh(v, mesh.faces, uvs=mesh.uvs, texture=texture)
+        colors = mesh.vertex_colors if mesh.vertex_colors is not None else torch.full_like(v, 0.7)
         if self.texture > 0:
             shift = torch.as_tensor(rng.normal(0, self.texture, 3), dtype=v.dtype)
             noise = torch.as_tensor(rng.normal(0, self.texture, tuple(colors.shape)), dtype=v.dtype)
             colors = (colors + shift + noise).clamp(0, 1)
-        # UV textures are dropped for the per-vertex damage: the damaged colours are the texture's stand-in
+        # a CAD model's UV texture is dropped for the per-vertex damage: the damaged colours stand in for it
         return geom3d.Mesh(v, mesh.faces, vertex_colors=colors)
 
     def synthesize(self, source: SourceView, relative_poses, seed: int = 0) -> list[np.ndarray]:
@@ -458,7 +588,7 @@ class DegradedRenderSynthesizer(RenderSynthesizer):
             jitter = rng.normal(0.0, self.pose_sigma, 3) if self.pose_sigma > 0 else np.zeros(3)
             view = target_viewpoint(source.viewpoint, pose + np.array([jitter[0], jitter[1], 0.0]))
             view["theta"] += float(jitter[2])
-            rendered = self.render(self._damaged_mesh(source.mesh, rng), [view], image.shape[:2])[0]
+            rendered = self.render(self._damaged_mesh(self.source_mesh(source), rng), [view], image.shape[:2])[0]
             if self.blur > 0:
                 rendered = cv2.GaussianBlur(rendered, (0, 0), self.blur)
             out.append(rendered)

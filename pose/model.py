@@ -13,6 +13,7 @@ cls_acc, n}}} for "pose", "oneshot_retrieval" and, given a supervised run, "nemo
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Sequence
@@ -117,17 +118,31 @@ class RetrievalModel:
         return [{**r, "predicted": r["category"]} for r in self.estimate_pose(images, truth, K)]
 
 
-def load_retrieval(run, device: str | None = None) -> RetrievalModel:
+def load_retrieval(run, device: str | None = None, encoder: str = "baseline") -> RetrievalModel:
+    """The one-shot retrieval baseline of a run (encoder "baseline": the encoder its config chose, see
+    `pose.train.POSE_DEFAULTS`), or with encoder "pose" the same database described by the pose model's
+    network (runs whose baseline already used it store only that one)."""
+    if encoder not in ("baseline", "pose"):
+        raise ValueError(f"retrieval encoder must be 'baseline' or 'pose', got {encoder!r}")
     model = load(run, device)
     tensors, _ = _run(run).load_checkpoint()
-    return RetrievalModel(model.net, tensors["retrieval.features"].to(model.device),
-                          tensors["retrieval.angles"], model.config, model.categories)
+    net, features = model.net, tensors["retrieval.features"]
+    if encoder == "pose" and "retrieval_pose.features" in tensors:
+        features = tensors["retrieval_pose.features"]
+    elif encoder == "baseline" and any(k.startswith("retrieval.model.") for k in tensors):
+        net = copy.deepcopy(model.net)
+        load_network(net, {k[len("retrieval."):]: v for k, v in tensors.items() if k.startswith("retrieval.model.")})
+    return RetrievalModel(net, features.to(model.device), tensors["retrieval.angles"], model.config, model.categories)
 
 
 def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_size: int = 16,
              progress: bool = False) -> dict:
-    """nemo's evaluation of "pose", "oneshot_retrieval" and (given) "nemo_supervised" on `records`."""
+    """nemo's evaluation of "pose", "oneshot_retrieval", "retrieval_pose_network" (when the baseline has
+    its own encoder) and (given) "nemo_supervised" on `records`."""
     models = {"pose": load(run), "oneshot_retrieval": load_retrieval(run)}
+    tensors, _ = _run(run).load_checkpoint()
+    if "retrieval_pose.features" in tensors:
+        models["retrieval_pose_network"] = load_retrieval(run, encoder="pose")
     if supervised_run is not None:
         models["nemo_supervised"] = nemo.load(supervised_run)
     return nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)

@@ -63,6 +63,11 @@ POSE_DEFAULTS = {
     # NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none): off by default, as
     # measured on the PASCAL3D+ cars it lowered pose's accuracy (docs/pose.md)
     "refine": {"steps": 0},
+    # the one-shot retrieval baseline's encoder: "reference" trains one on the reference's own generated
+    # views only (what one annotated image gives; steps None: nemo.train.steps), "pose" uses the pose
+    # model's network. Its database is the reference's views either way; with "reference" the pose
+    # network's database is also evaluated, as "retrieval_pose_network".
+    "retrieval": {"encoder": "reference", "steps": None},
 }
 
 
@@ -80,6 +85,13 @@ def resolve_pose_config(config: Mapping | None) -> dict:
         if extra:
             raise ValueError(f"pose config: unknown key(s) {sorted(f'pose.{key}.{e}' for e in extra)}")
         block[key].update(value)
+    if block["retrieval"]["encoder"] not in ("reference", "pose"):
+        raise ValueError(f"pose config: 'pose.retrieval.encoder' must be 'reference' or 'pose', "
+                         f"got {block['retrieval']['encoder']!r}")
+    for key in ("refine", "retrieval"):
+        steps = block[key]["steps"]
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"pose config: 'pose.{key}.steps' must be an integer ≥ 0 or null, got {steps!r}")
     steps = block["refine"]["steps"]
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise ValueError(f"pose config: 'pose.refine.steps' must be an integer ≥ 0 or null, got {steps!r}")
@@ -179,8 +191,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     optim_cfg, steps = ncfg["optim"], int(ncfg["train"]["steps"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
                                   weight_decay=float(optim_cfg["weight_decay"]))
-    loss_cfg, batch_size = ncfg["loss"], int(ncfg["data"]["batch_size"])
-    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
+    batch_size = int(ncfg["data"]["batch_size"])
     state = {"step": 0, "epoch": 0, "offset": 0, "dropped": 0,
              "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
     active = list(range(len(records)))
@@ -249,22 +260,10 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
             lr = learning_rate(step, optim_cfg, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = _batch(dataset, idx)
             index = torch.tensor([set_of[j] for j in idx])
-            features = net(batch["image"])
-            gen = torch.Generator().manual_seed(int(ncfg["seed"]) * 7919 + step)
-            targets = vertex_targets(features, batch["cameras"], bank, index, net.stride,
-                                     loss_cfg["clutter_per_image"], gen)
-            loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
-                                          loss_cfg["clutter_regulariser"])
-            if not torch.isfinite(loss):
-                raise nemo.NemoError(f"training diverged at step {step}; lower nemo.optim.lr", run.path)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bank.update_vertices(index, targets.features.detach(), targets.visible, b["weighting"])
-            bank.push_clutter(targets.clutter[targets.clutter_valid].detach())
-            seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
+            loss, info, visible = contrastive_step(net, bank, optimizer, _batch(dataset, idx), index, ncfg, step,
+                                                   run.path)
+            seen.index_add_(0, index, visible.float()[:, : layout.num_vertices])
             step += 1
             done_here += 1
             state.update(step=step, offset=state["offset"] + 1)
@@ -294,7 +293,13 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     clutter = bank.clutter.clone()
     model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
     views, angles = calibration_views(sets, ref_record)
-    calib = one_shot(model, views, angles, category, layout)
+    own = reference_set(sets, ref_record)
+    known = None
+    if own is not None and int(merged.shifts[sets.index(own)]) >= 0:
+        # the reference is a source: its set's frame has the source at azimuth 0, so its merge shift and
+        # the annotation give the frame's rotation (a_canonical = a_set − shift·step − rotation)
+        known = -int(merged.shifts[sets.index(own)]) * layout.step - float(angles[0, 0])
+    calib = one_shot(model, views, angles, category, layout, known)
     canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
     offsets = {"azimuth": calib["azimuth_offset"], "elevation": calib["elevation_offset"]}
@@ -312,11 +317,21 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
             return run
         model = NemoModel(refined[0], refined[1], ncfg, [category])
         net, offsets = model.net, {"azimuth": 0.0, "elevation": 0.0}  # trained in the canonical frame
-    database = {"features": F.normalize(model.features(_crops(views, ncfg, category)["image"]).flatten(1), dim=-1),
-                "angles": angles}
+    crops = _crops(views, ncfg, category)["image"]
+    database = {"features": F.normalize(model.features(crops).flatten(1), dim=-1), "angles": angles}
     tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
     tensors.update(model.bank.state_dict())
-    tensors.update({f"retrieval.{k}": v.contiguous() for k, v in database.items()})
+    rcfg = pcfg["retrieval"]
+    if rcfg["encoder"] == "reference":
+        encoder = reference_encoder(own.records if own is not None else [ref_record], mesh, ncfg, category,
+                                    steps if rcfg["steps"] is None else int(rcfg["steps"]), run.path)
+        with torch.no_grad():
+            tensors["retrieval.features"] = F.normalize(encoder(crops).flatten(1), dim=-1).contiguous()
+        tensors.update({f"retrieval.model.{k}": v for k, v in encoder.state_dict().items()})
+        tensors["retrieval_pose.features"] = database["features"].contiguous()  # the same views and angles
+    else:
+        tensors["retrieval.features"] = database["features"].contiguous()
+    tensors["retrieval.angles"] = angles.contiguous()
     tensors.update(bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
     tensors["sets.seen"] = seen.contiguous()
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
@@ -334,6 +349,56 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     return run
 
 
+def contrastive_step(net, bank, optimizer, batch, index: torch.Tensor, ncfg: Mapping, step: int, where):
+    """One step of NeMo's contrastive training of `net` against bank rows `index` (a row per view), then
+    the bank's momentum and clutter updates: (loss, info, visible (B, V))."""
+    loss_cfg = ncfg["loss"]
+    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
+    features = net(batch["image"])
+    gen = torch.Generator().manual_seed(int(ncfg["seed"]) * 7919 + step)
+    targets = vertex_targets(features, batch["cameras"], bank, index, net.stride, loss_cfg["clutter_per_image"], gen)
+    loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
+                                  loss_cfg["clutter_regulariser"])
+    if not torch.isfinite(loss):
+        raise nemo.NemoError(f"training diverged at step {step}; lower nemo.optim.lr", where)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    bank.update_vertices(index, targets.features.detach(), targets.visible, ncfg["bank"]["weighting"])
+    bank.push_clutter(targets.clutter[targets.clutter_valid].detach())
+    return loss, info, targets.visible
+
+
+def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, where) -> nemo.FeatureNet:
+    """A fresh network trained as `train` trains its own (same architecture, loss, schedule and seed), on
+    the views one annotated image gives: the reference and its generated views, one neural cylinder in the
+    reference's camera frame. The one-shot retrieval baseline's encoder: what the one shot alone learns."""
+    torch.manual_seed(int(ncfg["seed"]))
+    dataset = object_dataset(records, ncfg, [category])
+    backbone = backbone_config_from_dict(ncfg["backbone"])
+    net = nemo.FeatureNet(backbone)
+    b = ncfg["bank"]
+    bank = nemo.MeshBank({"reference": mesh}, feature_dim=backbone.feature_dim, seed=ncfg["seed"],
+                         momentum=b["momentum"], clutter_size=b["clutter_size"])
+    optim_cfg, batch_size = ncfg["optim"], int(ncfg["data"]["batch_size"])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
+                                  weight_decay=float(optim_cfg["weight_decay"]))
+    net.train()
+    step, epoch = 0, 0
+    while step < steps:
+        dataset.set_epoch(epoch)
+        for order in epoch_batches(len(records), batch_size, ncfg["seed"], epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, optim_cfg, steps)
+            index = torch.zeros(len(order), dtype=torch.long)  # every view is of the one set
+            contrastive_step(net, bank, optimizer, _batch(dataset, list(order)), index, ncfg, step, where)
+            step += 1
+            if step >= steps:
+                break
+        epoch += 1
+    return net.eval()
+
+
 def _category_model(net, mesh, features, clutter, ncfg, category) -> NemoModel:
     bank = nemo.MeshBank({category: mesh}, {category: features}, clutter, momentum=ncfg["bank"]["momentum"])
     return NemoModel(net, bank, ncfg, [category])
@@ -348,19 +413,25 @@ def calibration_views(sets, ref_record) -> tuple[list, torch.Tensor]:
     """The annotated reference and, when it was a source, its generated views, with absolute angles (N, 3)
     (azimuth, elevation, theta): the annotation moved by each view's known relative pose."""
     vp = ref_record.objects[0].viewpoint
-    name = Path(ref_record.image_path).resolve()  # records folders store absolute or relative paths
     views = [ref_record]
     angles = [[vp["azimuth"], vp["elevation"], vp["theta"]]]
+    own = reference_set(sets, ref_record)
+    if own is None:
+        log.warning("the reference image is not among the generated sets' sources: one view fixes the pose")
+    for r in [] if own is None else own.records[1:]:
+        dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
+        views.append(r)
+        angles.append([(vp["azimuth"] + da) % (2 * math.pi), vp["elevation"] - dp, vp["theta"]])
+    return views, torch.tensor(angles, dtype=torch.float32)
+
+
+def reference_set(sets, ref_record):
+    """The generated set whose source is the reference image, or None."""
+    name = Path(ref_record.image_path).resolve()  # records folders store absolute or relative paths
     for s in sets:
         if s.records and Path(s.records[0].extra.get("source", "").split("#")[0]).resolve() == name:
-            for r in s.records[1:]:
-                dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
-                views.append(r)
-                angles.append([(vp["azimuth"] + da) % (2 * math.pi), vp["elevation"] - dp, vp["theta"]])
-            break
-    else:
-        log.warning("the reference image is not among the generated sets' sources: one view fixes the pose")
-    return views, torch.tensor(angles, dtype=torch.float32)
+            return s
+    return None
 
 
 @torch.no_grad()
@@ -390,16 +461,21 @@ def rotation_search(model: NemoModel, views, angles: torch.Tensor, category: str
     return torch.stack(scores)
 
 
-def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout) -> dict:
+def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout,
+             known_rotation: float | None = None) -> dict:
     """Fix the canonical pose from the annotated image (and its generated views, whose absolute poses
-    follow from the annotation). The frame's rotation: the whole shift of the cylinder's features that
-    best explains the views at their annotated cameras (`rotation_search`, exhaustive), refined by the
-    circular median of (fitted − annotated) azimuth of the merged model's fits when that lies within
-    1.5 steps of it (the fits are finer, but from a coarse start they can fail as a whole); the rest
-    below one step is an azimuth offset. The median elevation difference of the fits is the elevation
-    offset (the sets assumed a source elevation, so their elevations are off by a constant)."""
+    follow from the annotation). The frame's rotation, coarse: `known_rotation` when the reference image
+    was a source whose set was aligned (its set's frame and merge shift give it exactly, to a shift),
+    else the whole shift of the cylinder's features that best explains the views at their annotated
+    cameras (`rotation_search`, exhaustive; measured to flip the frame by 180° on a car run where the
+    bookkeeping was right). It is refined by the circular median of (fitted − annotated) azimuth of the
+    merged model's fits when that lies within 1.5 steps of it (the fits are finer, but from a coarse
+    start they can fail as a whole); the rest below one step is an azimuth offset. The median elevation
+    difference of the fits is the elevation offset (the sets assumed a source elevation, so their
+    elevations are off by a constant)."""
     scores = rotation_search(model, views, angles, category, layout)
     searched = int(scores.argmax())
+    coarse = searched * layout.step if known_rotation is None else float(known_rotation)
     batch = _crops(views, model.config, category)
     results = model.estimate_pose(batch["image"], [category] * len(views), K=batch["cameras"].K.float())
     fitted = torch.tensor([[r["viewpoint"]["azimuth"], r["viewpoint"]["elevation"]] for r in results])
@@ -407,12 +483,13 @@ def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layou
     # circular median: the difference that minimises the summed angular distance to all others
     spread = torch.atan2(torch.sin(d_az[:, None] - d_az[None]), torch.cos(d_az[:, None] - d_az[None])).abs().sum(1)
     fit_rotation = float(d_az[spread.argmin()])
-    agree = abs(math.remainder(fit_rotation - searched * layout.step, 2 * math.pi)) <= 1.5 * layout.step
-    rotation = fit_rotation if agree else math.remainder(searched * layout.step, 2 * math.pi)
+    agree = abs(math.remainder(fit_rotation - coarse, 2 * math.pi)) <= 1.5 * layout.step
+    rotation = fit_rotation if agree else math.remainder(coarse, 2 * math.pi)
     shift = shift_of_angle(rotation, layout)
     residual = math.remainder(rotation - shift * layout.step, 2 * math.pi)
     elevation = float((fitted[:, 1] - angles[:, 1]).median())
     return {"rotation": rotation, "shift": shift, "azimuth_offset": residual, "elevation_offset": elevation,
             "views": len(views), "step_deg": math.degrees(layout.step), "searched_shift": searched,
             "search_margin": round(float(scores.max() - scores.median()), 4), "fit_rotation": fit_rotation,
-            "fit_agrees": agree}
+            "fit_agrees": agree, "coarse_from": "search" if known_rotation is None else "reference_set",
+            "coarse_rotation": math.remainder(coarse, 2 * math.pi)}

@@ -19,6 +19,7 @@ from datagen.novel_view import (
     Zero123Synthesizer,
     build_tiny_zero123,
     make_synthesizer,
+    mirror_axis,
     relative_pose_from_elevation,
     target_viewpoint,
 )
@@ -117,7 +118,7 @@ def car_source():
 
 def test_render_synthesizer_moves_the_camera_not_the_object(car_source):
     """Δazimuth = φ of the camera equals the object turned by −φ about its up axis, seen from the source."""
-    synth = RenderSynthesizer(backend="raster")
+    synth = RenderSynthesizer(backend="raster", appearance="mesh")
     same = synth.synthesize(car_source, [[0.0, 0.0, 0.0]])[0]
     np.testing.assert_array_equal(same, car_source.image)
     phi = 0.9
@@ -134,10 +135,12 @@ def test_render_synthesizer_moves_the_camera_not_the_object(car_source):
 
 def test_degraded_synthesizer_faults_and_seeds(car_source):
     poses = [[0.1, 0.8, 0.0], [-0.1, 2.0, 0.2]]
-    exact = RenderSynthesizer(backend="raster").synthesize(car_source, poses)
-    clean = DegradedRenderSynthesizer(0.0, 0.0, 0.0, 0.0, backend="raster").synthesize(car_source, poses, seed=3)
-    for a, b in zip(exact, clean):
-        np.testing.assert_array_equal(a, b)  # no faults: the exact synthesizer
+    for appearance in ("mesh", "source"):  # no faults: the exact synthesizer
+        exact = RenderSynthesizer(backend="raster", appearance=appearance).synthesize(car_source, poses)
+        clean = DegradedRenderSynthesizer(0.0, 0.0, 0.0, 0.0, backend="raster", appearance=appearance).synthesize(
+            car_source, poses, seed=3)
+        for a, b in zip(exact, clean):
+            np.testing.assert_array_equal(a, b)
     synth = DegradedRenderSynthesizer(math.radians(10), 0.08, 0.04, 0.8, backend="raster")
     a = synth.synthesize(car_source, poses, seed=3)
     b = synth.synthesize(car_source, poses, seed=3)
@@ -154,3 +157,61 @@ def test_degraded_synthesizer_faults_and_seeds(car_source):
     assert silhouette_change(2) < silhouette_change(20)
     with pytest.raises(ValueError, match="pose_sigma"):
         DegradedRenderSynthesizer(pose_sigma=-1.0)
+
+
+@pytest.fixture(scope="module")
+def patterned_source():
+    """A left-right symmetric car whose colours vary smoothly over its surface (symmetric in x), drawn
+    unlit from azimuth 0.5: the source image of the appearance tests."""
+    mesh = make("car", seed=1)
+    v = mesh.vertices
+    colours = torch.stack([0.5 + 0.8 * v[:, 1], 0.5 + 1.5 * v[:, 2], (2.5 * v[:, 0].abs()).clamp(0, 1)], -1).clamp(0, 1)
+    vp = {"azimuth": 0.5, "elevation": 0.25, "theta": 0.0, "distance": 3.0, "focal": 1.0, "viewport": 150.0,
+          "px": 47.5, "py": 39.5}
+    synth = RenderSynthesizer(backend="raster")
+    cams = synth.cameras([vp], (80, 96))
+    coloured = geom3d.Mesh(v, mesh.faces, vertex_colors=colours)
+    rgb = geom3d.render_gl(coloured, cams, outputs=("rgb",), backend="raster", ambient=1.0, light_intensities=0.0,
+                           background=1.0).rgb[0]
+    image = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return SourceView(image, mesh, vp, name="patterned car")
+
+
+def test_mirror_axis_finds_the_symmetry_plane():
+    v = make("car", seed=1).vertices.numpy()
+    assert mirror_axis(v) == 0  # procedural cars are symmetric across x = 0 (the PASCAL3D+ frame)
+    assert mirror_axis(v[:, [1, 0, 2]]) == 1
+    lopsided = v[v[:, 0] > -0.1]  # a car cut off on one side
+    assert mirror_axis(lopsided) is None
+
+
+def test_source_appearance_gives_the_source_back_and_mirrors_hidden_sides(patterned_source):
+    """The source appearance is carried to new views: at the source viewpoint the render is the source;
+    from the mirrored viewpoint (azimuth −0.5, unseen side) it is the source mirrored left-right, taken
+    from the seen side through the symmetry plane; without the mirror that side is one mean colour."""
+    import datagen.novel_view as nv
+
+    src = patterned_source
+    synth = RenderSynthesizer(backend="raster")
+    same, mirrored = synth.synthesize(src, [[0.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    obj = (src.image < 250).any(-1)
+    err = np.abs(same.astype(int) - src.image).max(-1)[obj]
+    assert np.median(err) <= 3 and np.mean(err > 25) < 0.03
+    flipped = src.image[:, ::-1]  # px = (W − 1) / 2: the reflection maps pixel columns onto each other
+    both = obj[:, ::-1] | (mirrored < 250).any(-1)
+    err_mirror = np.abs(mirrored.astype(int) - flipped).max(-1)[both]
+    assert np.median(err_mirror) <= 6
+    mean_only = RenderSynthesizer(backend="raster")
+    original = nv.mirror_axis
+    try:
+        nv.mirror_axis = lambda *args, **kwargs: None
+        without = mean_only.synthesize(src, [[0.0, -1.0, 0.0]])[0]
+    finally:
+        nv.mirror_axis = original
+    err_without = np.abs(without.astype(int) - flipped).max(-1)[both]
+    assert np.median(err_without) > 2 * max(np.median(err_mirror), 3)
+    # the CAD's own material: the patterned source's colours do not appear
+    grey = RenderSynthesizer(backend="raster", appearance="mesh").synthesize(src, [[0.0, 0.0, 0.0]])[0]
+    assert np.median(np.abs(grey.astype(int) - src.image).max(-1)[obj]) > 20
+    with pytest.raises(ValueError, match="appearance"):
+        RenderSynthesizer(appearance="photo")

@@ -106,7 +106,9 @@ def test_merge_finds_the_true_relative_azimuths(world):
     # the one shot: the reference (source 0) at its annotated azimuth, a* = −shift_0·step − rotation
     one = report["one_shot"]
     assert abs(math.remainder(one["rotation"] + report["shifts"][0] * step + a[0], 2 * math.pi)) <= 2 * step, one
-    assert abs(one["searched_shift"] - one["shift"]) % 36 in (0, 1, 35)
+    # the coarse rotation is the reference set's bookkeeping (its merge shift and the annotation), exactly
+    assert one["coarse_from"] == "reference_set"
+    assert one["coarse_rotation"] == pytest.approx(math.remainder(-report["shifts"][0] * step - a[0], 2 * math.pi))
 
 
 def test_run_folder_load_and_evaluate(world, tmp_path):
@@ -121,10 +123,54 @@ def test_run_folder_load_and_evaluate(world, tmp_path):
     [result] = model.estimate_pose(image, ["car"])
     assert set(result["viewpoint"]) >= {"azimuth", "elevation", "theta", "distance"}
     metrics = pose.evaluate(run.path, world["test"], tmp_path / "eval")
-    assert set(metrics) == {"pose", "oneshot_retrieval"}
+    assert set(metrics) == {"pose", "oneshot_retrieval", "retrieval_pose_network"}
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written["pose"]["clean"]["n"] == 16
     assert written["pose"]["clean"]["acc_pi6"] == pytest.approx(metrics["pose"]["clean"]["acc_pi6"])
+
+
+def test_retrieval_baseline_encoder_learns_from_the_reference_views_only(world, tmp_path, monkeypatch):
+    """The one-shot retrieval baseline's encoder is trained on the reference's own generated set alone
+    (what one annotated image gives); its stored database is that encoder's features of those views;
+    with pose.retrieval.encoder "pose" the baseline reads the pose network instead."""
+    import sys
+
+    from pose.model import load_retrieval
+    from pose.train import _crops, calibration_views
+
+    pose_train = sys.modules["pose.train"]  # the module: `pose.train` is its function
+    root, seen = world["root"], []
+    original = pose_train.reference_encoder
+
+    def spy(records, *args, **kwargs):
+        seen.append([r.image_path for r in records])
+        return original(records, *args, **kwargs)
+
+    monkeypatch.setattr(pose_train, "reference_encoder", spy)
+    config = json.loads(json.dumps(CONFIG))
+    config["nemo"]["train"]["steps"] = 6
+    config["pose"] = {"retrieval": {"steps": 5}}
+    run = pose.train(root / "sets", root / "ref", tmp_path / "run", config)
+    reference_set = pose_train.reference_set(world["sets"], world["sources"][0])
+    assert seen == [[r.image_path for r in reference_set.records]]  # 13 views of one set, nothing else
+    baseline, ablation = load_retrieval(run), load_retrieval(run, encoder="pose")
+    assert baseline.net is not ablation.net
+    views, _ = calibration_views(world["sets"], world["sources"][0])
+    crops = _crops(views, baseline.config, "car")["image"]
+    with torch.no_grad():
+        again = torch.nn.functional.normalize(baseline.net(crops).flatten(1), dim=-1)
+        pose_net = torch.nn.functional.normalize(ablation.net(crops).flatten(1), dim=-1)
+    torch.testing.assert_close(again, baseline.database, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(pose_net, ablation.database, rtol=1e-4, atol=1e-5)
+    assert (baseline.database - ablation.database).abs().max() > 0.05  # two different encoders
+    config["pose"] = {"retrieval": {"encoder": "pose"}}
+    seen.clear()
+    run = pose.train(root / "sets", root / "ref", tmp_path / "run_pose", config)
+    assert seen == []
+    metrics = pose.evaluate(run.path, world["test"][:4], tmp_path / "eval")
+    assert set(metrics) == {"pose", "oneshot_retrieval"}
+    with pytest.raises(ValueError, match="retrieval.encoder"):
+        pose.train(root / "sets", root / "ref", tmp_path / "bad", {"pose": {"retrieval": {"encoder": "dino"}}})
 
 
 @pytest.mark.slow
@@ -169,7 +215,8 @@ def test_command_line_generate_train_eval(world, tmp_path):
     assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
                      str(tmp_path / "eval"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"pose", "oneshot_retrieval"} and metrics["pose"]["clean"]["n"] == 16
+    assert set(metrics) == {"pose", "oneshot_retrieval", "retrieval_pose_network"}
+    assert metrics["pose"]["clean"]["n"] == 16
     assert cli.main(["pose", "generate", "--images", str(tmp_path / "nowhere"), "--category", "car",
                      "--out", str(tmp_path / "x")]) == 2  # a one-line error, not a traceback
 
