@@ -5,8 +5,10 @@
     pose.evaluate("runs/pose", records, "eval/", supervised_run="runs/nemo")
 
 `load_retrieval(run)` is the one-shot retrieval baseline: the nearest neighbour (cosine over whole
-unit feature maps of the frozen network) among the reference image and its generated views, whose
-absolute poses are the annotation moved by their known relative poses. Evaluation is nemo's
+unit feature maps of a frozen network: by default one trained on the reference's views alone, see
+`pose.train.reference_encoder`) among the reference image and its generated views, whose absolute
+poses are the annotation moved by their known relative poses; `load_retrieval(run, encoder="pose")`
+reads the same database through the pose model's network (the ablation "retrieval_pose_network"). Evaluation is nemo's
 (`nemo.evaluate`): the same crops, metrics.json as {method: {split: {acc_pi6, acc_pi18, median_deg,
 cls_acc, n}}} for "pose", "oneshot_retrieval" and, given a supervised run, "nemo_supervised".
 """

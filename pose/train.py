@@ -19,7 +19,8 @@
    cuboid (run/refine/: the pseudo-labelled records and a nemo run folder).
 6. The one-shot retrieval baseline's database: the reference's own generated set (if it was among
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
-   by the final network's feature maps (the same network and budget as the pose model).
+   by a network trained on those views alone (`reference_encoder`, `pose.retrieval.encoder:
+   reference`) and, as an ablation, by the pose model's final network.
 The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
 module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
 last training checkpoint (network, per-set bank, seen counts, optimiser, the filter's kept views and
@@ -92,9 +93,6 @@ def resolve_pose_config(config: Mapping | None) -> dict:
         steps = block[key]["steps"]
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
             raise ValueError(f"pose config: 'pose.{key}.steps' must be an integer ≥ 0 or null, got {steps!r}")
-    steps = block["refine"]["steps"]
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"pose config: 'pose.refine.steps' must be an integer ≥ 0 or null, got {steps!r}")
     ncfg = nemo.resolve_config(dict(config.get("nemo") or {}))
     if ncfg["loss"]["negatives"] != "own_class":  # the bank's rows are sets of one category, not classes
         raise ValueError("pose config: 'nemo.loss.negatives' must be 'own_class' (every set shows the same category)")
@@ -294,11 +292,12 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
     views, angles = calibration_views(sets, ref_record)
     own = reference_set(sets, ref_record)
+    own_shift = -1 if own is None else int(merged.shifts[sets.index(own)])
     known = None
-    if own is not None and int(merged.shifts[sets.index(own)]) >= 0:
+    if own_shift >= 0:
         # the reference is a source: its set's frame has the source at azimuth 0, so its merge shift and
         # the annotation give the frame's rotation (a_canonical = a_set − shift·step − rotation)
-        known = -int(merged.shifts[sets.index(own)]) * layout.step - float(angles[0, 0])
+        known = -own_shift * layout.step - float(angles[0, 0])
     calib = one_shot(model, views, angles, category, layout, known)
     canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
