@@ -10,7 +10,7 @@ unit feature maps of a frozen network: by default one trained on the reference's
 poses are the annotation moved by their known relative poses; `load_retrieval(run, encoder="pose")`
 reads the same database through the pose model's network (the ablation "retrieval_pose_network"). Evaluation is nemo's
 (`nemo.evaluate`): the same crops, metrics.json as {method: {split: {acc_pi6, acc_pi18, median_deg,
-cls_acc, n}}} for "pose", "oneshot_retrieval" and, given a supervised run, "nemo_supervised".
+cls_acc, n}}} for "pose", "oneshot_retrieval", "retrieval_pose_network" and, given a supervised run, "nemo_supervised".
 """
 
 from __future__ import annotations
