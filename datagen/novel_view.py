@@ -460,6 +460,19 @@ def mirror_axis(vertices, tolerance: float = 0.02) -> int | None:
     return best if errors[best] < tolerance else None
 
 
+def _reflections(symmetry_axis: int | None) -> list[tuple[int, ...]]:
+    """The object-frame axes to negate, in order, to find a seen stand-in for an unseen face: the
+    symmetry plane's mirror first (exact for a symmetric object), then the other vertical planes' mirror
+    and the half turn about the up axis (z), which carry the texture of the seen side to the hidden one
+    as a generator paints it. A flat colour there marks the side away from the source in every set,
+    a cue that measured front/back flips of whole sets in the merge (docs/pose.md)."""
+    out = [] if symmetry_axis is None else [(symmetry_axis,)]
+    for flips in ((0,), (1,), (0, 1)):
+        if flips not in out:
+            out.append(flips)
+    return out
+
+
 def _grow_colours(image: np.ndarray, mask: np.ndarray, rings: int = 3) -> np.ndarray:
     """The image with the object's colours grown `rings` pixels into the background, so that texture
     filtering at the silhouette does not blend in the background."""
@@ -479,9 +492,10 @@ def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = 
 
     Every face gets its own UVs (its vertices are unshared): a face the source sees takes the image
     where it projects; an unseen face takes the image where its mirror image across the object's
-    symmetry plane (`mirror_axis`) projects, if the source sees that; any other face takes the mean
-    colour of the object's pixels (a strip appended below the image). A face counts as seen where three
-    of four points on it project onto pixels whose source depth is theirs."""
+    symmetry plane (`mirror_axis`) projects, if the source sees that, else where the first of its other
+    reflections (`_reflections`) lands on the object in the source; any other face takes the mean colour of the
+    object's pixels (a strip appended below the image). A face counts as seen where three of four points
+    on it project onto pixels whose source depth is theirs."""
     import geom3d
     torch = require("torch")
     h, w = image.shape[:2]
@@ -491,9 +505,10 @@ def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = 
     depth, covered = drawn.depth.reshape(h, w), drawn.mask.reshape(h, w)
     size = float((mesh.vertices.max(0).values - mesh.vertices.min(0).values).norm())
 
-    def shown(points_tri):  # (F, 3, 3) -> (F,): does the source show these triangles' surface?
+    def shown(points_tri, exact=True):  # (F, 3, 3) -> (F,): does the source show these triangles' surface?
         # four points per triangle (its centroid and the midpoints towards its corners) are visible where
-        # the source's depth at their pixel is theirs; a triangle is shown when three of them are
+        # the source's depth at their pixel is theirs (not exact: where the object covers their pixel);
+        # a triangle is shown when three of them are
         centre = points_tri.mean(1, keepdim=True)
         samples = torch.cat([centre, (2 * centre + points_tri) / 3], 1).reshape(-1, 3)
         px, z = camera.project(samples, return_depth=True)
@@ -501,19 +516,25 @@ def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = 
         inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h) & (z > 0)
         visible = torch.zeros(len(samples), dtype=torch.bool)
         at = px[inside]
-        visible[inside] = covered[at[:, 1], at[:, 0]] & ((depth[at[:, 1], at[:, 0]] - z[inside]).abs() < 0.02 * size)
+        on_object = covered[at[:, 1], at[:, 0]]
+        at_depth = (depth[at[:, 1], at[:, 0]] - z[inside]).abs() < 0.02 * size
+        visible[inside] = on_object & at_depth if exact else on_object
         return visible.reshape(-1, 4).sum(1) >= 3
 
     uv_face = camera.project(tri.reshape(-1, 3))[0].reshape(-1, 3, 2)  # (F, 3, 2) pixels
-    use_direct = shown(tri)
-    use_mirror = torch.zeros_like(use_direct)
+    painted = shown(tri)
     axis = mirror_axis(mesh.vertices.detach().cpu().numpy())
-    if axis is not None:
-        mirrored = tri.clone()
-        mirrored[..., axis] *= -1
-        use_mirror = ~use_direct & shown(mirrored)
-        mirror_pixels = camera.project(mirrored.reshape(-1, 3))[0].reshape(-1, 3, 2)
-        uv_face = torch.where(use_mirror[:, None, None], mirror_pixels, uv_face)
+    for flips in _reflections(axis):
+        if bool(painted.all()):
+            break
+        reflected = tri.clone()
+        reflected[..., list(flips)] *= -1
+        # the symmetry plane maps the surface onto itself, the other reflections only roughly: for them
+        # it is enough that the source shows the object where the reflection lands
+        use = ~painted & shown(reflected, exact=flips == (axis,))
+        pixels = camera.project(reflected.reshape(-1, 3))[0].reshape(-1, 3, 2)
+        uv_face = torch.where(use[:, None, None], pixels, uv_face)
+        painted |= use
     strip = 4
     mask = covered.cpu().numpy()
     object_pixels = image[mask]
@@ -521,7 +542,7 @@ def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = 
     fill = np.broadcast_to(mean.round().astype(np.uint8), (strip, w, 3))
     texture = np.concatenate([_grow_colours(image, mask), fill])
     fallback = torch.tensor([w / 2 - 0.5, h + strip / 2 - 0.5], dtype=uv_face.dtype)
-    uv_face = torch.where((use_direct | use_mirror)[:, None, None], uv_face, fallback)
+    uv_face = torch.where(painted[:, None, None], uv_face, fallback)
     # integer pixel centres -> GL texture coordinates (v up), in the texture with the strip
     th = h + strip
     uv = torch.stack([(uv_face[..., 0] + 0.5) / w, 1.0 - (uv_face[..., 1] + 0.5) / th], -1).reshape(-1, 2)

@@ -202,14 +202,29 @@ def test_source_appearance_gives_the_source_back_and_mirrors_hidden_sides(patter
     err_mirror = np.abs(mirrored.astype(int) - flipped).max(-1)[both]
     assert np.median(err_mirror) <= 6
     mean_only = RenderSynthesizer(backend="raster")
-    original = nv.mirror_axis
+    original = nv._reflections
     try:
-        nv.mirror_axis = lambda *args, **kwargs: None
+        nv._reflections = lambda *args, **kwargs: []
         without = mean_only.synthesize(src, [[0.0, -1.0, 0.0]])[0]
     finally:
-        nv.mirror_axis = original
+        nv._reflections = original
     err_without = np.abs(without.astype(int) - flipped).max(-1)[both]
     assert np.median(err_without) > 2 * max(np.median(err_mirror), 3)
+    # the side away from the source: its faces' mirrors across x = 0 are hidden too; the other
+    # reflections paint most of it, where the symmetry mirror alone leaves it one flat mean colour
+    def flat_share(reflections):
+        try:
+            nv._reflections = lambda axis: reflections
+            view = RenderSynthesizer(backend="raster").synthesize(src, [[0.0, math.pi, 0.0]])[0]
+        finally:
+            nv._reflections = original
+        pixels = view[(view < 250).any(-1)].astype(int)
+        mean = src.image[obj].mean(0).round()
+        return np.mean(np.abs(pixels - mean).max(-1) <= 2)
+    assert nv._reflections(0) == [(0,), (1,), (0, 1)] and nv._reflections(None) == [(0,), (1,), (0, 1)]
+    assert nv._reflections(1) == [(1,), (0,), (0, 1)]
+    mirror_only, all_reflections = flat_share([(0,)]), flat_share(nv._reflections(0))
+    assert mirror_only > 0.4 and all_reflections < mirror_only / 3, (mirror_only, all_reflections)
     # the CAD's own material: the patterned source's colours do not appear
     grey = RenderSynthesizer(backend="raster", appearance="mesh").synthesize(src, [[0.0, 0.0, 0.0]])[0]
     assert np.median(np.abs(grey.astype(int) - src.image).max(-1)[obj]) > 20
