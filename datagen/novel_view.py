@@ -426,8 +426,10 @@ class RenderSynthesizer(NovelViewSynthesizer):
         the source image (appearance "source", `source_textured_mesh`), cached per source."""
         if self.appearance == "mesh":
             return source.mesh
-        key = (id(source.mesh), id(source.image), source.name)
-        if self._textured_key != key:
+        # the key holds the mesh and image themselves: ids alone could be reused by later sources
+        key = (source.mesh, source.image, source.name)
+        cached = self._textured_key
+        if cached is None or cached[0] is not key[0] or cached[1] is not key[1] or cached[2] != key[2]:
             image = source.checked_image()
             self._textured = source_textured_mesh(source.mesh, image, self.cameras([source.viewpoint], image.shape[:2]),
                                                   backend=self.backend)
