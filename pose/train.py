@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 POSE_DEFAULTS = {
     "filter": {"enabled": True, "after": 0.5, "mad": 3.0},
-    "merge": {"min_margin": 0.02, "rounds": 2},
+    # flip_ratio: the front/back guard of `merge_sets` (0: off; measured within noise, docs/pose.md)
+    "merge": {"min_margin": 0.02, "rounds": 2, "flip_ratio": 0.0},
     # NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none): off by default, as
     # measured on the PASCAL3D+ cars it lowered pose's accuracy (docs/pose.md)
     "refine": {"steps": 0},
@@ -285,9 +286,10 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
         return run
     net.eval()
     feats = bank.features[:, : layout.num_vertices]
-    merged = merge_sets(feats, seen, layout, pcfg["merge"]["min_margin"], pcfg["merge"]["rounds"])
-    log.info("merge: %d sets aligned, %d rejected (reference %s)", merged.aligned, merged.rejected,
-             sets[merged.reference].id)
+    mcfg = pcfg["merge"]
+    merged = merge_sets(feats, seen, layout, mcfg["min_margin"], mcfg["rounds"], float(mcfg["flip_ratio"]))
+    log.info("merge: %d sets aligned, %d rejected (%d by the front/back guard; reference %s)", merged.aligned,
+             merged.rejected, len(merged.flipped), sets[merged.reference].id)
     clutter = bank.clutter.clone()
     model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
     views, angles = calibration_views(sets, ref_record)
@@ -335,6 +337,8 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     tensors["sets.seen"] = seen.contiguous()
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
+              "flip_margins": [None if math.isnan(m) else round(m, 4) for m in merged.flip_margins.tolist()],
+              "flip_rejected": [sets[k].id for k in merged.flipped],
               "filtered_views": state["dropped"], "one_shot": calib,
               "retrieval_views": int(database["angles"].shape[0]), "refine_steps": refine_steps,
               "pseudo_labelled_views": len(pseudo)}

@@ -74,13 +74,43 @@ def test_merge_recovers_unknown_rotations_and_rejects_a_featureless_set():
     merged_cos = (result.features * in_ref).sum(-1).mean()
     single_cos = (F.normalize(sets[ref], dim=-1) * in_ref).sum(-1).mean()
     assert merged_cos > single_cos + 0.05
+    # every set tells front from back here: positive flip margins, nothing for the guard to reject
+    assert bool((result.flip_margins[: len(true)] > 0.2).all()) and bool(result.flip_margins[-1].isnan())
+    assert merge_sets(torch.stack(sets), torch.stack(seen), layout, 0.1, flip_ratio=0.5).flipped == ()
+
+
+def test_front_back_guard_rejects_a_set_that_cannot_tell_front_from_back():
+    """A set whose features repeat after half a turn fits the others as well turned back to front: its
+    flip margin is about 0 (the others' about their whole score), and the guard rejects it."""
+    _, layout = neural_cylinder(0.5, 0.0, 1.0, segments=24, rows=3, rings=2)
+    gen = torch.Generator().manual_seed(1)
+    canonical = F.normalize(torch.randn(layout.num_vertices, 16, generator=gen), dim=-1)
+    true = [0, 7, 13, 20, 4]
+    sets = [shift_features(F.normalize(canonical + 0.4 * torch.randn(canonical.shape, generator=gen), dim=-1),
+                           layout, -k) for k in true]
+    symmetric = canonical + shift_features(canonical, layout, 12)  # f(φ) = f(φ + π)
+    symmetric = F.normalize(symmetric + 0.4 * torch.randn(canonical.shape, generator=gen), dim=-1)
+    sets.append(shift_features(symmetric, layout, -9))
+    seen = torch.ones(len(sets), layout.num_vertices)
+    plain = merge_sets(torch.stack(sets), seen, layout, min_margin=0.05)
+    assert plain.aligned == len(sets) and plain.flipped == ()
+    flips = plain.flip_margins
+    assert abs(float(flips[-1])) < 0.05 and bool((flips[:-1] > 0.25).all())
+    guarded = merge_sets(torch.stack(sets), seen, layout, min_margin=0.05, flip_ratio=0.5)
+    assert guarded.flipped == (len(sets) - 1,) and guarded.shifts[-1] == -1 and guarded.rejected == 1
+    assert guarded.shifts[:-1].tolist() == plain.shifts[:-1].tolist()
+    # the merged features are the mean of the other sets alone (all vertices seen: a plain mean)
+    others = [shift_features(sets[s], layout, int(guarded.shifts[s])) for s in range(len(true))]
+    expected = F.normalize(sum(others), dim=-1)
+    torch.testing.assert_close(guarded.features, expected, atol=1e-5, rtol=0)
 
 
 def test_config_keys_are_checked():
     from pose import resolve_pose_config
 
     cfg = resolve_pose_config({"nemo": {"train": {"steps": 7}}, "pose": {"merge": {"min_margin": 0.1}}})
-    assert cfg["nemo"]["train"]["steps"] == 7 and cfg["pose"]["merge"] == {"min_margin": 0.1, "rounds": 2}
+    assert cfg["nemo"]["train"]["steps"] == 7
+    assert cfg["pose"]["merge"] == {"min_margin": 0.1, "rounds": 2, "flip_ratio": 0.0}
     with pytest.raises(ValueError, match="pose.merge.margin"):
         resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
     with pytest.raises(ValueError, match="unknown top-level"):
