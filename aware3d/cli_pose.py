@@ -60,7 +60,11 @@ def add_parser(sub) -> None:
     tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
     tr.add_argument("--reference", required=True, help="records folder whose first record is the annotated image")
     tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--config", help="YAML config: {nemo: <nemo config keys>, pose: {filter, merge}}")
+    tr.add_argument("--config", help="YAML config: {nemo: <nemo config keys>, pose: {filter, merge, refine, "
+                    "retrieval}} (docs/pose.md)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one config key, e.g. --set nemo.seed=1 or --set pose.merge.flip_ratio=0.5 "
+                         "(repeatable)")
     tr.add_argument("--steps", type=int, help="override nemo.train.steps")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=run_train)
@@ -162,12 +166,15 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import pose
     from datagen.config import read_yaml
+    from nemo.config import merge, parse_override
 
     config = {}
     if args.config:
         config = read_yaml(Path(args.config).read_text()) or {}
         if not isinstance(config, dict):
             raise ValueError(f"{args.config}: the config must be a mapping")
+    for override in args.set:
+        config = merge(config, parse_override(override))
     if args.steps is not None:
         nemo_block = dict(config.get("nemo") or {})
         nemo_block["train"] = dict(nemo_block.get("train") or {}, steps=args.steps)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import data3d
 import nemo
@@ -211,7 +212,12 @@ def test_command_line_generate_train_eval(world, tmp_path):
     summary = json.loads((sets / "sets.json").read_text())
     assert len(summary["sets"]) == 4 and summary["synthesizer"]["pose_sigma_deg"] == pytest.approx(5.0)
     assert cli.main(["pose", "train", "--sets", str(sets), "--reference", str(root / "ref"), "--out",
-                     str(tmp_path / "run"), "--config", str(cfg), "--steps", "4", "--no-progress"]) == 0
+                     str(tmp_path / "run"), "--config", str(cfg), "--steps", "4", "--no-progress",
+                     "--set", "pose.merge.flip_ratio=0.25"]) == 0
+    resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert resolved["pose"]["merge"]["flip_ratio"] == 0.25 and resolved["nemo"]["train"]["steps"] == 4
+    report = json.loads((tmp_path / "run" / "canonicalisation.json").read_text())
+    assert len(report["flip_margins"]) == 4 and isinstance(report["flip_rejected"], list)
     assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
                      str(tmp_path / "eval"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
