@@ -121,8 +121,9 @@ def merge_sets(features: torch.Tensor, seen: torch.Tensor, layout: CylinderLayou
         target, target_seen = _mean_of_aligned(features, seen, layout, shifts)
     flips = flip_margins(features, seen, layout, shifts)
     flipped: tuple[int, ...] = ()
-    if flip_ratio > 0 and bool((~flips.isnan()).any()):
-        limit = flip_ratio * float(flips[~flips.isnan()].median())
+    computed = flips[~flips.isnan()]
+    if flip_ratio > 0 and len(computed) and float(computed.median()) > 0:  # else no set tells front from back
+        limit = flip_ratio * float(computed.median())
         # the reference set too: after the first round it only names the frame, the mean is the target
         flipped = tuple(s for s in range(S) if not bool(flips[s].isnan()) and float(flips[s]) < limit)
         if flipped:
