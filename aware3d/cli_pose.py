@@ -55,7 +55,8 @@ def add_parser(sub) -> None:
     tr = actions.add_parser("train", help="train from generated sets and one annotated image",
                             description="Writes the run folder (config.yaml, manifest.json, log.jsonl, "
                                         "checkpoints/, loss.png, canonicalisation.json: sets aligned/rejected, "
-                                        "the one-shot rotation). A killed run resumes from its last checkpoint "
+                                        "the one-shot rotation; report.html: the same per set, with its "
+                                        "source). A killed run resumes from its last checkpoint "
                                         "when started again with the same --out.")
     tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
     tr.add_argument("--reference", required=True, help="records folder whose first record is the annotated image")

@@ -7,7 +7,8 @@
 - `train`: the shared encoder trained contrastively across each set's views (one neural mesh per set,
   nemo's bank and loss), an artifact filter, `merge` (rotation search over the sets' features), the
   one-shot canonical pose from a single annotated image, and the retrieval baseline's database.
-- `report`: `write_sets_report(sets)`, the generated sets' report.html (`generate_sets` writes it).
+- `report`: `write_sets_report(sets)`, the generated sets' report.html (`generate_sets` writes it), and
+  `write_run_report(run, sets)`, the training run's (merge and one shot; `train` writes it).
 - `refine`: the aligned sets' views with pseudo poses in the canonical frame, training the network
   further on the category's cuboid with nemo's loop.
 - `model`: `load(run)` (a `nemo.NemoModel` with `estimate_pose(images)`), `load_retrieval(run)`,
@@ -18,11 +19,11 @@ See docs/pose.md.
 from .merge import MergeResult, merge_sets
 from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_features
 from .model import RetrievalModel, evaluate, load, load_retrieval
-from .report import write_sets_report
+from .report import write_run_report, write_sets_report
 from .sets import GeneratedSet, SetSource, default_relative_poses, generate_sets, load_sets, sources_from_records
 from .train import POSE_DEFAULTS, resolve_pose_config, train
 
 __all__ = ["CylinderLayout", "GeneratedSet", "MergeResult", "POSE_DEFAULTS", "RetrievalModel", "SetSource",
            "cylinder_params", "default_relative_poses", "evaluate", "generate_sets", "load", "load_retrieval",
            "load_sets", "merge_sets", "neural_cylinder", "resolve_pose_config", "shift_features",
-           "sources_from_records", "train", "write_sets_report"]
+           "sources_from_records", "train", "write_run_report", "write_sets_report"]

@@ -52,6 +52,7 @@ from nemo.train import learning_rate, load_network, load_optimizer_tensors, opti
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
 from .refine import pseudo_labelled, refine
+from .report import write_run_report
 from .sets import load_sets, read_summary
 
 __all__ = ["train", "POSE_DEFAULTS", "resolve_pose_config"]
@@ -347,6 +348,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
                                         "offsets": offsets, "sets": [s.id for s in sets]}, keep=1)
     run.write_json("canonicalisation.json", report)
     write_curves(run)
+    write_run_report(run.path, sets_folder)
     run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
                                                                              "filtered_views")})
     return run

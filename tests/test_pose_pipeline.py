@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,11 @@ def test_command_line_generate_train_eval(world, tmp_path):
     assert resolved["pose"]["merge"]["flip_ratio"] == 0.25 and resolved["nemo"]["train"]["steps"] == 4
     report = json.loads((tmp_path / "run" / "canonicalisation.json").read_text())
     assert len(report["flip_margins"]) == 4 and isinstance(report["flip_rejected"], list)
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert all(f"<td>{s['id']}</td>" in page for s in summary["sets"]) and page.count("<tr><td>set_") == 4
+    assert f"{report['aligned']} sets aligned" in page and "loss.png" in page
+    for source in {s["source"].split("#")[0] for s in summary["sets"]}:  # thumbnails resolve from the run
+        assert os.path.relpath(source, tmp_path / "run") in page
     assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
                      str(tmp_path / "eval"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
