@@ -494,10 +494,10 @@ def source_textured_mesh(mesh, image: np.ndarray, camera, backend: str | None = 
 
     Every face gets its own UVs (its vertices are unshared): a face the source sees takes the image
     where it projects; an unseen face takes the image where its mirror image across the object's
-    symmetry plane (`mirror_axis`) projects, if the source sees that, else where the first of its other
-    reflections (`_reflections`) lands on the object in the source; any other face takes the mean colour of the
-    object's pixels (a strip appended below the image). A face counts as seen where three of four points
-    on it project onto pixels whose source depth is theirs."""
+    symmetry plane (`mirror_axis`) projects, if the source sees that, else where the first of its
+    other reflections (`_reflections`) lands on the object in the source; any other face takes the
+    mean colour of the object's pixels (a strip appended below the image). A face counts as seen where
+    three of four points on it project onto pixels whose source depth is theirs."""
     import geom3d
     torch = require("torch")
     h, w = image.shape[:2]
