@@ -146,10 +146,10 @@ def run_generate(args: argparse.Namespace) -> int:
     options = {}
     if args.synthesizer == "zero123":
         options = {"steps": args.steps}
-    elif args.synthesizer == "degraded":
-        options = {"pose_sigma": math.radians(args.sigma_deg), "appearance": args.appearance}
-    else:
+    else:  # the render synthesizers
         options = {"appearance": args.appearance}
+        if args.synthesizer == "degraded":
+            options["pose_sigma"] = math.radians(args.sigma_deg)
     synth = make_synthesizer(args.synthesizer, model=args.model, device=args.device, **options)
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     cylinder = pose.cylinder_params(list(meshes.values()), segments=args.segments)

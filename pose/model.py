@@ -60,6 +60,11 @@ class CanonicalModel(NemoModel):
 
 def load(run, device: str | None = None) -> CanonicalModel:
     """The canonical category model of a pose run: a `nemo.NemoModel` (`estimate_pose(images)` as nemo's)."""
+    return _load(run, device)[0]
+
+
+def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
+    """(the canonical model, the final checkpoint's tensors): one read of the checkpoint."""
     run = _run(run)
     ncfg = _nemo_config(run)
     tensors, meta = run.load_checkpoint()
@@ -71,8 +76,9 @@ def load(run, device: str | None = None) -> CanonicalModel:
     net.to(device or ncfg["device"])
     bank.to(device or ncfg["device"])
     offsets = meta.get("offsets") or {}
-    return CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
-                          elevation_offset=offsets.get("elevation", 0.0))
+    model = CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
+                           elevation_offset=offsets.get("elevation", 0.0))
+    return model, tensors
 
 
 class RetrievalModel:
@@ -126,8 +132,10 @@ def load_retrieval(run, device: str | None = None, encoder: str = "baseline") ->
     network (runs whose baseline already used it store only that one)."""
     if encoder not in ("baseline", "pose"):
         raise ValueError(f"retrieval encoder must be 'baseline' or 'pose', got {encoder!r}")
-    model = load(run, device)
-    tensors, _ = _run(run).load_checkpoint()
+    return _retrieval(*_load(run, device), encoder)
+
+
+def _retrieval(model: CanonicalModel, tensors: dict, encoder: str) -> RetrievalModel:
     net, features = model.net, tensors["retrieval.features"]
     if encoder == "pose" and "retrieval_pose.features" in tensors:
         features = tensors["retrieval_pose.features"]
@@ -141,10 +149,10 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
              progress: bool = False) -> dict:
     """nemo's evaluation of "pose", "oneshot_retrieval", "retrieval_pose_network" (when the baseline has
     its own encoder) and (given) "nemo_supervised" on `records`."""
-    models = {"pose": load(run), "oneshot_retrieval": load_retrieval(run)}
-    tensors, _ = _run(run).load_checkpoint()
+    model, tensors = _load(run, None)
+    models = {"pose": model, "oneshot_retrieval": _retrieval(model, tensors, "baseline")}
     if "retrieval_pose.features" in tensors:
-        models["retrieval_pose_network"] = load_retrieval(run, encoder="pose")
+        models["retrieval_pose_network"] = _retrieval(model, tensors, "pose")
     if supervised_run is not None:
         models["nemo_supervised"] = nemo.load(supervised_run)
     return nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)

@@ -183,15 +183,9 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
     is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
     dataset = object_dataset(records, ncfg, [category])
-    backbone = backbone_config_from_dict(ncfg["backbone"])
-    net = nemo.FeatureNet(backbone)
-    b = ncfg["bank"]
-    bank = nemo.MeshBank({s.id: mesh for s in sets}, feature_dim=backbone.feature_dim, seed=ncfg["seed"],
-                         momentum=b["momentum"], clutter_size=b["clutter_size"])
     optim_cfg, steps = ncfg["optim"], int(ncfg["train"]["steps"])
-    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
-                                  weight_decay=float(optim_cfg["weight_decay"]))
-    batch_size = int(ncfg["data"]["batch_size"])
+    net, bank, optimizer = _fresh_training(ncfg, {s.id: mesh for s in sets}, steps)
+    b, batch_size = ncfg["bank"], int(ncfg["data"]["batch_size"])
     state = {"step": 0, "epoch": 0, "offset": 0, "dropped": 0,
              "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
     active = list(range(len(records)))
@@ -354,6 +348,18 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     return run
 
 
+def _fresh_training(ncfg: Mapping, meshes: Mapping, steps: int):
+    """(network, bank with one row per mesh, optimiser) of a new contrastive training of `steps` steps."""
+    backbone = backbone_config_from_dict(ncfg["backbone"])
+    net = nemo.FeatureNet(backbone)
+    b = ncfg["bank"]
+    bank = nemo.MeshBank(dict(meshes), feature_dim=backbone.feature_dim, seed=ncfg["seed"], momentum=b["momentum"],
+                         clutter_size=b["clutter_size"])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, ncfg["optim"], steps),
+                                  weight_decay=float(ncfg["optim"]["weight_decay"]))
+    return net, bank, optimizer
+
+
 def contrastive_step(net, bank, optimizer, batch, index: torch.Tensor, ncfg: Mapping, step: int, where):
     """One step of NeMo's contrastive training of `net` against bank rows `index` (a row per view), then
     the bank's momentum and clutter updates: (loss, info, visible (B, V))."""
@@ -380,14 +386,8 @@ def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, w
     reference's camera frame. The one-shot retrieval baseline's encoder: what the one shot alone learns."""
     torch.manual_seed(int(ncfg["seed"]))
     dataset = object_dataset(records, ncfg, [category])
-    backbone = backbone_config_from_dict(ncfg["backbone"])
-    net = nemo.FeatureNet(backbone)
-    b = ncfg["bank"]
-    bank = nemo.MeshBank({"reference": mesh}, feature_dim=backbone.feature_dim, seed=ncfg["seed"],
-                         momentum=b["momentum"], clutter_size=b["clutter_size"])
+    net, bank, optimizer = _fresh_training(ncfg, {"reference": mesh}, steps)
     optim_cfg, batch_size = ncfg["optim"], int(ncfg["data"]["batch_size"])
-    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
-                                  weight_decay=float(optim_cfg["weight_decay"]))
     net.train()
     step, epoch = 0, 0
     while step < steps:
