@@ -95,6 +95,19 @@ def _path_or_none(key, v):
     return str(v)
 
 
+def _paths_or_none(key, v):
+    """A folder, a list of folders, or null."""
+    if isinstance(v, (list, tuple)):
+        if not v:
+            raise ConfigError(key, "must be a path, a non-empty list of paths, or null, got []")
+        return [_path_or_none(f"{key}[{i}]", x) or _empty_path(f"{key}[{i}]") for i, x in enumerate(v)]
+    return _path_or_none(key, v)
+
+
+def _empty_path(key):
+    raise ConfigError(key, "must be a path, got null")
+
+
 def _str(key, v):
     if not isinstance(v, str) or not v:
         raise ConfigError(key, f"must be a non-empty string, got {v!r}")
@@ -256,7 +269,7 @@ _CHECKS: dict[str, Callable] = {
     "edges.normal_threshold": _num(lo=0, lo_open=True, hi=180),
     "randomization.appearance": _weights(("original", "solid", "noise", "stripes")),
     "randomization.background": _weights(("noise", "gradient", "solid", "image", "transparent")),
-    "randomization.background_images": _path_or_none,
+    "randomization.background_images": _paths_or_none,
     "randomization.ambient": _range(lo=0, hi=2),
     "randomization.lights": _range(lo=0, hi=8, integer=True),
     "randomization.light_intensity": _range(lo=0, hi=4),

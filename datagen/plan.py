@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import zlib
 from dataclasses import dataclass, field
 
@@ -120,7 +119,7 @@ def make_plan(config: DatagenConfig) -> Plan:
         from .randomize import list_images
 
         try:
-            list_images(os.path.abspath(r["background_images"]))
+            list_images(r["background_images"])
         except FileNotFoundError as exc:
             raise ConfigError("randomization.background_images", str(exc), config.source) from None
     for category in by_category:  # build every sampler now: records to match must load before any sample runs

@@ -192,23 +192,37 @@ def _palette_map(s: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return cv2.LUT(cv2.merge([idx, idx, idx]), table)
 
 
+def image_folders(value: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, ...]:
+    """`randomization.background_images` (one folder or a list of folders) as absolute paths."""
+    items = [value] if isinstance(value, (str, os.PathLike)) else list(value)
+    return tuple(os.path.abspath(str(v)) for v in items)
+
+
+def list_images(folders: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, ...]:
+    """Image files under `folders` (one folder or several; recursive), sorted per folder in the order
+    given, so a draw by index is reproducible."""
+    return _list_images(image_folders(folders))
+
+
 @lru_cache(maxsize=8)
-def list_images(folder: str) -> tuple[str, ...]:
-    """Image files under `folder` (recursive), sorted, so a draw by index is reproducible."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{folder}: holds no images ({', '.join(IMAGE_SUFFIXES)})")
+def _list_images(folders: tuple[str, ...]) -> tuple[str, ...]:
+    files: list[str] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        found = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not found:
+            raise FileNotFoundError(f"{folder}: holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        files.extend(found)
     return tuple(files)
 
 
-def _image_background(rng: np.random.Generator, size: tuple[int, int], folder: str,
+def _image_background(rng: np.random.Generator, size: tuple[int, int], folder,
                       unreadable: list[str] | None = None) -> np.ndarray:
     """A crop of the drawn image; an unreadable file is passed over for the next one in sorted
     order (so the choice stays a function of the draw) and its path appended to `unreadable`."""
-    files = list_images(os.path.abspath(folder))
+    files = list_images(folder)
     start = int(rng.integers(len(files)))
     for k in range(len(files)):
         path = files[(start + k) % len(files)]

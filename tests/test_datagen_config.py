@@ -49,6 +49,8 @@ def test_defaults_load_and_every_key_is_commented():
     ({"randomization": {"appearance": {"original": 0, "solid": 0, "noise": 0, "stripes": 0}}},
      "randomization.appearance"),
     ({"randomization": {"background": {"image": 1.0}}}, "randomization.background_images"),
+    ({"randomization": {"background_images": []}}, "randomization.background_images"),
+    ({"randomization": {"background_images": ["a", 3]}}, "randomization.background_images[1]"),
     ({"render": {"save": ["mask", "albedo"]}}, "render.save[1]"),
     ({"edges": {"canny_low": 300}}, "edges.canny_low"),
     ({"writer": {"format": "parquet"}}, "writer.format"),
@@ -135,3 +137,24 @@ def test_per_category_sampler_blocks_are_checked_like_the_main_one():
         load_config({"sampler": {"per_category": {"car": {"distance": 0.2}}}})
     with pytest.raises(ConfigError, match=r"sampler\.per_category\.car\.distance_range"):
         load_config({"sampler": {"per_category": {"car": {"distance_range": [0.5, 1.0]}}}})
+
+
+def test_background_images_may_be_several_folders(tmp_path):
+    """A list of folders: their images in the order given, each folder sorted; a folder without
+    images is an error naming it."""
+    import numpy as np
+    from PIL import Image
+
+    from datagen.randomize import list_images
+
+    for folder, names in (("b", ["2.png", "1.jpg"]), ("a", ["3.png"])):
+        (tmp_path / folder).mkdir()
+        for n in names:
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / folder / n)
+    cfg = load_config({"randomization": {"background_images": [str(tmp_path / "b"), str(tmp_path / "a")]}})
+    files = list_images(cfg["randomization"]["background_images"])
+    assert [f.split("/")[-2] + "/" + f.split("/")[-1] for f in files] == ["b/1.jpg", "b/2.png", "a/3.png"]
+    assert list_images(str(tmp_path / "a")) == (str(tmp_path / "a" / "3.png"),)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: holds no images"):
+        list_images([str(tmp_path / "a"), str(tmp_path / "empty")])
