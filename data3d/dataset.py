@@ -40,8 +40,10 @@ from .transforms import (
     ObjectView,
     canonical_scale,
     color_jitter,
+    degrade,
     fit_scale,
     flip_object,
+    jitter_box,
     warp_object,
 )
 
@@ -75,6 +77,11 @@ class ObjectDataset(torch.utils.data.Dataset):
     center: crop centre, "principal" (object origin) or "bbox".
     flip_prob: probability of a horizontal flip (viewpoint mirrored). color_jitter: None or a dict
         with brightness / contrast / saturation / hue (see `transforms.color_jitter`).
+    box_jitter: None or {"shift", "scale"}: crop (centre and "fit" scale) from a randomly moved and
+        resized box instead of the annotated one (`transforms.jitter_box`), as a detector's box would;
+        the labels stay exact, only the window moves.
+    degrade: None or `transforms.degrade` keywords plus "prob" (the chance an item is degraded):
+        lower resolution, blur, JPEG and noise, as small objects in photographs look.
     categories: the label order (default: sorted categories of the records); `item["category"]`
         indexes it. extras: opt-in item keys, any of `EXTRA_KEYS` (see the module docstring).
     """
@@ -84,7 +91,7 @@ class ObjectDataset(torch.utils.data.Dataset):
                  canonical_crop=NEMO_CROP_SIZE, fit_fraction: float = 0.8,
                  center: str = "principal", flip_prob: float = 0.0, color_jitter: Mapping | None = None,
                  categories: Sequence[str] | None = None, seed: int = 0, image_loader=load_image,
-                 extras: Sequence[str] = ()):
+                 extras: Sequence[str] = (), box_jitter: Mapping | None = None, degrade: Mapping | None = None):
         self.crop_size = _crop_size(crop_size)
         self.canonical_crop = _crop_size(canonical_crop)
         extras = (extras,) if isinstance(extras, str) else tuple(extras)
@@ -108,6 +115,8 @@ class ObjectDataset(torch.utils.data.Dataset):
         unknown = set(jitter) - {"brightness", "contrast", "saturation", "hue"}
         if unknown:
             raise ValueError(f"color_jitter: unknown keys {sorted(unknown)}")
+        self.box_jitter = _box_jitter_options(box_jitter)
+        self.degrade = _degrade_options(degrade)
         self.records = list(records)
         self.index = [(i, j) for i, r in enumerate(self.records) for j in range(len(r.objects))]
         self.categories = list(categories) if categories is not None else sorted(
@@ -129,8 +138,10 @@ class ObjectDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _generator(self, index: int) -> torch.Generator:
-        key = hashlib.blake2b(f"{self.seed}/{self.epoch}/{index}".encode(), digest_size=8).digest()
+    def _generator(self, index: int, stream: str = "") -> torch.Generator:
+        """The item's random stream; other `stream` names give independent streams (new options draw
+        from their own, so adding one never changes what the others draw)."""
+        key = hashlib.blake2b(f"{self.seed}/{self.epoch}/{index}{stream}".encode(), digest_size=8).digest()
         return torch.Generator().manual_seed(int.from_bytes(key, "little") & ((1 << 63) - 1))
 
     def view(self, index: int, image: torch.Tensor | None = None) -> ObjectView:
@@ -147,13 +158,16 @@ class ObjectDataset(torch.utils.data.Dataset):
                           maps=self._maps(record, obj))
         gen = self._generator(index)
         if self.crop_size is not None:
+            box = obj.bbox
+            if self.box_jitter is not None:
+                box = jitter_box(obj.bbox, self._generator(index, "/box"), **self.box_jitter)
             scale = 1.0
             if self.rescale == "canonical":
                 scale = canonical_scale(obj.viewpoint, self.canonical_distance, self.canonical_focal,
                                         self.crop_size, self.canonical_crop)
             elif self.rescale == "fit":
-                scale = fit_scale(obj.bbox, self.crop_size, self.fit_fraction)
-            view = warp_object(view, self.crop_size, scale, self.center)
+                scale = fit_scale(box, self.crop_size, self.fit_fraction)
+            view = warp_object(view, self.crop_size, scale, self.center, crop_box=box)
         if self.flip_prob > 0 and float(torch.rand((), generator=gen)) < self.flip_prob:
             view = flip_object(view)
         return view
@@ -191,6 +205,12 @@ class ObjectDataset(torch.utils.data.Dataset):
             gen = self._generator(index)
             torch.rand((), generator=gen)  # the flip's draw, so jitter never depends on flip_prob
             image = color_jitter(image, gen, **self.jitter)
+        if self.degrade is not None:
+            gen = self._generator(index, "/degrade")
+            options = dict(self.degrade)
+            if float(torch.rand((), generator=gen)) < options.pop("prob"):
+                b = view.bbox
+                image = degrade(image, gen, max(b[2] - b[0] + 1.0, b[3] - b[1] + 1.0), **options)
         vp = view.viewpoint
         extras = {k: m[0] for k, m in view.maps.items()}
         if "visible_fraction" in self.extras:
@@ -210,6 +230,44 @@ class ObjectDataset(torch.utils.data.Dataset):
             "object_index": oi,
             **extras,
         }
+
+
+def _box_jitter_options(options: Mapping | None) -> dict | None:
+    if options is None:
+        return None
+    out = {"shift": 0.1, "scale": 0.1, **dict(options)}
+    if set(out) != {"shift", "scale"}:
+        raise ValueError(f"box_jitter: unknown keys {sorted(set(out) - {'shift', 'scale'})}")
+    for k, v in out.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
+            raise ValueError(f"box_jitter.{k} must be a number in [0, 1), got {v!r}")
+    return out
+
+
+def _degrade_options(options: Mapping | None) -> dict | None:
+    if options is None:
+        return None
+    out = {"prob": 0.5, "object_px": [20.0, 80.0], "blur": 0.0, "jpeg": None, "noise": 0.0, **dict(options)}
+    unknown = set(out) - {"prob", "object_px", "blur", "jpeg", "noise"}
+    if unknown:
+        raise ValueError(f"degrade: unknown keys {sorted(unknown)}")
+
+    def number(key, v, lo, hi):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"degrade.{key} must be a number in [{lo}, {hi}], got {v!r}")
+
+    number("prob", out["prob"], 0, 1)
+    number("blur", out["blur"], 0, 10)
+    number("noise", out["noise"], 0, 1)
+    for key, lo, hi in (("object_px", 1, 10000), ("jpeg", 1, 100)):
+        v = out[key]
+        if v is None and key == "jpeg":
+            continue
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise ValueError(f"degrade.{key} must be [low, high], got {v!r}")
+        number(key, v[0], lo, hi)
+        number(key, v[1], v[0], hi)
+    return out
 
 
 def collate_objects(batch: Sequence[dict]) -> dict:

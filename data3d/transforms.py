@@ -22,7 +22,7 @@ from geom3d import resize_coordinate
 from .record import Viewpoint
 
 __all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale",
-           "NEMO_CROP_SIZE"]
+           "jitter_box", "degrade", "NEMO_CROP_SIZE"]
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,12 @@ def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float, m
     return out[0].to(image.dtype) if mode == "nearest" else out[0]
 
 
-def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "principal") -> ObjectView:
+def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "principal",
+                crop_box=None) -> ObjectView:
     """Crop an `out_size` (H, W) window centred on the object, rescaled by `scale`.
 
-    center: "principal" (the projection of the object origin, NeMo's choice) or "bbox" (its centre).
+    center: "principal" (the projection of the object origin, NeMo's choice) or "bbox" (the centre of
+    `crop_box`, by default the object's bbox; a detector's or a jittered box crops as it would).
     With scale 1 the window is shifted by whole pixels, so pixels are copied, not resampled.
     """
     oh, ow = (int(v) for v in out_size)
@@ -112,7 +114,8 @@ def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "p
     if center == "principal":
         cx, cy = vp.px, vp.py
     elif center == "bbox":
-        cx, cy = (view.bbox[0] + view.bbox[2]) / 2.0, (view.bbox[1] + view.bbox[3]) / 2.0
+        cb = view.bbox if crop_box is None else crop_box
+        cx, cy = (cb[0] + cb[2]) / 2.0, (cb[1] + cb[3]) / 2.0
     else:
         raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
     x0 = resize_coordinate(cx, scale) - (ow - 1) / 2.0
@@ -177,3 +180,57 @@ def color_jitter(image: torch.Tensor, generator: torch.Generator, brightness: fl
     if hue > 0:
         x = kornia.enhance.adjust_hue(x, draw(-hue, hue) * math.pi)
     return x[0].clamp(0.0, 1.0)
+
+
+def jitter_box(bbox, generator: torch.Generator, shift: float = 0.1, scale: float = 0.1) -> tuple[float, ...]:
+    """A box as a detector might give it: the centre moved by up to ±`shift` of the box's width and
+    height, each side scaled by a factor in [1 − scale, 1 + scale] (uniform draws)."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    w, h = x1 - x0, y1 - y0
+    d = (torch.rand(4, generator=generator, dtype=torch.float64) * 2 - 1).tolist()
+    cx, cy = (x0 + x1) / 2 + d[0] * shift * w, (y0 + y1) / 2 + d[1] * shift * h
+    w, h = w * (1 + d[2] * scale), h * (1 + d[3] * scale)
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def degrade(image: torch.Tensor, generator: torch.Generator, object_size: float, *, object_px=(20.0, 80.0),
+            blur: float = 0.0, jpeg=None, noise: float = 0.0) -> torch.Tensor:
+    """A (3, H, W) image in [0, 1] made to look like a small, compressed photograph of the object.
+
+    - resolution: the object (`object_size`, its larger side in pixels here) is shown as if it had been
+      photographed at s pixels, s log-uniform in `object_px`: the image is shrunk by s / object_size
+      (area averaging) and enlarged back (bilinear), as a crop of a distant car is upsampled. No-op
+      when s ≥ object_size.
+    - blur: a Gaussian blur of sigma uniform in [0, blur] pixels;
+    - jpeg: (lo, hi) JPEG quality drawn uniformly (encoded and decoded), or None;
+    - noise: Gaussian pixel noise of sd uniform in [0, noise].
+    Every draw comes from `generator`, in that order, so the result is a function of its state.
+    OpenCV does the work on one uint8 copy of the image (about 1 ms at 128²).
+    """
+    import cv2
+    import numpy as np
+
+    def uniform(lo, hi):
+        return float(lo + (hi - lo) * torch.rand((), generator=generator, dtype=torch.float64))
+
+    c, h, w = image.shape
+    arr = np.ascontiguousarray((image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
+    lo, hi = (float(v) for v in object_px)
+    target = math.exp(uniform(math.log(lo), math.log(hi)))
+    if target < object_size:
+        f = target / object_size
+        small = cv2.resize(arr, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        arr = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    sigma = uniform(0.0, blur) if blur > 0 else 0.0
+    if sigma > 0.05:
+        arr = cv2.GaussianBlur(arr, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    if jpeg is not None:
+        quality = int(round(uniform(float(jpeg[0]), float(jpeg[1]))))
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:  # OpenCV's JPEG is BGR
+            arr = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    x = torch.from_numpy(arr).permute(2, 0, 1).to(torch.float32) / 255.0
+    if noise > 0:
+        sd = uniform(0.0, noise)
+        x = x + sd * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x.clamp(0.0, 1.0).to(image.dtype)

@@ -144,3 +144,72 @@ def test_image_size_mismatch_names_the_image(silhouettes, tmp_path):
     ds = data3d.ObjectDataset([dataclasses.replace(records[0], image_path=small)], crop_size=(32, 32))
     with pytest.raises(AnnotationError, match="small.png"):
         _ = ds[0]
+
+
+def test_box_jitter_moves_the_window_not_the_labels(silhouettes):
+    """Crops from jittered boxes: the CAD projected by the returned camera still fills the returned
+    bbox and the silhouette in the returned image, while the window moved."""
+    records, cad = silhouettes
+    kw = dict(crop_size=(200, 224), rescale="fit", center="bbox", fit_fraction=0.6)
+    plain = data3d.ObjectDataset(records, **kw)
+    jittered = data3d.ObjectDataset(records, box_jitter={"shift": 0.1, "scale": 0.1}, **kw)
+    moved = 0
+    for i in range(len(jittered)):
+        item = jittered[i]
+        obj = records[item["record_index"]].objects[item["object_index"]]
+        cams = item["cameras"].to(dtype=torch.float64)
+        proj = np.clip(box_of(cams.project(torch.tensor(cad_vertices(cad, obj, False))).numpy()), 0, [223, 199, 223, 199])
+        box = item["bbox"].numpy()
+        assert iou(proj, box) >= 0.95 and iou(bright_box(item["image"]), box) >= 0.95
+        a, b = plain[i]["bbox"].numpy(), box
+        moved += not np.allclose(a, b, atol=0.5)
+        # the box was at most 10% off in centre and side: the object's side in the crop stays within
+        # fit_fraction · crop / (1 ± 0.1) (the larger side of the crop-limited window)
+        side = max(b[2] - b[0], b[3] - b[1]) + 1
+        assert side <= 0.6 * 224 / 0.9 + 2
+    assert moved == len(jittered)
+    with pytest.raises(ValueError, match="box_jitter"):
+        data3d.ObjectDataset(records, box_jitter={"shift": 1.5}, **kw)
+
+
+def test_jitter_box_bounds():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        x0, y0, x1, y1 = data3d.transforms.jitter_box((10.0, 20.0, 110.0, 70.0), gen, shift=0.1, scale=0.2)
+        cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        assert abs(cx - 60) <= 10 + 1e-9 and abs(cy - 45) <= 5 + 1e-9
+        assert 80 - 1e-9 <= w <= 120 + 1e-9 and 40 - 1e-9 <= h <= 60 + 1e-9
+
+
+def test_degrade_parts():
+    from data3d.transforms import degrade
+
+    gen = lambda s=0: torch.Generator().manual_seed(s)  # noqa: E731
+    image = torch.rand(3, 64, 64, generator=gen(1))
+    # nothing asked: the image comes back quantised to 8 bits only
+    same = degrade(image, gen(), 50.0, object_px=(100, 200))
+    assert (same - image).abs().max() <= 0.5 / 255 + 1e-6
+    # a 1-pixel checkerboard shown as if 6-8 pixels large: area averaging leaves a flat grey
+    board = torch.from_numpy(np.indices((64, 64)).sum(0) % 2).float().expand(3, 64, 64).contiguous()
+    flat = degrade(board, gen(), 64.0, object_px=(6, 8))
+    assert board.std() > 0.49 and flat[:, 8:-8, 8:-8].std() < 0.05
+    assert flat.mean() == pytest.approx(0.5, abs=0.02)
+    # blur lowers the checkerboard's contrast too; JPEG and noise change the pixels, deterministically
+    assert degrade(board, gen(), 64.0, object_px=(100, 200), blur=2.0).std() < board.std()
+    a = degrade(image, gen(3), 64.0, object_px=(100, 200), jpeg=(10, 20), noise=0.05)
+    b = degrade(image, gen(3), 64.0, object_px=(100, 200), jpeg=(10, 20), noise=0.05)
+    c = degrade(image, gen(4), 64.0, object_px=(100, 200), jpeg=(10, 20), noise=0.05)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c) and (a - image).abs().mean() > 0.02
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_degrade_options_are_checked(silhouettes):
+    records, _ = silhouettes
+    for bad in ({"blurr": 1}, {"prob": 2}, {"jpeg": [90, 10]}, {"object_px": 5}):
+        with pytest.raises(ValueError, match="degrade"):
+            data3d.ObjectDataset(records, crop_size=(64, 64), degrade=bad)
+    ds = data3d.ObjectDataset(records, crop_size=(64, 64), degrade={"prob": 1.0, "object_px": [4, 4]})
+    plain = data3d.ObjectDataset(records, crop_size=(64, 64))
+    assert not torch.equal(ds[0]["image"], plain[0]["image"])
+    torch.testing.assert_close(ds[0]["viewpoint"], plain[0]["viewpoint"])  # labels untouched
