@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--baseline-run", help="the baseline's run folder (default: <run>/baseline when it exists)")
     ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--jittered-boxes", action="store_true",
+                    help="also evaluate crops from jittered boxes (centre ±10%%, sides ±10%%), into <out>/jittered_boxes")
     ev.add_argument("--no-fit-classify", action="store_true",
                     help="skip classification by fitting every category (slower with many categories)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -69,16 +71,24 @@ def add_parser(sub) -> None:
     sp.add_argument("--splits", nargs="+", help="a subset (default: all that the config allows)")
     sp.set_defaults(func=run_splits)
 
-    po = actions.add_parser("pose", help="estimate category and pose of images",
-                            description="One record per image (data3d records in --out) and an overlay "
-                                        "picture with the object's box at the estimated pose. Images are "
-                                        "scaled and padded to the run's crop size; the object is assumed "
-                                        "to fill the image as in training.")
+    po = actions.add_parser("pose", help="estimate category and pose of objects in photographs",
+                            description="One record per image (data3d records in --out, one object per box) "
+                                        "and an overlay picture with each object's box at its estimated pose. "
+                                        "With --boxes or --detector every box is cropped as training crops "
+                                        "objects; without, the image is scaled and padded to the run's crop "
+                                        "size and the object is assumed to fill it as in training.")
     po.add_argument("--run", required=True, help="run folder")
     po.add_argument("--images", nargs="+", required=True, help="image files or folders")
     po.add_argument("--out", required=True, help="output folder")
     po.add_argument("--category", help="the category of every image (default: classify)")
     po.add_argument("--focal", type=float, help="focal length in pixels of the input images (default: 2·max(H, W))")
+    where = po.add_mutually_exclusive_group()
+    where.add_argument("--boxes", help="JSON file: {image file name: [[x0, y0, x1, y1], ...]} (pixels; several "
+                                       "objects per image)")
+    where.add_argument("--detector", help="a zero-shot text-prompted detector from transformers (model id or "
+                                          "local folder, e.g. google/owlv2-base-patch16-ensemble), prompted "
+                                          "with the category")
+    po.add_argument("--threshold", type=float, default=0.1, help="the detector's score threshold (default 0.1)")
     po.set_defaults(func=run_pose)
 
 
@@ -108,8 +118,9 @@ def _metrics_line(metrics: dict) -> str:
     parts = []
     for method, per in metrics.items():
         for split, m in per.items():
+            flips = f", flips {100 * m['flip_rate']:.1f}%" if "flip_rate" in m else ""
             parts.append(f"{method}/{split}: Acc@pi/6 {100 * m['acc_pi6']:.1f}%, Acc@pi/18 {100 * m['acc_pi18']:.1f}%, "
-                         f"median {m['median_deg']:.1f} deg, cls {100 * m['cls_acc']:.1f}% (n={m['n']})")
+                         f"median {m['median_deg']:.1f} deg{flips}, cls {100 * m['cls_acc']:.1f}% (n={m['n']})")
     return "\n".join(parts)
 
 
@@ -129,6 +140,14 @@ def run_eval(args: argparse.Namespace) -> int:
                             classify_fit=not args.no_fit_classify, progress=not args.no_progress)
     print(_metrics_line(metrics))
     print(f"metrics: {os.path.join(args.out, 'metrics.json')}; report: {os.path.join(args.out, 'report.html')}")
+    if args.jittered_boxes:
+        jittered = os.path.join(args.out, "jittered_boxes")
+        metrics = nemo.evaluate(models, records, jittered, batch_size=args.batch_size,
+                                classify_fit=not args.no_fit_classify, progress=not args.no_progress,
+                                box_jitter={"shift": 0.1, "scale": 0.1})
+        print("crops from jittered boxes:")
+        print(_metrics_line(metrics))
+        print(f"metrics: {os.path.join(jittered, 'metrics.json')}")
     return 0
 
 
@@ -158,7 +177,124 @@ def _image_files(items: list[str]) -> list[Path]:
     return files
 
 
+def _read_boxes(path: str) -> dict[str, list]:
+    """--boxes: {image file name (or path as given): [[x0, y0, x1, y1], ...]}."""
+    import json
+
+    from nemo import NemoError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise NemoError(f"cannot read the boxes: {exc.strerror}", path) from None
+    except ValueError as exc:
+        raise NemoError(f"not valid JSON: {exc}", path) from None
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise NemoError("the boxes file must map image file names to lists of [x0, y0, x1, y1]", path)
+    for name, boxes in data.items():
+        if not all(isinstance(b, list) and len(b) == 4 for b in boxes):
+            raise NemoError(f"{name!r}: every box is [x0, y0, x1, y1]", path)
+    return data
+
+
+def _boxes_for(table: dict, path: Path) -> list | None:
+    for key in (str(path), path.name, path.stem):
+        if key in table:
+            return table[key]
+    return None
+
+
 def run_pose(args: argparse.Namespace) -> int:
+    if args.boxes or args.detector:
+        return _run_pose_in_boxes(args)
+    return _run_pose_whole_image(args)
+
+
+def _run_pose_in_boxes(args: argparse.Namespace) -> int:
+    import torch
+    from PIL import Image
+
+    import data3d
+    import nemo
+    from aware3d_utils import atomic_save
+    from geom3d.pixels import resize_coordinate
+    from nemo.photo import detect, estimate_in_boxes, load_detector
+    from nemo.report import box_corners, draw_pose
+
+    model = nemo.load(args.run)
+    _set_threads(model.config)
+    if args.category is None and args.detector:
+        raise nemo.NemoError("--detector needs --category (the text prompt)")
+    if args.focal is not None and not (args.focal > 0 and args.focal < float("inf")):
+        raise nemo.NemoError(f"--focal must be a positive number of pixels, got {args.focal}")
+    table = _read_boxes(args.boxes) if args.boxes else None
+    detector = load_detector(args.detector) if args.detector else None
+    out = Path(args.out)
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    records, skipped, objects = [], 0, 0
+    for path in _image_files(args.images):
+        try:
+            image = data3d.load_image(path)
+        except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
+            print(f"skipped {path}: {exc}")
+            skipped += 1
+            continue
+        H, W = image.shape[-2:]
+        if table is not None:
+            boxes = _boxes_for(table, path)
+            if boxes is None:
+                print(f"skipped {path}: no boxes for it in {args.boxes}")
+                skipped += 1
+                continue
+        else:
+            boxes = [d.box for d in detect(image, detector, [args.category], threshold=args.threshold)]
+        if not boxes:
+            print(f"{path.name}: no {args.category} found")
+            records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=()))
+            continue
+        try:
+            results = estimate_in_boxes(model, image, boxes, args.category, args.focal)
+        except nemo.NemoError as exc:
+            print(f"skipped {path}: {exc}")
+            skipped += 1
+            continue
+        # the overlay at most 960 px wide: the image and the viewpoints scaled alike
+        s = min(1.0, 960.0 / max(H, W))
+        small = torch.nn.functional.interpolate(image[None], scale_factor=s, mode="bilinear", antialias=True,
+                                                align_corners=False)[0] if s < 1 else image
+        shown = {}
+        objs = []
+        for k, r in enumerate(results):
+            vp = dict(r["viewpoint"])
+            if model.bank is not None:
+                corners = box_corners(model.bank.mesh(r["category"]))
+            else:  # the baseline has no mesh and no distance: the procedural shape at the crop's fill
+                corners = box_corners(data3d.procedural.make(r["category"]))
+                x0, y0, x1, y1 = r["box"]
+                vp["distance"] = float(corners.norm(dim=-1).max()) * vp["focal"] * vp["viewport"] / (
+                    0.5 * max(x1 - x0, y1 - y0))
+            shown[k] = (corners, dict(vp, focal=vp["focal"] * s, px=resize_coordinate(vp["px"], s),
+                                      py=resize_coordinate(vp["py"], s)))
+            objs.append(data3d.ObjectAnnotation(category=r["category"], bbox=r["box"], viewpoint=vp,
+                                                extra={"score": r["score"], "method": model.method}))
+            print(f"{path.name} box {k}: {r['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
+                  f"theta {vp['theta']:.2f} (score {r['score']:.3f})")
+        picture = small
+        for corners, vp in shown.values():
+            picture = torch.from_numpy(draw_pose(picture, corners, {"red": vp}).copy()).permute(2, 0, 1).float() / 255.0
+            picture = torch.nn.functional.interpolate(picture[None], size=small.shape[-2:], mode="area")[0]
+        arr = (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+        atomic_save(out / "overlays" / f"{path.stem}.png", lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
+        objects += len(objs)
+        records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs)))
+    if records:
+        data3d.save_records(records, out, shard="pose")
+    print(f"{objects} objects in {len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
+    return 0 if records else 2
+
+
+def _run_pose_whole_image(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
     from PIL import Image

@@ -29,6 +29,11 @@ DEFAULTS: dict = {
         "center": "bbox",  # bbox | principal; bbox does not use the pose at test time
         "flip_prob": 0.0,
         "color_jitter": None,
+        # None or {shift, scale}: crop from a randomly moved / resized box (data3d.transforms.jitter_box)
+        "box_jitter": None,
+        # None or {prob, object_px, blur, jpeg, noise}: make crops look like small photographed objects
+        # (data3d.transforms.degrade)
+        "degrade": None,
         "batch_size": 8,
         "workers": 0,
         "prefetch_rounds": True,  # on-the-fly data: render the next round in a background process
@@ -41,7 +46,10 @@ DEFAULTS: dict = {
     "bank": {"momentum": 0.9, "clutter_size": 2560, "weighting": "nemo"},
     "loss": {
         "temperature": 0.07,
-        "neighbour_radius": 0.1875,  # fraction of the crop's larger side (NeMo: 48 px of 256)
+        "neighbour_radius": 0.1875,  # fraction of the crop's larger side (NeMo: 48 px of 256) ...
+        # ... or, with "object", of the object's box's larger side in the crop (NeMo's 48 px are
+        # about 8% of the objects it trains on)
+        "neighbour_scope": "crop",
         "clutter_weight": 0.005,  # clutter logits get + log(clutter_weight)
         "clutter_regulariser": 0.1,
         "clutter_per_image": 20,
@@ -49,6 +57,9 @@ DEFAULTS: dict = {
         # negatives of a vertex: its own category's other vertices and clutter (NeMo), or also every
         # other category's vertices (iNeMo's bank loss), which separates the categories' features
         "negatives": "own_class",
+        # weight of the front/back term (nemo.contrastive.half_turn_loss; 0: off, NeMo's loss alone)
+        "half_turn_weight": 0.0,
+        "half_turn_temperature": 0.1,
     },
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
               "milestones": [0.6, 0.85], "gamma": 0.1},
@@ -71,8 +82,9 @@ _CHOICES = {
     "optim.schedule": ("cosine", "steps", "constant"),
     "classify.match_rule": ("mean", "peak"),
     "loss.negatives": ("own_class", "all_classes"),
+    "loss.neighbour_scope": ("crop", "object"),
 }
-_OPEN = {"meshes", "data.color_jitter", "backbone.model", "categories"}  # checked by their consumers
+_OPEN = {"meshes", "data.color_jitter", "data.box_jitter", "data.degrade", "backbone.model", "categories"}  # checked by their consumers
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
@@ -155,6 +167,8 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
         raise NemoError("config: 'data.batch_size' and 'train.steps' must be ≥ 1")
     if not 0 < out["loss"]["clutter_weight"]:
         raise NemoError("config: 'loss.clutter_weight' must be positive (its log weights the clutter logits)")
+    if out["loss"]["half_turn_temperature"] <= 0:
+        raise NemoError("config: 'loss.half_turn_temperature' must be positive")
     if out["loss"]["temperature"] <= 0:
         raise NemoError("config: 'loss.temperature' must be positive")
     return out

@@ -24,7 +24,7 @@ from geom3d.pixels import resize_coordinate
 
 from .bank import MeshBank
 
-__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "sample_at", "logsumexp_of_products",
+__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "neighbour_radius", "half_turn_loss", "sample_at", "logsumexp_of_products",
            "plain_contrastive_ce"]
 
 _EXCLUDED = -1e4  # logit of excluded negatives (a finite value keeps the softmax free of NaN)
@@ -101,8 +101,8 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
                      other_classes: bool = False) -> tuple[torch.Tensor, dict]:
     """NeMo's loss for one batch: (loss, {"contrastive", "regulariser", "visible"}) (see the module docstring).
 
-    radius: in image pixels; vertices whose projections lie within it of the target's are excluded
-    as negatives. other_classes: the real vertices of every other class in the bank are negatives
+    radius: in image pixels, one number or one per image (B,); vertices whose projections lie within
+    it of the target's are excluded as negatives. other_classes: the real vertices of every other class in the bank are negatives
     too (iNeMo's; NeMo's own loss uses the image's class only).
     """
     index, vis = targets.index, targets.visible
@@ -115,7 +115,7 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
     b, v = vis.nonzero(as_tuple=True)
     if b.numel():
         with torch.no_grad():
-            near = torch.cdist(targets.uv, targets.uv) <= radius
+            near = torch.cdist(targets.uv, targets.uv) <= _per_image(radius, targets.uv)
             near &= ~torch.eye(near.shape[-1], dtype=torch.bool, device=near.device)
             excluded = near | ~real[:, None, :]
         rows = targets.features[b, v]  # (N, D)
@@ -134,6 +134,55 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
     reg = (sim * weight).sum() / weight.sum().clamp(min=1)
     loss = ce + clutter_regulariser * reg
     return loss, {"contrastive": float(ce.detach()), "regulariser": float(reg.detach()), "visible": int(vis.sum())}
+
+
+def half_turn_loss(feature_maps: torch.Tensor, cameras: geom3d.Cameras, targets: VertexTargets, bank: MeshBank,
+                   stride: int, temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+    """Front/back discrimination at the pose level: per image, the mean similarity of the image
+    features to the bank's vertex features at the true pose, s, should beat the same score with the
+    object turned half a turn about its vertical axis (azimuth + π), s_flip; the loss is
+    mean softplus((s_flip − s) / temperature).
+
+    The contrastive loss asks each vertex feature to beat every other vertex one at a time, which
+    leaves the front/back confusion that render-and-compare meets (a car's front and back views have
+    the same silhouette) as one weak term among hundreds; this term scores whole poses, as fit_pose
+    does. The half turn keeps the camera centre's distance: R' = R·Rz(π), t' = t.
+    """
+    half = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=cameras.R.dtype, device=cameras.R.device))
+    turned = geom3d.Cameras(K=cameras.K, R=cameras.R @ half, t=cameras.t, image_size=cameras.image_size)
+    index = targets.index
+    mesh = (bank.vertices[index], bank.faces[index])
+    with torch.no_grad():
+        seen = geom3d.vertex_visibility(mesh, turned)
+    memory = bank.features[index].to(targets.features)  # (B, V, D), no grad
+    real = bank.vertex_mask()[index]
+
+    def score(features, visible):
+        w = (visible & real).to(features.dtype)
+        return ((features * memory).sum(-1) * w).sum(1) / w.sum(1).clamp(min=1)
+
+    flipped = sample_at(feature_maps, resize_coordinate(seen.uv.detach(), 1.0 / stride))
+    s_true = score(targets.features, targets.visible)
+    s_flip = score(flipped, seen.visible)
+    loss = F.softplus((s_flip - s_true) / temperature).mean()
+    return loss, {"half_turn": float(loss.detach()), "half_turn_margin": float((s_true - s_flip).mean().detach())}
+
+
+def _per_image(radius, uv: torch.Tensor):
+    """A radius (number or (B,)) broadcastable against (B, V, V) distances."""
+    if isinstance(radius, torch.Tensor) and radius.ndim:
+        return radius.to(uv)[:, None, None]
+    return float(radius)
+
+
+def neighbour_radius(loss: dict, crop_size, bbox: torch.Tensor | None = None):
+    """The neighbour radius in crop pixels: `neighbour_radius` × the crop's larger side
+    (`neighbour_scope: crop`) or, per image, × the object box's larger side (`object`; bbox (B, 4))."""
+    r = float(loss["neighbour_radius"])
+    if loss.get("neighbour_scope", "crop") == "object" and bbox is not None:
+        side = torch.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1]) + 1.0
+        return r * side.to(torch.float32)
+    return r * max(crop_size)
 
 
 def _other_classes_logsumexp(rows: torch.Tensor, row_class: torch.Tensor, bank: MeshBank,
@@ -159,7 +208,7 @@ def plain_contrastive_ce(targets: VertexTargets, bank: MeshBank, temperature: fl
     logits = torch.bmm(targets.features, memory.transpose(1, 2)) / temperature
     V = logits.shape[-1]
     with torch.no_grad():
-        near = torch.cdist(targets.uv, targets.uv) <= radius
+        near = torch.cdist(targets.uv, targets.uv) <= _per_image(radius, targets.uv)
         near &= ~torch.eye(V, dtype=torch.bool, device=near.device)
     logits = logits.masked_fill(near | ~real[:, None, :], _EXCLUDED)
     clutter = targets.features @ bank.clutter.to(targets.features).T / temperature + math.log(clutter_weight)

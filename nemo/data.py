@@ -55,14 +55,22 @@ def _with_objects(record, objects):
     return replace(record, objects=objects)
 
 
-def object_dataset(records, config: Mapping, categories: Sequence[str], train: bool = True) -> data3d.ObjectDataset:
-    """The crops of the config's `data` block (flips and jitter only when training)."""
+def object_dataset(records, config: Mapping, categories: Sequence[str], train: bool = True,
+                   box_jitter: Mapping | None = None) -> data3d.ObjectDataset:
+    """The crops of the config's `data` block (flips, jitter and degradation only when training).
+
+    box_jitter: at evaluation, crop from jittered boxes (the "jittered box" protocol; training uses
+    the config's `data.box_jitter`)."""
     d = config["data"]
-    return data3d.ObjectDataset(
-        records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
-        center=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
-        color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"],
-        extras=("mask",) if train and config.get("loss", {}).get("object_mask") else ())
+    try:
+        return data3d.ObjectDataset(
+            records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
+            center=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
+            color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"],
+            extras=("mask",) if train and config.get("loss", {}).get("object_mask") else (),
+            box_jitter=d.get("box_jitter") if train else box_jitter, degrade=d.get("degrade") if train else None)
+    except ValueError as exc:
+        raise NemoError(f"config 'data': {exc}") from None
 
 
 def split_of(record, obj) -> str:

@@ -5,7 +5,8 @@
 Pose is estimated with the true category given (the PASCAL3D+ / NeMo protocol); classification is
 measured separately: NeMo by feature matching with clutter ("cls_acc") and by fitting every
 category ("cls_acc_fit"), the baseline by its category head. Writes, in `out`:
-    metrics.json               {method: {split: {"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n"}}}
+    metrics.json               {method: {split: {"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n",
+                                                  "flip_rate", "azimuth_pi6", "elevation_bias_deg"}}}
     metrics_per_category.json  {method: {split: {category: {...}}}}
     skipped.json               {method: objects skipped because their image could not be read}
     predictions.jsonl          one line per object and method
@@ -37,12 +38,26 @@ __all__ = ["evaluate", "summarise"]
 log = logging.getLogger(__name__)
 
 
+def _wrapped(angle: float) -> float:
+    """An angle difference in (−π, π]."""
+    return math.remainder(angle, 2 * math.pi)
+
+
 def summarise(rows: Sequence[dict]) -> dict:
-    """{"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n"} (+ "cls_acc_fit" when present) of rows."""
+    """{"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n"} (+ "cls_acc_fit" when present) of rows, and
+    where the rows carry the true azimuth and elevation: "azimuth_pi6" (azimuth within 30° of the
+    truth), "flip_rate" (azimuth within 30° of the truth's opposite: a front/back confusion) and
+    "elevation_bias_deg" (the median of estimated − true elevation, in degrees)."""
     errors = torch.tensor([r["error"] for r in rows], dtype=torch.float64)
     m = geom3d.pose_metrics(errors)
     out = {"acc_pi6": m["acc_pi_6"], "acc_pi18": m["acc_pi_18"], "median_deg": m["median_deg"],
            "cls_acc": sum(r["cls_correct"] for r in rows) / len(rows), "n": len(rows)}
+    if all("azimuth_gt" in r for r in rows):
+        d = [_wrapped(r["viewpoint"]["azimuth"] - r["azimuth_gt"]) for r in rows]
+        out["azimuth_pi6"] = sum(abs(x) <= math.pi / 6 for x in d) / len(rows)
+        out["flip_rate"] = sum(abs(_wrapped(x - math.pi)) <= math.pi / 6 for x in d) / len(rows)
+        de = torch.tensor([r["viewpoint"]["elevation"] - r["elevation_gt"] for r in rows], dtype=torch.float64)
+        out["elevation_bias_deg"] = math.degrees(float(de.median()))
     if all("cls_fit_correct" in r for r in rows):
         out["cls_acc_fit"] = sum(r["cls_fit_correct"] for r in rows) / len(rows)
     return out
@@ -52,12 +67,13 @@ def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
     truth = [model.categories[int(i)] for i in batch["category"]]
     out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit)
     R_gt = batch["rotation"].to(torch.float64)
+    vp_gt = batch["viewpoint"].to(torch.float64)  # data3d.VIEWPOINT_KEYS order: azimuth, elevation, ...
     rows = []
     for b, result in enumerate(out):
         R = rotation_of(result["viewpoint"]).to(torch.float64)
         row = {"error": float(geom3d.pose_error(R, R_gt[b])), "category": truth[b], "predicted": result["predicted"],
                "cls_correct": result["predicted"] == truth[b], "viewpoint": result["viewpoint"],
-               "score": result["score"]}
+               "score": result["score"], "azimuth_gt": float(vp_gt[b, 0]), "elevation_gt": float(vp_gt[b, 1])}
         if "predicted_fit" in result:
             row["cls_fit_correct"] = result["predicted_fit"] == truth[b]
         rows.append(row)
@@ -66,8 +82,11 @@ def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
 
 def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,
              batch_size: int = 16, classify_fit: bool = True, report_examples: int = 8,
-             progress: bool = False) -> dict:
-    """Evaluate every model on the records' objects; writes the files of the module docstring."""
+             progress: bool = False, box_jitter: Mapping | None = None) -> dict:
+    """Evaluate every model on the records' objects; writes the files of the module docstring.
+
+    box_jitter: None (crop from the annotated box: the standard protocol) or {"shift", "scale"}: crop
+    from a box moved and resized at random (seeded), as a detector's box would be."""
     if not models:
         raise NemoError("evaluate: no model given")
     out = os.fspath(out)
@@ -78,7 +97,7 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
         subset = [r for r in records if all(o.category in known for o in r.objects)]
         if not subset:
             raise NemoError(f"evaluate: no records of the categories {sorted(known)} the {name} model knows")
-        dataset = object_dataset(subset, model.config, model.categories, train=False)
+        dataset = object_dataset(subset, model.config, model.categories, train=False, box_jitter=box_jitter)
         loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_size=batch_size,
                                              collate_fn=collate_skipping)
         rows: list[dict] = []

@@ -206,7 +206,8 @@ def _prepare(feature_maps, K, bank: MeshBank, categories, scoring: str, cull: bo
 
 def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, categories: Sequence[str],
              steps: int = 30, *, grid: PoseGrid | None = None, distance=None, keep: int = 2, lr: float = 0.05,
-             scoring: str = "gather", cull_backfaces: bool = True, visibility_every: int = 1) -> list[dict]:
+             scoring: str = "gather", cull_backfaces: bool = True, visibility_every: int = 1,
+             lr_decay: float = 1.0) -> list[dict]:
     """Estimate one pose per feature map by batched render-and-compare against the bank.
 
     feature_maps (B, D, h, w): unit features. K (B, 3, 3) or (3, 3): intrinsics of the feature map
@@ -220,6 +221,7 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
     visibility_every: during refinement the visibility pass runs every this many steps and the faces
     it found are held in between (barycentrics stay exact and differentiable); only losses with fresh
     visibility pick the result. Holding costs accuracy (oracle Acc@π/18 100% -> 80-90% at 3), hence 1.
+    lr_decay: 1 keeps the step size; below 1 it decays (cosine) to lr·lr_decay over the steps.
 
     Returns B dicts with azimuth, elevation, theta, distance, focal, viewport (= 1: focal is in
     feature-map pixels), px, py (the object centre), score (1 − loss, higher is better) and loss,
@@ -251,6 +253,10 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
     best_params = params.detach().clone()
     if steps > 0:
         optimiser = torch.optim.Adam([params], lr=lr, betas=(0.4, 0.6))
+        # lr_decay < 1: cosine decay of the step size to lr·lr_decay (NeMo decays its learning rate
+        # over its 300 steps): large moves first, fine ones at the end
+        schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps, eta_min=lr * lr_decay)
+                    if lr_decay < 1.0 else None)
         visible = None
         for step in range(steps + 1):
             final = step == steps
@@ -274,6 +280,8 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
+            if schedule is not None:
+                schedule.step()
     winner = best_loss.argmin(dim=1)
     chosen = best_params[torch.arange(B, device=device), winner]  # (B, 6)
     chosen_loss = best_loss[torch.arange(B, device=device), winner]

@@ -25,7 +25,7 @@ from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
 from .config import DEFAULTS, resolve_config
-from .contrastive import contrastive_loss, vertex_targets
+from .contrastive import contrastive_loss, half_turn_loss, neighbour_radius, vertex_targets
 from .data import (
     SkippingDataset,
     category_meshes,
@@ -206,7 +206,6 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                             data=[str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items],
                             on_the_fly=fresh is not None, train_objects=len(dataset))
     train_cfg, loss_cfg = config["train"], config["loss"]
-    radius = float(loss_cfg["neighbour_radius"]) * max(config["data"]["crop_size"])
     batch_size = int(config["data"]["batch_size"])
     per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)) // world)
     step, done_here = start, 0
@@ -246,9 +245,14 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + step)
                 targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
                                          loss_cfg["clutter_per_image"], gen, object_mask=batch.get("mask"))
+                radius = neighbour_radius(loss_cfg, config["data"]["crop_size"], batch["bbox"])
                 loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
                                               loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"],
                                               other_classes=loss_cfg["negatives"] == "all_classes")
+                if loss_cfg["half_turn_weight"] > 0:
+                    term, more = half_turn_loss(features, batch["cameras"].to(device), targets, bank, net.stride,
+                                                loss_cfg["half_turn_temperature"])
+                    loss, info = loss + loss_cfg["half_turn_weight"] * term, {**info, **more}
                 if extra_loss is not None:
                     term, more = extra_loss(step, batch, features, targets, bank)
                     loss, info = loss + term, {**info, **more}

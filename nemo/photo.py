@@ -1,0 +1,196 @@
+"""From a photograph to poses: objects in boxes (given, or found by a text-prompted detector),
+cropped as training crops them, posed by a NeMo (or baseline) model, returned in the photo's pixels.
+
+    model = nemo.load("runs/real/nemo")
+    image = data3d.load_image("car.jpg")                         # (3, H, W) in [0, 1]
+    boxes = nemo.photo.detect(image, "google/owlv2-base-patch16-ensemble", ["car"])   # or your own boxes
+    results = nemo.photo.estimate_in_boxes(model, image, [b.box for b in boxes], "car")
+
+Each crop is made by the same code as training crops (`data3d.ObjectDataset`: centred on the box,
+the box's larger side filling `data.fit_fraction` of the crop), with the photo's camera: focal
+`focal` pixels (default 2·max(H, W), as `NemoModel.estimate_pose`) and the principal point at the
+image centre. A result's viewpoint is in the photo's pixels: (px, py) is where the fitted object
+origin projects, and `focal` / `viewport` give the photo's focal length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+import data3d
+from geom3d.pixels import resize_coordinate
+
+from .data import object_dataset
+from .errors import NemoError
+from .model import DEFAULT_FOCAL_FACTOR, NemoModel
+
+__all__ = ["Detection", "crop_boxes", "estimate_in_boxes", "detect", "load_detector", "check_box",
+           "to_photo_pixels", "photo_focal", "build_tiny_detector"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A detector's box (x0, y0, x1, y1) in image pixels (integer pixel centres), its label and score."""
+
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+
+
+def check_box(box, image_size: tuple[int, int], where: str = "box") -> tuple[float, float, float, float]:
+    """A box as four finite numbers x0 < x1, y0 < y1 that overlaps the image; else a NemoError."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise NemoError(f"{where}: a box is [x0, y0, x1, y1], got {box!r}") from None
+    H, W = image_size
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or not (x1 > x0 and y1 > y0):
+        raise NemoError(f"{where}: need finite x0 < x1 and y0 < y1, got {box!r}")
+    if x1 < 0 or y1 < 0 or x0 > W - 1 or y0 > H - 1:
+        raise NemoError(f"{where}: {box!r} lies outside the {W}×{H} image")
+    return x0, y0, x1, y1
+
+
+def photo_focal(image_size: tuple[int, int], focal: float | None = None) -> float:
+    """The photo's focal length in pixels: `focal`, or DEFAULT_FOCAL_FACTOR·max(H, W)."""
+    f = float(focal) if focal is not None else DEFAULT_FOCAL_FACTOR * max(image_size)
+    if not (math.isfinite(f) and f > 0):
+        raise NemoError(f"the focal length must be a positive number of pixels, got {focal!r}")
+    return f
+
+
+def to_photo_pixels(viewpoint: dict, K_crop: torch.Tensor, focal: float, image_size: tuple[int, int]) -> dict:
+    """A viewpoint in a crop's pixels (crop intrinsics K_crop) moved to the photo's pixels, whose
+    camera has focal `focal` and its principal point at the image centre. The crop map is
+    u' = s·(u + ½) − ½ − x0 with s = f_crop / f, and x0 read off the principal point."""
+    H, W = image_size
+    s = float(K_crop[0, 0]) / float(focal)
+    x0 = resize_coordinate((W - 1) / 2.0, s) - float(K_crop[0, 2])
+    y0 = resize_coordinate((H - 1) / 2.0, s) - float(K_crop[1, 2])
+    vp = dict(viewpoint)
+    return dict(vp, focal=vp["focal"] / s, px=resize_coordinate(vp["px"] + x0, 1.0 / s),
+                py=resize_coordinate(vp["py"] + y0, 1.0 / s))
+
+
+def _record(image: torch.Tensor, boxes: Sequence, category: str, focal: float) -> data3d.ImageRecord:
+    """A record whose objects are the boxes, with the photo's camera as their viewpoint (angles 0):
+    ObjectDataset then crops each box exactly as in training and gives the crop's intrinsics."""
+    H, W = image.shape[-2:]
+    objects = tuple(
+        data3d.ObjectAnnotation(category=category, bbox=tuple(b),
+                                viewpoint=data3d.Viewpoint(azimuth=0.0, elevation=0.0, theta=0.0, distance=1.0,
+                                                           focal=float(focal), viewport=1.0, px=(W - 1) / 2.0,
+                                                           py=(H - 1) / 2.0))
+        for b in boxes)
+    return data3d.ImageRecord(image_path="<memory>", image_size=(int(H), int(W)), objects=objects)
+
+
+def crop_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, category: str,
+               focal: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(crops (N, 3, Hc, Wc), K (N, 3, 3)): the boxes cropped as the model's training crops them, and
+    each crop's intrinsics (the photo's camera moved into the crop)."""
+    H, W = image.shape[-2:]
+    boxes = [check_box(b, (H, W), f"box {i}") for i, b in enumerate(boxes)]
+    if not boxes:
+        raise NemoError("crop_boxes: no boxes")
+    f = photo_focal((H, W), focal)
+    record = _record(image, boxes, model.categories[0] if category is None else category, f)
+    dataset = object_dataset([record], model.config, model.categories if category is None else [category],
+                             train=False)
+    dataset.image_loader = lambda _path: image
+    crops, Ks = [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        crops.append(item["image"])
+        Ks.append(item["cameras"].K.to(torch.float32))
+    return torch.stack(crops), torch.stack(Ks)
+
+
+def estimate_in_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, category: str | None = None,
+                      focal: float | None = None) -> list[dict]:
+    """Per box {"category", "viewpoint" (in the photo's pixels), "score", "box", "crop_viewpoint",
+    "crop"}: the model's estimate on the box's crop. category None: the model classifies."""
+    if category is not None and category not in model.categories:
+        raise NemoError(f"the model knows {model.categories}, not {category!r}")
+    crops, K = crop_boxes(model, image, boxes, category, focal)
+    results = model.estimate_pose(crops, [category] * len(crops) if category else None, K=K)
+    H, W = image.shape[-2:]
+    f = photo_focal((H, W), focal)
+    out = []
+    for b, (result, Kc) in enumerate(zip(results, K)):
+        vp = dict(result["viewpoint"])
+        out.append({"category": result["category"], "viewpoint": to_photo_pixels(vp, Kc, f, (H, W)),
+                    "score": float(result["score"]), "box": tuple(float(v) for v in boxes[b]),
+                    "crop_viewpoint": vp, "crop": crops[b]})
+    return out
+
+
+def detect(image: torch.Tensor, detector, labels: Sequence[str], threshold: float = 0.1,
+           max_boxes: int = 10) -> list[Detection]:
+    """Boxes of `labels` in the image by a zero-shot text-prompted detector from `transformers`
+    (OWLv2 / OWL-ViT / Grounding DINO): `detector` is a model id or local folder (loaded with
+    `pipeline("zero-shot-object-detection")`) or an already built pipeline. The best `max_boxes`
+    boxes scoring at least `threshold`, best first."""
+    from PIL import Image
+
+    if not labels:
+        raise NemoError("detect: give at least one label (e.g. the category)")
+    pipe = detector if callable(detector) else load_detector(detector)
+    arr = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+    found = pipe(Image.fromarray(arr), candidate_labels=list(labels), threshold=float(threshold))
+    H, W = image.shape[-2:]
+    out = []
+    for d in sorted(found, key=lambda d: -float(d["score"]))[:max_boxes]:
+        b = d["box"]
+        x0, y0 = max(0.0, float(b["xmin"])), max(0.0, float(b["ymin"]))
+        x1, y1 = min(W - 1.0, float(b["xmax"])), min(H - 1.0, float(b["ymax"]))
+        if x1 > x0 and y1 > y0:
+            out.append(Detection((x0, y0, x1, y1), str(d["label"]), float(d["score"])))
+    return out
+
+
+def load_detector(model_id: str):
+    """The `transformers` zero-shot object detection pipeline of a model id or local folder (CPU)."""
+    from aware3d_utils.optional import require
+
+    transformers = require("transformers", "diffusion")
+    try:
+        return transformers.pipeline("zero-shot-object-detection", model=str(model_id), device="cpu")
+    except (OSError, ValueError) as exc:
+        raise NemoError(f"cannot load the detector {model_id!r}: {str(exc).splitlines()[0]}") from None
+
+
+def build_tiny_detector(folder, seed: int = 0):
+    """Save a tiny randomly initialised OWLv2 detector (transformers `Owlv2ForObjectDetection` with a
+    byte-level CLIP tokenizer) into `folder`, loadable by `load_detector(folder)`: for tests and
+    demos where no real detector can be downloaded. Its box head's last layer is zeroed, so every
+    box is the prior box of its image patch (random weights would put them outside the image)."""
+    import os
+
+    from aware3d_utils.optional import require
+    from datagen.controlnet import _tiny_clip_tokenizer
+
+    transformers = require("transformers", "diffusion")
+    tokenizer, vocab = _tiny_clip_tokenizer(transformers, 16)
+    config = transformers.Owlv2Config(
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                         num_hidden_layers=1, max_position_embeddings=16, bos_token_id=vocab - 2,
+                         eos_token_id=vocab - 1, pad_token_id=vocab - 1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
+                           image_size=64, patch_size=16),
+        projection_dim=32)
+    torch.manual_seed(seed)
+    model = transformers.Owlv2ForObjectDetection(config)
+    torch.nn.init.zeros_(model.box_head.dense2.weight)
+    torch.nn.init.zeros_(model.box_head.dense2.bias)
+    processor_cls = getattr(transformers, "Owlv2ImageProcessorPil", None) or transformers.Owlv2ImageProcessor
+    processor = transformers.Owlv2Processor(image_processor=processor_cls(size={"height": 64, "width": 64}),
+                                            tokenizer=tokenizer)
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
