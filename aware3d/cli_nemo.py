@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     ev.add_argument("--baseline-run", help="the baseline's run folder (default: <run>/baseline when it exists)")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--jittered-boxes", action="store_true",
-                    help="also evaluate crops from jittered boxes (centre ±10%%, sides ±10%%), into <out>/jittered_boxes")
+                    help="also evaluate crops from jittered boxes (centre ±10%%, sides ±10%%), "
+                         "into <out>/jittered_boxes")
     ev.add_argument("--no-fit-classify", action="store_true",
                     help="skip classification by fitting every category (slower with many categories)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -285,7 +286,8 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
             picture = torch.from_numpy(draw_pose(picture, corners, {"red": vp}).copy()).permute(2, 0, 1).float() / 255.0
             picture = torch.nn.functional.interpolate(picture[None], size=small.shape[-2:], mode="area")[0]
         arr = (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
-        atomic_save(out / "overlays" / f"{path.stem}.png", lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_save(out / "overlays" / f"{path.stem}.png",
+                    lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
         objects += len(objs)
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs)))
     if records:

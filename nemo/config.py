@@ -84,7 +84,8 @@ _CHOICES = {
     "loss.negatives": ("own_class", "all_classes"),
     "loss.neighbour_scope": ("crop", "object"),
 }
-_OPEN = {"meshes", "data.color_jitter", "data.box_jitter", "data.degrade", "backbone.model", "categories"}  # checked by their consumers
+# checked by their consumers
+_OPEN = {"meshes", "data.color_jitter", "data.box_jitter", "data.degrade", "backbone.model", "categories"}
 
 
 def merge(base: Mapping, update: Mapping) -> dict:

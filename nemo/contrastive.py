@@ -24,8 +24,8 @@ from geom3d.pixels import resize_coordinate
 
 from .bank import MeshBank
 
-__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "neighbour_radius", "half_turn_loss", "sample_at", "logsumexp_of_products",
-           "plain_contrastive_ce"]
+__all__ = ["VertexTargets", "vertex_targets", "contrastive_loss", "neighbour_radius", "half_turn_loss", "sample_at",
+           "logsumexp_of_products", "plain_contrastive_ce"]
 
 _EXCLUDED = -1e4  # logit of excluded negatives (a finite value keeps the softmax free of NaN)
 
@@ -102,8 +102,8 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
     """NeMo's loss for one batch: (loss, {"contrastive", "regulariser", "visible"}) (see the module docstring).
 
     radius: in image pixels, one number or one per image (B,); vertices whose projections lie within
-    it of the target's are excluded as negatives. other_classes: the real vertices of every other class in the bank are negatives
-    too (iNeMo's; NeMo's own loss uses the image's class only).
+    it of the target's are excluded as negatives. other_classes: the real vertices of every other
+    class in the bank are negatives too (iNeMo's; NeMo's own loss uses the image's class only).
     """
     index, vis = targets.index, targets.visible
     memory = bank.features[index].to(targets.features)  # (B, V, D), no grad

@@ -158,7 +158,8 @@ def test_box_jitter_moves_the_window_not_the_labels(silhouettes):
         item = jittered[i]
         obj = records[item["record_index"]].objects[item["object_index"]]
         cams = item["cameras"].to(dtype=torch.float64)
-        proj = np.clip(box_of(cams.project(torch.tensor(cad_vertices(cad, obj, False))).numpy()), 0, [223, 199, 223, 199])
+        proj = box_of(cams.project(torch.tensor(cad_vertices(cad, obj, False))).numpy())
+        proj = np.clip(proj, 0, [223, 199, 223, 199])
         box = item["bbox"].numpy()
         assert iou(proj, box) >= 0.95 and iou(bright_box(item["image"]), box) >= 0.95
         a, b = plain[i]["bbox"].numpy(), box
