@@ -607,13 +607,17 @@ def bench_wan(run: Run) -> None:
         print(f"SKIP WanVACE: diffusers {diffusers.__version__} has no WanVACETransformer3DModel", flush=True)
         return
     dev, s = run.device, run.sizes
-    cuda = dev.type == "cuda"
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = torch.bfloat16  # as Wan runs (on the CPU too: the smoke run keeps this path alive)
     config = WAN_TINY if s.tiny_wan else WAN_13B
     torch.manual_seed(0)
     with torch.device(dev):
         model = diffusers.WanVACETransformer3DModel(**config)
     model = model.to(device=dev, dtype=dtype).eval()
+    # as from_pretrained(torch_dtype=bf16) loads it: the model's _keep_in_fp32_modules stay float32
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if keep & set(name.split(".")):
+            tensor.data = tensor.data.float()
     params = sum(p.numel() for p in model.parameters())
     T = (s.wan_frames - 1) // 4 + 1  # Wan's VAE: 4× in time (first frame alone), 8× in space
     h, w = s.wan_size[0] // 8, s.wan_size[1] // 8
