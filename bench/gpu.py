@@ -192,6 +192,8 @@ class Run:
     rows: list[list] = dataclasses.field(default_factory=list)
 
     def row(self, part: str, what: str, shape: str, rate: float, unit: str, ratio: str = "") -> None:
+        if self.smoke and "CPU" in ratio:
+            ratio += " (both on the CPU: noise)"
         self.rows.append([part, what, shape, rate, unit, ratio])
         print(f"  {part}: {what} [{shape}] {rate:.4g} {unit} {ratio}", flush=True)
 
