@@ -12,6 +12,11 @@ Rows per image size (same samples, same machine, same run):
   including spawning the workers (their imports and GL set-up: seconds, amortised on real runs).
 All in-process rows run with one torch / OpenCV thread, as the pipeline's workers do.
 Goal: at least 20 samples/s at 256² on 2 cores.
+
+`--thread-cpu` prints instead CPU time per sample of each thread (render only; the in-process
+datagen's main thread and its writer thread, which composes, encodes and writes), in interleaved
+rounds: on a machine whose cores other jobs share, wall-clock ratios mean little, and with two
+cores the longer of the two threads bounds one process's rate.
 """
 
 from __future__ import annotations
@@ -115,7 +120,85 @@ def _generate(cfg, root: Path, workers: int) -> float:
     return m["samples_done"] / (time.perf_counter() - start)
 
 
+def _thread_cpu_round(cfg, root: Path) -> tuple[float, float, float]:
+    """(render only, datagen main thread, datagen writer thread) CPU ms per sample, one round."""
+    import threading
+
+    from datagen import writer as writer_mod
+
+    w = Worker(cfg, root / "render")
+    jobs = []
+    for s in w.plan.samples:
+        loaded = w.load(s.asset)
+        lk = w.look(s)
+        jobs.append((loaded.plain if lk.appearance != "original" else loaded.mesh, w.viewpoint(s, loaded, lk), lk))
+    from datagen.render import viewpoints_to_cameras
+
+    start = time.thread_time()
+    for mesh, vp, lk in jobs:
+        render_gl(mesh, viewpoints_to_cameras([vp], cfg.image_size), outputs=("rgb", "depth", "mask"),
+                  ambient=lk.lights.ambient, light_directions=lk.lights.directions, light_colors=lk.lights.colors)
+    render = time.thread_time() - start
+
+    writer_cpu, lock = [0.0], threading.Lock()
+    original = writer_mod.ChunkWriter._make_and_write, writer_mod.ChunkWriter._write
+    inside = threading.local()
+
+    def counted(fn):
+        def wrapper(self, *a):
+            if getattr(inside, "on", False):
+                return fn(self, *a)
+            inside.on, t0 = True, time.thread_time()
+            try:
+                return fn(self, *a)
+            finally:
+                with lock:
+                    writer_cpu[0] += time.thread_time() - t0
+                inside.on = False
+        return wrapper
+
+    writer_mod.ChunkWriter._make_and_write = counted(original[0])
+    writer_mod.ChunkWriter._write = counted(original[1])
+    try:
+        w = Worker(cfg, root / "datagen")
+        DatasetFolder(root / "datagen").prepare(cfg, w.plan.info)
+        start = time.thread_time()
+        for c in range(w.plan.n_chunks):
+            w.run_chunk(c)  # its writer thread is joined at the end of each chunk
+        main_cpu = time.thread_time() - start
+    finally:
+        writer_mod.ChunkWriter._make_and_write, writer_mod.ChunkWriter._write = original
+    shutil.rmtree(root, ignore_errors=True)
+    n = len(jobs)
+    return 1e3 * render / n, 1e3 * main_cpu / n, 1e3 * writer_cpu[0] / n
+
+
+def thread_cpu_table(sizes, tmp: Path, rounds: int) -> str:
+    rows = []
+    for size, per_cat in sizes:
+        cfg = _config(size, per_cat)
+        with _in_process_threads():
+            best = [min(x) for x in zip(*(_thread_cpu_round(cfg, tmp / f"t{size}-{i}") for i in range(rounds)))]
+        render, main_cpu, writer_cpu = best
+        rows.append([f"{size}²", per_cat * len(CATEGORIES), render, main_cpu, writer_cpu,
+                     render / max(main_cpu, writer_cpu)])
+    return table(["image", "samples", "render only ms", "datagen main thread ms", "writer thread ms",
+                  "render only / longer thread"], rows)
+
+
 def main() -> None:
+    if "--thread-cpu" in sys.argv:
+        sys.argv.remove("--thread-cpu")
+        args = parse_args(__doc__)
+        sizes = [(256, 12 if args.quick else 48), (512, 4 if args.quick else 20)]
+        tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
+        try:
+            generate(_config(64, 1), tmp / "warm", progress=False)
+            print("CPU ms per sample of each thread, best of interleaved rounds\n")
+            print(thread_cpu_table(sizes, tmp, 2 if args.quick else 3))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     args = parse_args(__doc__)
     sizes = [(256, 12 if args.quick else 48), (512, 6 if args.quick else 20)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))

@@ -2,13 +2,16 @@
 
 Per sample, one `geom3d.render_gl` call renders the view (the GL context and the uploaded mesh
 stay from view to view of an asset; single views are llvmpipe's fastest path and make a view's
-pixels independent of any batching), while the chunk writer's thread encodes the previous
-sample's PNGs. A bad asset, an empty render or bad geometry of one sample is a counted skip.
+pixels independent of any batching), while the chunk writer's thread composes the previous
+sample (texture, background, occluders, records) and encodes and writes its PNGs: every draw of a
+sample comes from its own generators, so where that happens changes no byte. A bad asset, an empty
+render or bad geometry of one sample is a counted skip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -144,8 +147,11 @@ class Worker:
         writer.add(spec.sample_id, {}, result)
 
     def _skip_error(self, spec: SampleSpec, exc: Exception, writer: ChunkWriter) -> None:
+        writer.add(spec.sample_id, {}, self._error_result(spec, exc))
+
+    def _error_result(self, spec: SampleSpec, exc: Exception) -> dict:
         log.warning("sample %s of %s skipped: %s", spec.sample_id, self.plan.assets[spec.asset].key, exc)
-        self._skip_all(spec, f"error_{type(exc).__name__}", writer)
+        return {"records": [], "skipped": {f"error_{type(exc).__name__}": len(self.levels)}}
 
     def _render(self, loaded: LoadedAsset, look: Look, vp, plain: bool, outputs):
         """One view per render call: a view's pixels then never depend on which other views share
@@ -192,9 +198,10 @@ class Worker:
         for s in todo:
             try:
                 prepared = self._prepare(s, writer, appearance=True)
-                if prepared is not None:
+                if prepared is not None:  # composed, encoded and written on the writer's thread
                     lk, vp, loaded, views = prepared
-                    self._write_sample(s, lk, vp, loaded, views, 0, writer, generated=None)
+                    writer.add_later(s.sample_id, functools.partial(self._sample_outcome, s, lk, vp, loaded, views, 0,
+                                                                    None))
             except GeometryError as exc:  # bad geometry or annotation of this one sample: skip and count
                 self._skip_error(s, exc, writer)
             if on_sample:
@@ -203,6 +210,20 @@ class Worker:
     # -- one sample: compose, occlude, write
     def _write_sample(self, spec: SampleSpec, lk: Look, vp, loaded: LoadedAsset, views, b: int,
                       writer: ChunkWriter, generated: dict | None) -> None:
+        writer.add(spec.sample_id, *self._sample_files(spec, lk, vp, loaded, views, b, generated))
+
+    def _sample_outcome(self, spec: SampleSpec, lk: Look, vp, loaded: LoadedAsset, views, b: int,
+                        generated: dict | None) -> tuple[dict, dict]:
+        """(files, result) of one sample, or its counted skip when its geometry is bad (for the
+        writer's thread: a pure function of its arguments and of the sample's own random draws)."""
+        try:
+            return self._sample_files(spec, lk, vp, loaded, views, b, generated)
+        except GeometryError as exc:
+            return {}, self._error_result(spec, exc)
+
+    def _sample_files(self, spec: SampleSpec, lk: Look, vp, loaded: LoadedAsset, views, b: int,
+                      generated: dict | None) -> tuple[dict, dict]:
+        """The files (relative path -> array) and the result (records, skips) of one sample."""
         mask = views.mask[b]
         cat, sid = spec.category, spec.sample_id
         pa = self.plan.assets[spec.asset]
@@ -254,7 +275,7 @@ class Worker:
         result = {"records": [record_to_dict(r, self.folder.root) for r in records], "skipped": skipped}
         if broken:
             result["broken_assets"] = broken
-        writer.add(sid, files, result)
+        return files, result
 
     # -- controlnet mode
     def _controlnet_samples(self, specs: list[SampleSpec], todo: list[SampleSpec], writer: ChunkWriter,

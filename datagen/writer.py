@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -224,8 +224,9 @@ class ChunkWriter:
     """Writes one chunk: per-sample files and results now, the record shard and summary at the end.
 
     `done` maps the sample keys already finished (from an interrupted run) to their results.
-    PNG encoding and file writes run on `threads` background threads (OpenCV releases the GIL),
-    overlapping with the rendering of the next samples.
+    PNG encoding and file writes (and, through `add_later`, composing the sample) run on `threads`
+    background threads (OpenCV and numpy release the GIL), overlapping with the rendering of the
+    next samples; at most `max_pending` samples wait.
     """
 
     def __init__(self, folder: DatasetFolder, chunk: int, *, compression: int = 3, fmt: str = "npz",
@@ -269,13 +270,25 @@ class ChunkWriter:
     def add(self, key: str, files: Mapping[str, np.ndarray], result: dict) -> None:
         """Write the sample's files (relative path -> image array) and then its result
         ({"records": [record dicts], "skipped": {reason: count}, ...})."""
-        job = (key, dict(files), result)
+        self._submit(self._write, key, dict(files), result)
+
+    def add_later(self, key: str, make: Callable[[], tuple[Mapping[str, np.ndarray], dict]]) -> None:
+        """As `add` with the (files, result) that `make()` returns, called on the writer's thread
+        (so composing a sample overlaps with rendering the next); `make` must not raise for a
+        sample that is merely bad (it returns that sample's skip)."""
+        self._submit(self._make_and_write, key, make)
+
+    def _submit(self, fn, *args) -> None:
         if self._pool is None:
-            self._write(*job)
+            fn(*args)
             return
         while len(self._pending) >= self._max_pending:
             self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(self._write, *job))
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def _make_and_write(self, key: str, make) -> None:
+        files, result = make()
+        self._write(key, files, result)
 
     def _write(self, key: str, files: Mapping[str, np.ndarray], result: dict) -> None:
         for rel, image in files.items():

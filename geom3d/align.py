@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import roma
 import torch
 
-from .dtypes import as_float_tensors
+from .dtypes import as_float_tensors, broadcast_shapes
 from .errors import GeometryError
+from .rotations import _roma
 
 __all__ = ["Sim3", "umeyama", "ransac_sim3", "RansacResult", "icp", "IcpResult", "estimate_normals"]
 
@@ -41,7 +41,7 @@ class Sim3:
         scale, R, t = as_float_tensors(self.scale, self.R, self.t)
         if R.shape[-2:] != (3, 3) or t.shape[-1:] != (3,):
             raise GeometryError(f"Sim3 needs R (..., 3, 3) and t (..., 3), got {tuple(R.shape)}, {tuple(t.shape)}")
-        shape = torch.broadcast_shapes(scale.shape, R.shape[:-2], t.shape[:-1])
+        shape = broadcast_shapes(scale.shape, R.shape[:-2], t.shape[:-1])
         object.__setattr__(self, "scale", scale.expand(shape))
         object.__setattr__(self, "R", R.expand(*shape, 3, 3))
         object.__setattr__(self, "t", t.expand(*shape, 3))
@@ -119,12 +119,12 @@ def _solve(src, dst, w, scale):
     estimate, fixed = _scale_option(scale)
     if fixed is not None:
         s = torch.as_tensor(fixed, dtype=src.dtype, device=src.device).expand(src.shape[:-2])
-        R, t = roma.rigid_points_registration(s[..., None, None] * src, dst, weights=w)
+        R, t = _roma().rigid_points_registration(s[..., None, None] * src, dst, weights=w)
         return Sim3(s, R, t)
     if estimate:
-        R, t, s = roma.rigid_points_registration(src, dst, weights=w, compute_scaling=True)
+        R, t, s = _roma().rigid_points_registration(src, dst, weights=w, compute_scaling=True)
         return Sim3(s, R, t)
-    R, t = roma.rigid_points_registration(src, dst, weights=w)
+    R, t = _roma().rigid_points_registration(src, dst, weights=w)
     return Sim3(torch.ones(src.shape[:-2], dtype=src.dtype, device=src.device), R, t)
 
 
@@ -161,7 +161,7 @@ def umeyama(source, target, weights=None, *, scale=True) -> Sim3:
         raise GeometryError(f"umeyama: points must be (..., N, 3), got {tuple(src.shape)} and {tuple(dst.shape)}")
     if src.shape[-2] != dst.shape[-2]:
         raise GeometryError(f"umeyama: {src.shape[-2]} source points for {dst.shape[-2]} target points")
-    shape = torch.broadcast_shapes(src.shape[:-2], dst.shape[:-2])
+    shape = broadcast_shapes(src.shape[:-2], dst.shape[:-2])
     src, dst = src.expand(*shape, *src.shape[-2:]), dst.expand(*shape, *dst.shape[-2:])
     if not (torch.isfinite(src).all() and torch.isfinite(dst).all()):
         raise GeometryError("umeyama: points contain NaN or infinite values")
@@ -353,7 +353,7 @@ def icp(source, target, init: Sim3 | None = None, *, method: str = "point_to_poi
                 sol = np.linalg.solve(A.T @ A, A.T @ b)  # the normal equations of the linearised fit
             except np.linalg.LinAlgError:
                 break
-            dR = roma.rotvec_to_rotmat(torch.from_numpy(sol[:3])).numpy()
+            dR = _roma().rotvec_to_rotmat(torch.from_numpy(sol[:3])).numpy()
             s_, R_, t_ = s_, dR @ R_, dR @ t_ + sol[3:]
     T = Sim3(torch.tensor(s_, dtype=src.dtype, device=src.device), torch.from_numpy(R_).to(src.device, src.dtype),
              torch.from_numpy(t_).to(src.device, src.dtype))

@@ -18,7 +18,7 @@ from dataclasses import InitVar, dataclass
 
 import torch
 
-from .dtypes import as_float_tensors, common_float_dtype
+from .dtypes import as_float_tensors, broadcast_shapes, common_float_dtype
 from .errors import GeometryError
 from .pixels import parse_image_size, pixel_grid, resize_coordinate
 from .rotations import check_rotation
@@ -70,7 +70,7 @@ class Cameras:
                 f"{tuple(R.shape)}, {tuple(t.shape)}"
             )
         try:
-            batch = torch.broadcast_shapes(K.shape[:-2], R.shape[:-2], t.shape[:-1])
+            batch = broadcast_shapes(K.shape[:-2], R.shape[:-2], t.shape[:-1])
         except RuntimeError:
             raise GeometryError(
                 f"batch shapes of K {tuple(K.shape[:-2])}, R {tuple(R.shape[:-2])} and t "

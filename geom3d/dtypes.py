@@ -20,6 +20,24 @@ from .errors import GeometryError
 __all__ = ["as_float_tensors", "common_float_dtype"]
 
 
+def broadcast_shapes(*shapes) -> torch.Size:
+    """The broadcast of batch shapes (torch.broadcast_shapes' result; RuntimeError where they do
+    not broadcast). Plain Python: torch.broadcast_shapes imports torch's symbolic-shape machinery
+    (sympy, about a second) on its first call, which a renderer's first camera should not pay."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, size in enumerate(shape, start=ndim - len(shape)):
+            size = int(size)
+            if size < 0:
+                raise RuntimeError(f"broadcast_shapes: negative size in {tuple(shape)}")
+            if size != 1:
+                if out[i] not in (1, size):
+                    raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: {shapes}")
+                out[i] = size
+    return torch.Size(out)
+
+
 def _strong_dtype(value) -> torch.dtype | None:
     """The floating dtype a value imposes (None for weak values: numbers, lists, integers)."""
     if isinstance(value, torch.Tensor):

@@ -136,7 +136,7 @@ class Mesh:
         M = M.to(dtype)
         v = self.vertices.to(dtype) @ M[:3, :3].T + M[:3, 3]
         faces = self.faces
-        if torch.linalg.det(M[:3, :3]) < 0:
+        if _det3(M[:3, :3].tolist()) < 0:
             faces = faces[:, [0, 2, 1]]
         return replace(self, vertices=v, faces=faces)
 
@@ -286,6 +286,13 @@ class Mesh:
     def __repr__(self) -> str:
         extra = " textured" if self.has_texture else " coloured" if self.vertex_colors is not None else ""
         return f"Mesh({self.num_vertices} vertices, {self.num_faces} faces{extra}, source={self.source!r})"
+
+
+def _det3(a) -> float:
+    """Determinant of a 3×3 nested list (cofactor expansion in Python floats: for the sign test of a
+    transform, a LAPACK call per small matrix costs more than the transform itself)."""
+    return (a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]))
 
 
 def _unit_or_zero(n: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from aware3d_utils import available, require
 
 from .cameras import Cameras
-from .dtypes import common_float_dtype
+from .dtypes import broadcast_shapes, common_float_dtype
 from .errors import GeometryError
 
 __all__ = ["PointCloud", "DepthPoints", "depth_to_points", "voxel_downsample", "remove_statistical_outliers"]
@@ -100,7 +100,7 @@ def depth_to_points(depth, cameras: Cameras, colors=None, *, mask=None) -> Depth
                                 f"map {(h, w)}")
         shapes["mask"] = tuple(m.shape[:-2])
     try:
-        batch = torch.broadcast_shapes(*shapes.values())
+        batch = broadcast_shapes(*shapes.values())
     except RuntimeError:
         raise GeometryError(f"depth_to_points: batch shapes do not broadcast: {shapes}") from None
     d = depth.to(dtype).expand(*batch, h, w).reshape(-1, h, w)

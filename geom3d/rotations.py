@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import math
 
-import roma
 import torch
 
 from .dtypes import as_float_tensors
 from .errors import GeometryError
+
+
+def _roma():
+    """roma, imported on first use: importing it pulls in torch's compiler stack (torch._dynamo,
+    sympy: seconds of start-up) that `import geom3d` and the paths never rotating through roma skip."""
+    import roma
+
+    return roma
 
 __all__ = [
     "geodesic_distance",
@@ -63,7 +70,7 @@ def random_rotations(*shape: int, generator: torch.Generator | None = None, dtyp
     """
     q = torch.randn(*shape, 4, generator=generator, dtype=dtype, device=device)
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
-    return roma.unitquat_to_rotmat(q)
+    return _roma().unitquat_to_rotmat(q)
 
 
 def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +81,7 @@ def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     (x,) = as_float_tensors(x)
     if x.shape[-1] != 6:
         raise GeometryError(f"6D rotations need a last dimension of 6, got shape {tuple(x.shape)}")
-    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
+    return _roma().special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
 
 
 def matrix_to_rotation_6d(R: torch.Tensor) -> torch.Tensor:
@@ -88,14 +95,14 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     """Rotation vectors (axis × angle) to matrices: (..., 3) -> (..., 3, 3)."""
     (rotvec,) = as_float_tensors(rotvec)
     _check_vectors(rotvec, 3, "rotation vectors")
-    return roma.rotvec_to_rotmat(rotvec)
+    return _roma().rotvec_to_rotmat(rotvec)
 
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     """Matrices to rotation vectors, angle in [0, π]: (..., 3, 3) -> (..., 3)."""
     (R,) = as_float_tensors(R)
     _check_matrices(R, "R")
-    return roma.rotmat_to_rotvec(R)
+    return _roma().rotmat_to_rotvec(R)
 
 
 def quat_wxyz_to_matrix(q: torch.Tensor) -> torch.Tensor:
@@ -103,14 +110,14 @@ def quat_wxyz_to_matrix(q: torch.Tensor) -> torch.Tensor:
     (q,) = as_float_tensors(q)
     _check_vectors(q, 4, "quaternions (w, x, y, z)")
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
-    return roma.unitquat_to_rotmat(torch.cat([q[..., 1:], q[..., :1]], dim=-1))
+    return _roma().unitquat_to_rotmat(torch.cat([q[..., 1:], q[..., :1]], dim=-1))
 
 
 def matrix_to_quat_wxyz(R: torch.Tensor) -> torch.Tensor:
     """Matrices to unit quaternions in (w, x, y, z) order with w ≥ 0: (..., 3, 3) -> (..., 4)."""
     (R,) = as_float_tensors(R)
     _check_matrices(R, "R")
-    q = roma.rotmat_to_unitquat(R)
+    q = _roma().rotmat_to_unitquat(R)
     q = torch.cat([q[..., 3:], q[..., :3]], dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
 
@@ -119,7 +126,7 @@ def project_to_rotation(M: torch.Tensor) -> torch.Tensor:
     """The nearest rotation (Frobenius norm) to any 3×3 matrix, via SVD: (..., 3, 3) -> (..., 3, 3)."""
     (M,) = as_float_tensors(M)
     _check_matrices(M, "M")
-    return roma.special_procrustes(M)
+    return _roma().special_procrustes(M)
 
 
 def rotation_residual(R: torch.Tensor) -> torch.Tensor:

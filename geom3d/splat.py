@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .cameras import Cameras
-from .dtypes import common_float_dtype
+from .dtypes import broadcast_shapes, common_float_dtype
 from .errors import GeometryError
 from .pixels import parse_image_size
 from .pointcloud import as_colors
@@ -91,7 +91,7 @@ def _as_clouds(points, who: str) -> list[torch.Tensor]:
 
 def _broadcast_batch(who: str, cameras: Cameras, *shapes: torch.Size) -> torch.Size:
     try:
-        return torch.broadcast_shapes(cameras.batch_shape, *shapes)
+        return broadcast_shapes(cameras.batch_shape, *shapes)
     except RuntimeError:
         raise GeometryError(f"{who}: the batch shapes of the cameras {tuple(cameras.batch_shape)} and the "
                             f"clouds {[tuple(s) for s in shapes]} do not broadcast") from None

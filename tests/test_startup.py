@@ -1,0 +1,59 @@
+"""Start-up stays light: `import geom3d` and a small randomised datagen run never pull in torch's
+compiler stack (torch._dynamo, sympy: seconds of imports). roma, which imports torch._dynamo, is
+imported on first use; geom3d broadcasts batch shapes without torch.broadcast_shapes, whose first
+call imports sympy. Nothing here is timed: the modules loaded are checked."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from geom3d.dtypes import broadcast_shapes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shapes():
+    sizes = (0, 1, 2, 3)
+    one = [()] + [(a,) for a in sizes] + [(a, b) for a in sizes for b in sizes]
+    return list(itertools.product(one, repeat=2)) + [((2, 1, 3), (1, 3), (2, 1, 1)), ((), (), ()), ((4,),)]
+
+
+@pytest.mark.parametrize("shapes", _shapes())
+def test_broadcast_shapes_matches_torch(shapes):
+    try:
+        expected = torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            broadcast_shapes(*shapes)
+        return
+    got = broadcast_shapes(*shapes)
+    assert got == expected and isinstance(got, torch.Size)
+
+
+def test_import_and_small_datagen_run_skip_the_compiler_stack(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        heavy = ("torch._dynamo", "sympy", "roma")
+        import geom3d
+        assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
+        from datagen.pipeline import generate
+        m = generate({{"seed": 0, "image_size": 32, "samples_per_category": 2, "writer": {{"chunk_size": 2}},
+                      "assets": [{{"type": "procedural", "categories": ["car"], "count": 1}}]}},
+                     {str(tmp_path / "ds")!r}, progress=False, preview=False)
+        assert m["complete"] and m["images"] == 2, m
+        assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
+        R = geom3d.axis_angle_to_matrix([0.0, 0.0, 0.5])  # roma on first use
+        assert "roma" in sys.modules and abs(float(R[0, 0]) - 0.8775825618903728) < 1e-6
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
