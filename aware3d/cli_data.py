@@ -79,6 +79,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     export.add_argument("--max-ray-angle-deg", type=float, default=45.0,
                         help="KITTI: skip objects seen further than this off the optical axis, in degrees "
                              "(default: 45)")
+    export.add_argument("--no-images", action="store_true",
+                        help="write the annotations only (COCO's file_name is then the record's image path)")
     export.add_argument("--strict", action="store_true",
                         help="stop at the first bad record (default: skip it and count it in the manifest)")
     export.set_defaults(func=run_export)
@@ -152,7 +154,8 @@ def run_export(args) -> int:
     for name, recs in groups.items():
         if hasattr(recs, "summary"):
             print(f"{name}: read {recs.summary()}")
-    manifest = export_records(groups, args.out, args.format, strict=args.strict, cad_root=args.cad_root,
+    manifest = export_records(groups, args.out, args.format, strict=args.strict, images=not args.no_images,
+                              cad_root=args.cad_root,
                               mm_per_unit=args.mm_per_unit, metres_per_unit=args.metres_per_unit,
                               max_ray_angle=math.radians(args.max_ray_angle_deg))
     for name, counts in manifest["splits"].items():

@@ -25,11 +25,13 @@ MANIFEST = "export_manifest.json"
 
 
 def export_records(records, out: str | os.PathLike, format: str, *, split: str = "train", strict: bool = False,
-                   cad_root=None, mm_per_unit: float = 1000.0, metres_per_unit: float = 1.0,
+                   images: bool = True, cad_root=None, mm_per_unit: float = 1000.0, metres_per_unit: float = 1.0,
                    max_ray_angle: float = math.radians(45.0)) -> dict:
     """Write `records` (a list of `ImageRecord`, named `split`, or {split: records}) to `out` in
     `format` ("coco", "bop", "kitti"); returns the manifest (also written to out/export_manifest.json).
 
+    images: copy the images beside the annotations (BOP and KITTI as PNG; COCO keeps JPEGs); with False
+        only the annotations are written and COCO's `file_name` is the record's image path.
     cad_root: the `<category>/NN.off` CAD folder of records from CAD collections (pascal3d, imagenet3d,
         objectnet3d); procedural records rebuild their mesh. BOP's models and KITTI's box sizes need it.
     mm_per_unit: millimetres per object unit (BOP; default 1000: one unit is a metre).
@@ -44,7 +46,7 @@ def export_records(records, out: str | os.PathLike, format: str, *, split: str =
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: the export folder is a file")
     out.mkdir(parents=True, exist_ok=True)
-    log = ExportLog(strict)
+    log = ExportLog(strict, images)
     if format == "coco":
         from .coco import write_coco
 
@@ -60,7 +62,7 @@ def export_records(records, out: str | os.PathLike, format: str, *, split: str =
                               max_ray_angle=max_ray_angle)
     manifest = {"format": format, "splits": {k: v for k, v in summary.items() if k in groups},
                 "records": {k: len(v) for k, v in groups.items()},
-                "skipped": dict(log.skipped), "problems": log.problems}
+                "images_copied": bool(images), "skipped": dict(log.skipped), "problems": log.problems}
     if format == "bop":
         manifest["models"] = summary["models"]
         manifest["mm_per_unit"] = float(mm_per_unit)

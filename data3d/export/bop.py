@@ -47,9 +47,12 @@ def _ply_text(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray) -> s
             "property float x", "property float y", "property float z",
             "property float nx", "property float ny", "property float nz",
             f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
-    rows = [" ".join(f"{x:.6f}" for x in v) + " " + " ".join(f"{x:.6f}" for x in n) for v, n in zip(vertices, normals)]
-    rows += ["3 " + " ".join(str(int(i)) for i in f) for f in faces]
-    return "\n".join(head + rows) + "\n"
+    import io
+
+    buf = io.StringIO()
+    np.savetxt(buf, np.hstack([vertices, normals]), fmt="%.6f")
+    np.savetxt(buf, np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64), fmt="%d")
+    return "\n".join(head) + "\n" + buf.getvalue()
 
 
 def _diameter(vertices: np.ndarray) -> float:
@@ -134,7 +137,7 @@ def write_bop(groups: dict, out: Path, log: ExportLog, *, cad_root=None, mm_per_
                 scene_id, im_id = divmod(n_images, IMAGES_PER_SCENE)
                 scene_dir = out / split / f"{scene_id:06d}"
                 try:
-                    entry = _image_entry(record, members, refs, centres, mm, scene_dir, im_id)
+                    entry = _image_entry(record, members, refs, centres, mm, scene_dir, im_id, log.images)
                 except AnnotationError as exc:
                     log.skip("bad_record", exc if exc.path else exc.with_path(record.image_path))
                     continue
@@ -153,7 +156,7 @@ def write_bop(groups: dict, out: Path, log: ExportLog, *, cad_root=None, mm_per_
     return summary
 
 
-def _image_entry(record, members, refs, centres, mm, scene_dir: Path, im_id: int) -> dict:
+def _image_entry(record, members, refs, centres, mm, scene_dir: Path, im_id: int, images: bool) -> dict:
     """Write one BOP image (rgb, depth, masks) and return its scene_camera / scene_gt / scene_gt_info entries."""
     K = object_camera(record.objects[members[0]])[0] if members else None
     gts, infos, masks = [], [], []
@@ -188,7 +191,7 @@ def _image_entry(record, members, refs, centres, mm, scene_dir: Path, im_id: int
         for info, m in zip(infos, masks):
             if m is not None:
                 info["px_count_valid"] = int((m[0] & valid).sum())
-    copy_image(record.image_path, scene_dir / "rgb" / f"{im_id:06d}", keep_jpeg=False)
+    copy_image(record.image_path, scene_dir / "rgb" / f"{im_id:06d}", keep_jpeg=False, enabled=images)
     if depth_path:  # the 16-bit levels unchanged; depth_scale turns them into mm
         src = Path(depth_path)
         atomic_save(scene_dir / "depth" / f"{im_id:06d}.png", lambda tmp: shutil.copyfile(src, tmp))

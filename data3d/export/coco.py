@@ -94,13 +94,13 @@ def write_coco(groups: dict, out: Path, log: ExportLog) -> dict:
                         ann["segmentation_kind"] = "box"
                     ann.update(_fields_3d(obj, K, R, t))
                     anns.append(ann)
-                dst = copy_image(record.image_path, out / split / f"{index:06d}", keep_jpeg=True)
+                dst = copy_image(record.image_path, out / split / f"{index:06d}", keep_jpeg=True, enabled=log.images)
             except AnnotationError as exc:
                 log.skip("bad_record", exc if exc.path else exc.with_path(record.image_path))
                 continue
             h, w = record.image_size
-            images.append({"id": index + 1, "file_name": dst.name, "width": int(w), "height": int(h),
-                           "aware3d_image_path": str(record.image_path)})
+            images.append({"id": index + 1, "file_name": dst.name if log.images else str(dst), "width": int(w),
+                           "height": int(h), "aware3d_image_path": str(record.image_path)})
             for ann in anns:
                 ann["id"] = len(annotations) + 1
                 annotations.append(ann)

@@ -27,8 +27,9 @@ log = logging.getLogger("data3d.export")
 class ExportLog:
     """Counts of what an export wrote and skipped (by reason), with the messages of the first skips."""
 
-    def __init__(self, strict: bool):
+    def __init__(self, strict: bool, images: bool = True):
         self.strict = strict
+        self.images = images  # copy the images beside the annotations
         self.skipped: Counter = Counter()
         self.problems: list[str] = []
         self.written: Counter = Counter()
@@ -103,38 +104,40 @@ def _png_colour_type(path: Path) -> int | None:
     return head[25]
 
 
-def copy_image(src: Path, dst_stem: Path, keep_jpeg: bool) -> Path:
+def copy_image(src: Path, dst_stem: Path, keep_jpeg: bool, enabled: bool = True) -> Path:
     """The record's image as an 8-bit RGB (or grey) file `dst_stem` + suffix, written atomically:
     PNG without alpha and (with keep_jpeg) JPEG are copied byte for byte, anything else (RGBA, palette,
-    another format) is decoded and saved as PNG. AnnotationError naming `src` when it is not readable."""
+    another format) is decoded and saved as PNG. AnnotationError naming `src` when it is not readable.
+    With `enabled` False nothing is written and `src` is returned (after checking it exists)."""
     src = Path(src)
     if not src.is_file():
         raise AnnotationError("image file not found", src)
+    if not enabled:
+        return src
     suffix = src.suffix.lower()
     colour_type = _png_colour_type(src) if suffix == ".png" else None
     if colour_type in (0, 2) or (keep_jpeg and suffix in (".jpg", ".jpeg")):
         dst = dst_stem.with_suffix(".png" if colour_type is not None else ".jpg")
         atomic_save(dst, lambda tmp: shutil.copyfile(src, tmp))
         return dst
-    from PIL import Image
-
     from ..images import _decode, _open
 
     with _open(src) as im:
         try:
-            rgb = _decode(im if im.mode == "L" else im.convert("RGB"), src)
+            pixels = _decode(im if im.mode == "L" else im.convert("RGB"), src)
         except (OSError, ValueError, SyntaxError) as exc:
             raise AnnotationError(f"pixel data cannot be decoded: {exc}", src) from None
     dst = dst_stem.with_suffix(".png")
-    atomic_save(dst, lambda tmp: Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG"))
+    write_png(dst, pixels if pixels.ndim == 2 else pixels[..., ::-1])  # OpenCV writes BGR
     return dst
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
-    """A uint8 / uint16 (H, W) array as a PNG, atomically."""
+    """A uint8 / uint16 (H, W) or uint8 BGR (H, W, 3) array as a PNG, atomically (zlib level 1: fast;
+    PNG is lossless at every level)."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError(f"{path}: cannot encode the PNG")
     atomic_save(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))

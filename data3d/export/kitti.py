@@ -221,8 +221,11 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
             cams: dict[tuple, np.ndarray] = {}
             try:
                 for obj in record.objects:
-                    pose = viewpoint_to_kitti(obj.viewpoint, scale)
-                    if pose.ray_angle > max_ray_angle:
+                    try:
+                        pose = viewpoint_to_kitti(obj.viewpoint, scale)
+                    except AnnotationError:  # no upright pose in front of a camera: not KITTI material
+                        pose = None
+                    if pose is None or pose.ray_angle > max_ray_angle:
                         _off_axis(log, record, obj, pose, max_ray_angle)
                         continue
                     K = pose.K
@@ -247,7 +250,7 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
                     continue
                 for key, lines in frames.items():
                     stem = f"{frame:06d}"
-                    copy_image(record.image_path, out / split / "image_2" / stem, keep_jpeg=False)
+                    copy_image(record.image_path, out / split / "image_2" / stem, keep_jpeg=False, enabled=log.images)
                     atomic_write_text(out / split / "calib" / f"{stem}.txt", format_calib(cams[key]))
                     atomic_write_text(out / split / "label_2" / f"{stem}.txt", "\n".join(lines) + "\n")
                     frame += 1
@@ -259,9 +262,13 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
 
 
 def _off_axis(log, record, obj, pose, limit) -> None:
-    """Count an object whose KITTI camera would look too far past it (not an error, strict or not)."""
-    log.skipped["kitti_ray_angle"] += 1
+    """Count an object that no upright camera sees in front, or sees too far off its axis (not an
+    error, strict or not: KITTI labels do not make sense for it)."""
+    if pose is None:
+        reason, text = "kitti_no_upright_pose", "no upright camera sees it in front"
+    else:
+        reason = "kitti_ray_angle"
+        text = f"seen {math.degrees(pose.ray_angle):.1f}° off the optical axis (limit {math.degrees(limit):.1f}°)"
+    log.skipped[reason] += 1
     if len(log.problems) < 200:
-        log.problems.append(f"kitti_ray_angle: {record.image_path}: a {obj.category} seen "
-                            f"{math.degrees(pose.ray_angle):.1f}° off the optical axis (limit "
-                            f"{math.degrees(limit):.1f}°)")
+        log.problems.append(f"{reason}: {record.image_path}: a {obj.category} {text}")
