@@ -469,6 +469,34 @@ def test_bad_records_are_skipped_and_counted_or_named(dst, tmp_path, fmt):
             export_records(broken[1:], tmp_path / "strict2", fmt, strict=True)
 
 
+def test_export_needs_a_new_or_empty_folder(dst, tmp_path):
+    records = data3d.load_records(dst)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "old.json").write_text("{}")
+    with pytest.raises(ValueError, match="used: the export folder is not empty"):
+        export_records(records, tmp_path / "used", "coco")
+    with pytest.raises(ValueError, match="format must be one of coco, bop, kitti"):
+        export_records(records, tmp_path / "new", "yolo")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("fmt", ["bop", "kitti"])
+def test_unreadable_cad_is_counted_and_named(pascal, tmp_path, fmt):
+    recs, _ = pascal
+    recs = [r for r in recs if r.objects[0].category == "chair"]  # one small CAD keeps the test fast
+    broken = tmp_path / "CAD"
+    (broken / "chair").mkdir(parents=True)
+    (broken / "chair" / "04.off").write_text("OFF\n3 1 0\n0 0 0\n")  # truncated
+    manifest = export_records({"val": recs}, tmp_path / "out", fmt, cad_root=broken, max_ray_angle=math.radians(89))
+    assert manifest["skipped"]["unreadable_model"] == 1
+    assert any("pascal3d:chair/04" in p for p in manifest["problems"])
+    if fmt == "bop":
+        assert manifest["models"]["missing"] == ["pascal3d:chair/04"]
+    with pytest.raises(data3d.AnnotationError, match="chair/04"):
+        export_records({"val": recs}, tmp_path / "strict", fmt, cad_root=broken, strict=True,
+                       max_ray_angle=math.radians(89))
+
+
 def test_cli_export(dst, tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli_main(["data", "export", "--format", "coco", "--in", str(dst), "--out", str(out),

@@ -7,7 +7,8 @@
 One module per format (`coco`, `bop`, `kitti`); this one checks the arguments, runs the writer and
 writes `export_manifest.json` (what was written, what was skipped and why). A record that cannot be
 exported (a missing image or mask, a mask of the wrong size) is skipped and counted, or raises
-`AnnotationError` naming the file with `strict=True`. Every file is written atomically.
+`AnnotationError` naming the file with `strict=True`. Every file is written atomically, into a new or
+empty folder (files of an earlier export would mix with the new ones).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def export_records(records, out: str | os.PathLike, format: str, *, split: str =
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: the export folder is a file")
+    if out.is_dir() and any(out.iterdir()):  # files of an earlier export would mix with this one's
+        raise ValueError(f"{out}: the export folder is not empty (choose a new folder or remove it)")
     out.mkdir(parents=True, exist_ok=True)
     log = ExportLog(strict, images)
     if format == "coco":

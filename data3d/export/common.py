@@ -97,9 +97,11 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _png_colour_type(path: Path) -> int | None:
+    """The colour type of an 8-bit PNG (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA) from its
+    header; None for anything else (not a PNG, 16-bit)."""
     with open(path, "rb") as fh:
         head = fh.read(26)
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26 or head[24] != 8:
         return None
     return head[25]
 

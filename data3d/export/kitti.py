@@ -158,17 +158,21 @@ def format_calib(K: np.ndarray) -> str:
 
 
 # ----------------------------------------------------------------------------- the writer
-def _object_size(obj, cad_root) -> np.ndarray | None:
+def _object_size(obj, cad_root, log, cache: dict) -> np.ndarray | None:
     """(size_x, size_y, size_z) in object units of the box centred at the object origin that holds
     the mesh (its own box when the mesh is centred, as PASCAL3D+ CADs and the procedural library
-    are); from the CAD, else datagen's `extra["mesh_bounds"]`; None when unknown."""
+    are); from the CAD, else datagen's `extra["mesh_bounds"]`; None when unknown. A CAD that cannot be
+    read is counted (`unreadable_model`) once."""
     from ..show import _bounds, record_mesh
 
-    try:
-        mesh = record_mesh(obj, cad_root)
-    except Exception:
-        mesh = None
-    bounds = _bounds(obj, mesh)
+    ref = obj.mesh_ref
+    if ref not in cache:
+        try:
+            cache[ref] = record_mesh(obj, cad_root)
+        except Exception as exc:
+            cache[ref] = None
+            log.skip("unreadable_model", AnnotationError(f"CAD {ref}: {exc}"))
+    bounds = _bounds(obj, cache[ref])
     if bounds is None:
         return None
     lo, hi = bounds
@@ -213,7 +217,7 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
     scale = float(metres_per_unit)
     if not scale > 0:
         raise ValueError(f"export: metres_per_unit must be > 0, got {metres_per_unit!r}")
-    summary = {}
+    summary, meshes = {}, {}
     for split, records in groups.items():
         frame = n_objects = 0
         for record in records:
@@ -230,7 +234,7 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
                         continue
                     K = pose.K
                     key = tuple(np.round(K.reshape(-1), 6))
-                    size = _object_size(obj, cad_root)
+                    size = _object_size(obj, cad_root, log, meshes)
                     centre = pose.centre
                     ry = pose.rotation_y
                     if size is not None:
