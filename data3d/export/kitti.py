@@ -246,8 +246,9 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
                         dims = (-1.0, -1.0, -1.0)
                         location = centre
                         trunc = 1.0 if obj.truncated else 0.0
-                    line = format_label_line(obj.category[:1].upper() + obj.category[1:], trunc, kitti_occlusion(obj),
-                                             pose.alpha, obj.bbox, dims, location, ry)
+                    kind = (obj.category[:1].upper() + obj.category[1:]).replace(" ", "_")  # one word
+                    line = format_label_line(kind, trunc, kitti_occlusion(obj), pose.alpha, obj.bbox, dims, location,
+                                             ry)
                     frames.setdefault(key, []).append(line)
                     cams[key] = K
                 if not frames:
