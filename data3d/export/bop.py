@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from aware3d_utils import atomic_save
+from geom3d import GeometryError
 
 from ..errors import AnnotationError
 from ..images import load_depth
@@ -119,10 +120,13 @@ def write_bop(groups: dict, out: Path, log: ExportLog, *, cad_root=None, mm_per_
                     continue
                 try:
                     mesh = record_mesh(o, cad_root)
-                except Exception as exc:  # a broken CAD file: the object keeps its pose, without a model
+                except (GeometryError, OSError, ValueError) as exc:  # a broken CAD: the pose stays, without a model
                     log.skip("unreadable_model", AnnotationError(f"CAD {ref}: {exc}"))
                     mesh = None
-                (meshes.__setitem__(ref, mesh) if mesh is not None else missing.add(ref))
+                if mesh is None:
+                    missing.add(ref)
+                else:
+                    meshes[ref] = mesh
     info, centres = _write_models(refs, meshes, out, mm)
     objects_doc = {str(i): {"mesh_ref": ref, "has_model": str(i) in info,
                             "centre_offset_mm": (centres[i] * mm).tolist() if i in centres else [0.0, 0.0, 0.0]}

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geom3d import GeometryError
+
 from ..errors import AnnotationError
 from ..record import Viewpoint
 
@@ -169,7 +171,7 @@ def _object_size(obj, cad_root, log, cache: dict) -> np.ndarray | None:
     if ref not in cache:
         try:
             cache[ref] = record_mesh(obj, cad_root)
-        except Exception as exc:
+        except (GeometryError, OSError, ValueError) as exc:
             cache[ref] = None
             log.skip("unreadable_model", AnnotationError(f"CAD {ref}: {exc}"))
     bounds = _bounds(obj, cache[ref])
