@@ -1,13 +1,16 @@
-"""`aware3d data`: look at a dataset.
+"""`aware3d data`: look at a dataset, or export it to COCO, BOP or KITTI.
 
     aware3d data stats runs/ds                       # a records folder (datagen output, save_records)
     aware3d data stats --pascal3d PASCAL3D+_release1.1 --split train,val --out p3d_stats
     aware3d data show runs/ds --id 79fc66bcb10a7454 --out sample.png
     aware3d data show --pascal3d PASCAL3D+_release1.1 --id <image name> --cad-root PASCAL3D+_release1.1/CAD
+    aware3d data export --format coco --in runs/ds --out ds_coco
+    aware3d data export --format bop --pascal3d P3D --split val --cad-root P3D/CAD --out p3d_bop
 
 `stats` prints counts per split, category and occlusion level, viewpoint histograms and the
 truncation rate, and writes stats.json, stats.png and stats.html to --out. `show` writes one
-record's image with its bbox, its projected CAD model (or cuboid) and object axes.
+record's image with its bbox, its projected CAD model (or cuboid) and object axes. `export` writes
+the records as a COCO instances file, a BOP dataset or KITTI object labels (docs/data3d.md, "Export").
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _LOADERS = {
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", nargs="?", help="a records folder (records-*.npz|json shards) or one shard file")
+    p.add_argument("--in", dest="records_in", metavar="RECORDS", help="the same as the RECORDS argument")
     for flag, (_, what, _) in _LOADERS.items():
         p.add_argument(f"--{flag}", metavar="ROOT", help=f"read {what} instead")
     p.add_argument("--split", default="val",
@@ -39,7 +43,7 @@ def _source_arguments(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("data", help="inspect a records folder or a dataset: statistics, annotated images",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="data_command", metavar="<stats|show>")
+    sub = parser.add_subparsers(dest="data_command", metavar="<stats|show|export>")
     sub.required = True
     stats = sub.add_parser("stats", help="counts, viewpoint histograms, truncation rate (table, PNG, HTML)",
                            description="Counts per split, category and occlusion level, viewpoint histograms "
@@ -55,6 +59,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     show.add_argument("--cad-root", help="the CAD folder (<category>/NN.off) of real records' models")
     show.add_argument("--out", help="the PNG to write (default: show-<image name>.png here)")
     show.set_defaults(func=run_show)
+    export = sub.add_parser("export", help="write the records as COCO, BOP or KITTI files",
+                            description="Write the records as a COCO instances file (boxes, masks as RLE, our 3D "
+                                        "fields as extra keys), a BOP dataset (poses in mm, models, masks, depth) "
+                                        "or KITTI object labels and calib files; export_manifest.json in --out "
+                                        "counts what was written and skipped.")
+    _source_arguments(export)
+    export.add_argument("--format", required=True, choices=("coco", "bop", "kitti"), help="the format to write")
+    export.add_argument("--out", required=True, help="the folder to write")
+    export.add_argument("--split-name", default="train",
+                        help="the split name of a records folder's records (COCO instances_<name>.json, BOP and "
+                             "KITTI <name>/ folders; default: train); loaders keep their --split names")
+    export.add_argument("--cad-root", help="the CAD folder (<category>/NN.off) of real records' models (BOP models, "
+                                           "KITTI box sizes)")
+    export.add_argument("--mm-per-unit", type=float, default=1000.0,
+                        help="BOP: millimetres per object unit (default: 1000, one unit = one metre)")
+    export.add_argument("--metres-per-unit", type=float, default=1.0,
+                        help="KITTI: metres per object unit (default: 1)")
+    export.add_argument("--max-ray-angle-deg", type=float, default=45.0,
+                        help="KITTI: skip objects seen further than this off the optical axis, in degrees "
+                             "(default: 45)")
+    export.add_argument("--no-images", action="store_true",
+                        help="write the annotations only (COCO's file_name is then the record's image path)")
+    export.add_argument("--strict", action="store_true",
+                        help="stop at the first bad record (default: skip it and count it in the manifest)")
+    export.set_defaults(func=run_export)
     return parser
 
 
@@ -63,6 +92,9 @@ def _read(args) -> dict:
     import data3d
 
     chosen = [flag for flag in _LOADERS if getattr(args, flag.replace("-", "_")) is not None]
+    if args.records is not None and args.records_in is not None:
+        raise ValueError("give the records folder once (as an argument or with --in)")
+    args.records = args.records if args.records is not None else args.records_in
     if len(chosen) + (args.records is not None) != 1:
         raise ValueError("give a records folder or exactly one of " + ", ".join(f"--{f}" for f in _LOADERS))
     if args.records is not None:
@@ -107,4 +139,27 @@ def run_show(args) -> int:
     atomic_save(out, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
     objs = ", ".join(f"{o.category} ({o.mesh_ref})" for o in record.objects)
     print(f"record {index}: {record.image_path} — {objs}\nwrote {out}")
+    return 0
+
+
+def run_export(args) -> int:
+    import math
+
+    from data3d.export import export_records
+
+    groups = _read(args)
+    loader = next((flag for flag in _LOADERS if getattr(args, flag.replace("-", "_")) is not None), None)
+    if loader is None or not _LOADERS[loader][2]:  # a records folder, or a loader without splits
+        groups = {args.split_name: [r for recs in groups.values() for r in recs]}
+    for name, recs in groups.items():
+        if hasattr(recs, "summary"):
+            print(f"{name}: read {recs.summary()}")
+    manifest = export_records(groups, args.out, args.format, strict=args.strict, images=not args.no_images,
+                              cad_root=args.cad_root,
+                              mm_per_unit=args.mm_per_unit, metres_per_unit=args.metres_per_unit,
+                              max_ray_angle=math.radians(args.max_ray_angle_deg))
+    for name, counts in manifest["splits"].items():
+        print(f"{name}: {counts['images']} images, {counts['objects']} objects")
+    skipped = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["skipped"].items())) or "none"
+    print(f"skipped: {skipped}\nwrote {args.format.upper()} to {args.out} (see export_manifest.json)")
     return 0

@@ -11,6 +11,7 @@
 - Asset sources (ShapeNet v1/v2, Objaverse, OFF CAD folders, mesh folders, procedural) and the
   config constructor `asset_source`.
 - `data3d.procedural` (imported on first use): `make(category, seed)` -> geom3d.Mesh.
+- `data3d.export` (a subpackage, imported explicitly): `export_records(records, out, "coco"|"bop"|"kitti")`.
 See docs/data3d.md. data3d imports only geom3d (and aware3d_utils). `__all__` lists the API, not the
 submodules; a test keeps it equal to the imports below.
 """
