@@ -1,0 +1,199 @@
+"""`aware3d view`: folder recognition, the pose helpers, nemo's crop → image viewpoint, the server's
+start and clean stop, and a screenshot from headless Chromium that shows the mesh where it projects.
+
+The browser test needs Debian's chromium (scripts/system-deps.sh installs it): without it the test
+skips locally and fails under CI=true, like the real-data tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import data3d
+import geom3d
+
+viser = pytest.importorskip("viser", reason="viser is not installed (pip install 'aware3d[view]')")
+
+from aware3d.view import ViewCamera, detect_kind, open_scene, screenshot, stop_server  # noqa: E402
+from aware3d.view.common import camera_pose, frustum_scale, matrix_to_wxyz, vertical_fov  # noqa: E402
+
+H, W = 72, 96
+
+
+def _records_folder(root: Path, n: int = 2) -> Path:
+    """n records of the procedural car 0 seen from around it (data3d finds its mesh by mesh_ref)."""
+    records = []
+    for i in range(n):
+        vp = data3d.Viewpoint(azimuth=0.4 + 2.0 * i, elevation=0.35, theta=0.0, distance=3.0, focal=1.0,
+                              viewport=110.0, px=(W - 1) / 2, py=(H - 1) / 2)
+        image = np.full((H, W, 3), 180, np.uint8)
+        path = root / "images" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), image)
+        records.append(data3d.ImageRecord(
+            image_path=path, image_size=(H, W), extra={"split": "val" if i else "train"},
+            objects=[data3d.ObjectAnnotation(category="car", bbox=(5, 5, 90, 66), viewpoint=vp,
+                                             cad_source="procedural", cad_id="car/0000")]))
+    data3d.save_records(records, root, shard="t", format="json")
+    return root
+
+
+def _chromium_or_skip() -> None:
+    if shutil.which(os.environ.get("AWARE3D_CHROMIUM", "chromium")) is None:
+        reason = "headless Chromium is missing (Debian's 'chromium'; scripts/system-deps.sh installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def test_folders_are_recognised(tmp_path):
+    records = _records_folder(tmp_path / "recs", 1)
+    assert detect_kind(records) == "records"
+    assert detect_kind(records / "records-t.json") == "records"
+    (tmp_path / "splits" / "clean").mkdir(parents=True)
+    shutil.copytree(records, tmp_path / "splits" / "clean", dirs_exist_ok=True)
+    assert detect_kind(tmp_path / "splits") == "records"
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "predictions.jsonl").write_text("")
+    assert detect_kind(tmp_path / "eval") == "poses"
+    (tmp_path / "run" / "proxy").mkdir(parents=True)
+    (tmp_path / "run" / "cameras.json").write_text("{}")
+    assert detect_kind(tmp_path / "run") == "orbit4d"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="not a records folder"):
+        detect_kind(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        detect_kind(tmp_path / "nowhere")
+
+
+def test_camera_pose_places_a_geom3d_camera_as_viser_expects():
+    """A viser node (wxyz, position) is the camera → world map: applying it to a point's camera
+    coordinates gives back the world point (quaternion rotation written out by hand)."""
+    cam = geom3d.viewpoint_to_cameras(0.7, 0.3, 0.2, 4.0, 1.0, 100.0, image_size=(H, W)).to(dtype=torch.float64)
+    R, t = cam.R.numpy(), cam.t.numpy()
+    wxyz, position = camera_pose(R, t)
+    X = np.array([0.3, -0.2, 0.5])
+    Xc = R @ X + t
+    w, v = wxyz[0], wxyz[1:]
+    rotated = Xc + 2 * w * np.cross(v, Xc) + 2 * np.cross(v, np.cross(v, Xc))  # q · Xc · q*
+    np.testing.assert_allclose(rotated + position, X, atol=1e-12)
+    fov, aspect = vertical_fov(cam.K.numpy(), (H, W))
+    assert math.isclose(math.tan(fov / 2) * 100.0, H / 2) and math.isclose(aspect, W / H)
+    # the frustum's image plane depth, from viser's normalisation (scale / cbrt(tan² · aspect / 3))
+    y = math.tan(fov / 2)
+    assert math.isclose(frustum_scale(fov, aspect, 2.5) / (y * y * aspect / 3) ** (1 / 3), 2.5)
+    assert np.allclose(matrix_to_wxyz(np.eye(3)), [1, 0, 0, 0])
+
+
+def test_crop_viewpoint_goes_back_to_the_full_image():
+    """nemo.evaluate stores the estimate in the full image's pixels: a point projected with the
+    estimate in the crop, mapped back through the crop's pixel map, lands where the converted
+    estimate projects it in the full image."""
+    from nemo.evaluate import crop_to_image_viewpoint
+
+    truth = data3d.Viewpoint(azimuth=0.5, elevation=0.2, theta=0.1, distance=5.0, focal=1.0, viewport=300.0,
+                             px=70.0, py=40.0)
+    image = torch.zeros(3, 120, 160)
+    view = data3d.warp_object(data3d.ObjectView(image, truth, (40.0, 20.0, 110.0, 70.0)), (64, 64), 0.6, "bbox")
+    crop_truth = view.viewpoint.as_dict()
+    back = crop_to_image_viewpoint(crop_truth, crop_truth, truth)
+    assert math.isclose(back["focal"] * back["viewport"], truth.focal * truth.viewport)
+    assert math.isclose(back["px"], truth.px) and math.isclose(back["py"], truth.py)
+    assert all(math.isclose(back[k], truth[k]) for k in ("azimuth", "elevation", "theta", "distance"))
+    estimate = dict(crop_truth, azimuth=0.8, elevation=0.1, distance=4.0, px=crop_truth["px"] + 3.0, py=30.0)
+    full = crop_to_image_viewpoint(estimate, crop_truth, truth)
+    s = crop_truth["focal"] * crop_truth["viewport"] / (truth.focal * truth.viewport)
+    x0 = s * (truth.px + 0.5) - 0.5 - crop_truth["px"]
+    y0 = s * (truth.py + 0.5) - 0.5 - crop_truth["py"]
+    point = torch.tensor([[0.3, -0.2, 0.4]], dtype=torch.float64)
+
+    def project(vp, size):
+        cam = geom3d.viewpoint_to_cameras(vp["azimuth"], vp["elevation"], vp["theta"], vp["distance"], vp["focal"],
+                                          vp["viewport"], principal=(vp["px"], vp["py"]), image_size=size)
+        return cam.to(dtype=torch.float64).project(point)[0].numpy()
+
+    u_crop = project(estimate, (64, 64))
+    u_full = project(full, (120, 160))
+    np.testing.assert_allclose(s * (u_full + 0.5) - 0.5 - np.array([x0, y0]), u_crop, atol=1e-9)
+
+
+def test_viewer_prints_its_url_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+    folder = _records_folder(tmp_path / "recs", 1)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "aware3d", "view", str(folder)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else None
+        assert url, f"no URL printed; stderr: {proc.stderr.read()[-500:] if proc.poll() is not None else ''}"
+        page = urllib.request.urlopen(url, timeout=30).read().decode("utf-8", "replace")
+        assert "<html" in page.lower()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-500:]
+    assert "stopping the viewer" in out
+
+
+def _silhouette(mesh: geom3d.Mesh, camera: ViewCamera, size) -> np.ndarray:
+    """Where the mesh covers a (H, W) image seen from `camera` (vertical fov, centred principal
+    point, OpenCV axes), worked out here from the look-at definition."""
+    h, w = size
+    P, L, U = (np.asarray(v, dtype=np.float64) for v in (camera.position, camera.look_at, camera.up))
+    z = (L - P) / np.linalg.norm(L - P)
+    x = np.cross(z, U)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    f = (h / 2) / math.tan(camera.fov / 2)
+    V = mesh.vertices.double().numpy() - P
+    cam = np.stack([V @ x, V @ y, V @ z], axis=1)
+    uv = np.stack([f * cam[:, 0] / cam[:, 2] + (w - 1) / 2, f * cam[:, 1] / cam[:, 2] + (h - 1) / 2], axis=1)
+    mask = np.zeros((h, w), np.uint8)
+    for tri in mesh.faces.numpy():
+        cv2.fillPoly(mask, [np.round(uv[tri] * 16).astype(np.int32)], 1, shift=4)
+    return mask.astype(bool)
+
+
+def test_screenshot_in_headless_chromium_shows_the_mesh_where_it_projects(tmp_path):
+    _chromium_or_skip()
+    folder = _records_folder(tmp_path / "recs", 2)
+    size = (180, 240)
+    camera = ViewCamera((1.2, -2.2, 1.0), (0.1, 0.0, 0.05), (0.0, 0.0, 1.0), math.radians(40.0))
+    server, home, summary, kind = open_scene(folder, show_cameras=False)  # only the mesh is drawn
+    try:
+        assert kind == "records" and "meshes found for 1 of 1" in " ".join(summary)
+        picture = screenshot(server, camera, tmp_path / "shot.png", size=size, timeout=120)
+    finally:
+        stop_server(server)
+    assert picture.shape == (*size, 3) and (tmp_path / "shot.png").is_file()
+    drawn = np.abs(picture.astype(int) - 255).max(-1) > 12  # differs from the white background
+    expected = _silhouette(data3d.procedural.make("car", 0), camera, size)
+    assert expected.sum() > 500  # the mesh covers a good part of the view
+    inner = cv2.erode(expected.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    outer = cv2.dilate(expected.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert drawn[inner].mean() > 0.97, "the mesh is missing where it projects"
+    assert drawn[~outer].mean() < 0.01, "something is drawn where the mesh does not project"
+    iou = (drawn & expected).sum() / (drawn | expected).sum()
+    assert iou > 0.9, iou
