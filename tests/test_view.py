@@ -7,6 +7,7 @@ skips locally and fails under CI=true, like the real-data tests.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -83,7 +84,8 @@ def test_folders_are_recognised(tmp_path):
 def test_camera_pose_places_a_geom3d_camera_as_viser_expects():
     """A viser node (wxyz, position) is the camera → world map: applying it to a point's camera
     coordinates gives back the world point (quaternion rotation written out by hand)."""
-    cam = geom3d.viewpoint_to_cameras(0.7, 0.3, 0.2, 4.0, 1.0, 100.0, image_size=(H, W)).to(dtype=torch.float64)
+    angles = torch.tensor([0.7, 0.3, 0.2], dtype=torch.float64)
+    cam = geom3d.viewpoint_to_cameras(*angles, 4.0, 1.0, 100.0, image_size=(H, W))
     R, t = cam.R.numpy(), cam.t.numpy()
     wxyz, position = camera_pose(R, t)
     X = np.array([0.3, -0.2, 0.5])
@@ -197,3 +199,38 @@ def test_screenshot_in_headless_chromium_shows_the_mesh_where_it_projects(tmp_pa
     assert drawn[~outer].mean() < 0.01, "something is drawn where the mesh does not project"
     iou = (drawn & expected).sum() / (drawn | expected).sum()
     assert iou > 0.9, iou
+
+
+def _eval_folder(root: Path) -> tuple[Path, data3d.Viewpoint]:
+    """An evaluation folder as nemo.evaluate writes it, by hand: one image showing the procedural
+    car's silhouette at the true pose, one prediction 0.5 rad off in azimuth."""
+    truth = data3d.Viewpoint(azimuth=0.6, elevation=0.3, theta=0.0, distance=3.0, focal=1.0, viewport=110.0,
+                             px=(W - 1) / 2, py=(H - 1) / 2)
+    cam = truth.to_cameras((H, W), dtype=torch.float64)
+    frags = geom3d.rasterize(data3d.procedural.make("car", 0), cam)
+    mask = (frags.pix_to_face >= 0).numpy()
+    image = np.full((H, W, 3), 200, np.uint8)
+    image[mask] = (200, 90, 30)  # BGR on disk
+    root.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(root / "car.png"), image)
+    estimate = dict(truth.as_dict(), azimuth=truth.azimuth + 0.5)
+    row = {"method": "nemo", "error": 0.5, "category": "car", "predicted": "car", "viewpoint": estimate,
+           "split": "clean", "image": str(root / "car.png"), "item": 0, "object_index": 0,
+           "mesh_ref": "procedural:car/0000", "truth": truth.as_dict(), "image_viewpoint": estimate}
+    (root / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    return root, truth
+
+
+def test_evaluation_scene_and_its_errors(tmp_path):
+    folder, _ = _eval_folder(tmp_path / "eval")
+    server, home, summary, kind = open_scene(folder)
+    stop_server(server)
+    assert kind == "poses" and "showing nemo example 0" in summary[0]
+    assert home.position == (0.0, 0.0, 0.0) and home.look_at[2] == 6.0  # the image's camera, the image at 2·distance
+    with pytest.raises(ValueError, match="no method 'x'"):
+        open_scene(folder, method="x")
+    row = json.loads((folder / "predictions.jsonl").read_text())
+    del row["truth"]
+    (folder / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=r"line 1 has no truth \(written by an older aware3d"):
+        open_scene(folder)

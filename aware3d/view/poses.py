@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import ViewCamera, frustum_scale, load_thumbnail, matrix_to_wxyz, vertical_fov
+from .common import ViewCamera, load_thumbnail, matrix_to_wxyz, vertical_fov
 
 __all__ = ["read_predictions", "build_poses_scene", "viewpoint_pose"]
 
@@ -151,9 +151,7 @@ def build_poses_scene(server, folder: str | Path, *, method: str | None = None, 
                 image = (image[..., :3] * a + 128 * (1 - a)).astype(np.uint8)
             handles.append(scene.add_image("/example/image", image, render_width=w_ * D / fx, render_height=h_ * D / fy,
                                            position=(((w_ - 1) / 2 - cx) * D / fx, ((h_ - 1) / 2 - cy) * D / fy, D)))
-        handles.append(scene.add_camera_frustum("/example/camera", fov=fov, aspect=aspect,
-                                                scale=frustum_scale(fov, aspect, D), color=(60, 60, 60),
-                                                thickness=0.002 * D))
+        # no frustum: its lines meet at the camera, where the first view stands, and would fill it
         vertices, faces, what = meshes(m, row)
         v, f = np.asarray(vertices, np.float32), np.asarray(faces, np.uint32)
         state["truth"] = scene.add_mesh_simple("/example/truth", v, f, color=TRUE_COLOUR, opacity=0.55,
