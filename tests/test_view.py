@@ -178,6 +178,7 @@ def _silhouette(mesh: geom3d.Mesh, camera: ViewCamera, size) -> np.ndarray:
     return mask.astype(bool)
 
 
+@pytest.mark.slow
 def test_screenshot_in_headless_chromium_shows_the_mesh_where_it_projects(tmp_path):
     _chromium_or_skip()
     folder = _records_folder(tmp_path / "recs", 2)
@@ -234,3 +235,32 @@ def test_evaluation_scene_and_its_errors(tmp_path):
     (folder / "predictions.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(ValueError, match=r"line 1 has no truth \(written by an older aware3d"):
         open_scene(folder)
+
+
+def test_demo_prints_viewer_commands_for_the_outputs_it_wrote(tmp_path):
+    from aware3d.demo import viewer_commands
+
+    out = tmp_path / "demo"
+    _records_folder(out / "dataset", 1)
+    (out / "orbit4d" / "run" / "proxy").mkdir(parents=True)
+    (out / "orbit4d" / "run" / "cameras.json").write_text("{}")
+    (out / "nemo" / "eval").mkdir(parents=True)  # no predictions yet: no command
+    assert viewer_commands(out) == [f"aware3d view {out / 'dataset'}", f"aware3d view {out / 'orbit4d' / 'run'}"]
+
+
+@pytest.mark.slow
+def test_orbit4d_scene_from_a_small_run(tmp_path):
+    from orbit4d.demo import run_demo_orbit
+
+    run = run_demo_orbit(tmp_path / "orbit", frames=3, image_size=(48, 64))
+    server, home, summary, kind = open_scene(run)
+    stop_server(server)
+    assert kind == "orbit4d"
+    assert summary[0] == "3 input cameras, 3 target cameras"
+    assert "foreground per frame (3 frames)" in summary and any(s.startswith("background ") for s in summary)
+    cams = json.loads((run / "cameras.json").read_text())
+    ext = np.asarray(cams[json.loads((run / "manifest.json").read_text())["frames"][0]]["extrinsic"])
+    centre = -ext[:, :3].T @ ext[:, 3]
+    # the first view stands behind the first input camera, looking past it at the foreground
+    to_look = np.asarray(home.look_at) - np.asarray(home.position)
+    assert np.dot(to_look, np.asarray(home.look_at) - centre) > 0

@@ -28,10 +28,16 @@ log = logging.getLogger(__name__)
 INPUT_COLOUR, TARGET_COLOUR, CURRENT_COLOUR = (31, 119, 180), (255, 127, 14), (214, 39, 40)
 
 
-def _cloud(path: Path, max_points: int, rng: np.random.Generator):
-    from geom3d import load_point_cloud
+def _cloud(path: Path, max_points: int, rng: np.random.Generator, problems: list[str]):
+    """(points (N, 3) float32, colours (N, 3) uint8) of a PLY, at most `max_points` (a random subset);
+    an unreadable file gives no points and a line in `problems`."""
+    from geom3d import MeshError, load_point_cloud
 
-    cloud = load_point_cloud(path)
+    try:
+        cloud = load_point_cloud(path)
+    except MeshError as exc:
+        problems.append(str(exc))
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
     pts = cloud.points.double().numpy()
     cols = (np.full(pts.shape, 0.6) if cloud.colors is None else cloud.colors.double().numpy())
     if len(pts) > max_points:
@@ -92,26 +98,28 @@ def build_orbit4d_scene(server, run: str | Path, *, max_points: int = 200_000, i
     scene.set_up_direction(tuple(float(v) for v in up))
 
     proxy = run / "proxy"
-    clouds_seen = []
+    clouds_seen, problems = [], []
     focus = None
     if (proxy / "background.ply").is_file():
-        pts, cols = _cloud(proxy / "background.ply", max_points, rng)
+        pts, cols = _cloud(proxy / "background.ply", max_points, rng, problems)
         extent = float(np.linalg.norm(np.percentile(pts, 95, 0) - np.percentile(pts, 5, 0))) if len(pts) else 1.0
-        scene.add_point_cloud("/clouds/background", pts, cols, point_size=max(extent, 1e-6) / 200)
+        scene.add_point_cloud("/clouds/background", pts, cols, point_size=max(extent, 1e-6) / 200,
+                              precision="float32")
         clouds_seen.append(f"background {len(pts)} points")
     fg_files = [proxy / "foreground" / f"{n}.ply" for n in names]
     foregrounds = []
     if fg_files and all(f.is_file() for f in fg_files):
         for i, f in enumerate(fg_files):
-            pts, cols = _cloud(f, max(1, max_points // 4), rng)
+            pts, cols = _cloud(f, max(1, max_points // 4), rng, problems)
             foregrounds.append(scene.add_point_cloud(f"/clouds/foreground/{i:05d}", pts, cols,
-                                                     point_size=_point_size(pts), visible=i == 0))
+                                                     point_size=_point_size(pts), visible=i == 0,
+                                                     precision="float32"))
             if i == 0 and len(pts):
                 focus = pts.mean(0)
         clouds_seen.append(f"foreground per frame ({len(fg_files)} frames)")
     elif (proxy / "canonical.ply").is_file():
-        pts, cols = _cloud(proxy / "canonical.ply", max_points, rng)
-        scene.add_point_cloud("/clouds/canonical", pts, cols, point_size=_point_size(pts))
+        pts, cols = _cloud(proxy / "canonical.ply", max_points, rng, problems)
+        scene.add_point_cloud("/clouds/canonical", pts, cols, point_size=_point_size(pts), precision="float32")
         focus = pts.mean(0) if len(pts) else None
         clouds_seen.append("canonical foreground (one cloud)")
 
@@ -185,7 +193,7 @@ def build_orbit4d_scene(server, run: str | Path, *, max_points: int = 200_000, i
     position = look + 1.8 * back + 0.6 * dist * up
     home = ViewCamera(tuple(float(v) for v in position), tuple(float(v) for v in look),
                       tuple(float(v) for v in up), math.radians(55.0))
-    summary = [f"{len(names)} input cameras, {len(targets)} target cameras", *clouds_seen]
+    summary = [f"{len(names)} input cameras, {len(targets)} target cameras", *clouds_seen, *problems[:5]]
     return home, summary
 
 
