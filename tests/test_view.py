@@ -264,3 +264,29 @@ def test_orbit4d_scene_from_a_small_run(tmp_path):
     # the first view stands behind the first input camera, looking past it at the foreground
     to_look = np.asarray(home.look_at) - np.asarray(home.position)
     assert np.dot(to_look, np.asarray(home.look_at) - centre) > 0
+
+
+def test_meshes_of_a_datagen_folder_are_found_through_its_asset_config(tmp_path):
+    """A mesh_ref that data3d's lookup cannot resolve alone (a mesh folder's asset) is found through
+    the asset sources of the records folder's config.yaml, as datagen loaded it (normalised)."""
+    import trimesh
+
+    from aware3d.view.records import MeshFinder
+
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    box.apply_translation((3.0, 0.0, 0.0))
+    (tmp_path / "meshes" / "car").mkdir(parents=True)
+    box.export(tmp_path / "meshes" / "car" / "box.obj")
+    folder = _records_folder(tmp_path / "ds", 1)
+    (folder / "config.yaml").write_text(f"assets:\n  - type: folder\n    root: {tmp_path / 'meshes'}\n")
+    obj = data3d.ObjectAnnotation(category="car", bbox=(5, 5, 90, 66),
+                                  viewpoint=data3d.load_records(folder)[0].objects[0].viewpoint,
+                                  cad_source="folder", cad_id="car/box.obj")
+    assert obj.mesh_ref == "folder:car/box.obj"
+    mesh = MeshFinder(folder)(obj)
+    lo, hi = (b.double().numpy() for b in mesh.bounds())
+    np.testing.assert_allclose(hi - lo, [1.0, 0.5, 0.25], atol=1e-6)
+    np.testing.assert_allclose((hi + lo) / 2, 0.0, atol=1e-6)
+    missing = data3d.ObjectAnnotation(category="car", bbox=(5, 5, 90, 66), viewpoint=obj.viewpoint,
+                                      cad_source="folder", cad_id="car/none.obj")
+    assert MeshFinder(folder)(missing) is None
