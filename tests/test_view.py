@@ -46,7 +46,7 @@ def _records_folder(root: Path, n: int = 2) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), image)
         records.append(data3d.ImageRecord(
-            image_path=path, image_size=(H, W), extra={"split": "val" if i else "train"},
+            image_path=path, image_size=(H, W), extra={"split": "val"} if i else {},  # one without a split
             objects=[data3d.ObjectAnnotation(category="car", bbox=(5, 5, 90, 66), viewpoint=vp,
                                              cad_source="procedural", cad_id="car/0000")]))
     data3d.save_records(records, root, shard="t", format="json")

@@ -8,7 +8,7 @@ datagen folder's `config.yaml`; an object whose mesh is not found shows the cubo
 `extra["mesh_bounds"]` (wireframe) when it has one. Dropdowns filter by category and split.
 
 Splits: a record's `extra["split"]`, else the name of the sub-folder it was read from (a folder of
-records folders, as `aware3d nemo splits` writes), else "all".
+records folders, as `aware3d nemo splits` writes), else "(none)". The dropdowns' "(all)" shows all.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ __all__ = ["is_records_folder", "load_record_groups", "MeshFinder", "build_recor
 
 log = logging.getLogger(__name__)
 
+NO_SPLIT, ALL = "(none)", "(all)"  # a split name no record gives; the dropdowns' "everything"
+
 
 def _has_shards(folder: Path) -> bool:
     return any(folder.glob("records-*.npz")) or any(folder.glob("records-*.json"))
@@ -41,13 +43,13 @@ def is_records_folder(path: Path) -> bool:
 
 
 def load_record_groups(path: str | Path) -> dict[str, list]:
-    """{group name: records}: one group for a shard file or a folder of shards, else one per
+    """{group name: records}: one group "(none)" for a shard file or a folder of shards, else one per
     sub-folder holding shards (its name)."""
     import data3d
 
     path = Path(path)
     if path.is_file() or _has_shards(path):
-        return {"all": list(data3d.load_records(path))}
+        return {NO_SPLIT: list(data3d.load_records(path))}
     groups = {p.name: list(data3d.load_records(p)) for p in sorted(path.iterdir()) if p.is_dir() and _has_shards(p)}
     if not groups:
         raise ValueError(f"{path}: holds no record shards (records-<name>.npz|json), nor do its sub-folders")
@@ -188,8 +190,9 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
     gui = server.gui
     gui.add_markdown(f"**records** `{path.name}`  \n{len(items)} of {total} objects, {len(categories)} categories, "
                      f"{len(splits)} splits; meshes found for {found} of {len(meshes)} CAD references")
-    category_box = gui.add_dropdown("category", ("all", *categories), initial_value="all")
-    split_box = gui.add_dropdown("split", ("all", *splits), initial_value="all")
+    # viser's dropdowns reject repeated options (the page's script stops): ALL is never a category or split
+    category_box = gui.add_dropdown("category", (ALL, *[c for c in categories if c != ALL]), initial_value=ALL)
+    split_box = gui.add_dropdown("split", (ALL, *[s for s in splits if s != ALL]), initial_value=ALL)
     cameras_box = gui.add_checkbox("cameras", show_cameras)
     meshes_box = gui.add_checkbox("meshes", True)
 
@@ -197,7 +200,7 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
         wanted_cat, wanted_split = category_box.value, split_box.value
         refs = set()
         for e in entries:
-            on = (wanted_cat in ("all", e.category)) and (wanted_split in ("all", e.split))
+            on = (wanted_cat in (ALL, e.category)) and (wanted_split in (ALL, e.split))
             e.handle.visible = on and cameras_box.value
             if on:
                 refs.add(e.ref)

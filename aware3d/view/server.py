@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--use-angle=sw
                   "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--force-device-scale-factor=1",
-                  "--disable-crash-reporter", "--disable-breakpad",
+                  "--disable-crash-reporter", "--disable-breakpad", "--enable-logging=stderr",
                   "--disable-features=OptimizationGuideModelDownloading,OptimizationHints,OnDeviceModelPerformanceParams")
 
 
@@ -93,12 +93,18 @@ def find_chromium() -> str:
                             "'chromium' package (scripts/system-deps.sh does, as root) or set AWARE3D_CHROMIUM")
 
 
+def _last_words(log_file: Path) -> str:
+    """The page's uncaught script errors from Chromium's log, else its last lines."""
+    lines = log_file.read_text(errors="replace").strip().splitlines() if log_file.exists() else []
+    errors = [line for line in lines if "Uncaught" in line]
+    return " | ".join(errors[-2:] or lines[-3:])
+
+
 def _wait(event: threading.Event, proc: subprocess.Popen, timeout: float, what: str, log_file: Path) -> None:
     end = time.monotonic() + timeout
     while not event.wait(0.1):
         if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace").strip().splitlines()[-3:] if log_file.exists() else []
-            raise RuntimeError(f"Chromium exited (code {proc.returncode}) before {what}: " + " | ".join(tail))
+            raise RuntimeError(f"Chromium exited (code {proc.returncode}) before {what}: {_last_words(log_file)}")
         if time.monotonic() > end:
             raise TimeoutError(f"headless Chromium did not {what} within {timeout:.0f} s")
 
@@ -151,7 +157,10 @@ def screenshot(server, camera: ViewCamera, out: str | os.PathLike | None = None,
             previous = None
             while True:
                 remaining = max(1.0, end - time.monotonic())
-                image = client.get_render(h, w, **pose, transport_format="png", timeout=remaining)
+                try:
+                    image = client.get_render(h, w, **pose, transport_format="png", timeout=remaining)
+                except RuntimeError as exc:  # the page went away: say what its script or Chromium said
+                    raise RuntimeError(f"screenshot: {exc} Chromium: {_last_words(log_file)}") from None
                 if previous is not None and np.array_equal(previous, image):
                     break
                 if time.monotonic() > end:
