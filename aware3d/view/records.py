@@ -5,7 +5,8 @@ objects of a category surround one place: the dataset's camera spread at a glanc
 found from each object's `mesh_ref` (data3d's lookup, `data3d.show.record_mesh`: the procedural
 library, `<cad_root>/<category>/NN.off` for CAD collections), else through the asset sources of a
 datagen folder's `config.yaml`; an object whose mesh is not found shows the cuboid of its
-`extra["mesh_bounds"]` (wireframe) when it has one. Dropdowns filter by category and split.
+`extra["mesh_bounds"]` (wireframe) when it has one; where no object has either, the object frame's
+axes mark the object. Dropdowns filter by category and split.
 
 Splits: a record's `extra["split"]`, else the name of the sub-folder it was read from (a folder of
 records folders, as `aware3d nemo splits` writes), else "(none)". The dropdowns' "(all)" shows all.
@@ -185,6 +186,8 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
                 name, np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.uint32), color=colour,
                 wireframe=True)
     found = sum(1 for ref in meshes if finder.cache.get(ref) is not None)
+    if all(handle is None for handle in meshes.values()):  # nothing marks the object: its axes (x red, y green, z blue)
+        scene.add_frame("/object_axes", axes_length=0.15 * median, axes_radius=0.006 * median)
     splits = sorted({e.split for e in entries})
 
     gui = server.gui
