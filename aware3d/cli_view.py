@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"records": {"cad_root": args.cad_root, "max_objects": args.max_objects},
                "orbit4d": {"max_points": args.max_points},
                "poses": {"method": args.method, "example": args.example}}[kind]
-    server, home, summary, kind = open_scene(args.path, kind, host=args.host, port=args.port, **options)
+    server, home, summary, kind, _ = open_scene(args.path, kind, host=args.host, port=args.port, **options)
     camera = ViewCamera.parse(args.camera, home) if args.camera else home
     if args.camera:
         server.initial_camera.position, server.initial_camera.look_at = camera.position, camera.look_at

@@ -184,7 +184,7 @@ def test_screenshot_in_headless_chromium_shows_the_mesh_where_it_projects(tmp_pa
     folder = _records_folder(tmp_path / "recs", 2)
     size = (180, 240)
     camera = ViewCamera((1.2, -2.2, 1.0), (0.1, 0.0, 0.05), (0.0, 0.0, 1.0), math.radians(40.0))
-    server, home, summary, kind = open_scene(folder, show_cameras=False)  # only the mesh is drawn
+    server, home, summary, kind, _ = open_scene(folder, show_cameras=False)  # only the mesh is drawn
     try:
         assert kind == "records" and "meshes found for 1 of 1" in " ".join(summary)
         picture = screenshot(server, camera, tmp_path / "shot.png", size=size, timeout=120)
@@ -224,7 +224,7 @@ def _eval_folder(root: Path) -> tuple[Path, data3d.Viewpoint]:
 
 def test_evaluation_scene_and_its_errors(tmp_path):
     folder, _ = _eval_folder(tmp_path / "eval")
-    server, home, summary, kind = open_scene(folder)
+    server, home, summary, kind, _ = open_scene(folder)
     stop_server(server)
     assert kind == "poses" and "showing nemo example 0" in summary[0]
     assert home.position == (0.0, 0.0, 0.0) and home.look_at[2] == 6.0  # the image's camera, the image at 2·distance
@@ -253,8 +253,21 @@ def test_orbit4d_scene_from_a_small_run(tmp_path):
     from orbit4d.demo import run_demo_orbit
 
     run = run_demo_orbit(tmp_path / "orbit", frames=3, image_size=(48, 64))
-    server, home, summary, kind = open_scene(run)
-    stop_server(server)
+    from aware3d.view.orbit import CURRENT_COLOUR
+    from geom3d.trajectory import load_camera_path
+
+    server, home, summary, kind, controls = open_scene(run)
+    try:  # the sliders: one foreground cloud and one highlighted input camera per frame
+        controls["input frame"].value = 2
+        assert [h.visible for h in controls["foregrounds"]] == [False, False, True]
+        assert [tuple(h.color) == CURRENT_COLOUR for h in controls["inputs"]] == [False, False, True]
+        video_time = load_camera_path(run / "trajectory.json").video_time.tolist()
+        last = len(controls["targets"]) - 1
+        controls["target frame"].value = last
+        assert controls["input frame"].value == min(2, round(video_time[last]))
+        assert tuple(controls["targets"][last].color) == CURRENT_COLOUR
+    finally:
+        stop_server(server)
     assert kind == "orbit4d"
     assert summary[0] == "3 input cameras, 3 target cameras"
     assert "foreground per frame (3 frames)" in summary and any(s.startswith("background ") for s in summary)
@@ -290,3 +303,35 @@ def test_meshes_of_a_datagen_folder_are_found_through_its_asset_config(tmp_path)
     missing = data3d.ObjectAnnotation(category="car", bbox=(5, 5, 90, 66), viewpoint=obj.viewpoint,
                                       cad_source="folder", cad_id="car/none.obj")
     assert MeshFinder(folder)(missing) is None
+
+
+def test_category_and_split_filters_hide_the_others(tmp_path):
+    """The dropdowns act on the scene: a category or split hides the other objects' cameras and meshes
+    (the callbacks run on assignment, as when a browser changes them)."""
+    folder = _records_folder(tmp_path / "recs", 2)
+    bus = data3d.ObjectAnnotation(category="bus", bbox=(5, 5, 90, 66),
+                                  viewpoint=data3d.load_records(folder)[0].objects[0].viewpoint,
+                                  cad_source="procedural", cad_id="bus/0000")
+    record = data3d.ImageRecord(image_path=folder / "images" / "0.png", image_size=(H, W), objects=[bus],
+                                extra={"split": "val"})
+    data3d.save_records([record], folder, shard="u", format="json")
+    viewer = open_scene(folder)
+    try:
+        c = viewer.controls
+        assert c["category"].options == ("(all)", "bus", "car") and c["split"].options == ("(all)", "(none)", "val")
+
+        def shown():
+            return sorted((cat, split) for cat, split, h in c["frusta"] if h.visible), \
+                sorted(ref for ref, h in c["mesh_nodes"].items() if h.visible)
+
+        assert shown() == ([("bus", "val"), ("car", "(none)"), ("car", "val")],
+                           ["procedural:bus/0000", "procedural:car/0000"])
+        c["category"].value = "bus"
+        assert shown() == ([("bus", "val")], ["procedural:bus/0000"])
+        c["category"].value = "(all)"
+        c["split"].value = "(none)"
+        assert shown() == ([("car", "(none)")], ["procedural:car/0000"])
+        c["cameras"].value = False
+        assert shown() == ([], ["procedural:car/0000"])
+    finally:
+        stop_server(viewer.server)

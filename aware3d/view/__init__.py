@@ -7,8 +7,8 @@
 
 From Python:
 
-    server, home, summary, kind = open_scene("runs/demo/dataset")
-    screenshot(server, home, "view.png"); stop_server(server)
+    viewer = open_scene("runs/demo/dataset")      # (server, home, summary, kind, controls)
+    screenshot(viewer.server, viewer.home, "view.png"); stop_server(viewer.server)
 
 Why viser: a maintained (nerfstudio's) pip-installable viewer whose wheel carries its built web
 client and its HDRI files, so it works offline; OpenCV camera conventions like ours; frusta with
@@ -19,14 +19,26 @@ that returns what the browser drew, which the screenshot and its test use.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from .common import ViewCamera
 from .server import find_chromium, screenshot, serve_forever, start_server, stop_server, url_of
 
-__all__ = ["detect_kind", "open_scene", "ViewCamera", "screenshot", "serve_forever", "start_server", "stop_server",
-           "url_of", "find_chromium", "KINDS"]
+__all__ = ["detect_kind", "open_scene", "Viewer", "ViewCamera", "screenshot", "serve_forever", "start_server",
+           "stop_server", "url_of", "find_chromium", "KINDS"]
 
 KINDS = ("records", "orbit4d", "poses")
+
+
+class Viewer(NamedTuple):
+    """A running viewer: the viser server, the first view, lines describing the scene, the folder's
+    kind, and the GUI handles and scene nodes by name (for scripts and tests)."""
+
+    server: Any
+    home: ViewCamera
+    summary: list
+    kind: str
+    controls: dict
 
 
 def detect_kind(path: str | Path) -> str:
@@ -49,7 +61,7 @@ def detect_kind(path: str | Path) -> str:
 
 
 def open_scene(path: str | Path, kind: str | None = None, host: str = "127.0.0.1", port: int = 0, **options):
-    """Start a server and fill it with the folder's scene: (server, home ViewCamera, summary lines, kind).
+    """Start a server and fill it with the folder's scene: a `Viewer` (server, home, summary, kind, controls).
     `options` go to the scene builder (records: cad_root, max_objects, image_side; orbit4d:
     max_points; poses: method, example)."""
     kind = kind or detect_kind(path)
@@ -63,7 +75,7 @@ def open_scene(path: str | Path, kind: str | None = None, host: str = "127.0.0.1
         raise ValueError(f"unknown view kind {kind!r}; one of {', '.join(KINDS)}")
     server = start_server(host, port)
     try:
-        home, summary = build(server, Path(path), **options)
+        home, summary, controls = build(server, Path(path), **options)
         server.initial_camera.position = home.position
         server.initial_camera.look_at = home.look_at
         server.initial_camera.up = home.up
@@ -71,4 +83,4 @@ def open_scene(path: str | Path, kind: str | None = None, host: str = "127.0.0.1
     except BaseException:
         stop_server(server)
         raise
-    return server, home, summary, kind
+    return Viewer(server, home, summary, kind, controls)

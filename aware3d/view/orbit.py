@@ -81,7 +81,7 @@ def _input_frames(run: Path, count: int, side: int) -> list:
 
 def build_orbit4d_scene(server, run: str | Path, *, max_points: int = 200_000, image_side: int = 160):
     """Fill `server` with the run's clouds, cameras, target path and scaffolds and the sliders;
-    returns (home ViewCamera, summary lines)."""
+    returns (home ViewCamera, summary lines, controls: the sliders and scene nodes by name)."""
     from geom3d.trajectory import load_camera_path
     from orbit4d.io import read_cameras
 
@@ -194,7 +194,9 @@ def build_orbit4d_scene(server, run: str | Path, *, max_points: int = 200_000, i
     home = ViewCamera(tuple(float(v) for v in position), tuple(float(v) for v in look),
                       tuple(float(v) for v in up), math.radians(55.0))
     summary = [f"{len(names)} input cameras, {len(targets)} target cameras", *clouds_seen, *problems[:5]]
-    return home, summary
+    controls = {"input frame": frame_slider, "target frame": target_slider, "foregrounds": foregrounds,
+                "inputs": inputs, "targets": targets}
+    return home, summary, controls
 
 
 def _point_size(pts: np.ndarray) -> float:

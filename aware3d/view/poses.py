@@ -102,7 +102,7 @@ def _lookup(ref: str):
 def build_poses_scene(server, folder: str | Path, *, method: str | None = None, example: int = 0,
                       image_side: int = 640):
     """Fill `server` with one example at a time and the method / example dropdowns; returns
-    (home ViewCamera of the first example, summary lines)."""
+    (home ViewCamera of the first example, summary lines, controls: the dropdowns and the current meshes)."""
     folder = Path(folder)
     rows = read_predictions(folder)
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -197,4 +197,5 @@ def build_poses_scene(server, folder: str | Path, *, method: str | None = None, 
     show_truth.on_update(on_toggle)
     show_estimate.on_update(on_toggle)
     summary = [f"{len(rows)} predictions of {', '.join(methods)}; showing {method} example {example}"]
-    return home, summary
+    controls = {"method": method_box, "example": example_box, "meshes": state}
+    return home, summary, controls

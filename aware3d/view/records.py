@@ -136,7 +136,8 @@ def _bounds_box(bounds):
 def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects: int = 400, image_side: int = 160,
                         show_images: bool = True, show_cameras: bool = True):
     """Fill `server` with the records' cameras, images and meshes and the filter GUI; returns
-    (home ViewCamera, summary lines). `show_cameras` is the "cameras" checkbox's first state."""
+    (home ViewCamera, summary lines, controls: the GUI handles and scene nodes by name). `show_cameras`
+    is the "cameras" checkbox's first state."""
     path = Path(path)
     groups = load_record_groups(path)
     items = [(group, r, o) for group, recs in groups.items() for r in recs for o in r.objects]
@@ -225,4 +226,6 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
     if missing_images:
         summary.append(f"{missing_images} images could not be read (frusta without image)")
     summary += finder.problems[:5]
-    return home, summary
+    controls = {"category": category_box, "split": split_box, "cameras": cameras_box, "meshes": meshes_box,
+                "frusta": [(e.category, e.split, e.handle) for e in entries], "mesh_nodes": meshes}
+    return home, summary, controls
