@@ -335,3 +335,25 @@ def test_category_and_split_filters_hide_the_others(tmp_path):
         assert shown() == ([], ["procedural:car/0000"])
     finally:
         stop_server(viewer.server)
+
+
+@pytest.mark.slow
+def test_evaluation_screenshot_puts_the_true_mesh_where_the_record_camera_sees_it(tmp_path):
+    """Seen from the example's camera (the first view), the mesh at the true pose covers what
+    geom3d's rasterizer draws with the record's camera, scaled to the screenshot (u' = 3(u + ½) − ½)."""
+    _chromium_or_skip()
+    folder, truth = _eval_folder(tmp_path / "eval")
+    server, home, summary, kind, controls = open_scene(folder)
+    try:
+        controls["nodes"]["image"].visible = False
+        controls["nodes"]["estimate"].visible = False
+        picture = screenshot(server, home, tmp_path / "eval.png", size=(3 * H, 3 * W), timeout=120)
+    finally:
+        stop_server(server)
+    expected = (geom3d.rasterize(data3d.procedural.make("car", 0),
+                                 truth.resized(3).to_cameras((3 * H, 3 * W), dtype=torch.float64)).pix_to_face >= 0)
+    expected = expected.numpy()
+    drawn = np.abs(picture.astype(int) - 255).max(-1) > 12
+    assert expected.sum() > 300
+    iou = (drawn & expected).sum() / (drawn | expected).sum()
+    assert iou > 0.9, iou

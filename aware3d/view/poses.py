@@ -149,8 +149,10 @@ def build_poses_scene(server, folder: str | Path, *, method: str | None = None, 
             if image.shape[-1] == 4:  # a transparent background shows grey
                 a = image[..., 3:4].astype(np.float32) / 255.0
                 image = (image[..., :3] * a + 128 * (1 - a)).astype(np.uint8)
-            handles.append(scene.add_image("/example/image", image, render_width=w_ * D / fx, render_height=h_ * D / fy,
-                                           position=(((w_ - 1) / 2 - cx) * D / fx, ((h_ - 1) / 2 - cy) * D / fy, D)))
+            state["image"] = scene.add_image("/example/image", image, render_width=w_ * D / fx,
+                                             render_height=h_ * D / fy,
+                                             position=(((w_ - 1) / 2 - cx) * D / fx, ((h_ - 1) / 2 - cy) * D / fy, D))
+            handles.append(state["image"])
         # no frustum: its lines meet at the camera, where the first view stands, and would fill it
         vertices, faces, what = meshes(m, row)
         v, f = np.asarray(vertices, np.float32), np.asarray(faces, np.uint32)
@@ -197,5 +199,5 @@ def build_poses_scene(server, folder: str | Path, *, method: str | None = None, 
     show_truth.on_update(on_toggle)
     show_estimate.on_update(on_toggle)
     summary = [f"{len(rows)} predictions of {', '.join(methods)}; showing {method} example {example}"]
-    controls = {"method": method_box, "example": example_box, "meshes": state}
+    controls = {"method": method_box, "example": example_box, "nodes": state}  # nodes: image, truth, estimate
     return home, summary, controls
