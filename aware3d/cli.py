@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("orbit4d", "aware3d.cli_orbit4d", "camera redirection of a monocular video through a 4D proxy (FreeOrbit4D)"),
     ("nemo", "aware3d.cli_nemo", "neural mesh models: train, evaluate, estimate pose (NeMo)"),
     ("pose", "aware3d.cli_pose", "pose without pose labels: generated views, neural meshes, one shot (Tian et al.)"),
+    ("view", "aware3d.cli_view", "look at a records folder, an orbit4d run or an evaluation in 3D (browser)"),
 ]
 
 # the exceptions that mean "the input or the environment is wrong", not "the code is wrong"

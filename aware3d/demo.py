@@ -9,6 +9,7 @@
 3. Train a small NeMo and the 2D baseline on fresh procedural renders (a few CPU minutes) and
    evaluate both on that dataset (`nemo/eval/metrics.json`, `report.html`).
 4. Re-render a short synthetic video along a 30° orbit with orbit4d (`orbit4d/run/report.html`).
+At the end it prints the `aware3d view` commands that open these outputs in 3D.
 """
 
 from __future__ import annotations
@@ -167,4 +168,27 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_orbit4d:
         parts.append("orbit4d/run/report.html")
     print(f"demo written to {out}: " + ", ".join(parts))
+    commands = viewer_commands(out)
+    if commands:
+        print("look at them in 3D in a browser (each prints its URL; Ctrl-C stops it):")
+        print("\n".join(f"  {c}" for c in commands))
     return 0
+
+
+def viewer_commands(out: str | Path) -> list[str]:
+    """`aware3d view` commands for the demo's outputs that exist in `out` (records folders, the
+    evaluation, the orbit4d run)."""
+    import shlex
+
+    from aware3d.view import detect_kind
+
+    out = Path(out)
+    commands = []
+    for part in ("annotations", "dataset", "nemo/eval", "orbit4d/run"):
+        folder = out / part
+        try:
+            detect_kind(folder)
+        except (OSError, ValueError):
+            continue
+        commands.append(f"aware3d view {shlex.quote(str(folder))}")
+    return commands

@@ -16,6 +16,7 @@ _EXTRAS = {
     "transformers": "diffusion",
     "accelerate": "diffusion",
     "ray": "ray",
+    "viser": "view",
 }
 
 # Messages that transformers logs on every import here, although nothing is wrong: the project

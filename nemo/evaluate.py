@@ -9,7 +9,10 @@ category ("cls_acc_fit"), the baseline by its category head. Writes, in `out`:
                                                   "flip_rate", "azimuth_pi6", "elevation_bias_deg"}}}
     metrics_per_category.json  {method: {split: {category: {...}}}}
     skipped.json               {method: objects skipped because their image could not be read}
-    predictions.jsonl          one line per object and method
+    predictions.jsonl          one line per object and method: the estimate ("viewpoint", crop pixels), and
+                               for viewers the record's true viewpoint ("truth") and the estimate
+                               ("image_viewpoint") in the full image's pixels, "object_index", "mesh_ref"
+    meshes.npz                 the fitted meshes: "<method>/<category>/vertices" (V, 3), ".../faces" (F, 3)
     report.html + images/      per-split bars, examples with the mesh drawn at the estimate, worst failures
 """
 
@@ -33,7 +36,7 @@ from .errors import NemoError
 from .model import NemoModel, rotation_of
 from .report import write_report
 
-__all__ = ["evaluate", "summarise"]
+__all__ = ["evaluate", "summarise", "crop_to_image_viewpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +111,16 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
                 log.warning("evaluate %s: skipped an object: %s", name, reason)
             if batch.get("empty"):
                 continue
-            for row, ri, oi in zip(_predict(model, batch, classify_fit), batch["record_index"], batch["object_index"]):
+            crop_truths = batch["viewpoint"].tolist()  # (B, 8) the true viewpoints in the crops' pixels
+            for row, ri, oi, crop_truth in zip(_predict(model, batch, classify_fit), batch["record_index"],
+                                               batch["object_index"], crop_truths):
                 record = dataset.records[int(ri)]
-                row.update(split=split_of(record, record.objects[int(oi)]), image=str(record.image_path),
-                           item=position[(int(ri), int(oi))])
+                obj = record.objects[int(oi)]
+                row.update(split=split_of(record, obj), image=str(record.image_path),
+                           item=position[(int(ri), int(oi))], object_index=int(oi), mesh_ref=obj.mesh_ref,
+                           truth=obj.viewpoint.as_dict(),
+                           image_viewpoint=crop_to_image_viewpoint(
+                               row["viewpoint"], dict(zip(data3d.VIEWPOINT_KEYS, crop_truth)), obj.viewpoint))
                 rows.append(row)
         groups, cats = defaultdict(list), defaultdict(lambda: defaultdict(list))
         for r in rows:
@@ -126,9 +135,45 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
     lines = [json.dumps({"method": n, **{k: v for k, v in r.items()}}, default=float)
              for n, (rows, _) in all_rows.items() for r in rows]
     atomic_write_text(os.path.join(out, "predictions.jsonl"), "\n".join(lines) + "\n")
+    _write_meshes(os.path.join(out, "meshes.npz"), models)
     write_report(out, metrics, {n: v for n, v in all_rows.items()}, {n: m for n, m in models.items()},
                  examples=report_examples)
     return metrics
+
+
+def crop_to_image_viewpoint(estimate: Mapping, crop_truth: Mapping, truth: Mapping) -> dict:
+    """An estimated viewpoint in a crop's pixels carried back to the full image's pixels.
+
+    The crop is a similarity map of the pixel grid, u' = s·(u + ½) − ½ − x0 (`data3d.warp_object`):
+    it scales the focal length by s and moves the principal point, and keeps the camera's rotation and
+    distance. s and (x0, y0) are read off the true viewpoint in both frames (`crop_truth`, `truth`).
+    """
+    s = float(crop_truth["focal"]) * float(crop_truth["viewport"]) / (float(truth["focal"]) * float(truth["viewport"]))
+    x0 = s * (float(truth["px"]) + 0.5) - 0.5 - float(crop_truth["px"])
+    y0 = s * (float(truth["py"]) + 0.5) - 0.5 - float(crop_truth["py"])
+    out = {k: float(estimate[k]) for k in ("azimuth", "elevation", "theta", "distance")}
+    out.update(focal=float(estimate["focal"]) * float(estimate["viewport"]) / s, viewport=1.0,
+               px=(float(estimate["px"]) + 0.5 + x0) / s - 0.5, py=(float(estimate["py"]) + 0.5 + y0) / s - 0.5)
+    return out
+
+
+def _write_meshes(path: str, models: Mapping) -> None:
+    """The meshes the models fit (their banks'), for viewers; no file when no model has a bank."""
+    import numpy as np
+
+    arrays = {}
+    for name, model in models.items():
+        bank = getattr(model, "bank", None)
+        if bank is None:
+            continue
+        for category in model.categories:
+            mesh = bank.mesh(category)
+            arrays[f"{name}/{category}/vertices"] = mesh.vertices.detach().cpu().numpy().astype(np.float32)
+            arrays[f"{name}/{category}/faces"] = mesh.faces.detach().cpu().numpy().astype(np.int64)
+    if arrays:
+        from aware3d_utils import atomic_save
+
+        atomic_save(path, lambda tmp: np.savez(tmp, **arrays))  # the temporary name keeps ".npz"
 
 
 def _split_order(name: str):

@@ -5,6 +5,7 @@ load → estimate_pose → evaluate for NeMo and the 2D baseline side by side.""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -186,6 +187,16 @@ def test_load_estimate_and_evaluate_side_by_side(records_folder, tmp_path):
             assert 0 <= s["acc_pi18"] <= s["acc_pi6"] <= 1
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
     assert (tmp_path / "eval" / "report.html").is_file() and list((tmp_path / "eval" / "images").glob("*.png"))
+    # what viewers read: the record's true viewpoint, the estimate in the full image's pixels, the fitted meshes
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    by_image = {str(r.image_path): r for r in records}
+    for row in rows:
+        obj = by_image[row["image"]].objects[row["object_index"]]
+        assert row["truth"] == pytest.approx(obj.viewpoint.as_dict()) and row["mesh_ref"] == obj.mesh_ref
+        assert all(row["image_viewpoint"][k] == row["viewpoint"][k] for k in ("azimuth", "elevation", "theta"))
+    meshes = np.load(tmp_path / "eval" / "meshes.npz")
+    assert set(meshes) == {f"nemo/{c}/{k}" for c in model.categories for k in ("vertices", "faces")}
+    np.testing.assert_array_equal(meshes["nemo/car/vertices"], model.bank.mesh("car").vertices.cpu().numpy())
 
 
 def test_on_the_fly_rounds_and_resume(tmp_path):
