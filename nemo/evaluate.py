@@ -45,12 +45,17 @@ def summarise(rows: Sequence[dict]) -> dict:
            "cls_acc": sum(r["cls_correct"] for r in rows) / len(rows), "n": len(rows)}
     if all("cls_fit_correct" in r for r in rows):
         out["cls_acc_fit"] = sum(r["cls_fit_correct"] for r in rows) / len(rows)
+    if rows and all("error_predicted" in r for r in rows):  # pose with the predicted class (iNeMo's protocol)
+        mp = geom3d.pose_metrics(torch.tensor([r["error_predicted"] for r in rows], dtype=torch.float64))
+        out.update(acc_pi6_predicted=mp["acc_pi_6"], acc_pi18_predicted=mp["acc_pi_18"],
+                   median_deg_predicted=mp["median_deg"])
     return out
 
 
-def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
+def _predict(model: NemoModel, batch: dict, classify_fit: bool, pose_predicted: bool = False) -> list[dict]:
     truth = [model.categories[int(i)] for i in batch["category"]]
-    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit)
+    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit,
+                               pose_predicted=pose_predicted)
     R_gt = batch["rotation"].to(torch.float64)
     rows = []
     for b, result in enumerate(out):
@@ -60,14 +65,18 @@ def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
                "score": result["score"]}
         if "predicted_fit" in result:
             row["cls_fit_correct"] = result["predicted_fit"] == truth[b]
+        if "viewpoint_predicted" in result:
+            R_pred = rotation_of(result["viewpoint_predicted"]).to(torch.float64)
+            row["error_predicted"] = float(geom3d.pose_error(R_pred, R_gt[b]))
         rows.append(row)
     return rows
 
 
 def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,
              batch_size: int = 16, classify_fit: bool = True, report_examples: int = 8,
-             progress: bool = False) -> dict:
-    """Evaluate every model on the records' objects; writes the files of the module docstring."""
+             progress: bool = False, pose_predicted: bool = False) -> dict:
+    """Evaluate every model on the records' objects; writes the files of the module docstring.
+    pose_predicted: also the pose fitted with the predicted class ("acc_pi6_predicted", ...)."""
     if not models:
         raise NemoError("evaluate: no model given")
     out = os.fspath(out)
@@ -89,7 +98,8 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
                 log.warning("evaluate %s: skipped an object: %s", name, reason)
             if batch.get("empty"):
                 continue
-            for row, ri, oi in zip(_predict(model, batch, classify_fit), batch["record_index"], batch["object_index"]):
+            predicted = _predict(model, batch, classify_fit, pose_predicted)
+            for row, ri, oi in zip(predicted, batch["record_index"], batch["object_index"]):
                 record = dataset.records[int(ri)]
                 row.update(split=split_of(record, record.objects[int(oi)]), image=str(record.image_path),
                            item=position[(int(ri), int(oi))])
