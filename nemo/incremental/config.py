@@ -3,6 +3,9 @@
     methods: [inemo, finetune, joint, replay2d]     # + inemo_cim: iNeMo with CIM-compressed exemplars
     train_data: [runs/bench/train]        # record folders (training objects; exemplars come from here)
     test_data: [runs/bench/test]          # record folders (evaluation; splits from the records)
+    seen_cad_data: []                     # record folders of TRAINING instances at fresh views, reported as
+                                          # the splits seen_cad, seen_cad_L2, ... (the old same-instance test)
+    instance_disjoint: true               # test_data may show no instance (mesh_ref) that train_data shows
     classes: null                         # the class budget; default: every class of the training records
     tasks: {tasks: 4, first: null, order_seed: 0}      # or {preset: pascal3d_4x3}; see tasks.py
     steps: {first: 600, later: 300}       # training steps of the first task and of each later task
@@ -49,6 +52,8 @@ INCREMENTAL_DEFAULTS: dict = {
     "methods": ["inemo", "finetune", "joint", "replay2d"],
     "train_data": [],
     "test_data": [],
+    "seen_cad_data": [],
+    "instance_disjoint": True,
     "classes": None,
     "tasks": {"tasks": 2, "first": None, "order_seed": 0},
     "steps": {"first": 600, "later": 300},
@@ -148,7 +153,9 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
         _fail("replay2d.classifier", f"must be 'nearest_mean' or 'linear', got {out['replay2d']['classifier']!r}")
     if out["exemplars"]["strategy"] not in STRATEGIES:
         _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
-    for key in ("train_data", "test_data"):
+    if not isinstance(out["instance_disjoint"], bool):
+        _fail("instance_disjoint", f"must be true or false, got {out['instance_disjoint']!r}")
+    for key in ("train_data", "test_data", "seen_cad_data"):
         value = out[key]
         if isinstance(value, (str, os.PathLike)):
             out[key] = value = [os.fspath(value)]

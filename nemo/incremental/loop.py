@@ -132,6 +132,12 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     run = RunFolder(out)
     train = load_record_folders(config["train_data"], config["classes"])
     test = load_record_folders(config["test_data"], config["classes"])
+    check_instances(train, test, bool(config["instance_disjoint"]))
+    test_instances = _instances(test, config["classes"] or sorted({o.category for r in test for o in r.objects}))
+    if config["seen_cad_data"]:
+        seen_cad = load_record_folders(config["seen_cad_data"], config["classes"])
+        check_instances(train, seen_cad, False, seen=True)
+        test = list(test) + seen_cad_records(seen_cad)
     shared = {str(r.image_path) for r in train} & {str(r.image_path) for r in test}
     if shared:
         raise NemoError(f"train_data and test_data share {len(shared)} images (e.g. {sorted(shared)[0]}); "
@@ -152,7 +158,7 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     v = config["validation"]
     train, validation, carved = carve_validation(train, budget, float(v["fraction"]), v["by"],
                                                  int(v["min_instances"]), int(config["seed"]))
-    carved["test_instances"] = _instances(test, budget)
+    carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
     run.write_json("validation.json", carved)
     run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"],
                         validation_objects=len(validation))
@@ -165,6 +171,35 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     write_outputs(run.path, results, tasks)
     run.update_manifest(status="complete")
     return results
+
+
+def check_instances(train, test, disjoint: bool, seen: bool = False) -> None:
+    """disjoint: no test record may show an instance (`mesh_ref`: a CAD model, a procedural seed)
+    that a training record shows. seen: every test record must show a training instance (the
+    `seen_cad` split). Either failing is an error naming an example."""
+    known = {o.mesh_ref for r in train for o in r.objects}
+    for r in test:
+        for o in r.objects:
+            if disjoint and o.mesh_ref in known:
+                raise NemoError(f"test record {r.image_path} shows the training instance {o.mesh_ref!r}; the test "
+                                "must be instance-disjoint (config instance_disjoint: false allows it)")
+            if seen and o.mesh_ref not in known:
+                raise NemoError(f"seen_cad record {r.image_path} shows {o.mesh_ref!r}, which no training record "
+                                "shows; seen_cad_data must render the training instances")
+
+
+def seen_cad_records(records) -> list:
+    """The records tagged as the `seen_cad` splits: "seen_cad" (unoccluded), "seen_cad_L2", ... by
+    occlusion level (`nemo.data.split_of`)."""
+    from dataclasses import replace
+
+    from ..data import split_of
+
+    out = []
+    for r in records:
+        level = split_of(r, r.objects[0])
+        out.append(replace(r, extra={**r.extra, "split": "seen_cad" if level == "clean" else f"seen_cad_{level}"}))
+    return out
 
 
 def _instances(records, classes) -> dict[str, list[str]]:
