@@ -34,8 +34,9 @@ def add_parser(sub) -> None:
                          "appearance drift (--flip-rate, --flip-mode, --elevation-bias-deg, --appearance-drift)")
     ge.add_argument("--model", help="zero123: model id or folder (default kxic/zero123-xl)")
     ge.add_argument("--device", default="cpu")
-    ge.add_argument("--assets", help="YAML asset source block for the category's meshes (the cylinder's extent; the "
-                                     "render synthesizers' CAD models); default: procedural assets")
+    ge.add_argument("--assets", help="YAML asset source block, or a list of blocks, for the category's meshes "
+                                     "(the cylinder's extent; the render synthesizers' CAD models); default: "
+                                     "procedural assets")
     ge.add_argument("--out", required=True, help="sets folder")
     ge.add_argument("--azimuths", type=int, default=11, help="Δazimuth values per polar step (evenly spaced)")
     ge.add_argument("--polar-deg", type=float, action="append", help="Δpolar values in degrees (default 0 and -15)")
@@ -129,17 +130,18 @@ def _correlated_arguments(parser, rate: bool = True) -> None:
                         help="correlated: std of the colour random walk across a set's views")
 
 
-def _asset_source(path: str | None, category: str):
+def _asset_sources(path: str | None, category: str) -> list:
+    """The asset sources of a YAML file: one block or a list of blocks (as datagen's `assets`)."""
     import data3d
     from datagen.config import read_yaml  # YAML 1.2, as datagen: `type: off` is the OFF source
 
-    block = {"type": "procedural", "count": 3}
+    blocks = [{"type": "procedural", "count": 3}]
     if path:
-        block = read_yaml(Path(path).read_text())
-        if not isinstance(block, dict):
-            raise ValueError(f"{path}: an asset source block must be a mapping")
-    block = dict(block, categories=[category])
-    return data3d.asset_source(block)
+        loaded = read_yaml(Path(path).read_text())
+        blocks = loaded if isinstance(loaded, list) else [loaded]
+        if not blocks or not all(isinstance(b, dict) for b in blocks):
+            raise ValueError(f"{path}: an asset source block (a mapping) or a list of them is needed")
+    return [data3d.asset_source(dict(b, categories=[category])) for b in blocks]
 
 
 def _image_sources(folder: Path, category: str, limit):
@@ -169,8 +171,8 @@ def _sources(args: argparse.Namespace, synthesizer: str):
     import data3d
     import pose
 
-    source = _asset_source(args.assets, args.category)
     meshes = {data3d.mesh_ref_for(str(a.meta.get("collection", a.source)), a.category, a.id, a.cad_index): m
+              for source in _asset_sources(args.assets, args.category)
               for a in source.by_category(args.category) if (m := source.load(a)) is not None}
     if not meshes:
         raise ValueError(f"the asset source has no mesh of category {args.category!r}")

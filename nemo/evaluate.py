@@ -54,8 +54,8 @@ def summarise(rows: Sequence[dict]) -> dict:
 
 def _predict(model: NemoModel, batch: dict, classify_fit: bool, pose_predicted: bool = False) -> list[dict]:
     truth = [model.categories[int(i)] for i in batch["category"]]
-    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit,
-                               pose_predicted=pose_predicted)
+    extra = {"pose_predicted": True} if pose_predicted else {}  # models without the option keep working
+    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit, **extra)
     R_gt = batch["rotation"].to(torch.float64)
     rows = []
     for b, result in enumerate(out):
