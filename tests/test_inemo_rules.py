@@ -115,7 +115,8 @@ def _rec(category, ident, i):
     vp = data3d.Viewpoint(azimuth=0.1 * i, elevation=0.2, theta=0.0, distance=3.0, focal=1.0, viewport=100.0,
                           px=32.0, py=32.0)
     obj = data3d.ObjectAnnotation(category=category, bbox=(4.0, 4.0, 40.0, 40.0), viewpoint=vp,
-                                  cad_source="procedural", cad_id=f"{category}/{ident:04d}")
+                                  cad_source="procedural", cad_id=f"{category}/{ident:04d}",
+                                  extra={"asset": f"procedural:{category}/{ident:04d}"})  # a render, as datagen's
     return data3d.ImageRecord(image_path=f"/x/{category}_{ident}_{i}.png", objects=(obj,), image_size=(64, 64))
 
 
@@ -134,3 +135,17 @@ def test_validation_is_carved_by_instance_from_training_records():
     again = carve_validation(records, ["car", "bus"], 0.2, "instance", 3, seed=0)[1]
     assert [r.image_path for r in again] == [r.image_path for r in val]  # seeded
     assert carve_validation(records, ["car", "bus"], 0.0)[1] == []
+
+
+def test_photographs_are_carved_by_object_and_never_count_as_instances():
+    from dataclasses import replace
+
+    from nemo.incremental.loop import check_instances
+
+    renders = [_rec("car", k, i) for k in range(4) for i in range(3)]
+    photos = [replace(r, objects=(replace(r.objects[0], extra={}),)) for r in renders]  # no rendered asset
+    _, val, summary = carve_validation(photos, ["car"], 0.25, "instance", min_instances=3)
+    assert summary["classes"]["car"]["by"] == "object" and len(val) == 3
+    check_instances(photos, photos, disjoint=True)  # a photo's CAD reference is not its instance
+    with pytest.raises(NemoError, match="instance-disjoint"):
+        check_instances(renders, renders[:1], disjoint=True)

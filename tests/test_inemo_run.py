@@ -260,6 +260,12 @@ def test_validation_choice_rules_predicted_pose_and_instance_splits(folders, tmp
                               "distillation": {"variant": "released", "weight": 2.0, "temperature": 0.5}}
         assert 0.0 <= t["pose_acc_pi6_predicted"] <= 1.0
         assert {"seen_cad", "clean", "L2"} <= set(t["acc_by_split"])
+    rows = [json.loads(line) for line in (out / "inemo" / "task_1" / "eval" / "predictions.jsonl").read_text()
+            .splitlines()]
+    for row in rows:  # a correctly classified object's pose is the same fit either way
+        assert "error_predicted" in row
+        if row["cls_correct"]:
+            assert row["error_predicted"] == pytest.approx(row["error"], abs=1e-9)
     for t in results["replay2d"]["per_task"]:  # its angles do not depend on the class
         assert t["pose_acc_pi6_predicted_by_split"] == t["pose_acc_pi6_by_split"] and t["validation"] is None
     # inemo's training saw 2 objects per class minus the carved instance's: 2 (car) in task 0

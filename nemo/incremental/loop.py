@@ -74,7 +74,7 @@ from .losses import DISTILLATION_VARIANTS, bank_contrastive_loss, distillation_l
 from .metrics import summarise_method, task_entry
 from .report import write_outputs
 from .tasks import tasks_from_config
-from .validation import carve_validation, choose_match_rule
+from .validation import carve_validation, choose_match_rule, rendered_instance
 
 __all__ = ["run_incremental", "run_method"]
 
@@ -174,12 +174,15 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
 
 
 def check_instances(train, test, disjoint: bool, seen: bool = False) -> None:
-    """disjoint: no test record may show an instance (`mesh_ref`: a CAD model, a procedural seed)
-    that a training record shows. seen: every test record must show a training instance (the
-    `seen_cad` split). Either failing is an error naming an example."""
-    known = {o.mesh_ref for r in train for o in r.objects}
+    """disjoint: no test render may show an instance (`mesh_ref`: a CAD model, a procedural seed)
+    that a training render shows. seen: every test render must show a training instance (the
+    `seen_cad` split). Either failing is an error naming an example. Only renders have known
+    instances (`validation.rendered_instance`); photographs are not checked."""
+    known = {i for r in train for o in r.objects if (i := rendered_instance(o)) is not None}
     for r in test:
         for o in r.objects:
+            if rendered_instance(o) is None:
+                continue
             if disjoint and o.mesh_ref in known:
                 raise NemoError(f"test record {r.image_path} shows the training instance {o.mesh_ref!r}; the test "
                                 "must be instance-disjoint (config instance_disjoint: false allows it)")
@@ -203,11 +206,11 @@ def seen_cad_records(records) -> list:
 
 
 def _instances(records, classes) -> dict[str, list[str]]:
-    """class -> the sorted instances (`mesh_ref`) its records show."""
+    """class -> the sorted instances (`mesh_ref`) its rendered records show."""
     out: dict[str, set] = {c: set() for c in classes}
     for r in records:
         for o in r.objects:
-            if o.category in out:
+            if o.category in out and rendered_instance(o) is not None:
                 out[o.category].add(o.mesh_ref)
     return {c: sorted(v) for c, v in out.items()}
 

@@ -5,7 +5,8 @@ made on it (never on the test records).
   instances (`mesh_ref`: a CAD model or a procedural seed) go to validation when the class has at
   least `min_instances` training instances (`by: instance`; then validation, like an
   instance-disjoint test, shows shapes that training never sees), else a seeded `fraction` of its
-  objects (`by: object`, or a class with too few instances). Returns (training records, validation
+  objects (`by: object`, a class with too few instances, or one with photographs, whose instances
+  are unknown: `rendered_instance`). Returns (training records, validation
   records, a summary of what was carved, recorded in the run folder).
 - `choose_match_rule(net, bank, records, config, seen, rules)`: the feature-matching rule
   (`nemo.match_categories`) with the best classification accuracy on the validation objects of the
@@ -26,13 +27,20 @@ from ..data import object_dataset
 from ..errors import NemoError
 from ..model import MATCH_RULES, match_categories
 
-__all__ = ["carve_validation", "choose_match_rule"]
+__all__ = ["carve_validation", "choose_match_rule", "rendered_instance"]
 
 
-def _owner(record) -> tuple[str, str]:
-    """(category, instance) of a record, by its first object (datagen records hold one object)."""
+def rendered_instance(obj) -> str | None:
+    """The instance an object IS (`mesh_ref`) when the image is a render of that mesh (datagen writes
+    the asset in the object's extra["asset"]); None for a photograph, whose CAD reference is only the
+    closest model of an annotation tool, not the instance."""
+    return obj.mesh_ref if (obj.extra or {}).get("asset") else None
+
+
+def _owner(record) -> tuple[str, str | None]:
+    """(category, instance or None) of a record, by its first object (datagen records hold one object)."""
     o = record.objects[0]
-    return o.category, o.mesh_ref
+    return o.category, rendered_instance(o)
 
 
 def carve_validation(records: Sequence, classes: Sequence[str], fraction: float, by: str = "instance",
@@ -55,8 +63,9 @@ def carve_validation(records: Sequence, classes: Sequence[str], fraction: float,
         if not idx:
             continue
         gen = torch.Generator().manual_seed(int(seed) * 7_919 + k)
-        instances = sorted({_owner(records[i])[1] for i in idx})
-        if by == "instance" and len(instances) >= int(min_instances):
+        owners = [_owner(records[i])[1] for i in idx]
+        instances = sorted({o for o in owners if o is not None})
+        if by == "instance" and None not in owners and len(instances) >= int(min_instances):
             n = min(len(instances) - 1, max(1, round(fraction * len(instances))))
             order = torch.randperm(len(instances), generator=gen).tolist()
             chosen = sorted(instances[j] for j in order[:n])
