@@ -91,9 +91,15 @@ case "${1:-}" in
       --set cuboid.num_vertices=100 --set 'pose={azimuths: 4, elevations: 1, thetas: 1, steps: 2, keep: 1}')
     "$AWARE3D" nemo train --data "$R/posed/src" --out "$R/posed/nemo" --config pose/configs/disjoint_nemo.yaml \
       ${nemo_smoke[@]+"${nemo_smoke[@]}"}
-    rates=(0 0.1 0.2 0.3); azimuths=11; [ "$SMOKE" = 1 ] && rates=(0 0.2) && azimuths=3
+    rates=(0 0.1 0.2 0.3); azimuths=11; real=../shared/data/real_pose_dev
+    if [ "$SMOKE" = 1 ]; then  # two rates, three views a set, two real photographs per split
+      rates=(0 0.2); azimuths=3; real="$R/posed/real_subset"
+      python -c "import data3d, sys; r = list(data3d.load_records(sys.argv[1])); \
+        data3d.save_records([x for s in ('kitti_easy', 'kitti_hard', 'stanford') \
+        for x in [y for y in r if y.extra.get('split') == s][:2]], sys.argv[2])" ../shared/data/real_pose_dev "$real"
+    fi
     "$AWARE3D" pose curve --images "$R/posed/src" --reference "$R/posed/ref" --data "$R/posed/test" \
-      --real-data ../shared/data/real_pose_dev --category car --assets pose/configs/disjoint_assets.yaml \
+      --real-data "$real" --category car --assets pose/configs/disjoint_assets.yaml \
       --config pose/configs/disjoint_pose.yaml --supervised-run "$R/posed/nemo" --rates "${rates[@]}" \
       --azimuths "$azimuths" --out "$R/posed/curve" --no-progress ${POSE[@]+"${POSE[@]}"}
     ;;

@@ -605,10 +605,13 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg: Mapping, seen: 
     """Refill the clutter bank from the exemplar memory's images with the current network (the released
     code's `fill_background_model`, src/models/inemo.py lines 156-170, called after each task at
     src/models/trainer.py lines 61-66: the network in eval mode, clutter features from outside each
-    exemplar's object pushed into the FIFO, vertices untouched). Rounds over the memory repeat until
-    the whole FIFO is replaced (the released code runs bank_size // len(memory) rounds, none when the
-    memory is larger than the bank; here ⌈K / (len(memory) · clutter_per_image)⌉ ≥ 1), each round
-    with other random background cells. Returns the number of features pushed."""
+    exemplar's object pushed into the FIFO, vertices untouched). The released code runs bank_size //
+    len(memory) rounds over the memory, each sampling `num_clutter` random background pixels per image
+    (none when the memory is larger than the bank); here each exemplar is read once and
+    ⌈K / (len(memory) · clutter_per_image)⌉ · clutter_per_image distinct random background cells of it
+    are pushed (the network in eval mode gives the same features every round), so the whole FIFO is
+    replaced unless the memory's images have fewer background cells than the bank has rows. Returns
+    the number of features pushed."""
     per_image = int(ncfg["loss"]["clutter_per_image"])
     K = int(bank.clutter.shape[0])
     dataset = object_dataset(list(records), ncfg, list(seen), train=False)
@@ -617,15 +620,14 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg: Mapping, seen: 
     gen = torch.Generator().manual_seed(int(seed))
     net.eval()
     pushed = 0
-    for _ in range(rounds):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
-        for batch in loader:
-            maps = net(batch["image"].to(device))
-            targets = vertex_targets(maps, batch["cameras"].to(device), bank, batch["category"].to(device),
-                                     net.stride, per_image, gen)
-            feats = targets.clutter[targets.clutter_valid]
-            bank.push_clutter(feats)
-            pushed += int(feats.shape[0])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
+    for batch in loader:
+        maps = net(batch["image"].to(device))
+        targets = vertex_targets(maps, batch["cameras"].to(device), bank, batch["category"].to(device), net.stride,
+                                 rounds * per_image, gen)
+        feats = targets.clutter[targets.clutter_valid]
+        bank.push_clutter(feats)
+        pushed += int(feats.shape[0])
     return pushed
 
 
