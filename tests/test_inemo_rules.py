@@ -149,3 +149,17 @@ def test_photographs_are_carved_by_object_and_never_count_as_instances():
     check_instances(photos, photos, disjoint=True)  # a photo's CAD reference is not its instance
     with pytest.raises(NemoError, match="instance-disjoint"):
         check_instances(renders, renders[:1], disjoint=True)
+
+
+def test_all_pools_the_test_splits_but_not_seen_cad():
+    from nemo.incremental.metrics import task_entry
+
+    m = {"clean": {"cls_acc": 0.5, "acc_pi6": 0.25, "acc_pi6_predicted": 0.2, "n": 10},
+         "L2": {"cls_acc": 0.2, "acc_pi6": 0.1, "acc_pi6_predicted": 0.1, "n": 30},
+         "seen_cad": {"cls_acc": 1.0, "acc_pi6": 0.9, "acc_pi6_predicted": 0.9, "n": 40}}
+    per_cat = {s: {"car": dict(v)} for s, v in m.items()}
+    e = task_entry(0, ["car"], ["car"], [], m, per_cat, 10, 0, 0.0)
+    assert e["acc_by_split"]["all"] == pytest.approx((0.5 * 10 + 0.2 * 30) / 40)
+    assert e["pose_acc_pi6_predicted_by_split"]["all"] == pytest.approx((0.2 * 10 + 0.1 * 30) / 40)
+    assert e["acc_by_split"]["seen_cad"] == 1.0 and e["acc"] == 0.5 and e["pose_acc_pi6_predicted"] == 0.2
+    assert e["acc_by_class"]["car"]["all"] == pytest.approx(0.275)
