@@ -13,9 +13,13 @@ def add_incremental_parser(actions) -> None:
         description="Learns the classes task by task (config 'tasks'), for every method in 'methods' (inemo, "
                     "finetune, joint, replay2d), evaluating after every task on the test objects of all classes "
                     "seen so far. Writes <out>/incremental.json ({method: {per_task: [{seen_classes, acc, "
-                    "acc_by_split, old_class_pose_acc_pi6, ...}], average_incremental_accuracy, forgetting}}), "
-                    "incremental.md (the per-task table), accuracy.png, report.html, and per method and task a "
-                    "nemo run folder (<out>/<method>/task_<t>, loadable with nemo.load).")
+                    "acc_by_split, pose_acc_pi6 (true class), pose_acc_pi6_predicted (predicted class), "
+                    "old_class_pose_acc_pi6, classifier, validation, rules, ...}], average_incremental_accuracy, "
+                    "forgetting}}), validation.json (the split carved from the training records, on which the "
+                    "matching rule is chosen), incremental.md (the per-task table), accuracy.png, report.html, "
+                    "and per method and task a nemo run folder (<out>/<method>/task_<t>, loadable with nemo.load). "
+                    "The test must show no training instance (instance_disjoint); seen_cad_data is reported as "
+                    "the seen_cad splits.")
     inc.add_argument("--config", help="YAML config (keys: docs/inemo.md; omitted: the defaults)")
     inc.add_argument("--out", required=True, help="run folder")
     inc.add_argument("--train", action="append", metavar="FOLDER", help="training records folder (repeatable; "

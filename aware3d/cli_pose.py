@@ -1,4 +1,4 @@
-"""`aware3d pose generate | train | eval`: the label-free pose estimator from the command line (docs/pose.md).
+"""`aware3d pose generate | train | eval | curve`: the label-free pose estimator from the command line (docs/pose.md).
 
 Registered in aware3d/cli.py; imports torch only when a handler runs.
 """
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     top = sub.add_parser("pose", help="pose without pose labels: generated views, neural meshes, one shot",
                          description="A category-level pose estimator learned from novel views of unannotated "
                                      "images (Zero-1-to-3 or render synthesizers) and a single annotated image.")
-    actions = top.add_subparsers(dest="pose_action", metavar="<generate | train | eval>")
+    actions = top.add_subparsers(dest="pose_action", metavar="<generate | train | eval | curve>")
     actions.required = True
 
     ge = actions.add_parser("generate", help="generated sets from unannotated images",
@@ -29,16 +29,20 @@ def add_parser(sub) -> None:
                                         "folder of object images on a white background.")
     ge.add_argument("--images", required=True, help="records folder or image folder")
     ge.add_argument("--category", required=True, help="the images' category")
-    ge.add_argument("--synthesizer", choices=("zero123", "render", "degraded"), default="degraded")
+    ge.add_argument("--synthesizer", choices=("zero123", "render", "degraded", "correlated"), default="degraded",
+                    help="correlated: the degraded renders plus front/back flips, an elevation bias and "
+                         "appearance drift (--flip-rate, --flip-mode, --elevation-bias-deg, --appearance-drift)")
     ge.add_argument("--model", help="zero123: model id or folder (default kxic/zero123-xl)")
     ge.add_argument("--device", default="cpu")
-    ge.add_argument("--assets", help="YAML asset source block for the category's meshes (the cylinder's extent; the "
-                                     "render synthesizers' CAD models); default: procedural assets")
+    ge.add_argument("--assets", help="YAML asset source block, or a list of blocks, for the category's meshes "
+                                     "(the cylinder's extent; the render synthesizers' CAD models); default: "
+                                     "procedural assets")
     ge.add_argument("--out", required=True, help="sets folder")
     ge.add_argument("--azimuths", type=int, default=11, help="Δazimuth values per polar step (evenly spaced)")
     ge.add_argument("--polar-deg", type=float, action="append", help="Δpolar values in degrees (default 0 and -15)")
     ge.add_argument("--source-elevation-deg", type=float, default=11.5, help="assumed elevation of every source")
     ge.add_argument("--sigma-deg", type=float, default=10.0, help="degraded: pose jitter σ in degrees")
+    _correlated_arguments(ge)
     ge.add_argument("--appearance", choices=("source", "mesh"), default="source",
                     help="render synthesizers: source (default) carries the source image's appearance onto the "
                          "CAD surface, as a generator does; mesh draws the CAD model's own (grey) material")
@@ -78,21 +82,66 @@ def add_parser(sub) -> None:
     ev.add_argument("--data", required=True, help="records folder with ground truth")
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--supervised-run", help="a NeMo run trained with labels (aware3d nemo train)")
+    ev.add_argument("--allow-seen-instances", action="store_true",
+                    help="allow test records that show the one-shot reference's or a source's instance (by "
+                         "default an error: the test must be instance-disjoint; instances.json records them)")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=run_eval)
 
+    cu = actions.add_parser("curve", help="accuracy against the generator's front/back flip rate p",
+                            description="For each --rates p: generated sets from --images with the correlated "
+                                        "synthesizer at flip rate p, a pose run (--config), and its evaluation "
+                                        "on --data (instance-disjoint, checked) and, given, --real-data "
+                                        "(real photographs, evaluation only). Writes <out>/p0.20/{sets,run,eval,"
+                                        "real}, curve.json and curve.md; resumes when run again.")
+    cu.add_argument("--images", required=True, help="records folder of the unannotated sources (datagen output)")
+    cu.add_argument("--reference", required=True, help="records folder whose first record is the one-shot image "
+                    "(an instance that --data does not show)")
+    cu.add_argument("--data", required=True, help="test records folder (instances disjoint from the sources')")
+    cu.add_argument("--real-data", help="records folder of real photographs, e.g. ../shared/data/real_pose_dev")
+    cu.add_argument("--category", required=True)
+    cu.add_argument("--assets", help="YAML asset source block for the category's meshes (as generate)")
+    cu.add_argument("--config", help="pose train YAML config (as train)")
+    cu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pose train config override")
+    cu.add_argument("--out", required=True, help="curve folder")
+    cu.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3], help="flip rates p")
+    cu.add_argument("--azimuths", type=int, default=11)
+    cu.add_argument("--polar-deg", type=float, action="append")
+    cu.add_argument("--source-elevation-deg", type=float, default=11.5)
+    cu.add_argument("--sigma-deg", type=float, default=5.0, help="pose jitter σ in degrees")
+    _correlated_arguments(cu, rate=False)
+    cu.add_argument("--appearance", choices=("source", "mesh"), default="source")
+    cu.add_argument("--segments", type=int, default=36)
+    cu.add_argument("--max-sources", type=int)
+    cu.add_argument("--backgrounds", choices=("white", "sources"), default="sources")
+    cu.add_argument("--supervised-run", help="a NeMo run trained with labels, evaluated beside")
+    cu.add_argument("--seed", type=int, default=0)
+    cu.add_argument("--no-progress", action="store_true")
+    cu.set_defaults(func=run_curve)
 
-def _asset_source(path: str | None, category: str):
+
+def _correlated_arguments(parser, rate: bool = True) -> None:
+    if rate:
+        parser.add_argument("--flip-rate", type=float, default=0.2, help="correlated: front/back flip rate p")
+    parser.add_argument("--flip-mode", choices=("set", "view"), default="set",
+                        help="correlated: flip whole sets or single views")
+    parser.add_argument("--elevation-bias-deg", type=float, default=5.0, help="correlated: elevation bias (degrees)")
+    parser.add_argument("--appearance-drift", type=float, default=0.03,
+                        help="correlated: std of the colour random walk across a set's views")
+
+
+def _asset_sources(path: str | None, category: str) -> list:
+    """The asset sources of a YAML file: one block or a list of blocks (as datagen's `assets`)."""
     import data3d
     from datagen.config import read_yaml  # YAML 1.2, as datagen: `type: off` is the OFF source
 
-    block = {"type": "procedural", "count": 3}
+    blocks = [{"type": "procedural", "count": 3}]
     if path:
-        block = read_yaml(Path(path).read_text())
-        if not isinstance(block, dict):
-            raise ValueError(f"{path}: an asset source block must be a mapping")
-    block = dict(block, categories=[category])
-    return data3d.asset_source(block)
+        loaded = read_yaml(Path(path).read_text())
+        blocks = loaded if isinstance(loaded, list) else [loaded]
+        if not blocks or not all(isinstance(b, dict) for b in blocks):
+            raise ValueError(f"{path}: an asset source block (a mapping) or a list of them is needed")
+    return [data3d.asset_source(dict(b, categories=[category])) for b in blocks]
 
 
 def _image_sources(folder: Path, category: str, limit):
@@ -117,15 +166,13 @@ def _image_sources(folder: Path, category: str, limit):
     return out
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    import numpy as np
-
+def _sources(args: argparse.Namespace, synthesizer: str):
+    """(sources, the category's meshes) of `--images` (as `generate` reads them)."""
     import data3d
     import pose
-    from datagen.novel_view import make_synthesizer
 
-    source = _asset_source(args.assets, args.category)
     meshes = {data3d.mesh_ref_for(str(a.meta.get("collection", a.source)), a.category, a.id, a.cad_index): m
+              for source in _asset_sources(args.assets, args.category)
               for a in source.by_category(args.category) if (m := source.load(a)) is not None}
     if not meshes:
         raise ValueError(f"the asset source has no mesh of category {args.category!r}")
@@ -135,14 +182,28 @@ def run_generate(args: argparse.Namespace) -> int:
     has_records = any(folder.glob("records-*"))
     if has_records:
         records = list(data3d.load_records(folder))[: args.max_sources]
-        sources = pose.sources_from_records(records, meshes if args.synthesizer != "zero123" else None,
-                                            args.category)
-    elif args.synthesizer == "zero123":
+        sources = pose.sources_from_records(records, meshes if synthesizer != "zero123" else None, args.category)
+    elif synthesizer == "zero123":
         sources = _image_sources(folder, args.category, args.max_sources)
     else:
-        raise ValueError(f"{folder}: the {args.synthesizer} synthesizer needs a records folder (with CAD references)")
+        raise ValueError(f"{folder}: the {synthesizer} synthesizer needs a records folder (with CAD references)")
     if not sources:
         raise ValueError(f"{folder}: no source of category {args.category!r}")
+    return sources, meshes
+
+
+def _correlated_options(args: argparse.Namespace) -> dict:
+    return {"pose_sigma": math.radians(args.sigma_deg), "flip_mode": args.flip_mode,
+            "elevation_bias": math.radians(args.elevation_bias_deg), "appearance_drift": args.appearance_drift}
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import pose
+    from datagen.novel_view import make_synthesizer
+
+    sources, meshes = _sources(args, args.synthesizer)
     options = {}
     if args.synthesizer == "zero123":
         options = {"steps": args.steps}
@@ -150,6 +211,8 @@ def run_generate(args: argparse.Namespace) -> int:
         options = {"appearance": args.appearance}
         if args.synthesizer == "degraded":
             options["pose_sigma"] = math.radians(args.sigma_deg)
+        if args.synthesizer == "correlated":
+            options.update(_correlated_options(args), flip_rate=args.flip_rate)
     synth = make_synthesizer(args.synthesizer, model=args.model, device=args.device, **options)
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     cylinder = pose.cylinder_params(list(meshes.values()), segments=args.segments)
@@ -164,8 +227,7 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train(args: argparse.Namespace) -> int:
-    import pose
+def _train_config(args: argparse.Namespace) -> dict:
     from datagen.config import read_yaml
     from nemo.config import merge, parse_override
 
@@ -176,6 +238,13 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.config}: the config must be a mapping")
     for override in args.set:
         config = merge(config, parse_override(override))
+    return config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import pose
+
+    config = _train_config(args)
     if args.steps is not None:
         nemo_block = dict(config.get("nemo") or {})
         nemo_block["train"] = dict(nemo_block.get("train") or {}, steps=args.steps)
@@ -193,9 +262,29 @@ def run_eval(args: argparse.Namespace) -> int:
 
     records = list(data3d.load_records(args.data))
     metrics = pose.evaluate(args.run, records, args.out, supervised_run=args.supervised_run,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, require_disjoint=not args.allow_seen_instances)
     for method, splits in metrics.items():
         for split, m in splits.items():
             print(f"{method:18s} {split:8s} Acc@pi/6 {m['acc_pi6']:.3f}  Acc@pi/18 {m['acc_pi18']:.3f}  "
                   f"median {m['median_deg']:.1f} deg  (n={m['n']})")
+    return 0
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    import data3d
+    import pose
+
+    sources, meshes = _sources(args, "correlated")
+    polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
+    options = dict(_correlated_options(args), appearance=args.appearance)
+    real = list(data3d.load_records(args.real_data)) if args.real_data else []
+    result = pose.flip_curve(sources, args.reference, list(data3d.load_records(args.data)), args.out,
+                             _train_config(args), rates=args.rates, category=args.category,
+                             cylinder=pose.cylinder_params(list(meshes.values()), segments=args.segments),
+                             relative_poses=pose.default_relative_poses(args.azimuths, polars), synthesizer=options,
+                             source_elevation=math.radians(args.source_elevation_deg), seed=args.seed,
+                             backgrounds=args.backgrounds, supervised_run=args.supervised_run, real_records=real,
+                             progress=not args.no_progress)
+    print((Path(args.out) / "curve.md").read_text(), end="")
+    print(f"results: {args.out}/curve.json ({len(result['results'])} rates)")
     return 0

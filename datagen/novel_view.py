@@ -18,6 +18,10 @@ Three synthesizers share `NovelViewSynthesizer.synthesize(source, relative_poses
 - `RenderSynthesizer`: exact relative views of the source's mesh through `geom3d.render_gl`.
 - `DegradedRenderSynthesizer`: the same with the generator's typical faults: the rendered pose is
   off the requested one by Gaussian jitter of σ, texture noise, smooth shape deformation, blur.
+  Its faults are independent per view.
+- `CorrelatedFailureSynthesizer`: the degraded one plus correlated failures, as a real generator
+  makes them: front/back ("Janus") flips of a whole set or of single views at a rate p, an
+  elevation bias shared by every view, and an appearance that drifts across a set's views.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .hub import pretrained_kwargs
 
 __all__ = [
     "NovelViewSynthesizer", "SourceView", "Zero123Synthesizer", "RenderSynthesizer", "DegradedRenderSynthesizer",
+    "CorrelatedFailureSynthesizer", "FLIP_MODES",
     "build_tiny_zero123", "relative_pose_from_elevation", "as_relative_poses", "target_viewpoint",
     "PROJECTION_LAYOUTS", "make_synthesizer", "APPEARANCES", "source_textured_mesh", "mirror_axis",
 ]
@@ -618,12 +623,102 @@ class DegradedRenderSynthesizer(RenderSynthesizer):
         return out
 
 
+FLIP_MODES = ("set", "view")
+
+
+class CorrelatedFailureSynthesizer(DegradedRenderSynthesizer):
+    """The degraded synthesizer plus the failures of a real generator that are correlated, not
+    independent jitter (Zero-1-to-3's known faults): everything the caller believes is the requested
+    relative pose; what is drawn differs by
+    flip_rate / flip_mode: a front/back ("Janus") flip, the object drawn from the opposite side
+        (azimuth + π), with probability `flip_rate` for the whole set at once ("set": every view of
+        one `synthesize` call flips or none does) or for each view on its own ("view");
+    elevation_bias: radians added to every drawn view's elevation (a generator that systematically
+        looks from higher or lower than asked);
+    appearance_drift: std of a colour random walk over the views of a set: view k's colours are
+        shifted by the sum of k Gaussian steps, so the texture changes more the further a view is
+        from the source in the generation order.
+    The other damage (pose_sigma, texture, shape, blur) is the degraded synthesizer's; set them to 0
+    for the correlated failures alone. `failures(n, seed)` tells which views flip and their colour
+    shifts, from the same seeded draws `synthesize` uses."""
+
+    name = "correlated"
+
+    def __init__(self, flip_rate: float = 0.2, flip_mode: str = "set", elevation_bias: float = math.radians(5.0),
+                 appearance_drift: float = 0.03, pose_sigma: float = math.radians(5.0), texture: float = 0.05,
+                 shape: float = 0.02, blur: float = 0.5, background=(1.0, 1.0, 1.0), backend: str | None = None,
+                 appearance: str = "source"):
+        super().__init__(pose_sigma, texture, shape, blur, background, backend, appearance)
+        if not (math.isfinite(flip_rate) and 0.0 <= flip_rate <= 1.0):
+            raise ValueError(f"correlated synthesizer: flip_rate must be in [0, 1], got {flip_rate!r}")
+        if flip_mode not in FLIP_MODES:
+            raise ValueError(f"correlated synthesizer: flip_mode must be one of {FLIP_MODES}, got {flip_mode!r}")
+        if not math.isfinite(elevation_bias):
+            raise ValueError(f"correlated synthesizer: elevation_bias must be finite, got {elevation_bias!r}")
+        if not (math.isfinite(appearance_drift) and appearance_drift >= 0):
+            raise ValueError(f"correlated synthesizer: appearance_drift must be ≥ 0, got {appearance_drift!r}")
+        self.flip_rate, self.flip_mode = float(flip_rate), flip_mode
+        self.elevation_bias, self.appearance_drift = float(elevation_bias), float(appearance_drift)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "synthesizer": self.name, "flip_rate": self.flip_rate,
+                "flip_mode": self.flip_mode, "elevation_bias_deg": math.degrees(self.elevation_bias),
+                "appearance_drift": self.appearance_drift}
+
+    def failures(self, n: int, seed: int = 0) -> dict:
+        """{"flipped": (n,) bool, "colour_shift": (n, 3) float}: the correlated failures of a set of n
+        views generated with `seed` (one draw per set, independent of the per-view damage's draws)."""
+        rng = np.random.default_rng([int(seed), 1_000_003])
+        if self.flip_mode == "set":
+            flipped = np.full(n, rng.random() < self.flip_rate)
+        else:
+            flipped = rng.random(n) < self.flip_rate
+        steps = rng.normal(0.0, self.appearance_drift, (n, 3)) if self.appearance_drift > 0 else np.zeros((n, 3))
+        return {"flipped": flipped, "colour_shift": np.cumsum(steps, axis=0)}
+
+    def _shifted(self, mesh, shift: np.ndarray):
+        """The mesh with its colours (vertex colours or texture) shifted by `shift` (3,) in [0, 1] units."""
+        import geom3d
+        torch = require("torch")
+        if not np.any(shift):
+            return mesh
+        if mesh.texture is not None:
+            texture = mesh.texture.numpy().astype(np.float32) / 255.0 + shift.astype(np.float32)
+            texture = (np.clip(texture, 0, 1) * 255).round().astype(np.uint8)
+            return geom3d.Mesh(mesh.vertices, mesh.faces, uvs=mesh.uvs, texture=texture)
+        colors = mesh.vertex_colors if mesh.vertex_colors is not None else torch.full_like(mesh.vertices, 0.7)
+        colors = (colors + torch.as_tensor(shift, dtype=colors.dtype)).clamp(0, 1)
+        return geom3d.Mesh(mesh.vertices, mesh.faces, vertex_colors=colors)
+
+    def synthesize(self, source: SourceView, relative_poses, seed: int = 0) -> list[np.ndarray]:
+        image = self._checked(source)
+        poses = as_relative_poses(relative_poses)
+        fail = self.failures(len(poses), seed)
+        out = []
+        for i, pose in enumerate(poses):
+            rng = np.random.default_rng([int(seed), i])
+            jitter = rng.normal(0.0, self.pose_sigma, 3) if self.pose_sigma > 0 else np.zeros(3)
+            drawn = pose + np.array([jitter[0] - self.elevation_bias,  # Δpolar = −Δelevation
+                                     jitter[1] + (math.pi if fail["flipped"][i] else 0.0), 0.0])
+            view = target_viewpoint(source.viewpoint, drawn)
+            view["theta"] += float(jitter[2])
+            damaged = self._damaged_mesh(self.source_mesh(source), rng)
+            rendered = self.render(self._shifted(damaged, fail["colour_shift"][i]), [view], image.shape[:2])[0]
+            if self.blur > 0:
+                rendered = cv2.GaussianBlur(rendered, (0, 0), self.blur)
+            out.append(rendered)
+        return out
+
+
 def make_synthesizer(kind: str, *, model: str | None = None, device: str = "cpu", **options) -> NovelViewSynthesizer:
-    """A synthesizer by name: "zero123" (model id or folder), "render", or "degraded" (options as its class)."""
+    """A synthesizer by name: "zero123" (model id or folder), "render", "degraded" or "correlated"
+    (options as its class)."""
     if kind == "zero123":
         return Zero123Synthesizer(model or "kxic/zero123-xl", device=device, **options)
     if kind == "render":
         return RenderSynthesizer(**options)
     if kind == "degraded":
         return DegradedRenderSynthesizer(**options)
-    raise ValueError(f"synthesizer must be zero123, render or degraded, got {kind!r}")
+    if kind == "correlated":
+        return CorrelatedFailureSynthesizer(**options)
+    raise ValueError(f"synthesizer must be zero123, render, degraded or correlated, got {kind!r}")

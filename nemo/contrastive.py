@@ -98,12 +98,16 @@ def vertex_targets(feature_maps: torch.Tensor, cameras: geom3d.Cameras, bank: Me
 
 def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float = 0.07, radius: float = 48.0,
                      clutter_weight: float = 5e-3, clutter_regulariser: float = 0.1,
-                     other_classes: bool = False) -> tuple[torch.Tensor, dict]:
+                     other_classes: bool = False, extra_negatives: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, dict]:
     """NeMo's loss for one batch: (loss, {"contrastive", "regulariser", "visible"}) (see the module docstring).
 
     radius: in image pixels, one number or one per image (B,); vertices whose projections lie within
     it of the target's are excluded as negatives. other_classes: the real vertices of every other
     class in the bank are negatives too (iNeMo's; NeMo's own loss uses the image's class only).
+    extra_negatives: (R, D) unit features that are negatives of every row (iNeMo's reserved features
+    of classes not in the bank yet and of unused latent slots;
+    `nemo.incremental.losses.bank_contrastive_loss`), or None.
     """
     index, vis = targets.index, targets.visible
     memory = bank.features[index].to(targets.features)  # (B, V, D), no grad
@@ -124,6 +128,8 @@ def contrastive_loss(targets: VertexTargets, bank: MeshBank, temperature: float 
                  logsumexp_of_products(rows, bank.clutter.to(rows), 1.0 / temperature) + math.log(clutter_weight)]
         if other_classes and bank.features.shape[0] > 1:
             parts.append(_other_classes_logsumexp(rows, index[b], bank, temperature))
+        if extra_negatives is not None and extra_negatives.shape[0]:
+            parts.append(logsumexp_of_products(rows, extra_negatives.to(rows), 1.0 / temperature))
         own = (rows * memory[b, v]).sum(-1) / temperature
         ce = (torch.logsumexp(torch.stack(parts), dim=0) - own).mean()
     else:

@@ -63,12 +63,17 @@ def summarise(rows: Sequence[dict]) -> dict:
         out["elevation_bias_deg"] = math.degrees(float(de.median()))
     if all("cls_fit_correct" in r for r in rows):
         out["cls_acc_fit"] = sum(r["cls_fit_correct"] for r in rows) / len(rows)
+    if rows and all("error_predicted" in r for r in rows):  # pose with the predicted class (iNeMo's protocol)
+        mp = geom3d.pose_metrics(torch.tensor([r["error_predicted"] for r in rows], dtype=torch.float64))
+        out.update(acc_pi6_predicted=mp["acc_pi_6"], acc_pi18_predicted=mp["acc_pi_18"],
+                   median_deg_predicted=mp["median_deg"])
     return out
 
 
-def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
+def _predict(model: NemoModel, batch: dict, classify_fit: bool, pose_predicted: bool = False) -> list[dict]:
     truth = [model.categories[int(i)] for i in batch["category"]]
-    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit)
+    extra = {"pose_predicted": True} if pose_predicted else {}  # models without the option keep working
+    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit, **extra)
     R_gt = batch["rotation"].to(torch.float64)
     vp_gt = batch["viewpoint"].to(torch.float64)  # data3d.VIEWPOINT_KEYS order: azimuth, elevation, ...
     rows = []
@@ -79,17 +84,21 @@ def _predict(model: NemoModel, batch: dict, classify_fit: bool) -> list[dict]:
                "score": result["score"], "azimuth_gt": float(vp_gt[b, 0]), "elevation_gt": float(vp_gt[b, 1])}
         if "predicted_fit" in result:
             row["cls_fit_correct"] = result["predicted_fit"] == truth[b]
+        if "viewpoint_predicted" in result:
+            R_pred = rotation_of(result["viewpoint_predicted"]).to(torch.float64)
+            row["error_predicted"] = float(geom3d.pose_error(R_pred, R_gt[b]))
         rows.append(row)
     return rows
 
 
 def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,
              batch_size: int = 16, classify_fit: bool = True, report_examples: int = 8,
-             progress: bool = False, box_jitter: Mapping | None = None) -> dict:
+             progress: bool = False, box_jitter: Mapping | None = None, pose_predicted: bool = False) -> dict:
     """Evaluate every model on the records' objects; writes the files of the module docstring.
 
     box_jitter: None (crop from the annotated box: the standard protocol) or {"shift", "scale"}: crop
-    from a box moved and resized at random (seeded), as a detector's box would be."""
+    from a box moved and resized at random (seeded), as a detector's box would be.
+    pose_predicted: also the pose fitted with the predicted class ("acc_pi6_predicted", ...)."""
     if not models:
         raise NemoError("evaluate: no model given")
     out = os.fspath(out)
@@ -112,8 +121,8 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
             if batch.get("empty"):
                 continue
             crop_truths = batch["viewpoint"].tolist()  # (B, 8) the true viewpoints in the crops' pixels
-            for row, ri, oi, crop_truth in zip(_predict(model, batch, classify_fit), batch["record_index"],
-                                               batch["object_index"], crop_truths):
+            predicted = _predict(model, batch, classify_fit, pose_predicted)
+            for row, ri, oi, crop_truth in zip(predicted, batch["record_index"], batch["object_index"], crop_truths):
                 record = dataset.records[int(ri)]
                 obj = record.objects[int(oi)]
                 row.update(split=split_of(record, obj), image=str(record.image_path),

@@ -161,18 +161,26 @@ class NemoModel:
 
 
     @torch.no_grad()
-    def evaluate_batch(self, images: torch.Tensor, truth: Sequence[str], K, classify_fit: bool = True) -> list[dict]:
+    def evaluate_batch(self, images: torch.Tensor, truth: Sequence[str], K, classify_fit: bool = True,
+                       pose_predicted: bool = False) -> list[dict]:
         """Per image: the pose fitted with the true category ("viewpoint", "score") and the predicted
         category by feature matching ("predicted") and, for NeMo with classify_fit, by fitting every
         category ("predicted_fit"). The features are computed once; with classify_fit every category
-        is fitted once and the true category's fit is the pose (the same program as fitting it alone)."""
+        is fitted once and the true category's fit is the pose (the same program as fitting it alone).
+        pose_predicted: also "viewpoint_predicted", the pose fitted with the PREDICTED (matched)
+        category's mesh, as iNeMo's released evaluation does (src/models/inemo.py lines 138-150, 347:
+        `pre_rendered_maps[cls_pred]`, `xverts[cls_pred[b]]`); only misclassified images are fitted
+        again. The 2D baseline's angles do not depend on the category: both poses are the same."""
         images = torch.as_tensor(images, dtype=torch.float32)
         B = images.shape[0]
         K = self._intrinsics(images, K)
         if self.method == "baseline":
             posed = self._baseline(images, list(truth), K)
             guessed = self._baseline(images, None, K)
-            return [{**p, "predicted": g["category"]} for p, g in zip(posed, guessed)]
+            out = [{**p, "predicted": g["category"]} for p, g in zip(posed, guessed)]
+            if pose_predicted:
+                out = [{**o, "viewpoint_predicted": g["viewpoint"]} for o, g in zip(out, guessed)]
+            return out
         maps = self.features(images)
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
@@ -181,10 +189,23 @@ class NemoModel:
         if classify_fit and len(self.bank.categories) > 1:
             fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
             best = [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
-            return [{**_to_image(fits[truth[b]][b], truth[b], stride), "predicted": matched[b],
-                     "predicted_fit": best[b]} for b in range(B)]
+            out = [{**_to_image(fits[truth[b]][b], truth[b], stride), "predicted": matched[b],
+                    "predicted_fit": best[b]} for b in range(B)]
+            if pose_predicted:
+                for b in range(B):
+                    out[b]["viewpoint_predicted"] = _to_image(fits[matched[b]][b], matched[b], stride)["viewpoint"]
+            return out
         results = self._fit(maps, K_feat, list(truth))
-        return [{**_to_image(r, c, stride), "predicted": m} for r, c, m in zip(results, truth, matched)]
+        out = [{**_to_image(r, c, stride), "predicted": m} for r, c, m in zip(results, truth, matched)]
+        if pose_predicted:
+            for o in out:
+                o["viewpoint_predicted"] = o["viewpoint"]
+            wrong = [b for b in range(B) if matched[b] != truth[b]]
+            if wrong:
+                refit = self._fit(maps[wrong], K_feat[wrong], [matched[b] for b in wrong])
+                for b, r in zip(wrong, refit):
+                    out[b]["viewpoint_predicted"] = _to_image(r, matched[b], stride)["viewpoint"]
+        return out
 
 
 def feature_intrinsics(K: torch.Tensor, stride: int) -> torch.Tensor:

@@ -7,6 +7,8 @@ and one change; its records carry extra["split"] so `nemo.evaluate` reports it o
     clean, L1, L2, L3       occluders hiding 20-40 / 40-60 / 60-80% of the object (split from the level)
     unseen_cad              procedural sources: seeds after the training ones (other shapes); file
                             sources: the models the training config's `exclude` holds out
+    seen_cad                the training config's own instances at fresh viewpoints (the old
+                            same-instance protocol, reported beside an instance-disjoint test)
     unseen_texture          only striped surfaces (train with randomization.appearance.stripes: 0)
     unseen_background       photographs as backgrounds (`background_images`; train without them)
     high_elevation          cameras 60-85° above the horizon (outside datagen's usual range)
@@ -27,7 +29,8 @@ from .errors import NemoError
 
 __all__ = ["make_ood_splits", "corrupt_records", "CORRUPTIONS", "GENERATED_SPLITS"]
 
-GENERATED_SPLITS = ("occlusion", "unseen_cad", "unseen_texture", "unseen_background", "high_elevation")
+GENERATED_SPLITS = ("occlusion", "unseen_cad", "unseen_texture", "unseen_background", "high_elevation",
+                    "seen_cad")
 CORRUPTIONS = ("fog", "snow", "rain", "motion_blur", "noise")
 _SEED_OFFSET = 100_000  # splits never reuse a training round's seed (on-the-fly rounds use seed + epoch)
 
@@ -102,6 +105,8 @@ def _variant(base: dict, split: str, samples: int | None, background_images) -> 
         if not assets:
             return None  # nothing held out: give held-out CAD folders as their own datagen config
         cfg["assets"] = assets
+    elif split == "seen_cad":
+        pass  # the training assets as they are; only the seed (the viewpoints) differs
     elif split == "unseen_texture":
         cfg.setdefault("randomization", {})["appearance"] = {"original": 0.0, "solid": 0.0, "noise": 0.0,
                                                              "stripes": 1.0}

@@ -16,18 +16,21 @@ cls_acc, n}}} for "pose", "oneshot_retrieval", "retrieval_pose_network" and, giv
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import nemo
+from aware3d_utils import atomic_write_text
 from nemo.model import NemoModel
 from nemo.train import build_model, load_network
 
-__all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate"]
+__all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate", "instances_of"]
 
 
 def _run(run) -> nemo.RunFolder:
@@ -145,14 +148,43 @@ def _retrieval(model: CanonicalModel, tensors: dict, encoder: str) -> RetrievalM
     return RetrievalModel(net, features.to(model.device), tensors["retrieval.angles"], model.config, model.categories)
 
 
+def instances_of(run, records) -> dict:
+    """What an evaluation's instances are against the run's: {"test": sorted test `mesh_ref`s,
+    "reference": the one-shot reference's, "sources": the generated sets' sources', "reference_in_test",
+    "sources_in_test" (their overlap with the test)}. Runs trained before the manifest recorded them
+    give None for the unknown parts."""
+    folder = _run(run)
+    manifest = folder.read_json("manifest.json") if (folder.path / "manifest.json").is_file() else {}
+    test = sorted({o.mesh_ref for r in records for o in r.objects})
+    reference, sources = manifest.get("reference_instance"), manifest.get("source_instances")
+    return {"test": test, "reference": reference, "sources": sources,
+            "reference_in_test": None if reference is None else reference in test,
+            "sources_in_test": None if sources is None else sorted(set(sources) & set(test))}
+
+
 def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_size: int = 16,
-             progress: bool = False) -> dict:
+             progress: bool = False, require_disjoint: bool = False) -> dict:
     """nemo's evaluation of "pose", "oneshot_retrieval", "retrieval_pose_network" (when the baseline has
-    its own encoder) and (given) "nemo_supervised" on `records`."""
+    its own encoder) and (given) "nemo_supervised" on `records`. Writes `instances.json`
+    (`instances_of`) beside nemo's files. require_disjoint: a test instance that is the one-shot
+    reference's or a generated set's source's is an error (the pose run's instances are checked;
+    the supervised run's training data is the caller's to keep apart)."""
+    facts = instances_of(run, records)
+    if require_disjoint:
+        if facts["reference"] is None or facts["sources"] is None:
+            raise ValueError(f"{run}: the run does not record its reference and source instances (trained before "
+                             "they were recorded); retrain, or evaluate without require_disjoint")
+        if facts["reference_in_test"] or facts["sources_in_test"]:
+            shown = sorted(set(facts["sources_in_test"]) | ({facts["reference"]} if facts["reference_in_test"]
+                                                            else set()))
+            raise ValueError(f"the test records show instances the run saw as reference or sources: {shown[:5]}; "
+                             "the test must be instance-disjoint")
     model, tensors = _load(run, None)
     models = {"pose": model, "oneshot_retrieval": _retrieval(model, tensors, "baseline")}
     if "retrieval_pose.features" in tensors:
         models["retrieval_pose_network"] = _retrieval(model, tensors, "pose")
     if supervised_run is not None:
         models["nemo_supervised"] = nemo.load(supervised_run)
-    return nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)
+    metrics = nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)
+    atomic_write_text(Path(out) / "instances.json", json.dumps(facts, indent=1) + "\n")
+    return metrics

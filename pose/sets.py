@@ -45,11 +45,14 @@ SETS_FRAME = "source_camera"
 @dataclass(frozen=True)
 class SetSource:
     """One unannotated source: the `SourceView` (mesh and true viewpoint only for the render
-    synthesizers), its known intrinsics (focal, viewport, px, py) and the object's bbox (x1, y1, x2, y2)."""
+    synthesizers), its known intrinsics (focal, viewport, px, py) and the object's bbox (x1, y1, x2, y2).
+    instance: the object's instance (`mesh_ref`) when known, recorded in sets.json so that an
+    evaluation can check that its test instances are not among the sources'."""
 
     view: SourceView
     intrinsics: Mapping
     bbox: tuple[float, float, float, float]
+    instance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
                                                                          "source": str(src.view.name)}))
         data3d.save_records(records, folder, shard="000000")
         sets.append({"id": set_id, "source": str(src.view.name), "category": category, "views": len(records),
-                     "dropped_views": dropped, "distance": d0})
+                     "dropped_views": dropped, "distance": d0, "instance": src.instance})
     summary = {"category": category, "cylinder": dict(cylinder), "synthesizer": synthesizer.describe(),
                "source_elevation": source_elevation,
                "relative_poses": poses.tolist(), "sets": sets, "skipped": skipped, "seed": seed}
@@ -235,7 +238,8 @@ def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = Non
             mesh = None if meshes is None else meshes.get(obj.mesh_ref)
             vp = obj.viewpoint
             view = SourceView(image, mesh, dict(vp) if mesh is not None else None, name=f"{r.image_path}#{j}")
-            out.append(SetSource(view, {k: vp[k] for k in ("focal", "viewport", "px", "py")}, tuple(obj.bbox)))
+            out.append(SetSource(view, {k: vp[k] for k in ("focal", "viewport", "px", "py")}, tuple(obj.bbox),
+                                 instance=obj.mesh_ref))
     return out
 
 

@@ -212,7 +212,9 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     else:
         run.write_config(cfg)
         run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
-                            views=len(records), synthesizer=summary.get("synthesizer"))
+                            views=len(records), synthesizer=summary.get("synthesizer"),
+                            reference_instance=ref_record.objects[0].mesh_ref,
+                            source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}))
 
     def checkpoint(step: int) -> None:
         tensors = {f"model.{k}": v for k, v in net.state_dict().items()}

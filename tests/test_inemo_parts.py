@@ -135,7 +135,7 @@ def test_distillation_covers_every_old_class():
     memory = memory.clone().requires_grad_(True)
     new = F.normalize(torch.randn(7, 8), dim=-1)
     teacher = F.normalize(torch.randn(7, 8), dim=-1)
-    loss = distillation_loss(new, teacher, memory, temperature=2.0)
+    loss = distillation_loss(new, teacher, memory, temperature=2.0, t_squared=True)  # the "divided" variant
     loss.backward()
     for k in range(3):  # every old class's vertices take part in the distribution
         assert memory.grad[owner == k].abs().sum() > 0

@@ -4,6 +4,7 @@ every metric, keeps its exemplars out of evaluation, and leaves loadable per-tas
 import json
 
 import pytest
+import torch
 import yaml
 
 import nemo
@@ -30,9 +31,12 @@ def folders(tmp_path_factory):
     from datagen.pipeline import generate
 
     root = tmp_path_factory.mktemp("inemo_data")
-    for name, seed, occlusion in (("train", 3, ["none"]), ("test", 4, ["none", "L2"])):
+    # instance-disjoint: training shows procedural seeds 0 and 1, the test seeds 2 and 3; seen_cad
+    # shows the training seeds at other viewpoints
+    for name, seed, occlusion, seeds in (("train", 3, ["none"], [0, 1]), ("test", 4, ["none", "L2"], [2, 3]),
+                                         ("seen_cad", 5, ["none"], [0, 1])):
         cfg = load_config({"seed": seed, "image_size": 64, "samples_per_category": 4, "occlusion": occlusion,
-                           "assets": [{"type": "procedural", "categories": ["car", "sofa"], "count": 2}],
+                           "assets": [{"type": "procedural", "categories": ["car", "sofa"], "seeds": seeds}],
                            "writer": {"chunk_size": 16}})
         generate(cfg, root / name, progress=False)
     return root
@@ -41,7 +45,7 @@ def folders(tmp_path_factory):
 def _config(folders, **extra):
     return {"train_data": [str(folders / "train")], "test_data": [str(folders / "test")], "tasks": {"tasks": 2},
             "steps": {"first": 3, "later": 3}, "exemplars": {"budget": 2}, "nemo": TINY, "eval": {"batch_size": 8},
-            **extra}
+            "validation": {"fraction": 0.0}, **extra}
 
 
 def test_two_task_run_from_the_cli_reports_every_metric(folders, tmp_path, capsys):
@@ -128,7 +132,7 @@ def test_a_killed_run_resumes_after_its_last_finished_task(folders, tmp_path):
 
 
 def test_evaluation_sharing_training_images_is_refused(folders, tmp_path):
-    config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"])
+    config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"], instance_disjoint=False)
     with pytest.raises(NemoError, match="share"):
         run_incremental(config, tmp_path / "run")
 
@@ -228,3 +232,81 @@ def test_resume_refuses_tasks_measured_by_another_rule(folders, tmp_path):
         run_incremental(config, tmp_path / "run")
     with pytest.raises(NemoError, match=r"replay2d/task_0: .*'linear' classifier"):
         run_incremental(dict(config, methods=["replay2d"]), tmp_path / "run")
+
+
+def test_validation_choice_rules_predicted_pose_and_instance_splits(folders, tmp_path):
+    """The matching rule is chosen on a validation split carved from the training records (whole
+    instances), recorded per task with the training rules; pose is reported with the predicted class
+    beside the true class; seen_cad records are reported as their own split; a test that shows a
+    training instance is refused; a resume under another distillation variant is refused."""
+    config = _config(folders, methods=["inemo", "replay2d"], steps={"first": 1, "later": 1},
+                     validation={"fraction": 0.5, "min_instances": 2, "match_rules": ["mean", "peak"]},
+                     seen_cad_data=[str(folders / "seen_cad")])
+    out = tmp_path / "run"
+    results = run_incremental(config, out)
+    carved = json.loads((out / "validation.json").read_text())
+    for c in ("car", "sofa"):
+        assert carved["classes"][c]["by"] == "instance" and len(carved["classes"][c]["instances"]) == 1
+        assert carved["classes"][c]["objects"] == 2
+        assert not set(carved["test_instances"][c]) & set(carved["classes"][c]["training_instances"])
+    for t in results["inemo"]["per_task"]:
+        v = t["validation"]
+        assert v["match_rules"] == ["mean", "peak"] and set(v["accuracy"]) == {"mean", "peak"}
+        assert t["classifier"] == v["match_rule"] == max(["mean", "peak"], key=lambda r: (v["accuracy"][r],
+                                                                                           r == "mean"))
+        assert v["objects"] == 2 * len(t["seen_classes"])
+        assert t["rules"] == {"negatives": "all_slots", "latent_slots": None, "clutter_refill": True,
+                              "distillation": {"variant": "released", "weight": 2.0, "temperature": 0.5}}
+        assert 0.0 <= t["pose_acc_pi6_predicted"] <= 1.0
+        assert {"seen_cad", "clean", "L2"} <= set(t["acc_by_split"])
+    rows = [json.loads(line) for line in (out / "inemo" / "task_1" / "eval" / "predictions.jsonl").read_text()
+            .splitlines()]
+    for row in rows:  # a correctly classified object's pose is the same fit either way
+        assert "error_predicted" in row
+        if row["cls_correct"]:
+            assert row["error_predicted"] == pytest.approx(row["error"], abs=1e-9)
+    for t in results["replay2d"]["per_task"]:  # its angles do not depend on the class
+        assert t["pose_acc_pi6_predicted_by_split"] == t["pose_acc_pi6_by_split"] and t["validation"] is None
+    # inemo's training saw 2 objects per class minus the carved instance's: 2 (car) in task 0
+    assert results["inemo"]["per_task"][0]["train_objects"] == 2
+    assert run_incremental(config, out) == results  # resumes under the same rules
+    task = out / "inemo" / "task_0" / "task.json"  # a task finished before the rules were recorded
+    entry = json.loads(task.read_text())
+    del entry["rules"]
+    task.write_text(json.dumps(entry))
+    with pytest.raises(NemoError, match=r"inemo/task_0: .*trained under the rules None"):
+        run_incremental(config, out)
+    with pytest.raises(NemoError, match="instance-disjoint"):
+        run_incremental(_config(folders, test_data=[str(folders / "seen_cad")], methods=["finetune"]),
+                        tmp_path / "bad")
+
+
+def test_clutter_refill_replaces_the_whole_bank_from_the_memory(folders):
+    import data3d
+    from nemo.backbone import FeatureNet, backbone_config_from_dict
+    from nemo.bank import MeshBank
+    from nemo.data import category_meshes
+    from nemo.incremental.config import resolve_incremental_config
+    from nemo.incremental.loop import refill_clutter
+
+    config = resolve_incremental_config(_config(folders))
+    ncfg = config["nemo"]
+    torch.manual_seed(0)
+    net = FeatureNet(backbone_config_from_dict(ncfg["backbone"])).eval()
+    meshes = category_meshes(dict(ncfg, categories=["car", "sofa"]), ["car", "sofa"])
+    bank = MeshBank(meshes, feature_dim=int(ncfg["backbone"]["feature_dim"]), clutter_size=64)
+    before, vertices = bank.clutter.clone(), bank.features.clone()
+    memory = list(data3d.load_records(folders / "train"))[:3]
+    pushed = refill_clutter(net, bank, memory, ncfg, ["car", "sofa"], seed=0)
+    assert pushed >= 64
+    assert not (bank.clutter[:, None, :] == before[None]).all(-1).any()  # every row replaced
+    assert torch.equal(bank.features, vertices)  # vertices untouched
+    # every new row is a unit feature of the network at some background cell of a memory image
+    from nemo.data import object_dataset
+
+    batch = data3d.collate_objects([object_dataset(memory, ncfg, ["car", "sofa"], train=False)[i] for i in range(3)])
+    with torch.no_grad():
+        maps = torch.nn.functional.normalize(net(batch["image"]), dim=1)
+    cells = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+    best = (bank.clutter @ cells.T).amax(-1)
+    assert torch.allclose(best, torch.ones_like(best), atol=1e-5)

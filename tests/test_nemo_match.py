@@ -93,5 +93,6 @@ def test_negatives_key_is_checked_where_it_cannot_apply():
     with pytest.raises(nemo.NemoError, match="nemo.loss.negatives"):  # the run's own `negatives` decides
         resolve_incremental_config({"negatives": "own_class", "nemo": {"loss": {"negatives": "all_classes"}}})
     resolved = resolve_incremental_config({})
-    assert resolved["nemo"]["loss"]["negatives"] == resolved["negatives"] == "all_classes"
+    # iNeMo's released negatives: every latent slot; nemo's loss holds the bank's part of them
+    assert resolved["negatives"] == "all_slots" and resolved["nemo"]["loss"]["negatives"] == "all_classes"
     assert resolve_incremental_config(resolved) == resolved  # a stored, resolved config resolves again

@@ -14,8 +14,12 @@ TRAIN = {"seed": 2, "image_size": 64, "samples_per_category": 2, "occlusion": ["
 
 
 def test_ood_splits(tmp_path):
-    made = make_ood_splits(TRAIN, tmp_path, splits=["occlusion", "unseen_cad", "high_elevation", "fog", "noise"])
-    assert set(made) == {"occlusion", "unseen_cad", "high_elevation", "fog", "noise"}
+    made = make_ood_splits(TRAIN, tmp_path, splits=["occlusion", "unseen_cad", "high_elevation", "fog", "noise",
+                                                    "seen_cad"])
+    assert set(made) == {"occlusion", "unseen_cad", "high_elevation", "fog", "noise", "seen_cad"}
+    seen = data3d.load_records(made["seen_cad"])  # the training shapes at other viewpoints
+    assert {split_of(r, r.objects[0]) for r in seen} == {"seen_cad"}
+    assert {r.objects[0].cad_id for r in seen} == {"car/0000", "car/0001"}
     occ = data3d.load_records(made["occlusion"])
     assert sorted({split_of(r, r.objects[0]) for r in occ}) == ["L1", "L2", "L3", "clean"]
     cad = data3d.load_records(made["unseen_cad"])

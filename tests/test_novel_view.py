@@ -103,7 +103,7 @@ def test_bad_model_folders_and_inputs_are_named(tmp_path, tiny_models):
         synth.synthesize(SourceView(np.zeros((64, 64), np.uint8), name="x.png"), [[0.0, 1.0, 0.0]])
     with pytest.raises(ValueError, match="mesh"):
         RenderSynthesizer().synthesize(SourceView(_object_image()), [[0.0, 1.0, 0.0]])
-    with pytest.raises(ValueError, match="zero123, render or degraded"):
+    with pytest.raises(ValueError, match="zero123, render, degraded or correlated"):
         make_synthesizer("nerf")
 
 

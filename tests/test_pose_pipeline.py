@@ -224,8 +224,13 @@ def test_command_line_generate_train_eval(world, tmp_path):
     assert f"{report['aligned']} sets aligned" in page and "loss.png" in page
     for source in {s["source"].split("#")[0] for s in summary["sets"]}:  # thumbnails resolve from the run
         assert os.path.relpath(source, tmp_path / "run") in page
+    # this world's test shows the sources' car: refused by default, allowed when asked
     assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
-                     str(tmp_path / "eval"), "--no-progress"]) == 0
+                     str(tmp_path / "eval"), "--no-progress"]) == 2
+    assert cli.main(["pose", "eval", "--run", str(tmp_path / "run"), "--data", str(root / "test"), "--out",
+                     str(tmp_path / "eval"), "--no-progress", "--allow-seen-instances"]) == 0
+    facts = json.loads((tmp_path / "eval" / "instances.json").read_text())
+    assert facts["sources_in_test"] == ["procedural:car/0001"] and facts["reference_in_test"] is True
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"pose", "oneshot_retrieval", "retrieval_pose_network"}
     assert metrics["pose"]["clean"]["n"] == 16

@@ -17,7 +17,12 @@ import torch.nn.functional as F
 
 from ..errors import NemoError
 
-__all__ = ["class_centres", "etf_centres", "spread_centres", "partition_features", "nearest_centre"]
+__all__ = ["class_centres", "etf_centres", "spread_centres", "partition_features", "nearest_centre",
+           "latent_slots", "reserved_features", "REFERENCE_MIN_SLOTS"]
+
+#: the released iNeMo reserves `etf_init` slots: 20 for the 12 PASCAL3D+ classes
+#: (confs/dataset/Pascal3D.yaml), 100 for the 100 ObjectNet3D classes (confs/dataset/ObjectNet3D.yaml)
+REFERENCE_MIN_SLOTS = 20
 
 
 def etf_centres(K: int, D: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -103,3 +108,30 @@ def partition_features(centres: torch.Tensor, k: int, n: int, seed: int = 0, chu
         drawn += chunk
     return torch.cat(kept)[:n].contiguous()
 
+
+
+def latent_slots(classes: int, slots: int | None = None) -> int:
+    """The number of latent slots (class centres) for a budget of `classes`: `slots` when given (it
+    must be ≥ classes), else max(classes, 20), which reproduces the released configs (20 slots for
+    PASCAL3D+'s 12 classes, 100 for ObjectNet3D's 100)."""
+    classes = int(classes)
+    if slots is None:
+        return max(classes, REFERENCE_MIN_SLOTS)
+    if int(slots) < classes:
+        raise NemoError(f"latent slots: {slots} slots cannot hold the budget's {classes} classes")
+    return int(slots)
+
+
+def reserved_features(centres: torch.Tensor, occupied, vertex_counts, seed: int = 0) -> torch.Tensor:
+    """(R, D) the reserved vertex features of every slot not in `occupied` (bank slots): slot k gets
+    `vertex_counts[k]` features of its own cell (`partition_features`, the same ones the class
+    receives when it joins the bank). vertex_counts: per slot (len K) its vertex count (a future
+    class's mesh size; for an unused slot the largest mesh's, as the released memory gives every
+    slot `max_n` rows). Empty (0, D) when every slot is occupied."""
+    centres = torch.as_tensor(centres)
+    K, D = centres.shape
+    if len(vertex_counts) != K:
+        raise NemoError(f"reserved_features: {len(vertex_counts)} vertex counts for {K} slots")
+    taken = {int(k) for k in occupied}
+    parts = [partition_features(centres, k, int(vertex_counts[k]), seed) for k in range(K) if k not in taken]
+    return torch.cat(parts) if parts else centres.new_zeros(0, D)

@@ -4,9 +4,13 @@
 
 Methods (config `methods`), all with the same backbone, data, steps and exemplar budget:
 - "inemo": the bank grows task by task; new classes start inside their reserved cell of the latent
-  partition (`latent.py`); training adds the positional regulariser and distillation from the
-  frozen previous network over all old classes (`losses.py`); new-class data plus the exemplar
-  memory (`exemplars.py`);
+  partition (`latent.py`); the contrastive negatives are every slot of the latent space (config
+  `negatives: all_slots`: the bank's classes, the reserved features of the classes to come and of
+  the unused slots); training adds the positional regulariser and distillation from the frozen
+  previous network over all old classes (`losses.py`, `distillation.variant`); new-class data plus
+  the exemplar memory (`exemplars.py`); after each task the clutter bank is refilled from the
+  exemplar memory (`clutter_refill`, as the released code: src/models/trainer.py lines 61-66,
+  src/models/inemo.py lines 156-170);
 - "finetune": the same growing bank, random new features, new-class data only (the lower bound);
 - "joint": the growing bank trained on all data of the classes seen so far (the upper bound);
 - "inemo_cim": iNeMo whose exemplars are CIM-compressed (`compress.py`) under a byte budget
@@ -17,9 +21,14 @@ Methods (config `methods`), all with the same backbone, data, steps and exemplar
   nearest exemplar mean (iCaRL, `replay2d.classifier: nearest_mean`, the default) or by its head
   (`linear`).
 
-After each task the model is evaluated by `nemo.evaluate` on the test objects of every class seen
-so far (the exemplar memory is checked to share no object with them). Written in `out`:
-    config.yaml, incremental.json, incremental.md (per-task table), accuracy.png, report.html
+A validation split is carved from the training records (`validation.py`: whole instances where a
+class has enough of them); after each task the NeMo methods' feature-matching rule is chosen on it
+(`validation.match_rules`), never on the test records. Then the model is evaluated by
+`nemo.evaluate` on the test objects of every class seen so far (the exemplar memory is checked to
+share no object with them), pose with the true class and with the predicted class (iNeMo's
+released protocol). Written in `out`:
+    config.yaml, validation.json (the carved split), incremental.json, incremental.md (per-task
+    table), accuracy.png, report.html
     <method>/log.jsonl, <method>/task_<t>/ (a nemo run folder: nemo.load works on it; eval/ with
     metrics.json, metrics_per_category.json; exemplars.json and exemplars/ records; task.json)
 A rerun in the same folder with the same config resumes: finished tasks (task.json written last)
@@ -31,6 +40,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import time
 import zlib
@@ -59,11 +69,12 @@ from ..train import learning_rate
 from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, object_mask
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
-from .latent import class_centres, partition_features
-from .losses import bank_contrastive_loss, distillation_loss, old_class_memory, positional_loss
+from .latent import class_centres, latent_slots, partition_features, reserved_features
+from .losses import DISTILLATION_VARIANTS, bank_contrastive_loss, distillation_loss, old_class_memory, positional_loss
 from .metrics import summarise_method, task_entry
 from .report import write_outputs
 from .tasks import tasks_from_config
+from .validation import carve_validation, choose_match_rule, rendered_instance
 
 __all__ = ["run_incremental", "run_method"]
 
@@ -121,6 +132,12 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     run = RunFolder(out)
     train = load_record_folders(config["train_data"], config["classes"])
     test = load_record_folders(config["test_data"], config["classes"])
+    check_instances(train, test, bool(config["instance_disjoint"]))
+    test_instances = _instances(test, config["classes"] or sorted({o.category for r in test for o in r.objects}))
+    if config["seen_cad_data"]:
+        seen_cad = load_record_folders(config["seen_cad_data"], config["classes"])
+        check_instances(train, seen_cad, False, seen=True)
+        test = list(test) + seen_cad_records(seen_cad)
     shared = {str(r.image_path) for r in train} & {str(r.image_path) for r in test}
     if shared:
         raise NemoError(f"train_data and test_data share {len(shared)} images (e.g. {sorted(shared)[0]}); "
@@ -138,20 +155,84 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
             raise NemoError("the run folder holds a run with another config; use a new --out or the same config",
                             run.path)
     run.write_config(stored)
-    run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"])
+    v = config["validation"]
+    train, validation, carved = carve_validation(train, budget, float(v["fraction"]), v["by"],
+                                                 int(v["min_instances"]), int(config["seed"]))
+    carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
+    run.write_json("validation.json", carved)
+    run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"],
+                        validation_objects=len(validation))
     meshes = category_meshes(dict(config["nemo"], categories=budget), budget)
     results: dict = {}
     for method in config["methods"]:
-        results[method] = run_method(method, config, tasks, train, test, meshes, run.path / method, progress)
+        results[method] = run_method(method, config, tasks, train, test, meshes, run.path / method, progress,
+                                     validation)
         run.write_json("incremental.json", results)
     write_outputs(run.path, results, tasks)
     run.update_manifest(status="complete")
     return results
 
 
+def check_instances(train, test, disjoint: bool, seen: bool = False) -> None:
+    """disjoint: no test render may show an instance (`mesh_ref`: a CAD model, a procedural seed)
+    that a training render shows. seen: every test render must show a training instance (the
+    `seen_cad` split). Either failing is an error naming an example. Only renders have known
+    instances (`validation.rendered_instance`); photographs are not checked."""
+    known = {i for r in train for o in r.objects if (i := rendered_instance(o)) is not None}
+    for r in test:
+        for o in r.objects:
+            if rendered_instance(o) is None:
+                continue
+            if disjoint and o.mesh_ref in known:
+                raise NemoError(f"test record {r.image_path} shows the training instance {o.mesh_ref!r}; the test "
+                                "must be instance-disjoint (config instance_disjoint: false allows it)")
+            if seen and o.mesh_ref not in known:
+                raise NemoError(f"seen_cad record {r.image_path} shows {o.mesh_ref!r}, which no training record "
+                                "shows; seen_cad_data must render the training instances")
+
+
+def seen_cad_records(records) -> list:
+    """The records tagged as the `seen_cad` splits: "seen_cad" (unoccluded), "seen_cad_L2", ... by
+    occlusion level (`nemo.data.split_of`)."""
+    from dataclasses import replace
+
+    from ..data import split_of
+
+    out = []
+    for r in records:
+        level = split_of(r, r.objects[0])
+        out.append(replace(r, extra={**r.extra, "split": "seen_cad" if level == "clean" else f"seen_cad_{level}"}))
+    return out
+
+
+def _instances(records, classes) -> dict[str, list[str]]:
+    """class -> the sorted instances (`mesh_ref`) its rendered records show."""
+    out: dict[str, set] = {c: set() for c in classes}
+    for r in records:
+        for o in r.objects:
+            if o.category in out and rendered_instance(o) is not None:
+                out[o.category].add(o.mesh_ref)
+    return {c: sorted(v) for c, v in out.items()}
+
+
+def rules_of(method: str, config: Mapping) -> dict | None:
+    """The training rules a NeMo method's task was run under (recorded in task.json; a resumed
+    task under other rules is an error). None for replay2d."""
+    if method == "replay2d":
+        return None
+    inemo = method in ("inemo", "inemo_cim")
+    kd = config["distillation"]
+    return {"negatives": config["negatives"] if inemo or config["negatives"] != "all_slots" else "all_classes",
+            "latent_slots": config["latent"]["slots"] if inemo else None,
+            "distillation": {"variant": kd["variant"], "weight": kd["weight"], "temperature": kd["temperature"]}
+            if inemo else None,
+            "clutter_refill": bool(config["clutter_refill"]) and inemo}
+
+
 def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], train, test, meshes: Mapping,
-               folder: Path, progress: bool = False) -> dict:
-    """One method over all tasks (see the module docstring): {"per_task": [...], summaries}."""
+               folder: Path, progress: bool = False, validation: Sequence = ()) -> dict:
+    """One method over all tasks (see the module docstring): {"per_task": [...], summaries}.
+    validation: the records carved from the training data (`validation.py`) for the choices."""
     seed = int(config["seed"])
     torch.manual_seed(seed)
     ncfg = config["nemo"]
@@ -160,7 +241,8 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
     two_d = method == "replay2d"
     net = BaselineNet(backbone, len(budget), ncfg["baseline"]["num_bins"]) if two_d else FeatureNet(backbone)
     inemo = method in ("inemo", "inemo_cim")
-    centres = class_centres(len(budget), backbone.feature_dim, seed) if inemo else None
+    slots = latent_slots(len(budget), config["latent"]["slots"])
+    centres = class_centres(slots, backbone.feature_dim, seed) if inemo else None
     memory = _exemplar_memory(method, config["exemplars"], seed)
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -178,12 +260,13 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
                 memory.restore(_load_exemplars(task_dir, seen))
             entry = json.loads((task_dir / "task.json").read_text())
             _check_classifier(entry, method, config, task_dir)
+            _check_rules(entry, method, config, task_dir)
             per_task.append(entry)
         else:
             entry, bank = _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory,
-                                    config, train, test, meshes, budget, folder, progress)
+                                    config, train, test, meshes, budget, folder, progress, validation)
             entry["seconds"] = round(time.perf_counter() - tick, 2)
-            entry["classifier"] = _classifier(method, config)
+            entry["rules"] = rules_of(method, config)
             RunFolder(task_dir).write_json("task.json", entry)  # last: marks the task finished
             per_task.append(entry)
         if inemo:
@@ -195,37 +278,64 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
 
 
 def _classifier(method: str, config: Mapping) -> str:
-    """The rule a method's accuracies were measured by: replay2d's `replay2d.classifier`, the NeMo
-    methods' `classify.match_rule`."""
+    """The rule a method's accuracies are measured by without a validation choice: replay2d's
+    `replay2d.classifier`, the NeMo methods' `classify.match_rule`."""
     return config["replay2d"]["classifier"] if method == "replay2d" else config["nemo"]["classify"]["match_rule"]
+
+
+def _selects(method: str, config: Mapping) -> bool:
+    """Whether the NeMo method's matching rule is chosen on the validation split."""
+    return method != "replay2d" and float(config["validation"]["fraction"]) > 0
 
 
 def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
     """A finished task measured by another rule than the config's is an error, not a silent mix (a
-    task.json without the field predates the rules: the NeMo methods' mean rule, replay2d's head)."""
+    task.json without the field predates the rules: the NeMo methods' mean rule, replay2d's head).
+    Where the rule is chosen on validation, the task must have been chosen among the same rules."""
     stored = entry.get("classifier", "linear" if method == "replay2d" else "mean")
-    if stored != _classifier(method, config):
+    if _selects(method, config):
+        chosen = (entry.get("validation") or {}).get("match_rules")
+        if chosen != list(config["validation"]["match_rules"]):
+            raise NemoError(f"this finished task's matching rule ({stored!r}) was not chosen on validation among "
+                            f"{config['validation']['match_rules']}; use a new --out", task_dir)
+    elif stored != _classifier(method, config):
         raise NemoError(f"this finished task was evaluated with the {stored!r} classifier, the config asks for "
                         f"{_classifier(method, config)!r}; use a new --out", task_dir)
 
 
+def _check_rules(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
+    """A finished task trained under other rules (negatives, distillation, clutter refill; absent:
+    before they were recorded) than the config's is an error."""
+    want = rules_of(method, config)
+    if want is not None and entry.get("rules") != want:
+        raise NemoError(f"this finished task was trained under the rules {entry.get('rules')!r}, the config asks "
+                        f"for {want!r}; use a new --out", task_dir)
+
+
 def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory, config, train,
-              test, meshes, budget, folder: Path, progress: bool):
-    """Train task t, save its model and exemplars, evaluate: (its per-task entry, the bank)."""
+              test, meshes, budget, folder: Path, progress: bool, validation: Sequence = ()):
+    """Train task t, select its exemplars, refill the clutter bank, save its model, choose the
+    matching rule on validation, evaluate: (its per-task entry, the bank)."""
     ncfg, two_d = config["nemo"], method == "replay2d"
+    inemo = method in ("inemo", "inemo_cim")
     if not two_d:
         bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, int(config["seed"]))
+    reserved = None
+    if inemo and config["negatives"] == "all_slots":
+        counts = [int(meshes[c].num_vertices) for c in budget]
+        counts += [max(counts)] * (centres.shape[0] - len(budget))  # unused slots: max_n rows, as released
+        reserved = reserved_features(centres, [budget.index(c) for c in seen], counts,
+                                     int(config["seed"])).to(bank.device)
     if method == "joint":
         records = _objects_of(train, seen)
     else:
         records = _objects_of(train, new) + (memory.records() if memory is not None else [])
     steps = int(config["steps"]["first"] if t == 0 else config["steps"]["later"])
-    extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t,
+    extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t, "reserved": reserved,
               "global_index": torch.tensor([budget.index(c) for c in seen]), "old_count": len(old_classes)}
     step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
     _optimise(net, records, seen, steps, config, t, step_fn, RunFolder(folder), progress, method)
     task_dir = folder / f"task_{t}"
-    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)
     if memory is not None:
         embeddings = None
         if memory.strategy == "herding":
@@ -237,6 +347,16 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
         if len(memory):
             data3d.save_records(memory.records(), task_dir / "exemplars",
                                 shard="memory", format="json")
+    if inemo and config["clutter_refill"] and memory is not None and len(memory):
+        refill_clutter(net, bank, memory.records(), ncfg, seen, int(config["seed"]) * 7919 + t)
+    chosen = None
+    if _selects(method, config):
+        rule, accuracy, n = choose_match_rule(net, bank, validation, ncfg, seen, config["validation"]["match_rules"],
+                                              batch_size=int(config["eval"]["batch_size"]))
+        chosen = {"match_rules": list(config["validation"]["match_rules"]), "accuracy": accuracy, "objects": n,
+                  "match_rule": rule}
+        ncfg = dict(ncfg, classify=dict(ncfg["classify"], match_rule=rule))
+    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)  # after the refill and the rule's choice
     means = None
     if two_d and config["replay2d"]["classifier"] == "nearest_mean":
         means = class_means(net, memory, ncfg, seen)
@@ -247,10 +367,12 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
     if memory is not None:
         memory.check_disjoint(evaluation, task_dir)
     metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config["eval"]["batch_size"],
-                       classify_fit=False, report_examples=0)
+                       classify_fit=False, report_examples=0, pose_predicted=True)
     per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
     entry = task_entry(t, new, seen, old_classes, metrics[method], per_category[method], len(records),
                        len(memory) if memory is not None else 0, 0.0, memory.used() if memory is not None else 0)
+    entry["classifier"] = chosen["match_rule"] if chosen else _classifier(method, config)
+    entry["validation"] = chosen
     log.info("%s task %d: %s", method, t, entry["acc_by_split"])
     return entry, bank
 
@@ -362,9 +484,14 @@ def _nemo_step(net, bank, config, extras):
         gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + 104729 * extras["task"] + step_index)
         targets = vertex_targets(maps, batch["cameras"].to(device), bank, index, net.stride,
                                  loss_cfg["clutter_per_image"], gen)
-        contrast = bank_contrastive_loss if config["negatives"] == "all_classes" else contrastive_loss
-        loss, info = contrast(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
-                              loss_cfg["clutter_regulariser"])
+        contrast = contrastive_loss if config["negatives"] == "own_class" else bank_contrastive_loss
+        if extras.get("reserved") is not None:
+            loss, info = bank_contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
+                                               loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"],
+                                               reserved=extras["reserved"])
+        else:
+            loss, info = contrast(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
+                                  loss_cfg["clutter_regulariser"])
         vis = targets.visible
         if centres is not None and pos["weight"] > 0:
             labels = global_index.to(device)[index][:, None].expand_as(vis)[vis]
@@ -375,7 +502,8 @@ def _nemo_step(net, bank, config, extras):
             with torch.no_grad():
                 old_maps = old_net(images)
             old = sample_at(old_maps, resize_coordinate(targets.uv, 1.0 / net.stride))
-            d = distillation_loss(targets.features[vis], old[vis], old_memory.to(maps), kd["temperature"])
+            d = distillation_loss(targets.features[vis], old[vis], old_memory.to(maps), kd["temperature"],
+                                  t_squared=DISTILLATION_VARIANTS[kd["variant"]]["t_squared"])
             loss = loss + kd["weight"] * d
             info["distillation"] = float(d.detach())
 
@@ -390,8 +518,10 @@ def _nemo_step(net, bank, config, extras):
 
 def _baseline_step(net, seen, config, extras):
     """The 2D baseline's cross-entropy over the seen classes + distillation of the frozen previous
-    network's softened angle and old-class logits."""
-    ncfg, kd = config["nemo"], config["distillation"]
+    network's softened angle and old-class logits (`replay2d.distillation_weight` / `_temperature`:
+    LwF's softened KL × T², independent of iNeMo's `distillation` variant)."""
+    ncfg, r2 = config["nemo"], config["replay2d"]
+    kd = {"weight": float(r2["distillation_weight"]), "temperature": float(r2["distillation_temperature"])}
     old_net, n_seen = extras["old_net"], len(seen)
     device = torch.device(ncfg["device"])
 
@@ -468,6 +598,37 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
         epoch += 1
     if bar is not None:
         bar.close()
+
+
+@torch.no_grad()
+def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg: Mapping, seen: Sequence[str], seed: int) -> int:
+    """Refill the clutter bank from the exemplar memory's images with the current network (the released
+    code's `fill_background_model`, src/models/inemo.py lines 156-170, called after each task at
+    src/models/trainer.py lines 61-66: the network in eval mode, clutter features from outside each
+    exemplar's object pushed into the FIFO, vertices untouched). The released code runs bank_size //
+    len(memory) rounds over the memory, each sampling `num_clutter` random background pixels per image
+    (none when the memory is larger than the bank); here each exemplar is read once and
+    ⌈K / (len(memory) · clutter_per_image)⌉ · clutter_per_image distinct random background cells of it
+    are pushed (the network in eval mode gives the same features every round), so the whole FIFO is
+    replaced unless the memory's images have fewer background cells than the bank has rows. Returns
+    the number of features pushed."""
+    per_image = int(ncfg["loss"]["clutter_per_image"])
+    K = int(bank.clutter.shape[0])
+    dataset = object_dataset(list(records), ncfg, list(seen), train=False)
+    rounds = max(1, math.ceil(K / max(1, len(dataset) * per_image)))
+    device = bank.device
+    gen = torch.Generator().manual_seed(int(seed))
+    net.eval()
+    pushed = 0
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
+    for batch in loader:
+        maps = net(batch["image"].to(device))
+        targets = vertex_targets(maps, batch["cameras"].to(device), bank, batch["category"].to(device), net.stride,
+                                 rounds * per_image, gen)
+        feats = targets.clutter[targets.clutter_valid]
+        bank.push_clutter(feats)
+        pushed += int(feats.shape[0])
+    return pushed
 
 
 @torch.no_grad()

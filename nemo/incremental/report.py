@@ -19,19 +19,22 @@ def _pct(v) -> str:
 
 
 def table_markdown(results: Mapping[str, Mapping]) -> str:
-    """Per method and task: seen classes, accuracy per split, pose Acc@π/6 (all / old classes);
+    """Per method and task: seen classes, accuracy per split, pose Acc@π/6 (true class given /
+    predicted class / old classes with the true class), the matching rule chosen on validation;
     then the summary per method (average incremental accuracy and forgetting per split)."""
     splits = []
     for r in results.values():
         for t in r["per_task"]:
             splits.extend(s for s in t["acc_by_split"] if s not in splits)
-    head = ["method", "task", "seen"] + [f"acc {s}" for s in splits] + ["pose π/6", "old pose π/6"]
+    head = (["method", "task", "seen"] + [f"acc {s}" for s in splits]
+            + ["pose π/6 (true class)", "pose π/6 (predicted class)", "old pose π/6", "rule"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         for t in r["per_task"]:
             cells = [name, str(t["task"]), str(len(t["seen_classes"]))]
             cells += [_pct(t["acc_by_split"].get(s)) for s in splits]
-            cells += [_pct(t["pose_acc_pi6"]), _pct(t["old_class_pose_acc_pi6"])]
+            cells += [_pct(t["pose_acc_pi6"]), _pct(t.get("pose_acc_pi6_predicted")),
+                      _pct(t["old_class_pose_acc_pi6"]), str(t.get("classifier", "–"))]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| method | " + " | ".join(f"AIA {s} | forgetting {s}" for s in splits) + " |",
               "|---|" + "---|---|" * len(splits)]

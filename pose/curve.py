@@ -1,0 +1,106 @@
+"""Accuracy against the generator's front/back flip rate p: for each p, generated sets from the same
+sources with `datagen.novel_view.CorrelatedFailureSynthesizer` at that rate, a `pose` training run and
+its evaluation (pose, the one-shot retrieval baselines and, given, supervised NeMo) on instance-
+disjoint test records and, given, on real photographs (evaluation only).
+
+    results = pose.flip_curve(sources, "runs/ref", test_records, "runs/pose/curve", config,
+                              rates=(0.0, 0.1, 0.2, 0.3), category="car", cylinder=cylinder)
+
+Layout of `out`: p0.00/sets (the generated sets), p0.00/run (the pose run), p0.00/eval (nemo's
+evaluation files and instances.json), p0.00/real (the same on the real records), curve.json
+({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}}) and curve.md (Acc@π/6
+per method, rate and split). Each part is resumed: finished sets and evaluations are kept, a run
+resumes from its checkpoint, so a killed curve continues with the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aware3d_utils import atomic_write_text
+
+__all__ = ["flip_curve", "curve_markdown"]
+
+
+def _tag(p: float) -> str:
+    return f"p{p:.2f}"
+
+
+def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | os.PathLike, config: Mapping | None,
+               *, rates: Sequence[float] = (0.0, 0.1, 0.2, 0.3), category: str, cylinder: Mapping,
+               relative_poses=None, synthesizer: Mapping | None = None, source_elevation: float = 0.2,
+               seed: int = 0, backgrounds: str = "sources", supervised_run=None, real_records: Sequence = (),
+               require_disjoint: bool = True, progress: bool = False) -> dict:
+    """Run the curve (see the module docstring). sources: `SetSource`s (with meshes: the render
+    synthesizers draw the true CAD); reference: the one-shot annotated record (or records folder),
+    from an instance the test does not show (checked with `require_disjoint`); synthesizer: options
+    of `CorrelatedFailureSynthesizer` other than flip_rate."""
+    from datagen.novel_view import CorrelatedFailureSynthesizer
+
+    from .sets import default_relative_poses, generate_sets
+    from .train import train
+
+    if not rates:
+        raise ValueError("flip_curve: no flip rates given")
+    bad = [p for p in rates if not 0.0 <= float(p) <= 1.0]
+    if bad:
+        raise ValueError(f"flip_curve: flip rates must be in [0, 1], got {bad}")
+    poses = default_relative_poses() if relative_poses is None else relative_poses
+    options = dict(synthesizer or {})
+    if "flip_rate" in options:
+        raise ValueError("flip_curve: the synthesizer's flip_rate is the curve's variable; give `rates`")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    described = None
+    for p in rates:
+        folder = out / _tag(float(p))
+        synth = CorrelatedFailureSynthesizer(flip_rate=float(p), **options)
+        described = {k: v for k, v in synth.describe().items() if k != "flip_rate"}
+        if not (folder / "sets" / "sets.json").is_file():
+            generate_sets(sources, synth, poses, folder / "sets", category=category, cylinder=cylinder,
+                          source_elevation=source_elevation, seed=seed, backgrounds=backgrounds, progress=progress)
+        run = train(folder / "sets", reference, folder / "run", config, progress=progress)
+        entry = {"test": _evaluated(run.path, test_records, folder / "eval", supervised_run, require_disjoint,
+                                    progress)}
+        if real_records:
+            entry["real"] = _evaluated(run.path, real_records, folder / "real", supervised_run, False, progress)
+        results[f"{float(p):.2f}"] = entry
+        _write(out, rates, described, results)
+    return json.loads((out / "curve.json").read_text())
+
+
+def _evaluated(run, records, folder: Path, supervised_run, require_disjoint: bool, progress: bool) -> dict:
+    from .model import evaluate
+
+    done = folder / "metrics.json"
+    if done.is_file() and (folder / "instances.json").is_file():
+        return json.loads(done.read_text())
+    return evaluate(run, records, folder, supervised_run=supervised_run, require_disjoint=require_disjoint,
+                    progress=progress)
+
+
+def _write(out: Path, rates, described, results) -> None:
+    data = {"rates": [float(p) for p in rates], "synthesizer": described, "results": results}
+    atomic_write_text(out / "curve.json", json.dumps(data, indent=1) + "\n")
+    atomic_write_text(out / "curve.md", curve_markdown(data))
+
+
+def curve_markdown(data: Mapping) -> str:
+    """Acc@π/6 (%) per method and split (rows) against the flip rate (columns)."""
+    rates = list(data["results"])
+    rows: dict[tuple[str, str, str], dict] = {}
+    for p, entry in data["results"].items():
+        for part, metrics in entry.items():
+            for method, splits in metrics.items():
+                for split, m in splits.items():
+                    rows.setdefault((part, method, split), {})[p] = m.get("acc_pi6")
+    lines = ["| data | method | split | " + " | ".join(f"p = {p}" for p in rates) + " |",
+             "|---|---|---|" + "---|" * len(rates)]
+    for (part, method, split), values in rows.items():
+        cells = [("–" if values.get(p) is None else f"{100 * values[p]:.1f}") for p in rates]
+        lines.append(f"| {part} | {method} | {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""pose against a generator with correlated failures (issue 24): the correlated synthesizer's flips,
+elevation bias and appearance drift (checked against exact renders at the moved cameras), the
+instance bookkeeping of an evaluation, the flip-rate curve from the command line and an evaluation
+on the real photographs of real_pose_dev (evaluation only)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import data3d
+import nemo
+import pose
+from data3d.procedural import make
+from datagen.novel_view import (
+    CorrelatedFailureSynthesizer,
+    RenderSynthesizer,
+    SourceView,
+    make_synthesizer,
+    target_viewpoint,
+)
+
+SIZE = 32
+VP = {"azimuth": 0.4, "elevation": 0.2, "theta": 0.0, "distance": 3.0, "focal": 1.0, "viewport": SIZE * 2.2,
+      "px": (SIZE - 1) / 2, "py": (SIZE - 1) / 2}
+CLEAN = {"pose_sigma": 0.0, "texture": 0.0, "shape": 0.0, "blur": 0.0, "appearance_drift": 0.0,
+         "elevation_bias": 0.0, "appearance": "mesh", "backend": "raster"}
+
+
+@pytest.fixture(scope="module")
+def source():
+    mesh = make("car", seed=2)
+    image = RenderSynthesizer(backend="raster", appearance="mesh").render(mesh, [VP], (SIZE, SIZE))[0]
+    return SourceView(image, mesh, VP, name="car")
+
+
+def test_flips_are_per_set_or_per_view_at_the_rate():
+    per_set = CorrelatedFailureSynthesizer(flip_rate=0.3, flip_mode="set")
+    flips = np.array([per_set.failures(5, seed)["flipped"] for seed in range(400)])
+    assert all(row.all() or not row.any() for row in flips)  # a whole set flips or none of it
+    assert abs(flips[:, 0].mean() - 0.3) < 0.07
+    per_view = CorrelatedFailureSynthesizer(flip_rate=0.3, flip_mode="view")
+    views = np.concatenate([per_view.failures(50, seed)["flipped"] for seed in range(40)])
+    assert abs(views.mean() - 0.3) < 0.04
+    assert not CorrelatedFailureSynthesizer(flip_rate=0.0).failures(20, 1)["flipped"].any()
+    assert CorrelatedFailureSynthesizer(flip_rate=1.0, flip_mode="view").failures(20, 1)["flipped"].all()
+    drift = CorrelatedFailureSynthesizer(appearance_drift=0.05).failures(4000, 3)["colour_shift"]
+    steps = np.diff(drift, axis=0)  # a random walk: independent steps of the given std
+    assert abs(steps.std() - 0.05) < 0.003 and abs(np.corrcoef(steps[:-1, 0], steps[1:, 0])[0, 1]) < 0.05
+    a, b = per_set.failures(6, 9), per_set.failures(6, 9)  # seeded
+    assert np.array_equal(a["flipped"], b["flipped"]) and np.array_equal(a["colour_shift"], b["colour_shift"])
+    for bad in ({"flip_rate": 1.5}, {"flip_mode": "both"}, {"appearance_drift": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            CorrelatedFailureSynthesizer(**bad)
+
+
+def test_a_flipped_biased_view_is_the_exact_render_from_the_opposite_side(source):
+    exact = RenderSynthesizer(backend="raster", appearance="mesh")
+    poses = np.array([[0.0, 0.5, 0.0], [-0.2, 1.5, 0.0]])
+    flipped = CorrelatedFailureSynthesizer(**dict(CLEAN, flip_rate=1.0)).synthesize(source, poses, seed=0)
+    bias = math.radians(10.0)
+    biased = CorrelatedFailureSynthesizer(**dict(CLEAN, flip_rate=0.0, elevation_bias=bias)).synthesize(source, poses)
+    for k, p in enumerate(poses):
+        opposite = exact.render(source.mesh, [target_viewpoint(VP, p + [0.0, math.pi, 0.0])], (SIZE, SIZE))[0]
+        assert np.array_equal(flipped[k], opposite)
+        higher = exact.render(source.mesh, [target_viewpoint(VP, p - [bias, 0.0, 0.0])], (SIZE, SIZE))[0]
+        assert np.array_equal(biased[k], higher)
+        asked = exact.render(source.mesh, [target_viewpoint(VP, p)], (SIZE, SIZE))[0]
+        assert not np.array_equal(flipped[k], asked) and not np.array_equal(biased[k], asked)
+
+
+def test_appearance_drifts_along_the_set(source):
+    synth = CorrelatedFailureSynthesizer(**dict(CLEAN, appearance_drift=0.08))
+    poses = np.zeros((6, 3))  # the same camera six times: only the colours differ
+    views = synth.synthesize(source, poses, seed=4)
+    shift = synth.failures(6, 4)["colour_shift"]
+    still = RenderSynthesizer(backend="raster", appearance="mesh").render(source.mesh, [VP], (SIZE, SIZE))[0]
+    mask = np.any(still != 255, axis=-1)
+    # the object's mean colour change follows the random walk's shift (shading scales it by < 1)
+    change = np.array([(v[mask].astype(float) - still[mask]).mean(0) / 255 for v in views])
+    assert np.corrcoef(change.ravel(), shift.ravel())[0, 1] > 0.9
+    assert make_synthesizer("correlated", flip_rate=0.1).describe()["flip_rate"] == 0.1
+
+
+def _fake_run(tmp_path, reference, sources):
+    run = nemo.RunFolder(tmp_path / "run")
+    run.update_manifest(kind="pose.labelfree", reference_instance=reference, source_instances=sources)
+    return run
+
+
+def _record(ref: str):
+    category, ident = ref.split(":")[1].split("/")
+    obj = data3d.ObjectAnnotation(category, (1.0, 1.0, 9.0, 9.0), data3d.Viewpoint(**VP), cad_source="procedural",
+                                  cad_id=f"{category}/{ident}")
+    return data3d.ImageRecord("/nowhere.png", (SIZE, SIZE), (obj,))
+
+
+def test_an_evaluation_records_and_checks_its_instances(tmp_path):
+    run = _fake_run(tmp_path, "procedural:car/0000", ["procedural:car/0000", "procedural:car/0001"])
+    test = [_record("procedural:car/0005"), _record("procedural:car/0001")]
+    facts = pose.instances_of(run.path, test)
+    assert facts == {"test": ["procedural:car/0001", "procedural:car/0005"], "reference": "procedural:car/0000",
+                     "sources": ["procedural:car/0000", "procedural:car/0001"], "reference_in_test": False,
+                     "sources_in_test": ["procedural:car/0001"]}
+    with pytest.raises(ValueError, match="instance-disjoint"):
+        pose.evaluate(run.path, test, tmp_path / "eval", require_disjoint=True)
+    old = nemo.RunFolder(tmp_path / "old")
+    old.update_manifest(kind="pose.labelfree")
+    with pytest.raises(ValueError, match="does not record"):
+        pose.evaluate(old.path, test, tmp_path / "eval", require_disjoint=True)
+
+
+def test_curve_markdown_by_hand():
+    data = {"results": {"0.00": {"test": {"pose": {"clean": {"acc_pi6": 0.5}}}},
+                        "0.20": {"test": {"pose": {"clean": {"acc_pi6": 0.25}}},
+                                 "real": {"pose": {"stanford": {"acc_pi6": 0.125}}}}}}
+    table = pose.curve.curve_markdown(data)
+    assert "| test | pose | clean | 50.0 | 25.0 |" in table
+    assert "| real | pose | stanford | – | 12.5 |" in table
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_flip_curve_from_the_command_line_with_real_photos(tmp_path, shared_data):
+    """Two flip rates end to end at a tiny budget: sources and test are other procedural cars, the
+    reference one of the sources; the real photographs are evaluated (never trained on)."""
+    from aware3d.cli import main
+    from datagen.config import load_config
+    from datagen.pipeline import generate
+
+    for name, seed, seeds in (("src", 1, [0, 1]), ("test", 2, [5])):
+        cfg = load_config({"seed": seed, "image_size": 64, "samples_per_category": 4, "occlusion": ["none"],
+                           "assets": [{"type": "procedural", "categories": ["car"], "seeds": seeds}],
+                           "sampler": {"strategy": "uniform_sphere", "elevation_range": [0, 25], "inplane_sd": 0.0,
+                                       "inplane_max": 0.0}})
+        generate(cfg, tmp_path / name, progress=False)
+    data3d.save_records(list(data3d.load_records(tmp_path / "src"))[:1], tmp_path / "ref", shard="000000")
+    real = list(data3d.load_records(shared_data / "real_pose_dev"))
+    subset = [next(r for r in real if r.extra.get("split") == s) for s in ("kitti_easy", "stanford")]
+    data3d.save_records(subset, tmp_path / "real", shard="000000")
+    (tmp_path / "assets.yaml").write_text("{type: procedural, seeds: [0, 1]}\n")
+    config = {"nemo": {"threads": 1, "data": {"crop_size": [64, 64], "batch_size": 4}, "cuboid": {"num_vertices": 100},
+                       "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 16, 16], "embedding_size": 8,
+                                    "decoder_width": 16, "feature_dim": 16},
+                       "meshes": {"type": "procedural", "seeds": [0, 1]}, "bank": {"clutter_size": 64},
+                       "train": {"steps": 4, "log_every": 2},
+                       "pose": {"azimuths": 4, "elevations": 1, "thetas": 1, "steps": 2, "keep": 1}},
+              "pose": {"retrieval": {"steps": 2}}}
+    import yaml
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "curve"
+    args = ["pose", "curve", "--images", str(tmp_path / "src"), "--reference", str(tmp_path / "ref"),
+            "--data", str(tmp_path / "test"), "--real-data", str(tmp_path / "real"), "--category", "car",
+            "--assets", str(tmp_path / "assets.yaml"), "--config", str(tmp_path / "cfg.yaml"), "--out", str(out),
+            "--rates", "0", "1", "--azimuths", "3", "--segments", "12", "--no-progress"]
+    torch.set_num_threads(1)
+    assert main(args) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert list(curve["results"]) == ["0.00", "1.00"] and curve["synthesizer"]["synthesizer"] == "correlated"
+    for p in ("0.00", "1.00"):
+        assert set(curve["results"][p]["real"]["pose"]) == {"kitti_easy", "stanford"}
+        facts = json.loads((out / f"p{p}" / "eval" / "instances.json").read_text())
+        assert facts["test"] == ["procedural:car/0005"] and facts["reference"] in facts["sources"]
+        assert not facts["sources_in_test"] and facts["reference_in_test"] is False
+    flips = json.loads((out / "p1.00" / "sets" / "sets.json").read_text())["synthesizer"]
+    assert flips["flip_rate"] == 1.0
+    assert main(args) == 0  # resumes: everything is found finished
