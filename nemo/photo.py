@@ -7,10 +7,12 @@ cropped as training crops them, posed by a NeMo (or baseline) model, returned in
     results = nemo.photo.estimate_in_boxes(model, image, [b.box for b in boxes], "car")
 
 Each crop is made by the same code as training crops (`data3d.ObjectDataset`: centred on the box,
-the box's larger side filling `data.fit_fraction` of the crop), with the photo's camera: focal
-`focal` pixels (default 2·max(H, W), as `NemoModel.estimate_pose`) and the principal point at the
-image centre. A result's viewpoint is in the photo's pixels: (px, py) is where the fitted object
-origin projects, and `focal` / `viewport` give the photo's focal length.
+the box's larger side filling `data.fit_fraction` of the crop), with the focal length `focal` pixels
+(default 2·max(H, W), as `NemoModel.estimate_pose`). As in PASCAL3D+ and every record NeMo trains on,
+the viewpoint is that of a virtual camera looking at the object: its principal point starts at the
+box centre (where the object origin is expected) and the fit moves it to where the object origin
+projects. A result's viewpoint is in the photo's pixels: (px, py) is that projection, and `focal` /
+`viewport` give the photo's focal length.
 """
 
 from __future__ import annotations
@@ -63,28 +65,32 @@ def photo_focal(image_size: tuple[int, int], focal: float | None = None) -> floa
     return f
 
 
-def to_photo_pixels(viewpoint: dict, K_crop: torch.Tensor, focal: float, image_size: tuple[int, int]) -> dict:
-    """A viewpoint in a crop's pixels (crop intrinsics K_crop) moved to the photo's pixels, whose
-    camera has focal `focal` and its principal point at the image centre. The crop map is
+def box_centre(box) -> tuple[float, float]:
+    return (float(box[0]) + float(box[2])) / 2.0, (float(box[1]) + float(box[3])) / 2.0
+
+
+def to_photo_pixels(viewpoint: dict, K_crop: torch.Tensor, focal: float, principal: tuple[float, float]) -> dict:
+    """A viewpoint in a crop's pixels (crop intrinsics K_crop) moved to the photo's pixels, where the
+    crop's camera had focal `focal` and principal point `principal`. The crop map is
     u' = s·(u + ½) − ½ − x0 with s = f_crop / f, and x0 read off the principal point."""
-    H, W = image_size
     s = float(K_crop[0, 0]) / float(focal)
-    x0 = resize_coordinate((W - 1) / 2.0, s) - float(K_crop[0, 2])
-    y0 = resize_coordinate((H - 1) / 2.0, s) - float(K_crop[1, 2])
+    x0 = resize_coordinate(float(principal[0]), s) - float(K_crop[0, 2])
+    y0 = resize_coordinate(float(principal[1]), s) - float(K_crop[1, 2])
     vp = dict(viewpoint)
     return dict(vp, focal=vp["focal"] / s, px=resize_coordinate(vp["px"] + x0, 1.0 / s),
                 py=resize_coordinate(vp["py"] + y0, 1.0 / s))
 
 
 def _record(image: torch.Tensor, boxes: Sequence, category: str, focal: float) -> data3d.ImageRecord:
-    """A record whose objects are the boxes, with the photo's camera as their viewpoint (angles 0):
-    ObjectDataset then crops each box exactly as in training and gives the crop's intrinsics."""
+    """A record whose objects are the boxes, each with a virtual camera looking at the box centre as
+    its viewpoint (angles 0): ObjectDataset then crops each box exactly as in training and gives the
+    crop's intrinsics."""
     H, W = image.shape[-2:]
     objects = tuple(
         data3d.ObjectAnnotation(category=category, bbox=tuple(b),
                                 viewpoint=data3d.Viewpoint(azimuth=0.0, elevation=0.0, theta=0.0, distance=1.0,
-                                                           focal=float(focal), viewport=1.0, px=(W - 1) / 2.0,
-                                                           py=(H - 1) / 2.0))
+                                                           focal=float(focal), viewport=1.0, px=box_centre(b)[0],
+                                                           py=box_centre(b)[1]))
         for b in boxes)
     return data3d.ImageRecord(image_path="<memory>", image_size=(int(H), int(W)), objects=objects)
 
@@ -123,7 +129,7 @@ def estimate_in_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, ca
     out = []
     for b, (result, Kc) in enumerate(zip(results, K)):
         vp = dict(result["viewpoint"])
-        out.append({"category": result["category"], "viewpoint": to_photo_pixels(vp, Kc, f, (H, W)),
+        out.append({"category": result["category"], "viewpoint": to_photo_pixels(vp, Kc, f, box_centre(boxes[b])),
                     "score": float(result["score"]), "box": tuple(float(v) for v in boxes[b]),
                     "crop_viewpoint": vp, "crop": crops[b]})
     return out

@@ -75,7 +75,12 @@ def draw_pose(image: torch.Tensor, corners: torch.Tensor, viewpoints: Mapping[st
 
 def _bars(metrics: Mapping) -> str:
     rows = []
-    for key, label in (("acc_pi6", "Acc@π/6"), ("acc_pi18", "Acc@π/18"), ("cls_acc", "classification")):
+    present = {k for m in metrics.values() for per in m.values() for k in per}
+    for key, label in (("acc_pi6", "Acc@π/6"), ("acc_pi18", "Acc@π/18"), ("cls_acc", "classification"),
+                       ("azimuth_pi6", "azimuth within 30°"), ("flip_rate", "front/back flips (azimuth within 30° "
+                                                                             "of the opposite)")):
+        if key not in present:
+            continue
         rows.append(f"<h3>{label}</h3><table>")
         splits = sorted({s for m in metrics.values() for s in m})
         for split in splits:
@@ -87,6 +92,13 @@ def _bars(metrics: Mapping) -> str:
                 rows.append(f"<tr><td>{html.escape(split)}</td><td>{html.escape(method)}</td>"
                             f"<td><div class='bar {html.escape(method)}' style='width:{300 * value:.0f}px'></div></td>"
                             f"<td>{100 * value:.1f}% (n={per[split]['n']})</td></tr>")
+        rows.append("</table>")
+    if "elevation_bias_deg" in present:
+        rows.append("<h3>elevation bias (median of estimated − true, degrees)</h3><table>")
+        for method, per in metrics.items():
+            cells = "".join(f"<td>{html.escape(s)}: {v['elevation_bias_deg']:+.1f}°</td>" for s, v in per.items()
+                            if v.get("elevation_bias_deg") is not None)
+            rows.append(f"<tr><td>{html.escape(method)}</td>{cells}</tr>")
         rows.append("</table>")
     return "\n".join(rows)
 

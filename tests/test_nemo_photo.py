@@ -81,7 +81,7 @@ def test_photo_crops_round_trip_through_object_dataset(tmp_path):
     assert crops.shape == (2, 3, 64, 64)
     torch.testing.assert_close(crops[0], item["image"])
     in_crop = dict(zip(data3d.VIEWPOINT_KEYS, item["viewpoint"].tolist()))
-    back = to_photo_pixels(in_crop, K[0], f, (90, 160))
+    back = to_photo_pixels(in_crop, K[0], f, (120.0, 45.0))  # the virtual camera looked at the box centre
     for key in ("azimuth", "elevation", "theta", "distance", "px", "py"):
         assert back[key] == pytest.approx(getattr(true, key), abs=1e-6)
     assert back["focal"] * back["viewport"] == pytest.approx(f)
