@@ -71,6 +71,9 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
     run = _run(run)
     ncfg = _nemo_config(run)
     tensors, meta = run.load_checkpoint()
+    if meta.get("phase", "final") != "final" and "pose" not in meta:
+        raise nemo.NemoError("the pose run is not finished (its last checkpoint is a training one); run "
+                             "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
     bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg["bank"]["momentum"])
     ncfg = dict(ncfg, categories=categories)
