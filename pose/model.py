@@ -172,6 +172,7 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     (`instances_of`) beside nemo's files. require_disjoint: a test instance that is the one-shot
     reference's or a generated set's source's is an error (the pose run's instances are checked;
     the supervised run's training data is the caller's to keep apart)."""
+    _nemo_config(_run(run))  # a folder that is not a pose run is said so first
     facts = instances_of(run, records)
     if require_disjoint:
         if facts["reference"] is None or facts["sources"] is None:
