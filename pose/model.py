@@ -172,7 +172,9 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     (`instances_of`) beside nemo's files. require_disjoint: a test instance that is the one-shot
     reference's or a generated set's source's is an error (the pose run's instances are checked;
     the supervised run's training data is the caller's to keep apart)."""
-    _nemo_config(_run(run))  # a folder that is not a pose run is said so first
+    folder = _run(run)
+    if folder.exists() and "nemo" not in folder.read_config():  # another kind of run is said so first
+        raise ValueError(f"{folder.path}: not a pose run (its config.yaml has no 'nemo' block)")
     facts = instances_of(run, records)
     if require_disjoint:
         if facts["reference"] is None or facts["sources"] is None:
