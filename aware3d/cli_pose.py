@@ -113,15 +113,16 @@ def add_parser(sub) -> None:
     cu.add_argument("--config", help="pose train YAML config (as train)")
     cu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pose train config override")
     cu.add_argument("--out", required=True, help="curve folder")
-    cu.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3], help="flip rates p")
-    cu.add_argument("--azimuths", type=int, default=11)
-    cu.add_argument("--polar-deg", type=float, action="append")
-    cu.add_argument("--source-elevation-deg", type=float, default=11.5)
-    cu.add_argument("--sigma-deg", type=float, default=5.0, help="pose jitter σ in degrees")
+    cu.add_argument("--rates", type=bounded(float, 0, 1), nargs="+", default=[0.0, 0.1, 0.2, 0.3],
+                    help="flip rates p")
+    cu.add_argument("--azimuths", type=bounded(int, 1, 360), default=11)
+    cu.add_argument("--polar-deg", type=bounded(float, -89, 89), action="append")
+    cu.add_argument("--source-elevation-deg", type=bounded(float, -89, 89), default=11.5)
+    cu.add_argument("--sigma-deg", type=bounded(float, 0, 180), default=5.0, help="pose jitter σ in degrees")
     _correlated_arguments(cu, rate=False)
     cu.add_argument("--appearance", choices=("source", "mesh"), default="source")
-    cu.add_argument("--segments", type=int, default=36)
-    cu.add_argument("--max-sources", type=int)
+    cu.add_argument("--segments", type=bounded(int, 3, 720), default=36)
+    cu.add_argument("--max-sources", type=bounded(int, 1, 10**9))
     cu.add_argument("--backgrounds", choices=("white", "sources"), default="sources")
     cu.add_argument("--supervised-run", help="a NeMo run trained with labels, evaluated beside")
     cu.add_argument("--seed", type=int, default=0)
@@ -131,11 +132,13 @@ def add_parser(sub) -> None:
 
 def _correlated_arguments(parser, rate: bool = True) -> None:
     if rate:
-        parser.add_argument("--flip-rate", type=float, default=0.2, help="correlated: front/back flip rate p")
+        parser.add_argument("--flip-rate", type=bounded(float, 0, 1), default=0.2,
+                            help="correlated: front/back flip rate p")
     parser.add_argument("--flip-mode", choices=("set", "view"), default="set",
                         help="correlated: flip whole sets or single views")
-    parser.add_argument("--elevation-bias-deg", type=float, default=5.0, help="correlated: elevation bias (degrees)")
-    parser.add_argument("--appearance-drift", type=float, default=0.03,
+    parser.add_argument("--elevation-bias-deg", type=bounded(float, -89, 89), default=5.0,
+                        help="correlated: elevation bias (degrees)")
+    parser.add_argument("--appearance-drift", type=bounded(float, 0, 1), default=0.03,
                         help="correlated: std of the colour random walk across a set's views")
 
 
