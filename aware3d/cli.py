@@ -54,6 +54,25 @@ def build_parser(command: str | None = None, *, load_all: bool = False) -> argpa
     return parser
 
 
+def bounded(kind: type, low: float, high: float):
+    """An argparse type: a finite `kind` (int or float) in [low, high], an error naming the bounds
+    otherwise (a count beyond `high` would only make a run that never ends)."""
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def one_line(exc: BaseException, args: argparse.Namespace | None = None) -> str:
     """An error as one line; an OSError that names no file (a full disk) names the run's output folder."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -35,8 +35,9 @@ def _source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="records_in", metavar="RECORDS", help="the same as the RECORDS argument")
     for flag, (_, what, _) in _LOADERS.items():
         p.add_argument(f"--{flag}", metavar="ROOT", help=f"read {what} instead")
-    p.add_argument("--split", default="val",
-                   help="split(s) for the loaders that have them, comma separated, or 'all' (default: val)")
+    p.add_argument("--split",
+                   help="split(s), comma separated, or 'all': for the loaders that have them (default: val), and for "
+                        "a records folder the records' extra['split'] tags (default: all)")
     p.add_argument("--categories", help="comma-separated categories to read (default: all)")
 
 
@@ -97,19 +98,59 @@ def _read(args) -> dict:
     args.records = args.records if args.records is not None else args.records_in
     if len(chosen) + (args.records is not None) != 1:
         raise ValueError("give a records folder or exactly one of " + ", ".join(f"--{f}" for f in _LOADERS))
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
+    if args.categories is not None and not categories:
+        raise ValueError(f"--categories {args.categories!r} names no category")
     if args.records is not None:
-        return {Path(args.records).name or "records": data3d.load_records(args.records)}
+        return {Path(args.records).name or "records": _filter_records(data3d.load_records(args.records), args.records,
+                                                                      categories, args.split)}
     flag = chosen[0]
     name, _, has_split = _LOADERS[flag]
     loader = getattr(data3d, name)
     root = getattr(args, flag.replace("-", "_"))
     kwargs = {}
-    if args.categories:
-        kwargs["categories"] = [c.strip() for c in args.categories.split(",") if c.strip()]
+    if categories:
+        kwargs["categories"] = categories
     if not has_split:
+        if args.split not in (None, "all"):
+            raise ValueError(f"--split: {name[5:]} has no splits (got {args.split!r})")
         return {flag: loader(root, **kwargs)}
-    splits = [None] if args.split == "all" else [s.strip() for s in args.split.split(",") if s.strip()]
+    split = args.split or "val"
+    splits = [None] if split == "all" else [s.strip() for s in split.split(",") if s.strip()]
     return {s or "all": loader(root, split=s, **kwargs) for s in splits}
+
+
+def _filter_records(records, where, categories, split):
+    """The records (and objects) of `categories` and of the splits named in `split` (the records'
+    extra['split'] tags; 'all' or None: every record); naming what is absent is an error."""
+    from dataclasses import replace
+
+    from data3d.record import RecordList
+
+    original = records
+    if categories:
+        present = {o.category for r in records for o in r.objects}
+        missing = sorted(set(categories) - present)
+        if missing:
+            raise ValueError(f"{where}: --categories {missing} not in the records (they hold {sorted(present)})")
+        wanted = set(categories)
+        kept = []
+        for r in records:
+            objects = tuple(o for o in r.objects if o.category in wanted)
+            if objects:
+                kept.append(r if len(objects) == len(r.objects) else replace(r, objects=objects))
+        records = kept
+    if split not in (None, "all"):
+        names = {s.strip() for s in split.split(",") if s.strip()}
+        tags = {str((r.extra or {}).get("split")) for r in records if (r.extra or {}).get("split") is not None}
+        if not tags:
+            raise ValueError(f"{where}: --split {split!r}: the records carry no split tags (extra['split']); "
+                             "leave --split out")
+        missing = sorted(names - tags)
+        if missing:
+            raise ValueError(f"{where}: --split {missing} not in the records (their splits: {sorted(tags)})")
+        records = [r for r in records if str((r.extra or {}).get("split")) in names]
+    return RecordList(records, getattr(original, "skipped", None))
 
 
 def run_stats(args) -> int:
@@ -129,6 +170,8 @@ def run_show(args) -> int:
     from aware3d_utils import atomic_save
     from data3d.show import draw_record, find_record
 
+    if args.cad_root is not None and not Path(args.cad_root).is_dir():  # not a silent fall-back to the cuboid
+        raise FileNotFoundError(f"--cad-root {args.cad_root}: no such folder")
     records = [r for group in _read(args).values() for r in group]
     index, record = find_record(records, args.id)
     image = draw_record(record, cad_root=args.cad_root)

@@ -9,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
+from .cli import bounded
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -48,7 +50,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--data", action="append", required=True, help="records folder (repeatable)")
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--baseline-run", help="the baseline's run folder (default: <run>/baseline when it exists)")
-    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--batch-size", type=bounded(int, 1, 4096), default=16)
     ev.add_argument("--jittered-boxes", action="store_true",
                     help="also evaluate crops from jittered boxes (centre ±10%%, sides ±10%%), "
                          "into <out>/jittered_boxes")
@@ -67,7 +69,7 @@ def add_parser(sub) -> None:
                                         "extra['split'], so `nemo eval --data <out>/<split> ...` reports each.")
     sp.add_argument("--config", required=True, help="the training data's datagen YAML config")
     sp.add_argument("--out", required=True, help="folder; one records folder per split")
-    sp.add_argument("--samples", type=int, help="samples per category (default: the config's)")
+    sp.add_argument("--samples", type=bounded(int, 1, 10**7), help="samples per category (default: the config's)")
     sp.add_argument("--background-images", help="folder of photographs for the unseen_background split")
     sp.add_argument("--splits", nargs="+", help="a subset (default: all that the config allows)")
     sp.set_defaults(func=run_splits)
@@ -82,7 +84,8 @@ def add_parser(sub) -> None:
     po.add_argument("--images", nargs="+", required=True, help="image files or folders")
     po.add_argument("--out", required=True, help="output folder")
     po.add_argument("--category", help="the category of every image (default: classify)")
-    po.add_argument("--focal", type=float, help="focal length in pixels of the input images (default: 2·max(H, W))")
+    po.add_argument("--focal", type=bounded(float, 1e-3, 1e7),
+                    help="focal length in pixels of the input images (> 0; default: 2·max(H, W))")
     where = po.add_mutually_exclusive_group()
     where.add_argument("--boxes", help="JSON file: {image file name: [[x0, y0, x1, y1], ...]} (pixels; several "
                                        "objects per image)")
@@ -136,7 +139,11 @@ def run_eval(args: argparse.Namespace) -> int:
                                      if os.path.isfile(os.path.join(args.run, "baseline", "config.yaml")) else None)
     if baseline:
         models["baseline"] = nemo.load(baseline)
-    records = load_record_folders(args.data, model.categories)
+    counts: dict = {}
+    records = load_record_folders(args.data, model.categories, counts)
+    if counts.get("dropped_objects"):
+        print(f"not evaluated: {sum(counts['dropped_objects'].values())} objects of categories the run does not know "
+              f"({counts['dropped_objects']})")
     metrics = nemo.evaluate(models, records, args.out, batch_size=args.batch_size,
                             classify_fit=not args.no_fit_classify, progress=not args.no_progress)
     print(_metrics_line(metrics))
@@ -204,6 +211,17 @@ def _boxes_for(table: dict, path: Path) -> list | None:
         if key in table:
             return table[key]
     return None
+def _orientation_note(path: Path) -> dict:
+    """{"exif_orientation": k} when the file's EXIF orientation k turned the image (the record's size and
+    pose are of the upright image, not of the stored pixels), else {}."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            k = int(im.getexif().get(0x0112, 1))
+    except (OSError, ValueError, TypeError):
+        return {}
+    return {"exif_orientation": k} if k != 1 else {}
 
 
 def run_pose(args: argparse.Namespace) -> int:
@@ -227,6 +245,8 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     _set_threads(model.config)
     if args.category is None and args.detector:
         raise nemo.NemoError("--detector needs --category (the text prompt)")
+    if args.category is not None and args.category not in model.categories:
+        raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
     if args.focal is not None and not (args.focal > 0 and args.focal < float("inf")):
         raise nemo.NemoError(f"--focal must be a positive number of pixels, got {args.focal}")
     table = _read_boxes(args.boxes) if args.boxes else None
@@ -290,10 +310,12 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
                     lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
         objects += len(objs)
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs)))
-    if records:
-        data3d.save_records(records, out, shard="pose")
+    if not records:
+        raise ValueError(f"none of the {skipped} images could be used (see the skipped lines above); nothing written "
+                         f"to {out}")
+    data3d.save_records(records, out, shard="pose")
     print(f"{objects} objects in {len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
-    return 0 if records else 2
+    return 0
 
 
 def _run_pose_whole_image(args: argparse.Namespace) -> int:
@@ -309,14 +331,16 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
 
     model = nemo.load(args.run)
     _set_threads(model.config)
+    if args.category is not None and args.category not in model.categories:
+        raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
     Hc, Wc = model.config["data"]["crop_size"]
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
     for path in _image_files(args.images):
-        try:
-            image = data3d.load_image(path)
-        except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
+        try:  # upright as the camera's EXIF orientation says (the record keeps the turned size)
+            image = data3d.load_image(path, exif_transpose=True)
+        except data3d.AnnotationError as exc:  # one unreadable file (or one too large) does not stop the others
             print(f"skipped {path}: {exc}")
             skipped += 1
             continue
@@ -327,7 +351,7 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
         top, left = (Hc - h) // 2, (Wc - w) // 2
         canvas[:, top:top + h, left:left + w] = F.interpolate(image[None], size=(h, w), mode="bilinear",
                                                               antialias=True, align_corners=False)[0]
-        f = (args.focal or 2.0 * max(H, W)) * s
+        f = (args.focal if args.focal is not None else 2.0 * max(H, W)) * s
         K = torch.tensor([[f, 0.0, left + resize_coordinate((W - 1) / 2, s)],
                           [0.0, f, top + resize_coordinate((H - 1) / 2, s)], [0.0, 0.0, 1.0]])
         result = model.estimate_pose(canvas[None], [args.category] if args.category else None, K=K)[0]
@@ -345,10 +369,13 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
                     px=resize_coordinate(vp["px"] - left, 1.0 / s), py=resize_coordinate(vp["py"] - top, 1.0 / s))
         obj = data3d.ObjectAnnotation(category=result["category"], bbox=(0.0, 0.0, W - 1.0, H - 1.0), viewpoint=full,
                                       extra={"score": float(result["score"]), "method": model.method})
-        records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(obj,)))
+        records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(obj,),
+                                          extra=_orientation_note(path)))
         print(f"{path.name}: {result['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
               f"theta {vp['theta']:.2f} (score {result['score']:.3f})")
-    if records:
-        data3d.save_records(records, out, shard="pose")
+    if not records:
+        raise ValueError(f"none of the {skipped} images could be read (see the skipped lines above); nothing written "
+                         f"to {out}")
+    data3d.save_records(records, out, shard="pose")
     print(f"{len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
-    return 0 if records else 2
+    return 0

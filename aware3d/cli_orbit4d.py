@@ -46,8 +46,9 @@ def add_parser(sub) -> None:
     run.add_argument("--cameras", help="global_camera.json ({'image_size': [H, W], '<frame>': {'extrinsic': 3x4 "
                                        "world-to-camera, 'intrinsic': 3x3}}); default: estimated from the "
                                        "background by PnP (or --static-camera)")
-    run.add_argument("--fov", type=float, default=60.0,
-                     help="horizontal field of view in degrees of the cameras estimated without --cameras")
+    run.add_argument("--fov", type=float,
+                     help="horizontal field of view in degrees of the cameras estimated without --cameras "
+                          "(default 60)")
     run.add_argument("--static-camera", action="store_true",
                      help="without --cameras: assume the camera does not move (instead of estimating its motion)")
     run.add_argument("--trajectory", default="arc_yaw_30",
@@ -81,6 +82,7 @@ def add_parser(sub) -> None:
 
 def run_orbit4d(args) -> int:
     import logging
+    import math
     import warnings
 
     from orbit4d.estimators import MaskPrompt
@@ -88,6 +90,20 @@ def run_orbit4d(args) -> int:
     from orbit4d.pipeline import Orbit4DOptions, load_inputs, run
 
     log = logging.getLogger("aware3d.orbit4d")
+    if not (math.isfinite(args.depth_median) and args.depth_median > 0):
+        raise Orbit4DInputError("--depth-median", f"must be a positive number of metres, got {args.depth_median}")
+    if args.object_id is not None and not 0 <= args.object_id <= 255:
+        raise Orbit4DInputError("--object-id", f"must be a palette index in [0, 255], got {args.object_id}")
+    # options that only act with another one: given without it they would be ignored without a word
+    if args.cameras is not None and (args.fov is not None or args.static_camera):
+        raise Orbit4DInputError("--fov" if args.fov is not None else "--static-camera",
+                                "only acts without --cameras (the camera file gives the intrinsics and motion)")
+    if args.prompt and not args.video_model:
+        raise Orbit4DInputError("--prompt", "only acts with a video model (--video-model)")
+    if args.num_output_frames is not None and args.trajectory.lower().endswith(".json"):
+        raise Orbit4DInputError("--num-output-frames", "only acts with a preset path; a camera_path file has its own "
+                                                       "frames")
+    fov = 60.0 if args.fov is None else args.fov
     prompt = None
     if args.mask_box is not None or args.mask_points is not None:
         if not args.mask_model:
@@ -97,7 +113,7 @@ def run_orbit4d(args) -> int:
     options = Orbit4DOptions(trajectory=args.trajectory, num_output_frames=args.num_output_frames,
                              bullet_time=args.bullet_time, clean_depth=not args.no_clean_depth,
                              refine_icp=args.icp, smooth=not args.no_smooth, point_radius=args.point_radius,
-                             fps=args.fps, fov_degrees=args.fov, video_model=args.video_model, prompt=args.prompt,
+                             fps=args.fps, fov_degrees=fov, video_model=args.video_model, prompt=args.prompt,
                              video_steps=args.video_steps, video_guidance=args.video_guidance,
                              video_condition=args.video_condition,
                              completion="novel_view" if args.novel_view_model else "none",
@@ -107,7 +123,7 @@ def run_orbit4d(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,
-                             max_frames=args.max_frames, fov_degrees=args.fov, depth_model=args.depth_model,
+                             max_frames=args.max_frames, fov_degrees=fov, depth_model=args.depth_model,
                              depth_median=args.depth_median, estimate_cameras=not args.static_camera,
                              mask_model=args.mask_model, mask_prompt=prompt)
     for w in caught:

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
+
+from .cli import bounded
+
+log = logging.getLogger("aware3d.pose")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -38,17 +43,21 @@ def add_parser(sub) -> None:
                                      "(the cylinder's extent; the render synthesizers' CAD models); default: "
                                      "procedural assets")
     ge.add_argument("--out", required=True, help="sets folder")
-    ge.add_argument("--azimuths", type=int, default=11, help="Δazimuth values per polar step (evenly spaced)")
-    ge.add_argument("--polar-deg", type=float, action="append", help="Δpolar values in degrees (default 0 and -15)")
-    ge.add_argument("--source-elevation-deg", type=float, default=11.5, help="assumed elevation of every source")
-    ge.add_argument("--sigma-deg", type=float, default=10.0, help="degraded: pose jitter σ in degrees")
+    ge.add_argument("--azimuths", type=bounded(int, 1, 360), default=11,
+                    help="Δazimuth values per polar step (evenly spaced; 1-360)")
+    ge.add_argument("--polar-deg", type=bounded(float, -89, 89), action="append",
+                    help="Δpolar values in degrees (default 0 and -15)")
+    ge.add_argument("--source-elevation-deg", type=bounded(float, -89, 89), default=11.5,
+                    help="assumed elevation of every source")
+    ge.add_argument("--sigma-deg", type=bounded(float, 0, 180), default=10.0,
+                    help="degraded, correlated: pose jitter σ in degrees")
     _correlated_arguments(ge)
     ge.add_argument("--appearance", choices=("source", "mesh"), default="source",
                     help="render synthesizers: source (default) carries the source image's appearance onto the "
                          "CAD surface, as a generator does; mesh draws the CAD model's own (grey) material")
-    ge.add_argument("--steps", type=int, default=50, help="zero123: denoising steps")
-    ge.add_argument("--segments", type=int, default=36, help="neural cylinder: vertices per ring")
-    ge.add_argument("--max-sources", type=int, help="use at most this many sources")
+    ge.add_argument("--steps", type=bounded(int, 1, 1000), help="zero123: denoising steps (default 50)")
+    ge.add_argument("--segments", type=bounded(int, 3, 720), default=36, help="neural cylinder: vertices per ring")
+    ge.add_argument("--max-sources", type=bounded(int, 1, 10**9), help="use at most this many sources")
     ge.add_argument("--backgrounds", choices=("white", "sources"), default="sources",
                     help="sources (default): paste every generated view onto another source image, so the encoder "
                          "learns clutter (measured: it also fixed 180° flips in the merge); white: as synthesized")
@@ -70,7 +79,7 @@ def add_parser(sub) -> None:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one config key, e.g. --set nemo.seed=1 or --set pose.merge.flip_ratio=0.5 "
                          "(repeatable)")
-    tr.add_argument("--steps", type=int, help="override nemo.train.steps")
+    tr.add_argument("--steps", type=bounded(int, 1, 10**9), help="override nemo.train.steps")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=run_train)
 
@@ -104,15 +113,16 @@ def add_parser(sub) -> None:
     cu.add_argument("--config", help="pose train YAML config (as train)")
     cu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pose train config override")
     cu.add_argument("--out", required=True, help="curve folder")
-    cu.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3], help="flip rates p")
-    cu.add_argument("--azimuths", type=int, default=11)
-    cu.add_argument("--polar-deg", type=float, action="append")
-    cu.add_argument("--source-elevation-deg", type=float, default=11.5)
-    cu.add_argument("--sigma-deg", type=float, default=5.0, help="pose jitter σ in degrees")
+    cu.add_argument("--rates", type=bounded(float, 0, 1), nargs="+", default=[0.0, 0.1, 0.2, 0.3],
+                    help="flip rates p")
+    cu.add_argument("--azimuths", type=bounded(int, 1, 360), default=11)
+    cu.add_argument("--polar-deg", type=bounded(float, -89, 89), action="append")
+    cu.add_argument("--source-elevation-deg", type=bounded(float, -89, 89), default=11.5)
+    cu.add_argument("--sigma-deg", type=bounded(float, 0, 180), default=5.0, help="pose jitter σ in degrees")
     _correlated_arguments(cu, rate=False)
     cu.add_argument("--appearance", choices=("source", "mesh"), default="source")
-    cu.add_argument("--segments", type=int, default=36)
-    cu.add_argument("--max-sources", type=int)
+    cu.add_argument("--segments", type=bounded(int, 3, 720), default=36)
+    cu.add_argument("--max-sources", type=bounded(int, 1, 10**9))
     cu.add_argument("--backgrounds", choices=("white", "sources"), default="sources")
     cu.add_argument("--supervised-run", help="a NeMo run trained with labels, evaluated beside")
     cu.add_argument("--seed", type=int, default=0)
@@ -122,11 +132,13 @@ def add_parser(sub) -> None:
 
 def _correlated_arguments(parser, rate: bool = True) -> None:
     if rate:
-        parser.add_argument("--flip-rate", type=float, default=0.2, help="correlated: front/back flip rate p")
+        parser.add_argument("--flip-rate", type=bounded(float, 0, 1), default=0.2,
+                            help="correlated: front/back flip rate p")
     parser.add_argument("--flip-mode", choices=("set", "view"), default="set",
                         help="correlated: flip whole sets or single views")
-    parser.add_argument("--elevation-bias-deg", type=float, default=5.0, help="correlated: elevation bias (degrees)")
-    parser.add_argument("--appearance-drift", type=float, default=0.03,
+    parser.add_argument("--elevation-bias-deg", type=bounded(float, -89, 89), default=5.0,
+                        help="correlated: elevation bias (degrees)")
+    parser.add_argument("--appearance-drift", type=bounded(float, 0, 1), default=0.03,
                         help="correlated: std of the colour random walk across a set's views")
 
 
@@ -144,7 +156,7 @@ def _asset_sources(path: str | None, category: str) -> list:
     return [data3d.asset_source(dict(b, categories=[category])) for b in blocks]
 
 
-def _image_sources(folder: Path, category: str, limit):
+def _image_sources(folder: Path, category: str, limit, skipped: list):
     import cv2
 
     from datagen.novel_view import SourceView
@@ -153,12 +165,21 @@ def _image_sources(folder: Path, category: str, limit):
     out = []
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     for p in files:
-        image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"{p}: cannot be read as an image")
+        try:
+            image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        except cv2.error as exc:  # OpenCV's size limit (a header claiming too many pixels)
+            image = None
+            reason = " ".join(str(exc).split())
+        else:
+            reason = "cannot be read as an image"
+        if image is None:  # one unreadable source is a counted skip, as in every batch command
+            skipped.append({"source": str(p), "reason": reason})
+            log.warning("skipping %s: %s", p, reason)
+            continue
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         box = object_bbox(image)
         if box is None:
+            skipped.append({"source": str(p), "reason": "no object on a white background found"})
             continue
         h, w = image.shape[:2]
         out.append(SetSource(SourceView(image, name=str(p)),
@@ -166,8 +187,9 @@ def _image_sources(folder: Path, category: str, limit):
     return out
 
 
-def _sources(args: argparse.Namespace, synthesizer: str):
-    """(sources, the category's meshes) of `--images` (as `generate` reads them)."""
+def _sources(args: argparse.Namespace, synthesizer: str, skipped: list):
+    """(sources, the category's meshes) of `--images` (as `generate` reads them); a source whose image cannot
+    be read is appended to `skipped` ({"source", "reason"}) and the others go on."""
     import data3d
     import pose
 
@@ -182,13 +204,15 @@ def _sources(args: argparse.Namespace, synthesizer: str):
     has_records = any(folder.glob("records-*"))
     if has_records:
         records = list(data3d.load_records(folder))[: args.max_sources]
-        sources = pose.sources_from_records(records, meshes if synthesizer != "zero123" else None, args.category)
+        sources = pose.sources_from_records(records, meshes if synthesizer != "zero123" else None, args.category,
+                                            skipped=skipped)
     elif synthesizer == "zero123":
-        sources = _image_sources(folder, args.category, args.max_sources)
+        sources = _image_sources(folder, args.category, args.max_sources, skipped)
     else:
         raise ValueError(f"{folder}: the {synthesizer} synthesizer needs a records folder (with CAD references)")
     if not sources:
-        raise ValueError(f"{folder}: no source of category {args.category!r}")
+        why = f" ({len(skipped)} skipped, e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
+        raise ValueError(f"{folder}: no usable source of category {args.category!r}{why}")
     return sources, meshes
 
 
@@ -202,11 +226,18 @@ def run_generate(args: argparse.Namespace) -> int:
 
     import pose
     from datagen.novel_view import make_synthesizer
+    from nemo.config import check_device
 
-    sources, meshes = _sources(args, args.synthesizer)
+    check_device(args.device, key="--device")
+    # options of one synthesizer given to another would be ignored without a word
+    for flag, value, wanted in (("--model", args.model, "zero123"), ("--steps", args.steps, "zero123")):
+        if value is not None and args.synthesizer != wanted:
+            raise ValueError(f"{flag} only acts with --synthesizer {wanted} (got --synthesizer {args.synthesizer})")
+    skipped: list = []  # sources whose image cannot be read: counted in sets.json, the others go on
+    sources, meshes = _sources(args, args.synthesizer, skipped)
     options = {}
     if args.synthesizer == "zero123":
-        options = {"steps": args.steps}
+        options = {"steps": 50 if args.steps is None else args.steps}
     else:  # the render synthesizers
         options = {"appearance": args.appearance}
         if args.synthesizer == "degraded":
@@ -219,7 +250,7 @@ def run_generate(args: argparse.Namespace) -> int:
     sets = pose.generate_sets(sources, synth, pose.default_relative_poses(args.azimuths, polars), args.out,
                               category=args.category, cylinder=cylinder,
                               source_elevation=math.radians(args.source_elevation_deg), seed=args.seed,
-                              backgrounds=args.backgrounds,
+                              backgrounds=args.backgrounds, skipped_sources=skipped,
                               progress=not args.no_progress)
     summary = json.loads((Path(args.out) / "sets.json").read_text())
     views = int(np.sum([len(s.records) for s in sets]))
@@ -274,7 +305,7 @@ def run_curve(args: argparse.Namespace) -> int:
     import data3d
     import pose
 
-    sources, meshes = _sources(args, "correlated")
+    sources, meshes = _sources(args, "correlated", [])
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     options = dict(_correlated_options(args), appearance=args.appearance)
     real = list(data3d.load_records(args.real_data)) if args.real_data else []

@@ -30,6 +30,8 @@ def _open(path):
         return Image.open(path)
     except FileNotFoundError:
         raise AnnotationError("image file not found", path) from None
+    except Image.DecompressionBombError as exc:  # a header claiming more pixels than PIL's limit
+        raise AnnotationError(f"is too large to decode: {exc}", path) from None
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise AnnotationError(f"cannot be read as an image: {exc}", path) from None
 
@@ -58,16 +60,22 @@ def _decode(im, path) -> np.ndarray:
         raise AnnotationError(f"pixel data cannot be decoded: {exc}", path) from None
 
 
-def load_image(path) -> torch.Tensor:
+def load_image(path, exif_transpose: bool = False) -> torch.Tensor:
     """An 8-bit image file as a (3, H, W) float32 tensor in [0, 1] (grey, palette and RGBA become RGB).
 
     16-bit and floating-point images raise AnnotationError naming the file and its mode.
+    exif_transpose: turn the pixels as the file's EXIF orientation says (a camera's photograph, shown
+    upright); records keep the stored pixel layout their annotations refer to, so it is off by default.
     """
     with _open(path) as im:
         if im.mode not in COLOR_MODES:
             raise AnnotationError(f"is a {im.mode!r} image (16-bit or floating point); expected an 8-bit colour "
                                   f"or grey image", path, "mode")
         try:
+            if exif_transpose:
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
             im = im.convert("RGB")
         except (OSError, ValueError, SyntaxError) as exc:
             raise AnnotationError(f"pixel data cannot be decoded: {exc}", path) from None

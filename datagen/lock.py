@@ -62,8 +62,9 @@ def _alive(pid: int, start: str | None = None) -> bool:
 class FolderLock:
     """Context manager: `with FolderLock(root, shard): ...` (shard (k, n) or None)."""
 
-    def __init__(self, root: str | os.PathLike, shard: tuple[int, int] | None = None):
+    def __init__(self, root: str | os.PathLike, shard: tuple[int, int] | None = None, what: str = "datagen run"):
         self.root = Path(root)
+        self.what = what  # who takes such locks, for the message: "datagen run", "training run", ...
         name = ".lock" if shard is None else f".lock-shard-{shard[0]}-of-{shard[1]}"
         self.path = self.root / name
         self.shard = shard
@@ -86,7 +87,7 @@ class FolderLock:
         owner = self._owner(path)
         if owner is not None:
             raise FolderLockedError(
-                f"{self.root} is being written by another datagen run (pid {owner['pid']} on {owner['host']}, "
+                f"{self.root} is being written by another {self.what} (pid {owner['pid']} on {owner['host']}, "
                 f"lock {path.name}); wait for it, or delete {path} if that run is dead", path)
 
     def acquire(self) -> None:

@@ -7,6 +7,7 @@ Unknown keys and values of the wrong type are errors naming the dotted key. The 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 
@@ -79,6 +80,7 @@ _CHOICES = {
     "data.center": ("bbox", "principal"),
     "bank.weighting": ("nemo", "binary"),
     "backbone.kind": ("resnet", "dinov2"),
+    "backbone.layer_type": ("basic", "bottleneck"),
     "optim.schedule": ("cosine", "steps", "constant"),
     "classify.match_rule": ("mean", "peak"),
     "loss.negatives": ("own_class", "all_classes"),
@@ -89,10 +91,15 @@ _OPEN = {"meshes", "data.color_jitter", "data.box_jitter", "data.degrade", "back
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
-    """Deep merge of two nested mappings (update wins)."""
+    """Deep merge of two nested mappings (update wins). The asset block `meshes` is replaced whole
+    when the update names another source `type` (its keys differ per type) and merged otherwise, so
+    `--set meshes.type=off --set meshes.root=DIR` builds an OFF source one key at a time."""
     out = copy.deepcopy(dict(base))
     for k, v in update.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "meshes":
+        if k == "meshes" and isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and \
+                v.get("type", out[k].get("type")) != out[k].get("type"):
+            out[k] = copy.deepcopy(dict(v))
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -142,10 +149,13 @@ def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
                 raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
         elif isinstance(default, float):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and not math.isfinite(value):
+                raise NemoError(f"config: {dotted!r} must be a finite number, got {value}")
             if ok and value < 0:
                 raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
         elif isinstance(default, list):
-            ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 and math.isfinite(v) for v in value)
         else:
             ok = isinstance(value, type(default))
         if not ok:
@@ -172,7 +182,103 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
         raise NemoError("config: 'loss.half_turn_temperature' must be positive")
     if out["loss"]["temperature"] <= 0:
         raise NemoError("config: 'loss.temperature' must be positive")
+    _check_ranges(out)
     return out
+
+
+# counts that must be at least 1 (0 would divide by zero, never log or checkpoint, or fit nothing),
+# with an upper bound where a larger value only makes a run that never ends (pose's hypothesis grid)
+_AT_LEAST_ONE = {"threads": 1024, "train.log_every": None, "train.checkpoint_every": None,
+                 "train.keep_checkpoints": None, "cuboid.num_vertices": 100000, "bank.clutter_size": 10**6,
+                 "backbone.embedding_size": 4096, "backbone.decoder_width": 8192, "backbone.feature_dim": 8192,
+                 "backbone.dinov2_hidden_size": 8192, "backbone.dinov2_layers": 128, "backbone.dinov2_heads": 128,
+                 "pose.azimuths": 360, "pose.elevations": 90, "pose.thetas": 90, "pose.steps": 10000,
+                 "pose.keep": None, "baseline.num_bins": 3600, "loss.clutter_per_image": None}
+# (key, low, high, whether the low end is allowed)
+_RANGES = [("data.fit_fraction", 0.0, 1.0, False), ("data.flip_prob", 0.0, 1.0, True),
+           ("bank.momentum", 0.0, 1.0, True), ("cuboid.coverage", 0.0, 1.0, False),
+           ("optim.min_lr_ratio", 0.0, 1.0, True), ("optim.gamma", 0.0, 1.0, False),
+           ("baseline.label_smoothing", 0.0, 1.0, True), ("pose.fill", 0.0, 1.0, False),
+           ("optim.lr", 0.0, math.inf, False), ("pose.lr", 0.0, math.inf, False),
+           ("loss.neighbour_radius", 0.0, math.inf, False)]
+
+
+def _get(config: Mapping, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def _check_ranges(out: Mapping) -> None:
+    """Values that type-check but cannot work: counts of 0, fractions outside [0, 1], an unusable device."""
+    for key, high in _AT_LEAST_ONE.items():
+        value = _get(out, key)
+        if value < 1:
+            raise NemoError(f"config: {key!r} must be ≥ 1, got {value}")
+        if high is not None and value > high:
+            raise NemoError(f"config: {key!r} must be ≤ {high}, got {value}")
+    for key, low, high, closed in _RANGES:
+        value = _get(out, key)
+        if not (low <= value <= high) or (not closed and value == low):
+            where = f"{'[' if closed else '('}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
+            raise NemoError(f"config: {key!r} must be in {where}, got {value}")
+    if out["data"]["workers"] > 256:
+        raise NemoError(f"config: 'data.workers' must be ≤ 256, got {out['data']['workers']}")
+    b = out["backbone"]
+    if not b["depths"] or len(b["depths"]) != len(b["hidden_sizes"]) or any(
+            int(v) != v or not 1 <= v <= 8192 for v in b["depths"] + b["hidden_sizes"]):
+        raise NemoError(f"config: 'backbone.depths' and 'backbone.hidden_sizes' must be lists of the same length of "
+                        f"integers ≥ 1, got {b['depths']} and {b['hidden_sizes']}")
+    if b["kind"] == "dinov2" and b["dinov2_hidden_size"] % b["dinov2_heads"]:
+        raise NemoError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a multiple of "
+                        f"'backbone.dinov2_heads' ({b['dinov2_heads']})")
+    blocks = out["meshes"] if isinstance(out["meshes"], list) else [out["meshes"]]
+    if not blocks or not all(isinstance(m, Mapping) for m in blocks):
+        raise NemoError(f"config: 'meshes' must be an asset source block (a mapping such as "
+                        f"{{type: procedural, count: 3}}) or a list of them, got {out['meshes']!r}")
+    p = out["pose"]
+    hypotheses = p["azimuths"] * p["elevations"] * p["thetas"]
+    if p["keep"] > hypotheses:
+        raise NemoError(f"config: 'pose.keep' ({p['keep']}) must be ≤ the {hypotheses} initial hypotheses "
+                        "(pose.azimuths × pose.elevations × pose.thetas)")
+    if any(not 0 < m < 1 for m in out["optim"]["milestones"]):
+        raise NemoError(f"config: 'optim.milestones' must be fractions of the run in (0, 1), "
+                        f"got {out['optim']['milestones']}")
+    cats = out["categories"]
+    if cats is not None and (not isinstance(cats, list) or not cats or
+                             not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
+        raise NemoError(f"config: 'categories' must be null or a list of distinct category names, got {cats!r}")
+    jitter = out["data"]["color_jitter"]
+    if jitter is not None:
+        allowed = {"brightness", "contrast", "saturation", "hue"}
+        if not isinstance(jitter, Mapping) or set(jitter) - allowed or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in jitter.values()):
+            raise NemoError(f"config: 'data.color_jitter' must be null or a mapping of {sorted(allowed)} to numbers "
+                            f"≥ 0, got {jitter!r}")
+    check_device(out["device"], available=False)  # whether this machine has it: where it is used
+    meshes = out["meshes"]
+    if isinstance(meshes, Mapping) and meshes.get("type") is False:  # YAML 1.1 `off` read by another tool
+        raise NemoError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
+
+
+def check_device(name, available: bool = True, key: str = "config: 'device'") -> None:
+    """A NemoError naming `key` unless `name` is a torch device ('cpu', 'cuda[:N]'), and with
+    `available` one this machine has (a run checks it before it starts; a stored config need not)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise NemoError(f"{key} must be a torch device such as 'cpu' or 'cuda', got {name!r}") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise NemoError(f"{key} must be 'cpu' or 'cuda[:N]', got {name!r}")
+    if device.type == "cuda" and available:
+        if not torch.cuda.is_available():
+            raise NemoError(f"{key} is {name!r}, but this torch build has no usable CUDA device "
+                            f"(torch {torch.__version__}); use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise NemoError(f"{key} is {name!r}, but there are {torch.cuda.device_count()} CUDA devices")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 
@@ -21,15 +22,29 @@ import geom3d
 
 from .errors import NemoError
 
-__all__ = ["load_record_folders", "object_dataset", "split_of", "category_meshes", "epoch_batches", "SkippingDataset",
+log = logging.getLogger(__name__)
+
+__all__ = ["load_record_folders", "readable_records", "object_dataset",
+           "split_of", "category_meshes", "epoch_batches", "SkippingDataset",
            "collate_skipping"]
 
 
 def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
-                        categories: Sequence[str] | None = None) -> list[data3d.ImageRecord]:
-    """Records of every folder (or shard file), keeping only objects of `categories` when given."""
+                        categories: Sequence[str] | None = None,
+                        counts: dict | None = None) -> list[data3d.ImageRecord]:
+    """Records of every folder (or shard file), keeping only objects of `categories` when given.
+
+    A folder given twice is an error (its records would count twice). The objects of other
+    categories that are dropped are counted per category in `counts["dropped_objects"]` (when a
+    dict is given) and logged."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    seen: dict = {}
+    for p in paths:
+        key = os.path.realpath(os.fspath(p))
+        if key in seen:
+            raise NemoError(f"the records folder is given twice ({seen[key]} and {p}); each may appear once", p)
+        seen[key] = p
     records: list = []
     for p in paths:
         try:
@@ -38,15 +53,42 @@ def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
             raise NemoError(f"cannot load records: {exc}", p) from exc
     if categories is not None:
         wanted = set(categories)
-        kept = []
+        kept, dropped = [], {}
         for r in records:
             objects = tuple(o for o in r.objects if o.category in wanted)
+            for o in r.objects:
+                if o.category not in wanted:
+                    dropped[o.category] = dropped.get(o.category, 0) + 1
             if objects:
                 kept.append(r if len(objects) == len(r.objects) else _with_objects(r, objects))
         records = kept
+        if dropped:
+            log.warning("dropped %d objects of categories outside %s: %s", sum(dropped.values()), sorted(wanted),
+                        dict(sorted(dropped.items())))
+        if counts is not None:
+            counts["dropped_objects"] = dict(sorted(dropped.items()))
     if not records:
         raise NemoError(f"no records{' of ' + str(list(categories)) if categories else ''} in {list(map(str, paths))}")
     return records
+
+
+def readable_records(records, what: str = "records") -> tuple[list, dict[str, str]]:
+    """(the records whose image decodes, {image path: reason} of those that do not): the skip
+    policy of a batch job that reads its images outside a SkippingDataset (each image is decoded
+    once here; a bad one is logged, and counted by the caller)."""
+    kept, skipped = [], {}
+    for r in records:
+        key = str(r.image_path)
+        if key in skipped:
+            continue
+        try:
+            data3d.load_image(r.image_path)
+        except (data3d.AnnotationError, OSError) as exc:
+            skipped[key] = f"{type(exc).__name__}: {exc}"
+            log.warning("skipped %s: %s", what, skipped[key])
+            continue
+        kept.append(r)
+    return kept, skipped
 
 
 def _with_objects(record, objects):

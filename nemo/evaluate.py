@@ -113,9 +113,11 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
         loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_size=batch_size,
                                              collate_fn=collate_skipping)
         rows: list[dict] = []
+        reasons: list[str] = []
         position = {key: i for i, key in enumerate(dataset.index)}  # (record, object) -> dataset item
         for batch in _maybe_progress(loader, progress, name):
             skipped[name] = skipped.get(name, 0) + len(batch["skipped"])
+            reasons.extend(batch["skipped"])
             for reason in batch["skipped"]:
                 log.warning("evaluate %s: skipped an object: %s", name, reason)
             if batch.get("empty"):
@@ -131,6 +133,10 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
                            image_viewpoint=crop_to_image_viewpoint(
                                row["viewpoint"], dict(zip(data3d.VIEWPOINT_KEYS, crop_truth)), obj.viewpoint))
                 rows.append(row)
+        if not rows:  # every object skipped: no metric can be given, and none is written
+            _write_json(os.path.join(out, "skipped.json"), skipped)
+            raise NemoError(f"evaluate: every one of the {len(reasons)} objects was skipped for the {name} model "
+                            f"(e.g. {reasons[0] if reasons else '?'}); no metrics written")
         groups, cats = defaultdict(list), defaultdict(lambda: defaultdict(list))
         for r in rows:
             groups[r["split"]].append(r)

@@ -13,6 +13,7 @@ when no intrinsics are given (only distance depends on it).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -227,7 +228,18 @@ def _to_image(result: dict, category: str, stride: int) -> dict:
 def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoModel:
     """The model of a run folder's latest checkpoint (NeMo or the 2D baseline, as the run says)."""
     run = run if isinstance(run, RunFolder) else RunFolder(run)
-    config = resolve_config(run.read_config())
+    stored = run.read_config()
+    if set(stored) == {"nemo", "pose"}:  # pose.train's run folder: {"nemo": ..., "pose": ...}
+        raise NemoError("is a label-free pose run (aware3d pose train), not a NeMo run; evaluate it with "
+                        "`aware3d pose eval --run ...`", run.path)
+    if device is None and str(stored.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger(__name__).warning("%s was trained on %s; this machine has no CUDA device: loading it on "
+                                            "the CPU", run.path, stored["device"])
+        device = "cpu"
+    try:
+        config = resolve_config(stored)
+    except NemoError as exc:
+        raise NemoError(f"config.yaml: {exc}", run.path) from None
     tensors, meta = run.load_checkpoint()
     categories = list(meta.get("categories") or config["categories"] or [])
     if not categories:
@@ -241,6 +253,7 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
         net, _ = build_model(config, categories)
     load_network(net, tensors)
     device = device or config["device"]
+    config["device"] = str(device)  # where the model lives now
     net.to(device)
     if bank is not None:
         bank.to(device)

@@ -14,6 +14,7 @@ and `truncate_log` drops log lines past it so nothing is duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -55,6 +56,37 @@ class RunFolder:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    @contextlib.contextmanager
+    def lock(self, what: str = "training run"):
+        """The folder's lock (datagen's `FolderLock`): `with run.lock(): ...` refuses a second live
+        process writing the same run folder, and takes over the lock of a killed one. A folder the
+        lock created and nothing else filled (the run failed at once) is removed again."""
+        from datagen.lock import FolderLock
+
+        created = not self.path.exists()
+        try:
+            with FolderLock(self.path, what=what):
+                yield self
+        finally:
+            if created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+
+    def refuse_inputs(self, inputs) -> None:
+        """A NemoError when the run folder is one of the run's input folders or holds records shards
+        (a dataset): a run writes config.yaml, logs and checkpoints there and would mix them in."""
+        here = os.path.realpath(self.path)
+        for item in inputs:
+            if isinstance(item, (str, os.PathLike)) and os.path.realpath(item) == here:
+                raise NemoError(f"--out is also an input ({item}); give the run its own folder", self.path)
+        if self.path.is_dir() and any(self.path.glob("records-*")):
+            raise NemoError("--out holds records shards (a dataset); give the run its own folder", self.path)
+
+    def start_fresh(self) -> None:
+        """Before a run starts at step 0 in a folder without checkpoints: drop the log lines and the
+        manifest a run killed before its first checkpoint left, so no step is logged twice."""
+        self.log_path.unlink(missing_ok=True)
+        (self.path / "manifest.json").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ config, manifest, json
     def write_config(self, config: Mapping) -> None:

@@ -24,7 +24,7 @@ from . import distributed
 from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
-from .config import DEFAULTS, resolve_config
+from .config import DEFAULTS, check_device, resolve_config
 from .contrastive import contrastive_loss, half_turn_loss, neighbour_radius, vertex_targets
 from .data import (
     SkippingDataset,
@@ -96,11 +96,23 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[st
 
 
 def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool]:
-    """The run's config: the stored one when resuming (a new `train.steps` may extend it), else the given."""
-    latest = run.latest_checkpoint() if run.exists() else None
+    """The run's config: the stored one when resuming (a new `train.steps` may extend it), else the given.
+    Checkpoints without config.yaml (deleted, or a copy of the checkpoints alone) resume with the given
+    config; a checkpoint that does not fit its network is an error then."""
+    latest = run.latest_checkpoint()
     if latest is None:
         return resolve_config(config or {}), False
-    stored = resolve_config(run.read_config())
+    if not run.exists():
+        log.warning("%s holds checkpoints but no config.yaml: resuming from %s with the given config", run.path,
+                    latest[1].name)
+        return resolve_config(config or {}), True
+    raw = run.read_config()
+    if set(raw) == {"nemo", "pose"}:
+        raise NemoError("holds a label-free pose run (aware3d pose train), not a NeMo run; use a new --out", run.path)
+    try:
+        stored = resolve_config(raw)
+    except NemoError as exc:
+        raise NemoError(f"config.yaml: {exc}", run.path) from None
     if config is not None:
         given = resolve_config(config)
         given_steps = given["train"]["steps"]
@@ -130,7 +142,13 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
     """
     previous = torch.get_num_threads()
     try:
-        return _train(data, out, config, progress, stop_after, init, extra_loss)
+        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 holds the run folder's lock
+            return _train(data, out, config, progress, stop_after, init, extra_loss)
+        if config is not None:
+            resolve_config(config)  # a bad config is an error before the folder is touched
+        RunFolder(out).refuse_inputs([data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data))
+        with RunFolder(out).lock():  # a second training into the same folder is refused while this one runs
+            return _train(data, out, config, progress, stop_after, init, extra_loss)
     finally:
         torch.set_num_threads(previous)
 
@@ -138,6 +156,7 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
 def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFolder:
     run = RunFolder(out)
     config, resuming = _resolve_for_run(run, config)
+    check_device(config["device"])
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
     device = torch.device(config["device"])
@@ -149,7 +168,8 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         raise NemoError("give at most one datagen config for on-the-fly data")
     fresh = FreshData(sources[0], run.path / "fresh") if sources else None
     folders = [d for d in items if not is_datagen_config(d)]
-    fixed = load_record_folders(folders, config["categories"]) if folders else []
+    counts: dict = {}  # objects of other categories dropped from the records
+    fixed = load_record_folders(folders, config["categories"], counts) if folders else []
 
     def records_of(epoch: int) -> list:
         if fresh is None:
@@ -189,7 +209,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     optim_cfg, steps = config["optim"], total_steps(config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
                                   weight_decay=float(optim_cfg["weight_decay"]))
-    start = 0
+    start, position = 0, 0
     if resuming:
         tensors, meta = run.load_checkpoint()
         load_network(net, tensors)
@@ -197,23 +217,39 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
             bank = MeshBank.from_state_dict(tensors, categories, momentum=config["bank"]["momentum"]).to(device)
         load_optimizer_tensors(optimizer, tensors)
         start = int(meta["step"])
+        position = int(meta.get("position", start))  # batches consumed: the steps plus the dropped batches
         if main:
             run.truncate_log(start)
+            if not run.exists():  # checkpoints without config.yaml: the config they resume with
+                run.write_config(config)
+            data_now = [str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items]
+            before = run.read_json("manifest.json").get("data") if (run.path / "manifest.json").is_file() else None
+            if before is not None and before != data_now:  # the manifest says what the run trained on
+                log.warning("%s resumes with other --data (%s; before: %s)", run.path, data_now, before)
+                history = run.read_json("manifest.json").get("data_history", [])
+                run.update_manifest(data=data_now, data_history=[*history, {"until_step": start, "data": before}],
+                                    train_objects=len(dataset), **counts)
         log.info("resuming %s at step %d", run.path, start)
     elif main:
+        run.start_fresh()  # log lines or a manifest of a run killed before its first checkpoint
         run.write_config(config)
         run.update_manifest(kind=f"nemo.{config['method']}", status="running", categories=categories,
                             data=[str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items],
-                            on_the_fly=fresh is not None, train_objects=len(dataset))
+                            on_the_fly=fresh is not None, train_objects=len(dataset), **counts)
     train_cfg, loss_cfg = config["train"], config["loss"]
     batch_size = int(config["data"]["batch_size"])
     per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)) // world)
-    step, done_here = start, 0
-    skipped: dict[str, int] = {}
+    step, done_here, dropped_in_a_row = start, 0, 0
+    # unreadable samples, each counted once however many epochs meet it (a resumed run adds to the stored ones)
+    reasons: set[str] = set()
+    if resuming and main and (run.path / "manifest.json").is_file():
+        reasons.update(run.read_json("manifest.json").get("skipped_samples") or [])
     tick, seen = time.perf_counter(), 0
     bar = _progress(progress and main, steps, start)
     while step < steps and (stop_after is None or done_here < stop_after):
-        epoch, offset = divmod(step, per_epoch)
+        # the place in the seeded batch order counts every batch, trained or dropped, so a dropped batch
+        # is passed over (not met again at the same place for ever) and a resumed run continues exactly
+        epoch, offset = divmod(position, per_epoch)
         if fresh is not None and epoch != start_epoch:  # a new round of samples for every epoch
             dataset = object_dataset(records_of(epoch), config, categories)
             start_epoch = epoch
@@ -225,11 +261,21 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_sampler=batches,
                                              collate_fn=collate_skipping, num_workers=int(config["data"]["workers"]))
         for batch in loader:
+            position += 1
             for reason in batch["skipped"]:  # unreadable samples: logged, counted in the manifest, not fatal
-                log.warning("skipped a training sample: %s", reason)
-                skipped[reason.split(":", 1)[0]] = skipped.get(reason.split(":", 1)[0], 0) + 1
-            if batch.get("empty"):
+                if reason not in reasons:
+                    log.warning("skipped a training sample: %s", reason)
+                reasons.add(reason)
+            if batch.get("empty") or (batch["skipped"] and batch["image"].shape[0] < 2):
+                # nothing readable, or skips left one item (batch norm cannot train on one): the batch is dropped
+                dropped_in_a_row += 1
+                if dropped_in_a_row >= 2 * per_epoch:  # a whole epoch without a trainable batch: never will
+                    _close(bar, fresh)
+                    example = sorted(reasons)[0] if reasons else "?"
+                    raise NemoError(f"no batch of a whole epoch could be trained: its images cannot be read "
+                                    f"({len(reasons)} unreadable samples, e.g. {example})", run.path)
                 continue
+            dropped_in_a_row = 0
             lr = learning_rate(step, optim_cfg, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -277,24 +323,33 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                          "images_per_s": seen / max(now - tick, 1e-9), **info})
                 tick, seen = now, 0
             if main and (step % train_cfg["checkpoint_every"] == 0 or step == steps):
-                save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
+                save_training_checkpoint(run, step, net, bank, optimizer, config, position // per_epoch, per_epoch,
+                                         position)
             if step >= steps or (stop_after is not None and done_here >= stop_after):
                 break
-    if bar is not None:
-        bar.close()
-    if fresh is not None:
-        fresh.close()
+    _close(bar, fresh)
+    skipped: dict[str, int] = {}
+    for reason in reasons:
+        skipped[reason.split(":", 1)[0]] = skipped.get(reason.split(":", 1)[0], 0) + 1
     distributed.barrier()
     if not main:
         return run
     if step >= steps:
         if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
-            save_training_checkpoint(run, step, net, bank, optimizer, config, step // per_epoch, per_epoch)
+            save_training_checkpoint(run, step, net, bank, optimizer, config, position // per_epoch, per_epoch,
+                                     position)
         write_curves(run)
-        run.update_manifest(status="complete", step=step, skipped=skipped)
+        run.update_manifest(status="complete", step=step, skipped=skipped, skipped_samples=sorted(reasons))
     else:
-        run.update_manifest(status="stopped", step=step, skipped=skipped)
+        run.update_manifest(status="stopped", step=step, skipped=skipped, skipped_samples=sorted(reasons))
     return run
+
+
+def _close(bar, fresh) -> None:
+    if bar is not None:
+        bar.close()
+    if fresh is not None:
+        fresh.close()
 
 
 def total_steps(config: Mapping) -> int:
@@ -313,13 +368,14 @@ def _epoch_of_checkpoint(run: RunFolder, resuming: bool) -> int:
 
 
 def save_training_checkpoint(run: RunFolder, step: int, net, bank, optimizer, config, epoch: int = 0,
-                             per_epoch: int = 0) -> None:
+                             per_epoch: int = 0, position: int | None = None) -> None:
     tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
     if bank is not None:
         tensors.update(bank.state_dict())
     tensors.update(optimizer_tensors(optimizer))
     run.save_checkpoint(step, tensors, {"method": config["method"], "categories": config["categories"],
-                                        "epoch": epoch, "per_epoch": per_epoch},
+                                        "epoch": epoch, "per_epoch": per_epoch,
+                                        "position": step if position is None else int(position)},
                         keep=int(config["train"]["keep_checkpoints"]))
 
 

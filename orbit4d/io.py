@@ -51,7 +51,10 @@ def read_frames(source: str | os.PathLike, max_frames: int | None = None) -> tup
         if not files:
             raise Orbit4DInputError(source, "holds no image frames (.jpg, .png, …)")
         for p in files[:max_frames]:
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            try:
+                img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            except cv2.error as exc:  # OpenCV's size limit (a header claiming too many pixels), a bad codec
+                raise Orbit4DInputError(p, f"cannot be read as an image ({' '.join(str(exc).split())})") from None
             if img is None:
                 raise Orbit4DInputError(p, "cannot be read as an image")
             frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))

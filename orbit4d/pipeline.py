@@ -15,6 +15,8 @@ Run folder (the public interface):
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 import warnings
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from aware3d_utils.atomic import atomic_write_text
-from geom3d import Cameras, save_point_cloud
+from geom3d import Cameras, GeometryError, save_point_cloud
 from geom3d.align import Sim3
 from geom3d.trajectory import CameraPath, bullet_time, load_camera_path, preset_path, save_camera_path
 
@@ -79,6 +81,23 @@ class Orbit4DOptions:
     novel_view_model: str | None = None
     novel_view_steps: int = 50
     completion_depth_model: str | None = None
+
+    def __post_init__(self):
+        """Numbers a run cannot use are errors naming the command-line option, before anything runs."""
+        checks = [("--fov", self.fov_degrees, 0.0, 180.0, False),
+                  ("--point-radius", self.point_radius, 0.0, 64.0, False), ("--fps", self.fps, 0.0, 1000.0, False),
+                  ("--video-guidance", self.video_guidance, 0.0, 100.0, True)]
+        for flag, value, low, high, closed in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+                    not (low < value < high or (closed and value == low)):
+                raise Orbit4DInputError(flag, f"must be a number in {'[' if closed else '('}{low:g}, {high:g}), "
+                                              f"got {value!r}")
+        if self.bullet_time is not None and (not math.isfinite(self.bullet_time) or self.bullet_time < 0):
+            raise Orbit4DInputError("--bullet-time", f"must be an input frame index ≥ 0, got {self.bullet_time!r}")
+        for flag, value in (("--num-output-frames", self.num_output_frames), ("--video-steps", self.video_steps),
+                            ("--novel-view-steps", self.novel_view_steps)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or not 1 <= value <= 100000):
+                raise Orbit4DInputError(flag, f"must be an integer in [1, 100000], got {value!r}")
 
     def check_completion(self) -> None:
         """Raise unless the completion settings are usable (called before any model runs)."""
@@ -213,20 +232,42 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
             "fit": fit, "smoothed": smoothed, "box": box, "times": stage.wall, "cpu_times": stage.cpu}
 
 
-def _trajectory(options: Orbit4DOptions, inputs: Orbit4DInputs, fg_depth: np.ndarray) -> CameraPath:
+def _trajectory(options: Orbit4DOptions, inputs: Orbit4DInputs, fg_depth: np.ndarray | None) -> CameraPath:
+    """The output camera path (fg_depth None: a check of the options against the inputs, at a unit depth)."""
     n = options.num_output_frames or len(inputs.names)
+    last = len(inputs.names) - 1
     src = Path(options.trajectory)
     if src.suffix.lower() == ".json":
         if not src.is_file():
             raise Orbit4DInputError(src, "no such trajectory file")
-        path = load_camera_path(src, image_size=inputs.cameras.image_size)
+        try:
+            path = load_camera_path(src, image_size=inputs.cameras.image_size)
+        except GeometryError as exc:
+            raise Orbit4DInputError(src, str(exc).removeprefix(f"{src}: ")) from None
+        size, want = tuple(path.cameras.image_size), tuple(inputs.cameras.image_size)
+        if size != want:  # a path made for other frames: scaled when only the resolution differs
+            if abs(size[0] * want[1] - size[1] * want[0]) > 0.01 * size[0] * want[1]:
+                raise Orbit4DInputError(src, f"is for {size[0]}x{size[1]} (H x W) images, the frames are "
+                                             f"{want[0]}x{want[1]}: another aspect ratio")
+            logging.getLogger(__name__).warning("%s: made for %dx%d images; its intrinsics are scaled to the "
+                                                "frames' %dx%d", src, size[0], size[1], want[0], want[1])
+            path = CameraPath(path.cameras.resize(want), path.video_time)
+        times = path.video_time
+        if bool((times < -0.5).any()) or bool((times > last + 0.5).any()):
+            raise Orbit4DInputError(src, f"video_time runs from {float(times.min()):g} to {float(times.max()):g}; "
+                                         f"the input has frames 0 to {last}")
     else:
-        d0 = fg_depth[0][fg_depth[0] > 0]
-        centre = float(np.median(d0)) if d0.size else float(np.median(inputs.depth[0][inputs.depth[0] > 0]))
-        last = len(inputs.names) - 1
+        if fg_depth is None:  # checking the preset's name and numbers before the geometry exists
+            centre = 1.0
+        else:
+            d0 = fg_depth[0][fg_depth[0] > 0]
+            centre = float(np.median(d0)) if d0.size else float(np.median(inputs.depth[0][inputs.depth[0] > 0]))
         times = np.linspace(0, last, n) if n > 1 else np.zeros(1)
         path = preset_path(options.trajectory, inputs.cameras[0], centre, n, video_time=times)
     if options.bullet_time is not None:
+        if options.bullet_time > last:
+            raise Orbit4DInputError("--bullet-time", f"frame {options.bullet_time:g} is beyond the input's last "
+                                                     f"frame ({last})")
         path = bullet_time(path, options.bullet_time)
     return path
 
@@ -239,12 +280,51 @@ def _alignment_json(names, transforms: Sim3, inliers) -> dict:
     return {"frames": frames}
 
 
+# what a run writes per frame or per stage: a new run into a used folder removes the old run's copies, so that
+# no frame of a longer earlier run stays beside the new ones
+_RUN_FOLDERS = ("scaffold", "output", "completion", "masks", "proxy")
+_RUN_FILES = ("manifest.json", "report.html", "cameras.json", "alignment.json", "trajectory.json", "input.mp4",
+              "output.mp4", "scaffold_rgb.mp4", "scaffold_depth.mp4", "scaffold_mask.mp4")
+
+
+def _clear_previous_run(out: Path, check_only: bool = False) -> None:
+    """Remove an earlier orbit4d run's outputs from `out` (recognised by its manifest.json); a folder
+    holding other things but no orbit4d manifest is refused rather than mixed into."""
+    import shutil
+
+    if not out.is_dir():
+        return
+    if not (out / "manifest.json").is_file():
+        clash = sorted(p.name for p in out.iterdir() if p.name in _RUN_FOLDERS or p.name in _RUN_FILES)
+        if clash:
+            raise Orbit4DInputError(out, f"holds {', '.join(clash)} but no orbit4d manifest.json; use a new --out")
+        return
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or "options" not in manifest or "counts" not in manifest:
+        raise Orbit4DInputError(out, "holds a manifest.json that is not an orbit4d run's; use a new --out")
+    if check_only:
+        return
+    for name in _RUN_FOLDERS:
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) -> RunResult:
     """Run everything and write the run folder `out` (see the module docstring)."""
     out = Path(out)
     options.check_completion()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise Orbit4DInputError(out, "--out names a file, not a folder")
+    _clear_previous_run(out, check_only=True)  # a folder that is not ours is refused before any work
+    _trajectory(options, inputs, None)  # a bad path or bullet time fails before any work
     geo = reconstruct_and_align(inputs, options)
+    path = _trajectory(options, inputs, geo["fg_depth"])
+    _clear_previous_run(out)
+    out.mkdir(parents=True, exist_ok=True)
     times = dict(geo["times"])
     canonical, smoothed, fit = geo["canonical"], geo["smoothed"], geo["fit"]
     completion = None
@@ -277,7 +357,6 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
     atomic_write_text(out / "alignment.json", json.dumps(alignment, indent=1))
     times["writing the proxy"] = time.perf_counter() - t
     t = time.perf_counter()
-    path = _trajectory(options, inputs, geo["fg_depth"])
     save_camera_path(out / "trajectory.json", path)
     scaffold = render_scaffold(bgc.points, bgc.colors, foregrounds, path, radius=options.point_radius)
     times["scaffold rendering"] = time.perf_counter() - t
@@ -301,13 +380,17 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
         write_frames(out / "output", output)
         write_video(out / "output.mp4", output, options.fps)
         times["video model"] = time.perf_counter() - t
+    notes = list(inputs.notes)
+    if not scaffold.mask.any():  # a path looking away from the proxy (a far dolly, a camera behind a wall)
+        notes.append("the scaffold covers no pixel: the camera path sees nothing of the proxy")
+        logging.getLogger(__name__).warning("%s: %s", out, notes[-1])
     counts = {"frames": len(inputs.names), "output_frames": len(path), "background_points": int(bgc.points.shape[0]),
               "canonical_points": int(canonical.points.shape[0]),
               "foreground_points_per_frame": [int(p.points.shape[0]) for p in geo["partials"]],
               "coverage": float(scaffold.mask.mean()), "voxel_size": geo["voxel"],
               "completion_added_points": completion["added_points"] if completion else 0}
     write_report(out, inputs, scaffold, depth_img, mask_img, bgc, foregrounds, path, counts, output=output)
-    manifest = {"options": asdict(options), "times_s": times, "counts": counts, "warnings": list(inputs.notes),
+    manifest = {"options": asdict(options), "times_s": times, "counts": counts, "warnings": notes,
                 "frames": list(inputs.names),
                 "video_model": options.video_model or "not run (no --video-model given)",
                 "completion": completion or "not run: the model-free canonical (no --novel-view-model given)"}

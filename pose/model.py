@@ -71,6 +71,9 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
     run = _run(run)
     ncfg = _nemo_config(run)
     tensors, meta = run.load_checkpoint()
+    if meta.get("phase", "final") != "final" and "pose" not in meta:
+        raise nemo.NemoError("the pose run is not finished (its last checkpoint is a training one); run "
+                             "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
     bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg["bank"]["momentum"])
     ncfg = dict(ncfg, categories=categories)
@@ -169,6 +172,9 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     (`instances_of`) beside nemo's files. require_disjoint: a test instance that is the one-shot
     reference's or a generated set's source's is an error (the pose run's instances are checked;
     the supervised run's training data is the caller's to keep apart)."""
+    folder = _run(run)
+    if folder.exists() and "nemo" not in folder.read_config():  # another kind of run is said so first
+        raise ValueError(f"{folder.path}: not a pose run (its config.yaml has no 'nemo' block)")
     facts = instances_of(run, records)
     if require_disjoint:
         if facts["reference"] is None or facts["sources"] is None:

@@ -124,7 +124,8 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,
                   *, category: str, cylinder: Mapping, source_elevation: float = 0.2, seed: int = 0,
-                  backgrounds: str = "white", progress: bool = False, report: bool = True) -> list[GeneratedSet]:
+                  backgrounds: str = "white", progress: bool = False, report: bool = True,
+                  skipped_sources: Sequence[Mapping] = ()) -> list[GeneratedSet]:
     """Synthesize every source's views and write one set per source (see the module docstring).
 
     cylinder: the category's neural cylinder as `neural_cylinder` keyword arguments (radius, z_lo, z_hi,
@@ -137,6 +138,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     A source that fails (the synthesizer raises ValueError, no object in a view) is skipped, counted
     and named in sets.json; views whose object vanished are dropped alone.
     report: also write report.html (`pose.report.write_sets_report`: every set's source and views).
+    skipped_sources: sources skipped before (an unreadable image: {"source", "reason"}), listed with the others.
     """
     poses = as_relative_poses(relative_poses)
     cylinder_mesh, _ = neural_cylinder(**cylinder)
@@ -146,7 +148,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     if backgrounds not in ("white", "sources"):
         raise ValueError(f"backgrounds must be 'white' or 'sources', got {backgrounds!r}")
     rng = np.random.default_rng(seed)
-    sets, skipped = [], []
+    sets, skipped = [], [dict(s) for s in skipped_sources]
     iterator = enumerate(sources)
     if progress:
         from tqdm import tqdm
@@ -224,14 +226,23 @@ def read_summary(folder: str | os.PathLike) -> dict:
     return json.loads((Path(folder) / "sets.json").read_text())
 
 
-def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = None, category: str | None = None
-                         ) -> list[SetSource]:
+def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = None, category: str | None = None,
+                         skipped: list | None = None) -> list[SetSource]:
     """Sources from data3d records (e.g. datagen output), their pose labels ignored except that the render
     synthesizers, which stand in for a generator, draw with the true viewpoint and mesh: `meshes` maps a
-    record's `mesh_ref` to its mesh (None for Zero-1-to-3). One source per object of `category`."""
+    record's `mesh_ref` to its mesh (None for Zero-1-to-3). One source per object of `category`.
+    A record whose image cannot be read is skipped: {"source", "reason"} appended to `skipped` when
+    given (else the AnnotationError is raised)."""
     out = []
     for r in records:
-        image = (data3d.load_image(r.image_path).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        try:
+            image = (data3d.load_image(r.image_path).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        except data3d.AnnotationError as exc:
+            if skipped is None:
+                raise
+            skipped.append({"source": str(r.image_path), "reason": str(exc)})
+            log.warning("skipping %s: %s", r.image_path, exc)
+            continue
         for j, obj in enumerate(r.objects):
             if category is not None and obj.category != category:
                 continue

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 import data3d
 import nemo
 from nemo.backbone import backbone_config_from_dict
+from nemo.config import check_device
 from nemo.contrastive import contrastive_loss, vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
@@ -88,6 +89,7 @@ def resolve_pose_config(config: Mapping | None) -> dict:
         if extra:
             raise ValueError(f"pose config: unknown key(s) {sorted(f'pose.{key}.{e}' for e in extra)}")
         block[key].update(value)
+    _check_block(block)
     if block["retrieval"]["encoder"] not in ("reference", "pose"):
         raise ValueError(f"pose config: 'pose.retrieval.encoder' must be 'reference' or 'pose', "
                          f"got {block['retrieval']['encoder']!r}")
@@ -95,10 +97,38 @@ def resolve_pose_config(config: Mapping | None) -> dict:
         steps = block[key]["steps"]
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
             raise ValueError(f"pose config: 'pose.{key}.steps' must be an integer ≥ 0 or null, got {steps!r}")
-    ncfg = nemo.resolve_config(dict(config.get("nemo") or {}))
+    try:
+        ncfg = nemo.resolve_config(dict(config.get("nemo") or {}))
+    except nemo.NemoError as exc:  # its keys are named inside the nemo block
+        raise nemo.NemoError(str(exc).replace("config: '", "pose config: 'nemo.")) from None
     if ncfg["loss"]["negatives"] != "own_class":  # the bank's rows are sets of one category, not classes
         raise ValueError("pose config: 'nemo.loss.negatives' must be 'own_class' (every set shows the same category)")
     return {"nemo": ncfg, "pose": block}
+
+
+# (dotted key, low, high, whether the low end is allowed): every number of the pose block
+_POSE_RANGES = [("filter.after", 0.0, 1.0, True), ("filter.mad", 0.0, math.inf, True),
+                ("merge.min_margin", 0.0, math.inf, True), ("merge.flip_ratio", 0.0, 1.0, True)]
+
+
+def _check_block(block: Mapping) -> None:
+    """The pose block's values: types and ranges, each error naming its dotted key."""
+    for section in ("filter", "merge", "refine", "retrieval"):
+        if not isinstance(block[section], dict):
+            raise ValueError(f"pose config: 'pose.{section}' must be a mapping, got {block[section]!r}")
+    if not isinstance(block["filter"]["enabled"], bool):
+        raise ValueError(f"pose config: 'pose.filter.enabled' must be true or false, "
+                         f"got {block['filter']['enabled']!r}")
+    for dotted, low, high, closed in _POSE_RANGES:
+        section, key = dotted.split(".")
+        value = block[section][key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"pose config: 'pose.{dotted}' must be a finite number, got {value!r}")
+        if not (low <= value <= high) or (not closed and value == low):
+            raise ValueError(f"pose config: 'pose.{dotted}' must be in [{low:g}, {high:g}], got {value!r}")
+    rounds = block["merge"]["rounds"]
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
+        raise ValueError(f"pose config: 'pose.merge.rounds' must be an integer in [1, 100], got {rounds!r}")
 
 
 def _reference(reference) -> data3d.ImageRecord:
@@ -134,10 +164,17 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
 
 def _resolve_for_run(run: nemo.RunFolder, config: Mapping | None) -> tuple[dict, bool]:
     """The run's config and whether it resumes: a folder with a checkpoint resumes with its stored config
-    (a given config must equal it except for `nemo.train.steps`, which may extend the run)."""
-    latest = run.latest_checkpoint() if run.exists() else None
+    (a given config must equal it except for `nemo.train.steps`, which may extend the run). Checkpoints
+    without config.yaml resume with the given config."""
+    latest = run.latest_checkpoint()
     if latest is None:
         return resolve_pose_config(config), False
+    if not run.exists():
+        log.warning("%s holds checkpoints but no config.yaml: resuming with the given config", run.path)
+        return resolve_pose_config(config), True
+    if set(run.read_config()) - {"nemo", "pose"}:
+        raise nemo.NemoError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and 'pose' "
+                             "blocks); use a new --out", run.path)
     stored = resolve_pose_config(run.read_config())
     if config is not None:
         given = resolve_pose_config(config)
@@ -161,7 +198,11 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     many steps of this call, as if killed after a checkpoint (for tests)."""
     previous = torch.get_num_threads()
     try:
-        return _train(sets_folder, reference, out, config, progress, stop_after)
+        if config is not None:
+            resolve_pose_config(config)  # a bad config is an error before the folder is touched
+        nemo.RunFolder(out).refuse_inputs([sets_folder, reference])
+        with nemo.RunFolder(out).lock():  # one live training per run folder
+            return _train(sets_folder, reference, out, config, progress, stop_after)
     finally:
         torch.set_num_threads(previous)
 
@@ -170,6 +211,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     run = nemo.RunFolder(out)
     cfg, resuming = _resolve_for_run(run, config)
     ncfg, pcfg = cfg["nemo"], cfg["pose"]
+    check_device(ncfg["device"], key="pose config: 'nemo.device'")
     torch.set_num_threads(int(ncfg["threads"]))
     torch.manual_seed(int(ncfg["seed"]))
     sets, summary = load_sets(sets_folder), read_summary(sets_folder)
@@ -179,6 +221,13 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     ncfg = dict(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)
+    if ref_record.objects[0].category != category:
+        raise ValueError(f"{reference if not isinstance(reference, data3d.ImageRecord) else ref_record.image_path}: "
+                         f"the reference shows a {ref_record.objects[0].category!r}, the sets a {category!r}")
+    sets, unreadable = _readable_sets(sets)
+    if not sets:
+        raise ValueError(f"{sets_folder}: no generated set has a readable image ({len(unreadable)} unreadable, e.g. "
+                         f"{next(iter(unreadable.items()))})")
     records = [r for s in sets for r in s.records]
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
     is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
@@ -200,6 +249,12 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
                                  run.path)
         if meta.get("sets") != [s.id for s in sets]:
             raise nemo.NemoError(f"the run was trained on other sets than {sets_folder}", run.path)
+        if "train.active" in tensors and tensors["train.active"].numel() and \
+                int(tensors["train.active"].max()) >= len(records):
+            raise nemo.NemoError(f"the run was trained on other views than {sets_folder} now holds "
+                                 f"(an image became unreadable or was added?)", run.path)
+        if not run.exists():
+            run.write_config(cfg)
         load_network(net, tensors)
         bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.", momentum=b["momentum"])
         seen = tensors["sets.seen"].clone()
@@ -210,11 +265,13 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
         run.truncate_log(state["step"])
         log.info("resuming %s at step %d", run.path, state["step"])
     else:
+        run.start_fresh()  # the log of a run killed before its first checkpoint
         run.write_config(cfg)
         run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
                             views=len(records), synthesizer=summary.get("synthesizer"),
                             reference_instance=ref_record.objects[0].mesh_ref,
-                            source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}))
+                            source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}),
+                            skipped={"unreadable_view": len(unreadable)}, skipped_views=sorted(unreadable))
 
     def checkpoint(step: int) -> None:
         tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
@@ -348,6 +405,22 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
                                                                              "filtered_views")})
     return run
+
+
+def _readable_sets(sets) -> tuple[list, dict[str, str]]:
+    """The sets with their unreadable views dropped (a set whose source view is unreadable is dropped
+    whole: its frame is the source's), and {image: reason} of what was dropped."""
+    from nemo.data import readable_records
+
+    kept, unreadable = [], {}
+    for s in sets:
+        records, bad = readable_records(s.records, f"a view of {s.id}")
+        unreadable.update(bad)
+        if bad and str(s.records[0].image_path) in bad:
+            log.warning("dropping %s: its source view cannot be read", s.id)
+            continue
+        kept.append(s if not bad else dataclasses.replace(s, records=records))
+    return kept, unreadable
 
 
 def _fresh_training(ncfg: Mapping, meshes: Mapping, steps: int):

@@ -32,6 +32,7 @@ Unknown keys and bad values are errors naming the dotted key.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Iterable, Mapping
 
@@ -115,8 +116,8 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     for dotted in _NUMBERS | _COUNTS:
         head, _, tail = dotted.partition(".")
         value = out[head][tail] if tail else out[head]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            _fail(dotted, f"must be a number ≥ 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            _fail(dotted, f"must be a finite number ≥ 0, got {value!r}")
         if dotted in _COUNTS and int(value) != value:
             _fail(dotted, f"must be an integer, got {value!r}")
     for dotted in ("positional.temperature", "distillation.temperature", "threads", "eval.batch_size",

@@ -59,8 +59,9 @@ from geom3d.pixels import resize_coordinate
 from ..backbone import FeatureNet, backbone_config_from_dict
 from ..bank import MeshBank
 from ..baseline import BaselineNet, baseline_loss
+from ..config import check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
-from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset
+from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
 from ..errors import NemoError
 from ..evaluate import evaluate
 from ..model import NemoModel
@@ -124,14 +125,28 @@ def _objects_of(records, classes: Sequence[str]) -> list:
 
 
 def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool = False) -> dict:
-    """Run every configured method over the tasks into `out`; returns incremental.json's content."""
+    """Run every configured method over the tasks into `out`; returns incremental.json's content.
+    Records whose image cannot be read are skipped and counted in the manifest ("skipped")."""
     config = resolve_incremental_config(config)
-    torch.set_num_threads(int(config["threads"]))
+    check_device(config["nemo"]["device"])
     if not config["train_data"] or not config["test_data"]:
         raise NemoError("config: 'train_data' and 'test_data' (record folders) are required")
+    with RunFolder(out).lock():  # one live run per folder
+        return _run_incremental(config, out, progress)
+
+
+def _run_incremental(config: Mapping, out, progress: bool) -> dict:
+    torch.set_num_threads(int(config["threads"]))
     run = RunFolder(out)
-    train = load_record_folders(config["train_data"], config["classes"])
-    test = load_record_folders(config["test_data"], config["classes"])
+    counts: dict[str, dict] = {"train": {}, "test": {}}
+    train = load_record_folders(config["train_data"], config["classes"], counts["train"])
+    test = load_record_folders(config["test_data"], config["classes"], counts["test"])
+    train, bad_train = readable_records(train, "a training record")
+    test, bad_test = readable_records(test, "a test record")
+    if not train or not test:
+        bad = bad_train or bad_test
+        raise NemoError(f"no readable {'training' if not train else 'test'} image ({len(bad)} unreadable, e.g. "
+                        f"{next(iter(bad.values()))})")
     check_instances(train, test, bool(config["instance_disjoint"]))
     test_instances = _instances(test, config["classes"] or sorted({o.category for r in test for o in r.objects}))
     if config["seen_cad_data"]:
@@ -161,7 +176,10 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
     run.write_json("validation.json", carved)
     run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"],
-                        validation_objects=len(validation))
+                        validation_objects=len(validation),
+                        skipped={"unreadable_train_image": len(bad_train), "unreadable_test_image": len(bad_test)},
+                        skipped_images=sorted({**bad_train, **bad_test}),
+                        dropped_objects={k: v.get("dropped_objects", {}) for k, v in counts.items()})
     meshes = category_meshes(dict(config["nemo"], categories=budget), budget)
     results: dict = {}
     for method in config["methods"]:
