@@ -146,11 +146,14 @@ def per_frame_proxy(inputs, geo: dict, synthesizer_for_frame, *, up=None, size: 
 @dataclass(frozen=True)
 class DeformingProxy:
     """keyframe; completion: the keyframe's `Completion`; track: `orbit4d.deform.NonRigidTrack`
-    (track.deformed (T, M, 3): the proxy of every frame, world)."""
+    (track.deformed (T, M, 3): the deformed canonical in every frame, world); proxies: per frame
+    the proxy (M_f, 3) world: the frame's own partial cloud (voxel-averaged) where the frame sees
+    the subject, the deformed canonical everywhere else."""
 
     keyframe: int
     completion: object
     track: object
+    proxies: list
 
 
 def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int | None = None, up=None,
@@ -158,12 +161,14 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
                     alpha: float = 2.0, beta: float = 0.005, rounds: int = 8, iterations: int = 5,
                     **track_options) -> DeformingProxy:
     """One complete keyframe deformed into every frame (module docstring); keyframe: default the
-    frame with the largest mask. Node spacing and pair tolerance in foreground voxels."""
+    middle frame (unless its mask is under half the largest, then the largest). Node spacing
+    and pair tolerance in foreground voxels."""
     from .deform import track_nonrigid
 
     T = len(inputs.names)
-    if keyframe is None:
-        keyframe = int(np.argmax(inputs.masks.reshape(T, -1).sum(1)))
+    if keyframe is None:  # the middle frame (the shortest chains both ways) unless its mask is small
+        area = inputs.masks.reshape(T, -1).sum(1)
+        keyframe = T // 2 if area[T // 2] >= 0.5 * area.max() else int(np.argmax(area))
     done = complete_frame(inputs.frames[keyframe], inputs.masks[keyframe], inputs.cameras[keyframe],
                           geo["partials"][keyframe], lambda ref: synthesizer_for_frame(keyframe, ref),
                           voxel_size=geo["voxel"], up=up, size=size, seed=keyframe)
@@ -172,4 +177,20 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
                            inputs.frames, geo["fg_depth"], inputs.cameras, node_spacing=node_spacing_voxels * v,
                            tolerance=tolerance_voxels * v, alpha=alpha, beta=beta, rounds=rounds,
                            iterations=iterations, **track_options)
-    return DeformingProxy(keyframe, done, track)
+    proxies = [observed_and_deformed(track.deformed[f], geo["partials"][f], geo["fg_depth"][f], inputs.cameras[f],
+                                     voxel_size=v, tolerance=tolerance_voxels * v) for f in range(T)]
+    return DeformingProxy(keyframe, done, track, proxies)
+
+
+def observed_and_deformed(deformed, partial, fg_depth, camera, *, voxel_size: float, tolerance: float) -> np.ndarray:
+    """A frame's proxy (M, 3): its partial cloud voxel-averaged, plus the deformed canonical
+    points (N, 3) the frame does not show (those on the frame's surface, within `tolerance` of
+    its depth on their ray, are replaced by the observation)."""
+    from .deform import _projective
+
+    seen, _ = _projective(np.asarray(deformed, np.float64), fg_depth, camera.to(dtype=torch.float64), tolerance)
+    keep = np.ones(len(deformed), bool)
+    keep[seen] = False
+    own = voxel_downsample(partial.points.double(), None, voxel_size=voxel_size).points.numpy() \
+        if partial.points.shape[0] else np.zeros((0, 3))
+    return np.concatenate([own, np.asarray(deformed)[keep]])
