@@ -161,14 +161,12 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
                     alpha: float = 2.0, beta: float = 0.005, rounds: int = 8, iterations: int = 5,
                     **track_options) -> DeformingProxy:
     """One complete keyframe deformed into every frame (module docstring); keyframe: default the
-    middle frame (unless its mask is under half the largest, then the largest). Node spacing
-    and pair tolerance in foreground voxels."""
+    frame with the largest mask. Node spacing and pair tolerance in foreground voxels."""
     from .deform import track_nonrigid
 
     T = len(inputs.names)
-    if keyframe is None:  # the middle frame (the shortest chains both ways) unless its mask is small
-        area = inputs.masks.reshape(T, -1).sum(1)
-        keyframe = T // 2 if area[T // 2] >= 0.5 * area.max() else int(np.argmax(area))
+    if keyframe is None:  # the frame that shows the most of the subject (as orbit4d.completion.complete_run)
+        keyframe = int(np.argmax(inputs.masks.reshape(T, -1).sum(1)))
     done = complete_frame(inputs.frames[keyframe], inputs.masks[keyframe], inputs.cameras[keyframe],
                           geo["partials"][keyframe], lambda ref: synthesizer_for_frame(keyframe, ref),
                           voxel_size=geo["voxel"], up=up, size=size, seed=keyframe)
