@@ -58,8 +58,10 @@ def box_rule_table(scene, samples, truth, depth, fg_depth, rotations_deg=(0.0, 5
     true surface itself, so only the alignment errs) reconstructed in the frame's camera up to a
     generator's similarity G (scale 0.5, a shift, a rotation error), with the source pointmap of
     the frame's own pixels (true depth through G) paired pixel by pixel with the scene's noisy
-    partial pointmap; placed by the box rule (orbit4d.box_rule, as released, raw and
-    Kalman-smoothed) and by Sim(3) RANSAC on the same pairs (geom3d.align.ransac_sim3)."""
+    partial pointmap in the scene's world, which is the first camera's frame as VGGT's is (so
+    R = I also ignores the camera's turn since frame 0); placed by the box rule
+    (orbit4d.box_rule, as released, raw and Kalman-smoothed) and by Sim(3) RANSAC on the same
+    pairs (geom3d.align.ransac_sim3)."""
     from geom3d.align import ransac_sim3
     from orbit4d.box_rule import apply_box_rule, box_rule_fit, smooth_box_rule
 
@@ -77,6 +79,7 @@ def box_rule_table(scene, samples, truth, depth, fg_depth, rotations_deg=(0.0, 5
         s_err, t_err = 0.5, np.array([0.1, -0.05, 0.3])
         placed = {"box rule (released)": [], "box rule + Kalman (released)": [], "Sim(3) RANSAC": []}
         fits, completes, to_world = [], [], []
+        R0, t0 = cams[0].R.numpy(), cams[0].t.numpy()
         for f in range(T):
             R, t = cams[f].R.numpy(), cams[f].t.numpy()
             both = (fg_depth[f] > 0) & (scene.depth[f] > 0)
@@ -84,13 +87,14 @@ def box_rule_table(scene, samples, truth, depth, fg_depth, rotations_deg=(0.0, 5
             pix = torch.from_numpy(np.stack([cols_j, rows_i], 1).astype(np.float64))
             K = cams[f].K.numpy()
             ray = np.linalg.solve(K, np.concatenate([pix.numpy(), np.ones((len(pix), 1))], 1).T).T
-            tgt = ray * fg_depth[f][both][:, None]
+            # target: the scene's pointmap in its world, which for VGGT (as released) is the first camera's frame
+            tgt = ((ray * fg_depth[f][both][:, None] - t) @ R) @ R0.T + t0
             src = (s_err * (ray * scene.depth[f][both][:, None]) @ R_err.T) + t_err
             complete = (s_err * ((truth[f][keep] @ R.T + t) @ R_err.T)) + t_err
             fit = box_rule_fit(src, tgt, complete)
             fits.append(fit)
             completes.append(complete)
-            to_world.append((R, t))
+            to_world.append((R0, t0))
             placed["box rule (released)"].append(apply_box_rule(fit, complete))
             res = ransac_sim3(torch.from_numpy(src), torch.from_numpy(tgt), 2 * tau, seed=f)
             placed["Sim(3) RANSAC"].append(res.transform.apply(torch.from_numpy(complete)).numpy())
@@ -100,8 +104,9 @@ def box_rule_table(scene, samples, truth, depth, fg_depth, rotations_deg=(0.0, 5
                   for f, c in enumerate(clouds)]
             rows.append([f"{rot:g}°", name] + [np.mean([s.f_score[k] for s in sc]) for k in ("seen", "never_seen")]
                         + [100 * np.mean([s.chamfer["all"] for s in sc]) / scene.object_size])
-    print("\nthe released problem: a frame's complete cloud onto the same frame's partial cloud (camera "
-          "coordinates; generator similarity: scale 0.5, shift, rotation error as listed)")
+    print("\nthe released problem: a frame's complete cloud (its camera's coordinates, through a generator "
+          "similarity: scale 0.5, shift, rotation error as listed) onto the same frame's partial cloud (world = "
+          "the first camera's frame, as VGGT's)")
     print(table(["rotation error of the reconstruction", "alignment", "F seen", "F never-seen", "Chamfer %"], rows))
 
 
