@@ -113,7 +113,7 @@ def box_rule_table(scene, samples, truth, depth, fg_depth, rotations_deg=(0.0, 5
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", default="240x320", help="HxW")
     parser.add_argument("--noise", type=float, default=0.01, help="relative depth noise (default 0.01)")
     parser.add_argument("--outliers", type=float, default=0.10)
