@@ -115,49 +115,48 @@ def _procrustes(S: np.ndarray) -> np.ndarray:
     return (Vt.transpose(0, 2, 1) * D[:, None, :]) @ U.transpose(0, 2, 1)
 
 
+def _scatter(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Σ of values (n, ...) into rows (size, ...) by index (n,) (np.bincount per component: many
+    times faster than np.add.at)."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.bincount(index, flat[:, c], minlength=size) for c in range(flat.shape[1])], 1)
+    return out.reshape((size,) + values.shape[1:])
+
+
 def _solve(graph: DeformationGraph, points, R, p, idx, targets, weights, p_hat, *, alpha, beta, iterations):
     """Local–global ARAP iterations on the graph (module docstring); returns (R, p)."""
+    from scipy.linalg import cho_factor, cho_solve
+
     K = len(graph.nodes)
     g = graph.nodes
     j, k = graph.edges[:, 0], graph.edges[:, 1]
     n_data = max(float(weights.sum()), 1.0)
     a = alpha * n_data / max(len(graph.edges), 1)
     b = beta * n_data / K
-    # W restricted to the data points, as a dense (n, K) matrix would be large: build W^T C W by scatter
     pn, pw = graph.point_nodes[idx], graph.point_weights[idx]  # (n, k)
-    WtCW = np.zeros((K, K))
     cw = pw * weights[:, None]
-    for u in range(pn.shape[1]):
-        for v in range(pn.shape[1]):
-            np.add.at(WtCW, (pn[:, u], pn[:, v]), cw[:, u] * pw[:, v])
-    DtD = np.zeros((K, K))
-    np.add.at(DtD, (j, j), 1.0)
-    np.add.at(DtD, (k, k), 1.0)
-    np.add.at(DtD, (j, k), -1.0)
-    np.add.at(DtD, (k, j), -1.0)
-    A = WtCW + a * DtD + b * np.eye(K)
-    chol = np.linalg.cholesky(A)
+    # W^T C W (K, K) from the data points' node weights, and the graph Laplacian Dᵀ D, by one bincount each
+    pair_index = (pn[:, :, None] * K + pn[:, None, :]).reshape(-1)
+    WtCW = np.bincount(pair_index, (cw[:, :, None] * pw[:, None, :]).reshape(-1), minlength=K * K).reshape(K, K)
+    DtD = np.bincount(np.concatenate([j * K + j, k * K + k, j * K + k, k * K + j]),
+                      np.concatenate([np.ones(2 * len(j)), -np.ones(2 * len(j))]), minlength=K * K).reshape(K, K)
+    factor = cho_factor(WtCW + a * DtD + b * np.eye(K))
     x = points[idx]
+    flat_nodes = pn.reshape(-1)
     for _ in range(iterations):
         # global: positions for fixed rotations
         local = np.einsum("nkab,nkb->nka", R[pn], x[:, None, :] - g[pn])
         bvec = np.einsum("nk,nka->na", pw, local)
         res = (targets - bvec) * weights[:, None]
-        rhs = np.zeros((K, 3))
-        for u in range(pn.shape[1]):
-            np.add.at(rhs, pn[:, u], pw[:, u, None] * res)
         r_e = np.einsum("eab,eb->ea", R[j], g[k] - g[j])  # (E, 3): wanted p_k − p_j
-        np.add.at(rhs, k, a * r_e)
-        np.add.at(rhs, j, -a * r_e)
-        rhs += b * p_hat
-        p = np.linalg.solve(chol.T, np.linalg.solve(chol, rhs))
+        rhs = (_scatter(flat_nodes, (pw[:, :, None] * res[:, None, :]).reshape(-1, 3), K)
+               + _scatter(k, a * r_e, K) - _scatter(j, a * r_e, K) + b * p_hat)
+        p = cho_solve(factor, rhs)
         # local: rotations for fixed positions (edges, and the data points each node carries)
-        S = np.zeros((K, 3, 3))
-        np.add.at(S, j, a * np.einsum("ea,eb->eab", g[k] - g[j], p[k] - p[j]))
-        for u in range(pn.shape[1]):
-            src = x - g[pn[:, u]]
-            dst = targets - p[pn[:, u]]
-            np.add.at(S, pn[:, u], (cw[:, u])[:, None, None] * np.einsum("na,nb->nab", src, dst))
+        S = _scatter(j, a * np.einsum("ea,eb->eab", g[k] - g[j], p[k] - p[j]), K)
+        src = x[:, None, :] - g[pn]  # (n, k, 3)
+        dst = targets[:, None, :] - p[pn]
+        S += _scatter(flat_nodes, (cw[:, :, None, None] * np.einsum("nka,nkb->nkab", src, dst)).reshape(-1, 3, 3), K)
         R = _procrustes(S)
     return R, p
 
