@@ -142,12 +142,12 @@ def test_box_rule_recovers_an_axis_aligned_similarity_and_not_a_rotation():
 
 @pytest.mark.slow
 def test_deforming_model_completes_the_unseen_side_where_the_rigid_pipeline_cannot():
-    """Exact depth, 6 frames at 120×160: the deforming canonical model (a keyframe completed by
+    """Exact depth, 6 frames at 240×320: the deforming canonical model (a keyframe completed by
     exact renders, deformed into every frame) against the rigid pipeline on never-seen surface."""
     from orbit4d.dynamic import MeshViewSynthesizer, deforming_proxy, rigid_proxy
     from orbit4d.pipeline import Orbit4DInputs
 
-    sc = make_deforming_scene(6, (120, 160))
+    sc = make_deforming_scene(6, (240, 320))
     s = surface_samples(sc, 30_000)
     truth = s.points(sc.vertices, sc.animal.faces)
     inputs = Orbit4DInputs(sc.frames, sc.names, sc.masks, sc.depth, sc.cameras)
