@@ -163,3 +163,28 @@ def test_deforming_model_completes_the_unseen_side_where_the_rigid_pipeline_cann
     print("F@2% seen / never-seen: deforming", f_def.mean(0), "rigid", f_rig.mean(0))
     assert f_def[:, 1].mean() > 2 * f_rig[:, 1].mean()
     assert f_def[:, 1].min() > 0.6 and f_def[:, 0].mean() > 0.8
+
+
+def test_released_video_stage_passes_depth_as_control_without_a_mask(tmp_path):
+    """FreeOrbit4D's released video stage: the depth video as VACE control, no mask, the first
+    frame as reference (a tiny random WanVACE, so the output itself is noise)."""
+    pytest.importorskip("diffusers")
+    from orbit4d.video import WanVacePainter, tiny_wan_vace
+
+    painter = WanVacePainter(tiny_wan_vace(tmp_path / "wan"), steps=1, device="cpu")
+    seen = {}
+    pipe = painter.pipe
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return pipe(**kwargs)
+
+    painter.pipe = spy
+    depth = np.repeat(np.linspace(0, 255, 32 * 48, dtype=np.float32).reshape(1, 32, 48, 1), 3, -1)
+    video = np.repeat(depth.astype(np.uint8), 3, 0)
+    ref = np.full((32, 48, 3), 200, np.uint8)
+    out = painter(video, None, ref, "an animal walking")
+    assert out.shape == (3, 32, 48, 3) and out.dtype == np.uint8
+    assert seen["mask"] is None and len(seen["video"]) == 5 and len(seen["reference_images"]) == 1
+    out_masked = painter(video, np.zeros((3, 32, 48), bool), ref, "an animal walking")
+    assert len(seen["mask"]) == 5 and out_masked.shape == out.shape
