@@ -264,7 +264,10 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
     """Deform the canonical `points` (M, 3) (world coordinates of frame `keyframe`) into every
     frame (module docstring). frames uint8 (T, H, W, 3) (for the flow), fg_depth (T, H, W) the
     cleaned foreground depth (0 elsewhere), cameras (T,); tolerance: the depth agreement of
-    projective pairs (world units; the first round of each frame accepts 3×)."""
+    projective pairs (world units; the first round of each frame accepts 3×); hops: the earlier
+    frames along the chain whose flow pairs enter each frame's fit; closest_weight: weight of
+    nearest-frame-point pairs (0 by default: tried, they hold the model back where it was);
+    velocity: how much of the last step the prediction p̂ repeats."""
     pts = np.asarray(points, np.float64)
     graph = build_graph(pts, node_spacing)
     T = len(fg_depth)
