@@ -132,7 +132,7 @@ def accuracy(frames: int, size) -> None:
         geo = reconstruct_and_align(Orbit4DInputs(scene.frames, scene.names, scene.masks, depth, scene.cameras))
         can = geo["canonical"].points
         for name, tr in (("sim3 ransac + smoothing", geo["smoothed"]), ("sim3 ransac", geo["fit"].transforms),
-                         ("box fit (released)", geo["box"])):
+                         ("box fit (R = I, canonical onto frame)", geo["box"])):
             e = alignment_errors(tr, scene.object_poses, can, scene.object_size).summary()
             rows.append([f"{noise:.0%}", name, e["rotation_max_deg"], e["rotation_median_deg"], e["scale_error"],
                          e["translation_max_rel"]])

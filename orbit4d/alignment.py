@@ -9,8 +9,10 @@ shared by all frames (a free scale per frame is poorly constrained by one partia
 pass estimates per-frame scales, their inlier-weighted median is fixed, a second pass fits R, t
 with it. An optional point-to-plane ICP refines each frame at the fixed scale.
 
-`box_fit` (the released tool's baseline): R = I, the scale from the ratio of the clouds'
-bounding-box diagonals, the translation from the boxes' centres.
+`box_fit` (a bounding-box baseline in the spirit of the released tool, not its rule nor its
+problem): R = I, the scale from the ratio of the clouds' bounding-box diagonals, the
+translation from the boxes' centres. The released rule, on the problem it solves (a frame's
+completed cloud onto the same frame's partial cloud), is `orbit4d.box_rule`.
 """
 
 from __future__ import annotations

@@ -50,9 +50,12 @@ class WanVacePainter:
         self.pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance, self.max_side, self.seed = int(steps), float(guidance), max_side, int(seed)
 
-    def __call__(self, scaffold_rgb: np.ndarray, hole_mask: np.ndarray, reference: np.ndarray | None = None,
+    def __call__(self, scaffold_rgb: np.ndarray, hole_mask: np.ndarray | None, reference: np.ndarray | None = None,
                  prompt: str = "") -> np.ndarray:
-        """scaffold_rgb uint8 (N, H, W, 3), hole_mask bool (N, H, W) → uint8 (N, H, W, 3)."""
+        """scaffold_rgb uint8 (N, H, W, 3), hole_mask bool (N, H, W) → uint8 (N, H, W, 3).
+        hole_mask None: no VACE mask, the model repaints every pixel with the conditioning video as
+        a control signal (FreeOrbit4D's released stage: rendered depth as control, the first frame
+        as reference; VVeiCao/FreeOrbit4D scripts/2_0_Wan2.2-VACE-Fun-A14B.py lines 229–245)."""
         from PIL import Image
 
         n, h, w = scaffold_rgb.shape[:3]
@@ -60,8 +63,9 @@ class WanVacePainter:
         total = ((n - 1 + 3) // 4) * 4 + 1  # 4k + 1 frames
         idx = np.minimum(np.arange(total), n - 1)
         video = [Image.fromarray(cv2.resize(scaffold_rgb[i], (ww, hh), interpolation=cv2.INTER_AREA)) for i in idx]
-        mask = [Image.fromarray(cv2.resize(np.where(hole_mask[i], 255, 0).astype(np.uint8), (ww, hh),
-                                           interpolation=cv2.INTER_NEAREST)) for i in idx]
+        mask = None if hole_mask is None else [
+            Image.fromarray(cv2.resize(np.where(hole_mask[i], 255, 0).astype(np.uint8), (ww, hh),
+                                       interpolation=cv2.INTER_NEAREST)) for i in idx]
         refs = None if reference is None else [Image.fromarray(cv2.resize(reference, (ww, hh),
                                                                           interpolation=cv2.INTER_AREA))]
         gen = self.torch.Generator(device="cpu").manual_seed(self.seed)

@@ -1,0 +1,361 @@
+"""The deforming canonical model: one complete cloud deformed into every frame.
+
+FreeOrbit4D completes every frame on its own (generated views per frame). Here one complete
+cloud (a keyframe's partial cloud completed with generated views, `orbit4d.completion`) is
+carried through the video by a non-rigid registration, so the sides no frame sees move with the
+sides the frames see, without generating views for every frame.
+
+**Embedded deformation graph** (Sumner, Schmid and Pauly 2007): nodes g_j (K, 3) spread over
+the cloud (voxel centres snapped to the nearest cloud point, spacing `node_spacing`), each with a
+rotation R_j and a position p_j; a point x with its k nearest nodes and weights
+w_j = (1 − d_j / d_{k+1})² (normalised) goes to x' = Σ_j w_j (R_j (x − g_j) + p_j). Node edges
+join nodes closer than `edge_radius` × spacing (so two legs side by side stay unlinked).
+
+**Energy per frame** (as-rigid-as-possible on the graph, with a temporal term):
+
+    E = Σ_i c_i ‖x'_i − y_i‖²  +  α Σ_(j,k) ‖(p_k − p_j) − R_j (g_k − g_j)‖²  +  β Σ_j ‖p_j − p̂_j‖²
+
+minimised by alternating a global step (the p's for fixed R's: one K×K linear system, three
+right-hand sides) and a local step (each R_j the Procrustes rotation of its edges and its data
+points, batched SVD), as ARAP does. p̂ is the constant-velocity prediction from the two previous
+frames (the temporal smoothness term). α and β are scaled by the number of data pairs, so their
+balance does not depend on the image size.
+
+**Pixel-synchronised correspondences** (y_i), two kinds:
+- *projective*: each deformed point projected into the frame, paired with the frame's own
+  surface point on the same camera ray (`orbit4d.alignment.correspondences`: bilinear depth,
+  depth agreement within a tolerance, so hidden points drop out);
+- *flow*: each point visible in the previous frame (under the previous frame's solved
+  deformation) is carried to this frame by dense optical flow (OpenCV DIS, forward–backward
+  consistent within `flow_check` pixels, landing on the mask) and paired with this frame's surface
+  point at that pixel: the lateral motion that depth alone does not see.
+
+**Canonical refinement**: after tracking, each canonical point's residuals to its projective
+partners (over all frames where it was visible) are rotated back into the canonical by its
+blended node rotation and their median is added to the point (frames' depth noise averages out
+over the video; points never seen keep the completion's position); the deformation is then
+re-applied.
+
+Tracking runs from the keyframe forwards, then backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from geom3d import Cameras
+
+__all__ = ["DeformationGraph", "build_graph", "NonRigidTrack", "track_nonrigid", "FlowCache"]
+
+
+@dataclass(frozen=True)
+class DeformationGraph:
+    """nodes (K, 3) rest positions; edges (E, 2) node pairs (both directions); point_nodes
+    (M, k) and point_weights (M, k): each cloud point's nodes and blending weights."""
+
+    nodes: np.ndarray
+    edges: np.ndarray
+    point_nodes: np.ndarray
+    point_weights: np.ndarray
+
+    def deform(self, points: np.ndarray, R: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Deformed points (M, 3) for node rotations R (K, 3, 3) and positions p (K, 3)."""
+        g = self.nodes[self.point_nodes]  # (M, k, 3)
+        local = np.einsum("mkab,mkb->mka", R[self.point_nodes], points[:, None, :] - g) + p[self.point_nodes]
+        return np.einsum("mk,mka->ma", self.point_weights, local)
+
+    def point_rotations(self, R: np.ndarray) -> np.ndarray:
+        """(M, 3, 3): each point's blended node rotation projected back onto SO(3)."""
+        M = np.einsum("mk,mkab->mab", self.point_weights, R[self.point_nodes])
+        U, _, Vt = np.linalg.svd(M)
+        D = np.ones((len(M), 3))
+        D[:, 2] = np.sign(np.linalg.det(U @ Vt))
+        return (U * D[:, None, :]) @ Vt
+
+
+def build_graph(points, node_spacing: float, *, k: int = 4, edge_radius: float = 1.6) -> DeformationGraph:
+    """The deformation graph of a cloud (M, 3) (module docstring)."""
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points, np.float64)
+    if len(pts) < k + 1:
+        raise ValueError(f"build_graph: the cloud has {len(pts)} points, fewer than {k + 1}")
+    keys = np.floor(pts / node_spacing).astype(np.int64)
+    _, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    centres = np.zeros((inv.max() + 1, 3))
+    np.add.at(centres, inv, pts)
+    centres /= np.bincount(inv)[:, None]
+    tree = cKDTree(pts)
+    nodes = pts[np.unique(tree.query(centres, k=1)[1])]
+    ntree = cKDTree(nodes)
+    kk = min(k + 1, len(nodes))
+    d, idx = ntree.query(pts, k=kk)
+    dmax = d[:, -1:] + 1e-12
+    w = (1 - d[:, :k] / dmax) ** 2 + 1e-8
+    w /= w.sum(1, keepdims=True)
+    pairs = ntree.query_pairs(edge_radius * node_spacing, output_type="ndarray")
+    # every node keeps at least its two nearest neighbours (a sparse spot of the cloud stays linked)
+    _, near = ntree.query(nodes, k=min(3, len(nodes)))
+    extra = np.stack([np.repeat(np.arange(len(nodes)), near.shape[1] - 1), near[:, 1:].reshape(-1)], 1)
+    both = np.concatenate([pairs, extra, pairs[:, ::-1], extra[:, ::-1]])
+    edges = np.unique(both[both[:, 0] != both[:, 1]], axis=0)
+    return DeformationGraph(nodes, edges, idx[:, :k], w)
+
+
+def _procrustes(S: np.ndarray) -> np.ndarray:
+    """Rotations R (K, 3, 3) maximising trace(R S) for S (K, 3, 3) = Σ a bᵀ (a source, b target)."""
+    U, _, Vt = np.linalg.svd(S)
+    D = np.ones((len(S), 3))
+    D[:, 2] = np.sign(np.linalg.det(Vt.transpose(0, 2, 1) @ U.transpose(0, 2, 1)))
+    return (Vt.transpose(0, 2, 1) * D[:, None, :]) @ U.transpose(0, 2, 1)
+
+
+def _scatter(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Σ of values (n, ...) into rows (size, ...) by index (n,) (np.bincount per component: many
+    times faster than np.add.at)."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.bincount(index, flat[:, c], minlength=size) for c in range(flat.shape[1])], 1)
+    return out.reshape((size,) + values.shape[1:])
+
+
+def _solve(graph: DeformationGraph, points, R, p, idx, targets, weights, p_hat, *, alpha, beta, iterations):
+    """Local–global ARAP iterations on the graph (module docstring); returns (R, p)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    K = len(graph.nodes)
+    g = graph.nodes
+    j, k = graph.edges[:, 0], graph.edges[:, 1]
+    n_data = max(float(weights.sum()), 1.0)
+    a = alpha * n_data / max(len(graph.edges), 1)
+    b = beta * n_data / K
+    pn, pw = graph.point_nodes[idx], graph.point_weights[idx]  # (n, k)
+    cw = pw * weights[:, None]
+    # W^T C W (K, K) from the data points' node weights, and the graph Laplacian Dᵀ D, by one bincount each
+    pair_index = (pn[:, :, None] * K + pn[:, None, :]).reshape(-1)
+    WtCW = np.bincount(pair_index, (cw[:, :, None] * pw[:, None, :]).reshape(-1), minlength=K * K).reshape(K, K)
+    DtD = np.bincount(np.concatenate([j * K + j, k * K + k, j * K + k, k * K + j]),
+                      np.concatenate([np.ones(2 * len(j)), -np.ones(2 * len(j))]), minlength=K * K).reshape(K, K)
+    factor = cho_factor(WtCW + a * DtD + b * np.eye(K))
+    x = points[idx]
+    flat_nodes = pn.reshape(-1)
+    for _ in range(iterations):
+        # global: positions for fixed rotations
+        local = np.einsum("nkab,nkb->nka", R[pn], x[:, None, :] - g[pn])
+        bvec = np.einsum("nk,nka->na", pw, local)
+        res = (targets - bvec) * weights[:, None]
+        r_e = np.einsum("eab,eb->ea", R[j], g[k] - g[j])  # (E, 3): wanted p_k − p_j
+        rhs = (_scatter(flat_nodes, (pw[:, :, None] * res[:, None, :]).reshape(-1, 3), K)
+               + _scatter(k, a * r_e, K) - _scatter(j, a * r_e, K) + b * p_hat)
+        p = cho_solve(factor, rhs)
+        # local: rotations for fixed positions (edges, and the data points each node carries)
+        S = _scatter(j, a * np.einsum("ea,eb->eab", g[k] - g[j], p[k] - p[j]), K)
+        src = x[:, None, :] - g[pn]  # (n, k, 3)
+        dst = targets[:, None, :] - p[pn]
+        S += _scatter(flat_nodes, (cw[:, :, None, None] * np.einsum("nka,nkb->nkab", src, dst)).reshape(-1, 3, 3), K)
+        R = _procrustes(S)
+    return R, p
+
+
+class FlowCache:
+    """Dense optical flow between frames, computed on demand and kept: `flow(a, b)` (H, W, 2)
+    float32 (du, dv) from frame a to frame b (OpenCV DIS, finer than its medium preset: every
+    pyramid level down to full resolution, 8-pixel patches at stride 2), computed on the box
+    around both frames' masks grown by `margin` pixels (zero elsewhere: only the subject's
+    pixels are read)."""
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, margin: int = 24):
+        self.frames, self.masks, self.margin, self.cache = frames, masks, margin, {}
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.dis.setFinestScale(0)
+        self.dis.setPatchSize(8)
+        self.dis.setPatchStride(2)
+        self.dis.setGradientDescentIterations(25)
+        self.dis.setVariationalRefinementIterations(10)
+
+    def flow(self, a: int, b: int) -> np.ndarray:
+        if (a, b) not in self.cache:
+            h, w = self.masks.shape[1:]
+            rows, cols = np.nonzero(self.masks[a] | self.masks[b])
+            out = np.zeros((h, w, 2), np.float32)
+            if rows.size:
+                r0, r1 = max(rows.min() - self.margin, 0), min(rows.max() + self.margin + 1, h)
+                c0, c1 = max(cols.min() - self.margin, 0), min(cols.max() + self.margin + 1, w)
+                ga = cv2.cvtColor(np.ascontiguousarray(self.frames[a][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
+                gb = cv2.cvtColor(np.ascontiguousarray(self.frames[b][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
+                out[r0:r1, c0:c1] = self.dis.calc(ga, gb, None)
+            self.cache[(a, b)] = out
+        return self.cache[(a, b)]
+
+
+def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return cv2.remap(img.astype(np.float32), u.astype(np.float32).reshape(-1, 1), v.astype(np.float32).reshape(-1, 1),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(len(u), -1)
+
+
+def _projective(world, depth, camera, tolerance, smooth: float = 0.05):
+    """Indices (n,) and same-ray partners (n, 3) of the deformed points `world` (M, 3) visible in a
+    frame, as `orbit4d.alignment.correspondences` pairs them: the bilinear depth at the
+    projection (all four pixels with depth, no depth edge), unprojected at the same sub-pixel
+    position, kept where the depths agree within `tolerance`."""
+    d = np.asarray(depth, np.float64)
+    h, w = d.shape
+    uv, z = camera.project(torch.from_numpy(world), return_depth=True)
+    uv, z = uv.numpy(), z.numpy()
+    u, v = uv[:, 0], uv[:, 1]
+    inside = np.nonzero((z > 0) & (u >= 0) & (v >= 0) & (u < w - 1) & (v < h - 1))[0]
+    u, v, z = u[inside], v[inside], z[inside]
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = u - u0, v - v0
+    q = np.stack([d[v0, u0], d[v0, u0 + 1], d[v0 + 1, u0], d[v0 + 1, u0 + 1]], -1)
+    ok = (q > 0).all(-1) & (q.max(-1) <= (1 + smooth) * q.min(-1))
+    dz = (q * np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)).sum(-1)
+    ok &= np.abs(dz - z) <= tolerance
+    target = camera.unproject_points(torch.from_numpy(uv[inside][ok]), torch.from_numpy(dz[ok])).numpy()
+    return inside[ok], target
+
+
+def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_ba, tolerance, check):
+    """Points visible in the previous frame carried by the flow onto this frame's surface."""
+    idx, _ = _projective(prev_world, prev_depth, prev_cam, tolerance)
+    if len(idx) == 0:
+        return idx, np.zeros((0, 3))
+    uv = prev_cam.project(torch.from_numpy(prev_world[idx])).numpy()
+    fw = _bilinear(flow_ab, uv[:, 0], uv[:, 1])
+    uv2 = uv + fw
+    bw = _bilinear(flow_ba, uv2[:, 0], uv2[:, 1])
+    ok = np.linalg.norm(fw + bw, axis=1) < check
+    h, w = depth.shape
+    ok &= (uv2[:, 0] >= 0) & (uv2[:, 1] >= 0) & (uv2[:, 0] < w - 1) & (uv2[:, 1] < h - 1)
+    u0, v0 = np.floor(uv2[:, 0]).astype(int), np.floor(uv2[:, 1]).astype(int)
+    u0, v0 = np.clip(u0, 0, w - 2), np.clip(v0, 0, h - 2)
+    q = np.stack([depth[v0, u0], depth[v0, u0 + 1], depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]], -1)
+    ok &= (q > 0).all(-1) & (q.max(-1) <= 1.05 * q.min(-1))
+    fu, fv = uv2[:, 0] - u0, uv2[:, 1] - v0
+    z = (q * np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)).sum(-1)
+    target = camera.unproject_points(torch.from_numpy(uv2[ok]), torch.from_numpy(z[ok])).numpy()
+    return idx[ok], target
+
+
+@dataclass(frozen=True)
+class NonRigidTrack:
+    """points (M, 3): the (refined) canonical, in the keyframe's world coordinates; colors (M, 3)
+    or None; deformed (T, M, 3): the canonical in every frame (world); graph; rotations (T, K, 3, 3),
+    positions (T, K, 3): the node states; pairs (T,): data pairs used in each frame's last solve."""
+
+    points: np.ndarray
+    colors: np.ndarray | None
+    deformed: np.ndarray
+    graph: DeformationGraph
+    rotations: np.ndarray
+    positions: np.ndarray
+    pairs: np.ndarray
+
+
+def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: np.ndarray, cameras: Cameras, *,
+                   node_spacing: float, tolerance: float, alpha: float = 2.0, beta: float = 0.02,
+                   rounds: int = 4, iterations: int = 3, flow_weight: float = 1.0, flow_check: float = 1.0,
+                   closest_weight: float = 0.0, velocity: float = 1.0, hops=(1, 2, 4),
+                   refine: bool = True) -> NonRigidTrack:
+    """Deform the canonical `points` (M, 3) (world coordinates of frame `keyframe`) into every
+    frame (module docstring). frames uint8 (T, H, W, 3) (for the flow), fg_depth (T, H, W) the
+    cleaned foreground depth (0 elsewhere), cameras (T,); tolerance: the depth agreement of
+    projective pairs (world units; the first round of each frame accepts 3×); hops: the earlier
+    frames along the chain whose flow pairs enter each frame's fit; closest_weight: weight of
+    nearest-frame-point pairs (0 by default: tried, they hold the model back where it was);
+    velocity: how much of the last step the prediction p̂ repeats."""
+    pts = np.asarray(points, np.float64)
+    graph = build_graph(pts, node_spacing)
+    T = len(fg_depth)
+    cams = cameras.to(dtype=torch.float64)
+    K = len(graph.nodes)
+    Rs = np.zeros((T, K, 3, 3))
+    Ps = np.zeros((T, K, 3))
+    pairs = np.zeros(T, np.int64)
+    Rs[keyframe] = np.eye(3)
+    Ps[keyframe] = graph.nodes
+    order_f = list(range(keyframe, T))
+    order_b = list(range(keyframe, -1, -1))
+    flows = FlowCache(frames, fg_depth > 0)
+    deformed = np.zeros((T, len(pts), 3))
+    deformed[keyframe] = pts
+    from scipy.spatial import cKDTree
+
+    clouds = [cams[f].unproject_points(torch.from_numpy(np.stack(np.nonzero(fg_depth[f])[::-1], 1).astype(np.float64)),
+                                       torch.from_numpy(fg_depth[f][fg_depth[f] > 0].astype(np.float64))).numpy()
+              for f in range(T)]
+    trees = [cKDTree(c) if len(c) else None for c in clouds]
+    # the keyframe itself: its completed cloud is in its pose; a light fit removes nothing, so keep it
+    for order in (order_f, order_b):
+        for n in range(1, len(order)):
+            f, prev = order[n], order[n - 1]
+            prev2 = order[n - 2] if n >= 2 else None
+            R, p = Rs[prev].copy(), Ps[prev].copy()
+            p_hat = p + velocity * (p - Ps[prev2]) if prev2 is not None else p
+            fi, fy = [], []
+            for hop in hops:  # pairs from earlier solved frames too: their flow errors do not add up as a chain
+                if n - hop < 0:
+                    continue
+                src = order[n - hop]
+                i, y = _flow_pairs(deformed[src], fg_depth[src], cams[src], fg_depth[f], cams[f],
+                                   flows.flow(src, f), flows.flow(f, src), tolerance, flow_check)
+                fi.append(i)
+                fy.append(y)
+            fi, fy = np.concatenate(fi), np.concatenate(fy)
+            p = p_hat.copy()
+            for r in range(rounds):
+                cur = graph.deform(pts, R, p)
+                pi, py = _projective(cur, fg_depth[f], cams[f], tolerance * (3 if r == 0 else 1))
+                if closest_weight > 0 and len(pi):  # visible points: their nearest frame point (geometry's lateral cue)
+                    d, nn = trees[f].query(cur[pi], k=1, distance_upper_bound=2 * tolerance)
+                    ok = np.isfinite(d)
+                    ci, cy = pi[ok], clouds[f][nn[ok]]
+                else:
+                    ci, cy = np.zeros(0, np.int64), np.zeros((0, 3))
+                # flow pairs whose partner disagrees wildly with the current estimate are dropped after round 0
+                keep = np.ones(len(fi), bool) if r == 0 else np.linalg.norm(cur[fi] - fy, axis=1) < 3 * tolerance
+                idx = np.concatenate([pi, fi[keep], ci])
+                tgt = np.concatenate([py, fy[keep], cy])
+                wts = np.concatenate([np.ones(len(pi)), np.full(int(keep.sum()), flow_weight),
+                                      np.full(len(ci), closest_weight)])
+                if len(idx) < 10:
+                    break
+                R, p = _solve(graph, pts, R, p, idx, tgt, wts, p_hat, alpha=alpha, beta=beta, iterations=iterations)
+                pairs[f] = len(idx)
+            Rs[f], Ps[f] = R, p
+            deformed[f] = graph.deform(pts, R, p)
+    if refine:
+        pts = _refine(graph, pts, Rs, Ps, fg_depth, cams, tolerance)
+        deformed = np.stack([graph.deform(pts, Rs[f], Ps[f]) for f in range(T)])
+    cols = None if colors is None else np.asarray(colors)
+    return NonRigidTrack(pts, cols, deformed, graph, Rs, Ps, pairs)
+
+
+def _refine(graph, pts, Rs, Ps, fg_depth, cams, tolerance, min_views: int = 2):
+    """Canonical refinement (module docstring): median back-rotated residual per point."""
+    T = len(fg_depth)
+    lists_i, lists_r = [], []
+    for f in range(T):
+        cur = graph.deform(pts, Rs[f], Ps[f])
+        i, y = _projective(cur, fg_depth[f], cams[f], tolerance)
+        if len(i) == 0:
+            continue
+        Rp = graph.point_rotations(Rs[f])[i]
+        lists_i.append(i)
+        lists_r.append(np.einsum("nba,nb->na", Rp, y - cur[i]))  # Rᵀ (y − x')
+    if not lists_i:
+        return pts
+    i = np.concatenate(lists_i)
+    r = np.concatenate(lists_r)
+    order = np.argsort(i, kind="stable")
+    i, r = i[order], r[order]
+    counts = np.bincount(i, minlength=len(pts))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = pts.copy()
+    for q in np.nonzero(counts >= min_views)[0]:
+        out[q] += np.median(r[starts[q]:starts[q] + counts[q]], axis=0)
+    return out
