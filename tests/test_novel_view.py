@@ -189,7 +189,7 @@ def test_source_appearance_gives_the_source_back_and_mirrors_hidden_sides(patter
     """The source appearance is carried to new views: at the source viewpoint the render is the source;
     from the mirrored viewpoint (azimuth −0.5, unseen side) it is the source mirrored left-right, taken
     from the seen side through the symmetry plane; without the mirror that side is one mean colour."""
-    import datagen.novel_view as nv
+    import datagen.render_synthesizers as nv
 
     src = patterned_source
     synth = RenderSynthesizer(backend="raster")
