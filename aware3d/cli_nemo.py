@@ -87,8 +87,8 @@ def add_parser(sub) -> None:
     po.add_argument("--focal", type=bounded(float, 1e-3, 1e7),
                     help="focal length in pixels of the input images (> 0; default: 2·max(H, W))")
     where = po.add_mutually_exclusive_group()
-    where.add_argument("--boxes", help="JSON file: {image file name: [[x0, y0, x1, y1], ...]} (pixels; several "
-                                       "objects per image)")
+    where.add_argument("--boxes", help="JSON file: {image file name: [[x0, y0, x1, y1], ...]} (pixels of the "
+                                       "upright image, EXIF orientation applied; several objects per image)")
     where.add_argument("--detector", help="a zero-shot text-prompted detector from transformers (model id or "
                                           "local folder, e.g. google/owlv2-base-patch16-ensemble), prompted "
                                           "with the category")
@@ -256,7 +256,7 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     records, skipped, objects = [], 0, 0
     for path in _image_files(args.images):
         try:
-            image = data3d.load_image(path)
+            image = data3d.load_image(path, exif_transpose=True)  # boxes are given on the upright photo
         except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
             print(f"skipped {path}: {exc}")
             skipped += 1
@@ -272,7 +272,8 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
             boxes = [d.box for d in detect(image, detector, [args.category], threshold=args.threshold)]
         if not boxes:
             print(f"{path.name}: no {args.category} found")
-            records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=()))
+            records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(),
+                                              extra=_orientation_note(path)))
             continue
         try:
             results = estimate_in_boxes(model, image, boxes, args.category, args.focal)
@@ -309,7 +310,8 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
         atomic_save(out / "overlays" / f"{path.stem}.png",
                     lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
         objects += len(objs)
-        records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs)))
+        records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs),
+                                          extra=_orientation_note(path)))
     if not records:
         raise ValueError(f"none of the {skipped} images could be used (see the skipped lines above); nothing written "
                          f"to {out}")
