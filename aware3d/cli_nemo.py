@@ -253,7 +253,7 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     detector = load_detector(args.detector) if args.detector else None
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    records, skipped, objects = [], 0, 0
+    records, skipped = [], 0
     for path in _image_files(args.images):
         try:
             image = data3d.load_image(path, exif_transpose=True)  # boxes are given on the upright photo
@@ -309,15 +309,9 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
         arr = (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
         atomic_save(out / "overlays" / f"{path.stem}.png",
                     lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
-        objects += len(objs)
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs),
                                           extra=_orientation_note(path)))
-    if not records:
-        raise ValueError(f"none of the {skipped} images could be used (see the skipped lines above); nothing written "
-                         f"to {out}")
-    data3d.save_records(records, out, shard="pose")
-    print(f"{objects} objects in {len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
-    return 0
+    return _save_pose_records(records, out, skipped, "used")
 
 
 def _run_pose_whole_image(args: argparse.Namespace) -> int:
@@ -375,9 +369,17 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
                                           extra=_orientation_note(path)))
         print(f"{path.name}: {result['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
               f"theta {vp['theta']:.2f} (score {result['score']:.3f})")
+    return _save_pose_records(records, out, skipped, "read")
+
+
+def _save_pose_records(records: list, out: Path, skipped: int, failure: str) -> int:
+    """Write `nemo pose`'s records (an error when no image could be `failure`: read / used) and say what."""
+    import data3d
+
     if not records:
-        raise ValueError(f"none of the {skipped} images could be read (see the skipped lines above); nothing written "
-                         f"to {out}")
+        raise ValueError(f"none of the {skipped} images could be {failure} (see the skipped lines above); nothing "
+                         f"written to {out}")
     data3d.save_records(records, out, shard="pose")
-    print(f"{len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
+    objects = sum(len(r.objects) for r in records)
+    print(f"{objects} objects in {len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")
     return 0

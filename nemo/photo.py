@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 
 import data3d
-from geom3d.pixels import resize_coordinate
 
 from .data import object_dataset
 from .errors import NemoError
+from .evaluate import crop_to_image_viewpoint
 from .model import DEFAULT_FOCAL_FACTOR, NemoModel
 
 __all__ = ["Detection", "crop_boxes", "estimate_in_boxes", "detect", "load_detector", "check_box",
@@ -71,14 +71,11 @@ def box_centre(box) -> tuple[float, float]:
 
 def to_photo_pixels(viewpoint: dict, K_crop: torch.Tensor, focal: float, principal: tuple[float, float]) -> dict:
     """A viewpoint in a crop's pixels (crop intrinsics K_crop) moved to the photo's pixels, where the
-    crop's camera had focal `focal` and principal point `principal`. The crop map is
-    u' = s·(u + ½) − ½ − x0 with s = f_crop / f, and x0 read off the principal point."""
-    s = float(K_crop[0, 0]) / float(focal)
-    x0 = resize_coordinate(float(principal[0]), s) - float(K_crop[0, 2])
-    y0 = resize_coordinate(float(principal[1]), s) - float(K_crop[1, 2])
-    vp = dict(viewpoint)
-    return dict(vp, focal=vp["focal"] / s, px=resize_coordinate(vp["px"] + x0, 1.0 / s),
-                py=resize_coordinate(vp["py"] + y0, 1.0 / s))
+    crop's camera had focal `focal` and principal point `principal`: `nemo.evaluate`'s crop inverse,
+    with the crop map read off that camera in both frames."""
+    camera = {"focal": float(focal), "viewport": 1.0, "px": float(principal[0]), "py": float(principal[1])}
+    in_crop = {"focal": float(K_crop[0, 0]), "viewport": 1.0, "px": float(K_crop[0, 2]), "py": float(K_crop[1, 2])}
+    return crop_to_image_viewpoint(viewpoint, in_crop, camera)
 
 
 def _record(image: torch.Tensor, boxes: Sequence, category: str, focal: float) -> data3d.ImageRecord:
