@@ -2,9 +2,16 @@
 
 - `atomic_write`, `atomic_save`, `atomic_write_text`: a file appears complete under its name or not at all.
 - `require`, `available`: lazy imports of heavy optional dependencies, with an error naming the extra.
+- `torch_threads`, `step_generator`: the thread-count and per-step seed policies (`runtime`).
+- `plain`: the one JSON / YAML sanitiser (NaN to null, tensors to lists).
+- `IMAGE_SUFFIXES`, `is_image_file`: the image files every command reads.
 """
 
 from .atomic import atomic_save, atomic_write, atomic_write_text
+from .files import IMAGE_SUFFIXES, is_image_file
+from .jsonable import plain
 from .optional import available, require
+from .runtime import step_generator, torch_threads
 
-__all__ = ["atomic_save", "atomic_write", "atomic_write_text", "available", "require"]
+__all__ = ["atomic_save", "atomic_write", "atomic_write_text", "available", "require", "IMAGE_SUFFIXES",
+           "is_image_file", "plain", "step_generator", "torch_threads"]

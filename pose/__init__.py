@@ -18,13 +18,14 @@
 See docs/pose.md.
 """
 
+from .config import POSE_DEFAULTS, resolve_pose_config
 from .curve import flip_curve
 from .merge import MergeResult, merge_sets
 from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_features
 from .model import RetrievalModel, evaluate, instances_of, load, load_retrieval
 from .report import write_run_report, write_sets_report
 from .sets import GeneratedSet, SetSource, default_relative_poses, generate_sets, load_sets, sources_from_records
-from .train import POSE_DEFAULTS, resolve_pose_config, train
+from .train import train
 
 __all__ = ["cylinder_params", "CylinderLayout", "default_relative_poses", "evaluate", "flip_curve", "generate_sets",
            "GeneratedSet", "instances_of", "load", "load_retrieval", "load_sets", "merge_sets", "MergeResult",

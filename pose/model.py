@@ -134,7 +134,7 @@ class RetrievalModel:
 
 def load_retrieval(run, device: str | None = None, encoder: str = "baseline") -> RetrievalModel:
     """The one-shot retrieval baseline of a run (encoder "baseline": the encoder its config chose, see
-    `pose.train.POSE_DEFAULTS`), or with encoder "pose" the same database described by the pose model's
+    `pose.config.POSE_DEFAULTS`), or with encoder "pose" the same database described by the pose model's
     network (runs whose baseline already used it store only that one)."""
     if encoder not in ("baseline", "pose"):
         raise ValueError(f"retrieval encoder must be 'baseline' or 'pose', got {encoder!r}")

@@ -83,7 +83,7 @@ def test_one_category_and_bad_rule():
 
 def test_negatives_key_is_checked_where_it_cannot_apply():
     from nemo.incremental.config import resolve_incremental_config
-    from pose.train import resolve_pose_config
+    from pose.config import resolve_pose_config
 
     assert nemo.resolve_config({})["loss"]["negatives"] == "own_class"
     with pytest.raises(nemo.NemoError, match="loss.negatives"):

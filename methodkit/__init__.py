@@ -1,0 +1,9 @@
+"""methodkit: the one shape every method package shares (issue 22).
+
+The layer below the methods (`datagen`'s K-fold filter, `nemo`, `pose`, `nemo.incremental`, `orbit4d`)
+and above the core (`geom3d`, `data3d`): the typed config mechanism, the run folder, the trainer with
+its hooks, and the pose-estimator contract. It imports `aware3d_utils`, `geom3d` and `data3d`, never a
+method package.
+"""
+
+__all__: list[str] = []
