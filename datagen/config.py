@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,12 @@ from typing import Any
 
 import yaml
 
+from methodkit import config as _mk
+from methodkit.config import ConfigError, YamlLoader, deep_merge, parse_override, read_yaml, yaml_error_text
+
 __all__ = ["ConfigError", "DatagenConfig", "load_config", "default_config", "DEFAULT_CONFIG_PATH",
-           "OCCLUSION_LEVELS", "UNHASHED_KEYS", "parse_override", "deep_merge", "read_yaml"]
+           "OCCLUSION_LEVELS", "UNHASHED_KEYS", "parse_override", "deep_merge", "read_yaml", "YamlLoader",
+           "yaml_error_text"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
@@ -38,16 +41,6 @@ OCCLUSION_LEVELS: dict[str, tuple[int, tuple[float, float]]] = {
 UNHASHED_KEYS = ("workers",)
 ASSET_TYPES = ("procedural", "off", "shapenet", "objaverse", "folder")
 SAVE_OUTPUTS = ("mask", "depth", "normal", "edges")
-
-
-class ConfigError(ValueError):
-    """A bad datagen config: `key` is the dotted key at fault, `source` the file (or None)."""
-
-    def __init__(self, key: str, problem: str, source: str | os.PathLike | None = None):
-        self.key, self.problem = key, problem
-        self.source = None if source is None else str(source)
-        where = f"{self.source}: " if self.source else ""
-        super().__init__(f"{where}{key}: {problem}" if key else f"{where}{problem}")
 
 
 # ----------------------------------------------------------------------------------- value checks
@@ -478,56 +471,6 @@ def default_config() -> dict:
     return copy.deepcopy(_DEFAULTS)
 
 
-class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans and floats, and duplicate keys as errors.
-
-    YAML 1.1 also reads on/off/yes/no as booleans, which turns `type: off` (the OFF CAD source)
-    into False, and it needs a dot and a signed exponent in a float, so `1e30` and `1.0e30` were
-    strings. A key given twice in one mapping would silently keep the last value."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) or key is None:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {key!r}", key_node.start_mark)
-                    seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_YAML12_RESOLVED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
-YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML12_RESOLVED]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                 list("tTfF"))
-# YAML 1.2 core schema floats (a plain integer stays an int: it needs a dot or an exponent here)
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
-# the 1.2 resolver goes before the int resolver of each first character, so 1e3 is not tried as an int
-for _first, _resolvers in YamlLoader.yaml_implicit_resolvers.items():
-    _resolvers.sort(key=lambda r: r[0] != "tag:yaml.org,2002:float")
-
-
-def yaml_error_text(exc: yaml.YAMLError) -> str:
-    """A YAML error as one line: the problem and its line number."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
-
-
-def read_yaml(text: str):
-    """Parse YAML text the way datagen configs are read (YAML 1.2 booleans, safe types only)."""
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides: Mapping | None = None,
                 source: str | None = None, defaults: bool = True) -> DatagenConfig:
     """Read (a YAML file) or take (a mapping) a user config, merge it over the defaults, validate.
@@ -540,19 +483,8 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
     elif isinstance(config, Mapping):
         user = config
     else:
-        path = Path(config)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError("", "config file not found", source)
-        try:
-            user = read_yaml(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError("", f"not valid YAML: {yaml_error_text(exc)}", source) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError("", f"cannot be read: {exc.strerror if isinstance(exc, OSError) else exc}",
-                              source) from None
-        if not isinstance(user, Mapping):
-            raise ConfigError("", f"must hold a mapping of keys, got {type(user).__name__}", source)
+        source = str(config)
+        user = _mk.read_yaml_file(config)
     try:
         tree = _merge(default_config(), user) if defaults else copy.deepcopy(dict(user))
         if overrides:
@@ -564,31 +496,3 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
             raise ConfigError(exc.key, exc.problem, source) from None
         raise
     return DatagenConfig(data, source)
-
-
-def deep_merge(a: Mapping, b: Mapping) -> dict:
-    """`b` merged into a copy of `a`, nested mappings key by key (for repeated `--set` overrides)."""
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
-
-
-def parse_override(text: str) -> dict:
-    """`key.sub=value` (value parsed as YAML) -> {"key": {"sub": value}}."""
-    if "=" not in text:
-        raise ConfigError("", f"--set expects key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError("", f"--set expects key=value, got {text!r}")
-    try:
-        parsed = read_yaml(value)
-    except yaml.YAMLError:
-        parsed = value
-    out: dict = {}
-    node = out
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = parsed
-    return out

@@ -6,4 +6,6 @@ its hooks, and the pose-estimator contract. It imports `aware3d_utils`, `geom3d`
 method package.
 """
 
-__all__: list[str] = []
+from .config import ConfigError, read_yaml
+
+__all__: list[str] = ["ConfigError", "read_yaml"]
