@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "setting", "section", "keys", "defaults", "build", "to_dict", "check_tree", "Key",
+__all__ = ["ConfigError", "ConfigObject", "setting", "section", "keys", "defaults", "build", "to_dict", "check_tree", "Key",
            "read_yaml", "read_yaml_file", "yaml_error_text", "parse_override", "deep_merge", "YamlLoader"]
 
 
@@ -148,6 +148,32 @@ def to_dict(obj) -> dict:
     """A config object as a plain nested dict (the run folder's config.yaml content)."""
     return {f.name: to_dict(getattr(obj, f.name)) if dataclasses.is_dataclass(getattr(obj, f.name))
             else copy.deepcopy(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+class ConfigObject:
+    """Base of a method's top-level config dataclass: `from_mapping` (defaults + a user mapping +
+    override trees, checked, as a typed object) and `to_dict` (the plain nested dict). A subclass
+    with its own resolver (exact checks beyond the schema's) sets `resolve`."""
+
+    @classmethod
+    def resolve(cls, config: Mapping | None = None, overrides=()) -> dict:
+        """The resolved plain nested dict; the generic resolver: defaults, deep merge, `check_tree`."""
+        tree = defaults(cls)
+        for part in (config or {}, *overrides):
+            check_tree(cls, part, _raise)
+            tree = deep_merge(tree, part)
+        return tree
+
+    @classmethod
+    def from_mapping(cls, config: Mapping | None = None, overrides=()):
+        return build(cls, cls.resolve(config, overrides))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def _raise(key: str, problem: str):
+    raise ConfigError(key, problem)
 
 
 # ------------------------------------------------------------------------------------------ checks

@@ -13,7 +13,7 @@ See docs/nemo.md.
 
 from .backbone import BackboneConfig, FeatureNet
 from .bank import MeshBank
-from .config import DEFAULTS, load_config, resolve_config
+from .config import DEFAULTS, NemoConfig, NemoConfigError, load_config, resolve_config
 from .errors import NemoError
 from .evaluate import evaluate
 from .fit import PoseGrid, fit_pose, pose_grid
@@ -21,6 +21,6 @@ from .model import MATCH_RULES, NemoModel, load, match_categories
 from .run import RunFolder
 from .train import learning_rate, train
 
-__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoError", "NemoModel", "PoseGrid",
-           "RunFolder", "evaluate", "fit_pose", "learning_rate", "load", "load_config", "match_categories", "pose_grid",
-           "resolve_config", "train"]
+__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoConfig", "NemoConfigError",
+           "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose", "learning_rate", "load",
+           "load_config", "match_categories", "pose_grid", "resolve_config", "train"]

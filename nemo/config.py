@@ -1,7 +1,11 @@
-"""nemo's training / inference config: defaults, YAML loading, `key=value` overrides, validation.
+"""nemo's training / inference config: the schema (`NemoConfig`), YAML loading, `key=value`
+overrides, validation.
 
-Unknown keys and values of the wrong type are errors naming the dotted key. The resolved config
-(every key) is what a run folder stores in config.yaml.
+`NemoConfig` (nested dataclasses made with `methodkit.config.setting`) is the one place that holds
+every key's default, doc, choices and range; `DEFAULTS` is its plain nested dict. `resolve_config`
+returns the resolved plain dict (what trainers read and a run folder stores in config.yaml);
+`NemoConfig.from_mapping(...)` the same as a typed object. Unknown keys and values of the wrong
+type are `NemoConfigError`s (a `NemoError` and a `methodkit.ConfigError`) naming the dotted key.
 """
 
 from __future__ import annotations
@@ -10,84 +14,182 @@ import copy
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
+from methodkit import config as mk
+from methodkit.config import ConfigError, section, setting
+
 from .errors import NemoError
 
-__all__ = ["DEFAULTS", "load_config", "resolve_config", "parse_override", "merge"]
+__all__ = ["DEFAULTS", "NemoConfig", "NemoConfigError", "load_config", "resolve_config", "parse_override",
+           "merge"]
 
-DEFAULTS: dict = {
-    "method": "nemo",  # "nemo" or "baseline" (the 2D classification baseline)
-    "categories": None,  # default: every category of the training records
-    "seed": 0,
-    "threads": 1,  # torch threads of the training process (set deliberately: oversubscription is ~30x slower)
-    "device": "cpu",
-    "data": {
-        "crop_size": [256, 256],  # multiples of 32
-        "rescale": "fit",  # none | canonical | fit (data3d.ObjectDataset)
-        "fit_fraction": 0.7,
-        "center": "bbox",  # bbox | principal; bbox does not use the pose at test time
-        "flip_prob": 0.0,
-        "color_jitter": None,
-        # None or {shift, scale}: crop from a randomly moved / resized box (data3d.transforms.jitter_box)
-        "box_jitter": None,
-        # None or {prob, object_px, blur, jpeg, noise}: make crops look like small photographed objects
-        # (data3d.transforms.degrade)
-        "degrade": None,
-        "batch_size": 8,
-        "workers": 0,
-        "prefetch_rounds": True,  # on-the-fly data: render the next round in a background process
-    },
-    "meshes": {"type": "procedural", "count": 3},  # data3d.asset_source block; categories are filled in
-    "cuboid": {"num_vertices": 1000, "coverage": 0.99},
-    "backbone": {"model": None, "kind": "resnet", "depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512],
-                 "embedding_size": 64, "layer_type": "basic", "decoder_width": 256, "feature_dim": 128,
-                 "dinov2_hidden_size": 384, "dinov2_layers": 12, "dinov2_heads": 6},
-    "bank": {"momentum": 0.9, "clutter_size": 2560, "weighting": "nemo"},
-    "loss": {
-        "temperature": 0.07,
-        "neighbour_radius": 0.1875,  # fraction of the crop's larger side (NeMo: 48 px of 256) ...
-        # ... or, with "object", of the object's box's larger side in the crop (NeMo's 48 px are
-        # about 8% of the objects it trains on)
-        "neighbour_scope": "crop",
-        "clutter_weight": 0.005,  # clutter logits get + log(clutter_weight)
-        "clutter_regulariser": 0.1,
-        "clutter_per_image": 20,
-        "object_mask": False,  # train with the records' object masks (datagen's): see nemo.contrastive
-        # negatives of a vertex: its own category's other vertices and clutter (NeMo), or also every
-        # other category's vertices (iNeMo's bank loss), which separates the categories' features
-        "negatives": "own_class",
-        # weight of the front/back term (nemo.contrastive.half_turn_loss; 0: off, NeMo's loss alone)
-        "half_turn_weight": 0.0,
-        "half_turn_temperature": 0.1,
-    },
-    "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.01,
-              "milestones": [0.6, 0.85], "gamma": 0.1},
-    "train": {"steps": 2000, "log_every": 10, "checkpoint_every": 200, "keep_checkpoints": 2},
-    # how feature matching picks the category (nemo.model.match_categories): "mean" (NOVUM) or
-    # "peak" (iNeMo's released rule; the incremental runs' default)
-    "classify": {"match_rule": "mean"},
-    "pose": {"azimuths": 12, "elevations": 4, "thetas": 3, "steps": 30, "keep": 2, "lr": 0.05, "fill": 0.35},
-    # steps: the baseline's training steps (None: train.steps), so that one config states an
-    # equal-time comparison (a baseline step costs ~1/4 of a NeMo step)
-    "baseline": {"num_bins": 40, "label_smoothing": 0.0, "steps": None},
-}
 
-_CHOICES = {
-    "method": ("nemo", "baseline"),
-    "data.rescale": ("none", "canonical", "fit"),
-    "data.center": ("bbox", "principal"),
-    "bank.weighting": ("nemo", "binary"),
-    "backbone.kind": ("resnet", "dinov2"),
-    "backbone.layer_type": ("basic", "bottleneck"),
-    "optim.schedule": ("cosine", "steps", "constant"),
-    "classify.match_rule": ("mean", "peak"),
-    "loss.negatives": ("own_class", "all_classes"),
-    "loss.neighbour_scope": ("crop", "object"),
-}
-# checked by their consumers
-_OPEN = {"meshes", "data.color_jitter", "data.box_jitter", "data.degrade", "backbone.model", "categories"}
+class NemoConfigError(NemoError, ConfigError):
+    """A bad nemo / pose / iNeMo config: a `NemoError` (message, `path`) and a `methodkit.ConfigError`."""
+
+    def __init__(self, message: str, path=None):
+        self.path = self.source = None if path is None else str(path)
+        self.key, self.problem = "", message
+        ValueError.__init__(self, message if path is None else f"{path}: {message}")
+
+
+@dataclass
+class DataSection:
+    crop_size: list[int] = setting([256, 256], "crop size [H, W] (multiples of 32)")
+    rescale: str = setting("fit", "object scale in the crop (data3d.ObjectDataset)",
+                           choices=("none", "canonical", "fit"))
+    fit_fraction: float = setting(0.7, "rescale fit: the object's larger side as a fraction of the crop", gt=0, le=1)
+    center: str = setting("bbox", "crop centre; bbox does not use the pose at test time",
+                          choices=("bbox", "principal"))
+    flip_prob: float = setting(0.0, "probability of a horizontal flip", ge=0, le=1)
+    color_jitter: dict | None = setting(None, "None or {brightness, contrast, saturation, hue}", open=True)
+    box_jitter: dict | None = setting(None, "None or {shift, scale}: crop from a randomly moved / resized box "
+                                      "(data3d.transforms.jitter_box)", open=True)
+    degrade: dict | None = setting(None, "None or {prob, object_px, blur, jpeg, noise}: make crops look like small "
+                                   "photographed objects (data3d.transforms.degrade)", open=True)
+    batch_size: int = setting(8, "images per step (≥ 1)")
+    workers: int = setting(0, "data loader worker processes (≤ 256)")
+    prefetch_rounds: bool = setting(True, "on-the-fly data: render the next round in a background process")
+
+
+@dataclass
+class CuboidSection:
+    num_vertices: int = setting(1000, "vertices of each category's neural cuboid", ge=1, le=100000)
+    coverage: float = setting(0.99, "fraction of the training objects the cuboid covers", gt=0, le=1)
+
+
+@dataclass
+class BackboneSection:
+    model: str | None = setting(None, "a transformers backbone id or folder (None: a random one of `kind`)",
+                                open=True)
+    kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2"))
+    depths: list[int] = setting([2, 2, 2, 2], "resnet: blocks per stage")
+    hidden_sizes: list[int] = setting([64, 128, 256, 512], "resnet: channels per stage")
+    embedding_size: int = setting(64, "resnet: stem channels", ge=1, le=4096)
+    layer_type: str = setting("basic", "resnet: block type", choices=("basic", "bottleneck"))
+    decoder_width: int = setting(256, "decoder channels", ge=1, le=8192)
+    feature_dim: int = setting(128, "feature channels matched to the mesh's vertex features", ge=1, le=8192)
+    dinov2_hidden_size: int = setting(384, "dinov2: width", ge=1, le=8192)
+    dinov2_layers: int = setting(12, "dinov2: layers", ge=1, le=128)
+    dinov2_heads: int = setting(6, "dinov2: attention heads", ge=1, le=128)
+
+
+@dataclass
+class BankSection:
+    momentum: float = setting(0.9, "momentum of the vertex feature bank", ge=0, le=1)
+    clutter_size: int = setting(2560, "clutter features kept", ge=1, le=10**6)
+    weighting: str = setting("nemo", "vertex visibility weighting", choices=("nemo", "binary"))
+
+
+@dataclass
+class LossSection:
+    temperature: float = setting(0.07, "contrastive temperature (> 0)")
+    neighbour_radius: float = setting(0.1875, "radius of a vertex's excluded neighbours: a fraction of the crop's "
+                                      "larger side (NeMo: 48 px of 256) or, with scope object, of the object's "
+                                      "box's larger side (NeMo's 48 px are about 8% of its objects)", gt=0)
+    neighbour_scope: str = setting("crop", "what neighbour_radius is a fraction of", choices=("crop", "object"))
+    clutter_weight: float = setting(0.005, "clutter logits get + log(clutter_weight) (> 0)")
+    clutter_regulariser: float = setting(0.1, "weight of the clutter regulariser")
+    clutter_per_image: int = setting(20, "clutter features sampled per image", ge=1)
+    object_mask: bool = setting(False, "train with the records' object masks (datagen's): see nemo.contrastive")
+    negatives: str = setting("own_class", "a vertex's negatives: its own category's other vertices and clutter "
+                             "(NeMo), or also every other category's vertices (iNeMo's bank loss), which "
+                             "separates the categories' features", choices=("own_class", "all_classes"))
+    half_turn_weight: float = setting(0.0, "weight of the front/back term (nemo.contrastive.half_turn_loss; "
+                                      "0: off, NeMo's loss alone)")
+    half_turn_temperature: float = setting(0.1, "temperature of the front/back term (> 0)")
+
+
+@dataclass
+class OptimSection:
+    lr: float = setting(1e-3, "learning rate", gt=0)
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    warmup_steps: int = setting(50, "linear warm-up steps")
+    schedule: str = setting("cosine", "learning-rate schedule", choices=("cosine", "steps", "constant"))
+    min_lr_ratio: float = setting(0.01, "cosine: final lr / lr", ge=0, le=1)
+    milestones: list[float] = setting([0.6, 0.85], "steps: fractions of the run in (0, 1) where lr drops by gamma")
+    gamma: float = setting(0.1, "steps: lr factor at each milestone", gt=0, le=1)
+
+
+@dataclass
+class TrainSection:
+    steps: int = setting(2000, "training steps (≥ 1)")
+    log_every: int = setting(10, "steps between log lines", ge=1)
+    checkpoint_every: int = setting(200, "steps between checkpoints", ge=1)
+    keep_checkpoints: int = setting(2, "training checkpoints kept", ge=1)
+
+
+@dataclass
+class ClassifySection:
+    match_rule: str = setting("mean", "how feature matching picks the category (nemo.model.match_categories): "
+                              "mean (NOVUM) or peak (iNeMo's released rule; the incremental runs' default)",
+                              choices=("mean", "peak"))
+
+
+@dataclass
+class PoseSearchSection:
+    azimuths: int = setting(12, "initial azimuth hypotheses", ge=1, le=360)
+    elevations: int = setting(4, "initial elevation hypotheses", ge=1, le=90)
+    thetas: int = setting(3, "initial in-plane hypotheses", ge=1, le=90)
+    steps: int = setting(30, "render-and-compare refinement steps", ge=1, le=10000)
+    keep: int = setting(2, "hypotheses refined (≤ azimuths × elevations × thetas)", ge=1)
+    lr: float = setting(0.05, "refinement learning rate", gt=0)
+    fill: float = setting(0.35, "the object's assumed share of the image without a box", gt=0, le=1)
+
+
+@dataclass
+class BaselineSection:
+    num_bins: int = setting(40, "angle bins of the 2D classification baseline", ge=1, le=3600)
+    label_smoothing: float = setting(0.0, "label smoothing of its cross-entropy", ge=0, le=1)
+    steps: int | None = setting(None, "its training steps (None: train.steps), so that one config states an "
+                                "equal-time comparison (a baseline step costs ~1/4 of a NeMo step)")
+
+
+@dataclass
+class NemoConfig(mk.ConfigObject):
+    """nemo's whole config (docs/nemo.md)."""
+
+    method: str = setting("nemo", "nemo, or baseline (the 2D classification baseline)",
+                          choices=("nemo", "baseline"))
+    categories: list[str] | None = setting(None, "the categories (None: every category of the training records)",
+                                           open=True)
+    seed: int = setting(0, "the run's seed", flag=True)
+    threads: int = setting(1, "torch threads of the training process (set deliberately: oversubscription is "
+                           "~30x slower)", ge=1, le=1024, flag=True)
+    device: str = setting("cpu", "torch device: cpu or cuda[:N]", flag=True)
+    data: DataSection = section(DataSection, "crops, augmentation, batches")
+    meshes: Any = setting({"type": "procedural", "count": 3}, "a data3d.asset_source block (or a list of them); "
+                          "categories are filled in", open=True)
+    cuboid: CuboidSection = section(CuboidSection, "the neural cuboid meshes")
+    backbone: BackboneSection = section(BackboneSection, "the feature network")
+    bank: BankSection = section(BankSection, "the vertex feature bank")
+    loss: LossSection = section(LossSection, "the contrastive loss")
+    optim: OptimSection = section(OptimSection, "the optimiser and its schedule")
+    train: TrainSection = section(TrainSection, "steps, logging, checkpoints")
+    classify: ClassifySection = section(ClassifySection, "classification by feature matching")
+    pose: PoseSearchSection = section(PoseSearchSection, "render-and-compare pose estimation")
+    baseline: BaselineSection = section(BaselineSection, "the 2D baseline")
+
+    @classmethod
+    def resolve(cls, config=None, overrides=()) -> dict:
+        return resolve_config(config, overrides)
+
+
+DEFAULTS: dict = mk.defaults(NemoConfig)
+_KEYS = mk.keys(NemoConfig)
+_CHOICES = {k.dotted: k.meta["choices"] for k in _KEYS if k.meta.get("choices")}
+_OPEN = {k.dotted for k in _KEYS if k.meta.get("open")}  # checked by their consumers
+# counts that must be at least 1 (0 would divide by zero, never log or checkpoint, or fit nothing),
+# with an upper bound where a larger value only makes a run that never ends (pose's hypothesis grid)
+_AT_LEAST_ONE = {k.dotted: k.meta.get("le") for k in _KEYS if k.base is int and k.meta.get("ge") == 1}
+# (key, low, high, whether the low end is allowed): the floats with a range
+_RANGES = [(k.dotted, k.meta["ge"] if k.meta.get("ge") is not None else k.meta["gt"],
+            math.inf if k.meta.get("le") is None else k.meta["le"], k.meta.get("ge") is not None)
+           for k in _KEYS if k.base is float and (k.meta.get("ge") is not None or k.meta.get("gt") is not None)]
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
@@ -106,39 +208,32 @@ def merge(base: Mapping, update: Mapping) -> dict:
     return out
 
 
-def read_yaml(text: str):
-    """YAML as datagen reads it: YAML 1.2 booleans (so `type: off` is the OFF source), duplicate keys errors."""
-    from datagen.config import read_yaml as read
-
-    return read(text)
+read_yaml = mk.read_yaml  # YAML as every config is read: YAML 1.2 booleans (`type: off` is the OFF source)
 
 
 def parse_override(text: str) -> dict:
-    """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML): datagen's parser, nemo's error type."""
-    from datagen.config import ConfigError
-    from datagen.config import parse_override as parse
-
+    """'a.b=value' -> {'a': {'b': value}} (value parsed as YAML); a NemoConfigError when malformed."""
     try:
-        return parse(text)
+        return mk.parse_override(text)
     except ConfigError as exc:
-        raise NemoError(str(exc)) from None
+        raise NemoConfigError(str(exc)) from None
 
 
 def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
     for key, value in config.items():
         dotted = f"{prefix}{key}"
         if key not in defaults:
-            raise NemoError(f"config: unknown key {dotted!r}; allowed here: {sorted(defaults)}")
+            raise NemoConfigError(f"config: unknown key {dotted!r}; allowed here: {sorted(defaults)}")
         default = defaults[key]
         if dotted in _OPEN:
             continue
         if isinstance(default, Mapping):
             if not isinstance(value, Mapping):
-                raise NemoError(f"config: {dotted!r} must be a mapping, got {value!r}")
+                raise NemoConfigError(f"config: {dotted!r} must be a mapping, got {value!r}")
             _check(value, default, dotted + ".")
             continue
         if dotted in _CHOICES and value not in _CHOICES[dotted]:
-            raise NemoError(f"config: {dotted!r} must be one of {list(_CHOICES[dotted])}, got {value!r}")
+            raise NemoConfigError(f"config: {dotted!r} must be one of {list(_CHOICES[dotted])}, got {value!r}")
         if default is None or value is None and default is None:
             continue
         if isinstance(default, bool):
@@ -146,20 +241,21 @@ def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
             if ok and value < 0:
-                raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
+                raise NemoConfigError(f"config: {dotted!r} must be ≥ 0, got {value}")
         elif isinstance(default, float):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             if ok and not math.isfinite(value):
-                raise NemoError(f"config: {dotted!r} must be a finite number, got {value}")
+                raise NemoConfigError(f"config: {dotted!r} must be a finite number, got {value}")
             if ok and value < 0:
-                raise NemoError(f"config: {dotted!r} must be ≥ 0, got {value}")
+                raise NemoConfigError(f"config: {dotted!r} must be ≥ 0, got {value}")
         elif isinstance(default, list):
             ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                  and math.isfinite(v) for v in value)
         else:
             ok = isinstance(value, type(default))
         if not ok:
-            raise NemoError(f"config: {dotted!r} must be like {default!r} ({type(default).__name__}), got {value!r}")
+            raise NemoConfigError(f"config: {dotted!r} must be like {default!r} ({type(default).__name__}), "
+                                  f"got {value!r}")
 
 
 def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
@@ -170,37 +266,20 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
     _check(out, DEFAULTS)
     crop = out["data"]["crop_size"]
     if len(crop) != 2 or any(int(c) != c or c <= 0 or c % 32 for c in crop):
-        raise NemoError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
+        raise NemoConfigError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
     steps = out["baseline"]["steps"]
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise NemoError(f"config: 'baseline.steps' must be null or an integer ≥ 1, got {steps!r}")
+        raise NemoConfigError(f"config: 'baseline.steps' must be null or an integer ≥ 1, got {steps!r}")
     if out["data"]["batch_size"] < 1 or out["train"]["steps"] < 1:
-        raise NemoError("config: 'data.batch_size' and 'train.steps' must be ≥ 1")
+        raise NemoConfigError("config: 'data.batch_size' and 'train.steps' must be ≥ 1")
     if not 0 < out["loss"]["clutter_weight"]:
-        raise NemoError("config: 'loss.clutter_weight' must be positive (its log weights the clutter logits)")
+        raise NemoConfigError("config: 'loss.clutter_weight' must be positive (its log weights the clutter logits)")
     if out["loss"]["half_turn_temperature"] <= 0:
-        raise NemoError("config: 'loss.half_turn_temperature' must be positive")
+        raise NemoConfigError("config: 'loss.half_turn_temperature' must be positive")
     if out["loss"]["temperature"] <= 0:
-        raise NemoError("config: 'loss.temperature' must be positive")
+        raise NemoConfigError("config: 'loss.temperature' must be positive")
     _check_ranges(out)
     return out
-
-
-# counts that must be at least 1 (0 would divide by zero, never log or checkpoint, or fit nothing),
-# with an upper bound where a larger value only makes a run that never ends (pose's hypothesis grid)
-_AT_LEAST_ONE = {"threads": 1024, "train.log_every": None, "train.checkpoint_every": None,
-                 "train.keep_checkpoints": None, "cuboid.num_vertices": 100000, "bank.clutter_size": 10**6,
-                 "backbone.embedding_size": 4096, "backbone.decoder_width": 8192, "backbone.feature_dim": 8192,
-                 "backbone.dinov2_hidden_size": 8192, "backbone.dinov2_layers": 128, "backbone.dinov2_heads": 128,
-                 "pose.azimuths": 360, "pose.elevations": 90, "pose.thetas": 90, "pose.steps": 10000,
-                 "pose.keep": None, "baseline.num_bins": 3600, "loss.clutter_per_image": None}
-# (key, low, high, whether the low end is allowed)
-_RANGES = [("data.fit_fraction", 0.0, 1.0, False), ("data.flip_prob", 0.0, 1.0, True),
-           ("bank.momentum", 0.0, 1.0, True), ("cuboid.coverage", 0.0, 1.0, False),
-           ("optim.min_lr_ratio", 0.0, 1.0, True), ("optim.gamma", 0.0, 1.0, False),
-           ("baseline.label_smoothing", 0.0, 1.0, True), ("pose.fill", 0.0, 1.0, False),
-           ("optim.lr", 0.0, math.inf, False), ("pose.lr", 0.0, math.inf, False),
-           ("loss.neighbour_radius", 0.0, math.inf, False)]
 
 
 def _get(config: Mapping, dotted: str):
@@ -214,52 +293,52 @@ def _check_ranges(out: Mapping) -> None:
     for key, high in _AT_LEAST_ONE.items():
         value = _get(out, key)
         if value < 1:
-            raise NemoError(f"config: {key!r} must be ≥ 1, got {value}")
+            raise NemoConfigError(f"config: {key!r} must be ≥ 1, got {value}")
         if high is not None and value > high:
-            raise NemoError(f"config: {key!r} must be ≤ {high}, got {value}")
+            raise NemoConfigError(f"config: {key!r} must be ≤ {high}, got {value}")
     for key, low, high, closed in _RANGES:
         value = _get(out, key)
         if not (low <= value <= high) or (not closed and value == low):
             where = f"{'[' if closed else '('}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-            raise NemoError(f"config: {key!r} must be in {where}, got {value}")
+            raise NemoConfigError(f"config: {key!r} must be in {where}, got {value}")
     if out["data"]["workers"] > 256:
-        raise NemoError(f"config: 'data.workers' must be ≤ 256, got {out['data']['workers']}")
+        raise NemoConfigError(f"config: 'data.workers' must be ≤ 256, got {out['data']['workers']}")
     b = out["backbone"]
     if not b["depths"] or len(b["depths"]) != len(b["hidden_sizes"]) or any(
             int(v) != v or not 1 <= v <= 8192 for v in b["depths"] + b["hidden_sizes"]):
-        raise NemoError(f"config: 'backbone.depths' and 'backbone.hidden_sizes' must be lists of the same length of "
-                        f"integers ≥ 1, got {b['depths']} and {b['hidden_sizes']}")
+        raise NemoConfigError(f"config: 'backbone.depths' and 'backbone.hidden_sizes' must be lists of the same "
+                              f"length of integers ≥ 1, got {b['depths']} and {b['hidden_sizes']}")
     if b["kind"] == "dinov2" and b["dinov2_hidden_size"] % b["dinov2_heads"]:
-        raise NemoError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a multiple of "
-                        f"'backbone.dinov2_heads' ({b['dinov2_heads']})")
+        raise NemoConfigError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a "
+                              f"multiple of 'backbone.dinov2_heads' ({b['dinov2_heads']})")
     blocks = out["meshes"] if isinstance(out["meshes"], list) else [out["meshes"]]
     if not blocks or not all(isinstance(m, Mapping) for m in blocks):
-        raise NemoError(f"config: 'meshes' must be an asset source block (a mapping such as "
+        raise NemoConfigError(f"config: 'meshes' must be an asset source block (a mapping such as "
                         f"{{type: procedural, count: 3}}) or a list of them, got {out['meshes']!r}")
     p = out["pose"]
     hypotheses = p["azimuths"] * p["elevations"] * p["thetas"]
     if p["keep"] > hypotheses:
-        raise NemoError(f"config: 'pose.keep' ({p['keep']}) must be ≤ the {hypotheses} initial hypotheses "
+        raise NemoConfigError(f"config: 'pose.keep' ({p['keep']}) must be ≤ the {hypotheses} initial hypotheses "
                         "(pose.azimuths × pose.elevations × pose.thetas)")
     if any(not 0 < m < 1 for m in out["optim"]["milestones"]):
-        raise NemoError(f"config: 'optim.milestones' must be fractions of the run in (0, 1), "
+        raise NemoConfigError(f"config: 'optim.milestones' must be fractions of the run in (0, 1), "
                         f"got {out['optim']['milestones']}")
     cats = out["categories"]
     if cats is not None and (not isinstance(cats, list) or not cats or
                              not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
-        raise NemoError(f"config: 'categories' must be null or a list of distinct category names, got {cats!r}")
+        raise NemoConfigError(f"config: 'categories' must be null or a list of distinct category names, got {cats!r}")
     jitter = out["data"]["color_jitter"]
     if jitter is not None:
         allowed = {"brightness", "contrast", "saturation", "hue"}
         if not isinstance(jitter, Mapping) or set(jitter) - allowed or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                 for v in jitter.values()):
-            raise NemoError(f"config: 'data.color_jitter' must be null or a mapping of {sorted(allowed)} to numbers "
-                            f"≥ 0, got {jitter!r}")
+            raise NemoConfigError(f"config: 'data.color_jitter' must be null or a mapping of {sorted(allowed)} to "
+                                  f"numbers ≥ 0, got {jitter!r}")
     check_device(out["device"], available=False)  # whether this machine has it: where it is used
     meshes = out["meshes"]
     if isinstance(meshes, Mapping) and meshes.get("type") is False:  # YAML 1.1 `off` read by another tool
-        raise NemoError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
+        raise NemoConfigError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
 
 
 def check_device(name, available: bool = True, key: str = "config: 'device'") -> None:
@@ -270,15 +349,15 @@ def check_device(name, available: bool = True, key: str = "config: 'device'") ->
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
-        raise NemoError(f"{key} must be a torch device such as 'cpu' or 'cuda', got {name!r}") from None
+        raise NemoConfigError(f"{key} must be a torch device such as 'cpu' or 'cuda', got {name!r}") from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise NemoError(f"{key} must be 'cpu' or 'cuda[:N]', got {name!r}")
+        raise NemoConfigError(f"{key} must be 'cpu' or 'cuda[:N]', got {name!r}")
     if device.type == "cuda" and available:
         if not torch.cuda.is_available():
-            raise NemoError(f"{key} is {name!r}, but this torch build has no usable CUDA device "
+            raise NemoConfigError(f"{key} is {name!r}, but this torch build has no usable CUDA device "
                             f"(torch {torch.__version__}); use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise NemoError(f"{key} is {name!r}, but there are {torch.cuda.device_count()} CUDA devices")
+            raise NemoConfigError(f"{key} is {name!r}, but there are {torch.cuda.device_count()} CUDA devices")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
@@ -296,14 +375,14 @@ def load_yaml_config(path: str | os.PathLike | None, overrides: Iterable[str],
             with open(path, encoding="utf-8") as fh:
                 data = read_yaml(fh.read()) or {}
         except OSError as exc:
-            raise NemoError(f"cannot read the config: {exc}", path) from exc
+            raise NemoConfigError(f"cannot read the config: {exc}", path) from exc
         except (yaml.YAMLError, ValueError) as exc:
-            raise NemoError(f"not valid YAML: {exc}", path) from exc
+            raise NemoConfigError(f"not valid YAML: {exc}", path) from exc
         if not isinstance(data, dict):
-            raise NemoError("the config must be a mapping", path)
+            raise NemoConfigError("the config must be a mapping", path)
     try:
         return resolve(data, [parse_override(o) for o in overrides])
     except NemoError as exc:
         if path is None:
             raise
-        raise NemoError(str(exc), path) from None
+        raise NemoConfigError(str(exc), path) from None

@@ -1,30 +1,84 @@
 """The label-free pose run's config: {"nemo": nemo's resolved config, "pose": this package's block}.
 
-The pose block's defaults, types and ranges; unknown keys are errors naming the dotted key.
+`PoseSection` declares the pose block (defaults, docs, types, ranges; `POSE_DEFAULTS` is its plain
+dict), checked by the generic `methodkit.config.check_tree`. Every problem, the nemo block's
+included, is a `nemo.NemoConfigError` (a `NemoError`, a `methodkit.ConfigError` and a ValueError)
+naming the dotted key.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import nemo
+from methodkit import config as mk
+from methodkit.config import section, setting
+from nemo.config import NemoConfigError
 
-__all__ = ["POSE_DEFAULTS", "resolve_pose_config"]
+__all__ = ["POSE_DEFAULTS", "PoseConfig", "resolve_pose_config"]
 
-POSE_DEFAULTS = {
-    "filter": {"enabled": True, "after": 0.5, "mad": 3.0},
-    # flip_ratio: the front/back guard of `merge_sets` (0: off; measured within noise, docs/pose.md)
-    "merge": {"min_margin": 0.02, "rounds": 2, "flip_ratio": 0.0},
-    # NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none): off by default, as
-    # measured on the PASCAL3D+ cars it lowered pose's accuracy (docs/pose.md)
-    "refine": {"steps": 0},
-    # the one-shot retrieval baseline's encoder: "reference" trains one on the reference's own generated
-    # views only (what one annotated image gives; steps None: nemo.train.steps), "pose" uses the pose
-    # model's network. Its database is the reference's views either way; with "reference" the pose
-    # network's database is also evaluated, as "retrieval_pose_network".
-    "retrieval": {"encoder": "reference", "steps": None},
-}
+
+@dataclass
+class FilterSection:
+    enabled: bool = setting(True, "drop the generated sets whose alignment error is an outlier")
+    after: float = setting(0.5, "when, as a fraction of training", ge=0, le=1)
+    mad: float = setting(3.0, "outlier threshold in median absolute deviations", ge=0)
+
+
+@dataclass
+class MergeSection:
+    min_margin: float = setting(0.02, "least margin of a set's best alignment over its second best", ge=0)
+    rounds: int = setting(2, "merge rounds", ge=1, le=100)
+    flip_ratio: float = setting(0.0, "the front/back guard of `merge_sets` (0: off; measured within noise, "
+                                "docs/pose.md)", ge=0, le=1)
+
+
+@dataclass
+class RefineSection:
+    steps: int | None = setting(0, "NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none): off "
+                                "by default, as measured on the PASCAL3D+ cars it lowered pose's accuracy", ge=0)
+
+
+@dataclass
+class RetrievalSection:
+    encoder: str = setting("reference", "the one-shot retrieval baseline's encoder: reference trains one on the "
+                           "reference's own generated views only; pose uses the pose model's network",
+                           choices=("reference", "pose"))
+    steps: int | None = setting(None, "reference encoder's steps (None: nemo.train.steps)", ge=0)
+
+
+@dataclass
+class PoseSection:
+    filter: FilterSection = section(FilterSection, "the artifact filter")
+    merge: MergeSection = section(MergeSection, "merging the generated sets into one canonical frame")
+    refine: RefineSection = section(RefineSection)
+    retrieval: RetrievalSection = section(RetrievalSection, "its database is the reference's views either way; "
+                                          "with reference the pose network's is also evaluated")
+
+
+@dataclass
+class PoseConfig(mk.ConfigObject):
+    """The pose run's config (docs/pose.md)."""
+
+    nemo: Any = setting({}, "a nemo config block (nemo.NemoConfig keys)", open=True)
+    pose: PoseSection = section(PoseSection, "this package's block")
+
+    @classmethod
+    def resolve(cls, config=None, overrides=()) -> dict:
+        tree = dict(config or {})
+        for part in overrides:
+            tree = nemo.config.merge(tree, part)
+        return resolve_pose_config(tree)
+
+
+POSE_DEFAULTS = mk.defaults(PoseSection)
+
+
+def _fail(key: str, problem: str):
+    raise NemoConfigError(f"pose config: 'pose.{key}' {problem}")
 
 
 def resolve_pose_config(config: Mapping | None) -> dict:
@@ -32,52 +86,17 @@ def resolve_pose_config(config: Mapping | None) -> dict:
     config = dict(config or {})
     unknown = set(config) - {"nemo", "pose"}
     if unknown:
-        raise ValueError(f"pose config: unknown top-level keys {sorted(unknown)} (use 'nemo' and 'pose')")
-    block = {k: dict(v) for k, v in POSE_DEFAULTS.items()}
-    for key, value in dict(config.get("pose") or {}).items():
-        if key not in block:
-            raise ValueError(f"pose config: unknown key 'pose.{key}'")
-        extra = set(value) - set(block[key])
-        if extra:
-            raise ValueError(f"pose config: unknown key(s) {sorted(f'pose.{key}.{e}' for e in extra)}")
-        block[key].update(value)
-    _check_block(block)
-    if block["retrieval"]["encoder"] not in ("reference", "pose"):
-        raise ValueError(f"pose config: 'pose.retrieval.encoder' must be 'reference' or 'pose', "
-                         f"got {block['retrieval']['encoder']!r}")
-    for key in ("refine", "retrieval"):
-        steps = block[key]["steps"]
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-            raise ValueError(f"pose config: 'pose.{key}.steps' must be an integer ≥ 0 or null, got {steps!r}")
+        raise NemoConfigError(f"pose config: unknown top-level keys {sorted(unknown)} (use 'nemo' and 'pose')")
+    given = config.get("pose") or {}
+    if not isinstance(given, Mapping):
+        raise NemoConfigError(f"pose config: 'pose' must be a mapping, got {given!r}")
+    mk.check_tree(PoseSection, given, _fail)
+    block = mk.deep_merge(copy.deepcopy(POSE_DEFAULTS), given)
     try:
         ncfg = nemo.resolve_config(dict(config.get("nemo") or {}))
     except nemo.NemoError as exc:  # its keys are named inside the nemo block
-        raise nemo.NemoError(str(exc).replace("config: '", "pose config: 'nemo.")) from None
+        raise NemoConfigError(str(exc).replace("config: '", "pose config: 'nemo.")) from None
     if ncfg["loss"]["negatives"] != "own_class":  # the bank's rows are sets of one category, not classes
-        raise ValueError("pose config: 'nemo.loss.negatives' must be 'own_class' (every set shows the same category)")
+        raise NemoConfigError("pose config: 'nemo.loss.negatives' must be 'own_class' (every set shows the same "
+                              "category)")
     return {"nemo": ncfg, "pose": block}
-
-
-# (dotted key, low, high, whether the low end is allowed): every number of the pose block
-_POSE_RANGES = [("filter.after", 0.0, 1.0, True), ("filter.mad", 0.0, math.inf, True),
-                ("merge.min_margin", 0.0, math.inf, True), ("merge.flip_ratio", 0.0, 1.0, True)]
-
-
-def _check_block(block: Mapping) -> None:
-    """The pose block's values: types and ranges, each error naming its dotted key."""
-    for section in ("filter", "merge", "refine", "retrieval"):
-        if not isinstance(block[section], dict):
-            raise ValueError(f"pose config: 'pose.{section}' must be a mapping, got {block[section]!r}")
-    if not isinstance(block["filter"]["enabled"], bool):
-        raise ValueError(f"pose config: 'pose.filter.enabled' must be true or false, "
-                         f"got {block['filter']['enabled']!r}")
-    for dotted, low, high, closed in _POSE_RANGES:
-        section, key = dotted.split(".")
-        value = block[section][key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"pose config: 'pose.{dotted}' must be a finite number, got {value!r}")
-        if not (low <= value <= high) or (not closed and value == low):
-            raise ValueError(f"pose config: 'pose.{dotted}' must be in [{low:g}, {high:g}], got {value!r}")
-    rounds = block["merge"]["rounds"]
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
-        raise ValueError(f"pose config: 'pose.merge.rounds' must be an integer in [1, 100], got {rounds!r}")

@@ -1,32 +1,16 @@
 """The incremental run's config: its own keys plus a `nemo` block (a nemo training config).
 
-    methods: [inemo, finetune, joint, replay2d]     # + inemo_cim: iNeMo with CIM-compressed exemplars
-    train_data: [runs/bench/train]        # record folders (training objects; exemplars come from here)
-    test_data: [runs/bench/test]          # record folders (evaluation; splits from the records)
-    seen_cad_data: []                     # record folders of TRAINING instances at fresh views, reported as
-                                          # the splits seen_cad, seen_cad_L2, ... (the old same-instance test)
-    instance_disjoint: true               # test_data may show no instance (mesh_ref) that train_data shows
-    classes: null                         # the class budget; default: every class of the training records
-    tasks: {tasks: 4, first: null, order_seed: 0}      # or {preset: pascal3d_4x3}; see tasks.py
-    steps: {first: 600, later: 300}       # training steps of the first task and of each later task
-    negatives: all_slots                  # contrastive negatives: every latent slot (seen, future, unused;
-                                          # the released iNeMo), all_classes (the seen ones), or own_class
-    latent: {slots: null}                 # latent slots; null: max(classes, 20) as the released configs
-    positional: {weight: 0.2, temperature: 1.0}
-    distillation: {variant: released, weight: null, temperature: null}   # null: the variant's value
-                                          # (released: weight 2, T 0.5, no T²; divided: weight 10, T 2, × T²)
-    clutter_refill: true                  # refill the clutter bank from the exemplar memory after each task
-    validation: {fraction: 0.1, by: instance, min_instances: 3, match_rules: [peak, mean]}
-                                          # carved from train_data; the matching rule chosen on it per task
-    exemplars: {budget: 240, strategy: pose_aware, azimuth_bins: 8,
-                budget_bytes: null, downsample: 4}   # bytes: the budget in bytes (inemo_cim compresses)
-    eval: {batch_size: 16}
-    replay2d: {classifier: nearest_mean,  # iCaRL's nearest exemplar mean, or `linear` (its category head)
-               distillation_weight: 10.0, distillation_temperature: 2.0}   # its LwF-style KL
-    nemo: {...}                           # nemo.DEFAULTS keys (data, backbone, cuboid, meshes, optim, loss, pose, ...);
-                                          # classify.match_rule defaults to "peak" (iNeMo's rule) here
+`IncrementalConfig` below declares every key (default, doc, choices, range); `INCREMENTAL_DEFAULTS`
+is its plain nested dict and `resolve_incremental_config` returns the resolved dict (the `nemo`
+block resolved by `nemo.resolve_config`). In YAML (docs/inemo.md):
 
-Unknown keys and bad values are errors naming the dotted key.
+    methods: [inemo, finetune]            # of inemo, finetune, joint, replay2d, inemo_cim
+    train_data: [runs/bench/train]        # record folders
+    tasks: {tasks: 4, first: null, order_seed: 0}      # or {preset: pascal3d_4x3}; see tasks.py
+    steps: {first: 600, later: 300}
+    nemo: {data: {batch_size: 8}}         # nemo.DEFAULTS keys; classify.match_rule defaults to "peak" here
+
+Unknown keys and bad values are `NemoConfigError`s naming the dotted key.
 """
 
 from __future__ import annotations
@@ -35,54 +19,125 @@ import copy
 import math
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from ..config import load_yaml_config, merge, resolve_config
+from methodkit import config as mk
+from methodkit.config import section, setting
+
+from ..config import NemoConfigError, load_yaml_config, merge, resolve_config
 from ..errors import NemoError
 from ..model import MATCH_RULES
 from .exemplars import STRATEGIES
 from .losses import DISTILLATION_VARIANTS
 
-__all__ = ["INCREMENTAL_DEFAULTS", "METHODS", "resolve_incremental_config", "load_incremental_config"]
+__all__ = ["INCREMENTAL_DEFAULTS", "IncrementalConfig", "METHODS", "resolve_incremental_config",
+           "load_incremental_config"]
 
 METHODS = ("inemo", "finetune", "joint", "replay2d", "inemo_cim")
 NEGATIVES = ("all_slots", "all_classes", "own_class")
 
-INCREMENTAL_DEFAULTS: dict = {
-    "seed": 0,
-    "threads": 1,
-    "methods": ["inemo", "finetune", "joint", "replay2d"],
-    "train_data": [],
-    "test_data": [],
-    "seen_cad_data": [],
-    "instance_disjoint": True,
-    "classes": None,
-    "tasks": {"tasks": 2, "first": None, "order_seed": 0},
-    "steps": {"first": 600, "later": 300},
-    # contrastive negatives: every latent slot (the released iNeMo), the seen classes, or own class (NeMo)
-    "negatives": "all_slots",
-    "latent": {"slots": None},
-    "positional": {"weight": 0.2, "temperature": 1.0},
-    "distillation": {"variant": "released", "weight": None, "temperature": None},
-    "clutter_refill": True,
-    # the validation split carved from train_data (never the test data); the matching rule is chosen on it
-    "validation": {"fraction": 0.1, "by": "instance", "min_instances": 3, "match_rules": ["peak", "mean"]},
-    "exemplars": {"budget": 240, "strategy": "pose_aware", "azimuth_bins": 8, "budget_bytes": None,
-                  "downsample": 4},
-    "eval": {"batch_size": 16},
-    # how replay2d classifies: by the nearest exemplar mean (iCaRL) or by its category head
-    "replay2d": {"classifier": "nearest_mean", "distillation_weight": 10.0, "distillation_temperature": 2.0},
-    # classification by iNeMo's own (released) matching rule, not NOVUM's mean (nemo.match_categories)
-    "nemo": {"classify": {"match_rule": "peak"}},
-}
 
-_NUMBERS = {"positional.weight", "positional.temperature", "distillation.weight", "distillation.temperature",
-            "replay2d.distillation_weight", "replay2d.distillation_temperature", "validation.fraction"}
-_COUNTS = {"seed", "threads", "steps.first", "steps.later", "exemplars.budget", "exemplars.azimuth_bins",
-           "exemplars.downsample", "eval.batch_size", "validation.min_instances"}
+@dataclass
+class StepsSection:
+    first: int = setting(600, "training steps of the first task")
+    later: int = setting(300, "training steps of each later task")
+
+
+@dataclass
+class LatentSection:
+    slots: int | None = setting(None, "latent slots; null: max(classes, 20) as the released configs")
+
+
+@dataclass
+class PositionalSection:
+    weight: float = setting(0.2, "weight of the positional regulariser")
+    temperature: float = setting(1.0, "its temperature", gt=0)
+
+
+@dataclass
+class DistillationSection:
+    variant: str = setting("released", "released (weight 2, T 0.5, no T²) or divided (weight 10, T 2, × T²)",
+                           choices=tuple(DISTILLATION_VARIANTS))
+    weight: float | None = setting(None, "null: the variant's value")
+    temperature: float | None = setting(None, "null: the variant's value", gt=0)
+
+
+@dataclass
+class ValidationSection:
+    fraction: float = setting(0.1, "fraction carved from train_data, in [0, 1)")
+    by: str = setting("instance", "split by instance (mesh_ref) or by object", choices=("instance", "object"))
+    min_instances: int = setting(3, "least instances of a class before one is held out")
+    match_rules: list[str] = setting(["peak", "mean"], "the matching rules chosen between on it per task")
+
+
+@dataclass
+class ExemplarsSection:
+    budget: int = setting(240, "exemplars kept over all classes")
+    strategy: str = setting("pose_aware", "how exemplars are chosen", choices=tuple(STRATEGIES))
+    azimuth_bins: int = setting(8, "pose_aware: azimuth bins")
+    budget_bytes: int | None = setting(None, "the budget in bytes (needed by inemo_cim, which compresses)")
+    downsample: int = setting(4, "inemo_cim: image downsampling", gt=0)
+
+
+@dataclass
+class EvalSection:
+    batch_size: int = setting(16, "evaluation batch size", gt=0)
+
+
+@dataclass
+class Replay2dSection:
+    classifier: str = setting("nearest_mean", "iCaRL's nearest exemplar mean, or linear (its category head)",
+                              choices=("nearest_mean", "linear"))
+    distillation_weight: float = setting(10.0, "its LwF-style KL weight")
+    distillation_temperature: float = setting(2.0, "its LwF-style KL temperature", gt=0)
+
+
+@dataclass
+class IncrementalConfig(mk.ConfigObject):
+    """iNeMo's class-incremental run (docs/inemo.md)."""
+
+    seed: int = setting(0, "the run's seed", flag=True)
+    threads: int = setting(1, "torch threads", gt=0, flag=True)
+    methods: list[str] = setting(["inemo", "finetune", "joint", "replay2d"], f"of {list(METHODS)}")
+    train_data: list[str] = setting([], "record folders (training objects; exemplars come from here)")
+    test_data: list[str] = setting([], "record folders (evaluation; splits from the records)")
+    seen_cad_data: list[str] = setting([], "record folders of TRAINING instances at fresh views, reported as the "
+                                       "splits seen_cad, seen_cad_L2, ...")
+    instance_disjoint: bool = setting(True, "test_data may show no instance (mesh_ref) that train_data shows")
+    classes: list[str] | None = setting(None, "the class budget; default: every class of the training records")
+    tasks: dict = setting({"tasks": 2, "first": None, "order_seed": 0}, "the task split (replaced whole): "
+                          "{tasks, first, order_seed} or {preset: pascal3d_4x3}; see tasks.py", open=True)
+    steps: StepsSection = section(StepsSection, "training steps per task")
+    negatives: str = setting("all_slots", "contrastive negatives: every latent slot (the released iNeMo), the "
+                             "seen classes, or own class (NeMo)", choices=NEGATIVES)
+    latent: LatentSection = section(LatentSection)
+    positional: PositionalSection = section(PositionalSection)
+    distillation: DistillationSection = section(DistillationSection)
+    clutter_refill: bool = setting(True, "refill the clutter bank from the exemplar memory after each task")
+    validation: ValidationSection = section(ValidationSection, "the validation split carved from train_data "
+                                            "(never the test data); the matching rule is chosen on it")
+    exemplars: ExemplarsSection = section(ExemplarsSection)
+    eval: EvalSection = section(EvalSection)
+    replay2d: Replay2dSection = section(Replay2dSection, "how replay2d classifies")
+    nemo: Any = setting({"classify": {"match_rule": "peak"}}, "a nemo config block (nemo.DEFAULTS keys); "
+                        "classification by iNeMo's own matching rule, not NOVUM's mean", open=True)
+
+    @classmethod
+    def resolve(cls, config=None, overrides=()) -> dict:
+        return resolve_incremental_config(config, overrides)
+
+
+INCREMENTAL_DEFAULTS: dict = mk.defaults(IncrementalConfig)
+_KEYS = mk.keys(IncrementalConfig)
+_NUMBERS = {k.dotted for k in _KEYS if k.base is float}
+_COUNTS = {k.dotted for k in _KEYS if k.type is int}
+_POSITIVE = [k.dotted for k in _KEYS if k.meta.get("gt") == 0]
+_CHOICES = {k.dotted: k.meta["choices"] for k in _KEYS if k.meta.get("choices")}
 
 
 def _fail(key: str, message: str):
-    raise NemoError(f"config: {key!r} {message}")
+    raise NemoConfigError(f"config: {key!r} {message}")
 
 
 def resolve_incremental_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
@@ -107,9 +162,12 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
                 out[key] = dict(value)  # a new split replaces the default one (preset or tasks)
             else:
                 out[key] = copy.deepcopy(value)
+    for dotted, choices in _CHOICES.items():
+        head, _, tail = dotted.partition(".")
+        value = out[head][tail] if tail else out[head]
+        if value not in choices:
+            _fail(dotted, f"must be one of {list(choices)}, got {value!r}")
     kd = out["distillation"]
-    if kd["variant"] not in DISTILLATION_VARIANTS:
-        _fail("distillation.variant", f"must be one of {list(DISTILLATION_VARIANTS)}, got {kd['variant']!r}")
     for key in ("weight", "temperature"):  # null: the variant's value
         if kd[key] is None:
             kd[key] = DISTILLATION_VARIANTS[kd["variant"]][key]
@@ -120,8 +178,7 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
             _fail(dotted, f"must be a finite number ≥ 0, got {value!r}")
         if dotted in _COUNTS and int(value) != value:
             _fail(dotted, f"must be an integer, got {value!r}")
-    for dotted in ("positional.temperature", "distillation.temperature", "threads", "eval.batch_size",
-                   "exemplars.downsample", "replay2d.distillation_temperature"):
+    for dotted in _POSITIVE:
         head, tail = dotted.split(".") if "." in dotted else (dotted, None)
         if (out[head][tail] if tail else out[head]) <= 0:
             _fail(dotted, "must be positive")
@@ -133,8 +190,6 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
         _fail("exemplars.budget_bytes", f"must be null or an integer ≥ 0, got {nbytes!r}")
     if "inemo_cim" in methods and nbytes is None:
         _fail("exemplars.budget_bytes", "is needed by the method 'inemo_cim' (compressed exemplars at equal bytes)")
-    if out["negatives"] not in NEGATIVES:
-        _fail("negatives", f"must be one of {list(NEGATIVES)}, got {out['negatives']!r}")
     slots = out["latent"]["slots"]
     if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
         _fail("latent.slots", f"must be null or a positive integer, got {slots!r}")
@@ -143,17 +198,11 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     val = out["validation"]
     if not 0 <= val["fraction"] < 1:
         _fail("validation.fraction", f"must be in [0, 1), got {val['fraction']!r}")
-    if val["by"] not in ("instance", "object"):
-        _fail("validation.by", f"must be 'instance' or 'object', got {val['by']!r}")
     rules = val["match_rules"]
     if not isinstance(rules, list) or not rules or any(r not in MATCH_RULES for r in rules) \
             or len(set(rules)) != len(rules):
         _fail("validation.match_rules", f"must be a non-empty list of distinct rules of {list(MATCH_RULES)}, "
                                         f"got {rules!r}")
-    if out["replay2d"]["classifier"] not in ("nearest_mean", "linear"):
-        _fail("replay2d.classifier", f"must be 'nearest_mean' or 'linear', got {out['replay2d']['classifier']!r}")
-    if out["exemplars"]["strategy"] not in STRATEGIES:
-        _fail("exemplars.strategy", f"must be one of {list(STRATEGIES)}, got {out['exemplars']['strategy']!r}")
     if not isinstance(out["instance_disjoint"], bool):
         _fail("instance_disjoint", f"must be true or false, got {out['instance_disjoint']!r}")
     for key in ("train_data", "test_data", "seen_cad_data"):
@@ -176,7 +225,7 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     try:
         out["nemo"] = resolve_config(dict(nemo_block, seed=out["seed"], threads=out["threads"]))
     except NemoError as exc:
-        raise NemoError(f"in the 'nemo' block: {exc}") from None
+        raise NemoConfigError(f"in the 'nemo' block: {exc}") from None
     return out
 
 
