@@ -360,14 +360,15 @@ def check_device(name, available: bool = True, key: str = "config: 'device'") ->
             raise NemoConfigError(f"{key} is {name!r}, but there are {torch.cuda.device_count()} CUDA devices")
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
-    """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str | Mapping] = ()) -> dict:
+    """The resolved config from a YAML file (or the defaults) and overrides: 'key=value' strings
+    (`--set`) or nested mappings (the command's schema flags), applied in order."""
     return load_yaml_config(path, overrides, resolve_config)
 
 
-def load_yaml_config(path: str | os.PathLike | None, overrides: Iterable[str],
+def load_yaml_config(path: str | os.PathLike | None, overrides: Iterable[str | Mapping],
                      resolve: Callable[[dict, list[dict]], dict]) -> dict:
-    """Read a YAML mapping (or {} without a path), parse the 'key=value' overrides and resolve them
+    """Read a YAML mapping (or {} without a path), parse the 'key=value' overrides (mappings pass) and resolve them
     with `resolve(config, overrides)`; every problem is a NemoError naming the file."""
     data: dict = {}
     if path is not None:
@@ -381,7 +382,7 @@ def load_yaml_config(path: str | os.PathLike | None, overrides: Iterable[str],
         if not isinstance(data, dict):
             raise NemoConfigError("the config must be a mapping", path)
     try:
-        return resolve(data, [parse_override(o) for o in overrides])
+        return resolve(data, [o if isinstance(o, Mapping) else parse_override(o) for o in overrides])
     except NemoError as exc:
         if path is None:
             raise

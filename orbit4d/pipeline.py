@@ -78,10 +78,10 @@ class Orbit4DOptions(mk.ConfigObject):
                                             flag="--num-output-frames")
     bullet_time: float | None = setting(None, "show this input frame in every output frame", flag="--bullet-time",
                                         metavar="FRAME")
-    clean_depth: bool = setting(True, "clean the depth maps' edges before unprojecting them (--no-clean-depth: "
-                                "unproject them as given)", flag="--no-clean-depth")
-    mask_margin: int = setting(2, "pixels around the foreground mask left out of both the foreground and the "
-                               "background depth", ge=0, le=64, flag="--mask-margin")
+    clean_depth: bool = setting(True, "clean the depth maps by local plane fits / medians before unprojecting "
+                                "(--no-clean-depth: unproject them as given)", flag="--no-clean-depth")
+    mask_margin: int = setting(2, "pixels by which the mask is eroded (foreground) and dilated (background) "
+                               "before the depth is split", ge=0, le=64, flag="--mask-margin")
     voxel_pixels: float = setting(1.0, "voxel size in pixel footprints at the median depth", gt=0, lt=64,
                                   flag="--voxel-pixels")
     ransac_threshold_voxels: float = setting(2.0, "inlier threshold of the Sim(3) RANSAC, in voxels", gt=0, lt=1000,

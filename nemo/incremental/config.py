@@ -229,6 +229,6 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     return out
 
 
-def load_incremental_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
-    """The resolved config from a YAML file (or the defaults) and 'key=value' override strings."""
+def load_incremental_config(path: str | os.PathLike | None = None, overrides: Iterable[str | Mapping] = ()) -> dict:
+    """The resolved config from a YAML file (or the defaults) and 'key=value' strings or mappings."""
     return load_yaml_config(path, overrides, resolve_incremental_config)
