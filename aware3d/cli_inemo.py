@@ -1,9 +1,13 @@
 """`aware3d nemo incremental`: class-incremental neural mesh models (iNeMo) and their baselines
-(see docs/inemo.md). Added to `aware3d nemo` by aware3d/cli_nemo.py; imports torch only when it runs."""
+(see docs/inemo.md). Added to `aware3d nemo` by aware3d/cli_nemo.py; its flags that mirror config keys
+are generated from `IncrementalConfig`."""
 
 from __future__ import annotations
 
 import argparse
+
+from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
+from nemo.incremental.config import IncrementalConfig
 
 
 def add_incremental_parser(actions) -> None:
@@ -20,24 +24,30 @@ def add_incremental_parser(actions) -> None:
                     "and per method and task a nemo run folder (<out>/<method>/task_<t>, loadable with nemo.load). "
                     "The test must show no training instance (instance_disjoint); seen_cad_data is reported as "
                     "the seen_cad splits.")
-    inc.add_argument("--config", help="YAML config (keys: docs/inemo.md; omitted: the defaults)")
-    inc.add_argument("--out", required=True, help="run folder")
+    add_config(inc, "YAML config (keys: docs/inemo.md; omitted: the defaults)")
+    add_out(inc, "run folder")
     inc.add_argument("--train", action="append", metavar="FOLDER", help="training records folder (repeatable; "
                      "replaces the config's train_data)")
     inc.add_argument("--test", action="append", metavar="FOLDER", help="test records folder (repeatable; "
                      "replaces the config's test_data)")
-    inc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one config key, e.g. --set steps.later=100 or --set nemo.data.batch_size=8")
-    inc.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_set(inc, "override one config key, e.g. --set steps.later=100 or --set nemo.data.batch_size=8")
+    add_schema_flags(inc, IncrementalConfig)  # --seed, --threads: the config keys, after --set
+    add_no_progress(inc, "no progress bars")
     inc.set_defaults(func=run_incremental_command)
 
 
+def incremental_config(args: argparse.Namespace) -> dict:
+    """The resolved config: --config, then each --set, then the schema flags (--seed, --threads)."""
+    from nemo.incremental import load_incremental_config
+
+    return load_incremental_config(args.config, [*args.set, schema_values(args)])
+
+
 def run_incremental_command(args: argparse.Namespace) -> int:
-    from nemo.incremental import load_incremental_config, run_incremental
+    from nemo.incremental import run_incremental
     from nemo.incremental.report import table_markdown
 
-    overrides = list(args.set)
-    config = load_incremental_config(args.config, overrides)
+    config = incremental_config(args)
     if args.train:
         config["train_data"] = list(args.train)
     if args.test:

@@ -1,6 +1,7 @@
 """`aware3d nemo train | eval | pose`: neural mesh models from the command line (see docs/nemo.md).
 
-Registered in aware3d/cli.py; imports torch only when a handler runs.
+Registered in aware3d/cli.py. `train`'s flags that mirror config keys are generated from
+`nemo.NemoConfig` (so building this parser imports nemo).
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+
+from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
+from nemo.config import NemoConfig
 
 from .cli import bounded
 
@@ -31,14 +35,14 @@ def add_parser(sub) -> None:
                                         "epoch then trains on a fresh round of samples rendered into "
                                         "<out>/fresh/round_<epoch> (the last two rounds are kept).")
     tr.add_argument("--data", action="append", required=True, help="records folder or datagen config (repeatable)")
-    tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--config", help="YAML config (keys: docs/nemo.md; omitted: the defaults)")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one config key, e.g. --set train.steps=500 (repeatable)")
+    add_out(tr, "run folder")
+    add_config(tr, "YAML config (keys: docs/nemo.md; omitted: the defaults)")
+    add_set(tr, "override one config key, e.g. --set train.steps=500 (repeatable)")
+    add_schema_flags(tr, NemoConfig)  # --seed, --threads, --device: the config keys, after --set
     tr.add_argument("--with-baseline", action="store_true",
                     help="also train the 2D baseline on the same data into <out>/baseline "
                          "(baseline.steps steps if the config sets them, else train.steps)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(tr)
     tr.set_defaults(func=run_train)
 
     ev = actions.add_parser("eval", help="evaluate a run (and the baseline) on records",
@@ -48,7 +52,7 @@ def add_parser(sub) -> None:
                                         "extra['split']).")
     ev.add_argument("--run", required=True, help="NeMo run folder")
     ev.add_argument("--data", action="append", required=True, help="records folder (repeatable)")
-    ev.add_argument("--out", required=True, help="output folder")
+    add_out(ev, "output folder")
     ev.add_argument("--baseline-run", help="the baseline's run folder (default: <run>/baseline when it exists)")
     ev.add_argument("--batch-size", type=bounded(int, 1, 4096), default=16)
     ev.add_argument("--jittered-boxes", action="store_true",
@@ -56,7 +60,7 @@ def add_parser(sub) -> None:
                          "into <out>/jittered_boxes")
     ev.add_argument("--no-fit-classify", action="store_true",
                     help="skip classification by fitting every category (slower with many categories)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(ev)
     ev.set_defaults(func=run_eval)
 
     sp = actions.add_parser("splits", help="generate OOD test splits next to a datagen training config",
@@ -67,8 +71,8 @@ def add_parser(sub) -> None:
                                         "backgrounds (photographs), high elevations, and the clean split with "
                                         "fog, snow, rain, motion blur or noise (kornia). Records carry "
                                         "extra['split'], so `nemo eval --data <out>/<split> ...` reports each.")
-    sp.add_argument("--config", required=True, help="the training data's datagen YAML config")
-    sp.add_argument("--out", required=True, help="folder; one records folder per split")
+    add_config(sp, "the training data's datagen YAML config", required=True)
+    add_out(sp, "folder; one records folder per split")
     sp.add_argument("--samples", type=bounded(int, 1, 10**7), help="samples per category (default: the config's)")
     sp.add_argument("--background-images", help="folder of photographs for the unseen_background split")
     sp.add_argument("--splits", nargs="+", help="a subset (default: all that the config allows)")
@@ -82,7 +86,7 @@ def add_parser(sub) -> None:
                                         "size and the object is assumed to fill it as in training.")
     po.add_argument("--run", required=True, help="run folder")
     po.add_argument("--images", nargs="+", required=True, help="image files or folders")
-    po.add_argument("--out", required=True, help="output folder")
+    add_out(po, "output folder")
     po.add_argument("--category", help="the category of every image (default: classify)")
     po.add_argument("--focal", type=bounded(float, 1e-3, 1e7),
                     help="focal length in pixels of the input images (> 0; default: 2·max(H, W))")
@@ -102,10 +106,17 @@ def _set_threads(config) -> None:
     torch.set_num_threads(int(config["threads"]))
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from nemo import load_config, train
+def train_config(args: argparse.Namespace) -> dict:
+    """The resolved training config: --config, then each --set, then the schema flags (--seed ...)."""
+    from nemo import load_config
 
-    config = load_config(args.config, args.set)
+    return load_config(args.config, [*args.set, schema_values(args)])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from nemo import train
+
+    config = train_config(args)
     _set_threads(config)
     out = Path(args.out)
     data = args.data  # a datagen YAML config among them: fresh samples every epoch (nemo.fresh)

@@ -1,6 +1,7 @@
 """`aware3d pose generate | train | eval | curve`: the label-free pose estimator from the command line (docs/pose.md).
 
-Registered in aware3d/cli.py; imports torch only when a handler runs.
+Registered in aware3d/cli.py. `train`'s flags that mirror nemo config keys are generated from
+`nemo.NemoConfig` (so building this parser imports nemo).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 import logging
 import math
 from pathlib import Path
+
+from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
+from nemo.config import NemoConfig
 
 from .cli import bounded
 
@@ -42,7 +46,7 @@ def add_parser(sub) -> None:
     ge.add_argument("--assets", help="YAML asset source block, or a list of blocks, for the category's meshes "
                                      "(the cylinder's extent; the render synthesizers' CAD models); default: "
                                      "procedural assets")
-    ge.add_argument("--out", required=True, help="sets folder")
+    add_out(ge, "sets folder")
     ge.add_argument("--azimuths", type=bounded(int, 1, 360), default=11,
                     help="Δazimuth values per polar step (evenly spaced; 1-360)")
     ge.add_argument("--polar-deg", type=bounded(float, -89, 89), action="append",
@@ -62,7 +66,7 @@ def add_parser(sub) -> None:
                     help="sources (default): paste every generated view onto another source image, so the encoder "
                          "learns clutter (measured: it also fixed 180° flips in the merge); white: as synthesized")
     ge.add_argument("--seed", type=int, default=0)
-    ge.add_argument("--no-progress", action="store_true")
+    add_no_progress(ge)
     ge.set_defaults(func=run_generate)
 
     tr = actions.add_parser("train", help="train from generated sets and one annotated image",
@@ -73,14 +77,13 @@ def add_parser(sub) -> None:
                                         "when started again with the same --out.")
     tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
     tr.add_argument("--reference", required=True, help="records folder whose first record is the annotated image")
-    tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--config", help="YAML config: {nemo: <nemo config keys>, pose: {filter, merge, refine, "
-                    "retrieval}} (docs/pose.md)")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one config key, e.g. --set nemo.seed=1 or --set pose.merge.flip_ratio=0.5 "
-                         "(repeatable)")
+    add_out(tr, "run folder")
+    add_config(tr, "YAML config: {nemo: <nemo config keys>, pose: {filter, merge, refine, retrieval}} "
+                   "(docs/pose.md)")
+    add_set(tr, "override one config key, e.g. --set nemo.seed=1 or --set pose.merge.flip_ratio=0.5 (repeatable)")
     tr.add_argument("--steps", type=bounded(int, 1, 10**9), help="override nemo.train.steps")
-    tr.add_argument("--no-progress", action="store_true")
+    add_schema_flags(tr, NemoConfig, prefix="nemo.")  # --seed, --threads, --device: nemo.seed ...
+    add_no_progress(tr)
     tr.set_defaults(func=run_train)
 
     ev = actions.add_parser("eval", help="evaluate pose, one-shot retrieval (and supervised NeMo) on records",
@@ -89,12 +92,12 @@ def add_parser(sub) -> None:
                                         "--supervised-run, nemo_supervised; plus nemo's report.html.")
     ev.add_argument("--run", required=True, help="pose run folder")
     ev.add_argument("--data", required=True, help="records folder with ground truth")
-    ev.add_argument("--out", required=True, help="output folder")
+    add_out(ev, "output folder")
     ev.add_argument("--supervised-run", help="a NeMo run trained with labels (aware3d nemo train)")
     ev.add_argument("--allow-seen-instances", action="store_true",
                     help="allow test records that show the one-shot reference's or a source's instance (by "
                          "default an error: the test must be instance-disjoint; instances.json records them)")
-    ev.add_argument("--no-progress", action="store_true")
+    add_no_progress(ev)
     ev.set_defaults(func=run_eval)
 
     cu = actions.add_parser("curve", help="accuracy against the generator's front/back flip rate p",
@@ -110,9 +113,9 @@ def add_parser(sub) -> None:
     cu.add_argument("--real-data", help="records folder of real photographs, e.g. ../shared/data/real_pose_dev")
     cu.add_argument("--category", required=True)
     cu.add_argument("--assets", help="YAML asset source block for the category's meshes (as generate)")
-    cu.add_argument("--config", help="pose train YAML config (as train)")
-    cu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pose train config override")
-    cu.add_argument("--out", required=True, help="curve folder")
+    add_config(cu, "pose train YAML config (as train)")
+    add_set(cu, "pose train config override")
+    add_out(cu, "curve folder")
     cu.add_argument("--rates", type=bounded(float, 0, 1), nargs="+", default=[0.0, 0.1, 0.2, 0.3],
                     help="flip rates p")
     cu.add_argument("--azimuths", type=bounded(int, 1, 360), default=11)
@@ -126,7 +129,7 @@ def add_parser(sub) -> None:
     cu.add_argument("--backgrounds", choices=("white", "sources"), default="sources")
     cu.add_argument("--supervised-run", help="a NeMo run trained with labels, evaluated beside")
     cu.add_argument("--seed", type=int, default=0)
-    cu.add_argument("--no-progress", action="store_true")
+    add_no_progress(cu)
     cu.set_defaults(func=run_curve)
 
 
@@ -259,27 +262,23 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace) -> dict:
-    from datagen.config import read_yaml
+    """The pose config as given (resolved by pose.train): --config, then each --set, then --steps and
+    the schema flags (--seed ...)."""
+    from methodkit.config import read_yaml_file
     from nemo.config import merge, parse_override
 
-    config = {}
-    if args.config:
-        config = read_yaml(Path(args.config).read_text()) or {}
-        if not isinstance(config, dict):
-            raise ValueError(f"{args.config}: the config must be a mapping")
+    config = read_yaml_file(args.config) if args.config else {}
     for override in args.set:
         config = merge(config, parse_override(override))
-    return config
+    if getattr(args, "steps", None) is not None:
+        config = merge(config, {"nemo": {"train": {"steps": args.steps}}})
+    return merge(config, schema_values(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
     import pose
 
     config = _train_config(args)
-    if args.steps is not None:
-        nemo_block = dict(config.get("nemo") or {})
-        nemo_block["train"] = dict(nemo_block.get("train") or {}, steps=args.steps)
-        config["nemo"] = nemo_block
     run = pose.train(args.sets, args.reference, args.out, config, progress=not args.no_progress)
     report = run.read_json("canonicalisation.json")
     print(f"trained -> {run.path}: {report['aligned']} sets aligned, {report['rejected']} rejected, "

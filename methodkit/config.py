@@ -32,8 +32,9 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "ConfigObject", "setting", "section", "keys", "defaults", "build", "to_dict", "check_tree", "Key",
-           "read_yaml", "read_yaml_file", "yaml_error_text", "parse_override", "deep_merge", "YamlLoader"]
+__all__ = ["ConfigError", "ConfigObject", "setting", "section", "keys", "defaults", "build", "to_dict", "check_tree",
+           "check_value", "Key", "read_yaml", "read_yaml_file", "yaml_error_text", "parse_override", "deep_merge",
+           "YamlLoader"]
 
 
 class ConfigError(ValueError):
