@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from methodkit.cli import add_config, add_no_progress, add_out, add_set
+
 
 def add_parser(sub) -> None:
     gen = sub.add_parser(
@@ -16,17 +18,15 @@ def add_parser(sub) -> None:
                     "(data3d records): domain-randomised renders, or ControlNet images from edge maps. "
                     "Re-running on a folder that holds a partial run resumes it; a folder another run is "
                     "writing is refused. Sub-actions: `aware3d datagen filter ...`, `aware3d datagen preview ...`.")
-    gen.add_argument("--config", help="YAML config (keys: see --print-defaults / docs/datagen.md); "
-                                      "omitted: the defaults")
-    gen.add_argument("--out", help="dataset folder (created, or resumed when it holds a partial run)")
-    gen.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override one config key, e.g. --set samples_per_category=10 (repeatable)")
+    add_config(gen, "YAML config (keys: see --print-defaults / docs/datagen.md); omitted: the defaults")
+    add_out(gen, "dataset folder (created, or resumed when it holds a partial run)", required=False)
+    add_set(gen, "override one config key, e.g. --set samples_per_category=10 (repeatable)")
     gen.add_argument("--shard", metavar="K/N", help="run only chunks c with c %% N == K (e.g. 0/4)")
     gen.add_argument("--workers", type=positive_int,
                      help="worker processes on this machine (default: config `workers`)")
     gen.add_argument("--ray", action="store_true", help="run the chunks as Ray tasks")
     gen.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
-    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(gen)
     gen.add_argument("--no-preview", action="store_true", help="do not write preview.html at the end")
     gen.add_argument("--print-defaults", action="store_true", help="print the default config and exit")
     gen.set_defaults(func=run_generate)
@@ -38,14 +38,14 @@ def add_parser(sub) -> None:
                                          "<in>/kcf/scores.json and kept.txt (datagen.filtering.filter_dataset; "
                                          "every option in docs/datagen-generation.md).")
     flt.add_argument("--in", dest="input", required=True, help="dataset folder (data3d records)")
-    flt.add_argument("--out", help="a new folder for the kept records (their image paths point into --in)")
+    add_out(flt, "a new folder for the kept records (their image paths point into --in)", required=False)
     flt.add_argument("--k", type=int, help="number of folds (default 5)")
     flt.add_argument("--keep-ratio", type=float, help="fraction kept per category")
     flt.add_argument("--loss-threshold", type=float, help="keep samples whose held-out loss is below this")
     flt.add_argument("--max-mads", type=float, help="keep samples within this many MADs of the category median")
     flt.add_argument("--option", action="append", metavar="NAME=VALUE",
                      help="another keyword argument of kfold_filter, value in YAML (e.g. epochs=20; repeatable)")
-    flt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(flt)
     flt.set_defaults(func=run_filter)
     pre = actions.add_parser("preview", help="(re)write preview.html of a dataset folder",
                              description="Write <in>/preview.html: a grid of the dataset's images with each "
