@@ -28,7 +28,7 @@ following the edges), and write data3d records whose cameras are exact. See docs
 Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--ray]`.
 """
 
-from .config import ConfigError, DatagenConfig, default_config, load_config
+from .config import ConfigError, DatagenConfig, DatagenSchema, default_config, load_config
 from .controlnet import ControlNetGenerator, build_tiny_pipeline
 from .demo import DEMO_CATEGORIES, demo_config, run_demo_dataset
 from .filtering import cheap_checks, filter_dataset, kfold_filter
@@ -49,7 +49,8 @@ from .samplers import DSTSampler, MatchDatasetSampler, UniformSphereSampler, Vie
 from .writer import sample_id
 
 __all__ = [
-    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "default_config", "load_config", "demo_config", "generate",
+    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "DatagenSchema", "default_config", "load_config", "demo_config",
+    "generate",
     "make_plan", "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler",
     "UniformSphereSampler", "ViewSample", "make_sampler", "sample_id",
     "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",

@@ -1,8 +1,10 @@
-"""The datagen configuration: defaults, loading, validation and the config hash.
+"""The datagen configuration: the schema, loading, validation and the config hash.
 
-`load_config(path_or_mapping)` merges a user config over `default_config.yaml` (beside this file,
-every key documented there) and validates the result: an unknown key or a bad value raises
-`ConfigError` whose message starts with the dotted key ("sampler.polar_sd: must be > 0").
+`DatagenSchema` (nested `methodkit.config` dataclasses) declares every key: its default, a one-line
+doc and its check; `default_config.yaml` (beside this file, printed by `--print-defaults`) holds the
+same defaults with long comments. `load_config(path_or_mapping)` merges a user config over the
+defaults and validates the result: an unknown key or a bad value raises `ConfigError`
+(`methodkit.ConfigError`) whose message starts with the dotted key ("sampler.polar_sd: must be > 0").
 The resolved config is a plain nested dict (`DatagenConfig.data`); `DatagenConfig.hash` is the
 SHA-256 of its canonical JSON without the keys that do not change the dataset (`workers`).
 """
@@ -21,10 +23,10 @@ from typing import Any
 
 import yaml
 
-from methodkit import config as _mk
+from methodkit import config as mk
 from methodkit.config import ConfigError, YamlLoader, deep_merge, parse_override, read_yaml, yaml_error_text
 
-__all__ = ["ConfigError", "DatagenConfig", "load_config", "default_config", "DEFAULT_CONFIG_PATH",
+__all__ = ["ConfigError", "DatagenConfig", "DatagenSchema", "load_config", "default_config", "DEFAULT_CONFIG_PATH",
            "OCCLUSION_LEVELS", "UNHASHED_KEYS", "parse_override", "deep_merge", "read_yaml", "YamlLoader",
            "yaml_error_text"]
 
@@ -203,9 +205,6 @@ def _offsets(key, v):
     return out
 
 
-# Every leaf key of the default config and its check. A mapping-valued leaf (offsets, weights,
-# free blocks) is checked as a whole; every other mapping in the defaults is a section whose keys
-# must all be known.
 def _nullable(check: Callable) -> Callable:
     """null (take the value from the sampler preset) or a value `check` accepts."""
     return lambda key, v: None if v is None else check(key, v)
@@ -217,75 +216,6 @@ def _preset(key, v):
     if isinstance(v, bool) or not isinstance(v, int) or v not in (1, 2, 3, 4, 5):
         raise ConfigError(key, f"must be auto or one of 3D-DST's presets 1-5, got {v!r}")
     return v
-
-
-_SAMPLER_CHECKS: dict[str, Callable] = {
-    "strategy": _choice("dst", "uniform_sphere", "match_dataset"),
-    "preset": _preset,
-    "azimuth": _nullable(_choice("full", "front")),
-    "polar": _nullable(_choice("normal", "uniform")),
-    "polar_mean": _nullable(_num(lo=0, hi=180)),
-    "polar_sd": _nullable(_positive),
-    "polar_range": _nullable(_range(lo=0, hi=360)),
-    "elevation_range": _range(lo=-90, hi=90),
-    "records": _path_or_none,
-    "bandwidth": _num(lo=0),
-    "distance": _positive,
-    "distance_jitter": _bool,
-    "distance_sd": _positive,
-    "distance_range": _range(),
-    "inplane_sd": _num(lo=0),
-    "inplane_max": _num(lo=0, hi=180),
-    "offsets": _offsets,
-}
-
-_CHECKS: dict[str, Callable] = {
-    "seed": _num(lo=0, integer=True),
-    "mode": _choice("randomized", "controlnet"),
-    "image_size": _image_size,
-    "samples_per_category": _num(lo=1, integer=True),
-    "occlusion": _occlusion,
-    "workers": _num(lo=1, hi=1024, integer=True),
-    **{f"sampler.{k}": v for k, v in _SAMPLER_CHECKS.items()},
-    "camera.fov": _num(lo=1, hi=170),
-    "camera.principal_jitter": _num(lo=0, hi=0.5),
-    "camera.truncation": _num(lo=0, hi=1),
-    "camera.margin": _num(lo=0, hi=0.45),
-    "render.shading": _choice("flat", "smooth"),
-    "render.backend": _choice("auto", "gl", "raster"),
-    "render.save": _save,
-    "render.png_compression": _num(lo=0, hi=9, integer=True),
-    "edges.method": _choice("canny", "geometry", "both"),
-    "edges.canny_low": _num(lo=0, hi=1000),
-    "edges.canny_high": _num(lo=0, hi=1000),
-    "edges.depth_threshold": _positive,
-    "edges.normal_threshold": _num(lo=0, lo_open=True, hi=180),
-    "randomization.appearance": _weights(("original", "solid", "noise", "stripes")),
-    "randomization.background": _weights(("noise", "gradient", "solid", "image", "transparent")),
-    "randomization.background_images": _paths_or_none,
-    "randomization.ambient": _range(lo=0, hi=2),
-    "randomization.lights": _range(lo=0, hi=8, integer=True),
-    "randomization.light_intensity": _range(lo=0, hi=4),
-    "randomization.light_tint": _num(lo=0, hi=1),
-    "occluders.shapes": _range(lo=1, hi=16, integer=True),
-    "occluders.attempts": _num(lo=1, hi=10000, integer=True),
-    "controlnet.model": _str_or_none,
-    "controlnet.base_model": _str_or_none,
-    "controlnet.pipeline": _choice("sd15", "sdxl", "sd3"),
-    "controlnet.scheduler": _str_or_none,
-    "controlnet.steps": _num(lo=1, integer=True),
-    "controlnet.guidance": _num(lo=0),
-    "controlnet.conditioning_scale": _num(lo=0),
-    "controlnet.image_size": _int_or_none(lo=8, hi=8192),
-    "controlnet.batch_size": _num(lo=1, integer=True),
-    "controlnet.dtype": _str,
-    "controlnet.cpu_offload": _bool,
-    "controlnet.prompts": _mapping,  # validated by datagen.prompts.PromptBuilder
-    "checks.enabled": _bool,
-    "checks.options": _mapping,  # keyword arguments of datagen.filtering.cheap_checks
-    "writer.chunk_size": _num(lo=1, hi=100000, integer=True),
-    "writer.format": _choice("npz", "json"),
-}
 
 
 def _check_asset(key: str, v) -> dict:
@@ -331,10 +261,152 @@ def _check_per_category(key: str, v) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------------- the schema
+# Every leaf key, its default, a one-line doc and its check (`default_config.yaml` is the same
+# defaults with longer comments: a test holds them equal). A mapping-valued leaf (offsets, weights,
+# free blocks) is checked as a whole; every section's keys must all be known.
+def _leaf(default, doc: str, check: Callable, **kw):
+    return mk.setting(default, doc, check=check, **kw)
+
+
+@dataclass
+class SamplerSection:
+    strategy: str = _leaf("dst", "dst (3D-DST's presets) | uniform_sphere | match_dataset",
+                          _choice("dst", "uniform_sphere", "match_dataset"))
+    preset: Any = _leaf("auto", "auto (each category's 3D-DST preset) or 1-5 for every category", _preset)
+    azimuth: str | None = _leaf(None, "null: the preset's; full | front", _nullable(_choice("full", "front")))
+    polar: str | None = _leaf(None, "null: the preset's; normal | uniform", _nullable(_choice("normal", "uniform")))
+    polar_mean: float | None = _leaf(None, "null: the preset's; mean of the truncated normal of phi",
+                                     _nullable(_num(lo=0, hi=180)))
+    polar_sd: float | None = _leaf(None, "null: the preset's; its standard deviation (> 0)", _nullable(_positive))
+    polar_range: list | None = _leaf(None, "null: the preset's; interval of phi (past 180 wraps over the pole)",
+                                     _nullable(_range(lo=0, hi=360)))
+    elevation_range: list = _leaf([-90, 90], "uniform_sphere: PASCAL3D+ elevations kept", _range(lo=-90, hi=90))
+    records: str | None = _leaf(None, "match_dataset: folder (or shard file) of data3d records", _path_or_none)
+    bandwidth: float = _leaf(5.0, "match_dataset: Gaussian jitter (sd) of each resampled angle", _num(lo=0))
+    distance: float = _leaf(1.5, "camera distance in units of the object's longest bounding-box side", _positive)
+    distance_jitter: bool = _leaf(True, "3D-DST's truncated-normal jitter around `distance`", _bool)
+    distance_sd: float = _leaf(0.5, "its sd (> 0)", _positive)
+    distance_range: list = _leaf([-0.5, 1.5], "its truncation, as offsets from `distance`", _range())
+    inplane_sd: float = _leaf(0.0, "in-plane rotation: normal with this sd (0: none)", _num(lo=0))
+    inplane_max: float = _leaf(180.0, "|theta| is truncated to this", _num(lo=0, hi=180))
+    offsets: dict = _leaf({}, "per-asset canonical offsets {'<type>:<asset id>': {azimuth: deg, elevation: deg}}",
+                          _offsets)
+    per_category: dict = _leaf({}, "per-category overrides of the keys above, e.g. {car: {preset: 5}}",
+                               _check_per_category)
+
+
+@dataclass
+class CameraSection:
+    fov: float = _leaf(49.13, "horizontal field of view (3D-DST's 35 mm lens on a 32 mm sensor)", _num(lo=1, hi=170))
+    principal_jitter: float = _leaf(0.0, "principal point moves by up to this fraction of the image size",
+                                    _num(lo=0, hi=0.5))
+    truncation: float = _leaf(0.0, "fraction of samples that keep their drawn distance even when cut by the border",
+                              _num(lo=0, hi=1))
+    margin: float = _leaf(0.02, "border kept free, as a fraction of the shorter image side", _num(lo=0, hi=0.45))
+
+
+@dataclass
+class RenderSection:
+    shading: str = _leaf("flat", "flat (face normals) | smooth (vertex normals)", _choice("flat", "smooth"))
+    backend: str = _leaf("auto", "auto | gl | raster", _choice("auto", "gl", "raster"))
+    save: list = _leaf(["mask"], "files written beside each image: mask (always), depth, normal, edges", _save)
+    png_compression: int = _leaf(3, "PNG zlib level 0-9", _num(lo=0, hi=9, integer=True))
+
+
+@dataclass
+class EdgesSection:
+    method: str = _leaf("canny", "canny | geometry (depth and normal discontinuities) | both",
+                        _choice("canny", "geometry", "both"))
+    canny_low: float = _leaf(100, "Canny low threshold", _num(lo=0, hi=1000))
+    canny_high: float = _leaf(200, "Canny high threshold", _num(lo=0, hi=1000))
+    depth_threshold: float = _leaf(0.05, "geometry: relative depth jump between neighbouring pixels", _positive)
+    normal_threshold: float = _leaf(35.0, "geometry: angle between neighbouring normals (degrees)",
+                                    _num(lo=0, lo_open=True, hi=180))
+
+
+@dataclass
+class RandomizationSection:
+    appearance: dict = _leaf({"original": 1.0, "solid": 1.0, "noise": 1.0, "stripes": 0.5},
+                             "relative weights of the object's look",
+                             _weights(("original", "solid", "noise", "stripes")), merged=True)
+    background: dict = _leaf({"noise": 1.0, "gradient": 1.0, "solid": 0.5, "image": 0.0, "transparent": 0.0},
+                             "relative weights of the background kind",
+                             _weights(("noise", "gradient", "solid", "image", "transparent")), merged=True)
+    background_images: Any = _leaf(None, "folder (or list of folders) of background photographs", _paths_or_none)
+    ambient: list = _leaf([0.25, 0.55], "ambient light intensity range", _range(lo=0, hi=2))
+    lights: list = _leaf([1, 3], "number of directional lights range", _range(lo=0, hi=8, integer=True))
+    light_intensity: list = _leaf([0.3, 0.8], "intensity range per light", _range(lo=0, hi=4))
+    light_tint: float = _leaf(0.15, "how far a light's colour may drift from white", _num(lo=0, hi=1))
+
+
+@dataclass
+class OccludersSection:
+    shapes: list = _leaf([1, 3], "occluder shapes per image (range)", _range(lo=1, hi=16, integer=True))
+    attempts: int = _leaf(30, "tries to hit the level's hidden fraction", _num(lo=1, hi=10000, integer=True))
+
+
+@dataclass
+class ControlnetSection:
+    model: str | None = _leaf(None, "ControlNet id or folder; null: the pipeline's default", _str_or_none)
+    base_model: str | None = _leaf(None, "base model id or folder; null: the pipeline's default", _str_or_none)
+    pipeline: str = _leaf("sd15", "sd15 | sdxl | sd3", _choice("sd15", "sdxl", "sd3"))
+    scheduler: str | None = _leaf(None, "scheduler name; null: ddim for sd15/sdxl, the model's own for sd3",
+                                  _str_or_none)
+    steps: int = _leaf(20, "denoising steps", _num(lo=1, integer=True))
+    guidance: float = _leaf(9.0, "classifier-free guidance scale", _num(lo=0))
+    conditioning_scale: float = _leaf(1.0, "ControlNet conditioning scale", _num(lo=0))
+    image_size: int | None = _leaf(None, "generation size of the longer side; null: the pipeline's",
+                                   _int_or_none(lo=8, hi=8192))
+    batch_size: int = _leaf(4, "images per diffusion call", _num(lo=1, integer=True))
+    dtype: str = _leaf("auto", "auto | fp16 | bf16 | fp32", _str)
+    cpu_offload: bool = _leaf(False, "diffusers model CPU offload (CUDA only)", _bool)
+    prompts: dict = _leaf({}, "the datagen.prompts.PromptBuilder block (validated there)", _mapping)
+
+
+@dataclass
+class ChecksSection:
+    enabled: bool = _leaf(True, "run the cheap per-image checks (controlnet mode only)", _bool)
+    options: dict = _leaf({}, "keyword arguments of datagen.filtering.cheap_checks", _mapping)
+
+
+@dataclass
+class WriterSection:
+    chunk_size: int = _leaf(64, "samples per record shard; the unit of resume and sharding",
+                            _num(lo=1, hi=100000, integer=True))
+    format: str = _leaf("npz", "npz | json", _choice("npz", "json"))
+
+
+@dataclass
+class DatagenSchema:
+    """Every datagen key (docs/datagen.md; default_config.yaml has the long comments)."""
+
+    seed: int = _leaf(0, "master seed; every draw derives from (seed, sample id)", _num(lo=0, integer=True))
+    mode: str = _leaf("randomized", "randomized (domain-randomised renders) | controlnet",
+                      _choice("randomized", "controlnet"))
+    image_size: Any = _leaf(256, "output image size: one integer (square) or [height, width]", _image_size)
+    samples_per_category: int = _leaf(100, "viewpoints per category", _num(lo=1, integer=True))
+    occlusion: list = _leaf(["none"], "levels written for every viewpoint: none, L1, L2, L3", _occlusion)
+    workers: int = _leaf(1, "worker processes on this machine (not hashed)", _num(lo=1, hi=1024, integer=True))
+    assets: list = _leaf([{"type": "procedural", "root": None, "categories": ["car", "bus", "train"], "count": 10}],
+                         "a list of data3d asset sources {type, root, categories, ...}", _check_assets)
+    sampler: SamplerSection = mk.section(SamplerSection, "how viewpoints are drawn")
+    camera: CameraSection = mk.section(CameraSection, "the camera model")
+    render: RenderSection = mk.section(RenderSection, "the render stage")
+    edges: EdgesSection = mk.section(EdgesSection, "edge maps (the ControlNet condition)")
+    randomization: RandomizationSection = mk.section(RandomizationSection, "domain randomisation")
+    occluders: OccludersSection = mk.section(OccludersSection, "occluders for the L1-L3 levels")
+    controlnet: ControlnetSection = mk.section(ControlnetSection, "ControlNet generation (mode: controlnet)")
+    checks: ChecksSection = mk.section(ChecksSection, "cheap per-image checks")
+    writer: WriterSection = mk.section(WriterSection, "how results are stored")
+
+
+_KEYS = mk.keys(DatagenSchema)
+_CHECKS: dict[str, Callable] = {k.dotted: k.meta["check"] for k in _KEYS}
+_SAMPLER_CHECKS: dict[str, Callable] = {k.dotted: k.meta["check"] for k in mk.keys(SamplerSection)
+                                        if k.dotted != "per_category"}
 #: mapping leaves merged key by key (a user lists only the weights to change)
-_MERGED_LEAVES = ("randomization.appearance", "randomization.background")
-_CHECKS["assets"] = _check_assets
-_CHECKS["sampler.per_category"] = _check_per_category
+_MERGED_LEAVES = tuple(k.dotted for k in _KEYS if k.meta.get("merged"))
 
 
 def _merge(base: dict, override: Mapping, prefix: str = "") -> dict:
@@ -464,10 +536,11 @@ _DEFAULTS: dict | None = None
 
 
 def default_config() -> dict:
-    """The defaults as a nested dict (a fresh copy)."""
+    """The defaults as a nested dict (a fresh copy): `DatagenSchema`'s, which `default_config.yaml`
+    repeats with its long comments (tests/test_config_flags.py holds the two equal)."""
     global _DEFAULTS
     if _DEFAULTS is None:
-        _DEFAULTS = read_yaml(DEFAULT_CONFIG_PATH.read_text())
+        _DEFAULTS = mk.defaults(DatagenSchema)
     return copy.deepcopy(_DEFAULTS)
 
 
@@ -484,7 +557,7 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
         user = config
     else:
         source = str(config)
-        user = _mk.read_yaml_file(config)
+        user = mk.read_yaml_file(config)
     try:
         tree = _merge(default_config(), user) if defaults else copy.deepcopy(dict(user))
         if overrides:

@@ -177,3 +177,15 @@ def test_yaml_rules_and_overrides_live_in_methodkit(tmp_path):
         mk.read_yaml_file(bad)
     with pytest.raises(nemo.NemoError, match="dup.yaml"):  # nemo's loader names the file too
         nemo.load_config(bad)
+
+
+def test_datagen_schema_is_the_documented_defaults():
+    """default_config.yaml (what --print-defaults prints) repeats the schema's defaults exactly."""
+    import json
+
+    from datagen.config import DEFAULT_CONFIG_PATH, DatagenSchema
+
+    documented = mk.read_yaml(DEFAULT_CONFIG_PATH.read_text())
+    assert json.dumps(documented) == json.dumps(mk.defaults(DatagenSchema))  # values and their types
+    assert datagen.default_config() == documented
+    assert all(k.doc and callable(k.meta["check"]) for k in mk.keys(DatagenSchema))
