@@ -173,7 +173,7 @@ class ConfigObject:
         return to_dict(self)
 
 
-def _raise(key: str, problem: str):
+def _raise(key: str, problem: str, kind: str = "value"):
     raise ConfigError(key, problem)
 
 
@@ -189,6 +189,10 @@ def _range_problem(meta: Mapping, v) -> str | None:
           (lt is not None and v >= lt)
     if not bad:
         return None
+    if isinstance(v, int) and ge is not None and v < ge:  # counts: the bound that is crossed
+        return f"must be ≥ {ge:g}, got {v!r}"
+    if isinstance(v, int) and le is not None and v > le and (low is None or v >= low):
+        return f"must be ≤ {le:g}, got {v!r}"
     if high is None:
         return f"must be {'≥' if ge is not None else '>'} {low:g}, got {v!r}"
     if low is None:
@@ -210,7 +214,7 @@ def check_value(key: Key, v) -> str | None:
         return f"must be one of {list(meta['choices'])}, got {v!r}"
     if base is bool and not isinstance(v, bool):
         return f"must be true or false, got {v!r}"
-    if base is int and not (_number(v) and int(v) == v and isinstance(v, int)):
+    if base is int and not (isinstance(v, int) and not isinstance(v, bool)):
         return f"must be an integer, got {v!r}"
     if base is float and not (_number(v) and math.isfinite(v)):
         return f"must be a finite number, got {v!r}"
@@ -231,25 +235,24 @@ def check_value(key: Key, v) -> str | None:
     return None
 
 
-def check_tree(cls: type, tree: Mapping, fail: Callable[[str, str], Any], prefix: str = "",
-               partial: bool = False) -> None:
-    """Check a nested dict against the schema `cls`: `fail(dotted_key, problem)` (which raises) for
-    an unknown key, a section that is not a mapping, or a leaf `check_value` rejects. With `partial`
-    a missing key is fine (an override tree); otherwise too."""
+def check_tree(cls: type, tree: Mapping, fail: Callable[..., Any], prefix: str = "") -> None:
+    """Check a nested dict (the whole config, or an override tree) against the schema `cls`:
+    `fail(dotted_key, problem, kind)` raises, kind "unknown" (with the allowed keys as the problem's
+    list), "mapping" (a section that is not a mapping) or "value" (a leaf `check_value` rejects)."""
     fields = {f.name: (f, tp) for f, tp in _fields(cls)}
     for name, value in tree.items():
         dotted = f"{prefix}{name}"
         if name not in fields:
-            fail(dotted, f"is not a key; allowed here: {sorted(fields)}")
+            fail(dotted, f"is not a key; allowed here: {sorted(fields)}", "unknown")
         f, tp = fields[name]
         if _is_section(f, tp):
             if not isinstance(value, Mapping):
-                fail(dotted, f"must be a mapping, got {value!r}")
-            check_tree(tp, value, fail, dotted + ".", partial)
+                fail(dotted, f"must be a mapping, got {value!r}", "mapping")
+            check_tree(tp, value, fail, dotted + ".")
             continue
         problem = check_value(Key(dotted, tp, None, f.metadata), value)
         if problem:
-            fail(dotted, problem)
+            fail(dotted, problem, "value")
 
 
 # ------------------------------------------------------------------------------------------ YAML

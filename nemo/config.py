@@ -51,8 +51,8 @@ class DataSection:
                                       "(data3d.transforms.jitter_box)", open=True)
     degrade: dict | None = setting(None, "None or {prob, object_px, blur, jpeg, noise}: make crops look like small "
                                    "photographed objects (data3d.transforms.degrade)", open=True)
-    batch_size: int = setting(8, "images per step (≥ 1)")
-    workers: int = setting(0, "data loader worker processes (≤ 256)")
+    batch_size: int = setting(8, "images per step (≥ 1)", ge=0)
+    workers: int = setting(0, "data loader worker processes", ge=0, le=256)
     prefetch_rounds: bool = setting(True, "on-the-fly data: render the next round in a background process")
 
 
@@ -87,28 +87,28 @@ class BankSection:
 
 @dataclass
 class LossSection:
-    temperature: float = setting(0.07, "contrastive temperature (> 0)")
+    temperature: float = setting(0.07, "contrastive temperature (> 0)", ge=0)
     neighbour_radius: float = setting(0.1875, "radius of a vertex's excluded neighbours: a fraction of the crop's "
                                       "larger side (NeMo: 48 px of 256) or, with scope object, of the object's "
                                       "box's larger side (NeMo's 48 px are about 8% of its objects)", gt=0)
     neighbour_scope: str = setting("crop", "what neighbour_radius is a fraction of", choices=("crop", "object"))
-    clutter_weight: float = setting(0.005, "clutter logits get + log(clutter_weight) (> 0)")
-    clutter_regulariser: float = setting(0.1, "weight of the clutter regulariser")
+    clutter_weight: float = setting(0.005, "clutter logits get + log(clutter_weight) (> 0)", ge=0)
+    clutter_regulariser: float = setting(0.1, "weight of the clutter regulariser", ge=0)
     clutter_per_image: int = setting(20, "clutter features sampled per image", ge=1)
     object_mask: bool = setting(False, "train with the records' object masks (datagen's): see nemo.contrastive")
     negatives: str = setting("own_class", "a vertex's negatives: its own category's other vertices and clutter "
                              "(NeMo), or also every other category's vertices (iNeMo's bank loss), which "
                              "separates the categories' features", choices=("own_class", "all_classes"))
     half_turn_weight: float = setting(0.0, "weight of the front/back term (nemo.contrastive.half_turn_loss; "
-                                      "0: off, NeMo's loss alone)")
-    half_turn_temperature: float = setting(0.1, "temperature of the front/back term (> 0)")
+                                      "0: off, NeMo's loss alone)", ge=0)
+    half_turn_temperature: float = setting(0.1, "temperature of the front/back term (> 0)", ge=0)
 
 
 @dataclass
 class OptimSection:
     lr: float = setting(1e-3, "learning rate", gt=0)
-    weight_decay: float = setting(1e-4, "AdamW weight decay")
-    warmup_steps: int = setting(50, "linear warm-up steps")
+    weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0)
+    warmup_steps: int = setting(50, "linear warm-up steps", ge=0)
     schedule: str = setting("cosine", "learning-rate schedule", choices=("cosine", "steps", "constant"))
     min_lr_ratio: float = setting(0.01, "cosine: final lr / lr", ge=0, le=1)
     milestones: list[float] = setting([0.6, 0.85], "steps: fractions of the run in (0, 1) where lr drops by gamma")
@@ -117,7 +117,7 @@ class OptimSection:
 
 @dataclass
 class TrainSection:
-    steps: int = setting(2000, "training steps (≥ 1)")
+    steps: int = setting(2000, "training steps (≥ 1)", ge=0)
     log_every: int = setting(10, "steps between log lines", ge=1)
     checkpoint_every: int = setting(200, "steps between checkpoints", ge=1)
     keep_checkpoints: int = setting(2, "training checkpoints kept", ge=1)
@@ -146,7 +146,7 @@ class BaselineSection:
     num_bins: int = setting(40, "angle bins of the 2D classification baseline", ge=1, le=3600)
     label_smoothing: float = setting(0.0, "label smoothing of its cross-entropy", ge=0, le=1)
     steps: int | None = setting(None, "its training steps (None: train.steps), so that one config states an "
-                                "equal-time comparison (a baseline step costs ~1/4 of a NeMo step)")
+                                "equal-time comparison (a baseline step costs ~1/4 of a NeMo step)", open=True)
 
 
 @dataclass
@@ -157,7 +157,7 @@ class NemoConfig(mk.ConfigObject):
                           choices=("nemo", "baseline"))
     categories: list[str] | None = setting(None, "the categories (None: every category of the training records)",
                                            open=True)
-    seed: int = setting(0, "the run's seed", flag=True)
+    seed: int = setting(0, "the run's seed", ge=0, flag=True)
     threads: int = setting(1, "torch threads of the training process (set deliberately: oversubscription is "
                            "~30x slower)", ge=1, le=1024, flag=True)
     device: str = setting("cpu", "torch device: cpu or cuda[:N]", flag=True)
@@ -180,17 +180,6 @@ class NemoConfig(mk.ConfigObject):
 
 
 DEFAULTS: dict = mk.defaults(NemoConfig)
-_KEYS = mk.keys(NemoConfig)
-_CHOICES = {k.dotted: k.meta["choices"] for k in _KEYS if k.meta.get("choices")}
-_OPEN = {k.dotted for k in _KEYS if k.meta.get("open")}  # checked by their consumers
-# counts that must be at least 1 (0 would divide by zero, never log or checkpoint, or fit nothing),
-# with an upper bound where a larger value only makes a run that never ends (pose's hypothesis grid)
-_AT_LEAST_ONE = {k.dotted: k.meta.get("le") for k in _KEYS if k.base is int and k.meta.get("ge") == 1}
-# (key, low, high, whether the low end is allowed): the floats with a range
-_RANGES = [(k.dotted, k.meta["ge"] if k.meta.get("ge") is not None else k.meta["gt"],
-            math.inf if k.meta.get("le") is None else k.meta["le"], k.meta.get("ge") is not None)
-           for k in _KEYS if k.base is float and (k.meta.get("ge") is not None or k.meta.get("gt") is not None)]
-
 
 def merge(base: Mapping, update: Mapping) -> dict:
     """Deep merge of two nested mappings (update wins). The asset block `meshes` is replaced whole
@@ -219,43 +208,11 @@ def parse_override(text: str) -> dict:
         raise NemoConfigError(str(exc)) from None
 
 
-def _check(config: Mapping, defaults: Mapping, prefix: str = "") -> None:
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if key not in defaults:
-            raise NemoConfigError(f"config: unknown key {dotted!r}; allowed here: {sorted(defaults)}")
-        default = defaults[key]
-        if dotted in _OPEN:
-            continue
-        if isinstance(default, Mapping):
-            if not isinstance(value, Mapping):
-                raise NemoConfigError(f"config: {dotted!r} must be a mapping, got {value!r}")
-            _check(value, default, dotted + ".")
-            continue
-        if dotted in _CHOICES and value not in _CHOICES[dotted]:
-            raise NemoConfigError(f"config: {dotted!r} must be one of {list(_CHOICES[dotted])}, got {value!r}")
-        if default is None or value is None and default is None:
-            continue
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-            if ok and value < 0:
-                raise NemoConfigError(f"config: {dotted!r} must be ≥ 0, got {value}")
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if ok and not math.isfinite(value):
-                raise NemoConfigError(f"config: {dotted!r} must be a finite number, got {value}")
-            if ok and value < 0:
-                raise NemoConfigError(f"config: {dotted!r} must be ≥ 0, got {value}")
-        elif isinstance(default, list):
-            ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                 and math.isfinite(v) for v in value)
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise NemoConfigError(f"config: {dotted!r} must be like {default!r} ({type(default).__name__}), "
-                                  f"got {value!r}")
+def _fail(key: str, problem: str, kind: str = "value"):
+    """The schema checks' errors in nemo's words (`check_tree`'s callback)."""
+    if kind == "unknown":
+        raise NemoConfigError(f"config: unknown key {key!r}; allowed here: {problem.split('allowed here: ')[1]}")
+    raise NemoConfigError(f"config: {key!r} {problem}")
 
 
 def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
@@ -263,7 +220,7 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
     out = merge(DEFAULTS, config or {})
     for o in overrides:
         out = merge(out, o)
-    _check(out, DEFAULTS)
+    mk.check_tree(NemoConfig, out, _fail)  # unknown keys, types, choices, ranges (from the schema)
     crop = out["data"]["crop_size"]
     if len(crop) != 2 or any(int(c) != c or c <= 0 or c % 32 for c in crop):
         raise NemoConfigError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
@@ -282,27 +239,8 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
     return out
 
 
-def _get(config: Mapping, dotted: str):
-    for part in dotted.split("."):
-        config = config[part]
-    return config
-
-
 def _check_ranges(out: Mapping) -> None:
-    """Values that type-check but cannot work: counts of 0, fractions outside [0, 1], an unusable device."""
-    for key, high in _AT_LEAST_ONE.items():
-        value = _get(out, key)
-        if value < 1:
-            raise NemoConfigError(f"config: {key!r} must be ≥ 1, got {value}")
-        if high is not None and value > high:
-            raise NemoConfigError(f"config: {key!r} must be ≤ {high}, got {value}")
-    for key, low, high, closed in _RANGES:
-        value = _get(out, key)
-        if not (low <= value <= high) or (not closed and value == low):
-            where = f"{'[' if closed else '('}{low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-            raise NemoConfigError(f"config: {key!r} must be in {where}, got {value}")
-    if out["data"]["workers"] > 256:
-        raise NemoConfigError(f"config: 'data.workers' must be ≤ 256, got {out['data']['workers']}")
+    """Values the schema's per-key checks cannot see: lists, relations between keys, the device."""
     b = out["backbone"]
     if not b["depths"] or len(b["depths"]) != len(b["hidden_sizes"]) or any(
             int(v) != v or not 1 <= v <= 8192 for v in b["depths"] + b["hidden_sizes"]):

@@ -77,7 +77,7 @@ class PoseConfig(mk.ConfigObject):
 POSE_DEFAULTS = mk.defaults(PoseSection)
 
 
-def _fail(key: str, problem: str):
+def _fail(key: str, problem: str, kind: str = "value"):
     raise NemoConfigError(f"pose config: 'pose.{key}' {problem}")
 
 
