@@ -252,7 +252,7 @@ def _check_ranges(out: Mapping) -> None:
     blocks = out["meshes"] if isinstance(out["meshes"], list) else [out["meshes"]]
     if not blocks or not all(isinstance(m, Mapping) for m in blocks):
         raise NemoConfigError(f"config: 'meshes' must be an asset source block (a mapping such as "
-                        f"{{type: procedural, count: 3}}) or a list of them, got {out['meshes']!r}")
+                              f"{{type: procedural, count: 3}}) or a list of them, got {out['meshes']!r}")
     p = out["pose"]
     hypotheses = p["azimuths"] * p["elevations"] * p["thetas"]
     if p["keep"] > hypotheses:
@@ -260,7 +260,7 @@ def _check_ranges(out: Mapping) -> None:
                         "(pose.azimuths × pose.elevations × pose.thetas)")
     if any(not 0 < m < 1 for m in out["optim"]["milestones"]):
         raise NemoConfigError(f"config: 'optim.milestones' must be fractions of the run in (0, 1), "
-                        f"got {out['optim']['milestones']}")
+                              f"got {out['optim']['milestones']}")
     cats = out["categories"]
     if cats is not None and (not isinstance(cats, list) or not cats or
                              not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
@@ -293,7 +293,7 @@ def check_device(name, available: bool = True, key: str = "config: 'device'") ->
     if device.type == "cuda" and available:
         if not torch.cuda.is_available():
             raise NemoConfigError(f"{key} is {name!r}, but this torch build has no usable CUDA device "
-                            f"(torch {torch.__version__}); use cpu")
+                                  f"(torch {torch.__version__}); use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise NemoConfigError(f"{key} is {name!r}, but there are {torch.cuda.device_count()} CUDA devices")
 

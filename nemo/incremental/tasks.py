@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from ..config import NemoConfigError
 from ..errors import NemoError
 
 __all__ = ["split_tasks", "tasks_from_config", "PRESETS"]
@@ -72,17 +73,17 @@ def tasks_from_config(block: Mapping, classes: Sequence[str]) -> list[list[str]]
     block = dict(block)
     unknown = sorted(set(block) - {"preset", "tasks", "first", "order_seed", "order"})
     if unknown:
-        raise NemoError(f"config: unknown key(s) {['tasks.' + k for k in unknown]}")
+        raise NemoConfigError(f"config: unknown key(s) {['tasks.' + k for k in unknown]}")
     preset = block.get("preset")
     if preset is not None:
         if preset not in PRESETS:
-            raise NemoError(f"config: 'tasks.preset' must be one of {sorted(PRESETS)}, got {preset!r}")
+            raise NemoConfigError(f"config: 'tasks.preset' must be one of {sorted(PRESETS)}, got {preset!r}")
         block = {**PRESETS[preset], **{k: v for k, v in block.items() if k != "preset" and v is not None}}
     if "tasks" not in block:
-        raise NemoError("config: 'tasks.tasks' (the number of tasks) or 'tasks.preset' is required")
+        raise NemoConfigError("config: 'tasks.tasks' (the number of tasks) or 'tasks.preset' is required")
     order = block.get("order")
     if order is not None:
         if sorted(map(str, order)) != sorted(map(str, classes)):
-            raise NemoError(f"config: 'tasks.order' must list every class once: {sorted(classes)}, got {order}")
+            raise NemoConfigError(f"config: 'tasks.order' must list every class once: {sorted(classes)}, got {order}")
         return split_tasks(order, block["tasks"], block.get("first"), order_seed=None)
     return split_tasks(classes, block["tasks"], block.get("first"), block.get("order_seed", 0))
