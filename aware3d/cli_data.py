@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from methodkit.cli import add_out
+
 __all__ = ["add_parser"]
 
 # --<flag>: (loader name in data3d, what it reads, whether it takes a split)
@@ -50,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            description="Counts per split, category and occlusion level, viewpoint histograms "
                                        "(azimuth, elevation, in-plane, distance) and the truncation rate.")
     _source_arguments(stats)
-    stats.add_argument("--out", default="data-stats", help="folder for stats.json/png/html (default: data-stats)")
+    add_out(stats, "folder for stats.json/png/html (default: data-stats)", default="data-stats")
     stats.set_defaults(func=run_stats)
     show = sub.add_parser("show", help="one record's image with its box, projected CAD or cuboid and axes",
                           description="Draw one record: its bbox, the CAD model projected with its camera "
@@ -58,7 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _source_arguments(show)
     show.add_argument("--id", help="a sample id, an image name or an index (default: the first record)")
     show.add_argument("--cad-root", help="the CAD folder (<category>/NN.off) of real records' models")
-    show.add_argument("--out", help="the PNG to write (default: show-<image name>.png here)")
+    add_out(show, "the PNG to write (default: show-<image name>.png here)", required=False)
     show.set_defaults(func=run_show)
     export = sub.add_parser("export", help="write the records as COCO, BOP or KITTI files",
                             description="Write the records as a COCO instances file (boxes, masks as RLE, our 3D "
@@ -67,7 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                         "counts what was written and skipped.")
     _source_arguments(export)
     export.add_argument("--format", required=True, choices=("coco", "bop", "kitti"), help="the format to write")
-    export.add_argument("--out", required=True, help="the folder to write")
+    add_out(export, "the folder to write")
     export.add_argument("--split-name", default="train",
                         help="the split name of a records folder's records (COCO instances_<name>.json, BOP and "
                              "KITTI <name>/ folders; default: train); loaders keep their --split names")
