@@ -1,11 +1,12 @@
 """methodkit: the one shape every method package shares (issue 22).
 
 The layer below the methods (`datagen`'s K-fold filter, `nemo`, `pose`, `nemo.incremental`, `orbit4d`)
-and above the core (`geom3d`, `data3d`): the typed config mechanism, the run folder, the trainer with
-its hooks, and the pose-estimator contract. It imports `aware3d_utils`, `geom3d` and `data3d`, never a
-method package.
+and above the core (`geom3d`, `data3d`): the typed config mechanism (`methodkit.config`: config
+objects, `ConfigError`, the YAML 1.2 reader; `methodkit.cli`: the shared command-line arguments and
+flags generated from a config schema), the run folder, the trainer with its hooks, and the
+pose-estimator contract. It imports `aware3d_utils`, `geom3d` and `data3d`, never a method package.
 """
 
-from .config import ConfigError, read_yaml
+from .config import ConfigError, ConfigObject, read_yaml, section, setting
 
-__all__: list[str] = ["ConfigError", "read_yaml"]
+__all__: list[str] = ["ConfigError", "ConfigObject", "read_yaml", "section", "setting"]

@@ -96,8 +96,8 @@ def add_schema_flags(parser: argparse.ArgumentParser, schema: type, prefix: str 
                 kwargs["choices"] = key.meta["choices"]
             if not key.meta.get("choices"):
                 kwargs["metavar"] = key.meta.get("metavar") or key.dotted.rsplit(".", 1)[-1].upper()
-            shown = "" if key.default in (None, "") else f" (default: {key.default})"
-            kwargs["help"] = f"{text}{shown}; config key {prefix}{key.dotted}"
+            shown = "" if key.default in (None, "") else f"; default {key.default}"
+            kwargs["help"] = f"{text} (config key {prefix}{key.dotted}{shown})"
         parser.add_argument(flag, **kwargs)
         added.append((flag, f"{prefix}{key.dotted}"))
     flags = list(parser.get_default("schema_flags") or []) + added
