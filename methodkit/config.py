@@ -169,6 +169,19 @@ class ConfigObject:
     def from_mapping(cls, config: Mapping | None = None, overrides=()):
         return build(cls, cls.resolve(config, overrides))
 
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, overrides=()):
+        """From a YAML file (or the defaults) and overrides ('key=value' strings or nested mappings);
+        a ConfigError names the file."""
+        data = read_yaml_file(path) if path is not None else {}
+        trees = [o if isinstance(o, Mapping) else parse_override(o) for o in overrides]
+        try:
+            return cls.from_mapping(data, trees)
+        except ConfigError as exc:
+            if path is None or exc.source is not None or type(exc) is not ConfigError:
+                raise
+            raise ConfigError(exc.key, exc.problem, path) from None
+
     def to_dict(self) -> dict:
         return to_dict(self)
 

@@ -189,3 +189,34 @@ def test_datagen_schema_is_the_documented_defaults():
     assert json.dumps(documented) == json.dumps(mk.defaults(DatagenSchema))  # values and their types
     assert datagen.default_config() == documented
     assert all(k.doc and callable(k.meta["check"]) for k in mk.keys(DatagenSchema))
+
+
+@dataclasses.dataclass
+class TrainSection:
+    steps: int = mk.setting(2000, "training steps (≥ 1)")
+    log_every: int = mk.setting(10, "steps between log lines", ge=1)
+
+
+@dataclasses.dataclass
+class MyConfig(mk.ConfigObject):
+    seed: int = mk.setting(0, "the run's seed", flag=True)
+    train: TrainSection = mk.section(TrainSection, "steps, logging, checkpoints")
+
+
+def test_a_new_method_declares_its_config_as_in_the_design(tmp_path):
+    """The example of docs/design.md ("Config objects"), with the generic resolver."""
+    import argparse
+
+    from methodkit.cli import add_schema_flags, schema_values
+
+    path = tmp_path / "my.yaml"
+    path.write_text("train:\n  steps: 5\n")
+    parser = argparse.ArgumentParser()
+    add_schema_flags(parser, MyConfig)
+    args = parser.parse_args(["--seed", "3"])
+    config = MyConfig.load(path, ["train.log_every=2", schema_values(args)])
+    assert config.to_dict() == {"seed": 3, "train": {"steps": 5, "log_every": 2}}
+    with pytest.raises(methodkit.ConfigError, match=r"my\.yaml: train\.log_every: must be ≥ 1, got 0"):
+        MyConfig.load(path, ["train.log_every=0"])
+    with pytest.raises(methodkit.ConfigError, match=r"my\.yaml: train\.stpes: is not a key"):
+        MyConfig.load(path, ["train.stpes=1"])
