@@ -6,4 +6,7 @@ its hooks, and the pose-estimator contract. It imports `aware3d_utils`, `geom3d`
 method package.
 """
 
-__all__: list[str] = []
+from .estimator import DEFAULT_FOCAL_FACTOR, PoseEstimator, PoseEvaluation, PoseResult, estimator_inputs, evaluate_poses
+
+__all__ = ["DEFAULT_FOCAL_FACTOR", "PoseEstimator", "PoseEvaluation", "PoseResult", "estimator_inputs",
+           "evaluate_poses"]
