@@ -108,13 +108,11 @@ class NemoModel:
         """
         images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
         maps = self.features(images)
-        B = maps.shape[0]
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
         if categories is None:
             if classify == "fit" and len(self.bank.categories) > 1:
-                fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
-                categories = [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
+                fits, categories = self._fit_every(maps, K_feat)
                 return [_to_image(fits[c][b], c, stride) for b, c in enumerate(categories)]
             if classify not in ("match", "fit"):
                 raise NemoError(f"estimate_pose: classify must be 'match' or 'fit', got {classify!r}")
@@ -132,6 +130,12 @@ class NemoModel:
                         grid=pose_grid(p["azimuths"], p["elevations"], p["thetas"]), distance=distance,
                         keep=p["keep"], lr=p["lr"])
         return [self.calibrate_fit(r) for r in fits]
+
+    def _fit_every(self, maps, K_feat) -> tuple[dict[str, list[dict]], list[str]]:
+        """({category: its fit of every image}, per image the category whose fit scores best)."""
+        B = maps.shape[0]
+        fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
+        return fits, [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
 
     @torch.no_grad()
     def evaluate_poses(self, images: torch.Tensor, truth: Sequence[str], K, *, classify_fit: bool = True,
@@ -151,8 +155,7 @@ class NemoModel:
         scores = match_categories(maps, self.bank, self.config["classify"]["match_rule"])
         matched = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         if classify_fit and len(self.bank.categories) > 1:
-            fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
-            best = [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
+            fits, best = self._fit_every(maps, K_feat)
             return [PoseEvaluation(_to_image(fits[truth[b]][b], truth[b], stride), matched[b], best[b],
                                    _to_image(fits[matched[b]][b], matched[b], stride) if pose_predicted else None)
                     for b in range(B)]
