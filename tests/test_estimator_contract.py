@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import data3d
 import nemo
+from aware3d_utils import torch_threads
 from methodkit import PoseEstimator, PoseEvaluation, PoseResult, evaluate_poses
 from nemo.backbone import FeatureNet, backbone_config_from_dict
 from nemo.baseline import BaselineNet
@@ -38,10 +39,8 @@ CATS = ["car", "sofa"]
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def _config(categories, method="nemo"):
