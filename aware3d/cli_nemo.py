@@ -299,20 +299,20 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
         shown = {}
         objs = []
         for k, r in enumerate(results):
-            vp = dict(r["viewpoint"])
-            if model.bank is not None:
-                corners = box_corners(model.bank.mesh(r["category"]))
+            vp = r.viewpoint_dict()
+            if getattr(model, "bank", None) is not None:
+                corners = box_corners(model.bank.mesh(r.category))
             else:  # the baseline has no mesh and no distance: the procedural shape at the crop's fill
-                corners = box_corners(data3d.procedural.make(r["category"]))
-                x0, y0, x1, y1 = r["box"]
+                corners = box_corners(data3d.procedural.make(r.category))
+                x0, y0, x1, y1 = r.box
                 vp["distance"] = float(corners.norm(dim=-1).max()) * vp["focal"] * vp["viewport"] / (
                     0.5 * max(x1 - x0, y1 - y0))
             shown[k] = (corners, dict(vp, focal=vp["focal"] * s, px=resize_coordinate(vp["px"], s),
                                       py=resize_coordinate(vp["py"], s)))
-            objs.append(data3d.ObjectAnnotation(category=r["category"], bbox=r["box"], viewpoint=vp,
-                                                extra={"score": r["score"], "method": model.method}))
-            print(f"{path.name} box {k}: {r['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
-                  f"theta {vp['theta']:.2f} (score {r['score']:.3f})")
+            objs.append(data3d.ObjectAnnotation(category=r.category, bbox=r.box, viewpoint=vp,
+                                                extra={"score": r.score, "method": model.method}))
+            print(f"{path.name} box {k}: {r.category} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
+                  f"theta {vp['theta']:.2f} (score {r.score:.3f})")
         picture = small
         for corners, vp in shown.values():
             picture = torch.from_numpy(draw_pose(picture, corners, {"red": vp}).copy()).permute(2, 0, 1).float() / 255.0
@@ -361,12 +361,12 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
         f = (args.focal if args.focal is not None else 2.0 * max(H, W)) * s
         K = torch.tensor([[f, 0.0, left + resize_coordinate((W - 1) / 2, s)],
                           [0.0, f, top + resize_coordinate((H - 1) / 2, s)], [0.0, 0.0, 1.0]])
-        result = model.estimate_pose(canvas[None], [args.category] if args.category else None, K=K)[0]
-        vp = dict(result["viewpoint"])
-        if model.bank is not None:
-            corners = box_corners(model.bank.mesh(result["category"]))
+        result = model.estimate_pose(canvas[None], K=K, categories=[args.category] if args.category else None)[0]
+        vp = result.viewpoint_dict()
+        if getattr(model, "bank", None) is not None:
+            corners = box_corners(model.bank.mesh(result.category))
         else:
-            corners = box_corners(data3d.procedural.make(result["category"]))
+            corners = box_corners(data3d.procedural.make(result.category))
             vp["distance"] = float(corners.norm(dim=-1).max()) * f / (0.35 * min(Hc, Wc))
         picture = draw_pose(canvas, corners, {"red": vp})
         atomic_save(out / "overlays" / f"{path.stem}.png",
@@ -374,11 +374,11 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
         # back to the input image's pixels: undo the padding, then the scale
         full = dict(vp, focal=vp["focal"] / s, viewport=1.0,
                     px=resize_coordinate(vp["px"] - left, 1.0 / s), py=resize_coordinate(vp["py"] - top, 1.0 / s))
-        obj = data3d.ObjectAnnotation(category=result["category"], bbox=(0.0, 0.0, W - 1.0, H - 1.0), viewpoint=full,
-                                      extra={"score": float(result["score"]), "method": model.method})
+        obj = data3d.ObjectAnnotation(category=result.category, bbox=(0.0, 0.0, W - 1.0, H - 1.0), viewpoint=full,
+                                      extra={"score": result.score, "method": model.method})
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(obj,),
                                           extra=_orientation_note(path)))
-        print(f"{path.name}: {result['category']} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
+        print(f"{path.name}: {result.category} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
               f"theta {vp['theta']:.2f} (score {result['score']:.3f})")
     return _save_pose_records(records, out, skipped, "read")
 

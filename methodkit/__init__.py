@@ -8,5 +8,7 @@ pose-estimator contract. It imports `aware3d_utils`, `geom3d` and `data3d`, neve
 """
 
 from .config import ConfigError, ConfigObject, read_yaml, section, setting
+from .estimator import DEFAULT_FOCAL_FACTOR, PoseEstimator, PoseEvaluation, PoseResult, estimator_inputs, evaluate_poses
 
-__all__: list[str] = ["ConfigError", "ConfigObject", "read_yaml", "section", "setting"]
+__all__ = ["ConfigError", "ConfigObject", "read_yaml", "section", "setting", "DEFAULT_FOCAL_FACTOR", "PoseEstimator",
+           "PoseEvaluation", "PoseResult", "estimator_inputs", "evaluate_poses"]

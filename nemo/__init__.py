@@ -5,7 +5,8 @@
 - `fit_pose(feature_maps, K, bank, categories)`: batched render-and-compare pose estimation.
 - `FeatureNet`: a `transformers` ResNet + decoder to stride-8 unit features.
 - `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`).
-- `load(run)` -> a model with `estimate_pose(images, categories=None)`; `evaluate(models, records, out)`.
+- `load(run)` -> a `NemoModel` (or `BaselineModel`): a `methodkit.PoseEstimator`, `estimate_pose(images,
+  K=None, categories=None)` -> `methodkit.PoseResult`s; `evaluate(models, records, out)` takes any estimator.
 - Submodules: `contrastive` (training targets and loss), `fresh` (on-the-fly datagen rounds),
   `distributed` (torchrun DDP), `splits` (OOD test splits), `baseline` (the 2D baseline), `demo`.
 See docs/nemo.md.
@@ -13,6 +14,7 @@ See docs/nemo.md.
 
 from .backbone import BackboneConfig, FeatureNet
 from .bank import MeshBank
+from .baseline import BaselineModel
 from .config import DEFAULTS, NemoConfig, NemoConfigError, load_config, resolve_config
 from .errors import NemoError
 from .evaluate import evaluate
@@ -21,6 +23,6 @@ from .model import MATCH_RULES, NemoModel, load, match_categories
 from .run import RunFolder
 from .train import learning_rate, train
 
-__all__ = ["BackboneConfig", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoConfig", "NemoConfigError",
-           "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose", "learning_rate", "load",
-           "load_config", "match_categories", "pose_grid", "resolve_config", "train"]
+__all__ = ["BackboneConfig", "BaselineModel", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoConfig",
+           "NemoConfigError", "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose", "learning_rate",
+           "load", "load_config", "match_categories", "pose_grid", "resolve_config", "train"]

@@ -1,20 +1,24 @@
 """ImageNet3D's classification-based pose baseline in nemo's code: the same ResNet encoder,
 global pooling, three 40-bin angle heads (azimuth, elevation, θ; `data3d.angle_bins`) and a
-category head, trained with cross-entropy on the same data and budget as NeMo.
+category head, trained with cross-entropy on the same data and budget as NeMo; `BaselineModel`, the
+trained network as a `methodkit.PoseEstimator` (`nemo.load` gives it for a baseline run).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import data3d
+from methodkit.estimator import PoseResult, estimator_inputs
 
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneConfig, build_encoder
 from .errors import NemoError
 
-__all__ = ["BaselineNet", "baseline_loss", "decode_bins"]
+__all__ = ["BaselineNet", "BaselineModel", "baseline_loss", "decode_bins"]
 
 
 class BaselineNet(nn.Module):
@@ -67,3 +71,52 @@ def decode_bins(angle_logits: torch.Tensor) -> list[dict[str, float]]:
     """Per image the bin-centre (azimuth, elevation, theta) of the most likely bins."""
     best = angle_logits.argmax(-1)  # (B, 3)
     return [data3d.bins_to_viewpoint(b.tolist(), angle_logits.shape[-1]) for b in best]
+
+
+class BaselineModel:
+    """A trained `BaselineNet` as a pose estimator (rotation only: the bin-centre angles of its most
+    likely bins, focal and principal point from the intrinsics; `PoseResult.rotation_only`).
+
+    categories: the names of the category head's first len(categories) outputs; a wider head (iNeMo's
+    replay2d keeps the whole class budget) is read over those only. class_means (len(categories), D):
+    classify by the nearest class mean instead of the head (iCaRL, replay2d's `nearest_mean`): the
+    category scores are the cosines between the pooled, normalised encoder output and each class's
+    mean embedding. Either way the score is the softmax of the category scores at the result's category.
+    `method` is "baseline", as the run's config and records name it.
+    """
+
+    method = "baseline"
+
+    def __init__(self, net: BaselineNet, config: dict, categories: Sequence[str], run=None,
+                 class_means: torch.Tensor | None = None):
+        self.net, self.config, self.categories, self.run = net.eval(), config, list(categories), run
+        self.class_means = None if class_means is None else F.normalize(class_means, dim=-1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(angle logits (B, 3, bins), category scores (B, len(categories)))."""
+        pooled = self.net.pooled(images.to(self.device))
+        if self.class_means is None:
+            scores = self.net.category(pooled)[:, : len(self.categories)]
+        else:
+            scores = F.normalize(pooled, dim=-1) @ self.class_means.to(pooled).T
+        return self.net.angle_logits(pooled), scores
+
+    @torch.no_grad()
+    def estimate_pose(self, images: torch.Tensor, categories: Sequence[str] | None = None, K=None) -> list[PoseResult]:
+        """One rotation-only `PoseResult` per image (`methodkit.PoseEstimator`). categories: B known names
+        (the score is the head's probability of the given one) or None (the most likely category)."""
+        images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
+        angle_logits, scores = self.logits(images)
+        angles = decode_bins(angle_logits)
+        probs = scores.softmax(-1)
+        out = []
+        for b in range(images.shape[0]):
+            c = categories[b] if categories is not None else self.categories[int(probs[b].argmax())]
+            out.append(PoseResult.rotation(**angles[b], K=K[b], category=c,
+                                           score=float(probs[b, self.categories.index(c)])))
+        return out

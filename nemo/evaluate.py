@@ -1,10 +1,13 @@
-"""Evaluation of NeMo and the 2D baseline on records: pose accuracy and classification per split.
+"""Evaluation of pose estimators on records: pose accuracy and classification per split.
 
     metrics = evaluate({"nemo": nemo.load(run), "baseline": nemo.load(baseline_run)}, records, out)
 
-Pose is estimated with the true category given (the PASCAL3D+ / NeMo protocol); classification is
-measured separately: NeMo by feature matching with clutter ("cls_acc") and by fitting every
-category ("cls_acc_fit"), the baseline by its category head. Writes, in `out`:
+Any `methodkit.PoseEstimator` can be evaluated (NeMo, the 2D baseline, pose's canonical and retrieval
+models, iNeMo's per-task models); objects are cropped as its `config` says (a nemo config; nemo's
+defaults for an estimator without one). Pose is estimated with the true category given (the PASCAL3D+ /
+NeMo protocol); classification is measured separately (`methodkit.evaluate_poses`): NeMo by feature
+matching with clutter ("cls_acc") and by fitting every category ("cls_acc_fit"), the baseline by its
+category head. Writes, in `out`:
     metrics.json               {method: {split: {"acc_pi6", "acc_pi18", "median_deg", "cls_acc", "n",
                                                   "flip_rate", "azimuth_pi6", "elevation_bias_deg"}}}
     metrics_per_category.json  {method: {split: {category: {...}}}}
@@ -30,10 +33,12 @@ import torch
 import data3d
 import geom3d
 from aware3d_utils import atomic_write_text
+from methodkit.estimator import PoseEstimator, evaluate_poses
 
+from .config import resolve_config
 from .data import SkippingDataset, collate_skipping, object_dataset, split_of
 from .errors import NemoError
-from .model import NemoModel, rotation_of
+from .model import rotation_of
 from .report import write_report
 
 __all__ = ["evaluate", "summarise", "crop_to_image_viewpoint"]
@@ -70,31 +75,38 @@ def summarise(rows: Sequence[dict]) -> dict:
     return out
 
 
-def _predict(model: NemoModel, batch: dict, classify_fit: bool, pose_predicted: bool = False) -> list[dict]:
+def _predict(model: PoseEstimator, batch: dict, classify_fit: bool, pose_predicted: bool = False) -> list[dict]:
     truth = [model.categories[int(i)] for i in batch["category"]]
-    extra = {"pose_predicted": True} if pose_predicted else {}  # models without the option keep working
-    out = model.evaluate_batch(batch["image"], truth, batch["cameras"].K.to(torch.float32), classify_fit, **extra)
+    out = evaluate_poses(model, batch["image"], truth, batch["cameras"].K.to(torch.float32),
+                         classify_fit=classify_fit, pose_predicted=pose_predicted)
     R_gt = batch["rotation"].to(torch.float64)
     vp_gt = batch["viewpoint"].to(torch.float64)  # data3d.VIEWPOINT_KEYS order: azimuth, elevation, ...
     rows = []
     for b, result in enumerate(out):
-        R = rotation_of(result["viewpoint"]).to(torch.float64)
-        row = {"error": float(geom3d.pose_error(R, R_gt[b])), "category": truth[b], "predicted": result["predicted"],
-               "cls_correct": result["predicted"] == truth[b], "viewpoint": result["viewpoint"],
-               "score": result["score"], "azimuth_gt": float(vp_gt[b, 0]), "elevation_gt": float(vp_gt[b, 1])}
-        if "predicted_fit" in result:
-            row["cls_fit_correct"] = result["predicted_fit"] == truth[b]
-        if "viewpoint_predicted" in result:
-            R_pred = rotation_of(result["viewpoint_predicted"]).to(torch.float64)
+        R = rotation_of(result.pose.viewpoint).to(torch.float64)
+        row = {"error": float(geom3d.pose_error(R, R_gt[b])), "category": truth[b], "predicted": result.predicted,
+               "cls_correct": result.predicted == truth[b], "viewpoint": result.pose.viewpoint_dict(),
+               "score": result.pose.score, "azimuth_gt": float(vp_gt[b, 0]), "elevation_gt": float(vp_gt[b, 1])}
+        if result.predicted_fit is not None:
+            row["cls_fit_correct"] = result.predicted_fit == truth[b]
+        if result.predicted_pose is not None:
+            R_pred = rotation_of(result.predicted_pose.viewpoint).to(torch.float64)
             row["error_predicted"] = float(geom3d.pose_error(R_pred, R_gt[b]))
         rows.append(row)
     return rows
 
 
-def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,
+def _crop_config(model: PoseEstimator) -> dict:
+    """How the model's inputs are cropped: its nemo config, or nemo's defaults."""
+    config = getattr(model, "config", None)
+    return config if config is not None else resolve_config({"categories": list(model.categories)})
+
+
+def evaluate(models: Mapping[str, PoseEstimator], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,
              batch_size: int = 16, classify_fit: bool = True, report_examples: int = 8,
              progress: bool = False, box_jitter: Mapping | None = None, pose_predicted: bool = False) -> dict:
-    """Evaluate every model on the records' objects; writes the files of the module docstring.
+    """Evaluate every model (any `methodkit.PoseEstimator`) on the records' objects; writes the files of
+    the module docstring.
 
     box_jitter: None (crop from the annotated box: the standard protocol) or {"shift", "scale"}: crop
     from a box moved and resized at random (seeded), as a detector's box would be.
@@ -105,11 +117,14 @@ def evaluate(models: Mapping[str, NemoModel], records: Sequence[data3d.ImageReco
     os.makedirs(out, exist_ok=True)
     metrics, per_category, all_rows, skipped = {}, {}, {}, {}
     for name, model in models.items():
+        if not isinstance(model, PoseEstimator):
+            raise NemoError(f"evaluate: the {name} model is not a pose estimator (methodkit.PoseEstimator: "
+                            "categories and estimate_pose)")
         known = set(model.categories)
         subset = [r for r in records if all(o.category in known for o in r.objects)]
         if not subset:
             raise NemoError(f"evaluate: no records of the categories {sorted(known)} the {name} model knows")
-        dataset = object_dataset(subset, model.config, model.categories, train=False, box_jitter=box_jitter)
+        dataset = object_dataset(subset, _crop_config(model), model.categories, train=False, box_jitter=box_jitter)
         loader = torch.utils.data.DataLoader(SkippingDataset(dataset), batch_size=batch_size,
                                              collate_fn=collate_skipping)
         rows: list[dict] = []

@@ -1,5 +1,6 @@
 """From a photograph to poses: objects in boxes (given, or found by a text-prompted detector),
-cropped as training crops them, posed by a NeMo (or baseline) model, returned in the photo's pixels.
+cropped as training crops them, posed by a NeMo (or baseline) model (any `methodkit.PoseEstimator`
+with a nemo config), returned in the photo's pixels as `BoxPose`s.
 
     model = nemo.load("runs/real/nemo")
     image = data3d.load_image("car.jpg")                         # (3, H, W) in [0, 1]
@@ -19,18 +20,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 import data3d
+from methodkit.estimator import PoseEstimator, PoseResult
 
 from .data import object_dataset
 from .errors import NemoError
 from .evaluate import crop_to_image_viewpoint
-from .model import DEFAULT_FOCAL_FACTOR, NemoModel
+from .model import DEFAULT_FOCAL_FACTOR
 
-__all__ = ["Detection", "crop_boxes", "estimate_in_boxes", "detect", "load_detector", "check_box",
+__all__ = ["BoxPose", "Detection", "crop_boxes", "estimate_in_boxes", "detect", "load_detector", "check_box",
            "to_photo_pixels", "photo_focal", "build_tiny_detector"]
 
 
@@ -41,6 +43,16 @@ class Detection:
     box: tuple[float, float, float, float]
     label: str
     score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoxPose(PoseResult):
+    """A `PoseResult` in the photo's pixels for one box, with the box (x0, y0, x1, y1), the estimate in
+    the crop's pixels (`crop_viewpoint`) and the crop (3, Hc, Wc) the model saw."""
+
+    box: tuple[float, float, float, float]
+    crop_viewpoint: data3d.Viewpoint
+    crop: torch.Tensor = field(repr=False, compare=False)
 
 
 def check_box(box, image_size: tuple[int, int], where: str = "box") -> tuple[float, float, float, float]:
@@ -92,7 +104,7 @@ def _record(image: torch.Tensor, boxes: Sequence, category: str, focal: float) -
     return data3d.ImageRecord(image_path="<memory>", image_size=(int(H), int(W)), objects=objects)
 
 
-def crop_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, category: str,
+def crop_boxes(model: PoseEstimator, image: torch.Tensor, boxes: Sequence, category: str,
                focal: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(crops (N, 3, Hc, Wc), K (N, 3, 3)): the boxes cropped as the model's training crops them, and
     each crop's intrinsics (the photo's camera moved into the crop)."""
@@ -113,22 +125,22 @@ def crop_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, category:
     return torch.stack(crops), torch.stack(Ks)
 
 
-def estimate_in_boxes(model: NemoModel, image: torch.Tensor, boxes: Sequence, category: str | None = None,
-                      focal: float | None = None) -> list[dict]:
-    """Per box {"category", "viewpoint" (in the photo's pixels), "score", "box", "crop_viewpoint",
-    "crop"}: the model's estimate on the box's crop. category None: the model classifies."""
+def estimate_in_boxes(model: PoseEstimator, image: torch.Tensor, boxes: Sequence, category: str | None = None,
+                      focal: float | None = None) -> list[BoxPose]:
+    """Per box a `BoxPose`: the model's estimate on the box's crop, in the photo's pixels.
+    category None: the model classifies."""
     if category is not None and category not in model.categories:
         raise NemoError(f"the model knows {model.categories}, not {category!r}")
     crops, K = crop_boxes(model, image, boxes, category, focal)
-    results = model.estimate_pose(crops, [category] * len(crops) if category else None, K=K)
+    results = model.estimate_pose(crops, K=K, categories=[category] * len(crops) if category else None)
     H, W = image.shape[-2:]
     f = photo_focal((H, W), focal)
     out = []
     for b, (result, Kc) in enumerate(zip(results, K)):
-        vp = dict(result["viewpoint"])
-        out.append({"category": result["category"], "viewpoint": to_photo_pixels(vp, Kc, f, box_centre(boxes[b])),
-                    "score": float(result["score"]), "box": tuple(float(v) for v in boxes[b]),
-                    "crop_viewpoint": vp, "crop": crops[b]})
+        vp = result.viewpoint
+        out.append(BoxPose(data3d.Viewpoint(**to_photo_pixels(vp, Kc, f, box_centre(boxes[b]))), result.category,
+                           result.score, result.rotation_only, result.loss, box=tuple(float(v) for v in boxes[b]),
+                           crop_viewpoint=vp, crop=crops[b]))
     return out
 
 

@@ -109,7 +109,8 @@ def _figure(out: str, name: str, dataset: data3d.ObjectDataset, row: dict, model
     est = dict(row["viewpoint"])
     if not math.isfinite(float(est.get("distance", float("nan")))):  # the baseline estimates rotation only
         est.update(distance=gt["distance"], focal=gt["focal"], viewport=gt["viewport"], px=gt["px"], py=gt["py"])
-    mesh = model.bank.mesh(row["category"]) if model.bank is not None else None
+    bank = getattr(model, "bank", None)  # estimators that fit meshes (NeMo's) have a bank
+    mesh = bank.mesh(row["category"]) if bank is not None else None
     if mesh is None:
         obj = dataset.records[int(item["record_index"])].objects[int(item["object_index"])]
         bounds = obj.extra.get("mesh_bounds") or [[-0.5] * 3, [0.5] * 3]  # datagen records carry the mesh's box

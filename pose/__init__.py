@@ -11,7 +11,8 @@
   `write_run_report(run, sets)`, the training run's (merge and one shot; `train` writes it).
 - `refine`: the aligned sets' views with pseudo poses in the canonical frame, training the network
   further on the category's cuboid with nemo's loop.
-- `model`: `load(run)` (a `nemo.NemoModel` with `estimate_pose(images)`), `load_retrieval(run)`,
+- `model`: `load(run)` (a `CanonicalModel`, nemo's model over the canonical mesh), `load_retrieval(run)`
+  (a `RetrievalModel`; both `methodkit.PoseEstimator`s),
   `evaluate(run, records, out, supervised_run=None, require_disjoint=False)` (+ instances.json).
 - `curve`: `flip_curve(...)`, accuracy against the generator's front/back flip rate p
   (`datagen.novel_view.CorrelatedFailureSynthesizer`), on instance-disjoint test records and real photos.
@@ -22,12 +23,12 @@ from .config import POSE_DEFAULTS, resolve_pose_config
 from .curve import flip_curve
 from .merge import MergeResult, merge_sets
 from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_features
-from .model import RetrievalModel, evaluate, instances_of, load, load_retrieval
+from .model import CanonicalModel, RetrievalModel, evaluate, instances_of, load, load_retrieval
 from .report import write_run_report, write_sets_report
 from .sets import GeneratedSet, SetSource, default_relative_poses, generate_sets, load_sets, sources_from_records
 from .train import train
 
-__all__ = ["cylinder_params", "CylinderLayout", "default_relative_poses", "evaluate", "flip_curve", "generate_sets",
-           "GeneratedSet", "instances_of", "load", "load_retrieval", "load_sets", "merge_sets", "MergeResult",
-           "neural_cylinder", "POSE_DEFAULTS", "resolve_pose_config", "RetrievalModel", "SetSource",
+__all__ = ["CanonicalModel", "cylinder_params", "CylinderLayout", "default_relative_poses", "evaluate", "flip_curve",
+           "generate_sets", "GeneratedSet", "instances_of", "load", "load_retrieval", "load_sets", "merge_sets",
+           "MergeResult", "neural_cylinder", "POSE_DEFAULTS", "resolve_pose_config", "RetrievalModel", "SetSource",
            "shift_features", "sources_from_records", "train", "write_run_report", "write_sets_report"]

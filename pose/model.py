@@ -1,14 +1,15 @@
 """A trained label-free run as pose estimators, and their evaluation against ground truth.
 
-    model = pose.load("runs/pose")                  # a nemo.NemoModel over the canonical category mesh
-    model.estimate_pose(images)                     # per image {"category", "viewpoint", "score"}
+    model = pose.load("runs/pose")                  # a CanonicalModel: a nemo.NemoModel over the category mesh
+    model.estimate_pose(images)                     # per image a methodkit.PoseResult
     pose.evaluate("runs/pose", records, "eval/", supervised_run="runs/nemo")
 
 `load_retrieval(run)` is the one-shot retrieval baseline: the nearest neighbour (cosine over whole
 unit feature maps of a frozen network: by default one trained on the reference's views alone, see
 `pose.train.reference_encoder`) among the reference image and its generated views, whose absolute
 poses are the annotation moved by their known relative poses; `load_retrieval(run, encoder="pose")`
-reads the same database through the pose model's network (the ablation "retrieval_pose_network"). Evaluation is nemo's
+reads the same database through the pose model's network (the ablation "retrieval_pose_network"). Both are
+`methodkit.PoseEstimator`s; evaluation is nemo's
 (`nemo.evaluate`): the same crops, metrics.json as {method: {split: {acc_pi6, acc_pi18, median_deg,
 cls_acc, n}}} for "pose", "oneshot_retrieval", "retrieval_pose_network" and, given a supervised run, "nemo_supervised".
 """
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 
 import nemo
 from aware3d_utils import atomic_write_text
+from methodkit.estimator import PoseResult, estimator_inputs
 from nemo.model import NemoModel
 from nemo.train import build_model, load_network
 
@@ -52,13 +54,10 @@ class CanonicalModel(NemoModel):
         super().__init__(*args, **kwargs)
         self.azimuth_offset, self.elevation_offset = float(azimuth_offset), float(elevation_offset)
 
-    def _fit(self, maps, K_feat, categories) -> list[dict]:
-        out = []
-        for r in super()._fit(maps, K_feat, categories):
-            r = dict(r, azimuth=(r["azimuth"] - self.azimuth_offset) % (2 * math.pi),
-                     elevation=r["elevation"] - self.elevation_offset)
-            out.append(r)
-        return out
+    def calibrate_fit(self, fit: dict) -> dict:
+        """The fit in the annotations' frame: azimuth and elevation less the one-shot offsets."""
+        return dict(fit, azimuth=(fit["azimuth"] - self.azimuth_offset) % (2 * math.pi),
+                    elevation=fit["elevation"] - self.elevation_offset)
 
 
 def load(run, device: str | None = None) -> CanonicalModel:
@@ -88,11 +87,9 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
 
 
 class RetrievalModel:
-    """The one-shot retrieval baseline (see the module docstring); quacks as nemo's 2D baseline for
-    `nemo.evaluate` (method "baseline", no bank)."""
-
-    method = "baseline"
-    bank = None
+    """The one-shot retrieval baseline (see the module docstring) as a `methodkit.PoseEstimator`: the
+    nearest database entry's angles, rotation only (focal and principal point from the intrinsics),
+    score the cosine to it; the category is the one it knows (or the given one)."""
 
     def __init__(self, net: torch.nn.Module, features: torch.Tensor, angles: torch.Tensor, config: dict,
                  categories: Sequence[str]):
@@ -104,32 +101,17 @@ class RetrievalModel:
         return self.net(images)
 
     @torch.no_grad()
-    def estimate_pose(self, images: torch.Tensor, categories=None, K=None, classify: str = "match") -> list[dict]:
-        images = torch.as_tensor(images, dtype=torch.float32)
-        if images.ndim == 3:
-            images = images[None]
+    def estimate_pose(self, images: torch.Tensor, categories=None, K=None) -> list[PoseResult]:
+        images, K, categories = estimator_inputs(images, K, categories, self.categories, nemo.NemoError)
         query = F.normalize(self.net(images).flatten(1), dim=-1)
         if query.shape[1] != self.database.shape[1]:
             raise ValueError(f"retrieval: images give {query.shape[1]} feature values, the database "
                              f"{self.database.shape[1]} (use the run's crop size)")
-        sim = query @ self.database.T
-        score, best = sim.max(1)
-        B, _, H, W = images.shape
-        out = []
-        for b in range(B):
-            a, e, t = (float(x) for x in self.angles[best[b]])
-            f = float(K[b, 0, 0]) if K is not None else 2.0 * max(H, W)
-            px = float(K[b, 0, 2]) if K is not None else (W - 1) / 2
-            py = float(K[b, 1, 2]) if K is not None else (H - 1) / 2
-            out.append({"category": self.categories[0], "score": float(score[b]),
-                        "viewpoint": {"azimuth": a, "elevation": e, "theta": t, "distance": float("nan"),
-                                      "focal": f, "viewport": 1.0, "px": px, "py": py}})
-        return out
-
-
-    def evaluate_batch(self, images, truth, K, classify_fit: bool = True) -> list[dict]:
-        """As `nemo.NemoModel.evaluate_batch`: the pose, and the category (the one it knows) as "predicted"."""
-        return [{**r, "predicted": r["category"]} for r in self.estimate_pose(images, truth, K)]
+        score, best = (query @ self.database.T).max(1)
+        return [PoseResult.rotation(*(float(x) for x in self.angles[best[b]]), K=K[b],
+                                    category=self.categories[0] if categories is None else categories[b],
+                                    score=float(score[b]))
+                for b in range(images.shape[0])]
 
 
 def load_retrieval(run, device: str | None = None, encoder: str = "baseline") -> RetrievalModel:

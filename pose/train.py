@@ -487,8 +487,8 @@ def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layou
     searched = int(scores.argmax())
     coarse = searched * layout.step if known_rotation is None else float(known_rotation)
     batch = _crops(views, model.config, category)
-    results = model.estimate_pose(batch["image"], [category] * len(views), K=batch["cameras"].K.float())
-    fitted = torch.tensor([[r["viewpoint"]["azimuth"], r["viewpoint"]["elevation"]] for r in results])
+    results = model.estimate_pose(batch["image"], K=batch["cameras"].K.float(), categories=[category] * len(views))
+    fitted = torch.tensor([[r.viewpoint.azimuth, r.viewpoint.elevation] for r in results])
     d_az = torch.atan2(torch.sin(fitted[:, 0] - angles[:, 0]), torch.cos(fitted[:, 0] - angles[:, 0]))
     # circular median: the difference that minimises the summed angular distance to all others
     spread = torch.atan2(torch.sin(d_az[:, None] - d_az[None]), torch.cos(d_az[:, None] - d_az[None])).abs().sum(1)

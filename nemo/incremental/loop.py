@@ -58,7 +58,7 @@ from geom3d.pixels import resize_coordinate
 
 from ..backbone import FeatureNet, backbone_config_from_dict
 from ..bank import MeshBank
-from ..baseline import BaselineNet, baseline_loss
+from ..baseline import BaselineModel, BaselineNet, baseline_loss
 from ..config import check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
 from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
@@ -80,33 +80,6 @@ from .validation import carve_validation, choose_match_rule, rendered_instance
 __all__ = ["run_incremental", "run_method"]
 
 log = logging.getLogger(__name__)
-
-
-class _SeenHead(nn.Module):
-    """The 2D baseline with its category head cut to the first n classes of the budget (the seen ones)."""
-
-    def __init__(self, net: BaselineNet, n: int):
-        super().__init__()
-        self.net, self.n = net, int(n)
-
-    def forward(self, images):
-        angles, logits = self.net(images)
-        return angles, logits[:, : self.n]
-
-
-class _NearestMeanHead(nn.Module):
-    """The 2D baseline classifying by the nearest class mean (iCaRL): the category scores are the
-    cosines between the pooled, normalised encoder output and each seen class's mean exemplar
-    embedding (`class_means`, in the seen classes' order); the angles come from the network's head."""
-
-    def __init__(self, net: BaselineNet, means: torch.Tensor):
-        super().__init__()
-        self.net = net
-        self.register_buffer("means", F.normalize(means, dim=-1))
-
-    def forward(self, images):
-        pooled = self.net.pooled(images)
-        return self.net.angle_logits(pooled), F.normalize(pooled, dim=-1) @ self.means.to(pooled).T
 
 
 def class_means(net, memory: ExemplarMemory, ncfg, seen) -> torch.Tensor:
@@ -684,10 +657,11 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -
     run.update_manifest(kind="nemo.incremental.task", status="complete", categories=list(seen))
 
 
-def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel:
-    """The task's model for nemo.evaluate; the 2D baseline with its head cut to the seen classes, or
-    classifying by the nearest of the class means when they are given."""
+def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel | BaselineModel:
+    """The task's model for nemo.evaluate: NeMo's, or the 2D baseline read over the seen classes' head
+    rows (its head holds the whole class budget), classifying by the nearest of the class means when
+    they are given."""
     config = dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo")
     if two_d:
-        net = _SeenHead(net, len(seen)) if means is None else _NearestMeanHead(net, means)
+        return BaselineModel(net, config, seen, class_means=means)
     return NemoModel(net, bank, config, seen)
