@@ -24,5 +24,5 @@ from .run import RunFolder
 from .train import learning_rate, train
 
 __all__ = ["BackboneConfig", "BaselineModel", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoConfig",
-           "NemoConfigError", "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose", "learning_rate",
-           "load", "load_config", "match_categories", "pose_grid", "resolve_config", "train"]
+           "NemoConfigError", "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose",
+           "learning_rate", "load", "load_config", "match_categories", "pose_grid", "resolve_config", "train"]
