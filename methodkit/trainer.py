@@ -330,7 +330,7 @@ class Trainer:
         self.net.train()
         loss, info, *after = self.hooks.step(batch, step)
         if not torch.isfinite(loss):
-            raise self.error(f"training diverged at step {step} (loss {float(loss)}); {self.hint}", self.where)
+            raise self.error(f"training diverged at step {step} (loss {float(loss.detach())}); {self.hint}", self.where)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
