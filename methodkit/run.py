@@ -3,8 +3,9 @@ checkpoints, metrics, curves and an HTML report.
 
     run/
       config.yaml            the resolved config (every key, defaults filled in)
-      manifest.json          kind, status, step, created, updated, versions (`MANIFEST_KEYS`), then
-                             what the method records (data, categories, skipped samples, ...)
+      manifest.json          kind, status, step, created, updated, versions, data (the inputs:
+                             `MANIFEST_KEYS`), then what the method records (categories, skipped
+                             samples, ...)
       log.jsonl              one JSON object per logged step ({"step": …, "loss": …, "lr": …})
       checkpoints/step_00000200.safetensors   tensors + JSON metadata (the step, the trainer's state);
                              the key layout is `methodkit.trainer`'s (`state_tensors`)
@@ -35,7 +36,8 @@ __all__ = ["RunFolder", "RunError", "MANIFEST_KEYS", "RUN_STATUSES", "check_mani
 _CKPT_PREFIX, _CKPT_SUFFIX = "step_", ".safetensors"
 
 #: the keys every run's manifest.json holds, and their types
-MANIFEST_KEYS = {"kind": str, "status": str, "step": int, "created": str, "updated": str, "versions": dict}
+MANIFEST_KEYS = {"kind": str, "status": str, "step": int, "created": str, "updated": str, "versions": dict,
+                 "data": list}
 #: a run's status: training ("running"), ended early by `stop_after` or a kill ("stopped"), or done
 RUN_STATUSES = ("running", "stopped", "complete")
 
@@ -151,12 +153,13 @@ class RunFolder:
         except json.JSONDecodeError as exc:
             raise self.error(f"not valid JSON: {exc}", path) from exc
 
-    def begin(self, kind: str, config: Mapping, **fields) -> dict:
+    def begin(self, kind: str, config: Mapping, data: list, **fields) -> dict:
         """A run that starts at step 0: drop what a run killed before its first checkpoint left
-        (`start_fresh`), write config.yaml and a new manifest (kind, status "running", step 0, fields)."""
+        (`start_fresh`), write config.yaml and a new manifest (kind, status "running", step 0, the
+        input folders `data`, fields)."""
         self.start_fresh()
         self.write_config(config)
-        return self.update_manifest(kind=kind, status="running", step=0, **fields)
+        return self.update_manifest(kind=kind, status="running", step=0, data=list(data), **fields)
 
     def update_manifest(self, **fields) -> dict:
         """Merge fields into manifest.json (created with versions and the start time on first use);

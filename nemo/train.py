@@ -281,7 +281,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 reasons.update(run.read_json("manifest.json").get("skipped_samples") or [])
         log.info("resuming %s at step %d", run.path, start)
     elif main:
-        run.begin(f"nemo.{config['method']}", config, categories=categories, data=data_now,
+        run.begin(f"nemo.{config['method']}", config, data_now, categories=categories,
                   on_the_fly=fresh is not None, train_objects=len(dataset), **counts)
     try:
         finished = trainer.fit()

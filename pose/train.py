@@ -225,7 +225,8 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
         run.truncate_log(trainer.step)
         log.info("resuming %s at step %d", run.path, trainer.step)
     else:
-        run.begin("pose.labelfree", cfg, categories=[category], sets=len(sets), views=len(records),
+        data = [str(sets_folder), str(reference) if not isinstance(reference, data3d.ImageRecord) else "<record>"]
+        run.begin("pose.labelfree", cfg, data, categories=[category], sets=len(sets), views=len(records),
                   synthesizer=summary.get("synthesizer"), reference_instance=ref_record.objects[0].mesh_ref,
                   source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}),
                   skipped={"unreadable_view": len(unreadable)}, skipped_views=sorted(unreadable))
