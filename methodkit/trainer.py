@@ -206,8 +206,7 @@ class Trainer:
         pose's reference encoder). log_every / checkpoint_every: every that many steps and at the last
         (checkpoint_every None: none). keep: checkpoints kept. stop_after: end after that many steps of
         this call (as if killed after a checkpoint; for tests). error: the exception type of its checks
-        (the method's; any `(message, path) -> exception` callable) with `hint`, what a diverged run
-        should lower. where: the path its errors name.
+        (the method's) with `hint`, what a diverged run should lower. where: the path its errors name.
         log_extra: fields put first in every log line (iNeMo's task). world: processes of a
         data-parallel run (images_per_s); main: whether this process writes the run folder.
     """
@@ -215,7 +214,7 @@ class Trainer:
     def __init__(self, net: torch.nn.Module, hooks: Hooks, optim: Mapping, steps: int, *,
                  run: RunFolder | None = None, log_every: int = 1, checkpoint_every: int | None = None,
                  keep: int = 2, stop_after: int | None = None, progress: bool = False, desc: str = "train",
-                 error: Callable[..., Exception] = RunError, hint: str = "lower optim.lr", where=None,
+                 error: type[Exception] = RunError, hint: str = "lower optim.lr", where=None,
                  log_extra: Mapping | None = None, optimizer: torch.optim.Optimizer | None = None,
                  meta: Mapping | None = None, world: int = 1, main: bool = True):
         self.net, self.hooks, self.optim, self.steps = net, hooks, optim, int(steps)
