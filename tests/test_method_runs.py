@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_nemo_train import one_thread  # noqa: F401  (autouse: single-threaded, small ops thrash with 2)
 
 import methodkit
 from methodkit.trainer import Hooks, Trainer, learning_rate, load_state, module_state, resume_config, state_tensors
@@ -29,14 +30,6 @@ TINY_NEMO = {
     "pose": {"azimuths": 4, "elevations": 1, "thetas": 1, "steps": 2, "keep": 1},
 }
 STEPS, STOP = 6, 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
