@@ -44,12 +44,11 @@ import data3d
 import nemo
 from aware3d_utils import torch_threads
 from methodkit.trainer import Hooks, Trainer, resume_config, state_tensors
-from nemo.backbone import backbone_config_from_dict
 from nemo.config import check_device
 from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import contrastive_step, load_network, update_bank, write_curves
+from nemo.train import build_model, contrastive_step, load_network, update_bank, write_curves
 
 from .config import resolve_pose_config
 from .merge import merge_sets
@@ -320,13 +319,8 @@ def _readable_sets(sets) -> tuple[list, dict[str, str]]:
 
 
 def _fresh_model(ncfg: Mapping, meshes: Mapping):
-    """(network, bank with one row per mesh) of a new contrastive training."""
-    backbone = backbone_config_from_dict(ncfg["backbone"])
-    net = nemo.FeatureNet(backbone)
-    b = ncfg["bank"]
-    bank = nemo.MeshBank(dict(meshes), feature_dim=backbone.feature_dim, seed=ncfg["seed"], momentum=b["momentum"],
-                         clutter_size=b["clutter_size"])
-    return net, bank
+    """(network, bank with one row per mesh) of a new contrastive training: nemo's `build_model`."""
+    return build_model(dict(ncfg, method="nemo"), list(meshes), dict(meshes))
 
 
 def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, where) -> nemo.FeatureNet:
