@@ -240,3 +240,16 @@ def test_resume_config_compares_all_but_the_free_keys(tmp_path):
         resume_config(run, {"seed": 2}, resolve, **opts)
     with pytest.raises(methodkit.RunError, match="another config"):
         resume_config(run, {"categories": ["sofa"]}, resolve, **opts)
+
+
+def test_methodkit_imports_no_method_package():
+    """methodkit sits below datagen and the methods (docs/design.md's layers): it imports none of them."""
+    import ast
+    from pathlib import Path
+
+    above = {"datagen", "nemo", "pose", "orbit4d", "aware3d"}
+    for path in Path(methodkit.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            assert not {n.split(".")[0] for n in names} & above, (path.name, names)
