@@ -12,23 +12,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_nemo_train import one_thread  # noqa: F401  (autouse: single-threaded, small ops thrash with 2)
+from test_nemo_train import TINY, one_thread  # noqa: F401  (one_thread: autouse, single-threaded)
 
 import methodkit
 from methodkit.trainer import Hooks, Trainer, learning_rate, load_state, module_state, resume_config, state_tensors
+from nemo.config import merge as merge_config
 
-TINY_NEMO = {
-    "threads": 1,
-    "data": {"crop_size": [32, 32], "batch_size": 4, "prefetch_rounds": False},
-    "cuboid": {"num_vertices": 60},
-    "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [4, 8, 8, 8], "embedding_size": 4, "decoder_width": 8,
-                 "feature_dim": 8},
-    "meshes": {"type": "procedural", "count": 2},
-    "bank": {"clutter_size": 32},
-    "optim": {"lr": 3e-3, "warmup_steps": 2},
-    "train": {"steps": 6, "log_every": 1, "checkpoint_every": 2},
-    "pose": {"azimuths": 4, "elevations": 1, "thetas": 1, "steps": 2, "keep": 1},
-}
+# test_nemo_train's tiny NeMo, smaller still
+TINY_NEMO = merge_config(TINY, {
+    "threads": 1, "data": {"crop_size": [32, 32], "batch_size": 4}, "cuboid": {"num_vertices": 60},
+    "backbone": {"hidden_sizes": [4, 8, 8, 8], "embedding_size": 4, "decoder_width": 8, "feature_dim": 8},
+    "bank": {"clutter_size": 32}, "optim": {"warmup_steps": 2}, "train": {"steps": 6, "checkpoint_every": 2},
+    "pose": {"azimuths": 4, "elevations": 1, "steps": 2, "keep": 1}})
 STEPS, STOP = 6, 3
 
 
