@@ -4,7 +4,8 @@
   padded into one tensor so that batches can mix categories.
 - `fit_pose(feature_maps, K, bank, categories)`: batched render-and-compare pose estimation.
 - `FeatureNet`: a `transformers` ResNet + decoder to stride-8 unit features.
-- `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`).
+- `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`), through
+  `methodkit.Trainer`.
 - `load(run)` -> a model with `estimate_pose(images, categories=None)`; `evaluate(models, records, out)`.
 - Submodules: `contrastive` (training targets and loss), `fresh` (on-the-fly datagen rounds),
   `distributed` (torchrun DDP), `splits` (OOD test splits), `baseline` (the 2D baseline), `demo`.
