@@ -77,6 +77,14 @@ def _batch(dataset, indices):
 
 
 @torch.no_grad()
+def _agreement(maps, cameras, bank, index, stride) -> torch.Tensor:
+    """(B,) mean cosine between each image's features at its visible vertices and bank rows `index`."""
+    t = vertex_targets(maps, cameras, bank, index, stride, 1)
+    cos, vis = (t.features * bank.features[index]).sum(-1), t.visible.float()
+    return (cos * vis).sum(-1) / vis.sum(-1).clamp(min=1)
+
+
+@torch.no_grad()
 def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -> torch.Tensor:
     """(len(indices),) mean cosine between each view's features at its visible vertices and its set's features."""
     out = []
@@ -84,12 +92,8 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
     for i in range(0, len(indices), batch_size):
         idx = indices[i:i + batch_size]
         batch = _batch(dataset, idx)
-        maps = net(batch["image"])
-        index = torch.tensor([set_of[j] for j in idx])
-        t = vertex_targets(maps, batch["cameras"], bank, index, stride, 1)
-        cos = (t.features * bank.features[index]).sum(-1)
-        vis = t.visible.float()
-        out.append((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1))
+        out.append(_agreement(net(batch["image"]), batch["cameras"], bank, torch.tensor([set_of[j] for j in idx]),
+                              stride))
     net.train()
     return torch.cat(out)
 
@@ -401,13 +405,8 @@ def rotation_search(model: NemoModel, views, angles: torch.Tensor, category: str
     names = [f"shift{k}" for k in range(layout.segments)]
     turned = nemo.MeshBank({n: mesh for n in names},
                            {n: shift_features(merged, layout, k) for k, n in enumerate(names)}, model.bank.clutter)
-    scores = []
-    for k in range(layout.segments):
-        index = torch.full((len(views),), k)
-        t = vertex_targets(maps, batch["cameras"], turned, index, model.net.stride, 1)
-        cos, vis = (t.features * turned.features[index]).sum(-1), t.visible.float()
-        scores.append(((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1)).mean())
-    return torch.stack(scores)
+    shifts = [torch.full((len(views),), k) for k in range(layout.segments)]
+    return torch.stack([_agreement(maps, batch["cameras"], turned, index, model.net.stride).mean() for index in shifts])
 
 
 def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout,
