@@ -5,6 +5,7 @@
 - `torch_threads`, `step_generator`: the thread-count and per-step seed policies (`runtime`).
 - `plain`: the one JSON / YAML sanitiser (NaN to null, tensors to lists).
 - `IMAGE_SUFFIXES`, `is_image_file`: the image files every command reads.
+- `aware3d_utils.lock.FolderLock`: one live process per dataset or run folder (import the module).
 """
 
 from .atomic import atomic_save, atomic_write, atomic_write_text

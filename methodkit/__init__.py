@@ -3,12 +3,17 @@
 The layer below the methods (`datagen`'s K-fold filter, `nemo`, `pose`, `nemo.incremental`, `orbit4d`)
 and above the core (`geom3d`, `data3d`): the typed config mechanism (`methodkit.config`: config
 objects, `ConfigError`, the YAML 1.2 reader; `methodkit.cli`: the shared command-line arguments and
-flags generated from a config schema), the run folder, the trainer with its hooks, and the
-pose-estimator contract. It imports `aware3d_utils`, `geom3d` and `data3d`, never a method package.
+flags generated from a config schema), the run folder (`run`), the trainer with its hooks (`trainer`),
+and the pose-estimator contract (`estimator`). It imports `aware3d_utils`, `geom3d` and `data3d`, never
+a method package.
 """
 
 from .config import ConfigError, ConfigObject, read_yaml, section, setting
 from .estimator import DEFAULT_FOCAL_FACTOR, PoseEstimator, PoseEvaluation, PoseResult, estimator_inputs, evaluate_poses
+from .run import MANIFEST_KEYS, RunError, RunFolder, check_manifest
+from .trainer import Hooks, Trainer, learning_rate, load_state, resume_config, state_tensors
 
 __all__ = ["ConfigError", "ConfigObject", "read_yaml", "section", "setting", "DEFAULT_FOCAL_FACTOR", "PoseEstimator",
-           "PoseEvaluation", "PoseResult", "estimator_inputs", "evaluate_poses"]
+           "PoseEvaluation", "PoseResult", "estimator_inputs", "evaluate_poses", "MANIFEST_KEYS", "RunError",
+           "RunFolder", "check_manifest", "Hooks", "Trainer", "learning_rate", "load_state", "resume_config",
+           "state_tensors"]

@@ -4,7 +4,8 @@
   padded into one tensor so that batches can mix categories.
 - `fit_pose(feature_maps, K, bank, categories)`: batched render-and-compare pose estimation.
 - `FeatureNet`: a `transformers` ResNet + decoder to stride-8 unit features.
-- `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`).
+- `train(data, out, config)`: NeMo or the 2D baseline into a resumable run folder (`RunFolder`), through
+  `methodkit.Trainer`.
 - `load(run)` -> a `NemoModel` (or `BaselineModel`): a `methodkit.PoseEstimator`, `estimate_pose(images,
   K=None, categories=None)` -> `methodkit.PoseResult`s; `evaluate(models, records, out)` takes any estimator.
 - Submodules: `contrastive` (training targets and loss), `fresh` (on-the-fly datagen rounds),

@@ -21,6 +21,8 @@
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
    by a network trained on those views alone (`reference_encoder`, `pose.retrieval.encoder:
    reference`) and, as an ablation, by the pose model's final network.
+Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.train.contrastive_step`
+(the artifact filter is its `before_batch` hook, the seen counts its step's follow-up).
 The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
 module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
 last training checkpoint (network, per-set bank, seen counts, optimiser, the filter's kept views and
@@ -34,7 +36,6 @@ import json
 import logging
 import math
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,12 +44,13 @@ import torch.nn.functional as F
 
 import data3d
 import nemo
-from nemo.backbone import backbone_config_from_dict
+from aware3d_utils import torch_threads
+from methodkit.trainer import Hooks, Trainer, resume_config, state_tensors
 from nemo.config import check_device
-from nemo.contrastive import contrastive_loss, vertex_targets
+from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import learning_rate, load_network, load_optimizer_tensors, optimizer_tensors, write_curves
+from nemo.train import build_model, contrastive_step, load_network, update_bank, write_curves
 
 from .config import resolve_pose_config
 from .merge import merge_sets
@@ -75,6 +77,14 @@ def _batch(dataset, indices):
 
 
 @torch.no_grad()
+def _agreement(maps, cameras, bank, index, stride) -> torch.Tensor:
+    """(B,) mean cosine between each image's features at its visible vertices and bank rows `index`."""
+    t = vertex_targets(maps, cameras, bank, index, stride, 1)
+    cos, vis = (t.features * bank.features[index]).sum(-1), t.visible.float()
+    return (cos * vis).sum(-1) / vis.sum(-1).clamp(min=1)
+
+
+@torch.no_grad()
 def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -> torch.Tensor:
     """(len(indices),) mean cosine between each view's features at its visible vertices and its set's features."""
     out = []
@@ -82,12 +92,8 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
     for i in range(0, len(indices), batch_size):
         idx = indices[i:i + batch_size]
         batch = _batch(dataset, idx)
-        maps = net(batch["image"])
-        index = torch.tensor([set_of[j] for j in idx])
-        t = vertex_targets(maps, batch["cameras"], bank, index, stride, 1)
-        cos = (t.features * bank.features[index]).sum(-1)
-        vis = t.visible.float()
-        out.append((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1))
+        out.append(_agreement(net(batch["image"]), batch["cameras"], bank, torch.tensor([set_of[j] for j in idx]),
+                              stride))
     net.train()
     return torch.cat(out)
 
@@ -95,28 +101,15 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
 def _resolve_for_run(run: nemo.RunFolder, config: Mapping | None) -> tuple[dict, bool]:
     """The run's config and whether it resumes: a folder with a checkpoint resumes with its stored config
     (a given config must equal it except for `nemo.train.steps`, which may extend the run). Checkpoints
-    without config.yaml resume with the given config."""
-    latest = run.latest_checkpoint()
-    if latest is None:
-        return resolve_pose_config(config), False
-    if not run.exists():
-        log.warning("%s holds checkpoints but no config.yaml: resuming with the given config", run.path)
-        return resolve_pose_config(config), True
-    if set(run.read_config()) - {"nemo", "pose"}:
-        raise nemo.NemoError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and 'pose' "
-                             "blocks); use a new --out", run.path)
-    stored = resolve_pose_config(run.read_config())
-    if config is not None:
-        given = resolve_pose_config(config)
-        steps = given["nemo"]["train"]["steps"]
-        for c in (given, stored):
-            c["nemo"] = dict(c["nemo"], train=dict(c["nemo"]["train"], steps=None), categories=None)
-        if given != stored:
-            raise nemo.NemoError("the run folder holds a run with another config; use a new --out or the same "
-                                 "config", run.path)
-        stored = resolve_pose_config(run.read_config())
-        stored["nemo"]["train"]["steps"] = steps
-    return stored, True
+    without config.yaml resume with the given config (`methodkit.trainer.resume_config`)."""
+
+    def check(raw):
+        if set(raw) - {"nemo", "pose"}:
+            raise nemo.NemoError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and "
+                                 "'pose' blocks); use a new --out", run.path)
+
+    return resume_config(run, config, resolve_pose_config, free=("nemo.train.steps", "nemo.categories"),
+                         extend=("nemo.train.steps",), check=check)
 
 
 def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, config: Mapping | None = None, *,
@@ -126,15 +119,12 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     Resumes from the run folder's last checkpoint (every `nemo.train.checkpoint_every` steps), so a killed
     run continues where it stopped and ends as an uninterrupted one would. stop_after: end after this
     many steps of this call, as if killed after a checkpoint (for tests)."""
-    previous = torch.get_num_threads()
-    try:
+    with torch_threads(None):  # _train sets the config's count; the caller's comes back
         if config is not None:
             resolve_pose_config(config)  # a bad config is an error before the folder is touched
         nemo.RunFolder(out).refuse_inputs([sets_folder, reference])
         with nemo.RunFolder(out).lock():  # one live training per run folder
             return _train(sets_folder, reference, out, config, progress, stop_after)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.RunFolder:
@@ -162,13 +152,57 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
     is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
     dataset = object_dataset(records, ncfg, [category])
-    optim_cfg, steps = ncfg["optim"], int(ncfg["train"]["steps"])
-    net, bank, optimizer = _fresh_training(ncfg, {s.id: mesh for s in sets}, steps)
-    b, batch_size = ncfg["bank"], int(ncfg["data"]["batch_size"])
-    state = {"step": 0, "epoch": 0, "offset": 0, "dropped": 0,
-             "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
+    steps, batch_size = int(ncfg["train"]["steps"]), int(ncfg["data"]["batch_size"])
+    net, bank = _fresh_model(ncfg, {s.id: mesh for s in sets})
+    state = {"dropped": 0, "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
     active = list(range(len(records)))
     seen = torch.zeros(len(sets), layout.num_vertices)
+
+    def batches(epoch: int):
+        # the position in the run is (epoch, offset into its seeded batch order): a resumed run replays it
+        dataset.set_epoch(epoch)
+        return epoch_batches(len(active), batch_size, ncfg["seed"], epoch)
+
+    def load(epoch: int, orders):
+        for order in orders:
+            idx = [active[i] for i in order]
+            yield dict(_batch(dataset, idx), rows=torch.tensor([set_of[j] for j in idx]))
+
+    def artifact_filter(trainer: Trainer) -> bool:
+        nonlocal active
+        if trainer.step != state["filter_step"]:
+            return False
+        agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
+        med = agree.median()
+        mad = (agree - med).abs().median().clamp(min=1e-6)
+        keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg["filter"]["mad"] * mad]
+        state.update(dropped=len(active) - len(keep), filter_step=-1)
+        active = keep
+        log.info("artifact filter: dropped %d of %d views", state["dropped"], len(agree))
+        return True  # the batch order was over the old list: the next epoch orders the kept views
+
+    def train_step(batch, step_index: int):
+        index = batch["rows"]
+        loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index)
+
+        def after():
+            update_bank(bank, index, targets, ncfg["bank"]["weighting"])
+            seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
+
+        return loss, info, after
+
+    def checkpoint_state():
+        tensors = {**bank.state_dict(prefix="sets."), "sets.seen": seen.contiguous(),
+                   "train.active": torch.tensor(active, dtype=torch.long)}
+        return tensors, {"train_state": dict(state)}
+
+    trainer = Trainer(net, Hooks(batches, load, train_step, before_batch=artifact_filter, state=checkpoint_state,
+                                 images=lambda batch: len(batch["rows"])),
+                      ncfg["optim"], steps, run=run, log_every=ncfg["train"]["log_every"],
+                      checkpoint_every=ncfg["train"]["checkpoint_every"], keep=ncfg["train"]["keep_checkpoints"],
+                      stop_after=stop_after, progress=progress, desc="pose train", error=nemo.NemoError,
+                      hint="lower nemo.optim.lr", meta={"method": "nemo", "categories": [category],
+                                                         "phase": "training", "sets": [s.id for s in sets]})
     if resuming:
         tensors, meta = run.load_checkpoint()
         if meta.get("phase") == "final" or "pose" in meta:  # a finished run (older ones lack the phase)
@@ -186,88 +220,25 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
         if not run.exists():
             run.write_config(cfg)
         load_network(net, tensors)
-        bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.", momentum=b["momentum"])
+        bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.",
+                                             momentum=ncfg["bank"]["momentum"])
         seen = tensors["sets.seen"].clone()
-        if "optim.0.step" in tensors:
-            load_optimizer_tensors(optimizer, tensors)
         active = tensors["train.active"].tolist()
-        state.update(meta["train_state"])
-        run.truncate_log(state["step"])
-        log.info("resuming %s at step %d", run.path, state["step"])
+        place = dict(meta["train_state"])
+        state.update(dropped=place.pop("dropped"), filter_step=place.pop("filter_step"))
+        trainer.restore(tensors, place)
+        run.truncate_log(trainer.step)
+        log.info("resuming %s at step %d", run.path, trainer.step)
     else:
-        run.start_fresh()  # the log of a run killed before its first checkpoint
-        run.write_config(cfg)
-        run.update_manifest(kind="pose.labelfree", status="running", categories=[category], sets=len(sets),
-                            views=len(records), synthesizer=summary.get("synthesizer"),
-                            reference_instance=ref_record.objects[0].mesh_ref,
-                            source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}),
-                            skipped={"unreadable_view": len(unreadable)}, skipped_views=sorted(unreadable))
-
-    def checkpoint(step: int) -> None:
-        tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
-        tensors.update(bank.state_dict(prefix="sets."))
-        tensors.update(optimizer_tensors(optimizer))
-        tensors["sets.seen"] = seen.contiguous()
-        tensors["train.active"] = torch.tensor(active, dtype=torch.long)
-        run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "phase": "training",
-                                            "sets": [s.id for s in sets], "train_state": dict(state)},
-                            keep=int(ncfg["train"]["keep_checkpoints"]))
-
-    step, done_here, tick = state["step"], 0, time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=step, desc="pose train", unit="step")
-    net.train()
-    while step < steps and (stop_after is None or done_here < stop_after):
-        # the position in the run is (epoch, offset into its seeded batch order): a resumed run replays it
-        epoch = state["epoch"]
-        dataset.set_epoch(epoch)
-        batches = epoch_batches(len(active), batch_size, ncfg["seed"], epoch)
-        if state["offset"] >= len(batches):
-            state.update(epoch=epoch + 1, offset=0)
-            continue
-        for order in batches[state["offset"]:]:
-            if step == state["filter_step"]:
-                agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
-                med = agree.median()
-                mad = (agree - med).abs().median().clamp(min=1e-6)
-                keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg["filter"]["mad"] * mad]
-                state["dropped"] = len(active) - len(keep)
-                active = keep
-                state.update(filter_step=-1, epoch=epoch + 1, offset=0)  # the batch order was over the old list
-                log.info("artifact filter: dropped %d of %d views", state["dropped"], len(agree))
-                break
-            idx = [active[i] for i in order]
-            lr = learning_rate(step, optim_cfg, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            index = torch.tensor([set_of[j] for j in idx])
-            loss, info, visible = contrastive_step(net, bank, optimizer, _batch(dataset, idx), index, ncfg, step,
-                                                   run.path)
-            seen.index_add_(0, index, visible.float()[:, : layout.num_vertices])
-            step += 1
-            done_here += 1
-            state.update(step=step, offset=state["offset"] + 1)
-            if bar is not None:
-                bar.update(1)
-            if step % ncfg["train"]["log_every"] == 0 or step == steps:
-                now = time.perf_counter()
-                run.log({"step": step, "epoch": epoch, "loss": float(loss.detach()), "lr": lr,
-                         "images_per_s": len(idx) * ncfg["train"]["log_every"] / max(now - tick, 1e-9), **info})
-                tick = now
-            if step % ncfg["train"]["checkpoint_every"] == 0 or step == steps:
-                checkpoint(step)
-            if step >= steps or (stop_after is not None and done_here >= stop_after):
-                break
-    if bar is not None:
-        bar.close()
-    if step < steps:
-        if run.latest_checkpoint() is None or run.latest_checkpoint()[0] != step:
-            checkpoint(step)
-        run.update_manifest(status="stopped", step=step)
+        data = [str(sets_folder), str(reference) if not isinstance(reference, data3d.ImageRecord) else "<record>"]
+        run.begin("pose.labelfree", cfg, data, categories=[category], sets=len(sets), views=len(records),
+                  synthesizer=summary.get("synthesizer"), reference_instance=ref_record.objects[0].mesh_ref,
+                  source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}),
+                  skipped={"unreadable_view": len(unreadable)}, skipped_views=sorted(unreadable))
+    if not trainer.fit():
+        run.update_manifest(status="stopped", step=trainer.step)
         return run
+    step, done_here = trainer.step, trainer.done_here
     net.eval()
     feats = bank.features[:, : layout.num_vertices]
     mcfg = pcfg["merge"]
@@ -304,7 +275,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
         net, offsets = model.net, {"azimuth": 0.0, "elevation": 0.0}  # trained in the canonical frame
     crops = _crops(views, ncfg, category)["image"]
     database = {"features": F.normalize(model.features(crops).flatten(1), dim=-1), "angles": angles}
-    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors = state_tensors(net)
     tensors.update(model.bank.state_dict())
     rcfg = pcfg["retrieval"]
     if rcfg["encoder"] == "reference":
@@ -312,7 +283,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
                                     steps if rcfg["steps"] is None else int(rcfg["steps"]), run.path)
         with torch.no_grad():
             tensors["retrieval.features"] = F.normalize(encoder(crops).flatten(1), dim=-1).contiguous()
-        tensors.update({f"retrieval.model.{k}": v for k, v in encoder.state_dict().items()})
+        tensors.update(state_tensors(encoder, prefix="retrieval.model."))
         tensors["retrieval_pose.features"] = database["features"].contiguous()  # the same views and angles
     else:
         tensors["retrieval.features"] = database["features"].contiguous()
@@ -353,36 +324,9 @@ def _readable_sets(sets) -> tuple[list, dict[str, str]]:
     return kept, unreadable
 
 
-def _fresh_training(ncfg: Mapping, meshes: Mapping, steps: int):
-    """(network, bank with one row per mesh, optimiser) of a new contrastive training of `steps` steps."""
-    backbone = backbone_config_from_dict(ncfg["backbone"])
-    net = nemo.FeatureNet(backbone)
-    b = ncfg["bank"]
-    bank = nemo.MeshBank(dict(meshes), feature_dim=backbone.feature_dim, seed=ncfg["seed"], momentum=b["momentum"],
-                         clutter_size=b["clutter_size"])
-    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, ncfg["optim"], steps),
-                                  weight_decay=float(ncfg["optim"]["weight_decay"]))
-    return net, bank, optimizer
-
-
-def contrastive_step(net, bank, optimizer, batch, index: torch.Tensor, ncfg: Mapping, step: int, where):
-    """One step of NeMo's contrastive training of `net` against bank rows `index` (a row per view), then
-    the bank's momentum and clutter updates: (loss, info, visible (B, V))."""
-    loss_cfg = ncfg["loss"]
-    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
-    features = net(batch["image"])
-    gen = torch.Generator().manual_seed(int(ncfg["seed"]) * 7919 + step)
-    targets = vertex_targets(features, batch["cameras"], bank, index, net.stride, loss_cfg["clutter_per_image"], gen)
-    loss, info = contrastive_loss(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
-                                  loss_cfg["clutter_regulariser"])
-    if not torch.isfinite(loss):
-        raise nemo.NemoError(f"training diverged at step {step}; lower nemo.optim.lr", where)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    bank.update_vertices(index, targets.features.detach(), targets.visible, ncfg["bank"]["weighting"])
-    bank.push_clutter(targets.clutter[targets.clutter_valid].detach())
-    return loss, info, targets.visible
+def _fresh_model(ncfg: Mapping, meshes: Mapping):
+    """(network, bank with one row per mesh) of a new contrastive training: nemo's `build_model`."""
+    return build_model(dict(ncfg, method="nemo"), list(meshes), dict(meshes))
 
 
 def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, where) -> nemo.FeatureNet:
@@ -391,21 +335,20 @@ def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, w
     reference's camera frame. The one-shot retrieval baseline's encoder: what the one shot alone learns."""
     torch.manual_seed(int(ncfg["seed"]))
     dataset = object_dataset(records, ncfg, [category])
-    net, bank, optimizer = _fresh_training(ncfg, {"reference": mesh}, steps)
-    optim_cfg, batch_size = ncfg["optim"], int(ncfg["data"]["batch_size"])
-    net.train()
-    step, epoch = 0, 0
-    while step < steps:
+    net, bank = _fresh_model(ncfg, {"reference": mesh})
+    batch_size = int(ncfg["data"]["batch_size"])
+
+    def batches(epoch: int):
         dataset.set_epoch(epoch)
-        for order in epoch_batches(len(records), batch_size, ncfg["seed"], epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, optim_cfg, steps)
-            index = torch.zeros(len(order), dtype=torch.long)  # every view is of the one set
-            contrastive_step(net, bank, optimizer, _batch(dataset, list(order)), index, ncfg, step, where)
-            step += 1
-            if step >= steps:
-                break
-        epoch += 1
+        return epoch_batches(len(records), batch_size, ncfg["seed"], epoch)
+
+    def train_step(batch, step_index: int):
+        index = torch.zeros(batch["image"].shape[0], dtype=torch.long)  # every view is of the one set
+        loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index)
+        return loss, info, lambda: update_bank(bank, index, targets, ncfg["bank"]["weighting"])
+
+    hooks = Hooks(batches, lambda epoch, orders: (_batch(dataset, list(o)) for o in orders), train_step)
+    Trainer(net, hooks, ncfg["optim"], steps, error=nemo.NemoError, hint="lower nemo.optim.lr", where=where).fit()
     return net.eval()
 
 
@@ -462,13 +405,8 @@ def rotation_search(model: NemoModel, views, angles: torch.Tensor, category: str
     names = [f"shift{k}" for k in range(layout.segments)]
     turned = nemo.MeshBank({n: mesh for n in names},
                            {n: shift_features(merged, layout, k) for k, n in enumerate(names)}, model.bank.clutter)
-    scores = []
-    for k in range(layout.segments):
-        index = torch.full((len(views),), k)
-        t = vertex_targets(maps, batch["cameras"], turned, index, model.net.stride, 1)
-        cos, vis = (t.features * turned.features[index]).sum(-1), t.visible.float()
-        scores.append(((cos * vis).sum(-1) / vis.sum(-1).clamp(min=1)).mean())
-    return torch.stack(scores)
+    shifts = [torch.full((len(views),), k) for k in range(layout.segments)]
+    return torch.stack([_agreement(maps, batch["cameras"], turned, index, model.net.stride).mean() for index in shifts])
 
 
 def one_shot(model: NemoModel, views, angles: torch.Tensor, category: str, layout,
