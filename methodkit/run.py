@@ -31,6 +31,8 @@ import yaml
 from aware3d_utils import atomic_save, atomic_write_text, plain
 from aware3d_utils.lock import FolderLock
 
+from .config import read_yaml
+
 __all__ = ["RunFolder", "RunError", "MANIFEST_KEYS", "RUN_STATUSES", "check_manifest"]
 
 _CKPT_PREFIX, _CKPT_SUFFIX = "step_", ".safetensors"
@@ -67,11 +69,11 @@ class RunFolder:
     """The run folder at `path` (created on first write).
 
     `error` is the exception type its checks raise (a `RunError`; a method package sets its own
-    subclass, e.g. `nemo.RunFolder` raises `nemo.NemoError`). `read_yaml` parses config.yaml: PyYAML's
-    safe loader unless the method gives its YAML reader (nemo: datagen's YAML 1.2 rules)."""
+    subclass, e.g. `nemo.RunFolder` raises `nemo.NemoError`). config.yaml is read with the one YAML 1.2
+    reader every config goes through (`methodkit.config.read_yaml`)."""
 
     error: type[RunError] = RunError
-    read_yaml = staticmethod(yaml.safe_load)
+    read_yaml = staticmethod(read_yaml)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

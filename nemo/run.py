@@ -1,5 +1,5 @@
 """nemo's run folder: `methodkit.run.RunFolder` (the one shape every method's run folder has; see there)
-raising `NemoError` and reading config.yaml with datagen's YAML 1.2 rules; and `line_plot_png`."""
+raising `NemoError`; and `line_plot_png`."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ class RunFolder(_run.RunFolder):
     """`methodkit.RunFolder` whose checks raise `NemoError`."""
 
     error = NemoError
-
-    @staticmethod
-    def read_yaml(text: str):
-        from .config import read_yaml
-
-        return read_yaml(text)
 
 
 def line_plot_png(path: str | os.PathLike, series: Mapping[str, Sequence[tuple[float, float]]], title: str = "",
