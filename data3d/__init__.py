@@ -18,7 +18,15 @@ submodules; a test keeps it equal to the imports below.
 
 import importlib
 
-from .angle_bins import NUM_BINS, angle_to_bin, bin_to_angle, bins_to_viewpoint, viewpoint_to_bins
+from .angle_bins import (
+    NUM_BINS,
+    angle_to_bin,
+    angles_to_centred_bins,
+    bin_to_angle,
+    bins_to_viewpoint,
+    centred_bins_to_angles,
+    viewpoint_to_bins,
+)
 from .assets import (
     Asset,
     AssetSource,
@@ -66,8 +74,10 @@ __all__ = [
     # angle_bins
     "NUM_BINS",
     "angle_to_bin",
+    "angles_to_centred_bins",
     "bin_to_angle",
     "bins_to_viewpoint",
+    "centred_bins_to_angles",
     "viewpoint_to_bins",
     # assets
     "Asset",

@@ -131,18 +131,19 @@ def _set(config: dict, dotted: str, value) -> dict:
 
 def resume_config(run: RunFolder, config: Mapping | None, resolve: Callable[[Mapping], dict], *,
                   free: Sequence[str] = (), extend: Sequence[str] = (), fill: Sequence[str] = (),
-                  check: Callable[[dict], None] | None = None) -> tuple[dict, bool]:
+                  check: Callable[[dict], None] | None = None, started: bool | None = None) -> tuple[dict, bool]:
     """The run's config and whether it resumes. A folder without a checkpoint: `resolve(config)`, a new
     run. Checkpoints without config.yaml (deleted, or a copy of the checkpoints alone): the given config
     resumes them (with a warning). Else the stored config.yaml: `check(raw)` first may refuse another
     kind of run; a `run.error` resolving it names config.yaml. A given config must equal the stored one
     except at the dotted keys `free`, and at `fill` keys where the given value is None (it takes the
     stored one); else `run.error` "another config". The given values at `extend` (e.g. "train.steps":
-    a longer run) replace the stored ones."""
+    a longer run) replace the stored ones. started: whether the folder holds a run to resume (default:
+    it holds a checkpoint; iNeMo's run resumes per finished task and passes `run.exists()`)."""
     latest = run.latest_checkpoint()
-    if latest is None:
+    if not (latest is not None if started is None else started):
         return resolve(config or {}), False
-    if not run.exists():
+    if not run.exists() and latest is not None:
         log.warning("%s holds checkpoints but no config.yaml: resuming from %s with the given config", run.path,
                     latest[1].name)
         return resolve(config or {}), True
@@ -209,6 +210,8 @@ class Trainer:
         (the method's) with `hint`, what a diverged run should lower. where: the path its errors name.
         log_extra: fields put first in every log line (iNeMo's task). world: processes of a
         data-parallel run (images_per_s); main: whether this process writes the run folder.
+        schedule: step -> its learning rate (default `learning_rate(step, optim, steps)`; the K-fold
+        filter passes the rate its torch scheduler set, stepped once an epoch).
     """
 
     def __init__(self, net: torch.nn.Module, hooks: Hooks, optim: Mapping, steps: int, *,
@@ -216,7 +219,8 @@ class Trainer:
                  keep: int = 2, stop_after: int | None = None, progress: bool = False, desc: str = "train",
                  error: type[Exception] = RunError, hint: str = "lower optim.lr", where=None,
                  log_extra: Mapping | None = None, optimizer: torch.optim.Optimizer | None = None,
-                 meta: Mapping | None = None, world: int = 1, main: bool = True):
+                 meta: Mapping | None = None, world: int = 1, main: bool = True,
+                 schedule: Callable[[int], float] | None = None):
         self.net, self.hooks, self.optim, self.steps = net, hooks, optim, int(steps)
         self.run, self.log_every, self.checkpoint_every = run, int(log_every), checkpoint_every
         self.keep, self.stop_after, self.progress, self.desc = int(keep), stop_after, progress, desc
@@ -228,7 +232,8 @@ class Trainer:
             net.parameters(), lr=learning_rate(0, optim, self.steps), weight_decay=float(optim["weight_decay"]))
         self.step, self.epoch, self.offset, self.position = 0, 0, 0, 0
         self.done_here = 0  # steps of this call (stop_after)
-        self.lr = learning_rate(0, optim, self.steps)
+        self.schedule = schedule or (lambda step: learning_rate(step, self.optim, self.steps))
+        self.lr = self.schedule(0)
         self._epoch_size = None  # batches in the current epoch's order
 
     # ------------------------------------------------------------------ state
@@ -324,7 +329,7 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[torch.Tensor, dict]:
         step = self.step
-        self.lr = learning_rate(step, self.optim, self.steps)
+        self.lr = self.schedule(step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         self.net.train()

@@ -289,7 +289,7 @@ def test_folds_keep_the_occlusion_levels_of_a_view_together():
 def test_scores_file_is_strict_json_when_a_category_keeps_nothing():
     import json
 
-    from datagen.filtering import _json_safe
+    from aware3d_utils import plain  # the one JSON sanitiser (datagen's own copy is gone)
 
-    assert json.dumps(_json_safe({"cut": float("nan"), "rows": [{"score": float("inf")}, 1.5]}),
+    assert json.dumps(plain({"cut": float("nan"), "rows": [{"score": float("inf")}, 1.5]}),
                       allow_nan=False) == '{"cut": null, "rows": [{"score": null}, 1.5]}'

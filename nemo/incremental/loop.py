@@ -27,12 +27,17 @@ class has enough of them); after each task the NeMo methods' feature-matching ru
 `nemo.evaluate` on the test objects of every class seen so far (the exemplar memory is checked to
 share no object with them), pose with the true class and with the predicted class (iNeMo's
 released protocol). Written in `out`:
-    config.yaml, validation.json (the carved split), incremental.json, incremental.md (per-task
-    table), accuracy.png, report.html
-    <method>/log.jsonl, <method>/task_<t>/ (a nemo run folder: nemo.load works on it; eval/ with
-    metrics.json, metrics_per_category.json; exemplars.json and exemplars/ records; task.json)
-A rerun in the same folder with the same config resumes: finished tasks (task.json written last)
-are loaded (network, bank, exemplar memory), the rest are trained.
+    config.yaml, manifest.json (methodkit's schema; `step`: the tasks finished over all methods),
+    validation.json (the carved split), incremental.json, incremental.md (per-task table),
+    accuracy.png, report.html
+    <method>/log.jsonl (methodkit's Trainer's lines with the task), <method>/task_<t>/ (a nemo run
+    folder: nemo.load works on it; eval/ with metrics.json, metrics_per_category.json; exemplars.json
+    and exemplars/ records; task.json)
+Every task trains through methodkit's Trainer with nemo's shared `contrastive_step` / `update_bank`
+(iNeMo's terms are added in its step function), under the config's `threads` (the caller's count is
+restored). A rerun in the same folder with the same config (methods may differ: methodkit's
+`resume_config`) resumes: finished tasks (task.json written last) are loaded (network, bank,
+exemplar memory), the rest are trained from their start.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import os
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,8 +59,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 import data3d
-from aware3d_utils import atomic_save, atomic_write_text
+from aware3d_utils import atomic_save, atomic_write_text, torch_threads
 from geom3d.pixels import resize_coordinate
+from methodkit.trainer import Hooks, Trainer, module_state, resume_config, state_tensors
 
 from ..backbone import FeatureNet, backbone_config_from_dict
 from ..bank import MeshBank
@@ -66,7 +73,7 @@ from ..errors import NemoError
 from ..evaluate import evaluate
 from ..model import NemoModel
 from ..run import RunFolder
-from ..train import learning_rate
+from ..train import contrastive_step, update_bank
 from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, object_mask
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
@@ -104,12 +111,11 @@ def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool =
     check_device(config["nemo"]["device"])
     if not config["train_data"] or not config["test_data"]:
         raise NemoError("config: 'train_data' and 'test_data' (record folders) are required")
-    with RunFolder(out).lock():  # one live run per folder
+    with RunFolder(out).lock(), torch_threads(int(config["threads"])):  # one live run per folder
         return _run_incremental(config, out, progress)
 
 
 def _run_incremental(config: Mapping, out, progress: bool) -> dict:
-    torch.set_num_threads(int(config["threads"]))
     run = RunFolder(out)
     counts: dict[str, dict] = {"train": {}, "test": {}}
     train = load_record_folders(config["train_data"], config["classes"], counts["train"])
@@ -137,19 +143,17 @@ def _run_incremental(config: Mapping, out, progress: bool) -> dict:
     if missing:
         raise NemoError(f"test_data has no objects of {missing}")
     stored = dict(config, classes=classes)
-    if run.exists():  # resuming: finished tasks are reused only under the same config (methods may change)
-        old = resolve_incremental_config(run.read_config())
-        if dict(old, methods=None) != dict(resolve_incremental_config(stored), methods=None):
-            raise NemoError("the run folder holds a run with another config; use a new --out or the same config",
-                            run.path)
+    # resuming (the folder holds a config: finished tasks are its state, not a trainer checkpoint):
+    # finished tasks are reused only under the same config; the methods may change
+    resume_config(run, stored, resolve_incremental_config, free=("methods",), started=run.exists())
     run.write_config(stored)
     v = config["validation"]
     train, validation, carved = carve_validation(train, budget, float(v["fraction"]), v["by"],
                                                  int(v["min_instances"]), int(config["seed"]))
     carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
     run.write_json("validation.json", carved)
-    run.update_manifest(kind="nemo.incremental", status="running", tasks=tasks, methods=config["methods"],
-                        validation_objects=len(validation),
+    run.update_manifest(kind="nemo.incremental", status="running", step=_tasks_done(run), tasks=tasks,
+                        methods=config["methods"], validation_objects=len(validation),
                         skipped={"unreadable_train_image": len(bad_train), "unreadable_test_image": len(bad_test)},
                         skipped_images=sorted({**bad_train, **bad_test}),
                         dropped_objects={k: v.get("dropped_objects", {}) for k, v in counts.items()})
@@ -159,9 +163,15 @@ def _run_incremental(config: Mapping, out, progress: bool) -> dict:
         results[method] = run_method(method, config, tasks, train, test, meshes, run.path / method, progress,
                                      validation)
         run.write_json("incremental.json", results)
+        run.update_manifest(step=_tasks_done(run))
     write_outputs(run.path, results, tasks)
     run.update_manifest(status="complete")
     return results
+
+
+def _tasks_done(run: RunFolder) -> int:
+    """The run's progress (its manifest's `step`): the tasks finished over all methods."""
+    return len(list(run.path.glob("*/task_*/task.json")))
 
 
 def check_instances(train, test, disjoint: bool, seen: bool = False) -> None:
@@ -385,7 +395,7 @@ def _keep_log_before(logbook: RunFolder, task: int) -> None:
 def _restore_task(task_dir: Path, net: nn.Module, seen, two_d: bool, ncfg) -> MeshBank | None:
     """Load a finished task's network (in place) and bank from its checkpoint."""
     tensors, _ = RunFolder(task_dir).load_checkpoint()
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = module_state(tensors)
     if two_d:  # the saved category head holds the seen classes only
         full = net.state_dict()
         for key in ("category.weight", "category.bias"):
@@ -460,49 +470,39 @@ def _grow_bank(bank, new, meshes, budget, centres, ncfg, seed: int) -> MeshBank:
 
 
 def _nemo_step(net, bank, config, extras):
-    """The contrastive step (negatives from every class of the bank, or NeMo's own-class ones: config
-    `negatives`) + iNeMo's positional and distillation terms (each on when its weight > 0)."""
-    ncfg, loss_cfg = config["nemo"], config["nemo"]["loss"]
-    radius = float(loss_cfg["neighbour_radius"]) * max(ncfg["data"]["crop_size"])
+    """NeMo's shared `contrastive_step` (its loss: negatives from every class of the bank, every latent
+    slot, or NeMo's own-class ones: config `negatives`; clutter from `step_generator(seed, step,
+    stream=task)`) + iNeMo's positional and distillation terms (each on when its weight > 0); after the
+    optimiser step nemo's `update_bank`."""
+    ncfg = config["nemo"]
     pos, kd = config["positional"], config["distillation"]
     centres, old_net, old_memory = extras["centres"], extras["old_net"], extras["old_memory"]
-    global_index = extras["global_index"]
+    global_index, seed, task = extras["global_index"], int(config["seed"]), extras["task"]
     device = torch.device(ncfg["device"])
+    if extras.get("reserved") is not None:
+        loss_fn = partial(bank_contrastive_loss, reserved=extras["reserved"])
+    else:
+        loss_fn = contrastive_loss if config["negatives"] == "own_class" else bank_contrastive_loss
 
     def step(batch, step_index):
-        images, index = batch["image"].to(device), batch["category"].to(device)
-        maps = net(images)
-        gen = torch.Generator().manual_seed(int(config["seed"]) * 7919 + 104729 * extras["task"] + step_index)
-        targets = vertex_targets(maps, batch["cameras"].to(device), bank, index, net.stride,
-                                 loss_cfg["clutter_per_image"], gen)
-        contrast = contrastive_loss if config["negatives"] == "own_class" else bank_contrastive_loss
-        if extras.get("reserved") is not None:
-            loss, info = bank_contrastive_loss(targets, bank, loss_cfg["temperature"], radius,
-                                               loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"],
-                                               reserved=extras["reserved"])
-        else:
-            loss, info = contrast(targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"],
-                                  loss_cfg["clutter_regulariser"])
-        vis = targets.visible
+        index = batch["category"].to(device)
+        loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index, seed=seed, stream=task,
+                                               loss_fn=loss_fn)
+        vis, features = targets.visible, targets.features
         if centres is not None and pos["weight"] > 0:
             labels = global_index.to(device)[index][:, None].expand_as(vis)[vis]
-            p = positional_loss(targets.features[vis], labels, centres.to(maps), pos["temperature"])
+            p = positional_loss(features[vis], labels, centres.to(features), pos["temperature"])
             loss = loss + pos["weight"] * p
             info["positional"] = float(p.detach())
         if old_net is not None and old_memory is not None and kd["weight"] > 0:
             with torch.no_grad():
-                old_maps = old_net(images)
+                old_maps = old_net(batch["image"].to(device))
             old = sample_at(old_maps, resize_coordinate(targets.uv, 1.0 / net.stride))
-            d = distillation_loss(targets.features[vis], old[vis], old_memory.to(maps), kd["temperature"],
+            d = distillation_loss(features[vis], old[vis], old_memory.to(features), kd["temperature"],
                                   t_squared=DISTILLATION_VARIANTS[kd["variant"]]["t_squared"])
             loss = loss + kd["weight"] * d
             info["distillation"] = float(d.detach())
-
-        def after():
-            bank.update_vertices(index, targets.features, targets.visible, ncfg["bank"]["weighting"])
-            bank.push_clutter(targets.clutter[targets.clutter_valid])
-
-        return loss, info, after
+        return loss, info, partial(update_bank, bank, index, targets, ncfg["bank"]["weighting"])
 
     return step
 
@@ -543,52 +543,30 @@ def _soft_kl(new_logits, old_logits, T: float) -> torch.Tensor:
 
 def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logbook: RunFolder, progress: bool,
               method: str) -> None:
-    """`steps` AdamW steps (nemo's warm-up + schedule) over seeded epochs of the records' crops."""
+    """`steps` steps of methodkit's Trainer (AdamW, nemo's warm-up + schedule) over seeded epochs of the
+    records' crops, logged into the method's log.jsonl with the task (no checkpoint: a task's model is
+    saved when it is finished)."""
     ncfg = config["nemo"]
     if not records:
         raise NemoError(f"{method} task {task}: no training objects of {list(seen)}")
     dataset = object_dataset(records, ncfg, seen)
-    device = torch.device(ncfg["device"])
-    net.to(device)
-    optim_cfg = ncfg["optim"]
-    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate(0, optim_cfg, steps),
-                                  weight_decay=float(optim_cfg["weight_decay"]))
-    batch_size, every = int(ncfg["data"]["batch_size"]), int(ncfg["train"]["log_every"])
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    net.to(torch.device(ncfg["device"]))
+    batch_size, seed = int(ncfg["data"]["batch_size"]), int(config["seed"]) + 1009 * task
 
-        bar = tqdm(total=steps, desc=f"{method} task {task}", unit="step")
-    step, epoch = 0, 0
-    while step < steps:
+    def batches(epoch: int) -> list:
         dataset.set_epoch(epoch)
-        batches = epoch_batches(len(dataset), batch_size, int(config["seed"]) + 1009 * task, epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=data3d.collate_objects,
-                                             num_workers=int(ncfg["data"]["workers"]))
-        for batch in loader:
-            lr = learning_rate(step, optim_cfg, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            net.train()
-            loss, info, after = step_fn(batch, step)
-            if not torch.isfinite(loss):
-                raise NemoError(f"{method} task {task}: training diverged at step {step} (loss {float(loss)}); "
-                                "lower nemo.optim.lr", logbook.path)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if after is not None:
-                after()
-            step += 1
-            if bar is not None:
-                bar.update(1)
-            if step % every == 0 or step == steps:
-                logbook.log({"task": task, "step": step, "loss": float(loss.detach()), "lr": lr, **info})
-            if step >= steps:
-                break
-        epoch += 1
-    if bar is not None:
-        bar.close()
+        return epoch_batches(len(dataset), batch_size, seed, epoch)
+
+    def load(epoch: int, orders):
+        return torch.utils.data.DataLoader(dataset, batch_sampler=orders, collate_fn=data3d.collate_objects,
+                                           num_workers=int(ncfg["data"]["workers"]))
+
+    def error(message: str, where) -> NemoError:
+        return NemoError(f"{method} task {task}: {message}", where)
+
+    Trainer(net, Hooks(batches, load, step_fn), ncfg["optim"], steps, run=logbook,
+            log_every=int(ncfg["train"]["log_every"]), progress=progress, desc=f"{method} task {task}", error=error,
+            hint="lower nemo.optim.lr", log_extra={"task": task}).fit()
 
 
 @torch.no_grad()
@@ -650,11 +628,11 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -
     if two_d:  # the category head of the seen classes only, so that the run loads as a plain baseline
         n = len(seen)
         state = {k: (v[:n] if k in ("category.weight", "category.bias") else v) for k, v in state.items()}
-    tensors = {f"model.{k}": v for k, v in state.items()}
+    tensors = state_tensors(state)
     if bank is not None:
         tensors.update(bank.state_dict())
     run.save_checkpoint(steps, tensors, {"method": "baseline" if two_d else "nemo", "categories": list(seen)})
-    run.update_manifest(kind="nemo.incremental.task", status="complete", categories=list(seen))
+    run.update_manifest(kind="nemo.incremental.task", status="complete", step=steps, categories=list(seen))
 
 
 def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel | BaselineModel:
