@@ -88,7 +88,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from .config import read_yaml
-    from .filtering import filter_dataset
+    from .filter_kfold import filter_dataset
 
     options = {"k": args.k, "keep_ratio": args.keep_ratio, "loss_threshold": args.loss_threshold,
                "max_mads": args.max_mads, "progress": not args.no_progress}

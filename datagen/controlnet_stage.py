@@ -17,7 +17,7 @@ class ControlNetStage:
 
     def __init__(self, config: DatagenConfig):
         from .controlnet import ControlNetGenerator
-        from .filtering import cheap_checks
+        from .filter_checks import cheap_checks
         from .prompts import PromptBuilder
 
         block = dict(config["controlnet"])

@@ -17,18 +17,6 @@ from .filter_kfold import (
     kfold_filter,
 )
 
-__all__ = [
-    "cheap_checks",
-    "edge_agreement",
-    "cropped_fraction",
-    "CHECK_REASONS",
-    "kfold_filter",
-    "filter_dataset",
-    "KFoldResult",
-    "assign_folds",
-    "angles_to_bins",
-    "bins_to_angles",
-    "keep_by_rule",
-    "DEFAULT_BACKBONE",
-    "TINY_BACKBONE",
-]
+__all__ = ["cheap_checks", "edge_agreement", "cropped_fraction", "CHECK_REASONS", "kfold_filter", "filter_dataset",
+           "KFoldResult", "assign_folds", "angles_to_bins", "bins_to_angles", "keep_by_rule", "DEFAULT_BACKBONE",
+           "TINY_BACKBONE"]

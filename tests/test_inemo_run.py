@@ -131,6 +131,19 @@ def test_a_killed_run_resumes_after_its_last_finished_task(folders, tmp_path):
         run_incremental(dict(config, seed=5), out)
 
 
+def test_the_callers_torch_thread_count_is_restored(folders, tmp_path):
+    """The run trains with the config's `threads` and gives the caller's count back (it used to leave
+    torch at the config's count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_incremental(_config(folders, methods=["finetune"], steps={"first": 1, "later": 1}, threads=1),
+                        tmp_path / "run")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_evaluation_sharing_training_images_is_refused(folders, tmp_path):
     config = _config(folders, test_data=[str(folders / "train")], methods=["finetune"], instance_disjoint=False)
     with pytest.raises(NemoError, match="share"):

@@ -124,6 +124,73 @@ def test_stopped_and_resumed_run_ends_as_an_uninterrupted_one(method, records, p
         assert torch.equal(a[key], b[key]), (method, key)
 
 
+# ---------------------------------------------------------------------- iNeMo: resumes per finished task
+@pytest.fixture(scope="module")
+def incremental_data(tmp_path_factory):
+    """Instance-disjoint train / test record folders of two classes (procedural seeds 0 and 1)."""
+    from datagen.config import load_config
+    from datagen.pipeline import generate
+
+    root = tmp_path_factory.mktemp("method_runs_incremental")
+    for name, seed, seeds in (("train", 3, [0]), ("test", 4, [1])):
+        generate(load_config({"seed": seed, "image_size": 48, "samples_per_category": 3, "occlusion": ["none"],
+                              "assets": [{"type": "procedural", "categories": ["car", "sofa"], "seeds": seeds}],
+                              "writer": {"chunk_size": 16}}), root / name, progress=False)
+    return root
+
+
+@pytest.mark.parametrize("method", ["inemo", "replay2d"])
+def test_incremental_run_killed_in_a_task_ends_as_an_uninterrupted_one(method, incremental_data, tmp_path):
+    """iNeMo's run trains each task through methodkit.Trainer and resumes per finished task (task.json
+    written last): killed during task 1 (its task.json missing, a line of it logged), the rerun loads
+    task 0, trains task 1 again from its start and ends bit for bit as an uninterrupted run."""
+    from nemo.incremental import run_incremental
+
+    nemo_cfg = {k: v for k, v in TINY_NEMO.items() if k != "pose"}
+    config = {"train_data": [str(incremental_data / "train")], "test_data": [str(incremental_data / "test")],
+              "tasks": {"tasks": 2}, "steps": {"first": 3, "later": 2}, "exemplars": {"budget": 2},
+              "nemo": nemo_cfg, "eval": {"batch_size": 8}, "validation": {"fraction": 0.0}, "methods": [method]}
+    whole = run_incremental(config, tmp_path / "whole")
+    parts = tmp_path / "parts"
+    run_incremental(config, parts)
+    (parts / method / "task_1" / "task.json").unlink()  # as if killed during task 1
+    with open(parts / method / "log.jsonl", "a") as fh:
+        fh.write(json.dumps({"task": 1, "step": 1, "loss": 0.0}) + "\n")
+    stamp = next((parts / method / "task_0" / "checkpoints").iterdir()).stat().st_mtime_ns
+    resumed = run_incremental(config, parts)
+
+    for result in (whole, resumed):
+        for entry in result[method]["per_task"]:
+            entry.pop("seconds")
+    assert resumed == whole
+    assert next((parts / method / "task_0" / "checkpoints").iterdir()).stat().st_mtime_ns == stamp  # loaded
+    for out in (tmp_path / "whole", parts):
+        run = methodkit.RunFolder(out)
+        for name in ("config.yaml", "manifest.json", "incremental.json", "validation.json", "report.html"):
+            assert (out / name).is_file(), name
+        manifest = run.read_json("manifest.json")
+        methodkit.check_manifest(manifest)
+        assert manifest["kind"] == "nemo.incremental" and manifest["status"] == "complete" and manifest["step"] == 2
+        log = methodkit.RunFolder(out / method).read_log()
+        assert [(r["task"], r["step"]) for r in log] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
+        assert all({"loss", "lr", "epoch"} <= set(r) for r in log)
+        for t, steps in ((0, 3), (1, 2)):
+            task = methodkit.RunFolder(out / method / f"task_{t}")
+            manifest = task.read_json("manifest.json")
+            methodkit.check_manifest(manifest)
+            assert manifest["kind"] == "nemo.incremental.task" and manifest["step"] == steps
+            assert task.latest_checkpoint()[0] == steps
+    losses = [[r["loss"] for r in methodkit.RunFolder(out / method).read_log()] for out in (tmp_path / "whole", parts)]
+    assert losses[0] == losses[1]
+    for t in (0, 1):
+        a, _ = methodkit.RunFolder(tmp_path / "whole" / method / f"task_{t}").load_checkpoint()
+        b, _ = methodkit.RunFolder(parts / method / f"task_{t}").load_checkpoint()
+        assert sorted(a) == sorted(b) and any(k.startswith("model.") for k in a)
+        assert (method == "replay2d") != any(k.startswith("bank.") for k in a)  # NeMo methods save their bank
+        for key in a:
+            assert torch.equal(a[key], b[key]), (method, t, key)
+
+
 # ---------------------------------------------------------------------- the trainer alone
 class _Toy:
     """y = 3x fitted by one weight; batch 2 of 6 samples; the batch holding sample 5 cannot be trained

@@ -152,7 +152,8 @@ def _run_incremental(config: Mapping, out, progress: bool) -> dict:
                                                  int(v["min_instances"]), int(config["seed"]))
     carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
     run.write_json("validation.json", carved)
-    run.update_manifest(kind="nemo.incremental", status="running", step=_tasks_done(run), tasks=tasks,
+    run.update_manifest(kind="nemo.incremental", status="running", step=_tasks_done(run),
+                        data=[*config["train_data"], *config["test_data"], *config["seen_cad_data"]], tasks=tasks,
                         methods=config["methods"], validation_objects=len(validation),
                         skipped={"unreadable_train_image": len(bad_train), "unreadable_test_image": len(bad_test)},
                         skipped_images=sorted({**bad_train, **bad_test}),
@@ -357,7 +358,8 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
         chosen = {"match_rules": list(config["validation"]["match_rules"]), "accuracy": accuracy, "objects": n,
                   "match_rule": rule}
         ncfg = dict(ncfg, classify=dict(ncfg["classify"], match_rule=rule))
-    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps)  # after the refill and the rule's choice
+    # after the refill and the rule's choice
+    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps, config["train_data"])
     means = None
     if two_d and config["replay2d"]["classifier"] == "nearest_mean":
         means = class_means(net, memory, ncfg, seen)
@@ -619,7 +621,7 @@ def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -> None:
+def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int, data: Sequence[str]) -> None:
     """The task's model as a nemo run folder (config.yaml + a safetensors checkpoint; nemo.load reads it)."""
     run = RunFolder(task_dir)
     run.write_config(dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo",
@@ -632,7 +634,8 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int) -
     if bank is not None:
         tensors.update(bank.state_dict())
     run.save_checkpoint(steps, tensors, {"method": "baseline" if two_d else "nemo", "categories": list(seen)})
-    run.update_manifest(kind="nemo.incremental.task", status="complete", step=steps, categories=list(seen))
+    run.update_manifest(kind="nemo.incremental.task", status="complete", step=steps, data=list(data),
+                        categories=list(seen))
 
 
 def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel | BaselineModel:
