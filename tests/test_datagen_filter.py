@@ -232,6 +232,14 @@ def test_kfold_filter_is_deterministic_and_restores_threads(tmp_path):
     assert shared.keep.all() and np.isfinite(shared.scores).all()  # no keep rule: everything kept
 
 
+def test_a_diverged_fold_is_an_error_naming_it(tmp_path):
+    """Each fold trains through methodkit's Trainer, whose finite-loss check stops a diverged fold (it
+    used to go on and score every held-out sample NaN, which no rule keeps)."""
+    records, _ = arrow_dataset(tmp_path, 10, 4)
+    with pytest.raises(ValueError, match="kfold_filter: fold 0: training diverged at step 1 .*lower lr"):
+        kfold_filter(records, k=2, num_bins=4, epochs=2, **{**TINY, "lr": 1e30})
+
+
 def test_backbone_loads_from_a_folder_like_a_pretrained_model(tmp_path):
     from transformers import ResNetConfig, ResNetModel
 
