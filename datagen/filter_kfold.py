@@ -404,12 +404,10 @@ def kfold_filter(records: Sequence, k: int = 5, keep_ratio: float | None = None,
                 bar.set_postfix(fold=f"{fold + 1}/{k}", loss=f"{mean_loss:.3f}", refresh=False)
                 bar.update(1)
 
-        def error(message, _where):
-            return ValueError(f"kfold_filter: fold {fold}: {message}")
-
+        # a diverged fold: a RunError (a ValueError) "kfold_filter: fold <f>: training diverged ..."
         Trainer(model, Hooks(batches, load, step, after_step=after_step), {"lr": lr, "weight_decay": weight_decay},
-                epochs * per_epoch, optimizer=opt, schedule=lambda _: opt.param_groups[0]["lr"], error=error,
-                hint="lower lr").fit()
+                epochs * per_epoch, optimizer=opt, schedule=lambda _: opt.param_groups[0]["lr"], hint="lower lr",
+                where=f"kfold_filter: fold {fold}").fit()
         model.eval()  # scores with running BatchNorm statistics (3D-DST scored in train mode)
         with torch.no_grad():
             for start in range(0, len(held), batch_size):

@@ -563,12 +563,10 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
         return torch.utils.data.DataLoader(dataset, batch_sampler=orders, collate_fn=data3d.collate_objects,
                                            num_workers=int(ncfg["data"]["workers"]))
 
-    def error(message: str, where) -> NemoError:
-        return NemoError(f"{method} task {task}: {message}", where)
-
     Trainer(net, Hooks(batches, load, step_fn), ncfg["optim"], steps, run=logbook,
-            log_every=int(ncfg["train"]["log_every"]), progress=progress, desc=f"{method} task {task}", error=error,
-            hint="lower nemo.optim.lr", log_extra={"task": task}).fit()
+            log_every=int(ncfg["train"]["log_every"]), progress=progress, desc=f"{method} task {task}",
+            error=NemoError, hint="lower nemo.optim.lr", where=logbook.path / f"task_{task}",
+            log_extra={"task": task}).fit()
 
 
 @torch.no_grad()
