@@ -622,6 +622,7 @@ def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
 def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int, data: Sequence[str]) -> None:
     """The task's model as a nemo run folder (config.yaml + a safetensors checkpoint; nemo.load reads it)."""
     run = RunFolder(task_dir)
+    run.update_manifest(step=steps, data=list(data))  # methodkit's keys (kind and status once it is saved)
     run.write_config(dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo",
                           train=dict(ncfg["train"], steps=steps)))
     state = net.state_dict()
@@ -632,8 +633,7 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int, d
     if bank is not None:
         tensors.update(bank.state_dict())
     run.save_checkpoint(steps, tensors, {"method": "baseline" if two_d else "nemo", "categories": list(seen)})
-    run.update_manifest(kind="nemo.incremental.task", status="complete", step=steps, data=list(data),
-                        categories=list(seen))
+    run.update_manifest(kind="nemo.incremental.task", status="complete", categories=list(seen))
 
 
 def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = None) -> NemoModel | BaselineModel:
