@@ -16,11 +16,13 @@
   `evaluate(run, records, out, supervised_run=None, require_disjoint=False)` (+ instances.json).
 - `curve`: `flip_curve(...)`, accuracy against the generator's front/back flip rate p
   (`datagen.novel_view.CorrelatedFailureSynthesizer`), on instance-disjoint test records and real photos.
-See docs/pose.md.
+Bad input or a broken run folder raises `PoseError` (a `nemo.NemoError`, so a ValueError); config mistakes
+`nemo.NemoConfigError`. See docs/pose.md.
 """
 
 from .config import POSE_DEFAULTS, resolve_pose_config
 from .curve import flip_curve
+from .errors import PoseError
 from .merge import MergeResult, merge_sets
 from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_features
 from .model import CanonicalModel, RetrievalModel, evaluate, instances_of, load, load_retrieval
@@ -30,5 +32,5 @@ from .train import train
 
 __all__ = ["CanonicalModel", "cylinder_params", "CylinderLayout", "default_relative_poses", "evaluate", "flip_curve",
            "generate_sets", "GeneratedSet", "instances_of", "load", "load_retrieval", "load_sets", "merge_sets",
-           "MergeResult", "neural_cylinder", "POSE_DEFAULTS", "resolve_pose_config", "RetrievalModel", "SetSource",
-           "shift_features", "sources_from_records", "train", "write_run_report", "write_sets_report"]
+           "MergeResult", "neural_cylinder", "POSE_DEFAULTS", "PoseError", "resolve_pose_config", "RetrievalModel",
+           "SetSource", "shift_features", "sources_from_records", "train", "write_run_report", "write_sets_report"]

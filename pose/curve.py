@@ -22,6 +22,8 @@ from pathlib import Path
 
 from aware3d_utils import atomic_write_text
 
+from .errors import PoseError
+
 __all__ = ["flip_curve", "curve_markdown"]
 
 
@@ -44,14 +46,14 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     from .train import train
 
     if not rates:
-        raise ValueError("flip_curve: no flip rates given")
+        raise PoseError("flip_curve: no flip rates given")
     bad = [p for p in rates if not 0.0 <= float(p) <= 1.0]
     if bad:
-        raise ValueError(f"flip_curve: flip rates must be in [0, 1], got {bad}")
+        raise PoseError(f"flip_curve: flip rates must be in [0, 1], got {bad}")
     poses = default_relative_poses() if relative_poses is None else relative_poses
     options = dict(synthesizer or {})
     if "flip_rate" in options:
-        raise ValueError("flip_curve: the synthesizer's flip_rate is the curve's variable; give `rates`")
+        raise PoseError("flip_curve: the synthesizer's flip_rate is the curve's variable; give `rates`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {}

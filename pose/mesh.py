@@ -18,6 +18,8 @@ import torch
 
 import geom3d
 
+from .errors import PoseError
+
 __all__ = ["neural_cylinder", "shift_features", "cylinder_params", "CylinderLayout", "shift_of_angle"]
 
 
@@ -26,7 +28,7 @@ class CylinderLayout:
 
     def __init__(self, segments: int, rows: int, rings: int):
         if segments < 3 or rows < 1 or rings < 1:
-            raise ValueError(f"neural cylinder: segments ≥ 3, rows ≥ 1, rings ≥ 1 (got {segments}, {rows}, {rings})")
+            raise PoseError(f"neural cylinder: segments ≥ 3, rows ≥ 1, rings ≥ 1 (got {segments}, {rows}, {rings})")
         self.segments, self.rows, self.rings = int(segments), int(rows), int(rings)
 
     @property
@@ -47,7 +49,7 @@ def neural_cylinder(radius: float, z_lo: float, z_hi: float, segments: int = 48,
                     rings: int = 3) -> tuple[geom3d.Mesh, CylinderLayout]:
     """(mesh, layout): a closed cylinder about the z axis, faces wound outwards (right-hand normals out)."""
     if not (radius > 0 and z_hi > z_lo):
-        raise ValueError(f"neural cylinder: need radius > 0 and z_hi > z_lo, got {radius}, {z_lo}, {z_hi}")
+        raise PoseError(f"neural cylinder: need radius > 0 and z_hi > z_lo, got {radius}, {z_lo}, {z_hi}")
     layout = CylinderLayout(segments, rows, rings)
     S = layout.segments
     phi = torch.arange(S, dtype=torch.float64) * layout.step
@@ -108,7 +110,7 @@ def cylinder_params(meshes: Sequence[geom3d.Mesh], coverage: float = 0.99, segme
     """`neural_cylinder` keyword arguments for a category: radius and height cover `coverage` of its
     assets' vertices (the category's extent, not a pose label: NeMo builds its cuboids the same way)."""
     if not meshes:
-        raise ValueError("cylinder_params: no meshes")
+        raise PoseError("cylinder_params: no meshes")
     points = torch.cat([m.vertices.to(torch.float64) for m in meshes])
     radius = float(torch.quantile(points[:, :2].norm(dim=-1), coverage))
     lo, hi = geom3d.shortest_covering_interval(points[:, 2], coverage)

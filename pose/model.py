@@ -29,20 +29,23 @@ import torch.nn.functional as F
 import nemo
 from aware3d_utils import atomic_write_text
 from methodkit.estimator import PoseResult, estimator_inputs
+from methodkit.trainer import load_state
 from nemo.model import NemoModel
-from nemo.train import build_model, load_network
+from nemo.train import build_model
+
+from .errors import PoseError, RunFolder
 
 __all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate", "instances_of"]
 
 
 def _run(run) -> nemo.RunFolder:
-    return run if isinstance(run, nemo.RunFolder) else nemo.RunFolder(run)
+    return run if isinstance(run, nemo.RunFolder) else RunFolder(run)
 
 
 def _nemo_config(run: nemo.RunFolder) -> dict:
     config = run.read_config()
     if "nemo" not in config:
-        raise ValueError(f"{run.path}: not a pose run (its config.yaml has no 'nemo' block)")
+        raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", run.path)
     return nemo.resolve_config(config["nemo"])
 
 
@@ -71,13 +74,13 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
     ncfg = _nemo_config(run)
     tensors, meta = run.load_checkpoint()
     if meta.get("phase", "final") != "final" and "pose" not in meta:
-        raise nemo.NemoError("the pose run is not finished (its last checkpoint is a training one); run "
-                             "`aware3d pose train` with the same --out to finish it", run.path)
+        raise PoseError("the pose run is not finished (its last checkpoint is a training one); run "
+                        "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
     bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg["bank"]["momentum"])
     ncfg = dict(ncfg, categories=categories)
     net, _ = build_model(ncfg, categories, meshes={c: bank.mesh(c) for c in categories})
-    load_network(net, tensors)
+    load_state(net, tensors, error=PoseError)
     net.to(device or ncfg["device"])
     bank.to(device or ncfg["device"])
     offsets = meta.get("offsets") or {}
@@ -102,10 +105,10 @@ class RetrievalModel:
 
     @torch.no_grad()
     def estimate_pose(self, images: torch.Tensor, categories=None, K=None) -> list[PoseResult]:
-        images, K, categories = estimator_inputs(images, K, categories, self.categories, nemo.NemoError)
+        images, K, categories = estimator_inputs(images, K, categories, self.categories, PoseError)
         query = F.normalize(self.net(images).flatten(1), dim=-1)
         if query.shape[1] != self.database.shape[1]:
-            raise ValueError(f"retrieval: images give {query.shape[1]} feature values, the database "
+            raise PoseError(f"retrieval: images give {query.shape[1]} feature values, the database "
                              f"{self.database.shape[1]} (use the run's crop size)")
         score, best = (query @ self.database.T).max(1)
         return [PoseResult.rotation(*(float(x) for x in self.angles[best[b]]), K=K[b],
@@ -119,7 +122,7 @@ def load_retrieval(run, device: str | None = None, encoder: str = "baseline") ->
     `pose.config.POSE_DEFAULTS`), or with encoder "pose" the same database described by the pose model's
     network (runs whose baseline already used it store only that one)."""
     if encoder not in ("baseline", "pose"):
-        raise ValueError(f"retrieval encoder must be 'baseline' or 'pose', got {encoder!r}")
+        raise PoseError(f"retrieval encoder must be 'baseline' or 'pose', got {encoder!r}")
     return _retrieval(*_load(run, device), encoder)
 
 
@@ -129,7 +132,7 @@ def _retrieval(model: CanonicalModel, tensors: dict, encoder: str) -> RetrievalM
         features = tensors["retrieval_pose.features"]
     elif encoder == "baseline" and any(k.startswith("retrieval.model.") for k in tensors):
         net = copy.deepcopy(model.net)
-        load_network(net, {k[len("retrieval."):]: v for k, v in tensors.items() if k.startswith("retrieval.model.")})
+        load_state(net, tensors, prefix="retrieval.model.", error=PoseError)
     return RetrievalModel(net, features.to(model.device), tensors["retrieval.angles"], model.config, model.categories)
 
 
@@ -156,16 +159,16 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     the supervised run's training data is the caller's to keep apart)."""
     folder = _run(run)
     if folder.exists() and "nemo" not in folder.read_config():  # another kind of run is said so first
-        raise ValueError(f"{folder.path}: not a pose run (its config.yaml has no 'nemo' block)")
+        raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", folder.path)
     facts = instances_of(run, records)
     if require_disjoint:
         if facts["reference"] is None or facts["sources"] is None:
-            raise ValueError(f"{run}: the run does not record its reference and source instances (trained before "
+            raise PoseError(f"{run}: the run does not record its reference and source instances (trained before "
                              "they were recorded); retrain, or evaluate without require_disjoint")
         if facts["reference_in_test"] or facts["sources_in_test"]:
             shown = sorted(set(facts["sources_in_test"]) | ({facts["reference"]} if facts["reference_in_test"]
                                                             else set()))
-            raise ValueError(f"the test records show instances the run saw as reference or sources: {shown[:5]}; "
+            raise PoseError(f"the test records show instances the run saw as reference or sources: {shown[:5]}; "
                              "the test must be instance-disjoint")
     model, tensors = _load(run, None)
     models = {"pose": model, "oneshot_retrieval": _retrieval(model, tensors, "baseline")}

@@ -33,6 +33,7 @@ from aware3d_utils import atomic_save, atomic_write_text
 from datagen.novel_view import NovelViewSynthesizer, SourceView, as_relative_poses
 from datagen.writer import encode_png
 
+from .errors import PoseError
 from .mesh import neural_cylinder
 
 __all__ = ["SetSource", "GeneratedSet", "generate_sets", "load_sets", "default_relative_poses", "estimate_distance",
@@ -146,7 +147,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     out.mkdir(parents=True, exist_ok=True)
     data3d.register_categories([category])
     if backgrounds not in ("white", "sources"):
-        raise ValueError(f"backgrounds must be 'white' or 'sources', got {backgrounds!r}")
+        raise PoseError(f"backgrounds must be 'white' or 'sources', got {backgrounds!r}")
     rng = np.random.default_rng(seed)
     sets, skipped = [], [dict(s) for s in skipped_sources]
     iterator = enumerate(sources)
@@ -204,17 +205,17 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
 
 
 def load_sets(folder: str | os.PathLike) -> list[GeneratedSet]:
-    """The sets of a folder written by `generate_sets` (ValueError naming the file when it is not one)."""
+    """The sets of a folder written by `generate_sets` (a PoseError naming the file when it is not one)."""
     folder = Path(folder)
     index = folder / "sets.json"
     if not index.is_file():
-        raise ValueError(f"{folder}: not a generated-sets folder (no sets.json)")
+        raise PoseError("not a generated-sets folder (no sets.json)", folder)
     try:
         summary = json.loads(index.read_text())
         entries = summary["sets"]
         data3d.register_categories([summary["category"]])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{index}: cannot be read as a sets index: {exc}") from exc
+        raise PoseError(f"cannot be read as a sets index: {exc}", index) from exc
     out = []
     for entry in entries:
         sub = folder / entry["id"]

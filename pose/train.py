@@ -23,10 +23,11 @@
    reference`) and, as an ablation, by the pose model's final network.
 Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.train.contrastive_step`
 (the artifact filter is its `before_batch` hook, the seen counts its step's follow-up).
-The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
-module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
-last training checkpoint (network, per-set bank, seen counts, optimiser, the filter's kept views and
-the position in the seeded batch order), so it ends exactly as an uninterrupted run.
+The run folder is methodkit's (`pose.errors.RunFolder`, raising `PoseError`): config.yaml ({"nemo":
+resolved nemo config, "pose": this module's block}), manifest.json, log.jsonl, checkpoints/, loss.png.
+A killed run resumes from its last training checkpoint (network, per-set bank, seen counts, optimiser,
+the filter's kept views and the position in the seeded batch order), so it ends exactly as an
+uninterrupted run. Bad input raises `PoseError`.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ import torch.nn.functional as F
 import data3d
 import nemo
 from aware3d_utils import torch_threads
-from methodkit.trainer import Hooks, Trainer, resume_config, state_tensors
+from methodkit.trainer import Hooks, Trainer, load_state, resume_config, state_tensors
 from nemo.config import check_device
 from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import build_model, contrastive_step, load_network, update_bank, write_curves
+from nemo.train import build_model, contrastive_step, update_bank, write_curves
 
 from .config import resolve_pose_config
+from .errors import PoseError, RunFolder
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
 from .refine import pseudo_labelled, refine
@@ -68,7 +70,7 @@ def _reference(reference) -> data3d.ImageRecord:
         return reference
     records = data3d.load_records(reference)
     if not records or not records[0].objects:
-        raise ValueError(f"{reference}: the reference holds no annotated object")
+        raise PoseError("the reference holds no annotated object", reference)
     return records[0]
 
 
@@ -98,22 +100,22 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
     return torch.cat(out)
 
 
-def _resolve_for_run(run: nemo.RunFolder, config: Mapping | None) -> tuple[dict, bool]:
+def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool]:
     """The run's config and whether it resumes: a folder with a checkpoint resumes with its stored config
     (a given config must equal it except for `nemo.train.steps`, which may extend the run). Checkpoints
     without config.yaml resume with the given config (`methodkit.trainer.resume_config`)."""
 
     def check(raw):
         if set(raw) - {"nemo", "pose"}:
-            raise nemo.NemoError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and "
-                                 "'pose' blocks); use a new --out", run.path)
+            raise PoseError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and "
+                            "'pose' blocks); use a new --out", run.path)
 
     return resume_config(run, config, resolve_pose_config, free=("nemo.train.steps", "nemo.categories"),
                          extend=("nemo.train.steps",), check=check)
 
 
 def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, config: Mapping | None = None, *,
-          progress: bool = False, stop_after: int | None = None) -> nemo.RunFolder:
+          progress: bool = False, stop_after: int | None = None) -> RunFolder:
     """Train from a generated-sets folder and one annotated reference (a record folder or an ImageRecord).
 
     Resumes from the run folder's last checkpoint (every `nemo.train.checkpoint_every` steps), so a killed
@@ -122,13 +124,13 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
     with torch_threads(None):  # _train sets the config's count; the caller's comes back
         if config is not None:
             resolve_pose_config(config)  # a bad config is an error before the folder is touched
-        nemo.RunFolder(out).refuse_inputs([sets_folder, reference])
-        with nemo.RunFolder(out).lock():  # one live training per run folder
+        RunFolder(out).refuse_inputs([sets_folder, reference])
+        with RunFolder(out).lock():  # one live training per run folder
             return _train(sets_folder, reference, out, config, progress, stop_after)
 
 
-def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.RunFolder:
-    run = nemo.RunFolder(out)
+def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFolder:
+    run = RunFolder(out)
     cfg, resuming = _resolve_for_run(run, config)
     ncfg, pcfg = cfg["nemo"], cfg["pose"]
     check_device(ncfg["device"], key="pose config: 'nemo.device'")
@@ -136,17 +138,17 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
     torch.manual_seed(int(ncfg["seed"]))
     sets, summary = load_sets(sets_folder), read_summary(sets_folder)
     if not sets:
-        raise ValueError(f"{sets_folder}: no generated sets")
+        raise PoseError("no generated sets", sets_folder)
     category = summary["category"]
     ncfg = dict(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)
     if ref_record.objects[0].category != category:
-        raise ValueError(f"{reference if not isinstance(reference, data3d.ImageRecord) else ref_record.image_path}: "
+        raise PoseError(f"{reference if not isinstance(reference, data3d.ImageRecord) else ref_record.image_path}: "
                          f"the reference shows a {ref_record.objects[0].category!r}, the sets a {category!r}")
     sets, unreadable = _readable_sets(sets)
     if not sets:
-        raise ValueError(f"{sets_folder}: no generated set has a readable image ({len(unreadable)} unreadable, e.g. "
+        raise PoseError(f"{sets_folder}: no generated set has a readable image ({len(unreadable)} unreadable, e.g. "
                          f"{next(iter(unreadable.items()))})")
     records = [r for s in sets for r in s.records]
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
@@ -200,7 +202,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
                                  images=lambda batch: len(batch["rows"])),
                       ncfg["optim"], steps, run=run, log_every=ncfg["train"]["log_every"],
                       checkpoint_every=ncfg["train"]["checkpoint_every"], keep=ncfg["train"]["keep_checkpoints"],
-                      stop_after=stop_after, progress=progress, desc="pose train", error=nemo.NemoError,
+                      stop_after=stop_after, progress=progress, desc="pose train", error=PoseError,
                       hint="lower nemo.optim.lr", meta={"method": "nemo", "categories": [category],
                                                          "phase": "training", "sets": [s.id for s in sets]})
     if resuming:
@@ -209,17 +211,16 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> nemo.Ru
             if meta["step"] >= steps:
                 log.info("%s is complete at step %d", run.path, meta["step"])
                 return run
-            raise nemo.NemoError(f"the run is complete at step {meta['step']}; train longer into a new folder",
-                                 run.path)
+            raise PoseError(f"the run is complete at step {meta['step']}; train longer into a new folder", run.path)
         if meta.get("sets") != [s.id for s in sets]:
-            raise nemo.NemoError(f"the run was trained on other sets than {sets_folder}", run.path)
+            raise PoseError(f"the run was trained on other sets than {sets_folder}", run.path)
         if "train.active" in tensors and tensors["train.active"].numel() and \
                 int(tensors["train.active"].max()) >= len(records):
-            raise nemo.NemoError(f"the run was trained on other views than {sets_folder} now holds "
-                                 f"(an image became unreadable or was added?)", run.path)
+            raise PoseError(f"the run was trained on other views than {sets_folder} now holds "
+                            f"(an image became unreadable or was added?)", run.path)
         if not run.exists():
             run.write_config(cfg)
-        load_network(net, tensors)
+        load_state(net, tensors, error=PoseError)
         bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.",
                                              momentum=ncfg["bank"]["momentum"])
         seen = tensors["sets.seen"].clone()
@@ -348,7 +349,7 @@ def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, w
         return loss, info, lambda: update_bank(bank, index, targets, ncfg["bank"]["weighting"])
 
     hooks = Hooks(batches, lambda epoch, orders: (_batch(dataset, list(o)) for o in orders), train_step)
-    Trainer(net, hooks, ncfg["optim"], steps, error=nemo.NemoError, hint="lower nemo.optim.lr", where=where).fit()
+    Trainer(net, hooks, ncfg["optim"], steps, error=PoseError, hint="lower nemo.optim.lr", where=where).fit()
     return net.eval()
 
 

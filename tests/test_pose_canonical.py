@@ -130,3 +130,32 @@ def test_white_background_is_replaced_and_the_object_kept():
     np.testing.assert_array_equal(out[5:12, 8:20], image[5:12, 8:20])
     assert (np.abs(out[0:4].astype(int) - 255).max(-1) > 12).all()  # no white left in the background
     assert object_bbox(image) == (8.0, 5.0, 19.0, 11.0)
+
+
+def test_bad_input_is_a_pose_error_naming_what_is_wrong(tmp_path):
+    import nemo
+    import pose
+    from pose import PoseError
+
+    assert issubclass(PoseError, nemo.NemoError) and issubclass(PoseError, ValueError)
+    with pytest.raises(PoseError, match="segments ≥ 3"):
+        neural_cylinder(0.5, 0.0, 1.0, segments=2)
+    with pytest.raises(PoseError, match="radius > 0"):
+        neural_cylinder(0.0, 0.0, 1.0)
+    with pytest.raises(PoseError, match="no meshes"):
+        cylinder_params([])
+    with pytest.raises(PoseError, match=f"{tmp_path}: not a generated-sets folder"):
+        pose.load_sets(tmp_path)
+    (tmp_path / "sets.json").write_text("{}")
+    with pytest.raises(PoseError, match="sets.json: cannot be read as a sets index"):
+        pose.load_sets(tmp_path)
+    with pytest.raises(PoseError, match="no flip rates"):
+        pose.flip_curve([], None, [], tmp_path / "curve", None, rates=(), category="car", cylinder={})
+    with pytest.raises(PoseError, match="encoder must be 'baseline' or 'pose'"):
+        pose.load_retrieval(tmp_path, encoder="dino")
+    other = nemo.RunFolder(tmp_path / "other")
+    other.write_config({"data": {}})
+    with pytest.raises(PoseError, match="other: not a pose run"):
+        pose.load(other.path)
+    with pytest.raises(PoseError, match="config.yaml is missing"):  # the run folder's own checks
+        pose.load(tmp_path / "nothing")
