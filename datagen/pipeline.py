@@ -155,7 +155,7 @@ def _generate_locked(cfg: DatagenConfig, plan: Plan, folder: DatasetFolder, shar
                     refresh()
     finally:
         bar.close()
-    manifest = folder.write_manifest(cfg, plan.info)
+    manifest = folder.write_manifest(cfg, plan.info, running=False)
     if manifest["complete"]:
         shutil.rmtree(folder.root / ".partial", ignore_errors=True)
     return manifest

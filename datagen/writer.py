@@ -3,7 +3,10 @@ the manifest, and resume.
 
 Layout of an output folder (paths in records are relative to it):
 
-    manifest.json                 counts, skips by reason, broken assets, config hash, completeness
+    manifest.json                 the run-folder keys every method's manifest holds (kind "datagen",
+                                  status, step = samples done, created, updated, versions, data:
+                                  `methodkit.MANIFEST_KEYS`), then counts, skips by reason, broken
+                                  assets, config hash, completeness
     config.yaml                   the resolved config the folder was made with
     records-c000000.npz           one data3d record shard per chunk (data3d.load_records reads them)
     images/<category>/<id>.png    the image (RGBA where the background is transparent)
@@ -17,7 +20,8 @@ Resume. Every file appears atomically (temporary file + rename). A sample's JSON
 is written after its images, and a chunk's shard and summary after all its samples, so a run
 killed at any moment leaves whole files only; a re-run skips finished chunks and finished
 samples and redoes the rest, which (every random draw coming from (seed, sample id)) gives
-exactly the bytes an uninterrupted run writes.
+exactly the bytes an uninterrupted run writes (the manifest's too, but for its created and updated
+times).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,18 +44,19 @@ from aware3d_utils import atomic_write, atomic_write_text
 
 from .config import ConfigError, DatagenConfig
 
-__all__ = ["sample_id", "chunk_name", "encode_png", "DatasetFolder", "ChunkWriter", "MANIFEST_FORMAT"]
+__all__ = ["sample_id", "chunk_name", "encode_png", "DatasetFolder", "ChunkWriter", "MANIFEST_KIND"]
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "aware3d.datagen"
-MANIFEST_VERSION = 1
+MANIFEST_KIND = "datagen"  # the manifest's kind (`methodkit.MANIFEST_KEYS`)
+MANIFEST_VERSION = 2
+_OLD_FORMAT = "aware3d.datagen"  # version 1 manifests said {"format": this}, "environment" for "versions"
 # temporaries atomic_write leaves beside the dataset's top-level files when a run is killed mid-write
 _ROOT_TEMPORARIES = (".config.yaml.*.tmp", ".manifest.json.*.tmp", ".preview.html.*.tmp")
 
 
 def environment() -> dict[str, str]:
-    """Versions that decide the bytes a run writes (recorded in the manifest, compared on resume)."""
+    """Versions that decide the bytes a run writes (the manifest's versions, compared on resume)."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -128,28 +134,31 @@ class DatasetFolder:
     def prepare(self, config: DatagenConfig, plan_info: dict) -> None:
         """Start or resume a run here: a folder made with another config is an error; a new one
         gets config.yaml and a first (empty) manifest. Sets plan_info["environment"] (the versions
-        the run started with; a resume under other versions logs a warning)."""
+        the run started with; a resume under other versions logs a warning) and plan_info["created"]."""
         self.root.mkdir(parents=True, exist_ok=True)
         manifest = self.read_manifest()
         if manifest is not None:
-            if manifest.get("format") != MANIFEST_FORMAT:
+            if manifest.get("kind") != MANIFEST_KIND and manifest.get("format") != _OLD_FORMAT:
                 raise ConfigError("", f"{self.manifest_path} is not a datagen manifest; choose another --out folder")
             if manifest.get("config_hash") != config.hash:
                 raise ConfigError("", f"{self.root} holds a run made with a different config (hash "
                                       f"{str(manifest.get('config_hash'))[:12]}, this config {config.hash[:12]}); "
                                       "resume it with its own config.yaml or write to a new --out folder")
-            started = manifest.get("environment", {})
+            started = manifest.get("versions", manifest.get("environment", {}))
             changed = {k: (started.get(k), v) for k, v in environment().items() if started.get(k) != v}
             if changed:
                 log.warning("%s was started with other versions (%s); resumed samples may differ in their last "
                             "bits from those written before", self.root,
                             ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
             plan_info["environment"] = started  # the manifest keeps the versions the run started with
+            # and its start: a version 1 manifest has none; config.yaml is written once, when the folder starts
+            plan_info["created"] = manifest.get("created") or _utc(os.path.getmtime(self.root / "config.yaml"))
             for pattern in _ROOT_TEMPORARIES:  # left by a kill during a top-level write
                 for p in self.root.glob(pattern):
                     p.unlink(missing_ok=True)
             return
         plan_info["environment"] = environment()
+        plan_info["created"] = _utc()
         atomic_write_text(self.root / "config.yaml",
                           f"# aware3d datagen config, hash {config.hash}\n" + config.to_yaml())
         self.write_manifest(config, plan_info)
@@ -165,15 +174,26 @@ class DatasetFolder:
                     continue  # not ours, or being replaced right now
         return out
 
-    def write_manifest(self, config: DatagenConfig, plan_info: Mapping) -> dict:
-        """Aggregate the finished chunks into manifest.json (atomically) and return it.
+    def write_manifest(self, config: DatagenConfig, plan_info: Mapping, running: bool = True) -> dict:
+        """Aggregate the finished chunks into manifest.json (atomically) and return it. Its status:
+        "complete" once every chunk is done, else "running" (`running`: a process works on it) or
+        "stopped" (the writing process ended first: its shard is done, or it was stopped).
 
         Written again by every process that finishes chunks; rewritten until the set of finished
-        chunks it saw is still the set on disk, so concurrent shard processes converge.
+        chunks it saw is still the set on disk, so concurrent shard processes converge. `updated`
+        changes only with the content (a re-run of a finished folder rewrites the same bytes).
         """
         while True:
             summaries = self.chunk_summaries()
-            manifest = _manifest(config, plan_info, summaries)
+            manifest = _manifest(config, plan_info, summaries, running)
+            try:
+                before = json.loads(self.manifest_path.read_text())
+            except (OSError, ValueError):
+                before = {}
+            if before.get("kind") == MANIFEST_KIND:
+                manifest["created"] = before.get("created", manifest["created"])  # the first process's start
+                if {**before, "updated": None} == {**manifest, "updated": None}:
+                    manifest["updated"] = before["updated"]
             try:
                 atomic_write_text(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
             except FileNotFoundError:  # another process resuming here removed our temporary: write again
@@ -182,7 +202,25 @@ class DatasetFolder:
                 return manifest
 
 
-def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int, dict]) -> dict:
+def _utc(seconds: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _inputs(config: DatagenConfig) -> list[str]:
+    """What a run reads, for the manifest's data: each asset source's root (its type where it has none:
+    procedural, objaverse's cache), the background photographs and the records match_dataset matches."""
+    found = [str(e["root"]) if e.get("root") else e["type"] for e in config["assets"]]
+    r = config["randomization"]
+    if r["background"].get("image", 0) > 0 and r["background_images"]:
+        images = r["background_images"]
+        found += [str(p) for p in (images if isinstance(images, list) else [images])]
+    for block in (config["sampler"], *config["sampler"]["per_category"].values()):
+        if block.get("records"):
+            found.append(str(block["records"]))
+    return list(dict.fromkeys(found))
+
+
+def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int, dict], running: bool) -> dict:
     written: Counter = Counter()
     by_level: Counter = Counter()
     skipped: Counter = Counter(plan_info.get("skipped", {}))
@@ -195,8 +233,15 @@ def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int,
         broken.update(s.get("broken_assets", {}))
         samples += int(s.get("samples", 0))
     n_chunks = int(plan_info.get("chunks", 0))
+    complete = len(summaries) == n_chunks
     return {
-        "format": MANIFEST_FORMAT,
+        "kind": MANIFEST_KIND,
+        "status": "complete" if complete else "running" if running else "stopped",
+        "step": samples,
+        "created": str(plan_info.get("created") or _utc()),
+        "updated": _utc(),
+        "versions": dict(plan_info.get("environment", {})),
+        "data": _inputs(config),
         "version": MANIFEST_VERSION,
         "config_hash": config.hash,
         "seed": config["seed"],
@@ -209,14 +254,13 @@ def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int,
         "planned_images": int(plan_info.get("samples", 0)) * len(config["occlusion"]),
         "chunks": n_chunks,
         "chunks_done": len(summaries),
-        "complete": len(summaries) == n_chunks,
-        "samples_done": samples,
+        "complete": complete,  # status == "complete" (datagen's readers use it)
+        "samples_done": samples,  # = step
         "images": int(sum(written.values())),
         "images_per_category": dict(sorted(written.items())),
         "images_per_level": dict(sorted(by_level.items())),
         "skipped": dict(sorted(skipped.items())),
         "broken_assets": dict(sorted(broken.items())),
-        "environment": dict(plan_info.get("environment", {})),
     }
 
 

@@ -9,7 +9,10 @@ Run folder (the public interface):
     scaffold_depth.mp4, scaffold_mask.mp4, with a video model output/NNNNN.png and output.mp4,
     with novel-view completion completion/reference/00000.png and completion/views/NNNNN.png,
     with SAM2 masks masks/<frame>.png,
-    report.html, manifest.json (options, stage times, counts, warnings, completion).
+    report.html, and the run folder every method writes (`methodkit.RunFolder`): config.yaml (the
+    resolved Orbit4DOptions), manifest.json (kind "orbit4d", status, step = stages done, created,
+    updated, versions, data = the input paths: `methodkit.MANIFEST_KEYS`; then frames, stage times,
+    counts, warnings, video_model, completion) and log.jsonl (one line per finished stage).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import math
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ from geom3d.align import Sim3
 from geom3d.trajectory import CameraPath, bullet_time, load_camera_path, preset_path, save_camera_path
 from methodkit import config as mk
 from methodkit.config import ConfigError, setting
+from methodkit.run import RunFolder
 
 from .alignment import align_canonical, box_fit
 from .estimators import MaskPrompt, static_cameras
@@ -153,7 +157,8 @@ class Orbit4DOptions(mk.ConfigObject):
 @dataclass(frozen=True)
 class Orbit4DInputs:
     """frames uint8 (T, H, W, 3), names, masks bool (T, H, W), depth float32 (T, H, W), cameras (T,);
-    mask_model: the SAM2 model that propagated the masks (None: they were given)."""
+    mask_model: the SAM2 model that propagated the masks (None: they were given); sources: the input
+    paths they were read from (the run's manifest lists them as its data)."""
 
     frames: np.ndarray
     names: list
@@ -162,6 +167,7 @@ class Orbit4DInputs:
     cameras: Cameras
     notes: list = field(default_factory=list)
     mask_model: str | None = None
+    sources: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -231,14 +237,16 @@ def load_inputs(frames, masks, depth, cameras=None, *, object_id=None, max_frame
     notes = [str(w.message) for w in caught]
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return Orbit4DInputs(rgb, names, mset.masks, d, cams, notes, mask_model or None)
+    sources = [str(p) for p in (frames, masks, depth, cameras) if p is not None]
+    return Orbit4DInputs(rgb, names, mset.masks, d, cams, notes, mask_model or None, sources)
 
 
 class _Stages:
-    """Wall-clock and CPU seconds per named stage (CPU time: what an idle core would take)."""
+    """Wall-clock and CPU seconds per named stage (CPU time: what an idle core would take);
+    `done(name, wall, cpu)` is called as each stage ends."""
 
-    def __init__(self):
-        self.wall, self.cpu = {}, {}
+    def __init__(self, done=None):
+        self.wall, self.cpu, self.done = {}, {}, done
 
     @contextmanager
     def __call__(self, name: str):
@@ -246,6 +254,8 @@ class _Stages:
         yield
         self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - w
         self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c
+        if self.done is not None:
+            self.done(name, self.wall[name], self.cpu[name])
 
 
 def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit4DOptions()) -> dict:
@@ -325,13 +335,15 @@ def _alignment_json(names, transforms: Sim3, inliers) -> dict:
 # what a run writes per frame or per stage: a new run into a used folder removes the old run's copies, so that
 # no frame of a longer earlier run stays beside the new ones
 _RUN_FOLDERS = ("scaffold", "output", "completion", "masks", "proxy")
-_RUN_FILES = ("manifest.json", "report.html", "cameras.json", "alignment.json", "trajectory.json", "input.mp4",
-              "output.mp4", "scaffold_rgb.mp4", "scaffold_depth.mp4", "scaffold_mask.mp4")
+_RUN_FILES = ("manifest.json", "config.yaml", "log.jsonl", "report.html", "cameras.json", "alignment.json",
+              "trajectory.json", "input.mp4", "output.mp4", "scaffold_rgb.mp4", "scaffold_depth.mp4",
+              "scaffold_mask.mp4")
 
 
 def _clear_previous_run(out: Path, check_only: bool = False) -> None:
-    """Remove an earlier orbit4d run's outputs from `out` (recognised by its manifest.json); a folder
-    holding other things but no orbit4d manifest is refused rather than mixed into."""
+    """Remove an earlier orbit4d run's outputs from `out` (recognised by its manifest.json: kind
+    "orbit4d", or options and counts as runs wrote before the shared run folder); a folder holding
+    other things but no orbit4d manifest is refused rather than mixed into."""
     import shutil
 
     if not out.is_dir():
@@ -345,7 +357,8 @@ def _clear_previous_run(out: Path, check_only: bool = False) -> None:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError):
         manifest = None
-    if not isinstance(manifest, dict) or "options" not in manifest or "counts" not in manifest:
+    if not isinstance(manifest, dict) or not (manifest.get("kind") == "orbit4d" or
+                                              ("options" in manifest and "counts" in manifest)):
         raise Orbit4DInputError(out, "holds a manifest.json that is not an orbit4d run's; use a new --out")
     if check_only:
         return
@@ -356,58 +369,71 @@ def _clear_previous_run(out: Path, check_only: bool = False) -> None:
 
 
 def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) -> RunResult:
-    """Run everything and write the run folder `out` (see the module docstring)."""
+    """Run everything and write the run folder `out` (see the module docstring). The folder's lock
+    (`methodkit.RunFolder.lock`) refuses a second live run into the same folder."""
     out = Path(out)
     options.check_completion()
     if out.exists() and not out.is_dir():
         raise Orbit4DInputError(out, "--out names a file, not a folder")
+    folder = RunFolder(out)
+    with folder.lock("orbit4d run"):
+        return _run(inputs, folder, options)
+
+
+def _run(inputs: Orbit4DInputs, folder: RunFolder, options: Orbit4DOptions) -> RunResult:
+    out = folder.path
     _clear_previous_run(out, check_only=True)  # a folder that is not ours is refused before any work
     _trajectory(options, inputs, None)  # a bad path or bullet time fails before any work
     geo = reconstruct_and_align(inputs, options)
     path = _trajectory(options, inputs, geo["fg_depth"])
     _clear_previous_run(out)
-    out.mkdir(parents=True, exist_ok=True)
-    times = dict(geo["times"])
+    folder.begin("orbit4d", options.to_dict(), inputs.sources, frames=list(inputs.names))
+    done = []
+
+    def log_stage(name: str, wall: float, cpu: float) -> None:
+        done.append(name)
+        folder.log({"step": len(done), "stage": name, "wall_s": wall, "cpu_s": cpu})
+
+    for name in geo["times"]:  # the geometric stages ran before the folder was ours
+        log_stage(name, geo["times"][name], geo["cpu_times"][name])
+    stage = _Stages(log_stage)
     canonical, smoothed, fit = geo["canonical"], geo["smoothed"], geo["fit"]
     completion = None
     if options.completion == "novel_view":
         from .completion import complete_with_models, write_completion
 
-        t = time.perf_counter()
-        done = complete_with_models(inputs, geo, options.novel_view_model, options.completion_depth_model,
-                                    steps=options.novel_view_steps, seed=options.seed)
-        canonical = replace(canonical, points=done.points, colors=done.colors)
-        completion = write_completion(out / "completion", done)
-        times["novel-view completion"] = time.perf_counter() - t
-    t = time.perf_counter()
+        with stage("novel-view completion"):
+            done_views = complete_with_models(inputs, geo, options.novel_view_model, options.completion_depth_model,
+                                              steps=options.novel_view_steps, seed=options.seed)
+            canonical = replace(canonical, points=done_views.points, colors=done_views.colors)
+            completion = write_completion(out / "completion", done_views)
     bgc = geo["background"]
-    save_point_cloud(out / "proxy" / "background.ply", bgc.points, bgc.colors)
-    save_point_cloud(out / "proxy" / "canonical.ply", canonical.points, canonical.colors)
-    foregrounds = []
-    for i, name in enumerate(inputs.names):
-        pts = smoothed[i].apply(canonical.points.double())
-        save_point_cloud(out / "proxy" / "foreground" / f"{name}.ply", pts, canonical.colors)
-        foregrounds.append((pts, canonical.colors))
-    write_cameras(out / "cameras.json", inputs.cameras, inputs.names)
-    if inputs.mask_model:
-        from .mask_model import write_masks
+    with stage("writing the proxy"):
+        save_point_cloud(out / "proxy" / "background.ply", bgc.points, bgc.colors)
+        save_point_cloud(out / "proxy" / "canonical.ply", canonical.points, canonical.colors)
+        foregrounds = []
+        for i, name in enumerate(inputs.names):
+            pts = smoothed[i].apply(canonical.points.double())
+            save_point_cloud(out / "proxy" / "foreground" / f"{name}.ply", pts, canonical.colors)
+            foregrounds.append((pts, canonical.colors))
+        write_cameras(out / "cameras.json", inputs.cameras, inputs.names)
+        if inputs.mask_model:
+            from .mask_model import write_masks
 
-        write_masks(out / "masks", inputs.masks, inputs.names)
-    alignment = {"sim3_ransac": _alignment_json(inputs.names, fit.transforms, fit.inliers),
-                 "sim3_ransac_smoothed": _alignment_json(inputs.names, smoothed, fit.inliers),
-                 "box_fit": _alignment_json(inputs.names, geo["box"], [p.points.shape[0] for p in geo["partials"]])}
-    atomic_write_text(out / "alignment.json", json.dumps(alignment, indent=1))
-    times["writing the proxy"] = time.perf_counter() - t
-    t = time.perf_counter()
-    save_camera_path(out / "trajectory.json", path)
-    scaffold = render_scaffold(bgc.points, bgc.colors, foregrounds, path, radius=options.point_radius)
-    times["scaffold rendering"] = time.perf_counter() - t
-    t = time.perf_counter()
-    depth_img = depth_to_image(scaffold.depth)
-    mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)
-    write_scaffold(out, scaffold, options.fps)  # the six outputs concurrently, each atomically
-    write_video(out / "input.mp4", inputs.frames, options.fps)
-    times["writing scaffolds"] = time.perf_counter() - t
+            write_masks(out / "masks", inputs.masks, inputs.names)
+        alignment = {"sim3_ransac": _alignment_json(inputs.names, fit.transforms, fit.inliers),
+                     "sim3_ransac_smoothed": _alignment_json(inputs.names, smoothed, fit.inliers),
+                     "box_fit": _alignment_json(inputs.names, geo["box"],
+                                                [p.points.shape[0] for p in geo["partials"]])}
+        atomic_write_text(out / "alignment.json", json.dumps(alignment, indent=1))
+    with stage("scaffold rendering"):
+        save_camera_path(out / "trajectory.json", path)
+        scaffold = render_scaffold(bgc.points, bgc.colors, foregrounds, path, radius=options.point_radius)
+    with stage("writing scaffolds"):
+        depth_img = depth_to_image(scaffold.depth)
+        mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)
+        write_scaffold(out, scaffold, options.fps)  # the six outputs concurrently, each atomically
+        write_video(out / "input.mp4", inputs.frames, options.fps)
     output = None
     if options.video_model:
         if options.video_condition not in ("rgb", "depth", "depth-control"):
@@ -415,15 +441,14 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
                              f"got {options.video_condition!r}")
         from .video import WanVacePainter
 
-        t = time.perf_counter()
-        painter = WanVacePainter(options.video_model, steps=options.video_steps, guidance=options.video_guidance,
-                                 seed=options.seed)
-        cond = scaffold.rgb if options.video_condition == "rgb" else np.repeat(depth_img[..., None], 3, -1)
-        holes = None if options.video_condition == "depth-control" else ~scaffold.mask  # released: no mask
-        output = painter(cond, holes, inputs.frames[0], options.prompt)
-        write_frames(out / "output", output)
-        write_video(out / "output.mp4", output, options.fps)
-        times["video model"] = time.perf_counter() - t
+        with stage("video model"):
+            painter = WanVacePainter(options.video_model, steps=options.video_steps, guidance=options.video_guidance,
+                                     seed=options.seed)
+            cond = scaffold.rgb if options.video_condition == "rgb" else np.repeat(depth_img[..., None], 3, -1)
+            holes = None if options.video_condition == "depth-control" else ~scaffold.mask  # released: no mask
+            output = painter(cond, holes, inputs.frames[0], options.prompt)
+            write_frames(out / "output", output)
+            write_video(out / "output.mp4", output, options.fps)
     notes = list(inputs.notes)
     if not scaffold.mask.any():  # a path looking away from the proxy (a far dolly, a camera behind a wall)
         notes.append("the scaffold covers no pixel: the camera path sees nothing of the proxy")
@@ -434,9 +459,8 @@ def run(inputs: Orbit4DInputs, out, options: Orbit4DOptions = Orbit4DOptions()) 
               "coverage": float(scaffold.mask.mean()), "voxel_size": geo["voxel"],
               "completion_added_points": completion["added_points"] if completion else 0}
     write_report(out, inputs, scaffold, depth_img, mask_img, bgc, foregrounds, path, counts, output=output)
-    manifest = {"options": asdict(options), "times_s": times, "counts": counts, "warnings": notes,
-                "frames": list(inputs.names),
-                "video_model": options.video_model or "not run (no --video-model given)",
-                "completion": completion or "not run: the model-free canonical (no --novel-view-model given)"}
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    times = {**geo["times"], **stage.wall}
+    folder.update_manifest(status="complete", step=len(done), times_s=times, counts=counts, warnings=notes,
+                           video_model=options.video_model or "not run (no --video-model given)",
+                           completion=completion or "not run: the model-free canonical (no --novel-view-model given)")
     return RunResult(out, times, counts, fit.transforms, smoothed, geo["box"], canonical.points, path)

@@ -28,6 +28,7 @@ from datagen.pipeline import generate, load_sample_mesh
 from datagen.plan import make_plan
 from datagen.preview import contact_sheet, write_preview
 from geom3d import raster
+from methodkit import MANIFEST_KEYS, check_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,11 +49,16 @@ def _config(**over) -> dict:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    """md5 of every file (records, images, masks, manifest...), except the HTML preview."""
+    """md5 of every file (records, images, masks, manifest...), except the HTML preview; of the manifest
+    all but its created and updated times (two runs start at two times)."""
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != "preview.html":
-            out[p.relative_to(folder).as_posix()] = hashlib.md5(p.read_bytes()).hexdigest()
+            data = p.read_bytes()
+            if p == folder / "manifest.json":
+                times = ("created", "updated")
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k not in times}).encode()
+            out[p.relative_to(folder).as_posix()] = hashlib.md5(data).hexdigest()
     return out
 
 
@@ -193,7 +199,8 @@ def test_kill_midway_and_resume_is_byte_identical(tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     manifest = json.loads((out / "manifest.json").read_text())
-    assert not manifest["complete"]
+    check_manifest(manifest)  # the run-folder keys every method's manifest holds
+    assert not manifest["complete"] and manifest["status"] == "running" and manifest["kind"] == "datagen"
     assert _digests(out) != _digests(reference)
     # what a kill during a write leaves: temporaries of a started chunk's image and shard
     plan = make_plan(load_config(path))
@@ -209,7 +216,10 @@ def test_kill_midway_and_resume_is_byte_identical(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _digests(out) == _digests(reference)
     assert not (out / ".partial").exists()
-    assert json.loads((out / "manifest.json").read_text())["complete"]
+    resumed = json.loads((out / "manifest.json").read_text())
+    check_manifest(resumed)
+    assert resumed["complete"] and resumed["status"] == "complete" and resumed["created"] == manifest["created"]
+    assert resumed["step"] == resumed["samples_done"] == resumed["planned_samples"] == 24
 
 
 def test_shards_and_resume_of_a_finished_run(tmp_path):
@@ -217,7 +227,12 @@ def test_shards_and_resume_of_a_finished_run(tmp_path):
     generate(cfg, tmp_path / "plain", progress=False)
     for k in (1, 0, 2):  # three shard processes, in any order, into one folder
         m = generate(cfg, tmp_path / "sharded", shard=f"{k}/3", progress=False)
-        assert m["complete"] == (k == 2)
+        assert m["complete"] == (k == 2) and m["status"] == ("complete" if k == 2 else "stopped")
+        check_manifest(json.loads((tmp_path / "sharded" / "manifest.json").read_text()))
+        if k == 1:  # as a folder written before the manifest took the run-folder keys (version 1) left it
+            old = {key: v for key, v in m.items() if key not in MANIFEST_KEYS}
+            old.update(format="aware3d.datagen", version=1, environment=m["versions"])
+            (tmp_path / "sharded" / "manifest.json").write_text(json.dumps(old))
     assert _digests(tmp_path / "sharded") == _digests(tmp_path / "plain")
     before = _digests(tmp_path / "plain")
     again = generate(cfg, tmp_path / "plain", progress=False)  # nothing left to do
@@ -424,4 +439,4 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     files = [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
     assert files and all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in files)
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    assert manifest["environment"]["torch"] == torch.__version__
+    assert manifest["versions"]["torch"] == torch.__version__

@@ -4,6 +4,7 @@ and the result does not depend on whether a writer thread is used."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -18,7 +19,14 @@ CONFIG = {"seed": 1, "image_size": 32, "samples_per_category": 3, "occlusion": [
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+    """md5 of every file but the preview; of the manifest all but its created and updated times."""
+    def content(p: Path) -> bytes:
+        if p != folder / "manifest.json":
+            return p.read_bytes()
+        manifest = json.loads(p.read_text())
+        return json.dumps({k: v for k, v in manifest.items() if k not in ("created", "updated")}).encode()
+
+    return {p.relative_to(folder).as_posix(): hashlib.md5(content(p)).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "preview.html"}
 
 

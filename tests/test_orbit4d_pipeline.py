@@ -80,6 +80,40 @@ def test_run_folder(scene, result):
     assert "input" in (out / "report.html").read_text()
 
 
+def test_run_folder_has_the_shape_every_method_writes(result):
+    """manifest.json in methodkit's schema, config.yaml the resolved options, log.jsonl one line per stage."""
+    from methodkit import RunFolder, check_manifest
+
+    folder = RunFolder(result.out)
+    manifest = folder.read_json("manifest.json")
+    check_manifest(manifest)
+    assert manifest["kind"] == "orbit4d" and manifest["status"] == "complete" and manifest["data"] == []
+    assert manifest["frames"] == [f"{i:05d}" for i in range(10)] and manifest["counts"] == result.counts
+    log = folder.read_log()
+    assert [r["step"] for r in log] == list(range(1, manifest["step"] + 1))
+    assert [r["stage"] for r in log] == list(result.times) == list(manifest["times_s"])
+    assert {"alignment", "scaffold rendering", "writing scaffolds"} <= set(result.times)
+    assert all(r["wall_s"] >= 0 and r["cpu_s"] >= 0 for r in log)
+    options = Orbit4DOptions.from_mapping(folder.read_config())
+    assert options == Orbit4DOptions(trajectory="arc_yaw_30", num_output_frames=6)
+    assert not (result.out / ".lock").exists()
+
+
+def test_a_rerun_replaces_a_run_written_before_the_shared_run_folder(scene, tmp_path):
+    """A folder with the manifest orbit4d wrote before (options and counts, no kind) and a longer
+    scaffold is an earlier orbit4d run: replaced whole, in the new shape."""
+    out = tmp_path / "run"
+    (out / "scaffold" / "rgb").mkdir(parents=True)
+    (out / "scaffold" / "rgb" / "00099.png").write_bytes(b"an old frame")
+    (out / "manifest.json").write_text(json.dumps({"options": {"fps": 10.0}, "counts": {"output_frames": 100}}))
+    inputs = Orbit4DInputs(scene.frames[:3], scene.names[:3], scene.masks[:3], scene.depth[:3], scene.cameras[:3],
+                           sources=["frames/", "masks/"])
+    run(inputs, out, Orbit4DOptions(trajectory="static", num_output_frames=2))
+    assert sorted(p.name for p in (out / "scaffold" / "rgb").iterdir()) == ["00000.png", "00001.png"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "orbit4d" and manifest["data"] == ["frames/", "masks/"] and "options" not in manifest
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_cli_smoke_on_judo(shared_data, tmp_path):
@@ -139,6 +173,9 @@ def test_cli_on_a_synthetic_scene_written_to_disk(tmp_path):
     cams = json.loads((out / "cameras.json").read_text())
     assert cams["image_size"] == [64, 96] and set(sc.names) <= set(cams)
     assert len(list((out / "scaffold" / "depth").glob("*.png"))) == 4
+    manifest = json.loads((out / "manifest.json").read_text())  # the inputs, as the run folder's data
+    assert manifest["data"] == [str(tmp_path / n) for n in ("frames", "masks", "depth", "global_camera.json")]
+    assert "video model" in manifest["times_s"] and manifest["video_model"] == str(model)
 
 
 def test_demo_orbit_writes_inputs_and_a_run(tmp_path):
