@@ -185,3 +185,18 @@ def test_demo_orbit_writes_inputs_and_a_run(tmp_path):
     assert (run_dir / "report.html").is_file() and (run_dir / "scaffold_rgb.mp4").is_file()
     assert (tmp_path / "orbit4d" / "input" / "global_camera.json").is_file()
     assert len(list((tmp_path / "orbit4d" / "input" / "depth").glob("*.npy"))) == 4
+
+
+def test_a_second_live_run_into_the_folder_is_refused(scene, tmp_path):
+    import os
+    import socket
+
+    from aware3d_utils.lock import FolderLockedError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))  # a live process
+    inputs = Orbit4DInputs(scene.frames[:2], scene.names[:2], scene.masks[:2], scene.depth[:2], scene.cameras[:2])
+    with pytest.raises(FolderLockedError, match=f"pid {os.getppid()}.*lock .lock"):
+        run(inputs, out, Orbit4DOptions(trajectory="static"))
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
