@@ -50,3 +50,55 @@ def test_the_two_neighbour_tables_differ_as_their_names_say():
     # by index, edge k from corner k to k + 1: face 0's (1, 2) is edge 1; face 1's (2, 1) is edge 2
     assert torch.equal(neighbours_across_edges(shared, 6), torch.tensor([[-1, 1, -1], [-1, -1, 0]]))
     assert torch.equal(neighbours_across_edges(seam, 6), torch.full((2, 3), -1))  # a seam is a boundary
+
+
+def _view():
+    import data3d
+
+    vp = data3d.Viewpoint(azimuth=0.3, elevation=0.2, theta=0.0, distance=5.0, focal=1.0, viewport=100.0, px=20.0,
+                          py=14.0)
+    image = torch.arange(3 * 30 * 40, dtype=torch.float32).reshape(3, 30, 40) / 3600.0
+    return data3d.ObjectView(image=image, bbox=(5.0, 4.0, 31.0, 22.0), viewpoint=vp)
+
+
+def test_centre_is_the_spelling_and_center_still_answers_with_a_warning():
+    from data3d.transforms import warp_object
+
+    view = _view()
+    new = warp_object(view, (16, 16), 1.0, centre="bbox")
+    with pytest.warns(DeprecationWarning, match="center= is renamed centre="):
+        old = warp_object(view, (16, 16), 1.0, center="bbox")
+    assert torch.equal(new.image, old.image) and new.bbox == old.bbox
+    assert not torch.equal(warp_object(view, (16, 16), 1.0, centre="principal").image, new.image)
+    with pytest.raises(TypeError, match="give centre= only"):
+        warp_object(view, (16, 16), 1.0, centre="bbox", center="bbox")
+
+    import geom3d
+
+    cam = geom3d.viewpoint_to_cameras(0.3, 0.2, 0.0, 5.0, image_size=(32, 32))
+    path = geom3d.arc_path(cam, centre_depth=5.0, num_frames=4, yaw=0.5)
+    with pytest.warns(DeprecationWarning, match="center_depth= is renamed centre_depth="):
+        old_path = geom3d.preset_path("arc_yaw_28p6478897565412", cam, center_depth=5.0, num_frames=4)
+    torch.testing.assert_close(old_path.cameras.R, path.cameras.R)
+
+    from orbit4d.box_rule import BoxRuleFit
+
+    fit = BoxRuleFit(1.0, 2.0, torch.zeros(3).numpy(), 0.25)
+    with pytest.warns(DeprecationWarning, match="renamed centre_x"):
+        assert fit.center_x == fit.centre_x == 0.25
+
+
+def test_the_old_object_mask_names_warn_and_call_the_new_functions():
+    import numpy as np
+
+    from orbit4d import completion
+
+    image = np.full((20, 20, 3), 255, np.uint8)
+    image[4:12, 5:15] = 30
+    with pytest.warns(DeprecationWarning, match="object_mask is renamed largest_non_white_region"):
+        old = completion.object_mask(image, erode=0)
+    assert np.array_equal(old, completion.largest_non_white_region(image, erode=0)) and old.sum() == 80
+
+    from nemo.incremental import compress
+
+    assert compress.object_mask.__wrapped__ is compress.silhouette_or_box
