@@ -102,3 +102,28 @@ def test_the_old_object_mask_names_warn_and_call_the_new_functions():
     from nemo.incremental import compress
 
     assert compress.object_mask.__wrapped__ is compress.silhouette_or_box
+
+
+def test_color_is_the_spelling_and_the_colour_names_still_answer():
+    import numpy as np
+
+    from aware3d.view import common
+    from data3d.procedural import primitives as P
+    from datagen import compose, randomize
+
+    new = P.box((1, 2, 3), color=(0.5, 0.25, 0.0))
+    with pytest.warns(DeprecationWarning, match="colour= is renamed color="):
+        old = P.box((1, 2, 3), colour=(0.5, 0.25, 0.0))
+    assert torch.equal(new.vertex_colors, old.vertex_colors) and torch.equal(new.vertices, old.vertices)
+    with pytest.warns(DeprecationWarning, match="recolour is renamed recolor"):
+        grey = P.recolour(new, (0.5, 0.5, 0.5))
+    assert torch.equal(grey.vertex_colors, P.recolor(new, colors=(0.5, 0.5, 0.5)).vertex_colors)
+    with pytest.warns(DeprecationWarning):
+        assert np.array_equal(randomize.random_colour(np.random.default_rng(3)),
+                              randomize.random_color(np.random.default_rng(3)))
+    mask = np.eye(4, dtype=bool)
+    with pytest.warns(DeprecationWarning):
+        assert np.array_equal(compose.compose_image(colour=np.ones((4, 4, 3)), mask=mask, background=None),
+                              compose.compose_image(np.ones((4, 4, 3)), mask, None))
+    with pytest.warns(DeprecationWarning):
+        assert common.colour_of(5) == common.color_of(5)
