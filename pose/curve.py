@@ -41,7 +41,7 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     from datagen.novel_view import CorrelatedFailureSynthesizer
 
     from .sets import default_relative_poses, generate_sets
-    from .train import train
+    from .training import train
 
     if not rates:
         raise ValueError("flip_curve: no flip rates given")

@@ -30,7 +30,7 @@ import nemo
 from aware3d_utils import atomic_write_text
 from methodkit.estimator import PoseResult, estimator_inputs
 from nemo.model import NemoModel
-from nemo.train import build_model, load_network
+from nemo.training import build_model, load_network
 
 __all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate", "instances_of"]
 

@@ -12,7 +12,7 @@ import types
 import pytest
 import torch
 
-PACKAGES = ["geom3d", "data3d", "datagen", "orbit4d", "methodkit", "aware3d_utils"]
+PACKAGES = ["geom3d", "data3d", "datagen", "nemo", "pose", "orbit4d", "methodkit", "aware3d_utils", "aware3d"]
 
 
 def _packages(name: str):
@@ -28,6 +28,8 @@ def test_no_exported_name_hides_a_submodule(root):
     hidden = []
     for package in _packages(root):
         for info in pkgutil.iter_modules(package.__path__):
+            if info.name == "__main__":  # runs the command line
+                continue
             importlib.import_module(f"{package.__name__}.{info.name}")
             value = getattr(package, info.name, None)
             if value is not None and not isinstance(value, types.ModuleType):

@@ -139,9 +139,9 @@ def test_retrieval_baseline_encoder_learns_from_the_reference_views_only(world, 
     import sys
 
     from pose.model import load_retrieval
-    from pose.train import _crops, calibration_views
+    from pose.training import _crops, calibration_views
 
-    pose_train = sys.modules["pose.train"]  # the module: `pose.train` is its function
+    pose_train = sys.modules["pose.training"]  # the module of the function `pose.train`
     root, seen = world["root"], []
     original = pose_train.reference_encoder
 
@@ -275,7 +275,7 @@ def test_the_reference_is_found_among_the_sources_whatever_its_path_form(world):
     import dataclasses
     import os
 
-    from pose.train import calibration_views
+    from pose.training import calibration_views
 
     ref = world["sources"][0]
     relative = dataclasses.replace(ref, image_path=Path(os.path.relpath(ref.image_path)))

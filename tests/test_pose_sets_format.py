@@ -10,7 +10,7 @@ import pytest
 
 import data3d
 from pose.sets import is_source_view, load_sets, relative_pose_of
-from pose.train import calibration_views
+from pose.training import calibration_views
 
 POSES = [[0.0, 0.0, 0.0], [0.1, 2 * math.pi / 9, 0.0], [-0.25, 4 * math.pi / 9, 0.5]]
 

@@ -70,10 +70,10 @@ from ..config import check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
 from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
 from ..errors import NemoError
-from ..evaluate import evaluate
+from ..evaluation import evaluate
 from ..model import NemoModel
 from ..run import RunFolder
-from ..train import contrastive_step, update_bank
+from ..training import contrastive_step, update_bank
 from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, silhouette_or_box
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects

@@ -49,7 +49,7 @@ from nemo.config import check_device
 from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import build_model, contrastive_step, load_network, update_bank, write_curves
+from nemo.training import build_model, contrastive_step, load_network, update_bank, write_curves
 
 from .config import resolve_pose_config
 from .merge import merge_sets
