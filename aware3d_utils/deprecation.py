@@ -5,7 +5,7 @@
     @renamed_arguments(center="centre")                             # an old keyword argument
     def warp_object(view, out_size, scale=1.0, centre="principal"): ...
 
-The project's renames are listed in docs/design.md ("Names").
+The naming rules: docs/design.md, "The core's API policy", Names.
 """
 
 from __future__ import annotations

@@ -5,8 +5,11 @@ the two neighbour tables of geom3d say which they are."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import pkgutil
+import re
 import types
 
 import pytest
@@ -35,6 +38,39 @@ def test_no_exported_name_hides_a_submodule(root):
             if value is not None and not isinstance(value, types.ModuleType):
                 hidden.append(f"{package.__name__}.{info.name} is a {type(value).__name__}, not the module")
     assert not hidden, hidden
+
+
+def _public(root: str):
+    """(dotted name, object) of every name in the `__all__` of every module under `root`, with the
+    public methods of its classes."""
+    for package in _packages(root):
+        modules = [package] + [importlib.import_module(f"{package.__name__}.{i.name}")
+                               for i in pkgutil.iter_modules(package.__path__) if i.name != "__main__" and not i.ispkg]
+        for module in modules:
+            for name in getattr(module, "__all__", []):
+                obj = getattr(module, name)
+                yield f"{module.__name__}.{name}", obj
+                if inspect.isclass(obj):
+                    yield from ((f"{module.__name__}.{name}.{k}", v) for k, v in vars(obj).items()
+                                if (k == "__init__" or not k.startswith("_")) and not isinstance(v, property))
+
+
+@pytest.mark.parametrize("root", PACKAGES)
+def test_identifiers_spell_color_and_centre(root):
+    """Names, parameters and dataclass fields of the public API (deprecated aliases aside)."""
+    wrong = re.compile(r"colour|center", re.IGNORECASE)
+    found = set()
+    for where, obj in _public(root):
+        names = [where.rsplit(".", 1)[1]]
+        if dataclasses.is_dataclass(obj) and inspect.isclass(obj):
+            names += [f.name for f in dataclasses.fields(obj)]
+        if callable(obj):
+            try:
+                names += list(inspect.signature(obj).parameters)
+            except (TypeError, ValueError):
+                pass
+        found.update(f"{where}: {n}" for n in names if wrong.search(n))
+    assert not found, sorted(found)
 
 
 def test_the_two_neighbour_tables_differ_as_their_names_say():
