@@ -21,7 +21,7 @@
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
    by a network trained on those views alone (`reference_encoder`, `pose.retrieval.encoder:
    reference`) and, as an ablation, by the pose model's final network.
-Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.train.contrastive_step`
+Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.training.contrastive_step`
 (the artifact filter is its `before_batch` hook, the seen counts its step's follow-up).
 The run folder is `nemo.RunFolder`'s: config.yaml ({"nemo": resolved nemo config, "pose": this
 module's block}), manifest.json, log.jsonl, checkpoints/, loss.png. A killed run resumes from its
