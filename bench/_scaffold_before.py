@@ -16,7 +16,7 @@ import torch
 
 from geom3d.cameras import Cameras
 from geom3d.dtypes import common_float_dtype
-from geom3d.splat import SPLAT_EMPTY_DEPTH, SplatResult, splat_footprint
+from geom3d.splatting import SPLAT_EMPTY_DEPTH, SplatResult, splat_footprint
 from geom3d.trajectory import CameraPath
 from orbit4d.scaffold import HOLE_GREY, Scaffold
 

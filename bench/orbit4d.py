@@ -23,7 +23,7 @@ import torch
 from _common import table
 from _scaffold_before import depth_to_image_reference, render_scaffold_reference
 
-from geom3d.splat import splat_index
+from geom3d.splatting import splat_index
 from geom3d.trajectory import arc_path
 from orbit4d.evaluate import alignment_errors
 from orbit4d.pipeline import Orbit4DInputs, Orbit4DOptions, reconstruct_and_align

@@ -42,9 +42,9 @@ import geom3d  # noqa: E402
 from aware3d.paths import shared_data_root  # noqa: E402
 from geom3d.raster import interpolate, interpolate_sparse, rasterize  # noqa: E402
 from geom3d.raster.inputs import prepare  # noqa: E402
-from geom3d.raster.interpolate import interpolate_gather  # noqa: E402
+from geom3d.raster.interpolation import interpolate_gather  # noqa: E402
 from geom3d.raster.visibility import visible_faces_of  # noqa: E402
-from geom3d.raycast import camera_rays  # noqa: E402
+from geom3d.raycasting import camera_rays  # noqa: E402
 
 RETAIN_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
 FEATURE_SIZE = (80, 100)

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from aware3d_utils.deprecation import renamed_arguments
 from geom3d import Cameras
 
 from .errors import AnnotationError
@@ -74,7 +75,7 @@ class ObjectDataset(torch.utils.data.Dataset):
         `crop_size` by min(H/H_ref, W/W_ref) so a canonical object fits the crop asked for;
         canonical_crop=None keeps NeMo's pixels whatever the crop) or "fit" (the bbox's larger side
         fills `fit_fraction`).
-    center: crop centre, "principal" (object origin) or "bbox".
+    centre: crop centre, "principal" (object origin) or "bbox".
     flip_prob: probability of a horizontal flip (viewpoint mirrored). color_jitter: None or a dict
         with brightness / contrast / saturation / hue (see `transforms.color_jitter`).
     box_jitter: None or {"shift", "scale"}: crop (centre and "fit" scale) from a randomly moved and
@@ -86,10 +87,11 @@ class ObjectDataset(torch.utils.data.Dataset):
         indexes it. extras: opt-in item keys, any of `EXTRA_KEYS` (see the module docstring).
     """
 
+    @renamed_arguments(center="centre")
     def __init__(self, records: Sequence[ImageRecord], crop_size=(256, 256), rescale: str = "none",
                  canonical_distance: float = 5.0, canonical_focal: float = 3000.0,
                  canonical_crop=NEMO_CROP_SIZE, fit_fraction: float = 0.8,
-                 center: str = "principal", flip_prob: float = 0.0, color_jitter: Mapping | None = None,
+                 centre: str = "principal", flip_prob: float = 0.0, color_jitter: Mapping | None = None,
                  categories: Sequence[str] | None = None, seed: int = 0, image_loader=load_image,
                  extras: Sequence[str] = (), box_jitter: Mapping | None = None, degrade: Mapping | None = None):
         self.crop_size = _crop_size(crop_size)
@@ -99,8 +101,8 @@ class ObjectDataset(torch.utils.data.Dataset):
         if unknown_extras:
             raise ValueError(f"extras: unknown keys {unknown_extras}; choose from {list(EXTRA_KEYS)}")
         self.extras = extras
-        if center not in ("principal", "bbox"):
-            raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
+        if centre not in ("principal", "bbox"):
+            raise ValueError(f"centre must be 'principal' or 'bbox', got {centre!r}")
         for name, value in (("canonical_distance", canonical_distance), ("canonical_focal", canonical_focal),
                             ("fit_fraction", fit_fraction)):
             if not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value):
@@ -125,7 +127,7 @@ class ObjectDataset(torch.utils.data.Dataset):
         missing = {o.category for r in self.records for o in r.objects} - set(self._category_index)
         if missing:
             raise ValueError(f"records hold categories not in `categories`: {sorted(missing)}")
-        self.rescale, self.center = rescale, center
+        self.rescale, self.centre = rescale, centre
         self.canonical_distance, self.canonical_focal = canonical_distance, canonical_focal
         self.fit_fraction = fit_fraction
         self.flip_prob, self.jitter, self.seed = flip_prob, jitter, int(seed)
@@ -167,7 +169,7 @@ class ObjectDataset(torch.utils.data.Dataset):
                                         self.crop_size, self.canonical_crop)
             elif self.rescale == "fit":
                 scale = fit_scale(box, self.crop_size, self.fit_fraction)
-            view = warp_object(view, self.crop_size, scale, self.center, crop_box=box)
+            view = warp_object(view, self.crop_size, scale, self.centre, crop_box=box)
         if self.flip_prob > 0 and float(torch.rand((), generator=gen)) < self.flip_prob:
             view = flip_object(view)
         return view

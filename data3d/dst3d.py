@@ -93,9 +93,9 @@ def dst3d_viewpoint(annot: Mapping, image_size, path=None) -> Viewpoint:
         M = _value(annot, "matrix_world", path, 16).reshape(4, 4)
         R_cv = np.diag([1.0, -1.0, -1.0]) @ M[:3, :3].T @ P.T  # Blender camera: −Z forward, +Y up
         ours = out.rotation().double().numpy()
-        center = P @ M[:3, 3]
+        centre = P @ M[:3, 3]
         expected = -ours.T @ np.array([0.0, 0.0, dist])
-        if np.abs(R_cv - ours).max() > _ROTATION_TOLERANCE or np.abs(center - expected).max() > 1e-4 * dist:
+        if np.abs(R_cv - ours).max() > _ROTATION_TOLERANCE or np.abs(centre - expected).max() > 1e-4 * dist:
             raise AnnotationError("the camera it holds is not the one theta, phi, dist and camera_rotation "
                                   "describe", path, "matrix_world")
     return out

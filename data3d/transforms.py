@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from aware3d_utils.deprecation import renamed_arguments
 from geom3d import resize_coordinate
 
 from .record import Viewpoint
@@ -99,11 +100,12 @@ def _sample(image: torch.Tensor, out_size, scale: float, x0: float, y0: float, m
     return out[0].to(image.dtype) if mode == "nearest" else out[0]
 
 
-def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "principal",
+@renamed_arguments(center="centre")
+def warp_object(view: ObjectView, out_size, scale: float = 1.0, centre: str = "principal",
                 crop_box=None) -> ObjectView:
     """Crop an `out_size` (H, W) window centred on the object, rescaled by `scale`.
 
-    center: "principal" (the projection of the object origin, NeMo's choice) or "bbox" (the centre of
+    centre: "principal" (the projection of the object origin, NeMo's choice) or "bbox" (the centre of
     `crop_box`, by default the object's bbox; a detector's or a jittered box crops as it would).
     With scale 1 the window is shifted by whole pixels, so pixels are copied, not resampled.
     """
@@ -111,13 +113,13 @@ def warp_object(view: ObjectView, out_size, scale: float = 1.0, center: str = "p
     if not scale > 0 or not math.isfinite(scale):
         raise ValueError(f"scale must be positive and finite, got {scale}")
     vp = view.viewpoint
-    if center == "principal":
+    if centre == "principal":
         cx, cy = vp.px, vp.py
-    elif center == "bbox":
+    elif centre == "bbox":
         cb = view.bbox if crop_box is None else crop_box
         cx, cy = (cb[0] + cb[2]) / 2.0, (cb[1] + cb[3]) / 2.0
     else:
-        raise ValueError(f"center must be 'principal' or 'bbox', got {center!r}")
+        raise ValueError(f"centre must be 'principal' or 'bbox', got {centre!r}")
     x0 = resize_coordinate(cx, scale) - (ow - 1) / 2.0
     y0 = resize_coordinate(cy, scale) - (oh - 1) / 2.0
     if scale == 1.0:

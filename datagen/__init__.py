@@ -23,7 +23,8 @@ following the edges), and write data3d records whose cameras are exact. See docs
 - ControlNet mode and filtering: `prompts` (PromptBuilder), `controlnet` (ControlNetGenerator),
   `filtering` (cheap checks, K-fold consistency filter); see docs/datagen-generation.md.
 - `novel_view`: an object image + relative poses -> images (Zero-1-to-3 from diffusers parts, exact
-  and degraded render synthesizers); see docs/pose.md.
+  and degraded render synthesizers); one module each: `synthesizer` (the interface and the relative
+  pose convention), `zero123`, `render_synthesizers`; see docs/pose.md.
 
 Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--ray]`.
 """

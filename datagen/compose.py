@@ -16,9 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aware3d_utils.deprecation import renamed, renamed_arguments
+
 from .randomize import make_occluders, object_points, texture_albedo
 
-__all__ = ["Look", "LoadedAsset", "to_u8", "object_colour", "compose_image", "quantise_depth", "map_files",
+__all__ = ["Look", "LoadedAsset", "to_u8", "object_color", "compose_image", "quantise_depth", "map_files",
            "OcclusionVariant", "occlusion_variant", "encode_image", "is_truncated", "sample_record",
            "DEPTH_LEVELS"]
 
@@ -54,7 +56,7 @@ def to_u8(image: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(np.asarray(image, dtype=np.float32), alpha=255.0)
 
 
-def object_colour(views, b: int, look: Look, extent: float, texture_rng: np.random.Generator) -> np.ndarray:
+def object_color(views, b: int, look: Look, extent: float, texture_rng: np.random.Generator) -> np.ndarray:
     """The object's colour image (H, W, 3) float32 of view `b` (black where empty): the render, or
     the render times a procedural 3D texture evaluated at the object points each pixel sees."""
     rgb = views.rgb[b]
@@ -70,9 +72,13 @@ def object_colour(views, b: int, look: Look, extent: float, texture_rng: np.rand
     return out
 
 
-def compose_image(colour: np.ndarray, mask: np.ndarray, background: np.ndarray | None) -> np.ndarray:
+@renamed_arguments(colour="color")
+def compose_image(color: np.ndarray, mask: np.ndarray, background: np.ndarray | None) -> np.ndarray:
     """The object (H, W, 3) over `background` (H, W, 3), or over black when there is none (transparent)."""
-    return np.where(mask[..., None], colour, 0.0 if background is None else background)
+    return np.where(mask[..., None], color, 0.0 if background is None else background)
+
+
+object_colour = renamed(object_color, "object_colour")  # the old spelling
 
 
 def quantise_depth(depth: np.ndarray) -> tuple[np.ndarray, float]:

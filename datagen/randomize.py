@@ -29,13 +29,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aware3d_utils.deprecation import renamed
+
 from .render import Lights
 
 __all__ = [
     "APPEARANCES",
     "BACKGROUNDS",
     "choose",
-    "random_colour",
+    "random_color",
     "random_lights",
     "value_noise_3d",
     "texture_albedo",
@@ -62,12 +64,15 @@ def choose(rng: np.random.Generator, weights: Mapping[str, float], order: Sequen
     return names[int(np.searchsorted(np.cumsum(w) / w.sum(), rng.random(), side="right").clip(0, len(names) - 1))]
 
 
-def random_colour(rng: np.random.Generator, saturation=(0.15, 0.9), value=(0.2, 0.95)) -> np.ndarray:
+def random_color(rng: np.random.Generator, saturation=(0.15, 0.9), value=(0.2, 0.95)) -> np.ndarray:
     """An RGB colour (3,) float64 in [0, 1], drawn in HSV (hue uniform)."""
     h = rng.random()
     s = saturation[0] + (saturation[1] - saturation[0]) * rng.random()
     v = value[0] + (value[1] - value[0]) * rng.random()
     return np.array(colorsys.hsv_to_rgb(h, s, v))
+
+
+random_colour = renamed(random_color, "random_colour")  # the old spelling
 
 
 def random_lights(rng: np.random.Generator, ambient=(0.25, 0.55), count=(1, 3), intensity=(0.3, 0.8),
@@ -83,8 +88,8 @@ def random_lights(rng: np.random.Generator, ambient=(0.25, 0.55), count=(1, 3), 
         phi = 2 * math.pi * rng.random()
         r = math.sqrt(max(0.0, 1 - z * z))
         dirs[i] = (r * math.cos(phi), r * math.sin(phi), -z)  # towards the light: the camera looks along +z
-        colour = np.clip(1.0 + tint * (2 * rng.random(3) - 1), 0.0, None)
-        cols[i] = colour / colour.max() * (intensity[0] + (intensity[1] - intensity[0]) * rng.random())
+        color = np.clip(1.0 + tint * (2 * rng.random(3) - 1), 0.0, None)
+        cols[i] = color / color.max() * (intensity[0] + (intensity[1] - intensity[0]) * rng.random())
     return Lights(ambient=np.full(3, amb), directions=dirs, colors=cols)
 
 
@@ -133,10 +138,10 @@ def object_points(depth: np.ndarray, mask: np.ndarray, K: np.ndarray, R: np.ndar
 def texture_albedo(rng: np.random.Generator, kind: str, points: np.ndarray, extent: float) -> np.ndarray:
     """Base colours (N, 3) in [0, 1] for object points (N, 3) under appearance `kind`
     ("solid", "noise" or "stripes"); `extent` (the object's size) sets the texture scale."""
-    c1 = random_colour(rng)
+    c1 = random_color(rng)
     if kind == "solid":
         return np.broadcast_to(c1, (len(points), 3)).copy()
-    c2 = random_colour(rng)
+    c2 = random_color(rng)
     rot = _random_rotation(rng)
     p = (points / max(extent, 1e-12)) @ rot.T
     if kind == "noise":
@@ -177,16 +182,16 @@ def noise_2d(rng: np.random.Generator, size: tuple[int, int], base_cells: float 
     return (out - lo) / (hi - lo) if hi > lo else np.full((h, w), 0.5, np.float32)
 
 
-def _palette_map(s: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def _palette_map(s: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Map s (H, W) in [0, 1] through a piecewise-linear palette of colours (k, 3) -> (H, W, 3) float32.
 
     Through a 256-entry table with OpenCV's LUT (a step of at most 1/255 between neighbouring
     entries: invisible in 8-bit output), many times faster than interpolating every pixel."""
-    k = len(colours)
+    k = len(colors)
     x = np.linspace(0.0, k - 1.0, 256)
     i = np.minimum(x.astype(np.int64), k - 2)
     f = (x - i)[:, None]
-    c = np.asarray(colours, dtype=np.float64)
+    c = np.asarray(colors, dtype=np.float64)
     table = (c[i] * (1 - f) + c[i + 1] * f).astype(np.float32).reshape(1, 256, 3)
     idx = cv2.convertScaleAbs(np.asarray(s, dtype=np.float32), alpha=255.0)  # rounded, saturated to uint8
     return cv2.LUT(cv2.merge([idx, idx, idx]), table)
@@ -257,18 +262,18 @@ def make_background(rng: np.random.Generator, kind: str, size: tuple[int, int],
     if kind == "transparent":
         return None
     if kind == "solid":
-        return np.broadcast_to(random_colour(rng).astype(np.float32), (h, w, 3)).copy()
+        return np.broadcast_to(random_color(rng).astype(np.float32), (h, w, 3)).copy()
     if kind == "gradient":
-        c1, c2 = random_colour(rng), random_colour(rng)
+        c1, c2 = random_color(rng), random_color(rng)
         angle = 2 * math.pi * rng.random()
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         s = xx * math.cos(angle) + yy * math.sin(angle)
         s = (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
         return _palette_map(s, np.stack([c1, c2]))
     if kind == "noise":
-        colours = np.stack([random_colour(rng) for _ in range(3)])
+        colors = np.stack([random_color(rng) for _ in range(3)])
         s = noise_2d(rng, size, base_cells=2.0 + 6.0 * rng.random())
-        return _palette_map(s, colours)
+        return _palette_map(s, colors)
     if kind == "image":
         if not image_folder:
             raise ValueError("an image background needs randomization.background_images")
@@ -361,8 +366,8 @@ def make_occluders(rng: np.random.Generator, mask: np.ndarray, hidden: tuple[flo
 
 def _occluder_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """Occluder colours: coloured noise with a soft shading gradient, so occluders read as objects."""
-    colours = np.stack([random_colour(rng) for _ in range(2)])
-    tex = _palette_map(noise_2d(rng, size, base_cells=4.0 + 8.0 * rng.random(), octaves=3), colours)
+    colors = np.stack([random_color(rng) for _ in range(2)])
+    tex = _palette_map(noise_2d(rng, size, base_cells=4.0 + 8.0 * rng.random(), octaves=3), colors)
     h, w = size
     angle = 2 * math.pi * rng.random()
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

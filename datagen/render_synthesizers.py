@@ -1,4 +1,4 @@
-"""The render synthesizers behind `datagen.novel_view.NovelViewSynthesizer`: exact relative views of
+"""The render synthesizers behind `datagen.synthesizer.NovelViewSynthesizer`: exact relative views of
 the source's mesh (`RenderSynthesizer`), the same with a generator's independent faults
 (`DegradedRenderSynthesizer`) and with its correlated failures (`CorrelatedFailureSynthesizer`);
 stand-ins for a real novel-view generator in tests and benchmarks (docs/pose.md). Import them from
@@ -15,7 +15,7 @@ import numpy as np
 
 from aware3d_utils import require
 
-from .novel_view import APPEARANCES, NovelViewSynthesizer, SourceView, as_relative_poses, target_viewpoint
+from .synthesizer import APPEARANCES, NovelViewSynthesizer, SourceView, as_relative_poses, target_viewpoint
 
 __all__ = ["RenderSynthesizer", "DegradedRenderSynthesizer", "CorrelatedFailureSynthesizer", "FLIP_MODES",
            "source_textured_mesh", "mirror_axis"]

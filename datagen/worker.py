@@ -29,7 +29,7 @@ from .compose import (
     encode_image,
     is_truncated,
     map_files,
-    object_colour,
+    object_color,
     occlusion_variant,
     sample_record,
 )
@@ -231,13 +231,13 @@ class Worker:
         base_extra: dict = {"sample_id": sid, "appearance": lk.appearance, "background": lk.background}
         broken: dict[str, str] = {}
         if generated is None:
-            colour = object_colour(views, b, lk, loaded.extent, sample_rng(sid, "texture"))
+            color = object_color(views, b, lk, loaded.extent, sample_rng(sid, "texture"))
             unreadable: list[str] = []
             bg = make_background(sample_rng(sid, "background"), lk.background, self.size,
                                  self.config["randomization"]["background_images"], unreadable=unreadable)
             broken.update({f"background:{p}": "unreadable_image" for p in unreadable})
-            image = compose_image(colour, mask, bg)
-            edges = self._edges(colour, views, b) if "edges" in save else None
+            image = compose_image(color, mask, bg)
+            edges = self._edges(color, views, b) if "edges" in save else None
             transparent = bg is None
         else:
             image = generated["image"]

@@ -45,7 +45,7 @@ from .raster import (
     soft_silhouette,
     vertex_visibility,
 )
-from .raycast import RayHits, raycast
+from .raycasting import RayHits, raycast
 from .rotations import (
     axis_angle_to_matrix,
     check_rotation,
@@ -59,7 +59,7 @@ from .rotations import (
     rotation_6d_to_matrix,
     rotation_residual,
 )
-from .splat import SplatResult, splat
+from .splatting import SplatResult, splat
 from .texture import sample_texture
 from .trajectory import (
     CameraPath,

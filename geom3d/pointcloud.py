@@ -1,5 +1,6 @@
 """Point-cloud algorithms: depth maps to points (with each point's view and pixel), voxel
-down-sampling and statistical outlier removal. Files: `geom3d.pointcloud_io`; splatting: `geom3d.splat`.
+down-sampling and statistical outlier removal. Files: `geom3d.pointcloud_io`; splatting: `geom3d.splat`
+(module `geom3d.splatting`).
 
 - `depth_to_points`: depth maps (camera z) to a coloured world-space cloud (`Cameras.unproject`)
   that remembers where every point came from (`DepthPoints.view`, `DepthPoints.pixel`).

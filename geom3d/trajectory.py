@@ -3,11 +3,11 @@
 A `CameraPath` is a batch of N cameras (one per output frame) with the input-video time each
 output frame shows (`video_time`, in input frames; a constant for bullet time).
 
-- `arc_path`: orbit about a centre on the first camera's optical axis, `center_depth` in front
+- `arc_path`: orbit about a centre on the first camera's optical axis, `centre_depth` in front
   of it, turning by yaw (about the first camera's up axis, −y), pitch (its x axis) and roll (its
   optical axis), each swept linearly from 0; the camera keeps looking the way the first camera
   looks, turned with the orbit. `radius_scale` moves the start back along the optical axis
-  (radius = radius_scale · center_depth): with radius_scale 1 the path starts exactly at the first camera.
+  (radius = radius_scale · centre_depth): with radius_scale 1 the path starts exactly at the first camera.
 - `dolly_path` (along the optical axis), `zoom_path` (focal length, geometric steps).
 - `keyframe_path`: Catmull-Rom positions (scipy's CubicHermiteSpline with Catmull-Rom tangents)
   and a C² rotation spline (scipy's RotationSpline), through the keyframes exactly.
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from aware3d_utils.deprecation import renamed_arguments
 
 from .cameras import Cameras
 from .errors import GeometryError
@@ -90,20 +92,21 @@ def _axis_rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=axis.dtype) + torch.sin(a) * Kx + (1 - torch.cos(a)) * (Kx @ Kx)
 
 
-def arc_path(first_camera: Cameras, center_depth: float, num_frames: int, *, yaw: float = 0.0, pitch: float = 0.0,
+@renamed_arguments(center_depth="centre_depth")
+def arc_path(first_camera: Cameras, centre_depth: float, num_frames: int, *, yaw: float = 0.0, pitch: float = 0.0,
              roll: float = 0.0, radius_scale: float = 1.0, video_time=None) -> CameraPath:
     """An orbit starting at (or, radius_scale > 1, behind) the first camera; angles in radians.
 
-    Frame i of N turns by (yaw, pitch, roll)·i/(N−1) about the centre C0 + center_depth·f0
+    Frame i of N turns by (yaw, pitch, roll)·i/(N−1) about the centre C0 + centre_depth·f0
     (C0 the first camera's centre, f0 its viewing direction). The turn composes yaw (about the
     first camera's up axis) ∘ pitch (its x axis) ∘ roll (its optical axis), all through the centre;
     each camera's orientation is the first camera's, turned the same way.
     """
     cam = _first(first_camera)
     n = _count(num_frames)
-    depth, scale = float(center_depth), float(radius_scale)
+    depth, scale = float(centre_depth), float(radius_scale)
     if not (depth > 0 and math.isfinite(depth)) or not (scale > 0 and math.isfinite(scale)):
-        raise GeometryError(f"arc_path: center_depth and radius_scale must be positive, got {center_depth}, "
+        raise GeometryError(f"arc_path: centre_depth and radius_scale must be positive, got {centre_depth}, "
                             f"{radius_scale}")
     R0, dtype = cam.R, cam.R.dtype
     C0 = -(R0.T @ cam.t)
@@ -194,7 +197,8 @@ def bullet_time(path: CameraPath, video_time: float) -> CameraPath:
 _NUMBER = r"(-?\d+(?:p\d+)?)"
 
 
-def preset_path(name: str, first_camera: Cameras, center_depth: float, num_frames: int, *,
+@renamed_arguments(center_depth="centre_depth")
+def preset_path(name: str, first_camera: Cameras, centre_depth: float, num_frames: int, *,
                 video_time=None) -> CameraPath:
     """A named preset (decimal point written 'p', as in FreeOrbit4D's trajectory names):
     `arc_<yaw|pitch|roll>_<degrees>[_scale_<radius scale>]`, `dolly_<distance>`, `zoom_<factor>`,
@@ -205,7 +209,7 @@ def preset_path(name: str, first_camera: Cameras, center_depth: float, num_frame
     m = re.fullmatch(rf"arc_(yaw|pitch|roll)_{_NUMBER}(?:_scale_{_NUMBER})?", name)
     if m:
         angle = math.radians(num(m.group(2)))
-        return arc_path(first_camera, center_depth, num_frames, radius_scale=num(m.group(3) or "1"),
+        return arc_path(first_camera, centre_depth, num_frames, radius_scale=num(m.group(3) or "1"),
                         video_time=video_time, **{m.group(1): angle})
     m = re.fullmatch(rf"dolly_{_NUMBER}", name)
     if m:

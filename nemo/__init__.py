@@ -8,8 +8,9 @@
   `methodkit.Trainer`.
 - `load(run)` -> a `NemoModel` (or `BaselineModel`): a `methodkit.PoseEstimator`, `estimate_pose(images,
   K=None, categories=None)` -> `methodkit.PoseResult`s; `evaluate(models, records, out)` takes any estimator.
-- Submodules: `contrastive` (training targets and loss), `fresh` (on-the-fly datagen rounds),
-  `distributed` (torchrun DDP), `splits` (OOD test splits), `baseline` (the 2D baseline), `demo`.
+- Submodules: `training` (`train`), `evaluation` (`evaluate`), `contrastive` (training targets and
+  loss), `fresh` (on-the-fly datagen rounds), `distributed` (torchrun DDP), `splits` (OOD test
+  splits), `baseline` (the 2D baseline), `demo`.
 See docs/nemo.md.
 """
 
@@ -18,11 +19,11 @@ from .bank import MeshBank
 from .baseline import BaselineModel
 from .config import DEFAULTS, NemoConfig, NemoConfigError, load_config, resolve_config
 from .errors import NemoError
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .fit import PoseGrid, fit_pose, pose_grid
 from .model import MATCH_RULES, NemoModel, load, match_categories
 from .run import RunFolder
-from .train import learning_rate, train
+from .training import learning_rate, train
 
 __all__ = ["BackboneConfig", "BaselineModel", "DEFAULTS", "FeatureNet", "MATCH_RULES", "MeshBank", "NemoConfig",
            "NemoConfigError", "NemoError", "NemoModel", "PoseGrid", "RunFolder", "evaluate", "fit_pose",

@@ -107,7 +107,7 @@ def object_dataset(records, config: Mapping, categories: Sequence[str], train: b
     try:
         return data3d.ObjectDataset(
             records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
-            center=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
+            centre=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
             color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"],
             extras=("mask",) if train and config.get("loss", {}).get("object_mask") else (),
             box_jitter=d.get("box_jitter") if train else box_jitter, degrade=d.get("degrade") if train else None)

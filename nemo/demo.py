@@ -39,9 +39,9 @@ def run_nemo_demo(test_folder: str | os.PathLike, out: str | os.PathLike, catego
     """Train NeMo and the baseline into out/nemo and out/baseline, evaluate both on `test_folder`
     into out/eval (metrics.json, report.html); returns the metrics."""
     from .data import load_record_folders
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .model import load
-    from .train import train
+    from .training import train
 
     out = Path(out)
     source, config = demo_configs(categories, steps, samples_per_category=samples_per_category)

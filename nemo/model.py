@@ -30,7 +30,7 @@ from .errors import NemoError
 from .fit import fit_pose, initial_distance, pose_grid
 from .run import RunFolder
 from .scoring import clutter_scores, vertex_similarity
-from .train import build_model, load_network
+from .training import build_model, load_network
 
 __all__ = ["NemoModel", "load", "DEFAULT_FOCAL_FACTOR", "match_categories", "MATCH_RULES"]
 

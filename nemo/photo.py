@@ -29,7 +29,7 @@ from methodkit.estimator import PoseEstimator, PoseResult
 
 from .data import object_dataset
 from .errors import NemoError
-from .evaluate import crop_to_image_viewpoint
+from .evaluation import crop_to_image_viewpoint
 from .model import DEFAULT_FOCAL_FACTOR
 
 __all__ = ["BoxPose", "Detection", "crop_boxes", "estimate_in_boxes", "detect", "load_detector", "check_box",

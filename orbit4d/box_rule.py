@@ -29,6 +29,7 @@ r = 0.2, z penalty 0.01 on z's q), and each cloud is shifted by (smoothed − ra
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,13 @@ class BoxRuleFit:
     x_scale: float
     scale: float
     translation: np.ndarray
-    center_x: float
+    centre_x: float
+
+    @property
+    def center_x(self) -> float:
+        """Deprecated: the old name of `centre_x`."""
+        warnings.warn("BoxRuleFit.center_x is renamed centre_x", DeprecationWarning, stacklevel=2)
+        return self.centre_x
 
 
 def box_rule_fit(src_points, tgt_points, complete_points) -> BoxRuleFit:
@@ -83,7 +90,7 @@ def apply_box_rule(fit: BoxRuleFit, complete_points, x_scale: float | None = Non
     """Step 6: the complete cloud (M, 3) placed by `fit` (optionally with a smoothed x_scale)."""
     pts = np.asarray(complete_points, np.float64).copy()
     xs = fit.x_scale if x_scale is None else x_scale
-    pts[:, 0] = fit.center_x + (pts[:, 0] - fit.center_x) * xs
+    pts[:, 0] = fit.centre_x + (pts[:, 0] - fit.centre_x) * xs
     return pts * fit.scale + fit.translation
 
 

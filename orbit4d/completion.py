@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 import torch
 
+from aware3d_utils.deprecation import renamed
 from geom3d import (
     Cameras,
     GeometryError,
@@ -64,7 +65,7 @@ from .alignment import align_canonical, correspondences
 from .reconstruct import split_depth
 
 __all__ = ["DEFAULT_RELATIVE_POSES", "ReferenceView", "Completion", "reference_view", "view_cameras",
-           "object_mask", "ground_up", "complete_canonical", "complete_run", "complete_with_models",
+           "largest_non_white_region", "ground_up", "complete_canonical", "complete_run", "complete_with_models",
            "write_completion"]
 
 # Δpolar, Δazimuth, Δradius: a ring around the object at the reference elevation
@@ -171,8 +172,9 @@ def reference_view(frame_rgb: np.ndarray, mask: np.ndarray, camera: Cameras, cen
     return ReferenceView(image, warped, viewpoint, Q, c, camera_v, frame)
 
 
-def object_mask(image: np.ndarray, white: int = 240, erode: int = 1) -> np.ndarray:
-    """bool (H, W): the largest connected region of pixels darker than `white` in some channel."""
+def largest_non_white_region(image: np.ndarray, white: int = 240, erode: int = 1) -> np.ndarray:
+    """bool (H, W): the largest connected region of pixels darker than `white` in some channel (after
+    `erode` pixels of erosion): the object of a generated view drawn on white."""
     fg = (image.min(-1) < white).astype(np.uint8)
     if erode:
         fg = cv2.erode(fg, np.ones((2 * erode + 1,) * 2, np.uint8))
@@ -180,6 +182,9 @@ def object_mask(image: np.ndarray, white: int = 240, erode: int = 1) -> np.ndarr
     if n <= 1:
         return np.zeros(image.shape[:2], bool)
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+object_mask = renamed(largest_non_white_region, "object_mask")  # the old name (nemo's object_mask was another thing)
 
 
 def _depth_scale(depth: np.ndarray, model_world: torch.Tensor, camera: Cameras, distance: float,
@@ -232,7 +237,7 @@ def complete_canonical(points: torch.Tensor, colors: torch.Tensor | None, to_wor
         report = {"relative_pose_deg": [round(math.degrees(float(x)), 3) for x in pose[:2]] + [float(pose[2])],
                   "status": "added", "fitness": 0.0, "scale": 1.0, "added": 0}
         reports.append(report)
-        fg_mask = object_mask(images[i])
+        fg_mask = largest_non_white_region(images[i])
         fg, _ = split_depth(depth[i][None], fg_mask[None], margin=2)
         if (fg > 0).sum() < 30:
             report["status"] = "skipped: no object found in the generated view"

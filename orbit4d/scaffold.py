@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from aware3d_utils.atomic import atomic_save
-from geom3d.splat import splat_index
+from geom3d.splatting import splat_index
 from geom3d.trajectory import CameraPath
 
 __all__ = ["Scaffold", "render_scaffold", "depth_to_image", "write_frames", "write_video", "write_scaffold",

@@ -4,9 +4,10 @@
 - `sets`: unannotated source images -> generated sets (a `datagen.novel_view` synthesizer: Zero-1-to-3,
   exact or degraded renders) stored as data3d records in each source camera's frame.
 - `mesh`: the per-set neural cylinder, whose rotations about the up axis are exact vertex shifts.
-- `train`: the shared encoder trained contrastively across each set's views (one neural mesh per set,
-  nemo's bank and loss), an artifact filter, `merge` (rotation search over the sets' features), the
-  one-shot canonical pose from a single annotated image, and the retrieval baseline's database.
+- `training` (the function `train`): the shared encoder trained contrastively across each set's
+  views (one neural mesh per set, nemo's bank and loss), an artifact filter, `merge` (rotation
+  search over the sets' features), the one-shot canonical pose from a single annotated image, and
+  the retrieval baseline's database.
 - `report`: `write_sets_report(sets)`, the generated sets' report.html (`generate_sets` writes it), and
   `write_run_report(run, sets)`, the training run's (merge and one shot; `train` writes it).
 - `refine`: the aligned sets' views with pseudo poses in the canonical frame, training the network
@@ -28,7 +29,7 @@ from .mesh import CylinderLayout, cylinder_params, neural_cylinder, shift_featur
 from .model import CanonicalModel, RetrievalModel, evaluate, instances_of, load, load_retrieval
 from .report import write_run_report, write_sets_report
 from .sets import GeneratedSet, SetSource, default_relative_poses, generate_sets, load_sets, sources_from_records
-from .train import train
+from .training import train
 
 __all__ = ["CanonicalModel", "cylinder_params", "CylinderLayout", "default_relative_poses", "evaluate", "flip_curve",
            "generate_sets", "GeneratedSet", "instances_of", "load", "load_retrieval", "load_sets", "merge_sets",

@@ -43,7 +43,7 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     from datagen.novel_view import CorrelatedFailureSynthesizer
 
     from .sets import default_relative_poses, generate_sets
-    from .train import train
+    from .training import train
 
     if not rates:
         raise PoseError("flip_curve: no flip rates given")

@@ -6,7 +6,7 @@
 
 `load_retrieval(run)` is the one-shot retrieval baseline: the nearest neighbour (cosine over whole
 unit feature maps of a frozen network: by default one trained on the reference's views alone, see
-`pose.train.reference_encoder`) among the reference image and its generated views, whose absolute
+`pose.training.reference_encoder`) among the reference image and its generated views, whose absolute
 poses are the annotation moved by their known relative poses; `load_retrieval(run, encoder="pose")`
 reads the same database through the pose model's network (the ablation "retrieval_pose_network"). Both are
 `methodkit.PoseEstimator`s; evaluation is nemo's
@@ -31,7 +31,7 @@ from aware3d_utils import atomic_write_text
 from methodkit.estimator import PoseResult, estimator_inputs
 from methodkit.trainer import load_state
 from nemo.model import NemoModel
-from nemo.train import build_model
+from nemo.training import build_model
 
 from .errors import PoseError, RunFolder
 
@@ -51,7 +51,7 @@ def _nemo_config(run: nemo.RunFolder) -> dict:
 
 class CanonicalModel(NemoModel):
     """nemo's model over the canonical category mesh, with the one-shot calibration's offsets: fitted
-    azimuths and elevations minus (azimuth_offset, elevation_offset) (see `pose.train.one_shot`)."""
+    azimuths and elevations minus (azimuth_offset, elevation_offset) (see `pose.training.one_shot`)."""
 
     def __init__(self, *args, azimuth_offset: float = 0.0, elevation_offset: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,7 +7,7 @@ forced; NeMo's training (`nemo.train`) continues the same network on these pseud
     net, bank = refine(records, net, clutter, ncfg, category, run.path / "refine", steps)
 
 Pseudo pose of a view at azimuth a_s, elevation e_s in its set's frame (set s aligned by `shift_s`,
-one-shot `rotation` and `elevation_offset`, see `pose.train.one_shot`): the set's frame is the
+one-shot `rotation` and `elevation_offset`, see `pose.training.one_shot`): the set's frame is the
 reference's turned by shift_s·step about z, the reference's is the canonical one turned by `rotation`,
 and turning an object's frame by α about z moves a camera's azimuth by −α, so
 a = a_s − shift_s·step − rotation and e = e_s − elevation_offset. Views of rejected sets and views

@@ -31,7 +31,7 @@ from aware3d_utils import atomic_write_text
 from nemo.report import box_corners, draw_pose, page_head, save_figure
 
 from .mesh import neural_cylinder
-from .sets import load_sets, read_summary
+from .sets import load_sets, read_summary, relative_pose_of
 
 __all__ = ["write_sets_report", "write_run_report"]
 
@@ -47,7 +47,7 @@ def _view_figure(out: Path, record, corners, name: str) -> str:
     obj = record.objects[0]
     image = data3d.load_image(record.image_path)
     picture = draw_pose(image, corners, {"orange": dict(obj.viewpoint)})
-    dp, da, dr = json.loads(obj.extra["relative_pose"])
+    dp, da, dr = relative_pose_of(obj)
     caption = "source" if (dp, da, dr) == (0.0, 0.0, 0.0) else (
         f"Δp {math.degrees(dp):+.0f}°, Δa {math.degrees(da):.0f}°, Δr {dr:+.2f}")
     return save_figure(out, name, picture, caption)

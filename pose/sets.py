@@ -7,7 +7,9 @@ A set's frame is the source camera's: the source sits at azimuth 0, elevation `s
 an unannotated image does not give), θ 0, and the distance at which the category's neural cylinder
 spans the source's bounding box. View i is at (Δazimuth_i, source_elevation − Δpolar_i, 0,
 distance + Δradius_i) with the source's intrinsics. Records carry `extra = {"set", "frame":
-"source_camera", "relative_pose", "synthesizer"}`; view 0 is the source itself. Layout:
+"source_camera", "relative_pose", "synthesizer"}`; view 0 is the source itself. `relative_pose` is
+the view's [Δpolar, Δazimuth, Δradius] as three numbers (sets written before held it as a JSON
+string; `relative_pose_of` reads both). Layout:
 
     sets/sets.json            every set: id, source, category, views; skipped sources with reasons
     sets/report.html, images/ the sets to look at (`pose.report`)
@@ -37,7 +39,7 @@ from .errors import PoseError
 from .mesh import neural_cylinder
 
 __all__ = ["SetSource", "GeneratedSet", "generate_sets", "load_sets", "default_relative_poses", "estimate_distance",
-           "object_bbox", "SETS_FRAME"]
+           "object_bbox", "SETS_FRAME", "relative_pose_of", "is_source_view"]
 
 log = logging.getLogger(__name__)
 SETS_FRAME = "source_camera"
@@ -186,7 +188,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
                                   **{key: float(src.intrinsics[key]) for key in ("focal", "viewport", "px", "py")})
             obj = data3d.ObjectAnnotation(category=category, bbox=box, viewpoint=vp,
                                           extra={"set": set_id, "frame": SETS_FRAME,
-                                                 "relative_pose": json.dumps([float(x) for x in pose])})
+                                                 "relative_pose": [float(x) for x in pose]})
             records.append(data3d.ImageRecord(path, size, (obj,), extra={"set": set_id, "frame": SETS_FRAME,
                                                                          "synthesizer": synthesizer.name,
                                                                          "source": str(src.view.name)}))
@@ -202,6 +204,30 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
 
         write_sets_report(out)
     return load_sets(out)
+
+
+def relative_pose_of(obj: data3d.ObjectAnnotation) -> tuple[float, float, float] | None:
+    """(Δpolar, Δazimuth, Δradius) of a generated view's object (`extra["relative_pose"]`), None when
+    it has none. Three numbers, or (sets written before they were stored as numbers) a JSON string
+    of them; ValueError for anything else."""
+    value = obj.extra.get("relative_pose")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"extra.relative_pose: {value!r} is not three numbers") from None
+    try:
+        dp, da, dr = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"extra.relative_pose: {value!r} is not three numbers") from None
+    return dp, da, dr
+
+
+def is_source_view(obj: data3d.ObjectAnnotation) -> bool:
+    """Whether a generated view's object is its set's source (relative pose all zeros)."""
+    return relative_pose_of(obj) == (0.0, 0.0, 0.0)
 
 
 def load_sets(folder: str | os.PathLike) -> list[GeneratedSet]:

@@ -62,7 +62,7 @@ def bright_box(image: torch.Tensor):
 ])
 def test_transforms_keep_projection_consistent(silhouettes, rescale, flip, center):
     records, cad = silhouettes
-    ds = data3d.ObjectDataset(records, crop_size=(400, 448), rescale=rescale, center=center, flip_prob=flip)
+    ds = data3d.ObjectDataset(records, crop_size=(400, 448), rescale=rescale, centre=center, flip_prob=flip)
     assert len(ds) == len(records)
     for i in range(len(ds)):
         item = ds[i]
@@ -150,7 +150,7 @@ def test_box_jitter_moves_the_window_not_the_labels(silhouettes):
     """Crops from jittered boxes: the CAD projected by the returned camera still fills the returned
     bbox and the silhouette in the returned image, while the window moved."""
     records, cad = silhouettes
-    kw = dict(crop_size=(200, 224), rescale="fit", center="bbox", fit_fraction=0.6)
+    kw = dict(crop_size=(200, 224), rescale="fit", centre="bbox", fit_fraction=0.6)
     plain = data3d.ObjectDataset(records, **kw)
     jittered = data3d.ObjectDataset(records, box_jitter={"shift": 0.1, "scale": 0.1}, **kw)
     moved = 0

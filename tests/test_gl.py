@@ -14,7 +14,7 @@ from geom3d import Cameras, Mesh, intrinsics_matrix, sample_texture
 from geom3d.errors import GeometryError
 from geom3d.gl import EMPTY_DEPTH, GLRender, RenderOptions, gl_available, render_gl
 from geom3d.raster import interpolate, rasterize
-from geom3d.raycast import raycast
+from geom3d.raycasting import raycast
 
 needs_gl = pytest.mark.skipif(not gl_available(), reason="no headless EGL OpenGL context can be created here")
 pytestmark = [pytest.mark.gl, needs_gl]

@@ -207,7 +207,7 @@ def test_compressed_exemplar_keeps_the_object_and_costs_less(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from nemo.incremental.compress import compress_record, compressed_bytes, full_bytes, object_mask
+    from nemo.incremental.compress import compress_record, compressed_bytes, full_bytes, silhouette_or_box
 
     gen = torch.Generator().manual_seed(0)
     pixels = (torch.rand(32, 40, 3, generator=gen) * 255).to(torch.uint8).numpy()
@@ -220,7 +220,7 @@ def test_compressed_exemplar_keeps_the_object_and_costs_less(tmp_path):
     obj = data3d.ObjectAnnotation(category="car", bbox=(10.0, 8.0, 29.0, 19.0), viewpoint=vp)
     record = data3d.ImageRecord(image_path=tmp_path / "a.png", image_size=(32, 40), objects=(obj,),
                                 extra={"mask_path": str(tmp_path / "a_mask.png")})
-    assert torch.equal(object_mask(record), mask)
+    assert torch.equal(silhouette_or_box(record), mask)
     small = compress_record(record, tmp_path / "out", 4, "a")
     out = torch.from_numpy(np.asarray(Image.open(small.image_path)).copy())
     original = torch.from_numpy(pixels)

@@ -16,7 +16,7 @@ import data3d
 import nemo
 from aware3d.cli import main
 from nemo.contrastive import contrastive_loss, neighbour_radius, vertex_targets
-from nemo.evaluate import summarise
+from nemo.evaluation import summarise
 from nemo.photo import crop_boxes, detect, to_photo_pixels
 
 DATAGEN = {"seed": 1, "image_size": 64, "samples_per_category": 4, "occlusion": ["none"],

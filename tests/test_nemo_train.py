@@ -120,7 +120,7 @@ def test_training_lowers_loss_and_fills_run_folder(records_folder, tmp_path):
 def test_all_class_negatives_train_with_every_category_as_negatives(records_folder, tmp_path, monkeypatch):
     import importlib
 
-    nemo_train = importlib.import_module("nemo.train")  # the module (nemo.train is also the function)
+    nemo_train = importlib.import_module("nemo.training")  # the module of the function nemo.train
     calls = []
     real = nemo_train.contrastive_loss
     monkeypatch.setattr(nemo_train, "contrastive_loss",
@@ -266,7 +266,7 @@ def test_ddp_two_cpu_processes_on_gloo(records_folder, tmp_path):
 
 def test_init_and_extra_loss_hooks(records_folder, tmp_path):
     """Reuse points for iNeMo / label-free pose: start from a given (network, bank) and add a loss term."""
-    from nemo.train import build_model
+    from nemo.training import build_model
 
     config = nemo.resolve_config(dict(TINY, categories=["car", "sofa"], train={"steps": 3, "log_every": 1,
                                                                                "checkpoint_every": 3}))

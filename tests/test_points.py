@@ -16,7 +16,7 @@ from geom3d.errors import GeometryError
 from geom3d.gl import gl_available, render_gl
 from geom3d.pointcloud import depth_to_points, remove_statistical_outliers, voxel_downsample
 from geom3d.raster import rasterize
-from geom3d.splat import splat, splat_footprint
+from geom3d.splatting import splat, splat_footprint
 
 needs_open3d = pytest.mark.skipif(not available("open3d"), reason="open3d is not installed")
 

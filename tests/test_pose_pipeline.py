@@ -19,7 +19,7 @@ import nemo
 import pose
 from data3d.procedural import make
 from datagen.novel_view import RenderSynthesizer, Zero123Synthesizer, build_tiny_zero123
-from pose.sets import _write_png, object_bbox
+from pose.sets import _write_png, object_bbox, relative_pose_of
 
 SIZE = 64
 CONFIG = {"nemo": {"threads": 1, "data": {"crop_size": [SIZE, SIZE], "batch_size": 8},
@@ -81,7 +81,8 @@ def test_sets_are_records_in_the_source_cameras_frame(world):
     source_view, moved = sets[1].records[0], sets[1].records[3]
     assert source_view.image_path.read_bytes() == sources[1].image_path.read_bytes()  # view 0: the source itself
     obj = moved.objects[0]
-    dp, da, dr = json.loads(obj.extra["relative_pose"])
+    dp, da, dr = relative_pose_of(obj)
+    assert obj.extra["relative_pose"] == [dp, da, dr]  # stored as numbers
     assert obj.extra["frame"] == "source_camera" and moved.extra["set"] == sets[1].id
     vp0 = source_view.objects[0].viewpoint
     assert (vp0["azimuth"], vp0["elevation"]) == (0.0, pytest.approx(summary["source_elevation"]))
@@ -138,9 +139,9 @@ def test_retrieval_baseline_encoder_learns_from_the_reference_views_only(world, 
     import sys
 
     from pose.model import load_retrieval
-    from pose.train import _crops, calibration_views
+    from pose.training import _crops, calibration_views
 
-    pose_train = sys.modules["pose.train"]  # the module: `pose.train` is its function
+    pose_train = sys.modules["pose.training"]  # the module of the function `pose.train`
     root, seen = world["root"], []
     original = pose_train.reference_encoder
 
@@ -274,7 +275,7 @@ def test_the_reference_is_found_among_the_sources_whatever_its_path_form(world):
     import dataclasses
     import os
 
-    from pose.train import calibration_views
+    from pose.training import calibration_views
 
     ref = world["sources"][0]
     relative = dataclasses.replace(ref, image_path=Path(os.path.relpath(ref.image_path)))
@@ -333,7 +334,7 @@ def test_pseudo_labels_put_every_view_in_the_canonical_frame(world):
     assert len(records) == 3 * 13 and {r.extra["set"] for r in records} == {s.id for s in sets[:3]}
     for r in records:
         k = int(r.extra["set"].split("_")[1])
-        dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
+        dp, da, _ = relative_pose_of(r.objects[0])
         vp = r.objects[0].viewpoint
         assert r.objects[0].extra["frame"] == "canonical_pseudo"
         assert abs(math.remainder(vp["azimuth"] - (a[k] + da), 2 * math.pi)) <= layout.step / 2 + 1e-6

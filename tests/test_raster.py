@@ -25,8 +25,8 @@ from geom3d.raster import (
     soft_silhouette,
     visible_faces,
 )
-from geom3d.raster.interpolate import interpolate_gather
-from geom3d.raycast import raycast
+from geom3d.raster.interpolation import interpolate_gather
+from geom3d.raycasting import raycast
 
 F64 = torch.float64
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -10,7 +10,7 @@ import torch
 import geom3d
 from aware3d_utils import available
 from geom3d import GeometryError
-from geom3d.raycast import camera_rays, raycast
+from geom3d.raycasting import camera_rays, raycast
 
 F64 = torch.float64
 BACKENDS = ["embree"] + (["open3d"] if available("open3d") else [])

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from geom3d import Cameras, GeometryError
-from geom3d.splat import splat, splat_index
+from geom3d.splatting import splat, splat_index
 from geom3d.trajectory import CameraPath
 from orbit4d.scaffold import HOLE_GREY, depth_to_image, render_scaffold, write_scaffold
 

@@ -105,7 +105,7 @@ def test_crop_viewpoint_goes_back_to_the_full_image():
     """nemo.evaluate stores the estimate in the full image's pixels: a point projected with the
     estimate in the crop, mapped back through the crop's pixel map, lands where the converted
     estimate projects it in the full image."""
-    from nemo.evaluate import crop_to_image_viewpoint
+    from nemo.evaluation import crop_to_image_viewpoint
 
     truth = data3d.Viewpoint(azimuth=0.5, elevation=0.2, theta=0.1, distance=5.0, focal=1.0, viewport=300.0,
                              px=70.0, py=40.0)

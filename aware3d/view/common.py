@@ -13,16 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
+from aware3d_utils.deprecation import renamed
+
 __all__ = ["ViewCamera", "matrix_to_wxyz", "camera_pose", "look_at_rotation", "vertical_fov", "frustum_scale",
-           "load_thumbnail", "PALETTE", "colour_of"]
+           "load_thumbnail", "PALETTE", "color_of"]
 
 # distinct colours (RGB) for categories / methods
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 
 
-def colour_of(index: int) -> tuple[int, int, int]:
+def color_of(index: int) -> tuple[int, int, int]:
     return PALETTE[index % len(PALETTE)]
+
+
+colour_of = renamed(color_of, "colour_of")  # the old spelling
 
 
 def matrix_to_wxyz(R) -> np.ndarray:

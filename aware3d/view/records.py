@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import ViewCamera, camera_pose, colour_of, frustum_scale, load_thumbnail, vertical_fov
+from .common import ViewCamera, camera_pose, color_of, frustum_scale, load_thumbnail, vertical_fov
 
 __all__ = ["is_records_folder", "load_record_groups", "MeshFinder", "build_records_scene"]
 
@@ -152,7 +152,7 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
     median = float(np.median(distances))
     depth = 0.22 * median
     categories = sorted({o.category for _, _, o in items})
-    cat_colour = {c: colour_of(i) for i, c in enumerate(categories)}
+    cat_color = {c: color_of(i) for i, c in enumerate(categories)}
     scene = server.scene
     scene.set_up_direction("+z")
     entries: list[_Entry] = []
@@ -167,7 +167,7 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
             missing_images += 1
         handle = scene.add_camera_frustum(
             f"/cameras/{i:05d}", fov=fov, aspect=aspect, scale=frustum_scale(fov, aspect, depth),
-            color=cat_colour[obj.category], image=image, wxyz=wxyz, position=position,
+            color=cat_color[obj.category], image=image, wxyz=wxyz, position=position,
             thickness=0.01 * depth)
         entries.append(_Entry(i, obj.category, split, obj.mesh_ref, handle))
     meshes: dict[str, object] = {}
@@ -177,14 +177,14 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
             continue
         mesh = finder(obj)
         name = f"/meshes/{len(meshes):03d}"
-        colour = cat_colour[obj.category]
+        color = cat_color[obj.category]
         if mesh is not None:
             meshes[ref] = scene.add_mesh_simple(name, mesh.vertices.float().numpy(),
-                                                mesh.faces.numpy().astype(np.uint32), color=colour, side="double")
+                                                mesh.faces.numpy().astype(np.uint32), color=color, side="double")
         else:
             box = _bounds_box(obj.extra.get("mesh_bounds"))
             meshes[ref] = None if box is None else scene.add_mesh_simple(
-                name, np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.uint32), color=colour,
+                name, np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.uint32), color=color,
                 wireframe=True)
     found = sum(1 for ref in meshes if finder.cache.get(ref) is not None)
     if all(handle is None for handle in meshes.values()):  # nothing marks the object: its axes (x red, y green, z blue)

@@ -91,9 +91,9 @@ class Rng:
     def chance(self, p: float) -> bool:
         return bool(self._g.random() < p)
 
-    def jitter(self, colour, amount: float = 0.04) -> tuple[float, float, float]:
+    def jitter(self, color, amount: float = 0.04) -> tuple[float, float, float]:
         """A colour moved by up to `amount` per channel, kept in [0, 1]."""
-        c = np.asarray(colour, dtype=np.float64) + self._g.uniform(-amount, amount, 3)
+        c = np.asarray(color, dtype=np.float64) + self._g.uniform(-amount, amount, 3)
         return tuple(float(x) for x in np.clip(c, 0.0, 1.0))
 
 

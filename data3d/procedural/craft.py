@@ -14,7 +14,7 @@ from .primitives import (
     cylinder_between,
     lathe,
     loft,
-    recolour,
+    recolor,
     rotate,
     rounded_box,
     superellipsoid,
@@ -34,7 +34,7 @@ def _along_y(mesh):
 
 
 def _surface(span: float, root_chord: float, taper: float, sweep: float, dihedral: float, thickness: float,
-             colour, vertical: bool = False, sections: int = 2):
+             color, vertical: bool = False, sections: int = 2):
     """A wing (or fin, with `vertical`) from its root at the origin: the leading edge of the root at
     y = 0, span along +x (+z for a fin), chord along +y, swept back by `sweep`, raised by `dihedral`."""
     loops = []
@@ -47,7 +47,7 @@ def _surface(span: float, root_chord: float, taper: float, sweep: float, dihedra
             loops.append(np.stack([af[:, 1], le + af[:, 0], np.full(len(af), eta * span)], 1))
         else:
             loops.append(np.stack([np.full(len(af), eta * span), le + af[:, 0], rise + af[:, 1]], 1))
-    return loft(np.stack(loops), colour)
+    return loft(np.stack(loops), color)
 
 
 def build_aeroplane(rng: Rng, asm: Assembly) -> dict:
@@ -235,32 +235,32 @@ def build_boat(rng: Rng, asm: Assembly) -> dict:
     B = L * (rng.uniform(0.30, 0.36) if style != "rowboat" else rng.uniform(0.34, 0.40))
     D = B * rng.uniform(0.40, 0.52)
     sheer = D * rng.uniform(0.15, 0.35)
-    hull_colour = rng.jitter(rng.choice(palette.HULL), 0.03)
+    hull_color = rng.jitter(rng.choice(palette.HULL), 0.03)
     bottom = rng.choice(palette.ANTIFOULING)
     waterline = D * rng.uniform(0.35, 0.45)
-    hull = loft(_hull_sections(L, B, D, sheer, D * 0.45), hull_colour, cap_start=False)
-    c_hull, c_bottom = np.asarray(hull_colour), np.asarray(bottom)
-    deck_colour = np.asarray(rng.choice(palette.WOOD) if style != "fishing" else palette.GREY)
+    hull = loft(_hull_sections(L, B, D, sheer, D * 0.45), hull_color, cap_start=False)
+    c_hull, c_bottom = np.asarray(hull_color), np.asarray(bottom)
+    deck_color = np.asarray(rng.choice(palette.WOOD) if style != "fishing" else palette.GREY)
 
     def paint(v):
         w = np.clip((waterline - v[:, 2]) / (0.08 * D) + 0.5, 0.0, 1.0)[:, None]
         c = w * c_bottom + (1 - w) * c_hull
         return c
 
-    asm.add("hull", recolour(hull, paint))
+    asm.add("hull", recolor(hull, paint))
     # a deck a little inside the sheer line, so the hull side stays hull-coloured
     deck_sections = _hull_sections(L * 0.97, B * 0.93, D, sheer, D * 0.45)
     deck_sections[..., 2] += 0.02 * D
-    asm.add("deck", loft(deck_sections, tuple(float(x) for x in deck_colour), cap_start=False))
+    asm.add("deck", loft(deck_sections, tuple(float(x) for x in deck_color), cap_start=False))
     deck_z = D + 0.03 * B
     mast_h = 0.0
     if style == "motorboat":
         cl = L * rng.uniform(0.28, 0.38)
         cy = -L / 2 + L * rng.uniform(0.40, 0.48)
         ch = B * rng.uniform(0.28, 0.38)
-        cabin_colour = palette.WHITE if hull_colour[0] < 0.9 else rng.choice(palette.LIVERY)
+        cabin_color = palette.WHITE if hull_color[0] < 0.9 else rng.choice(palette.LIVERY)
         prof = [(cy - cl / 2, deck_z), (cy + cl / 2, deck_z), (cy + cl / 2, deck_z + ch), (cy - cl / 6, deck_z + ch)]
-        asm.add("cabin", side_extrusion(prof, B * 0.62, cabin_colour))
+        asm.add("cabin", side_extrusion(prof, B * 0.62, cabin_color))
         run = cl / 3
         slope = math.atan2(ch, run)
         ws = rounded_box((B * 0.6, 0.04 * B, math.hypot(ch, run) * 0.8), 0.01 * B, palette.DARK_GLASS)
@@ -292,8 +292,8 @@ def build_boat(rng: Rng, asm: Assembly) -> dict:
         wl = L * rng.uniform(0.18, 0.25)
         wy = -L / 2 + L * rng.uniform(0.35, 0.5)
         wh = B * rng.uniform(0.55, 0.7)
-        wh_colour = palette.WHITE if rng.chance(0.6) else rng.choice(palette.LIVERY)
-        asm.add("wheelhouse", translate(box((B * 0.6, wl, wh), wh_colour), (0.0, wy, deck_z + wh / 2)))
+        wh_color = palette.WHITE if rng.chance(0.6) else rng.choice(palette.LIVERY)
+        asm.add("wheelhouse", translate(box((B * 0.6, wl, wh), wh_color), (0.0, wy, deck_z + wh / 2)))
         asm.add("window", translate(box((B * 0.55, wl + 0.04, wh * 0.25), palette.DARK_GLASS),
                                     (0.0, wy, deck_z + wh * 0.72)))
         asm.add("roof", translate(box((B * 0.66, wl * 1.1, 0.06 * wh), palette.GREY), (0.0, wy, deck_z + wh)))

@@ -29,13 +29,13 @@ CHAIR_BASES = ("four_legs", "pedestal", "four_legs", "three_legs", "four_legs", 
 CHAIR_BACKS = ("panel", "slats", "ladder")
 
 
-def _leg(top, bottom, thickness: float, colour, round_: bool, taper: float = 1.0):
+def _leg(top, bottom, thickness: float, color, round_: bool, taper: float = 1.0):
     """A leg from `top` down to `bottom` (points): round (a frustum) or square (a box, vertical only)."""
     top, bottom = np.asarray(top, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
     if round_ or np.linalg.norm((top - bottom)[:2]) > 1e-9:
-        return cylinder_between(bottom, top, thickness / 2 * taper, colour, 10, r1=thickness / 2)
+        return cylinder_between(bottom, top, thickness / 2 * taper, color, 10, r1=thickness / 2)
     h = top[2] - bottom[2]
-    return translate(box((thickness, thickness, h), colour), (top[0], top[1], bottom[2] + h / 2))
+    return translate(box((thickness, thickness, h), color), (top[0], top[1], bottom[2] + h / 2))
 
 
 def build_chair(rng: Rng, asm: Assembly) -> dict:
@@ -158,7 +158,7 @@ def build_table(rng: Rng, asm: Assembly) -> dict:
     base = rng.choice(bases, weights=[3, 1, 1][: len(bases)])
     H, t = rng.uniform(0.72, 0.77), rng.uniform(0.025, 0.05)
     wood = rng.jitter(rng.choice(palette.WOOD + palette.PAINTED[:2]), 0.03)
-    legs_colour = wood if rng.chance(0.7) else rng.choice(palette.METAL)
+    legs_color = wood if rng.chance(0.7) else rng.choice(palette.METAL)
     if top in ("round", "oval"):
         slab = scale(cylinder(0.5, t, wood, 48), (L, W, 1.0))
     else:
@@ -172,10 +172,10 @@ def build_table(rng: Rng, asm: Assembly) -> dict:
             lx, ly = (L / 2) * 0.68 - leg_t / 2, (W / 2) * 0.68 - leg_t / 2
         else:
             lx, ly = L / 2 - inset, W / 2 - inset
-        round_legs = legs_colour in palette.METAL or rng.chance(0.4)
+        round_legs = legs_color in palette.METAL or rng.chance(0.4)
         taper = rng.uniform(0.6, 1.0)
         for sy in (-1.0, 1.0):
-            asm.add("leg", _leg((lx, sy * ly, z_under), (lx, sy * ly, 0.0), leg_t, legs_colour, round_legs,
+            asm.add("leg", _leg((lx, sy * ly, z_under), (lx, sy * ly, 0.0), leg_t, legs_color, round_legs,
                                 taper if round_legs else 1.0), mirrored=True)
         if top in ("rectangular", "square") and rng.chance(0.7):
             ah = rng.uniform(0.07, 0.12)
@@ -187,29 +187,29 @@ def build_table(rng: Rng, asm: Assembly) -> dict:
         if foot == "tulip":
             prof = [(0.0, 0.0), (0.28, 0.0), (0.26, 0.03), (0.09, 0.12), (0.05, 0.3), (0.05, z_under - 0.05),
                     (0.12, z_under), (0.0, z_under)]
-            asm.add("pedestal", lathe(prof, legs_colour, 32))
+            asm.add("pedestal", lathe(prof, legs_color, 32))
         else:
-            column = cylinder(rng.uniform(0.04, 0.07), z_under, legs_colour, 20)
+            column = cylinder(rng.uniform(0.04, 0.07), z_under, legs_color, 20)
             asm.add("pedestal", translate(column, (0.0, 0.0, z_under / 2)))
             if foot == "disc":
-                asm.add("foot", translate(cylinder(min(L, W) * rng.uniform(0.25, 0.32), 0.03, legs_colour, 32),
+                asm.add("foot", translate(cylinder(min(L, W) * rng.uniform(0.25, 0.32), 0.03, legs_color, 32),
                                           (0.0, 0.0, 0.015)))
             else:
                 reach = min(L, W) * 0.35
                 for a in (math.pi / 4, 3 * math.pi / 4):
-                    asm.add("foot", rotate(translate(box((2 * reach, 0.07, 0.05), legs_colour), (0.0, 0.0, 0.025)),
+                    asm.add("foot", rotate(translate(box((2 * reach, 0.07, 0.05), legs_color), (0.0, 0.0, 0.025)),
                                            "z", a))
     else:  # trestle: an end frame near each end, joined by a stretcher
         ex = L / 2 - rng.uniform(0.15, 0.25)
         x = ex
-        asm.add("leg", translate(box((0.06, W * 0.35, z_under - 0.06), legs_colour),
+        asm.add("leg", translate(box((0.06, W * 0.35, z_under - 0.06), legs_color),
                                  (x, 0.0, (z_under - 0.06) / 2 + 0.05)),
                 mirrored=True)
-        asm.add("foot", translate(rounded_box((0.08, W * 0.8, 0.06), 0.02, legs_colour), (x, 0.0, 0.03)),
+        asm.add("foot", translate(rounded_box((0.08, W * 0.8, 0.06), 0.02, legs_color), (x, 0.0, 0.03)),
                 mirrored=True)
-        asm.add("cleat", translate(box((0.07, W * 0.75, 0.04), legs_colour), (x, 0.0, z_under - 0.02)),
+        asm.add("cleat", translate(box((0.07, W * 0.75, 0.04), legs_color), (x, 0.0, z_under - 0.02)),
                 mirrored=True)
-        asm.add("stretcher", translate(box((2 * ex, 0.05, 0.08), legs_colour), (0.0, 0.0, rng.uniform(0.2, 0.3))))
+        asm.add("stretcher", translate(box((2 * ex, 0.05, 0.08), legs_color), (0.0, 0.0, rng.uniform(0.2, 0.3))))
     return {"style": top, "base": base, "length": L, "width": W, "height": H}
 
 
@@ -233,7 +233,7 @@ def build_sofa(rng: Rng, asm: Assembly) -> dict:
     back_h = rng.uniform(0.72, 0.92)
     arm_h = rng.uniform(0.55, 0.68) if arms != "slim" else rng.uniform(0.5, 0.6)
     fabric = rng.jitter(rng.choice(palette.FABRIC), 0.03)
-    cushion_colour = fabric if rng.chance(0.7) else rng.jitter(fabric, 0.08)
+    cushion_color = fabric if rng.chance(0.7) else rng.jitter(fabric, 0.08)
     back_t = rng.uniform(0.14, 0.22)
     chaise = seats >= 2 and rng.chance(0.2)
     cl = rng.uniform(0.5, 0.7) if chaise else 0.0
@@ -251,17 +251,17 @@ def build_sofa(rng: Rng, asm: Assembly) -> dict:
     for k in range(seats):
         x = -inner / 2 + cushion_w * (k + 0.5)
         asm.add("seat_cushion", translate(rounded_box((cushion_w - 0.01, cd, ct + 0.02), min(0.06, ct / 2),
-                                                      cushion_colour),
+                                                      cushion_color),
                                           (x, yf + cd / 2, base_top + ct / 2)))
         bc_h = back_h - seat_h - rng.uniform(0.02, 0.08)
-        bc = rotate(rounded_box((cushion_w - 0.02, 0.16, bc_h), 0.06, cushion_colour), "x", -math.radians(10))
+        bc = rotate(rounded_box((cushion_w - 0.02, 0.16, bc_h), 0.06, cushion_color), "x", -math.radians(10))
         asm.add("back_cushion", translate(bc, (x, D / 2 - back_t - 0.06, seat_h + bc_h / 2 - 0.02)))
     if chaise:
         x = inner / 2 - cushion_w / 2
         asm.add("base", translate(rounded_box((cushion_w, cl, base_top - base_bottom), 0.03, fabric),
                                   (x, yf - cl / 2 + 0.02, (base_top + base_bottom) / 2)))
         asm.add("seat_cushion", translate(rounded_box((cushion_w - 0.01, cl, ct + 0.02), min(0.06, ct / 2),
-                                                      cushion_colour),
+                                                      cushion_color),
                                           (x, yf - cl / 2 + 0.02, base_top + ct / 2)))
     # arms
     if arms != "none":

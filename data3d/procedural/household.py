@@ -8,7 +8,7 @@ import numpy as np
 
 from . import palette
 from .assembly import Assembly, Rng
-from .primitives import box, cylinder, cylinder_between, lathe, loft, recolour, rounded_box, translate, tube
+from .primitives import box, cylinder, cylinder_between, lathe, loft, recolor, rounded_box, translate, tube
 
 __all__ = ["build_bottle", "build_mug", "build_monitor"]
 
@@ -45,10 +45,10 @@ def build_bottle(rng: Rng, asm: Assembly) -> dict:
              (0.0, H)]
     asm.add("body", lathe(prof, glass, 28))
     label_h = hb * rng.uniform(0.35, 0.6)
-    label_colour = rng.jitter(rng.choice(palette.LABEL), 0.03)
+    label_color = rng.jitter(rng.choice(palette.LABEL), 0.03)
     has_label = rng.chance(0.85)
     if has_label:
-        asm.add("label", translate(cylinder(Rb * 1.01, label_h, label_colour, 28), (0.0, 0.0, hb * 0.52)))
+        asm.add("label", translate(cylinder(Rb * 1.01, label_h, label_color, 28), (0.0, 0.0, hb * 0.52)))
     cap = rng.choice(palette.CAP)
     if style == "wine":
         foil = 0.06
@@ -92,7 +92,7 @@ def build_mug(rng: Rng, asm: Assembly) -> dict:
         c[inside] = inner
         return c
 
-    asm.add("body", translate(recolour(body, glaze), (0.0, 0.0, base)))
+    asm.add("body", translate(recolor(body, glaze), (0.0, 0.0, base)))
     # handle: an arc of a tube whose two ends sink into the wall on the +x side
     shape = rng.choice(("ring", "d", "ear"))
     thick = rng.uniform(0.004, 0.0075)
@@ -171,6 +171,6 @@ def build_monitor(rng: Rng, asm: Assembly) -> dict:
                 asm.add("base", translate(rounded_box((W * 0.35, 0.25, 0.02), 0.008, housing), (0.0, 0.0, 0.01)))
     # the screen: a thin dark panel standing 1 mm proud of the front face
     glow = rng.chance(0.25)
-    screen_colour = rng.jitter((0.12, 0.22, 0.38), 0.05) if glow else palette.SCREEN
-    asm.add("screen", translate(box((sw, 0.004, sh), screen_colour), (0.0, y_front + 0.001, zc)))
+    screen_color = rng.jitter((0.12, 0.22, 0.38), 0.05) if glow else palette.SCREEN
+    asm.add("screen", translate(box((sw, 0.004, sh), screen_color), (0.0, y_front + 0.001, zc)))
     return {"style": style, "screen_width": sw, "screen_height": sh, "aspect": aspect}

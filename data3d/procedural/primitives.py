@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from aware3d_utils.deprecation import renamed, renamed_arguments
 from geom3d import GeometryError, Mesh
 
 __all__ = [
@@ -44,11 +45,11 @@ __all__ = [
     "mirror_x",
     "cylinder_between",
     "warp",
-    "recolour",
+    "recolor",
     "signed_volume",
 ]
 
-Colour = Sequence[float]
+Color = Sequence[float]
 _GREY = (0.6, 0.6, 0.6)
 _DEFAULT_CREASE = math.radians(35.0)
 
@@ -81,14 +82,14 @@ def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
 
-def _colour_array(colour: Colour, n: int) -> np.ndarray:
-    rgb = np.asarray(colour, dtype=np.float64).reshape(-1)
+def _color_array(color: Color, n: int) -> np.ndarray:
+    rgb = np.asarray(color, dtype=np.float64).reshape(-1)
     if rgb.shape != (3,) or not np.all(np.isfinite(rgb)) or rgb.min() < 0 or rgb.max() > 1:
-        raise GeometryError(f"a colour must be 3 values in [0, 1], got {colour!r}")
+        raise GeometryError(f"a colour must be 3 values in [0, 1], got {color!r}")
     return np.tile(rgb, (n, 1))
 
 
-def _finish(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, colour: Colour,
+def _finish(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, color: Color,
             orient: bool = True) -> Mesh:
     """Drop triangles with coincident corners (poles, creases), unused vertices, orient outwards
     (flipping u with the winding keeps du × dv outwards) and wrap as a float64 Mesh."""
@@ -113,7 +114,7 @@ def _finish(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, colour: Co
         f = f[:, [0, 2, 1]]
         uv = np.stack([1.0 - uv[:, 0], uv[:, 1]], 1)
     return Mesh(torch.from_numpy(v), torch.from_numpy(np.ascontiguousarray(f)),
-                torch.from_numpy(_colour_array(colour, len(v))), torch.from_numpy(np.ascontiguousarray(uv)))
+                torch.from_numpy(_color_array(color, len(v))), torch.from_numpy(np.ascontiguousarray(uv)))
 
 
 def _unit_interval(x: np.ndarray) -> np.ndarray:
@@ -156,7 +157,8 @@ def _arc_fraction(points: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- boxes
-def box(size: Sequence[float], colour: Colour = _GREY, divisions: Sequence[int] = (1, 1, 1)) -> Mesh:
+@renamed_arguments(colour="color")
+def box(size: Sequence[float], color: Color = _GREY, divisions: Sequence[int] = (1, 1, 1)) -> Mesh:
     """Axis-aligned box centred at the origin, size (sx, sy, sz); 4 vertices per face, or a grid of
     `divisions` (nx, ny, nz) cells per axis (useful before a `warp`)."""
     sx, sy, sz = (float(s) for s in size)
@@ -179,10 +181,11 @@ def box(size: Sequence[float], colour: Colour = _GREY, divisions: Sequence[int] 
         uvs.append(np.stack([S, T], -1).reshape(-1, 2))
         fs.append(_grid_faces(len(t), len(s), count))
         count += pts.shape[0] * pts.shape[1]
-    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), colour)
+    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), color)
 
 
-def rounded_box(size: Sequence[float], radius: float, colour: Colour = _GREY, segments: int = 3) -> Mesh:
+@renamed_arguments(colour="color")
+def rounded_box(size: Sequence[float], radius: float, color: Color = _GREY, segments: int = 3) -> Mesh:
     """Box of size (sx, sy, sz) centred at the origin whose edges and corners are rounded with
     `radius` (a box grown by a sphere: flat faces, cylindrical edges, spherical corners).
     `segments` per quarter circle. UVs: u = longitude / 2π, v = latitude, as on a sphere."""
@@ -219,10 +222,11 @@ def rounded_box(size: Sequence[float], radius: float, colour: Colour = _GREY, se
     top = (rows - 1) * cols + np.array(corners)
     faces.append(np.array([[bottom[0], bottom[2], bottom[1]], [bottom[0], bottom[3], bottom[2]]]))
     faces.append(np.array([[top[0], top[1], top[2]], [top[0], top[2], top[3]]]))
-    return _finish(pts.reshape(-1, 3), np.concatenate(faces), uv.reshape(-1, 2), colour)
+    return _finish(pts.reshape(-1, 3), np.concatenate(faces), uv.reshape(-1, 2), color)
 
 
-def superellipsoid(radii: Sequence[float], e_lat: float = 1.0, e_lon: float = 1.0, colour: Colour = _GREY,
+@renamed_arguments(colour="color")
+def superellipsoid(radii: Sequence[float], e_lat: float = 1.0, e_lon: float = 1.0, color: Color = _GREY,
                    lat_segments: int = 12, lon_segments: int = 24) -> Mesh:
     """Superellipsoid with semi-axes (a, b, c) centred at the origin: exponents 1 give an
     ellipsoid, smaller ones a rounder box, larger ones a pinched shape. `e_lat` shapes the
@@ -244,11 +248,12 @@ def superellipsoid(radii: Sequence[float], e_lat: float = 1.0, e_lon: float = 1.
                     c * np.broadcast_to(spow(sl, e_lat)[:, None], (len(lat), len(lon)))], -1)
     rows, cols = pts.shape[:2]
     uv = np.stack(np.meshgrid(np.linspace(0, 1, cols), np.linspace(0, 1, rows), indexing="xy"), -1)
-    return _finish(pts.reshape(-1, 3), _grid_faces(rows, cols), uv.reshape(-1, 2), colour)
+    return _finish(pts.reshape(-1, 3), _grid_faces(rows, cols), uv.reshape(-1, 2), color)
 
 
 # ---------------------------------------------------------------------------------------- revolution
-def lathe(profile: Sequence[Sequence[float]], colour: Colour = _GREY, segments: int = 32,
+@renamed_arguments(colour="color")
+def lathe(profile: Sequence[Sequence[float]], color: Color = _GREY, segments: int = 32,
           crease_angle: float = _DEFAULT_CREASE) -> Mesh:
     """Surface of revolution about the z axis of a profile of (r, z) points, r ≥ 0.
 
@@ -272,21 +277,23 @@ def lathe(profile: Sequence[Sequence[float]], colour: Colour = _GREY, segments: 
     pts = np.stack([prof[:, :1] * c[None], prof[:, :1] * s[None],
                     np.broadcast_to(prof[:, 1:], (len(prof), len(phi)))], -1)
     uv = np.stack(np.meshgrid(np.linspace(0, 1, len(phi)), v_param, indexing="xy"), -1)
-    return _finish(pts.reshape(-1, 3), _grid_faces(len(prof), len(phi)), uv.reshape(-1, 2), colour)
+    return _finish(pts.reshape(-1, 3), _grid_faces(len(prof), len(phi)), uv.reshape(-1, 2), color)
 
 
-def frustum(r_bottom: float, r_top: float, height: float, colour: Colour = _GREY, segments: int = 32) -> Mesh:
+@renamed_arguments(colour="color")
+def frustum(r_bottom: float, r_top: float, height: float, color: Color = _GREY, segments: int = 32) -> Mesh:
     """Truncated cone about z from −height/2 to +height/2 with flat caps (either radius may be 0)."""
     if height <= 0 or r_bottom < 0 or r_top < 0 or max(r_bottom, r_top) <= 0:
         raise GeometryError("frustum needs height > 0, radii ≥ 0 and one radius > 0")
     h = height / 2
     prof = [(0.0, -h)] + ([(r_bottom, -h)] if r_bottom > 0 else []) + ([(r_top, h)] if r_top > 0 else []) + [(0.0, h)]
-    return lathe(prof, colour, segments)
+    return lathe(prof, color, segments)
 
 
-def cylinder(radius: float, height: float, colour: Colour = _GREY, segments: int = 32) -> Mesh:
+@renamed_arguments(colour="color")
+def cylinder(radius: float, height: float, color: Color = _GREY, segments: int = 32) -> Mesh:
     """Cylinder about z, centred at the origin, from −height/2 to +height/2."""
-    return frustum(radius, radius, height, colour, segments)
+    return frustum(radius, radius, height, color, segments)
 
 
 # ---------------------------------------------------------------------------------------- extrusion
@@ -337,7 +344,8 @@ def triangulate_polygon(poly: np.ndarray) -> np.ndarray:
     return np.asarray(tris, dtype=np.int64)
 
 
-def extrude(polygon: Sequence[Sequence[float]], depth: float, colour: Colour = _GREY,
+@renamed_arguments(colour="color")
+def extrude(polygon: Sequence[Sequence[float]], depth: float, color: Color = _GREY,
             crease_angle: float = _DEFAULT_CREASE, divisions: int = 1) -> Mesh:
     """Prism of a simple polygon (N, 2) in the xy plane, from z = −depth/2 to +depth/2.
 
@@ -368,11 +376,12 @@ def extrude(polygon: Sequence[Sequence[float]], depth: float, colour: Colour = _
         uvs.append(_planar_uv(cap, np.array([0.0, 0.0, -1.0 if flip else 1.0])))
         fs.append((tris[:, [0, 2, 1]] if flip else tris) + count)
         count += len(cap)
-    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), colour)
+    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), color)
 
 
 # ---------------------------------------------------------------------------------------- loft / sweep
-def loft(sections: np.ndarray, colour: Colour = _GREY, cap_start: bool = True, cap_end: bool = True,
+@renamed_arguments(colour="color")
+def loft(sections: np.ndarray, color: Color = _GREY, cap_start: bool = True, cap_end: bool = True,
          closed_path: bool = False) -> Mesh:
     """Skin through closed cross-section loops (N, K, 3) (point k of every loop corresponds),
     capping the first and last loops with a fan from their centroid (loops must be star-shaped
@@ -411,7 +420,7 @@ def loft(sections: np.ndarray, colour: Colour = _GREY, cap_start: bool = True, c
         uvs.append(_planar_uv(pts, normal) if np.linalg.norm(normal) > 0 else np.zeros((k + 1, 2)))
         fs.append(tri + count)
         count += k + 1
-    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), colour)
+    return _finish(np.concatenate(vs), np.concatenate(fs), np.concatenate(uvs), color)
 
 
 def _transport_frames(path: np.ndarray, closed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -434,7 +443,8 @@ def _transport_frames(path: np.ndarray, closed: bool) -> tuple[np.ndarray, np.nd
     return normals, np.cross(tangents, normals)
 
 
-def tube(path: Sequence[Sequence[float]], radius, colour: Colour = _GREY, segments: int = 12,
+@renamed_arguments(colour="color")
+def tube(path: Sequence[Sequence[float]], radius, color: Color = _GREY, segments: int = 12,
          closed: bool = False) -> Mesh:
     """A round tube of `radius` (scalar or one per point) swept along a polyline (N, 3), capped
     at the ends unless `closed` (then the path is a loop)."""
@@ -449,11 +459,12 @@ def tube(path: Sequence[Sequence[float]], radius, colour: Colour = _GREY, segmen
     c, s = _cos_sin(ang)
     ring = c[None, :, None] * normals[:, None] + s[None, :, None] * binormals[:, None]  # (N, K, 3)
     sections = p[:, None] + r[:, None, None] * ring
-    return loft(sections, colour, closed_path=closed)
+    return loft(sections, color, closed_path=closed)
 
 
+@renamed_arguments(colour="color")
 def torus_segment(major_radius: float, minor_radius: float, start: float = 0.0, stop: float = 2 * math.pi,
-                  colour: Colour = _GREY, segments: int = 32, tube_segments: int = 12) -> Mesh:
+                  color: Color = _GREY, segments: int = 32, tube_segments: int = 12) -> Mesh:
     """Torus (or an arc of one, capped, from angle `start` to `stop`) in the xy plane about z."""
     if not 0 < minor_radius < major_radius:
         raise GeometryError("torus needs 0 < minor_radius < major_radius")
@@ -462,7 +473,7 @@ def torus_segment(major_radius: float, minor_radius: float, start: float = 0.0, 
     ang = np.linspace(start, stop, n, endpoint=not full)
     c, s = _cos_sin(ang)
     path = np.stack([major_radius * c, major_radius * s, np.zeros_like(c)], 1)
-    return tube(path, minor_radius, colour, tube_segments, closed=full)
+    return tube(path, minor_radius, color, tube_segments, closed=full)
 
 
 # ---------------------------------------------------------------------------------------- transforms
@@ -505,7 +516,8 @@ def mirror_x(mesh: Mesh) -> Mesh:
     return scale(mesh, (-1.0, 1.0, 1.0))
 
 
-def cylinder_between(p0: Sequence[float], p1: Sequence[float], radius: float, colour: Colour = _GREY,
+@renamed_arguments(colour="color")
+def cylinder_between(p0: Sequence[float], p1: Sequence[float], radius: float, color: Color = _GREY,
                      segments: int = 12, r1: float | None = None) -> Mesh:
     """A cylinder (or frustum, when `r1` is given for the p1 end) from point p0 to point p1."""
     a, b = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
@@ -513,7 +525,7 @@ def cylinder_between(p0: Sequence[float], p1: Sequence[float], radius: float, co
     length = float(np.linalg.norm(d))
     if length <= 0:
         raise GeometryError("cylinder_between needs two distinct points")
-    m = frustum(radius, radius if r1 is None else r1, length, colour, segments)
+    m = frustum(radius, radius if r1 is None else r1, length, color, segments)
     z = np.array([0.0, 0.0, 1.0])
     axis = np.cross(z, d / length)
     s, c = np.linalg.norm(axis), float(z @ d) / length
@@ -534,12 +546,16 @@ def warp(mesh: Mesh, fn: Callable[[np.ndarray], np.ndarray]) -> Mesh:
     return replace(mesh, vertices=torch.from_numpy(out).to(mesh.vertices.dtype))
 
 
-def recolour(mesh: Mesh, colours) -> Mesh:
+@renamed_arguments(colours="colors")
+def recolor(mesh: Mesh, colors) -> Mesh:
     """New per-vertex colours: one RGB, (V, 3), or a function of the vertices (V, 3) -> (V, 3)."""
     v = mesh.vertices.detach().cpu().numpy()
-    c = colours(v) if callable(colours) else colours
+    c = colors(v) if callable(colors) else colors
     c = np.asarray(c, dtype=np.float64)
     c = np.broadcast_to(c, (len(v), 3)) if c.shape == (3,) else c
     if c.shape != (len(v), 3) or c.min() < 0 or c.max() > 1:
         raise GeometryError("colours must be (V, 3) or (3,) values in [0, 1]")
     return replace(mesh, vertex_colors=torch.from_numpy(np.ascontiguousarray(c)).to(mesh.vertices.dtype))
+
+
+recolour = renamed(recolor, "recolour")  # the old spelling

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from aware3d_utils.deprecation import renamed_arguments
 from geom3d import Mesh
 
 from . import palette
@@ -14,14 +15,15 @@ from .primitives import cylinder, extrude, lathe, rotate, translate
 __all__ = ["wheel", "superellipse_loop", "airfoil_loop", "side_extrusion"]
 
 
-def wheel(radius: float, width: float, hub_colour, hub_ratio: float = 0.62, tyre_colour=palette.TYRE,
+@renamed_arguments(hub_colour="hub_color", tyre_colour="tyre_color")
+def wheel(radius: float, width: float, hub_color, hub_ratio: float = 0.62, tyre_color=palette.TYRE,
           segments: int = 28) -> list[tuple[str, Mesh]]:
     """A tyre (rounded shoulders) and a slightly proud hub, axis along x, centred at the origin."""
     c = min(0.25 * width, 0.18 * radius)
     h = width / 2
     prof = [(0.0, -h), (radius - c, -h), (radius, -h + c), (radius, h - c), (radius - c, h), (0.0, h)]
-    tyre = rotate(lathe(prof, tyre_colour, segments), "y", math.pi / 2)
-    hub = rotate(cylinder(radius * hub_ratio, width + 0.02 * radius, hub_colour, segments), "y", math.pi / 2)
+    tyre = rotate(lathe(prof, tyre_color, segments), "y", math.pi / 2)
+    hub = rotate(cylinder(radius * hub_ratio, width + 0.02 * radius, hub_color, segments), "y", math.pi / 2)
     return [("tyre", tyre), ("hub", hub)]
 
 
@@ -50,9 +52,10 @@ def airfoil_loop(chord: float, thickness: float, points: int = 16) -> np.ndarray
     return loop
 
 
-def side_extrusion(profile_yz, width: float, colour, centre_x: float = 0.0) -> Mesh:
+@renamed_arguments(colour="color")
+def side_extrusion(profile_yz, width: float, color, centre_x: float = 0.0) -> Mesh:
     """Extrude a side-view polygon of (y, z) points across x (width), centred at `centre_x`."""
-    m = extrude(profile_yz, width, colour)
+    m = extrude(profile_yz, width, color)
     # the extrusion's (x, y, z) become (y, z, x): a cyclic permutation, so a rotation
     m = m.transform(np.array([[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0, 0, 0, 1.0]]))
     return translate(m, (centre_x, 0.0, 0.0)) if centre_x else m

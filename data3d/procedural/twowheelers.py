@@ -24,16 +24,16 @@ from .primitives import (
 __all__ = ["build_bicycle", "build_motorbike"]
 
 
-def _upright_torus(major: float, minor: float, colour, segments: int = 36, tube_segments: int = 8, start: float = 0.0,
+def _upright_torus(major: float, minor: float, color, segments: int = 36, tube_segments: int = 8, start: float = 0.0,
                    stop: float = 2 * math.pi):
     """A torus (or an arc of one) standing in the yz plane (axis along x); angle 0 at +y, π/2 at +z."""
-    t = torus_segment(major, minor, start, stop, colour, segments, tube_segments)
+    t = torus_segment(major, minor, start, stop, color, segments, tube_segments)
     # xy plane -> yz plane: x -> y, y -> z, z -> x (a rotation)
     return t.transform(np.array([[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0, 0, 0, 1.0]]))
 
 
-def _axle_cylinder(radius: float, width: float, colour, segments: int = 16):
-    return rotate(cylinder(radius, width, colour, segments), "y", math.pi / 2)
+def _axle_cylinder(radius: float, width: float, color, segments: int = 16):
+    return rotate(cylinder(radius, width, color, segments), "y", math.pi / 2)
 
 
 BICYCLE_STYLES = ("road", "mountain", "city")
@@ -90,11 +90,11 @@ def build_bicycle(rng: Rng, asm: Assembly) -> dict:
     asm.add("frame", cylinder_between(bb + [0.03, 0, 0], axle_r + [0.065, 0, 0], tube_r * 0.6, frame, 8), mirrored=True)
     asm.add("frame", cylinder_between(seat_cluster + [0.02, 0, 0], axle_r + [0.065, 0, 0], tube_r * 0.55, frame, 8),
             mirrored=True)
-    fork_colour = frame if style != "mountain" else palette.DARK
+    fork_color = frame if style != "mountain" else palette.DARK
     blade_r = tube_r * (0.8 if style != "mountain" else 1.3)
-    asm.add("fork", cylinder_between(crown + [0.045, 0, 0], np.array([0.05, yf, R]), blade_r, fork_colour, 8),
+    asm.add("fork", cylinder_between(crown + [0.045, 0, 0], np.array([0.05, yf, R]), blade_r, fork_color, 8),
             mirrored=True)
-    asm.add("fork", translate(box((0.11, 0.03, 0.03), fork_colour), crown))
+    asm.add("fork", translate(box((0.11, 0.03, 0.03), fork_color), crown))
     # seat post and saddle (narrow nose towards −y)
     post_dir = np.array([0.0, math.sin(seat_a), math.cos(seat_a)])
     saddle_pos = seat_cluster + post_dir * rng.uniform(0.12, 0.2)
@@ -205,8 +205,8 @@ def build_motorbike(rng: Rng, asm: Assembly) -> dict:
     # cruiser) up to the tank; a side cover under the seat
     ey = (head[1] + pivot[1]) / 2 + 0.02
     ez = R + 0.01
-    crank_colour = (0.38, 0.38, 0.40) if style != "cruiser" else palette.CHROME
-    asm.add("engine", translate(rounded_box((0.28, 0.42, 0.22), 0.05, crank_colour), (0.0, ey, ez)))
+    crank_color = (0.38, 0.38, 0.40) if style != "cruiser" else palette.CHROME
+    asm.add("engine", translate(rounded_box((0.28, 0.42, 0.22), 0.05, crank_color), (0.0, ey, ez)))
     block_base = np.array([0.0, ey - 0.04, ez + 0.08])
     block_top = tank_c[2] - 0.1
     if style == "cruiser":
@@ -250,8 +250,8 @@ def build_motorbike(rng: Rng, asm: Assembly) -> dict:
         asm.add("number_plate", translate(plate, head + [0.0, -0.1, -0.05]))
         light_c = head + np.array([0.0, -0.12, -0.05])
     else:
-        guard_colour = paint if style == "standard" else palette.CHROME
-        guard = _upright_torus(R + 0.02, 0.03, guard_colour, 20, 6, math.radians(30), math.radians(150))
+        guard_color = paint if style == "standard" else palette.CHROME
+        guard = _upright_torus(R + 0.02, 0.03, guard_color, 20, 6, math.radians(30), math.radians(150))
         asm.add("mudguard", translate(guard, (0.0, yf, R)))
     asm.add("headlight", translate(rotate(cylinder(0.085 if style == "cruiser" else 0.07, 0.06, palette.HEADLIGHT, 20),
                                           "x", math.pi / 2), light_c))

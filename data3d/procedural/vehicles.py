@@ -49,7 +49,7 @@ def build_car(rng: Rng, asm: Assembly) -> dict:
         roof_rear = rear_base - (rng.uniform(0.35, 0.50) if style == "hatchback" else rng.uniform(0.10, 0.20))
         tail_top = belt
     paint = rng.jitter(rng.choice(palette.CAR_PAINT), 0.03)
-    hub_colour = rng.choice(palette.METAL)
+    hub_color = rng.choice(palette.METAL)
     hw = W / 2
 
     # lower body: superellipse sections along y; the nose and tail sections shrink to round them off
@@ -102,7 +102,7 @@ def build_car(rng: Rng, asm: Assembly) -> dict:
         # an arch a little above the wheel, clear of the ground
         well = wheel(R * 1.1, 0.10, palette.DARK, 0.5, palette.DARK)[0][1]
         asm.add("wheel_well", translate(well, (hw - 0.045, y, R * 1.1 + 0.01)), mirrored=True)
-        for name, mesh in wheel(R, tw, hub_colour):
+        for name, mesh in wheel(R, tw, hub_color):
             asm.add("wheel" if name == "tyre" else "wheel_hub", translate(mesh, (xw, y, R)), mirrored=True)
 
     # lights, grille, plates, mirrors

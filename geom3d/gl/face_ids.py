@@ -2,7 +2,7 @@
 
 llvmpipe snaps vertices to 1/256 pixel, so GL may give a pixel centre within ~1/512 pixel of an
 edge to the face across it; ray casting and `geom3d.rasterize` decide exactly. This settles such
-pixels by walking across edges (`edge_neighbours`) until the face containing the ray is found.
+pixels by walking across edges (`neighbours_opposite_corners`) until the face containing the ray is found.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import torch
 
 from ..cameras import Cameras
 
-__all__ = ["edge_neighbours", "refine_face_ids"]
+__all__ = ["neighbours_opposite_corners", "refine_face_ids"]
 
 
-def edge_neighbours(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+def neighbours_opposite_corners(v: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """For each face and corner k, the face sharing the edge opposite corner k, or −1: (F, 3).
+    (Not `geom3d.raster.antialiasing.neighbours_across_edges`, which numbers edge k from corner k to
+    k + 1, matches vertex indices, not positions, and gives −1 where more than two faces meet.)
 
     Vertices at the same position count as one (meshes split at seams or into per-face corners
     still connect). At an edge of more than two faces, one of the others is named."""

@@ -11,7 +11,7 @@ from aware3d_utils import require
 from ..errors import GeometryError, MeshError
 from ..mesh import Mesh
 from ..texture import TEXTURE_FILTERS
-from .face_ids import edge_neighbours
+from .face_ids import neighbours_opposite_corners
 
 __all__ = ["GPUMesh", "version_key"]
 
@@ -68,7 +68,7 @@ class GPUMesh:
     def neighbours(self) -> torch.Tensor:
         """(F, 3): the face across the edge opposite each corner (−1 on a border), by position."""
         if self._neighbours is None:
-            self._neighbours = edge_neighbours(self.vertices, self.faces)
+            self._neighbours = neighbours_opposite_corners(self.vertices, self.faces)
         return self._neighbours
 
     def _corner_buffer(self, name: str):

@@ -21,12 +21,12 @@ barycentrics of the winning faces from the vertex positions, so gradients flow w
 held fixed. Empty pixels: pix_to_face −1, depth 0, bary 0.
 """
 
-from .antialias import antialias
+from .antialiasing import antialias
 from .fragments import Fragments, fragments_for_faces, rasterize, visible_faces
 from .inputs import PaddedMeshes, pad_meshes
-from .interpolate import PixelValues, interpolate, interpolate_sparse
+from .interpolation import PixelValues, interpolate, interpolate_sparse
 from .soft import soft_silhouette
-from .vertex_visibility import VertexVisibility, vertex_visibility
+from .visible_vertices import VertexVisibility, vertex_visibility
 
 __all__ = ["Fragments", "rasterize", "visible_faces", "fragments_for_faces", "interpolate", "interpolate_sparse",
            "PixelValues", "soft_silhouette", "pad_meshes", "PaddedMeshes", "vertex_visibility", "VertexVisibility",

@@ -21,16 +21,17 @@ import torch.nn.functional as F
 
 import data3d
 from aware3d_utils import atomic_save
+from aware3d_utils.deprecation import renamed
 from data3d.images import load_mask
 
 from ..errors import NemoError
 
-__all__ = ["object_mask", "full_bytes", "compressed_bytes", "compress_image", "compress_record", "SOURCE_KEY"]
+__all__ = ["silhouette_or_box", "full_bytes", "compressed_bytes", "compress_image", "compress_record", "SOURCE_KEY"]
 
 SOURCE_KEY = "exemplar_source"  # record extra: the image a compressed exemplar was made from
 
 
-def object_mask(record) -> torch.Tensor:
+def silhouette_or_box(record) -> torch.Tensor:
     """(H, W) bool: the silhouette of the record's (first) object, or its box when the record has no mask."""
     H, W = record.image_size
     path = record.extra.get("mask_path") if record.extra else None
@@ -43,6 +44,9 @@ def object_mask(record) -> torch.Tensor:
     mask = torch.zeros(H, W, dtype=torch.bool)
     mask[max(0, math.floor(y1)):math.ceil(y2) + 1, max(0, math.floor(x1)):math.ceil(x2) + 1] = True
     return mask
+
+
+object_mask = renamed(silhouette_or_box, "object_mask")  # the old name (orbit4d's object_mask is another thing)
 
 
 def full_bytes(record) -> int:
@@ -77,7 +81,7 @@ def compress_record(record, folder: str | os.PathLike, factor: int, name: str):
         image = data3d.load_image(record.image_path)
     except data3d.AnnotationError as exc:
         raise NemoError(f"exemplar image: {exc}", record.image_path) from None
-    out = compress_image(image, object_mask(record), factor)
+    out = compress_image(image, silhouette_or_box(record), factor)
     pixels = (out.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     path = Path(folder) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -70,11 +70,11 @@ from ..config import check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
 from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
 from ..errors import NemoError
-from ..evaluate import evaluate
+from ..evaluation import evaluate
 from ..model import NemoModel
 from ..run import RunFolder
-from ..train import contrastive_step, update_bank
-from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, object_mask
+from ..training import contrastive_step, update_bank
+from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, silhouette_or_box
 from .config import resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
 from .latent import class_centres, latent_slots, partition_features, reserved_features
@@ -431,7 +431,7 @@ def _exemplar_memory(method: str, ex: Mapping, seed: int) -> ExemplarMemory | No
     def cim_cost(record) -> int:  # the same for a record and its compressed copy (same source and mask)
         key = _exemplar_name(record)
         if key not in cache:
-            cache[key] = compressed_bytes(object_mask(record), factor)
+            cache[key] = compressed_bytes(silhouette_or_box(record), factor)
         return cache[key]
 
     cost = cim_cost if method == "inemo_cim" else full_bytes

@@ -9,7 +9,7 @@ between their centres, which makes the colours a smooth function of the edge's p
 For every pair of horizontally or vertically adjacent pixels showing different faces (or a face
 and the background), start at the face of the nearer pixel (the front face) and follow the segment
 between the two pixel centres across the edges it shares with faces that continue the surface on
-screen (`edge_neighbours`), until it leaves through a silhouette edge: a boundary edge, or one
+screen (`neighbours_across_edges`), until it leaves through a silhouette edge: a boundary edge, or one
 where the neighbouring face folds back behind it (both on the same side of the edge on screen,
 whatever the winding). t in [0, 1] is where the segment crosses that edge. An edge beyond the
 midpoint (t > ½) covers part of the other pixel, which moves towards the front colour by t − ½; an
@@ -47,9 +47,12 @@ def _screen_corners(inp, near: float):
     return uv.reshape(-1, 3, 2), (z.detach() >= near).all(-1).reshape(-1)
 
 
-def edge_neighbours(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
+def neighbours_across_edges(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
     """The face across each edge: (..., F, 3) int64 for faces (..., F, 3), edge k running from
-    corner k to corner k + 1; −1 on a boundary edge (or where more than two faces meet)."""
+    corner k to corner k + 1; −1 on a boundary edge (or where more than two faces meet). Edges are
+    matched by vertex index: a seam (two vertices at one position) counts as a boundary.
+    (`geom3d.gl.face_ids.neighbours_opposite_corners` welds positions and numbers edges by the
+    opposite corner.)"""
     flat = faces.reshape(-1, faces.shape[-2], 3)
     out = torch.full_like(flat, -1)
     for m, f in enumerate(flat):
@@ -153,7 +156,7 @@ def antialias(image: torch.Tensor, fragments: Fragments, mesh, cameras: Cameras,
     flat = image.to(dtype).reshape(B * H * W, -1)
     p2f = fragments.pix_to_face.reshape(B, H, W).to(uv.device)
     depth = fragments.depth.detach().reshape(B, H, W)
-    neighbours = edge_neighbours(inp.faces, inp.num_vertices)  # (F, 3) or (M, F, 3)
+    neighbours = neighbours_across_edges(inp.faces, inp.num_vertices)  # (F, 3) or (M, F, 3)
     u = uv.detach()
     out = flat
     lo, hi = flat.detach().clone(), flat.detach().clone()  # range of the colours each pixel blends

@@ -21,7 +21,7 @@
    the sources), its views' absolute poses = the annotation moved by their relative poses, described
    by a network trained on those views alone (`reference_encoder`, `pose.retrieval.encoder:
    reference`) and, as an ablation, by the pose model's final network.
-Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.train.contrastive_step`
+Steps 1-2 and the reference encoder train through `methodkit.Trainer` with `nemo.training.contrastive_step`
 (the artifact filter is its `before_batch` hook, the seen counts its step's follow-up).
 The run folder is methodkit's (`pose.errors.RunFolder`, raising `PoseError`): config.yaml ({"nemo":
 resolved nemo config, "pose": this module's block}), manifest.json, log.jsonl, checkpoints/, loss.png.
@@ -33,7 +33,6 @@ uninterrupted run. Bad input raises `PoseError`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -51,7 +50,7 @@ from nemo.config import check_device
 from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
-from nemo.train import build_model, contrastive_step, update_bank, write_curves
+from nemo.training import build_model, contrastive_step, update_bank, write_curves
 
 from .config import resolve_pose_config
 from .errors import PoseError, RunFolder
@@ -59,7 +58,7 @@ from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
 from .refine import pseudo_labelled, refine
 from .report import write_run_report
-from .sets import load_sets, read_summary
+from .sets import is_source_view, load_sets, read_summary, relative_pose_of
 
 __all__ = ["train"]
 
@@ -152,7 +151,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
                          f"{next(iter(unreadable.items()))})")
     records = [r for s in sets for r in s.records]
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
-    is_source = [r.objects[0].extra.get("relative_pose") == json.dumps([0.0, 0.0, 0.0]) for r in records]
+    is_source = [is_source_view(r.objects[0]) for r in records]
     dataset = object_dataset(records, ncfg, [category])
     steps, batch_size = int(ncfg["train"]["steps"]), int(ncfg["data"]["batch_size"])
     net, bank = _fresh_model(ncfg, {s.id: mesh for s in sets})
@@ -373,7 +372,7 @@ def calibration_views(sets, ref_record) -> tuple[list, torch.Tensor]:
     if own is None:
         log.warning("the reference image is not among the generated sets' sources: one view fixes the pose")
     for r in [] if own is None else own.records[1:]:
-        dp, da, _ = json.loads(r.objects[0].extra["relative_pose"])
+        dp, da, _ = relative_pose_of(r.objects[0])
         views.append(r)
         angles.append([(vp["azimuth"] + da) % (2 * math.pi), vp["elevation"] - dp, vp["theta"]])
     return views, torch.tensor(angles, dtype=torch.float32)
@@ -397,7 +396,7 @@ def rotation_search(model: NemoModel, views, angles: torch.Tensor, category: str
     absolute = []
     for r, (a, e, t) in zip(views, angles.tolist()):
         obj = r.objects[0]
-        dr = json.loads(obj.extra["relative_pose"])[2] if "relative_pose" in obj.extra else 0.0
+        dr = relative_pose_of(obj)[2] if "relative_pose" in obj.extra else 0.0
         vp = dataclasses.replace(obj.viewpoint, azimuth=a, elevation=e, theta=t, distance=d0 + dr)
         absolute.append(dataclasses.replace(r, objects=(dataclasses.replace(obj, viewpoint=vp),)))
     batch = _crops(absolute, model.config, category)
