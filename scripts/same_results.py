@@ -30,18 +30,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-TINY = {
-    "threads": 1,
-    "data": {"crop_size": [64, 64], "batch_size": 8, "prefetch_rounds": False},
-    "cuboid": {"num_vertices": 150},
-    "backbone": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 32, 32], "embedding_size": 8, "decoder_width": 16,
-                 "feature_dim": 16},
-    "meshes": {"type": "procedural", "count": 2},
-    "bank": {"clutter_size": 64},
-    "optim": {"lr": 3e-3, "warmup_steps": 3},
-    "train": {"steps": 12, "log_every": 1, "checkpoint_every": 5},
-    "pose": {"azimuths": 8, "elevations": 2, "thetas": 1, "steps": 5, "keep": 2},
-}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny() -> dict:
+    """tests/test_nemo_train.py's tiny nemo config (one copy of it), 12 steps on one thread."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_nemo_train import TINY
+
+    return dict(TINY, threads=1, train=dict(TINY["train"], steps=12))
+
+
+TINY = _tiny()
 
 
 def _digest_tensors(path: Path) -> str:
