@@ -8,8 +8,6 @@ truncation rate, as a terminal table, a PNG of histograms and a self-contained H
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -18,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aware3d_utils import atomic_save, atomic_write_text
+from aware3d_utils import atomic_write_text
+from aware3d_utils import html as H
 
 from .record import ImageRecord
 
@@ -193,19 +192,8 @@ def stats_image(stats: DatasetStats) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
-def _png_bytes(image: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
-    if not ok:
-        raise OSError("cannot encode the statistics picture as PNG")
-    return buf.tobytes()
-
-
 def _html_table(title: str, header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{cells}</table>"
+    return H.join([H.heading(title), H.table(rows, header=header)], "")
 
 
 def write_stats_report(stats: DatasetStats, out, title: str = "dataset statistics") -> dict[str, Path]:
@@ -213,30 +201,27 @@ def write_stats_report(stats: DatasetStats, out, title: str = "dataset statistic
     atomically; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _png_bytes(stats_image(stats))
+    png = H.png_bytes(stats_image(stats))
     paths = {"json": out / "stats.json", "png": out / "stats.png", "html": out / "stats.html"}
     atomic_write_text(paths["json"], json.dumps(stats.to_dict(), indent=1, allow_nan=False) + "\n")
-    atomic_save(paths["png"], lambda tmp: Path(tmp).write_bytes(png))
+    H.save_png(paths["png"], png)
     n = max(stats.num_objects, 1)
     rate = stats.truncation_rate
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{stats.num_images} images, {stats.num_objects} objects; "
-            f"truncated: {'unknown' if rate is None else f'{stats.truncated} ({100 * rate:.1f}%)'}</p>",
+    truncated = "unknown" if rate is None else f"{stats.truncated} ({100 * rate:.1f}%)"
+    body = [H.heading(title, 1), H.paragraph(f"{stats.num_images} images, {stats.num_objects} objects; "
+                                             f"truncated: {truncated}"),
             _html_table("splits", ["split", "images", "objects"],
                         [(k, v["images"], v["objects"]) for k, v in stats.by_split.items()]),
             _html_table("categories", ["category", "objects", "share"],
                         [(k, v, f"{100 * v / n:.1f}%") for k, v in stats.by_category.items()]),
             _html_table("occlusion levels", ["level", "objects", "share"],
                         [(k, v, f"{100 * v / n:.1f}%") for k, v in stats.by_occlusion.items()]),
-            f'<h2>viewpoints</h2><img alt="histograms" src="data:image/png;base64,{base64.b64encode(png).decode()}">']
+            H.heading("viewpoints"), H.image(H.png_data_uri(png), alt="histograms")]
     for h in stats.histograms:
         body.append(_html_table(f"{h.name} histogram", ["from", "to", "objects"],
                                 [(f"{h.edges[i]:.4g}{h.unit}", f"{h.edges[i + 1]:.4g}{h.unit}", c)
                                  for i, c in enumerate(h.counts)]))
     if stats.skipped:
         body.append(_html_table("skipped by the loader", ["reason", "count"], list(stats.skipped.items())))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
-            "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>"
-            + "".join(body) + "</body></html>\n")
-    atomic_write_text(paths["html"], page)
+    H.write_page(paths["html"], title, body, "td,th{border:1px solid #ccc;text-align:right}")
     return paths

@@ -1,17 +1,17 @@
 """report.html of a run: input, scaffolds (colour, depth, mask) and the painted output (when a
 video model ran) side by side per sampled output frame, and an overview of the proxy from above
-and behind the first camera, with the input cameras (red) and the target path (green) drawn in."""
+and behind the first camera, with the input cameras (red) and the target path (green) drawn in.
+The page is written by `aware3d_utils.html`."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from aware3d_utils.atomic import atomic_save, atomic_write_text
+from aware3d_utils import html as H
 from geom3d import Cameras, splat
 
 __all__ = ["write_report", "overview_image"]
@@ -50,44 +50,34 @@ def overview_image(background, foreground, input_cameras: Cameras, path_cameras:
     return out
 
 
-def _save_png(path: Path, img: np.ndarray) -> str:
-    bgr = img[..., ::-1] if img.ndim == 3 else img
-    atomic_save(path, lambda tmp: cv2.imwrite(tmp, np.ascontiguousarray(bgr)))
-    return path.name
-
-
 def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, foregrounds, path, counts,
                  rows: int = 6, output=None) -> Path:
     """Write report/ images and report.html into the run folder `out`."""
-    folder = out / "report"
-    folder.mkdir(parents=True, exist_ok=True)
-    over = _save_png(folder / "overview.png", overview_image(background, foregrounds[0], inputs.cameras,
-                                                             path.cameras))
+    def png(name: str, picture) -> str:
+        return H.save_png(out / "report" / name, picture).relative_to(out).as_posix()
+
+    over = png("overview.png", overview_image(background, foregrounds[0], inputs.cameras, path.cameras))
     picks = np.unique(np.linspace(0, len(path) - 1, min(rows, len(path))).round().astype(int))
-    body = []
+    table = []
     for i in picks:
         src = int(np.clip(round(float(path.video_time[i])), 0, len(inputs.frames) - 1))
-        cells = [_save_png(folder / f"input_{i:05d}.png", inputs.frames[src]),
-                 _save_png(folder / f"rgb_{i:05d}.png", scaffold.rgb[i]),
-                 _save_png(folder / f"depth_{i:05d}.png", depth_img[i]),
-                 _save_png(folder / f"mask_{i:05d}.png", mask_img[i])]
+        cells = [png(f"input_{i:05d}.png", inputs.frames[src]), png(f"rgb_{i:05d}.png", scaffold.rgb[i]),
+                 png(f"depth_{i:05d}.png", depth_img[i]), png(f"mask_{i:05d}.png", mask_img[i])]
         if output is not None:
-            cells.append(_save_png(folder / f"output_{i:05d}.png", output[i]))
-        imgs = "".join(f'<td><img src="report/{c}" width="240"></td>' for c in cells)
-        body.append(f"<tr><td>output {i}<br>input {html.escape(inputs.names[src])}</td>{imgs}</tr>")
-    stats = "".join(f"<li>{html.escape(k)}: {html.escape(str(v if not isinstance(v, list) else len(v)))}</li>"
-                    for k, v in counts.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>orbit4d run</title>
-<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:2px}} img{{image-rendering:pixelated}}</style>
-</head><body><h1>orbit4d run</h1>
-<p>Videos: <a href="input.mp4">input</a>, <a href="scaffold_rgb.mp4">scaffold colour</a>,
-<a href="scaffold_depth.mp4">scaffold depth</a>, <a href="scaffold_mask.mp4">scaffold mask</a>{
-', <a href="output.mp4">output</a>' if output is not None else ' (no video model run)'}.
-Proxy: proxy/*.ply; cameras.json, alignment.json, trajectory.json.</p>
-<h2>Overview</h2><p>The proxy from above and behind the first camera; red: input cameras, green: target path.</p>
-<img src="report/{over}">
-<h2>Input and scaffolds</h2><table><tr><th></th><th>input</th><th>colour</th><th>depth (near bright, holes grey)</th>
-<th>mask (holes black)</th>{'<th>output</th>' if output is not None else ''}</tr>{''.join(body)}</table>
-<h2>Counts</h2><ul>{stats}</ul></body></html>"""
-    atomic_write_text(out / "report.html", page)
-    return out / "report.html"
+            cells.append(png(f"output_{i:05d}.png", output[i]))
+        table.append([H.join([f"output {i}", H.Html("<br>"), f"input {inputs.names[src]}"], ""),
+                      *(H.image(c, width=240) for c in cells)])
+    videos = [("input.mp4", "input"), ("scaffold_rgb.mp4", "scaffold colour"), ("scaffold_depth.mp4", "scaffold depth"),
+              ("scaffold_mask.mp4", "scaffold mask")] + ([("output.mp4", "output")] if output is not None else [])
+    header = ["", "input", "colour", "depth (near bright, holes grey)", "mask (holes black)"]
+    body = [H.heading("orbit4d run", 1),
+            H.element("p", H.join(["Videos: ", H.join((H.link(f, t) for f, t in videos), ", "),
+                                   "" if output is not None else " (no video model run)",
+                                   ". Proxy: proxy/*.ply; cameras.json, alignment.json, trajectory.json."], "")),
+            H.heading("Overview"),
+            H.paragraph("The proxy from above and behind the first camera; red: input cameras, green: target path."),
+            H.image(over), H.heading("Input and scaffolds"),
+            H.table(table, header=header + (["output"] if output is not None else [])),
+            H.heading("Counts"),
+            H.bullet_list(f"{k}: {v if not isinstance(v, list) else len(v)}" for k, v in counts.items())]
+    return H.write_page(out / "report.html", "orbit4d run", body, "td{padding:2px} img{image-rendering:pixelated}")

@@ -18,7 +18,6 @@ relative poses, and the skipped sources with their reasons. The page and figure 
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -27,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 import data3d
-from aware3d_utils import atomic_write_text
-from nemo.report import box_corners, draw_pose, page_head, save_figure
+from aware3d_utils import html as H
+from nemo.report import box_corners, draw_pose
 
 from .mesh import neural_cylinder
 from .sets import load_sets, read_summary, relative_pose_of
@@ -50,7 +49,7 @@ def _view_figure(out: Path, record, corners, name: str) -> str:
     dp, da, dr = relative_pose_of(obj)
     caption = "source" if (dp, da, dr) == (0.0, 0.0, 0.0) else (
         f"Δp {math.degrees(dp):+.0f}°, Δa {math.degrees(da):.0f}°, Δr {dr:+.2f}")
-    return save_figure(out, name, picture, caption)
+    return H.saved_figure(out, f"images/{name}.png", picture, caption)
 
 
 def write_sets_report(folder: str | os.PathLike, max_views: int = 12) -> Path:
@@ -63,29 +62,23 @@ def write_sets_report(folder: str | os.PathLike, max_views: int = 12) -> Path:
     views = sum(e["views"] for e in entries.values())
     dropped = sum(e.get("dropped_views", 0) for e in entries.values())
     synth = ", ".join(f"{k}={v}" for k, v in summary["synthesizer"].items())
-    parts = [page_head("generated sets", ".set{margin-bottom:1.5em} img{width:160px}"),
-             f"<h1>Generated sets: {html.escape(summary['category'])}</h1>",
-             f"<p>{len(entries)} sets, {views} views kept, {dropped} views dropped (no object), "
-             f"{len(summary['skipped'])} sources skipped. Synthesizer: {html.escape(synth)}. "
-             f"Assumed source elevation {math.degrees(summary['source_elevation']):.1f}°; "
-             f"{len(summary['relative_poses'])} relative poses per source.</p>",
-             "<p>Orange: the box of the set's neural cylinder at the view's camera in the set's frame.</p>"]
+    parts = [H.heading(f"Generated sets: {summary['category']}", 1),
+             H.paragraph(f"{len(entries)} sets, {views} views kept, {dropped} views dropped (no object), "
+                         f"{len(summary['skipped'])} sources skipped. Synthesizer: {synth}. "
+                         f"Assumed source elevation {math.degrees(summary['source_elevation']):.1f}°; "
+                         f"{len(summary['relative_poses'])} relative poses per source."),
+             H.paragraph("Orange: the box of the set's neural cylinder at the view's camera in the set's frame.")]
     if summary["skipped"]:
-        parts.append("<h2>Skipped sources</h2><table>")
-        parts += [f"<tr><td>{html.escape(s['source'])}</td><td>{html.escape(s['reason'])}</td></tr>"
-                  for s in summary["skipped"]]
-        parts.append("</table>")
+        parts += [H.heading("Skipped sources"), H.table((s["source"], s["reason"]) for s in summary["skipped"])]
     for s in load_sets(folder):
         entry = entries[s.id]
-        parts.append(f"<div class='set'><h2>{html.escape(s.id)}</h2><p>source {html.escape(entry['source'])}: "
-                     f"{entry['views']} views kept, {entry.get('dropped_views', 0)} dropped; distance "
-                     f"{entry['distance']:.2f}</p>")
-        for k in _strip(len(s.records), max_views):
-            parts.append(_view_figure(folder, s.records[k], corners, f"{s.id}_{k:03d}"))
-        parts.append("</div>")
-    path = folder / "report.html"
-    atomic_write_text(path, "\n".join(parts) + "\n")
-    return path
+        figures = [_view_figure(folder, s.records[k], corners, f"{s.id}_{k:03d}")
+                   for k in _strip(len(s.records), max_views)]
+        parts.append(H.element("div", H.join([
+            H.heading(s.id), H.paragraph(f"source {entry['source']}: {entry['views']} views kept, "
+                                         f"{entry.get('dropped_views', 0)} dropped; distance {entry['distance']:.2f}"),
+            *figures]), class_="set"))
+    return H.write_page(folder / "report.html", "generated sets", parts, ".set{margin-bottom:1.5em} img{width:160px}")
 
 
 def write_run_report(run: str | os.PathLike, sets_folder: str | os.PathLike) -> Path:
@@ -97,36 +90,31 @@ def write_run_report(run: str | os.PathLike, sets_folder: str | os.PathLike) -> 
     step = math.radians(shot["step_deg"])
     guard = set(report.get("flip_rejected", []))
     flips = report.get("flip_margins") or [None] * len(summary["sets"])
-    parts = [page_head("pose run", "img.src{width:96px} td.bad{color:#d62728}"),
-             f"<h1>Label-free pose run: {html.escape(summary['category'])}</h1>",
-             f"<p>{report['aligned']} sets aligned, {report['rejected']} rejected ({len(guard)} by the front/back "
-             f"guard); reference set {html.escape(report['reference_set'])}; {report['filtered_views']} generated "
-             f"views dropped by the artifact filter.</p>"]
+    parts = [H.heading(f"Label-free pose run: {summary['category']}", 1),
+             H.paragraph(f"{report['aligned']} sets aligned, {report['rejected']} rejected ({len(guard)} by the "
+                         f"front/back guard); reference set {report['reference_set']}; {report['filtered_views']} "
+                         "generated views dropped by the artifact filter.")]
     if (run / "loss.png").exists():
-        parts.append("<img src='loss.png' alt='training loss'>")
-    parts.append("<h2>One shot</h2><table>")
+        parts.append(H.image("loss.png", alt="training loss"))
     fits = "agreed" if shot["fit_agrees"] else "disagreed"
     rows = [("canonical rotation", f"{math.degrees(shot['rotation']):.1f}° (coarse from {shot['coarse_from']}: "
              f"{math.degrees(shot['coarse_rotation']):.1f}°; the fits {fits})"),
             ("elevation offset", f"{math.degrees(shot['elevation_offset']):.1f}° (the assumed source "
              "elevation's error)"),
             ("annotated views", f"{shot['views']} (the reference and its generated views)")]
-    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows]
-    parts.append("</table><h2>Merge</h2><p>Rotation: the set's frame turned into the reference set's; "
-                 "margin: best minus median alignment score; flip margin: score at the shift minus half a "
-                 "turn away, against the other sets (near 0: the set cannot tell front from back).</p><table>"
-                 "<tr><th>set</th><th>source</th><th>rotation</th><th>margin</th><th>flip margin</th><th></th></tr>")
+    parts += [H.heading("One shot"), H.table(rows), H.heading("Merge"),
+              H.paragraph("Rotation: the set's frame turned into the reference set's; margin: best minus median "
+                          "alignment score; flip margin: score at the shift minus half a turn away, against the "
+                          "other sets (near 0: the set cannot tell front from back).")]
+    merge = []
     for entry, shift, margin, flip in zip(summary["sets"], report["shifts"], report["margins"], flips):
         source = entry["source"].split("#")[0]
         image = os.path.relpath(os.path.abspath(source), run.resolve())
         status = ("rejected: front/back guard" if entry["id"] in guard else
                   "rejected: margin" if shift < 0 else "aligned")
         rotation = "" if shift < 0 else f"{math.degrees(math.remainder(shift * step, 2 * math.pi)):.0f}°"
-        flip_text = "" if flip is None else f"{flip:.3f}"
-        parts.append(f"<tr><td>{html.escape(entry['id'])}</td><td><img class='src' src='{html.escape(image)}' "
-                     f"alt='{html.escape(entry['id'])} source'></td><td>{rotation}</td><td>{margin:.3f}</td>"
-                     f"<td>{flip_text}</td><td{'' if shift >= 0 else ' class=bad'}>{status}</td></tr>")
-    parts.append("</table>")
-    path = run / "report.html"
-    atomic_write_text(path, "\n".join(parts) + "\n")
-    return path
+        merge.append((entry["id"], H.image(image, alt=f"{entry['id']} source", class_="src"), rotation,
+                      f"{margin:.3f}", "" if flip is None else f"{flip:.3f}",
+                      status if shift >= 0 else H.element("span", status, class_="bad")))
+    parts.append(H.table(merge, header=("set", "source", "rotation", "margin", "flip margin", "")))
+    return H.write_page(run / "report.html", "pose run", parts, "img.src{width:96px} .bad{color:#d62728}")
