@@ -25,23 +25,12 @@ import torch
 import aware3d_utils
 import data3d
 import geom3d
+from data3d.show import box_corners, draw_box
 from datagen import DEMO_CATEGORIES
 
 IMAGE_SIZE = (160, 160)
 DISTANCE = 5.0
 CUBOID_SEEDS = range(4)
-
-
-def _cuboid_corners(cuboid: geom3d.Mesh) -> torch.Tensor:
-    lo, hi = cuboid.bounds()
-    return torch.stack([torch.stack([x, y, z]) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-
-
-def _draw_box(image: np.ndarray, corners_uv: np.ndarray, colour=(0, 170, 0)) -> None:
-    edges = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
-    for a, b in edges:
-        p, q = (tuple(np.round(corners_uv[i] * 16).astype(int)) for i in (a, b))
-        cv2.line(image, p, q, colour, 1, cv2.LINE_AA, shift=4)
 
 
 def _depth_image(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -64,7 +53,7 @@ def render_category_sheet(category: str, views: int, out: Path) -> tuple[np.ndar
     canonical = data3d.procedural.canonical_category(category)
     meshes = [data3d.procedural.make(canonical, seed) for seed in CUBOID_SEEDS]
     cuboid = geom3d.cuboid_from_meshes(meshes)
-    corners = _cuboid_corners(cuboid)
+    corners = box_corners(*cuboid.bounds())
     cuboid.save(out / "cuboids" / f"{category}.off")  # NeMo keeps one cuboid mesh per category
     mesh = meshes[0]
     # the longest side (1 for procedural models) spans about 80% of the image at the NeMo distance
@@ -78,7 +67,7 @@ def render_category_sheet(category: str, views: int, out: Path) -> tuple[np.ndar
         cam = cameras[i]
         rgb = (rendered.rgb[i].numpy() * 255).round().astype(np.uint8)
         mask = rendered.mask[i].numpy()
-        _draw_box(rgb, cam.project(corners).numpy())
+        draw_box(rgb, cam, corners, (0, 170, 0))
         _label(rgb, f"{category} az {math.degrees(azimuths[i]):.0f}")
         depth = _depth_image(rendered.depth[i].numpy(), mask)
         mask_img = np.where(mask[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)

@@ -1,12 +1,22 @@
-"""One record drawn with its annotation: the image, each object's bbox, its CAD model (or the mesh
-bounds' cuboid) projected with the record's own camera, and the object axes (x red, y green, z blue).
+"""One record drawn with its annotation, and the one box / CAD overlay drawer every picture uses.
 
     image = draw_record(record, cad_root="PASCAL3D+_release1.1/CAD")   # (H, W, 3) uint8 RGB
 
-A wrong annotation shows at a glance: the projected model misses the object. The mesh is found from
-the record's CAD reference: `<cad_root>/<category>/NN.off` for CAD collections (pascal3d, imagenet3d,
-objectnet3d), the procedural library for "procedural" records; otherwise the cuboid of
-`extra["mesh_bounds"]` (datagen writes it) is drawn, else the axes only.
+Each object: its bbox, its CAD model (or its box) projected with the record's own camera, and the
+object axes (x red, y green, z blue). A wrong annotation shows at a glance: the projected model
+misses the object. The mesh is found from the record's CAD reference (`record_mesh`):
+`<cad_root>/<category>/NN.off` for CAD collections (pascal3d, imagenet3d, objectnet3d), the
+procedural library for "procedural" records.
+
+The box rule (`object_bounds`), the same for every drawer (`aware3d data show`, datagen's preview,
+the nemo / pose reports, the 3D viewer, the KITTI export): the mesh's axis-aligned box when the mesh
+is known; else the record's `extra["mesh_bounds"]` ([[x, y, z] low, [x, y, z] high]; datagen writes
+it; records written before it became a list hold it as a JSON string, read the same); else none.
+No box is made up: without one only the object axes are drawn, 0.15 × the object's distance long
+(with a box, 0.6 × its longest side).
+
+The drawing parts (`box_corners`, `draw_box`, `draw_axes`) take any camera and an image `scale`
+(the picture is `scale` times the camera's image, pixel edges to edges: u' = scale·(u + ½) − ½).
 """
 
 from __future__ import annotations
@@ -26,10 +36,14 @@ from .errors import AnnotationError
 from .images import load_image
 from .record import ImageRecord, ObjectAnnotation, parse_mesh_ref
 
-__all__ = ["record_mesh", "draw_object", "draw_record", "find_record", "CAD_COLLECTIONS"]
+__all__ = ["record_mesh", "object_bounds", "box_corners", "draw_box", "draw_axes", "draw_object", "draw_record",
+           "find_record", "CAD_COLLECTIONS", "BOX_EDGES", "AXIS_COLOURS"]
 
 CAD_COLLECTIONS = ("pascal3d", "imagenet3d", "objectnet3d")
-_CUBE_EDGES = ((0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7))
+# corner i of `box_corners` takes x from the high side when i & 4, y when i & 2, z when i & 1
+BOX_EDGES = ((0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7))
+AXIS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 90, 255))  # x red, y green, z blue (RGB)
+BOX_COLOUR, MESH_COLOUR = (255, 230, 0), (0, 200, 255)
 
 
 def record_mesh(obj: ObjectAnnotation, cad_root=None) -> Mesh | None:
@@ -54,70 +68,112 @@ def _procedural_mesh(category: str, seed: int) -> Mesh:
     return procedural.make(procedural.canonical_category(category), seed)
 
 
-def _bounds(obj: ObjectAnnotation, mesh: Mesh | None):
+def object_bounds(obj: ObjectAnnotation, mesh: Mesh | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) corners (3,) float64 of the object's box in the object frame, by the module's box
+    rule: the mesh's box when `mesh` is given, else `extra["mesh_bounds"]` (a list, or the JSON
+    string of records written before it became one), else None (unknown: draw no box)."""
     if mesh is not None:
         lo, hi = mesh.bounds()
         return lo.double().numpy(), hi.double().numpy()
     bounds = obj.extra.get("mesh_bounds")
-    if isinstance(bounds, str):  # datagen wrote it as a JSON string before it became a list
+    if isinstance(bounds, str):
         try:
             bounds = json.loads(bounds)
         except ValueError:
-            bounds = None
+            return None
     try:
         lo, hi = (np.asarray(b, dtype=np.float64).reshape(3) for b in bounds)
-        return lo, hi
     except (TypeError, ValueError):
         return None
+    return (lo, hi) if np.isfinite(lo).all() and np.isfinite(hi).all() else None
 
 
-def draw_object(image: np.ndarray, obj: ObjectAnnotation, mesh: Mesh | None = None) -> np.ndarray:
-    """Draw one object's annotation on an RGB image (H, W, 3) uint8 of the object's image size:
-    the projected mesh (filled at 40%, outlined), else the bounds' cuboid, the axes and the bbox."""
+def box_corners(lo, hi) -> np.ndarray:
+    """(8, 3) float64 corners of the axis-aligned box from `lo` to `hi` (the order `BOX_EDGES` joins)."""
+    lo, hi = (np.asarray(v, dtype=np.float64).reshape(3) for v in (lo, hi))
+    return np.array([[(hi if i & 4 else lo)[0], (hi if i & 2 else lo)[1], (hi if i & 1 else lo)[2]] for i in range(8)])
+
+
+def _project(cameras, points, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates × 16 (int64, OpenCV's 4 fractional bits) of `points` in the picture `scale`
+    times the camera's image, and their depths."""
+    uv, z = cameras.project(torch.as_tensor(np.asarray(points, dtype=np.float64)).to(cameras.dtype),
+                            return_depth=True)
+    uv = (uv.double().numpy() + 0.5) * scale - 0.5
+    return np.round(uv * 16).astype(np.int64), z.double().numpy()
+
+
+def draw_box(image: np.ndarray, cameras, corners, colour=BOX_COLOUR, thickness: int = 1,
+             scale: float = 1.0) -> bool:
+    """Draw the box with `corners` (8, 3) (`box_corners`' order) as projected by `cameras` (one
+    camera) on `image` (H, W, 3) uint8 RGB, in place. Nothing is drawn when a corner lies behind the
+    camera; returns whether it was drawn."""
+    import cv2
+
+    uv, z = _project(cameras, corners, scale)
+    if not (z > 0).all():
+        return False
+    for a, b in BOX_EDGES:
+        cv2.line(image, tuple(map(int, uv[a])), tuple(map(int, uv[b])), tuple(colour), thickness, cv2.LINE_AA, shift=4)
+    return True
+
+
+def draw_axes(image: np.ndarray, cameras, length: float, colours=AXIS_COLOURS, thickness: int = 2,
+              scale: float = 1.0) -> bool:
+    """Draw the object frame's x, y, z axes (`length` long, from the origin) as arrows in `colours`
+    on `image`, in place, when all of them lie in front of the camera; returns whether drawn."""
+    import cv2
+
+    uv, z = _project(cameras, [[0, 0, 0], [length, 0, 0], [0, length, 0], [0, 0, length]], scale)
+    if not (z > 0).all():
+        return False
+    for k, colour in enumerate(colours):
+        cv2.arrowedLine(image, tuple(map(int, uv[0])), tuple(map(int, uv[k + 1])), tuple(colour), thickness,
+                        cv2.LINE_AA, shift=4, tipLength=0.15)
+    return True
+
+
+def _axes_length(obj: ObjectAnnotation, bounds) -> float:
+    """The drawn axes' length: 0.6 × the box's longest side, 0.15 × the distance without a box."""
+    return 0.6 * float(np.max(bounds[1] - bounds[0])) if bounds is not None else 0.15 * obj.viewpoint.distance
+
+
+def draw_object(image: np.ndarray, obj: ObjectAnnotation, mesh: Mesh | None = None, *, scale: float = 1.0,
+                label: bool = True) -> np.ndarray:
+    """Draw one object's annotation on an RGB image (H, W, 3) uint8, `scale` times the object's
+    image size: the projected mesh (filled at 40%, outlined), else the box (`object_bounds`), the
+    axes, the bbox and (with `label`) the category and viewpoint in words. Returns a new image."""
     import cv2
 
     out = image.copy()
-    cam = obj.viewpoint.to_cameras(obj.image_size or image.shape[:2], dtype=torch.float64)
-
-    def project(points: np.ndarray):
-        uv, z = cam.project(torch.from_numpy(np.asarray(points, dtype=np.float64)), return_depth=True)
-        return np.round(uv.numpy() * 16).astype(np.int64), z.numpy()  # 4 bits of sub-pixel precision
-
-    bounds = _bounds(obj, mesh)
+    size = obj.image_size or tuple(round(s / scale) for s in image.shape[:2])
+    cam = obj.viewpoint.to_cameras(size, dtype=torch.float64)
+    bounds = object_bounds(obj, mesh)
     if mesh is not None:
-        uv, z = project(mesh.vertices.double().numpy())
+        uv, z = _project(cam, mesh.vertices.double().numpy(), scale)
         faces = mesh.faces.numpy()
         front = faces[(z[faces] > 1e-6).all(axis=1)]
         # keep coordinates inside OpenCV's int range: clip far outliers (a vertex near the camera plane)
         tris = np.clip(uv[front], -(1 << 24), 1 << 24).astype(np.int32)
         if len(tris):
             overlay = out.copy()
-            cv2.fillPoly(overlay, list(tris), (0, 200, 255), lineType=cv2.LINE_AA, shift=4)
+            cv2.fillPoly(overlay, list(tris), MESH_COLOUR, lineType=cv2.LINE_AA, shift=4)
             silhouette = np.zeros(out.shape[:2], np.uint8)
             cv2.fillPoly(silhouette, list(tris), 255, shift=4)
             out = cv2.addWeighted(overlay, 0.4, out, 0.6, 0)
             contours, _ = cv2.findContours(silhouette, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, (0, 200, 255), 1, cv2.LINE_AA)
+            cv2.drawContours(out, contours, -1, MESH_COLOUR, 1, cv2.LINE_AA)
     elif bounds is not None:
-        lo, hi = bounds
-        corners = np.array([[x, y, zz] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for zz in (lo[2], hi[2])])
-        uv, z = project(corners)
-        if (z > 0).all():
-            for a, b in _CUBE_EDGES:
-                cv2.line(out, tuple(map(int, uv[a])), tuple(map(int, uv[b])), (255, 230, 0), 1, cv2.LINE_AA, shift=4)
-    length = 0.6 * float(np.max(bounds[1] - bounds[0])) if bounds is not None else 0.15 * obj.viewpoint.distance
-    uv, z = project(np.array([[0, 0, 0], [length, 0, 0], [0, length, 0], [0, 0, length]], dtype=np.float64))
-    if (z > 0).all():
-        for k, colour in enumerate(((230, 30, 30), (30, 200, 30), (40, 90, 255))):
-            cv2.arrowedLine(out, tuple(map(int, uv[0])), tuple(map(int, uv[k + 1])), colour, 2, cv2.LINE_AA,
-                            shift=4, tipLength=0.15)
-    x1, y1, x2, y2 = (int(round(v)) for v in obj.bbox)
+        draw_box(out, cam, box_corners(*bounds), scale=scale)
+    draw_axes(out, cam, _axes_length(obj, bounds), scale=scale)
+    x1, y1, x2, y2 = (int(round((v + 0.5) * scale - 0.5)) for v in obj.bbox)
     cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), 1)
-    vp = obj.viewpoint
-    label = (f"{obj.category} az {math.degrees(vp.azimuth) % 360:.0f} el {math.degrees(vp.elevation):.0f} "
-             f"th {math.degrees(vp.theta):.0f} d {vp.distance:.2f}")
-    cv2.putText(out, label, (max(x1, 2), max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
-                cv2.LINE_AA)
+    if label:
+        vp = obj.viewpoint
+        text = (f"{obj.category} az {math.degrees(vp.azimuth) % 360:.0f} el {math.degrees(vp.elevation):.0f} "
+                f"th {math.degrees(vp.theta):.0f} d {vp.distance:.2f}")
+        cv2.putText(out, text, (max(x1, 2), max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     return out
 
 

@@ -1,16 +1,14 @@
 """An HTML preview of a generated dataset: a grid of samples with each record's annotation drawn.
 
-For every shown image the object's 3D bounding box (the mesh bounds stored in the record, a
-cuboid) and its object axes (x red, y green, z blue, from the object origin) are projected with
-the record's own camera (`Viewpoint.to_cameras`), so a wrong annotation is visible at a glance.
-The page (`preview.html` beside the records) is one self-contained file: thumbnails are embedded
-as base64 PNGs.
+For every shown image the object's 3D box (the mesh bounds stored in the record) and its object
+axes (x red, y green, z blue, from the object origin) are projected with the record's own camera
+by data3d's one overlay drawer (`data3d.show.draw_object`, its box rule included), so a wrong
+annotation is visible at a glance. The page (`preview.html` beside the records) is one
+self-contained file (`aware3d_utils.html`): thumbnails are embedded as base64 PNGs.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
@@ -18,13 +16,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from aware3d_utils import atomic_write_text
+from aware3d_utils import html as H
 
 __all__ = ["draw_annotation", "write_preview", "contact_sheet"]
-
-_EDGES = ((0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7))
 
 
 def _load_rgb(path: Path) -> np.ndarray:
@@ -45,36 +40,11 @@ def _load_rgb(path: Path) -> np.ndarray:
 
 
 def draw_annotation(image: np.ndarray, obj, scale: float = 1.0) -> np.ndarray:
-    """Draw one `ObjectAnnotation`'s cuboid (from extra["mesh_bounds"], else a unit cube scaled
-    by the distance) and object axes on an RGB image (H, W, 3) uint8, shown `scale` times its size."""
-    cam = obj.viewpoint.to_cameras(obj.image_size, dtype=torch.float64)
-    bounds = obj.extra.get("mesh_bounds")
-    if bounds:
-        if isinstance(bounds, str):  # datasets written before mesh_bounds became a list
-            bounds = json.loads(bounds)
-        lo, hi = (np.asarray(b, dtype=np.float64) for b in bounds)
-    else:
-        half = 0.25 * obj.viewpoint.distance
-        lo, hi = np.full(3, -half), np.full(3, half)
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    length = 0.6 * float(np.max(hi - lo))
-    axes = np.array([[0, 0, 0], [length, 0, 0], [0, length, 0], [0, 0, length]], dtype=np.float64)
-    pts = torch.from_numpy(np.concatenate([corners, axes]))
-    uv, z = cam.project(pts, return_depth=True)
-    uv = ((uv.numpy() + 0.5) * scale - 0.5)  # integer pixel centres survive the resize
-    out = image.copy()
+    """Draw one `ObjectAnnotation`'s box (data3d's box rule: `extra["mesh_bounds"]`, else none) and
+    object axes on an RGB image (H, W, 3) uint8, shown `scale` times its size."""
+    from data3d.show import draw_object
 
-    def p(i):
-        return tuple(int(round(c * 16)) for c in uv[i])
-
-    if (z.numpy() > 0).all():
-        for a, b in _EDGES:
-            cv2.line(out, p(a), p(b), (255, 230, 0), 1, cv2.LINE_AA, shift=4)
-        for k, colour in enumerate(((230, 30, 30), (30, 200, 30), (40, 90, 255))):
-            cv2.arrowedLine(out, p(8), p(9 + k), colour, 2, cv2.LINE_AA, shift=4, tipLength=0.15)
-    x1, y1, x2, y2 = ((np.asarray(obj.bbox) + 0.5) * scale - 0.5).tolist()
-    cv2.rectangle(out, (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2))), (255, 255, 255), 1)
-    return out
+    return draw_object(image, obj, scale=scale, label=False)
 
 
 def _thumbnail(record, size: int) -> np.ndarray:
@@ -142,33 +112,14 @@ def write_preview(folder: str | os.PathLike, out: str | os.PathLike | None = Non
     manifest = {}
     if (folder / "manifest.json").is_file():
         manifest = json.loads((folder / "manifest.json").read_text())
-    cells = []
-    for r in chosen:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(_thumbnail(r, size), cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise OSError(f"{r.image_path}: cannot encode the thumbnail")
-        data = base64.b64encode(buf.tobytes()).decode()
-        rel = os.path.relpath(r.image_path, out.parent)
-        cells.append(f'<figure><a href="{html.escape(rel)}"><img src="data:image/png;base64,{data}"></a>'
-                     f"<figcaption>{html.escape(_caption(r))}</figcaption></figure>")
+    cells = [H.figure(H.png_data_uri(_thumbnail(r, size)), _caption(r), href=os.path.relpath(r.image_path, out.parent))
+             for r in chosen]
     summary = (f"{manifest.get('images', len(records))} images, "
                f"{len(manifest.get('categories', []))} categories, mode {manifest.get('mode', '?')}, "
-               f"skipped: {html.escape(json.dumps(manifest.get('skipped', {})))}") if manifest else \
-        f"{len(records)} images"
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>aware3d datagen preview: {html.escape(folder.name)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 16px; background: #fafafa; }}
-.grid {{ display: grid; grid-template-columns: repeat({columns}, {size}px); gap: 10px; }}
-figure {{ margin: 0; }} img {{ width: {size}px; display: block; }}
-figcaption {{ font-size: 11px; color: #333; }}
-</style></head><body>
-<h2>{html.escape(folder.name)}</h2>
-<p>{summary}. Drawn from each record's camera: the object's 3D box (yellow), its axes
-(x red, y green, z blue) and the 2D box (white).</p>
-<div class="grid">
-{chr(10).join(cells)}
-</div></body></html>
-"""
-    atomic_write_text(out, page)
-    return out
+               f"skipped: {json.dumps(manifest.get('skipped', {}))}") if manifest else f"{len(records)} images"
+    css = (f"body{{margin:16px;background:#fafafa}} .grid{{display:grid;grid-template-columns:repeat({columns}, "
+           f"{size}px);gap:10px}} figure{{margin:0}} img{{width:{size}px;display:block}} figcaption{{font-size:11px}}")
+    body = [H.heading(folder.name), H.paragraph(f"{summary}. Drawn from each record's camera: the object's 3D box "
+                                                "(yellow), its axes (x red, y green, z blue) and the 2D box (white)."),
+            H.element("div", H.join(cells), class_="grid")]
+    return H.write_page(out, f"aware3d datagen preview: {folder.name}", body, css)

@@ -5,8 +5,8 @@ objects of a category surround one place: the dataset's camera spread at a glanc
 found from each object's `mesh_ref` (data3d's lookup, `data3d.show.record_mesh`: the procedural
 library, `<cad_root>/<category>/NN.off` for CAD collections), else through the asset sources of a
 datagen folder's `config.yaml`; an object whose mesh is not found shows the cuboid of its
-`extra["mesh_bounds"]` (wireframe) when it has one; where no object has either, the object frame's
-axes mark the object. Dropdowns filter by category and split.
+`extra["mesh_bounds"]` (wireframe) when it has one (data3d's box rule, `data3d.show.object_bounds`);
+where no object has either, the object frame's axes mark the object. Dropdowns filter by category and split.
 
 Splits: a record's `extra["split"]`, else the name of the sub-folder it was read from (a folder of
 records folders, as `aware3d nemo splits` writes), else "(none)". The dropdowns' "(all)" shows all.
@@ -121,13 +121,16 @@ class _Entry:
     handle: object = None
 
 
-def _bounds_box(bounds):
+def _bounds_box(obj):
+    """A trimesh box of the object's `mesh_bounds` (data3d's box rule), or None without one."""
     import trimesh
 
-    try:
-        lo, hi = (np.asarray(b, dtype=np.float64).reshape(3) for b in bounds)
-    except (TypeError, ValueError):
+    from data3d.show import object_bounds
+
+    bounds = object_bounds(obj)
+    if bounds is None:
         return None
+    lo, hi = bounds
     box = trimesh.creation.box(extents=hi - lo)
     box.apply_translation((lo + hi) / 2)
     return box
@@ -182,7 +185,7 @@ def build_records_scene(server, path: str | Path, *, cad_root=None, max_objects:
             meshes[ref] = scene.add_mesh_simple(name, mesh.vertices.float().numpy(),
                                                 mesh.faces.numpy().astype(np.uint32), color=color, side="double")
         else:
-            box = _bounds_box(obj.extra.get("mesh_bounds"))
+            box = _bounds_box(obj)
             meshes[ref] = None if box is None else scene.add_mesh_simple(
                 name, np.asarray(box.vertices, np.float32), np.asarray(box.faces, np.uint32), color=color,
                 wireframe=True)

@@ -165,7 +165,7 @@ def _object_size(obj, cad_root, log, cache: dict) -> np.ndarray | None:
     the mesh (its own box when the mesh is centred, as PASCAL3D+ CADs and the procedural library
     are); from the CAD, else datagen's `extra["mesh_bounds"]`; None when unknown. A CAD that cannot be
     read is counted (`unreadable_model`) once."""
-    from ..show import _bounds, record_mesh
+    from ..show import object_bounds, record_mesh
 
     ref = obj.mesh_ref
     if ref not in cache:
@@ -174,7 +174,7 @@ def _object_size(obj, cad_root, log, cache: dict) -> np.ndarray | None:
         except (GeometryError, OSError, ValueError) as exc:
             cache[ref] = None
             log.skip("unreadable_model", AnnotationError(f"CAD {ref}: {exc}"))
-    bounds = _bounds(obj, cache[ref])
+    bounds = object_bounds(obj, cache[ref])
     if bounds is None:
         return None
     lo, hi = bounds
