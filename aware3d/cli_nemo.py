@@ -10,12 +10,11 @@ import argparse
 import os
 from pathlib import Path
 
+from aware3d_utils import IMAGE_SUFFIXES
 from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
 from nemo.config import NemoConfig
 
 from .cli import bounded
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def add_parser(sub) -> None:

@@ -12,14 +12,13 @@ import logging
 import math
 from pathlib import Path
 
+from aware3d_utils import IMAGE_SUFFIXES
 from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
 from nemo.config import NemoConfig
 
 from .cli import bounded
 
 log = logging.getLogger("aware3d.pose")
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def add_parser(sub) -> None:

@@ -43,6 +43,8 @@ from .record import ImageRecord, ObjectAnnotation, RecordList, Viewpoint
 __all__ = ["load_imagenet3d", "load_imagenet3d_preprocessed", "open_pose_split", "BAD_STATUS"]
 
 BAD_STATUS = "status_bad"
+# the file names this dataset's releases use, tried in this order for a known stem (exact case: a
+# case-sensitive file system holds `.JPEG`); not aware3d_utils.IMAGE_SUFFIXES, the suffixes of any folder of images
 _IMAGE_SUFFIXES = (".JPEG", ".jpg", ".jpeg", ".png")
 
 

@@ -21,6 +21,8 @@ from .record import ImageRecord, RecordList
 
 __all__ = ["load_objectnet3d", "objectnet3d_cad_dir"]
 
+# the file names this dataset's releases use, tried in this order for a known stem (exact case: a
+# case-sensitive file system holds `.JPEG`); not aware3d_utils.IMAGE_SUFFIXES, the suffixes of any folder of images
 _IMAGE_SUFFIXES = (".JPEG", ".jpg", ".jpeg", ".png")
 
 

@@ -48,6 +48,8 @@ __all__ = ["load_pascal3d", "load_pascal3d_nemo", "occlusion_folder_suffix", "ne
 
 OCCLUSION_LEVELS = (0, 1, 2, 3)
 NEMO_CANONICAL_DISTANCE = 5.0  # NeMo rescales every object to distance 5 at focal·viewport 3000
+# the file names this dataset's releases use, tried in this order for a known stem (exact case: a
+# case-sensitive file system holds `.JPEG`); not aware3d_utils.IMAGE_SUFFIXES, the suffixes of any folder of images
 _IMAGE_SUFFIXES = (".JPEG", ".jpg", ".jpeg", ".png", ".JPG")
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aware3d_utils import IMAGE_SUFFIXES
 from aware3d_utils.deprecation import renamed
 
 from .render import Lights
@@ -51,7 +52,6 @@ __all__ = [
 
 APPEARANCES = ("original", "solid", "noise", "stripes")
 BACKGROUNDS = ("noise", "gradient", "solid", "image", "transparent")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def choose(rng: np.random.Generator, weights: Mapping[str, float], order: Sequence[str]) -> str:

@@ -26,12 +26,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from aware3d_utils import IMAGE_SUFFIXES
 from geom3d import Cameras, GeometryError
 
 __all__ = ["Orbit4DInputError", "read_frames", "read_masks", "MaskSet", "read_depth", "read_cameras",
            "write_cameras", "cameras_to_dict"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class Orbit4DInputError(ValueError):
