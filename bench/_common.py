@@ -19,9 +19,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller inputs (smoke run)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    return args
+    return parser.parse_args()  # the caller runs under `aware3d_utils.torch_threads(args.threads)`
 
 
 def best_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:

@@ -11,6 +11,13 @@ import geom3d
 
 def main() -> None:
     args = parse_args(__doc__)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     n = 100_000 if args.quick else 1_000_000
     repeats = 3 if args.quick else 7
     g = torch.Generator().manual_seed(0)

@@ -52,7 +52,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="generator batch size on CUDA (default 16)")
     parser.add_argument("--compile", action="store_true", help="also time the generator with torch.compile")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     import diffusers
     import transformers
 

@@ -33,7 +33,7 @@ from _common import parse_args, table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datagen.config import load_config  # noqa: E402
-from datagen.pipeline import _in_process_threads, _limit_threads, _pool_chunk, generate  # noqa: E402
+from datagen.pipeline import _in_process_threads, _pool_chunk, _worker_environment, generate  # noqa: E402
 from datagen.worker import Worker  # noqa: E402
 from datagen.writer import DatasetFolder  # noqa: E402
 from geom3d.gl import render_gl  # noqa: E402
@@ -92,7 +92,7 @@ def _warm_worker(_: int) -> int:
     """Pool initialiser work: imports, thread limits and the GL context, before the clock starts."""
     import os
 
-    _limit_threads()
+    _worker_environment()
     generate(_config(64, 1), Path(tempfile.mkdtemp(prefix="bench-warm-")), progress=False)
     time.sleep(0.5)  # hold this worker so that the other one takes the second warm-up task
     return os.getpid()
@@ -187,19 +187,28 @@ def thread_cpu_table(sizes, tmp: Path, rounds: int) -> str:
 
 
 def main() -> None:
-    if "--thread-cpu" in sys.argv:
+    thread_cpu = "--thread-cpu" in sys.argv
+    if thread_cpu:
         sys.argv.remove("--thread-cpu")
-        args = parse_args(__doc__)
-        sizes = [(256, 12 if args.quick else 48), (512, 4 if args.quick else 20)]
-        tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
-        try:
-            generate(_config(64, 1), tmp / "warm", progress=False)
-            print("CPU ms per sample of each thread, best of interleaved rounds\n")
-            print(thread_cpu_table(sizes, tmp, 2 if args.quick else 3))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
     args = parse_args(__doc__)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        (_thread_cpu_main if thread_cpu else _run)(args)
+
+
+def _thread_cpu_main(args) -> None:
+    sizes = [(256, 12 if args.quick else 48), (512, 4 if args.quick else 20)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
+    try:
+        generate(_config(64, 1), tmp / "warm", progress=False)
+        print("CPU ms per sample of each thread, best of interleaved rounds\n")
+        print(thread_cpu_table(sizes, tmp, 2 if args.quick else 3))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args) -> None:
     sizes = [(256, 12 if args.quick else 48), (512, 6 if args.quick else 20)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-datagen-"))
     rows = []

@@ -660,8 +660,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(SECTIONS))
     if unknown:
         parser.error(f"--only: unknown part(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        return _run(args, parts)
+
+
+def _run(args, parts: list[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     smoke = args.cpu_smoke or args.quick or not torch.cuda.is_available()
     device = torch.device("cuda" if not smoke else "cpu")

@@ -149,6 +149,13 @@ def bench_loss(args, device) -> str:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     print(f"device: {device}, torch threads: {torch.get_num_threads()}\n")

@@ -146,7 +146,13 @@ def main() -> None:
     parser.add_argument("--scaffold-only", action="store_true",
                         help="only the scaffold tables (the geometry still runs, untimed; no accuracy table)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     frames, size = (8, (120, 208)) if args.quick else (45, (480, 832))
     scaffolds(*geometry(frames, size, show=not args.scaffold_only), repeats=1 if args.quick else 2)
     if not args.scaffold_only:

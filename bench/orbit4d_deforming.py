@@ -121,7 +121,13 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true", help="the CPU-time table of (a) and (d) only")
     parser.add_argument("--box-rule-only", action="store_true", help="only the released box rule's table")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     h, w = (int(x) for x in args.size.lower().split("x"))
     t = time.perf_counter()
     scene = make_deforming_scene(args.frames, (h, w))

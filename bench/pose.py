@@ -110,6 +110,13 @@ def train_and_infer_rows(quick: bool) -> list:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     print("## pose: set generation\n")
     print(table(["synthesizer", "size", "device", "views/s", "vs exact, mesh appearance"], generation_rows(args.quick)))
     print("\n## pose: training and inference\n")

@@ -341,7 +341,13 @@ def main() -> int:
     parser.add_argument("--index-only", action="store_true", help="only the indexed-interpolation table")
     parser.add_argument("--index-peak", choices=INDEX_METHODS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args) -> int:
     if args.index_peak:
         index_peak_child(args.index_peak)
         return 0

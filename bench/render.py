@@ -153,6 +153,13 @@ def splat_rows(quick: bool) -> list:
 
 def main() -> None:
     args = parse_args(__doc__)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        _run(args)
+
+
+def _run(args) -> None:
     rows, what = depth_rows(args.quick)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"Depth at 640×480 of {what}, torch threads {torch.get_num_threads()}, load average {load}; "

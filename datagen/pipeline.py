@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 
+from aware3d_utils import torch_threads
+
 from .config import DatagenConfig, load_config
 from .lock import FolderLock
 from .plan import Plan, make_plan, parse_shard
@@ -60,41 +62,36 @@ def load_sample_mesh(config: DatagenConfig | Mapping, asset_key: str):
     raise KeyError(f"asset {asset_key!r} is not in the plan")
 
 
-def _limit_threads() -> None:
-    """One thread per worker process: torch, OpenCV and llvmpipe (set before any GL context).
-
-    Two torch processes with two threads each on two cores ran ~30x slower than with one."""
+def _worker_environment() -> None:
+    """A worker process's llvmpipe and OpenMP run one thread (set before any GL context is made)."""
     os.environ.setdefault("LP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def _pool_chunk(config_data: dict, root: str, chunk: int) -> dict:
-    _limit_threads()
-    return run_chunk(config_data, root, chunk)
-
-
-def _ray_chunk(config_data: dict, root: str, chunk: int) -> dict:
-    _limit_threads()
-    return run_chunk(config_data, root, chunk)
 
 
 @contextmanager
 def _in_process_threads():
-    """The in-process path also renders with one torch/OpenCV thread; restored afterwards."""
-    import torch
+    """One torch / OpenCV thread inside (every path renders so), the caller's counts restored after.
 
-    before_torch, before_cv = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
+    Two torch processes with two threads each on two cores ran ~30x slower than with one."""
+    before_cv = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        yield
+        with torch_threads(1):
+            yield
     finally:
-        torch.set_num_threads(before_torch)
         cv2.setNumThreads(before_cv)
+
+
+def _pool_chunk(config_data: dict, root: str, chunk: int) -> dict:
+    _worker_environment()
+    with _in_process_threads():
+        return run_chunk(config_data, root, chunk)
+
+
+def _ray_chunk(config_data: dict, root: str, chunk: int) -> dict:
+    _worker_environment()
+    with _in_process_threads():
+        return run_chunk(config_data, root, chunk)
 
 
 # ----------------------------------------------------------------------------------- entry point

@@ -33,13 +33,12 @@ def is_datagen_config(item) -> bool:
 
 def _generate_round(config_data: dict, seed: int, folder: str) -> None:
     """Child-process body of `FreshData.prefetch`: render one round with one torch thread."""
-    import torch
-
+    from aware3d_utils import torch_threads
     from datagen.config import load_config
     from datagen.pipeline import generate
 
-    torch.set_num_threads(1)
-    generate(load_config(config_data, overrides={"seed": seed}), folder, progress=False, preview=False)
+    with torch_threads(1):
+        generate(load_config(config_data, overrides={"seed": seed}), folder, progress=False, preview=False)
 
 
 class FreshData:

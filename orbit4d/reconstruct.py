@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from aware3d_utils import torch_threads
 from geom3d import (
     Cameras,
     DepthPoints,
@@ -47,12 +48,8 @@ def single_threaded():
     """Run torch on one thread inside (a context manager, or a decorator): the per-frame solves
     here are thousands of small tensor operations, where thread hand-offs cost more than they
     save (and oversubscribed cores make them stall); the previous thread count is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean: bool = True, window: int = 5):

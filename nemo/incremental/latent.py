@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from aware3d_utils import torch_threads
+
 from ..errors import NemoError
 
 __all__ = ["class_centres", "etf_centres", "spread_centres", "partition_features", "nearest_centre",
@@ -52,9 +54,7 @@ def spread_centres(K: int, D: int, seed: int = 0, steps: int = 500, sharpness: f
     x = F.normalize(torch.randn(K, D, generator=gen, dtype=torch.float64), dim=-1).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.01)
     off = ~torch.eye(K, dtype=torch.bool)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
-    try:
+    with torch_threads(1):  # tiny tensors: extra threads only add contention
         for _ in range(int(steps)):
             u = F.normalize(x, dim=-1)
             loss = torch.logsumexp(sharpness * (u @ u.T)[off], 0) / sharpness
@@ -63,8 +63,6 @@ def spread_centres(K: int, D: int, seed: int = 0, steps: int = 500, sharpness: f
             opt.step()
             with torch.no_grad():
                 x.copy_(F.normalize(x, dim=-1))
-    finally:
-        torch.set_num_threads(threads)
     return F.normalize(x.detach(), dim=-1).to(dtype)
 
 
