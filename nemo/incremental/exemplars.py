@@ -26,6 +26,8 @@ from dataclasses import replace
 
 import torch
 
+from aware3d_utils import step_generator
+
 from ..errors import NemoError
 
 __all__ = ["ExemplarMemory", "single_objects", "pose_aware_order", "herding_order"]
@@ -50,9 +52,10 @@ def _key(record) -> tuple[str, float, float, float, float]:
     return (str(source), *(round(float(v), 3) for v in o.bbox))
 
 
-def pose_aware_order(azimuths: Sequence[float], bins: int, seed: int = 0) -> list[int]:
-    """Indices in priority order: round robin over azimuth bins, seeded order inside each bin."""
-    gen = torch.Generator().manual_seed(int(seed))
+def pose_aware_order(azimuths: Sequence[float], bins: int, seed: int | torch.Generator = 0) -> list[int]:
+    """Indices in priority order: round robin over azimuth bins, seeded order inside each bin
+    (`seed`: a number, or the generator to draw from)."""
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     az = torch.as_tensor(list(azimuths), dtype=torch.float64) % (2 * math.pi)
     which = (az / (2 * math.pi) * bins).long().clamp(max=bins - 1)
     queues = []
@@ -150,14 +153,14 @@ class ExemplarMemory:
             objects = single_objects(candidates[c], c)
             if self.strategy == "pose_aware":
                 order = pose_aware_order([o.objects[0].viewpoint["azimuth"] for o in objects], self.azimuth_bins,
-                                         self.seed * 7919 + i + len(self._kept))
+                                         step_generator(self.seed, i + len(self._kept)))
             elif self.strategy == "herding":
                 if embeddings is None or c not in embeddings or len(embeddings[c]) != len(objects):
                     raise NemoError(f"ExemplarMemory: herding needs one embedding per object of {c!r} "
                                     f"({len(objects)})")
                 order = herding_order(embeddings[c], quota if self.cost is None else None)
             else:
-                gen = torch.Generator().manual_seed(self.seed * 7919 + i + len(self._kept))
+                gen = step_generator(self.seed, i + len(self._kept))
                 order = torch.randperm(len(objects), generator=gen).tolist()
             self._kept[c] = self._prefix([objects[j] for j in order], quota)
         for c in self._kept:  # shrink the old classes to the new quota (their best first)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 import data3d
+from aware3d_utils import step_generator
 
 from ..data import object_dataset
 from ..errors import NemoError
@@ -62,7 +63,7 @@ def carve_validation(records: Sequence, classes: Sequence[str], fraction: float,
         idx = per_class.get(c, [])
         if not idx:
             continue
-        gen = torch.Generator().manual_seed(int(seed) * 7_919 + k)
+        gen = step_generator(seed, k)
         owners = [_owner(records[i])[1] for i in idx]
         instances = sorted({o for o in owners if o is not None})
         if by == "instance" and None not in owners and len(instances) >= int(min_instances):
