@@ -6,6 +6,9 @@
 - `plain`: the one JSON / YAML sanitiser (NaN to null, tensors to lists).
 - `IMAGE_SUFFIXES`, `is_image_file`: the image files every command reads.
 - `aware3d_utils.lock.FolderLock`: one live process per dataset or run folder (import the module).
+
+Also imported by module name: `aware3d_utils.html` (the one HTML page writer of every report) and
+`aware3d_utils.figures` (PIL-drawn figures such as `line_plot_png`).
 """
 
 from .atomic import atomic_save, atomic_write, atomic_write_text
