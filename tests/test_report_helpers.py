@@ -196,3 +196,13 @@ def test_pose_generate_reads_every_image_suffix_nemo_pose_reads(tmp_path, suffix
     sources = _image_sources(tmp_path, "car", None, skipped)
     assert len(sources) == 1 and skipped == []
     assert sources[0].view.name == str(tmp_path / f"car{suffix}")
+
+
+def test_viewer_wireframe_box_follows_the_same_rule():
+    """The 3D viewer's box for an object without a mesh: a legacy JSON-string `mesh_bounds` is read
+    (it was dropped before), and no box is made up without one."""
+    from aware3d.view.records import _bounds_box
+
+    np.testing.assert_allclose(_bounds_box(_obj(json.dumps([LO, HI]))).bounds, [LO, HI])
+    np.testing.assert_allclose(_bounds_box(_obj([LO, HI])).bounds, [LO, HI])
+    assert _bounds_box(_obj()) is None
