@@ -41,7 +41,7 @@ __all__ = ["record_mesh", "object_bounds", "box_corners", "draw_box", "draw_axes
 
 CAD_COLLECTIONS = ("pascal3d", "imagenet3d", "objectnet3d")
 # corner i of `box_corners` takes x from the high side when i & 4, y when i & 2, z when i & 1
-BOX_EDGES = ((0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7))
+BOX_EDGES = ((0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7))
 AXIS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 90, 255))  # x red, y green, z blue (RGB)
 BOX_COLOUR, MESH_COLOUR = (255, 230, 0), (0, 200, 255)
 
