@@ -37,13 +37,13 @@ from .images import load_image
 from .record import ImageRecord, ObjectAnnotation, parse_mesh_ref
 
 __all__ = ["record_mesh", "object_bounds", "box_corners", "draw_box", "draw_axes", "draw_object", "draw_record",
-           "find_record", "CAD_COLLECTIONS", "BOX_EDGES", "AXIS_COLOURS"]
+           "find_record", "CAD_COLLECTIONS", "BOX_EDGES", "AXIS_COLORS"]
 
 CAD_COLLECTIONS = ("pascal3d", "imagenet3d", "objectnet3d")
 # corner i of `box_corners` takes x from the high side when i & 4, y when i & 2, z when i & 1
 BOX_EDGES = ((0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7))
-AXIS_COLOURS = ((230, 30, 30), (30, 200, 30), (40, 90, 255))  # x red, y green, z blue (RGB)
-BOX_COLOUR, MESH_COLOUR = (255, 230, 0), (0, 200, 255)
+AXIS_COLORS = ((230, 30, 30), (30, 200, 30), (40, 90, 255))  # x red, y green, z blue (RGB)
+BOX_COLOR, MESH_COLOR = (255, 230, 0), (0, 200, 255)
 
 
 def record_mesh(obj: ObjectAnnotation, cad_root=None) -> Mesh | None:
@@ -103,7 +103,7 @@ def _project(cameras, points, scale: float) -> tuple[np.ndarray, np.ndarray]:
     return np.round(uv * 16).astype(np.int64), z.double().numpy()
 
 
-def draw_box(image: np.ndarray, cameras, corners, colour=BOX_COLOUR, thickness: int = 1,
+def draw_box(image: np.ndarray, cameras, corners, color=BOX_COLOR, thickness: int = 1,
              scale: float = 1.0) -> bool:
     """Draw the box with `corners` (8, 3) (`box_corners`' order) as projected by `cameras` (one
     camera) on `image` (H, W, 3) uint8 RGB, in place. Nothing is drawn when a corner lies behind the
@@ -114,21 +114,21 @@ def draw_box(image: np.ndarray, cameras, corners, colour=BOX_COLOUR, thickness: 
     if not (z > 0).all():
         return False
     for a, b in BOX_EDGES:
-        cv2.line(image, tuple(map(int, uv[a])), tuple(map(int, uv[b])), tuple(colour), thickness, cv2.LINE_AA, shift=4)
+        cv2.line(image, tuple(map(int, uv[a])), tuple(map(int, uv[b])), tuple(color), thickness, cv2.LINE_AA, shift=4)
     return True
 
 
-def draw_axes(image: np.ndarray, cameras, length: float, colours=AXIS_COLOURS, thickness: int = 2,
+def draw_axes(image: np.ndarray, cameras, length: float, colors=AXIS_COLORS, thickness: int = 2,
               scale: float = 1.0) -> bool:
-    """Draw the object frame's x, y, z axes (`length` long, from the origin) as arrows in `colours`
+    """Draw the object frame's x, y, z axes (`length` long, from the origin) as arrows in `colors`
     on `image`, in place, when all of them lie in front of the camera; returns whether drawn."""
     import cv2
 
     uv, z = _project(cameras, [[0, 0, 0], [length, 0, 0], [0, length, 0], [0, 0, length]], scale)
     if not (z > 0).all():
         return False
-    for k, colour in enumerate(colours):
-        cv2.arrowedLine(image, tuple(map(int, uv[0])), tuple(map(int, uv[k + 1])), tuple(colour), thickness,
+    for k, color in enumerate(colors):
+        cv2.arrowedLine(image, tuple(map(int, uv[0])), tuple(map(int, uv[k + 1])), tuple(color), thickness,
                         cv2.LINE_AA, shift=4, tipLength=0.15)
     return True
 
@@ -157,12 +157,12 @@ def draw_object(image: np.ndarray, obj: ObjectAnnotation, mesh: Mesh | None = No
         tris = np.clip(uv[front], -(1 << 24), 1 << 24).astype(np.int32)
         if len(tris):
             overlay = out.copy()
-            cv2.fillPoly(overlay, list(tris), MESH_COLOUR, lineType=cv2.LINE_AA, shift=4)
+            cv2.fillPoly(overlay, list(tris), MESH_COLOR, lineType=cv2.LINE_AA, shift=4)
             silhouette = np.zeros(out.shape[:2], np.uint8)
             cv2.fillPoly(silhouette, list(tris), 255, shift=4)
             out = cv2.addWeighted(overlay, 0.4, out, 0.6, 0)
             contours, _ = cv2.findContours(silhouette, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, MESH_COLOUR, 1, cv2.LINE_AA)
+            cv2.drawContours(out, contours, -1, MESH_COLOR, 1, cv2.LINE_AA)
     elif bounds is not None:
         draw_box(out, cam, box_corners(*bounds), scale=scale)
     draw_axes(out, cam, _axes_length(obj, bounds), scale=scale)

@@ -40,15 +40,15 @@ def draw_pose(image: torch.Tensor, corners, viewpoints: Mapping[str, Mapping]) -
     arr = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     H, W = arr.shape[:2]
     out = np.ascontiguousarray(arr.repeat(2, axis=0).repeat(2, axis=1))
-    for colour, vp in viewpoints.items():
+    for color, vp in viewpoints.items():
         if vp is None or not all(math.isfinite(float(vp[k])) for k in ("azimuth", "elevation", "theta", "distance")):
             continue
         cam = geom3d.viewpoint_to_cameras(vp["azimuth"], vp["elevation"], vp["theta"], vp["distance"],
                                           focal=vp["focal"], viewport=vp["viewport"],
                                           principal=(vp["px"], vp["py"]), image_size=(H, W))
-        rgb = ImageColor.getrgb(colour)
+        rgb = ImageColor.getrgb(color)
         if corners is None:
-            show.draw_axes(out, cam, 0.15 * float(vp["distance"]), colours=(rgb,) * 3, scale=2)
+            show.draw_axes(out, cam, 0.15 * float(vp["distance"]), colors=(rgb,) * 3, scale=2)
         else:
             show.draw_box(out, cam, np.asarray(corners, dtype=np.float64), rgb, thickness=2, scale=2)
     return out
