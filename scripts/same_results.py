@@ -30,6 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from aware3d_utils import torch_threads  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -163,15 +165,15 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
     parser.add_argument("--compare", type=Path, help="a JSON this script printed before: exit 1 on any difference")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     np.random.seed(0)
     out = {}
-    for name in args.parts.split(","):
-        if name != "datagen" and not (args.out / "train").is_dir():
-            out["datagen"] = datagen_part(args.out)
-        if name in out:
-            continue
-        out[name] = PARTS[name](args.out)
+    with torch_threads(1):
+        for name in args.parts.split(","):
+            if name != "datagen" and not (args.out / "train").is_dir():
+                out["datagen"] = datagen_part(args.out)
+            if name in out:
+                continue
+            out[name] = PARTS[name](args.out)
     print(json.dumps(out, indent=1, sort_keys=True))
     if args.compare:
         before = json.loads(args.compare.read_text())
