@@ -6,7 +6,7 @@ import importlib
 import logging
 from types import ModuleType
 
-__all__ = ["require", "available"]
+__all__ = ["require", "available", "lazy_module"]
 
 # module name -> the `pip install aware3d[<extra>]` extra that provides it
 _EXTRAS = {
@@ -63,6 +63,32 @@ def require(module: str, extra: str | None = None) -> ModuleType:
             f"{module} is needed here but could not be imported ({exc}); "
             f"install it with: pip install 'aware3d[{extra}]'"
         ) from exc
+
+
+class _LazyModule(ModuleType):
+    """A stand-in for a module, imported on the first attribute read (see `lazy_module`)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.__dict__["_lazy_name"] = name
+
+    def __getattr__(self, attr: str):  # only called for names not yet in this object's __dict__
+        module = require(self.__dict__["_lazy_name"])
+        self.__dict__.update(module.__dict__)  # later reads are plain attribute hits
+        return getattr(module, attr)
+
+
+def lazy_module(module: str) -> ModuleType:
+    """`module` itself when already imported, else a stand-in that imports it on first use.
+
+    For required dependencies that are slow to import and only needed inside functions (OpenCV
+    in datagen: ~0.2 s), so that importing a package or printing `--help` does not pay for them:
+    `cv2 = lazy_module("cv2")` at module level, then `cv2.imencode(...)` as usual.
+    """
+    import sys
+
+    loaded = sys.modules.get(module)
+    return loaded if loaded is not None else _LazyModule(module)
 
 
 def available(module: str) -> bool:

@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils.deprecation import renamed, renamed_arguments
+from aware3d_utils.optional import lazy_module
 
 from .randomize import make_occluders, object_points, texture_albedo
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["Look", "LoadedAsset", "to_u8", "object_color", "compose_image", "quantise_depth", "map_files",
            "OcclusionVariant", "occlusion_variant", "encode_image", "is_truncated", "sample_record",

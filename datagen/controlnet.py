@@ -31,10 +31,12 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import require
+from aware3d_utils.optional import lazy_module
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = [
     "ControlNetGenerator",

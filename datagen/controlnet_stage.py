@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from aware3d_utils.optional import lazy_module
 
 from .config import DatagenConfig
 from .plan import generation_seed, sample_rng
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["ControlNetStage"]
 

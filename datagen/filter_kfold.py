@@ -23,12 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import atomic_write_text, plain, require, torch_threads
+from aware3d_utils.optional import lazy_module
 from data3d.angle_bins import angles_to_centred_bins, centred_bins_to_angles
 from methodkit.trainer import Hooks, Trainer
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["kfold_filter", "filter_dataset", "KFoldResult", "assign_folds", "keep_by_rule", "DEFAULT_BACKBONE",
            "TINY_BACKBONE"]

@@ -17,15 +17,16 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import cv2
-
 from aware3d_utils import torch_threads
+from aware3d_utils.optional import lazy_module
 
 from .config import DatagenConfig, load_config
 from .lock import FolderLock
 from .plan import Plan, make_plan, parse_shard
 from .worker import Worker
 from .writer import DatasetFolder
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["generate", "run_chunk", "load_sample_mesh", "summary_line"]
 

@@ -14,10 +14,12 @@ import math
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import html as H
+from aware3d_utils.optional import lazy_module
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["draw_annotation", "write_preview", "contact_sheet"]
 

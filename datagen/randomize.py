@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import IMAGE_SUFFIXES
 from aware3d_utils.deprecation import renamed
+from aware3d_utils.optional import lazy_module
 
 from .render import Lights
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = [
     "APPEARANCES",

@@ -17,13 +17,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
+from aware3d_utils.optional import lazy_module
 from geom3d import Cameras, Mesh, fov_to_focal, viewpoint_to_cameras
 
 from .samplers import ViewSample
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = [
     "VIEWPORT",

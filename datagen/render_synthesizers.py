@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from aware3d_utils import require
+from aware3d_utils.optional import lazy_module
 
 from .synthesizer import APPEARANCES, NovelViewSynthesizer, SourceView, as_relative_poses, target_viewpoint
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["RenderSynthesizer", "DegradedRenderSynthesizer", "CorrelatedFailureSynthesizer", "FLIP_MODES",
            "source_textured_mesh", "mirror_axis"]

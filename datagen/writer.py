@@ -37,12 +37,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import atomic_write, atomic_write_text
+from aware3d_utils.optional import lazy_module
 
 from .config import ConfigError, DatagenConfig
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["sample_id", "chunk_name", "encode_png", "DatasetFolder", "ChunkWriter", "MANIFEST_KIND"]
 

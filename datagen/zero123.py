@@ -16,14 +16,16 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aware3d_utils import require
+from aware3d_utils.optional import lazy_module
 
 from .controlnet import ModelLoadError, _tiny_vae
 from .hub import pretrained_kwargs
 from .synthesizer import NovelViewSynthesizer, SourceView, as_relative_poses
+
+cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
 
 __all__ = ["Zero123Synthesizer", "build_tiny_zero123", "resolve_model_folder", "PROJECTION_LAYOUTS"]
 

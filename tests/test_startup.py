@@ -57,3 +57,43 @@ def test_import_and_small_datagen_run_skip_the_compiler_stack(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+# Modules that `import geom3d` / `import datagen` must not load: each is imported inside the
+# functions that need it (OpenCV and scipy are needed by a datagen run, not by its import or --help).
+HEAVY = ("torch._dynamo", "sympy", "roma", "scipy", "cv2", "transformers", "diffusers", "open3d",
+         "ray", "viser", "matplotlib", "trimesh")
+
+
+@pytest.mark.parametrize("package", ["geom3d", "datagen", "data3d"])
+def test_package_import_loads_no_heavy_module(package):
+    code = (f"import sys; import {package}; "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]", f"import {package} loaded: {out.stdout.strip()}"
+
+
+def test_lazy_module_imports_on_first_use():
+    code = textwrap.dedent("""
+        import sys
+        from aware3d_utils.optional import lazy_module
+        assert "colorsys" not in sys.modules
+        colorsys = lazy_module("colorsys")
+        assert "colorsys" not in sys.modules
+        assert colorsys.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+        assert "colorsys" in sys.modules and colorsys.hsv_to_rgb is sys.modules["colorsys"].hsv_to_rgb
+        assert lazy_module("colorsys") is sys.modules["colorsys"]  # already imported: the module itself
+        missing = lazy_module("no_such_module_aware3d")
+        try:
+            missing.anything
+        except ImportError as exc:
+            assert "no_such_module_aware3d" in str(exc) and "pip install" in str(exc), exc
+        else:
+            raise AssertionError("no ImportError")
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
