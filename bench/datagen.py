@@ -13,6 +13,11 @@ Rows per image size (same samples, same machine, same run):
 All in-process rows run with one torch / OpenCV thread, as the pipeline's workers do.
 Goal: at least 20 samples/s at 256² on 2 cores.
 
+The last column is the CPU time of this process per sample over the same interval (all its
+threads: Python, llvmpipe's, the writer's), which other jobs on the machine barely change: on a
+machine with no idle core the rate ratio follows the CPU ratio, whatever overlaps. The
+two-process rows run in child processes, whose CPU is not counted there.
+
 `--thread-cpu` prints instead CPU time per sample of each thread (render only; the in-process
 datagen's main thread and its writer thread, which composes, encodes and writes), in interleaved
 rounds: on a machine whose cores other jobs share, wall-clock ratios mean little, and with two
@@ -59,11 +64,11 @@ def _render_only(cfg, root: Path) -> float:
         jobs.append((loaded.plain if lk.appearance != "original" else loaded.mesh, w.viewpoint(s, loaded, lk), lk))
     from datagen.render import viewpoints_to_cameras
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for mesh, vp, lk in jobs:
         render_gl(mesh, viewpoints_to_cameras([vp], cfg.image_size), outputs=("rgb", "depth", "mask"),
                   ambient=lk.lights.ambient, light_directions=lk.lights.directions, light_colors=lk.lights.colors)
-    return len(jobs) / (time.perf_counter() - start)
+    return len(jobs) / (time.perf_counter() - start), 1e3 * (time.process_time() - cpu) / len(jobs)
 
 
 def _naive(cfg, root: Path) -> float:
@@ -80,10 +85,11 @@ def _naive(cfg, root: Path) -> float:
     writer_mod.ChunkWriter.__init__ = synchronous
     try:
         DatasetFolder(root).prepare(cfg, w.plan.info)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for c in range(w.plan.n_chunks):
             w.run_chunk(c)
-        return len(w.plan.samples) / (time.perf_counter() - start)
+        n = len(w.plan.samples)
+        return n / (time.perf_counter() - start), 1e3 * (time.process_time() - cpu) / n
     finally:
         writer_mod.ChunkWriter.__init__ = original
 
@@ -113,11 +119,13 @@ def _two_processes_steady(cfg, root: Path) -> float:
         return n / (time.perf_counter() - start)
 
 
-def _generate(cfg, root: Path, workers: int) -> float:
-    start = time.perf_counter()
+def _generate(cfg, root: Path, workers: int) -> tuple[float, float]:
+    """(samples/s, CPU ms per sample of this process: nan with worker processes)."""
+    start, cpu = time.perf_counter(), time.process_time()
     m = generate(cfg, root, workers=workers, progress=False, preview=False)  # the HTML preview is not generation
     assert m["complete"], m
-    return m["samples_done"] / (time.perf_counter() - start)
+    n = m["samples_done"]
+    return n / (time.perf_counter() - start), 1e3 * (time.process_time() - cpu) / n if workers == 1 else math.nan
 
 
 def _thread_cpu_round(cfg, root: Path) -> tuple[float, float, float]:
@@ -219,19 +227,20 @@ def _run(args) -> None:
             cfg = _config(size, per_cat)
             n = per_cat * len(CATEGORIES)
             with _in_process_threads():
-                base = _render_only(cfg, tmp / f"r{size}")
+                base, base_cpu = _render_only(cfg, tmp / f"r{size}")
                 naive = _naive(cfg, tmp / f"n{size}")
-            results = [("render only (baseline)", base),
+            results = [("render only (baseline)", (base, base_cpu)),
                        ("naive loop, synchronous writes", naive),
                        ("datagen, 1 process", _generate(cfg, tmp / f"g1-{size}", 1)),
-                       ("datagen, 2 processes, steady", _two_processes_steady(cfg, tmp / f"s2-{size}")),
+                       ("datagen, 2 processes, steady", (_two_processes_steady(cfg, tmp / f"s2-{size}"), math.nan)),
                        ("datagen, 2 processes, incl. start-up", _generate(cfg, tmp / f"g2-{size}", 2))]
-            for name, rate in results:
+            for name, (rate, cpu) in results:
                 goal = "" if size != 256 or not name.startswith("datagen") else ("yes" if rate >= 20 else "no")
-                rows.append([f"{size}²", name, n, rate, rate / base, goal])
+                rows.append([f"{size}²", name, n, rate, rate / base, goal, cpu if math.isfinite(cpu) else ""])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(table(["image", "path", "samples", "samples/s", "× render only", "≥ 20/s at 256²"], rows))
+    print(table(["image", "path", "samples", "samples/s", "× render only", "≥ 20/s at 256²",
+                 "CPU ms/sample (this process)"], rows))
     if not math.isfinite(rows[0][3]):
         raise SystemExit(1)
 
