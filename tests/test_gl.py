@@ -139,25 +139,6 @@ def test_many_views_equal_single_views_and_tile_across_framebuffers(monkeypatch)
         assert torch.allclose(batch.depth[b], single.depth, rtol=1e-5, atol=0)
 
 
-def test_waiting_for_the_rasteriser_outside_moderngl_changes_no_pixel(monkeypatch):
-    """The renderer waits for GL (glFinish through ctypes, GIL released) before reading back:
-    the read-back alone must give the very same pixels."""
-    from geom3d.gl import renderer
-
-    mesh = geom3d.cuboid_mesh([-0.3, -0.5, -0.2], [0.3, 0.5, 0.2], num_vertices=300)
-    cams = orbit_cameras(mesh, (40, 56), n=3)
-    calls = []
-    real = renderer.finish_without_gil
-    monkeypatch.setattr(renderer, "finish_without_gil", lambda: calls.append(1) or real())
-    waited = render_gl(mesh, cams)
-    assert calls, "the renderer did not wait before its read-back"
-    assert renderer._GL_FINISH[0] is not None, "glFinish could not be loaded beside a working EGL context"
-    monkeypatch.setattr(renderer, "finish_without_gil", lambda: None)
-    plain = render_gl(mesh, cams)
-    for key in ("rgb", "depth", "mask", "normal", "face_id"):
-        assert torch.equal(getattr(waited, key), getattr(plain, key)), key
-
-
 def test_normals_face_the_camera_and_match_the_face():
     mesh = geom3d.cuboid_mesh([-0.3, -0.5, -0.2], [0.3, 0.5, 0.2], num_vertices=200)
     cams = orbit_cameras(mesh, (60, 80), n=3)

@@ -214,7 +214,6 @@ class GLRenderer:
                             ctx.viewport = ((k % tx) * w, (k // tx) * h, w, h)
                             vao.render(moderngl.TRIANGLES, vertices=vertices)
                     target.resolve()
-                    finish_without_gil()  # then read_into only copies; other threads run meanwhile
                     for name in names:
                         host = target.host[name]
                         target.textures[name].read_into(host)
@@ -234,37 +233,6 @@ class GLRenderer:
             tex = gpu.texture(texture_filter) if "HAS_UV" in variant else self._empty_texture
             tex.use(location=1)
             program["u_texture"].value = 1
-
-
-_GL_FINISH: list = []  # [glFinish through ctypes, or None where libGL cannot be loaded]
-
-
-def finish_without_gil() -> None:
-    """Wait for the current context's GL work (llvmpipe rasterising a view) with the GIL released.
-
-    moderngl keeps the GIL in every call, so the read-back that waits for the rasteriser would
-    stop the other Python threads (datagen's writer) for the whole render. A foreign call through
-    ctypes releases it: glFinish from libGL (glvnd dispatches it to this thread's current context,
-    the EGL one) waits, and the read-back after it only copies. Pixels are unchanged: read_into
-    would wait for the same work. Where libGL cannot be loaded this does nothing.
-    """
-    if not _GL_FINISH:
-        import ctypes
-        import ctypes.util
-
-        fn = None
-        for name in ("libGL.so.1", "libGL.so", ctypes.util.find_library("GL")):
-            if not name:
-                continue
-            try:
-                fn = ctypes.CDLL(name).glFinish
-            except (OSError, AttributeError):
-                continue
-            fn.restype, fn.argtypes = None, []
-            break
-        _GL_FINISH.append(fn)
-    if _GL_FINISH[0] is not None:
-        _GL_FINISH[0]()
 
 
 def _set(program, name: str, value) -> None:
