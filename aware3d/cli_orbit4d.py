@@ -100,6 +100,7 @@ def run_orbit4d(args) -> int:
         prompt = MaskPrompt.parse(args.mask_box, args.mask_points)
     options = options_from_args(args)
     options.check_completion()  # before any model runs
+    options.check_proxy()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = load_inputs(args.frames, args.masks, args.depth, args.cameras, object_id=args.object_id,

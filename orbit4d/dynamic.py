@@ -100,13 +100,15 @@ class ViewDepth:
 
 
 def complete_frame(frame_rgb, mask, camera, partial, synthesizer_for, *, voxel_size: float, up=None,
-                   size: int = 192, seed: int = 0, relative_poses=FRAME_POSES, fill_voxels: float = 1.0):
+                   size: int = 192, seed: int = 0, relative_poses=FRAME_POSES, fill_voxels: float = 1.0,
+                   depth_estimator=None, metric_depth: bool = False, frame: int = 0):
     """One frame's complete foreground, an `orbit4d.completion.Completion` (points in world):
     its partial cloud (`geom3d.DepthPoints`, world) voxel-downsampled, completed with the views
     (`relative_poses`, default `FRAME_POSES`) of the synthesizer `synthesizer_for(reference)`
     makes for that frame's reference view; view points farther than `fill_voxels` voxels from
     the model are added (1: a denser fill than the canonical completion's 2, since a single
-    frame's cloud has no other frames to fill it)."""
+    frame's cloud has no other frames to fill it). depth_estimator: the views' depth (frames →
+    depth, metric when `metric_depth`); None: `ViewDepth` of a `MeshViewSynthesizer`."""
     from geom3d.align import Sim3
 
     from .completion import complete_canonical, reference_view
@@ -114,11 +116,13 @@ def complete_frame(frame_rgb, mask, camera, partial, synthesizer_for, *, voxel_s
     cloud = voxel_downsample(partial.points.double(), partial.colors, voxel_size=voxel_size)
     ident = Sim3(torch.ones((), dtype=torch.float64), torch.eye(3, dtype=torch.float64),
                  torch.zeros(3, dtype=torch.float64))
-    ref = reference_view(frame_rgb, mask, camera, cloud.points.double().mean(0), size=size, up=up)
+    ref = reference_view(frame_rgb, mask, camera, cloud.points.double().mean(0), size=size, up=up, frame=frame)
     synth = synthesizer_for(ref)
     done = complete_canonical(cloud.points.double(), cloud.colors, ident, frame_rgb, mask, camera, synth,
-                              ViewDepth(synth), voxel_size=voxel_size, size=size, up=up, seed=seed, reference=ref,
-                              relative_poses=relative_poses, fill_voxels=fill_voxels)
+                              ViewDepth(synth) if depth_estimator is None else depth_estimator,
+                              voxel_size=voxel_size, size=size, up=up, seed=seed, reference=ref,
+                              relative_poses=relative_poses, fill_voxels=fill_voxels, metric_depth=metric_depth,
+                              frame=frame)
     return done
 
 
@@ -131,15 +135,18 @@ def rigid_proxy(inputs, options=None) -> tuple[list, dict]:
     return [geo["smoothed"][f].apply(can).numpy() for f in range(len(inputs.names))], geo
 
 
-def per_frame_proxy(inputs, geo: dict, synthesizer_for_frame, *, up=None, size: int = 192) -> list:
+def per_frame_proxy(inputs, geo: dict, synthesizer_for_frame, *, up=None, size: int = 192, depth_estimator=None,
+                    metric_depth: bool = False, seed: int = 0) -> list:
     """FreeOrbit4D's proxy: every frame completed on its own (module docstring). geo: the
     geometric stages' results (partials, voxel); synthesizer_for_frame(f, reference) → a
-    synthesizer. Returns one `orbit4d.completion.Completion` per frame (points in world)."""
+    synthesizer; depth_estimator / metric_depth: the views' depth (`complete_frame`). Returns one
+    `orbit4d.completion.Completion` per frame (points in world)."""
     out = []
     for f in range(len(inputs.names)):
         out.append(complete_frame(inputs.frames[f], inputs.masks[f], inputs.cameras[f], geo["partials"][f],
                                   lambda ref, f=f: synthesizer_for_frame(f, ref), voxel_size=geo["voxel"], up=up,
-                                  size=size, seed=f))
+                                  size=size, seed=seed + f, depth_estimator=depth_estimator,
+                                  metric_depth=metric_depth, frame=f))
     return out
 
 
@@ -148,20 +155,24 @@ class DeformingProxy:
     """keyframe; completion: the keyframe's `Completion`; track: `orbit4d.deform.NonRigidTrack`
     (track.deformed (T, M, 3): the deformed canonical in every frame, world); proxies: per frame
     the proxy (M_f, 3) world: the frame's own partial cloud (voxel-averaged) where the frame sees
-    the subject, the deformed canonical everywhere else."""
+    the subject, the deformed canonical everywhere else; colors: per frame their colours (M_f, 3)
+    in [0, 1], or None where the canonical has none."""
 
     keyframe: int
     completion: object
     track: object
     proxies: list
+    colors: list = None
 
 
 def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int | None = None, up=None,
                     size: int = 192, node_spacing_voxels: float = 4.0, tolerance_voxels: float = 3.0,
                     alpha: float = 2.0, beta: float = 0.005, rounds: int = 8, iterations: int = 5,
+                    depth_estimator=None, metric_depth: bool = False, seed: int = 0,
                     **track_options) -> DeformingProxy:
     """One complete keyframe deformed into every frame (module docstring); keyframe: default the
-    frame with the largest mask. Node spacing and pair tolerance in foreground voxels."""
+    frame with the largest mask. Node spacing and pair tolerance in foreground voxels;
+    depth_estimator / metric_depth: the views' depth (`complete_frame`)."""
     from .deform import track_nonrigid
 
     T = len(inputs.names)
@@ -169,26 +180,44 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
         keyframe = int(np.argmax(inputs.masks.reshape(T, -1).sum(1)))
     done = complete_frame(inputs.frames[keyframe], inputs.masks[keyframe], inputs.cameras[keyframe],
                           geo["partials"][keyframe], lambda ref: synthesizer_for_frame(keyframe, ref),
-                          voxel_size=geo["voxel"], up=up, size=size, seed=keyframe)
+                          voxel_size=geo["voxel"], up=up, size=size, seed=seed + keyframe,
+                          depth_estimator=depth_estimator, metric_depth=metric_depth, frame=keyframe)
     v = geo["voxel"]
     track = track_nonrigid(done.points.numpy(), None if done.colors is None else done.colors.numpy(), keyframe,
                            inputs.frames, geo["fg_depth"], inputs.cameras, node_spacing=node_spacing_voxels * v,
                            tolerance=tolerance_voxels * v, alpha=alpha, beta=beta, rounds=rounds,
                            iterations=iterations, **track_options)
-    proxies = [observed_and_deformed(track.deformed[f], geo["partials"][f], geo["fg_depth"][f], inputs.cameras[f],
-                                     voxel_size=v, tolerance=tolerance_voxels * v) for f in range(T)]
-    return DeformingProxy(keyframe, done, track, proxies)
+    proxies, colors = [], []
+    for f in range(T):
+        pts, cols = observed_and_deformed(track.deformed[f], geo["partials"][f], geo["fg_depth"][f],
+                                          inputs.cameras[f], voxel_size=v, tolerance=tolerance_voxels * v,
+                                          colors=track.colors, with_colors=True)
+        proxies.append(pts)
+        colors.append(cols)
+    return DeformingProxy(keyframe, done, track, proxies, colors)
 
 
-def observed_and_deformed(deformed, partial, fg_depth, camera, *, voxel_size: float, tolerance: float) -> np.ndarray:
+def observed_and_deformed(deformed, partial, fg_depth, camera, *, voxel_size: float, tolerance: float,
+                          colors=None, with_colors: bool = False):
     """A frame's proxy (M, 3): its partial cloud voxel-averaged, plus the deformed canonical
     points (N, 3) the frame does not show (those on the frame's surface, within `tolerance` of
-    its depth on their ray, are replaced by the observation)."""
+    its depth on their ray, are replaced by the observation). with_colors: returns (points,
+    colours (M, 3) in [0, 1] or None), the partial cloud's colours and the canonical's `colors` (N, 3)."""
     from .deform import _projective
 
     seen, _ = _projective(np.asarray(deformed, np.float64), fg_depth, camera.to(dtype=torch.float64), tolerance)
     keep = np.ones(len(deformed), bool)
     keep[seen] = False
-    own = voxel_downsample(partial.points.double(), None, voxel_size=voxel_size).points.numpy() \
-        if partial.points.shape[0] else np.zeros((0, 3))
-    return np.concatenate([own, np.asarray(deformed)[keep]])
+    if partial.points.shape[0]:
+        own = voxel_downsample(partial.points.double(), partial.colors if with_colors else None,
+                               voxel_size=voxel_size)
+        own_pts = own.points.numpy()
+    else:
+        own, own_pts = None, np.zeros((0, 3))
+    pts = np.concatenate([own_pts, np.asarray(deformed)[keep]])
+    if not with_colors:
+        return pts
+    if colors is None or (own is not None and own.colors is None):
+        return pts, None
+    own_cols = own.colors.double().numpy() if own is not None else np.zeros((0, 3))
+    return pts, np.concatenate([own_cols, np.asarray(colors, np.float64)[keep]])

@@ -51,7 +51,7 @@ def overview_image(background, foreground, input_cameras: Cameras, path_cameras:
 
 
 def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, foregrounds, path, counts,
-                 rows: int = 6, output=None) -> Path:
+                 rows: int = 6, output=None, proxy: str = "rigid") -> Path:
     """Write report/ images and report.html into the run folder `out`."""
     def png(name: str, picture) -> str:
         return H.save_png(out / "report" / name, picture).relative_to(out).as_posix()
@@ -73,7 +73,8 @@ def write_report(out: Path, inputs, scaffold, depth_img, mask_img, background, f
     body = [H.heading("orbit4d run", 1),
             H.element("p", H.join(["Videos: ", H.join((H.link(f, t) for f, t in videos), ", "),
                                    "" if output is not None else " (no video model run)",
-                                   ". Proxy: proxy/*.ply; cameras.json, alignment.json, trajectory.json."], "")),
+                                   f". Proxy ({proxy}): proxy/*.ply; cameras.json, alignment.json, "
+                                   "trajectory.json."], "")),
             H.heading("Overview"),
             H.paragraph("The proxy from above and behind the first camera; red: input cameras, green: target path."),
             H.image(over), H.heading("Input and scaffolds"),
