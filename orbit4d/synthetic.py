@@ -17,7 +17,7 @@ import torch
 from geom3d import Cameras, interpolate, rasterize
 from geom3d.align import Sim3
 
-__all__ = ["SyntheticScene", "make_scene", "render_scene", "add_depth_noise"]
+__all__ = ["SyntheticScene", "make_scene", "procedural_object", "render_scene", "add_depth_noise"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,24 @@ def _object(step):
     return v, np.concatenate(faces), _colors(v, 1)
 
 
+def procedural_object(category: str, seed: int = 0, *, size: float = 1.0, step: float = 0.08,
+                      color_seed: int = 1) -> tuple:
+    """A `data3d.procedural` object (z up, longest side `size`) standing on z = 0, centred on the
+    z axis, its triangles subdivided to at most `step` and coloured by the smooth texture of the
+    default object: (vertices (V, 3), faces (F, 3), colors (V, 3)), float64 numpy, for
+    `make_scene(object_mesh=...)`."""
+    import trimesh
+
+    from data3d import procedural
+
+    mesh = procedural.make(category, seed, size=size, dtype=torch.float64)
+    v, f = mesh.vertices.numpy(), mesh.faces.numpy()
+    lo, hi = v.min(0), v.max(0)
+    v = v - np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+    v, f = trimesh.remesh.subdivide_to_size(v, f, max_edge=step)
+    return v, f, _colors(v, color_seed)
+
+
 def _ground(size=8.0, n=48):
     xs = np.linspace(-size / 2, size / 2, n + 1)
     gx, gy = np.meshgrid(xs, xs)
@@ -91,10 +109,12 @@ def _yaw(angle):
 
 def make_scene(num_frames: int = 24, image_size=(96, 128), *, turn_degrees: float = 100.0, travel: float = 1.0,
                camera_sweep_degrees: float = 30.0, camera_distance: float = 2.8, camera_height: float = 1.5,
-               mesh_step: float = 0.08) -> SyntheticScene:
-    """Render a scene of `num_frames` frames (see the module docstring)."""
+               mesh_step: float = 0.08, object_mesh: tuple | None = None) -> SyntheticScene:
+    """Render a scene of `num_frames` frames (see the module docstring). object_mesh: another
+    object (vertices, faces, colors) standing on z = 0 about its z axis (`procedural_object`);
+    default the asymmetric box object. The object's size in the frame follows `camera_distance`."""
     h, w = image_size
-    ov, of, oc = _object(mesh_step)
+    ov, of, oc = _object(mesh_step) if object_mesh is None else (np.asarray(x) for x in object_mesh)
     gv, gf, gc = _ground()
     T = num_frames
     tau = np.linspace(0.0, 1.0, T)
