@@ -10,6 +10,7 @@ size, against the bounds 1.0° median, 2.5° max, 2 % translation.
 
     python bench/orbit4d_rigid_scenes.py --threads 1            # every scene (a few minutes)
     python bench/orbit4d_rigid_scenes.py --threads 1 --only box-120x160-45,car3-120x160-40
+    python bench/orbit4d_rigid_scenes.py --threads 1 --flow-refine   # with orbit4d.alignment.refine_with_flow
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def build_scene(name: str):
     return make_scene(frames, size, turn_degrees=turn, camera_distance=distance, object_mesh=mesh)
 
 
-def score_scene(name: str, noise: float = 0.02, outliers: float = 0.10, seed: int = 1) -> dict:
+def score_scene(name: str, noise: float = 0.02, outliers: float = 0.10, seed: int = 1,
+                flow_refine: bool = False) -> dict:
     """The scene's smoothed-alignment errors (`AlignmentErrors.summary()`), its mask share and CPU s."""
     scene = build_scene(name)
     depth = add_depth_noise(scene.depth, noise, outliers, seed=seed)
     inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, depth, scene.cameras)
     cpu = time.process_time()
-    geo = reconstruct_and_align(inputs, Orbit4DOptions())
+    geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
     cpu = time.process_time() - cpu
     err = alignment_errors(geo["smoothed"], scene.object_poses, geo["canonical"].points, scene.object_size)
     out = err.summary()
@@ -67,12 +69,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", help="comma-separated scene names (default: all)")
+    parser.add_argument("--flow-refine", action="store_true", help="with the optical-flow refinement (--flow-refine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.only.split(",") if args.only else list(SCENES)
     rows, results = [], {}
     for name in names:
-        r = score_scene(name)
+        r = score_scene(name, flow_refine=args.flow_refine)
         results[name] = r
         obj, frames, size, turn, distance = SCENES[name]
         rows.append([name, "box object" if obj is None else f"{obj[0]} seed {obj[1]}", f"{frames}",

@@ -27,7 +27,7 @@ from geom3d.align import Sim3, icp, ransac_sim3
 
 from .reconstruct import single_threaded
 
-__all__ = ["FrameFit", "align_canonical", "box_fit", "correspondences", "stack_sim3"]
+__all__ = ["FrameFit", "align_canonical", "box_fit", "correspondences", "refine_with_flow", "stack_sim3"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +152,55 @@ def box_fit(canonical: torch.Tensor, frames: list[DepthPoints]) -> Sim3:
         s = (fhi - flo).norm() / d_can
         items.append(Sim3(s, torch.eye(3, dtype=torch.float64), (flo + fhi) / 2 - s * c_can))
     return stack_sim3(items)
+
+
+@single_threaded()
+def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarray, depth, cameras: Cameras, *,
+                     threshold: float, passes: int = 3, rounds: int = 3, hops=(1, 2, 4), flow_weight: int = 3,
+                     flow_check: float = 1.0, max_pairs: int = 12000, seed: int = 0) -> Sim3:
+    """Refine canonical → world transforms (T,) with texture: per frame a Sim(3) RANSAC at the
+    transforms' (shared) scale on the same-ray pairs of `correspondences` plus *flow pairs*:
+    canonical points visible in another frame (under its current transform) carried by dense
+    optical flow (OpenCV DIS, `orbit4d.deform.FlowCache`, forward–backward checked to `flow_check`
+    pixels) onto this frame's surface, from the frames `hops` before it (pass 1, frames 1…T−1 in
+    order, frame 0 kept) and `hops` before and after it (later passes, every frame). Each flow pair
+    counts `flow_weight` times. Same-ray pairs alone hold a smooth object's turn poorly (they pair
+    points on the same camera ray, so a surface sliding along itself costs nothing: the turn
+    drifts); the flow follows the texture, which does not slide. frames uint8 (T, H, W, 3), depth
+    (T, H, W) the cleaned foreground depth (0 elsewhere)."""
+    from .deform import FlowCache, _flow_pairs
+
+    X = canonical.double()
+    fg = np.asarray(depth, np.float64)
+    cams = cameras.to(dtype=torch.float64)
+    T = len(fg)
+    flows = FlowCache(frames, fg > 0)
+    est = [transforms[f].to(dtype=torch.float64) for f in range(T)]
+    for p in range(passes):
+        steps = hops if p == 0 else tuple(hops) + tuple(-h for h in hops)
+        for f in (range(1, T) if p == 0 else range(T)):
+            cur = est[f]
+            for r in range(rounds):
+                src, dst = correspondences(X, cur, torch.from_numpy(fg[f]), cams[f],
+                                           tolerance=threshold * (3 if r == 0 else 1))
+                srcs, dsts = [src], [dst]
+                for hop in steps:
+                    g = f - hop
+                    if not 0 <= g < T:
+                        continue
+                    idx, y = _flow_pairs(est[g].apply(X).numpy(), fg[g], cams[g], fg[f], cams[f], flows.flow(g, f),
+                                         flows.flow(f, g), threshold, flow_check)
+                    srcs += [X[torch.from_numpy(idx)]] * flow_weight
+                    dsts += [torch.from_numpy(y)] * flow_weight
+                S, D = torch.cat(srcs), torch.cat(dsts)
+                if S.shape[0] < 10:
+                    break
+                if S.shape[0] > max_pairs:
+                    keep = torch.linspace(0, S.shape[0] - 1, max_pairs).long()
+                    S, D = S[keep], D[keep]
+                try:
+                    cur = ransac_sim3(S, D, threshold, scale=est[f].scale, iterations=64, seed=seed + f).transform
+                except GeometryError:
+                    break
+            est[f] = cur
+    return stack_sim3(est)

@@ -94,6 +94,10 @@ class Orbit4DOptions(mk.ConfigObject):
     ransac_threshold_voxels: float = setting(2.0, "inlier threshold of the Sim(3) RANSAC, in voxels", gt=0, lt=1000,
                                              flag="--ransac-threshold-voxels")
     refine_icp: bool = setting(False, "refine each frame's alignment by point-to-plane ICP", flag="--icp")
+    flow_refine: bool = setting(False, "refine each frame's alignment with optical-flow pairs from the frames 1, 2 "
+                                "and 4 before and after (three passes; orbit4d.alignment.refine_with_flow): the "
+                                "texture holds a smooth object's turn where same-ray pairs let it drift",
+                                flag="--flow-refine")
     smooth: bool = setting(True, "temporal smoothing of the alignment (--no-smooth: none)", flag="--no-smooth")
     point_radius: float = setting(0.5, "splat radius in pixels (0.5: one pixel per point, the most exact depth; "
                                   "1: fewer holes, depths biased towards the nearer neighbour)", gt=0, lt=64,
@@ -293,6 +297,13 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
         fit = align_canonical(canonical.points, fg, partials, inputs.cameras, canonical.chain,
                               threshold=options.ransac_threshold_voxels * voxel, refine_icp=options.refine_icp,
                               seed=options.seed)
+    if options.flow_refine:
+        from .alignment import refine_with_flow
+
+        with stage("flow refinement"):
+            refined = refine_with_flow(canonical.points, fit.transforms, inputs.frames, fg, inputs.cameras,
+                                       threshold=options.ransac_threshold_voxels * voxel, seed=options.seed)
+            fit = replace(fit, transforms=refined)
     with stage("smoothing"):
         smoothed = smooth_transforms(fit.transforms) if options.smooth else fit.transforms
     with stage("box baseline"):

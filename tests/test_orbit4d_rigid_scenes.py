@@ -8,7 +8,9 @@ the car at 240×416 with a 63° turn (0.57°, 1.15°, but translation 3.28 %), a
 (translation 2.97 %) and a near bus (median 1.61°). These tests hold the cheapest scenes: two at the
 acceptance bounds, and the 120×160 car at the bounds the code meets today (not the acceptance:
 rotation median ≤ 2.5°, max ≤ 3.2°, translation ≤ 2.8 %), so a regression shows and an improvement
-can tighten them."""
+can tighten them. With `--flow-refine` (orbit4d.alignment.refine_with_flow: optical-flow pairs
+beside the same-ray pairs) the benchmark met the bounds on 5 of 7 scenes, this car included
+(0.995° / 1.21° / 0.93 %: the median 0.005° inside its bound); the last test holds that."""
 
 from __future__ import annotations
 
@@ -47,12 +49,12 @@ def test_procedural_object_stands_on_the_ground_and_is_rendered():
     assert np.percentile(cKDTree(posed.numpy()).query(world.numpy())[0], 90) < 0.03
 
 
-def _errors(frames, size, turn, distance, obj):
+def _errors(frames, size, turn, distance, obj, flow_refine=False):
     mesh = None if obj is None else procedural_object(obj[0], obj[1], size=obj[2])
     scene = make_scene(frames, size, turn_degrees=turn, camera_distance=distance, object_mesh=mesh)
     depth = add_depth_noise(scene.depth, 0.02, 0.10, seed=1)
     geo = reconstruct_and_align(Orbit4DInputs(scene.frames, scene.names, scene.masks, depth, scene.cameras),
-                                Orbit4DOptions())
+                                Orbit4DOptions(flow_refine=flow_refine))
     e = alignment_errors(geo["smoothed"], scene.object_poses, geo["canonical"].points, scene.object_size)
     return float(np.median(e.rotation_deg)), float(e.rotation_deg.max()), float(e.translation_rel.max())
 
@@ -69,3 +71,12 @@ def test_rigid_alignment_on_generated_scenes(scene, bounds):
     median, worst, trans = _errors(*scene)
     print(f"rotation median {median:.2f}°, max {worst:.2f}°, translation {trans:.2%}")
     assert median <= bounds[0] and worst <= bounds[1] and trans <= bounds[2]
+
+
+@pytest.mark.slow
+def test_flow_refinement_brings_the_car_within_the_acceptance_bounds():
+    before = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0))
+    after = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0), flow_refine=True)
+    print(f"without flow: {before}, with: {after}")
+    assert after[0] <= ACCEPTANCE[0] and after[1] <= ACCEPTANCE[1] and after[2] <= ACCEPTANCE[2]
+    assert after[1] < 0.6 * before[1]  # the drift of the turn is gone, not just trimmed
