@@ -20,7 +20,6 @@ import time
 
 import _common  # noqa: F401  (puts the repository root first on sys.path)
 import numpy as np
-import torch
 from _common import table
 
 from orbit4d.evaluate import alignment_errors
@@ -71,11 +70,16 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated scene names (default: all)")
     parser.add_argument("--flow-refine", action="store_true", help="with the optical-flow refinement (--flow-refine)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    names = args.only.split(",") if args.only else list(SCENES)
+    from aware3d_utils import torch_threads
+
+    with torch_threads(args.threads):
+        run_scenes(args.only.split(",") if args.only else list(SCENES), args.flow_refine)
+
+
+def run_scenes(names: list, flow_refine: bool) -> None:
     rows, results = [], {}
     for name in names:
-        r = score_scene(name, flow_refine=args.flow_refine)
+        r = score_scene(name, flow_refine=flow_refine)
         results[name] = r
         obj, frames, size, turn, distance = SCENES[name]
         rows.append([name, "box object" if obj is None else f"{obj[0]} seed {obj[1]}", f"{frames}",
