@@ -12,6 +12,8 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+from _fixtures import one_thread  # noqa: F401,E402  (autouse: this module runs single-threaded)
+
 from datagen.controlnet import (  # noqa: E402
     PIPELINE_DEFAULTS,
     ControlNetGenerator,
@@ -19,15 +21,6 @@ from datagen.controlnet import (  # noqa: E402
     build_tiny_pipeline,
     resize_condition,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: fast on a shared machine; the 2-thread case is its own (slow) test."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 import data3d
 import nemo
-from aware3d_utils import torch_threads
 from methodkit import PoseEstimator, PoseEvaluation, PoseResult, evaluate_poses
 from nemo.backbone import FeatureNet, backbone_config_from_dict
 from nemo.baseline import BaselineNet
@@ -37,10 +37,6 @@ TINY = {
 CATS = ["car", "sofa"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):
-        yield
 
 
 def _config(categories, method="nemo"):

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_nemo_train import TINY, one_thread  # noqa: F401  (one_thread: autouse, single-threaded)
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
+from test_nemo_train import TINY
 
 import methodkit
 from methodkit.trainer import Hooks, Trainer, learning_rate, load_state, module_state, resume_config, state_tensors

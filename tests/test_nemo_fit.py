@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_nemo_train import one_thread  # noqa: F401  (autouse: single-threaded, small ops thrash with 2)
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 import geom3d
 import nemo

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 import data3d
 import geom3d
@@ -30,13 +31,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Training and pose fitting run many small ops: on a shared 2-core machine two threads thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

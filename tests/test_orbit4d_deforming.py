@@ -8,19 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 from orbit4d.articulated import LEG, make_animal, make_deforming_scene, pose_animal, surface_samples
 from orbit4d.box_rule import apply_box_rule, box_rule_fit, kalman_smooth_1d
 from orbit4d.deform import _solve, build_graph
 from orbit4d.surface_eval import depth_errors, flicker, surface_scores
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 from aware3d.cli import main
 
 FRAMES = 4  # frames 00000-00003; only 00000 has a mask file (the others take it, with a warning)
 SHRINK = 4  # 854×480 → 213×120
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 from aware3d.cli import main
 from geom3d import load_point_cloud
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -17,20 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 from orbit4d.evaluate import alignment_errors
 from orbit4d.pipeline import Orbit4DInputs, Orbit4DOptions, reconstruct_and_align
 from orbit4d.synthetic import add_depth_noise, make_scene, procedural_object
 
 ACCEPTANCE = (1.0, 2.5, 0.02)  # rotation median °, rotation max °, translation max / size
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_procedural_object_stands_on_the_ground_and_is_rendered():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 
 import data3d
 import nemo
@@ -28,14 +29,6 @@ CONFIG = {"nemo": {"threads": 1, "data": {"crop_size": [SIZE, SIZE], "batch_size
                    "bank": {"clutter_size": 256}, "optim": {"lr": 3e-3, "warmup_steps": 5},
                    "train": {"steps": 40, "log_every": 10},
                    "pose": {"azimuths": 12, "elevations": 4, "thetas": 1, "steps": 15, "keep": 2}}}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _records(folder: Path, mesh, azimuths, elevations, prefix: str) -> list:
