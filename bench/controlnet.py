@@ -22,26 +22,35 @@ from _common import table
 from datagen.controlnet import ControlNetGenerator, build_tiny_pipeline
 
 
-def build_sd15_size_pipeline(folder: Path) -> Path:
-    """The tiny pipeline's tokenizer and scheduler with SD 1.5-size models at random weights."""
+def build_sd15_size_pipeline(folder: Path, device: torch.device | None = None) -> Path:
+    """The tiny pipeline's tokenizer and scheduler with SD 1.5-size models at random weights (UNet,
+    ControlNet from it, VAE, CLIP ViT-L/14 text encoder), built on `device` (random init on a GPU takes
+    seconds instead of a minute) and saved in fp16 on CUDA. bench/gpu.py builds its pipeline here too."""
     import diffusers
     import transformers
 
+    device = torch.device("cpu") if device is None else device
     build_tiny_pipeline(folder, "sd15")
     pipe = diffusers.StableDiffusionControlNetPipeline.from_pretrained(folder, safety_checker=None)
     torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    controlnet = diffusers.ControlNetModel.from_unet(unet)
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        max_position_embeddings=77, hidden_act="quick_gelu"))
+    with torch.device(device):
+        unet = diffusers.UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+        controlnet = diffusers.ControlNetModel.from_unet(unet)
+        vae = diffusers.AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512,
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+        text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+            max_position_embeddings=77, hidden_act="quick_gelu"))
     full = diffusers.StableDiffusionControlNetPipeline(
         vae=vae, text_encoder=text, tokenizer=pipe.tokenizer, unet=unet, controlnet=controlnet,
         scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if device.type == "cuda":
+        full.to(dtype=torch.float16)
     full.save_pretrained(folder)
+    del full, unet, controlnet, vae, text
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return folder
 
 

@@ -505,37 +505,15 @@ def bench_train(run: Run) -> None:
 
 def build_sd15_folder(folder: Path, device: torch.device, tiny: bool) -> Path:
     """A StableDiffusionControlNetPipeline saved in `folder`: the tests' tiny one, or the SD 1.5
-    architecture (UNet, ControlNet from it, VAE, CLIP ViT-L/14 text encoder) at random weights,
-    built on `device` and saved in fp16 on CUDA (the tiny pipeline's tokenizer and scheduler)."""
-    from datagen.controlnet import build_tiny_pipeline
-
-    build_tiny_pipeline(folder, "sd15")
+    architecture at random weights built on `device` (bench/controlnet.py's builder)."""
     if tiny:
-        return folder
-    import diffusers
-    import transformers
+        from datagen.controlnet import build_tiny_pipeline
 
-    small = diffusers.StableDiffusionControlNetPipeline.from_pretrained(folder, safety_checker=None)
-    torch.manual_seed(0)
-    with torch.device(device):  # random init on the GPU: seconds instead of a minute on the CPU
-        unet = diffusers.UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-        controlnet = diffusers.ControlNetModel.from_unet(unet)
-        vae = diffusers.AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=512,
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-        text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            max_position_embeddings=77, hidden_act="quick_gelu"))
-    full = diffusers.StableDiffusionControlNetPipeline(
-        vae=vae, text_encoder=text, tokenizer=small.tokenizer, unet=unet, controlnet=controlnet,
-        scheduler=small.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    if device.type == "cuda":
-        full.to(dtype=torch.float16)
-    full.save_pretrained(folder)
-    del full, unet, controlnet, vae, text
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return folder
+        build_tiny_pipeline(folder, "sd15")
+        return folder
+    from controlnet import build_sd15_size_pipeline  # bench/controlnet.py (bench/ is on sys.path)
+
+    return build_sd15_size_pipeline(folder, device)
 
 
 def bench_controlnet(run: Run) -> None:
