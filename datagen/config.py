@@ -338,6 +338,10 @@ class RandomizationSection:
     lights: list = _leaf([1, 3], "number of directional lights range", _range(lo=0, hi=8, integer=True))
     light_intensity: list = _leaf([0.3, 0.8], "intensity range per light", _range(lo=0, hi=4))
     light_tint: float = _leaf(0.15, "how far a light's colour may drift from white", _num(lo=0, hi=1))
+    contact_shadow: float = _leaf(0.0, "probability of a soft shadow of the object's footprint on the background",
+                                  _num(lo=0, hi=1))
+    shadow_darkness: list = _leaf([0.4, 0.8], "how much the shadow darkens the ground where it is full (range)",
+                                  _range(lo=0, hi=1))
 
 
 @dataclass

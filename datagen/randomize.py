@@ -9,7 +9,8 @@ same image on any machine, in any order.
   object frame, so they stick to the surface from every viewpoint. `texture_albedo` evaluates them
   at the object points seen by each pixel (unprojected from the rendered depth).
 - Backgrounds: coloured multi-scale value noise, gradients, solid colours, crops of images from a
-  folder, or none (transparent: an RGBA image).
+  folder, or none (transparent: an RGBA image); optionally a soft contact shadow of the object's
+  footprint on them (`contact_shadow`), which ground-standing objects cast in every photograph.
 - Lights: ambient plus 1-3 tinted directional lights from the camera's side.
 - Occluders: random star-shaped polygons and ellipses pasted over the object, scaled by bisection
   until the hidden fraction of the object's silhouette lands in the occlusion level's range
@@ -47,6 +48,7 @@ __all__ = [
     "object_points",
     "noise_2d",
     "make_background",
+    "contact_shadow",
     "Occlusion",
     "make_occluders",
     "list_images",
@@ -281,6 +283,32 @@ def make_background(rng: np.random.Generator, kind: str, size: tuple[int, int],
             raise ValueError("an image background needs randomization.background_images")
         return _image_background(rng, size, image_folder, unreadable)
     raise ValueError(f"unknown background {kind!r}; use one of {BACKGROUNDS}")
+
+
+def contact_shadow(background: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, bounds,
+                   darkness: float, softness: float = 0.15) -> np.ndarray:
+    """`background` (H, W, 3) darkened under the object: the footprint of its box (the rectangle at
+    the lowest z of `bounds` [[lo], [hi]], z up, 8% larger) projected by the OpenCV camera (K, R, t:
+    object -> camera), filled, blurred by a Gaussian of `softness` × the footprint's projected size,
+    and multiplied in as 1 − darkness × coverage. Unchanged when a corner is behind the camera.
+
+    Rendered objects float over their backgrounds; real cars, chairs and sofas stand on a ground that
+    is darkest where they touch it, which is visible between the wheels and legs and under the body."""
+    (x0, y0, z0), (x1, y1, _) = np.asarray(bounds, dtype=np.float64)
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, 0.54 * (x1 - x0), 0.54 * (y1 - y0)
+    corners = np.array([[cx + sx * hx, cy + sy * hy, z0] for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+    cam = corners @ np.asarray(R, dtype=np.float64).T + np.asarray(t, dtype=np.float64)
+    if (cam[:, 2] <= 1e-9).any():
+        return background
+    uv = cam[:, :2] / cam[:, 2:] @ np.asarray(K, dtype=np.float64)[:2, :2].T + np.asarray(K, dtype=np.float64)[:2, 2]
+    h, w = background.shape[:2]
+    hull = cv2.convexHull(uv.astype(np.float32))
+    cover = np.zeros((h, w), np.float32)
+    cv2.fillConvexPoly(cover, np.round(hull * 16).astype(np.int32), 1.0, lineType=cv2.LINE_AA, shift=4)
+    sigma = softness * math.sqrt(max(float(cv2.contourArea(hull)), 0.0))
+    if sigma > 0.3:
+        cover = cv2.GaussianBlur(cover, (0, 0), sigma)
+    return background * (1.0 - float(darkness) * cover)[..., None]
 
 
 # ----------------------------------------------------------------------------------- occluders

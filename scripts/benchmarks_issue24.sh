@@ -23,7 +23,7 @@ DATA=()   # datagen overrides
 INC=()    # incremental overrides
 NEMO=()   # nemo train overrides
 POSE=()   # pose train overrides
-SEEDS="0 1 2"
+SEEDS=${SEEDS:-"0 1 2"}   # SEEDS="0" runs one seed
 if [ "$SMOKE" = 1 ]; then
   R=runs/smoke24
   DATA=(--set samples_per_category=2 --set image_size=64 --no-preview --no-progress)

@@ -16,6 +16,7 @@ from datagen.randomize import (
     APPEARANCES,
     BACKGROUNDS,
     choose,
+    contact_shadow,
     make_background,
     make_occluders,
     object_points,
@@ -195,6 +196,28 @@ def test_backgrounds(kind, tmp_path):
     if kind == "image":
         assert np.allclose(bg, bg[0, 0])  # one of the flat images, cropped and resized
         assert round(float(bg[0, 0, 0]) * 255) in (0, 40, 80)
+
+
+def test_contact_shadow_darkens_the_projected_footprint():
+    # A camera straight above the object (looking down -z, image x = object x, image y = -object y):
+    # the footprint of the box [-1, 1] x [-2, 2] x [0, 1] at z = 0, 8% larger, lies 5 units away
+    # and projects (focal 10, principal point (50, 50)) to the rectangle x in 50 ± 2.16, y in 50 ± 4.32.
+    K = np.array([[10.0, 0, 50], [0, 10.0, 50], [0, 0, 1]])
+    R = np.diag([1.0, -1.0, -1.0])
+    t = np.array([0.0, 0.0, 5.0])
+    bg = np.full((100, 100, 3), 0.5, np.float32)
+    sharp = contact_shadow(bg, K, R, t, [[-1, -2, 0], [1, 2, 1]], darkness=0.6, softness=0.0)
+    np.testing.assert_allclose(sharp[50, 50], 0.5 * (1 - 0.6), atol=1e-6)  # full shadow inside
+    np.testing.assert_allclose(sharp[50, 45], 0.5, atol=1e-6)  # x 45 is outside 50 ± 2.16
+    np.testing.assert_allclose(sharp[53, 51], 0.2, atol=1e-6)  # y 53 is inside 50 ± 4.32
+    np.testing.assert_allclose(sharp[58, 50], 0.5, atol=1e-6)
+    covered = (sharp[..., 0] < 0.5 - 1e-6).sum()
+    assert abs(covered - 4.32 * 8.64) < 12  # the rectangle's area, up to its anti-aliased border
+    soft = contact_shadow(bg, K, R, t, [[-1, -2, 0], [1, 2, 1]], darkness=0.6, softness=0.15)
+    assert 0.2 < soft[50, 50, 0] < sharp[50, 45, 0] and soft[50, 45, 0] < 0.5  # blurred: spreads out
+    assert soft.sum() == pytest.approx(sharp.sum(), rel=1e-3)  # the blur moves the darkness, keeps its amount
+    behind = contact_shadow(bg, K, R, np.array([0.0, 0.0, -5.0]), [[-1, -2, 0], [1, 2, 1]], darkness=0.6)
+    np.testing.assert_array_equal(behind, bg)  # behind the camera: no shadow
 
 
 def test_random_lights_come_from_the_camera_side():
