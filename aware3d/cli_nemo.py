@@ -102,7 +102,7 @@ def add_parser(sub) -> None:
 def _set_threads(config) -> None:
     import torch
 
-    torch.set_num_threads(int(config["threads"]))
+    torch.set_num_threads(NemoConfig.of(config).threads)
 
 
 def train_config(args: argparse.Namespace) -> dict:
@@ -339,7 +339,7 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
     _set_threads(model.config)
     if args.category is not None and args.category not in model.categories:
         raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
-    Hc, Wc = model.config["data"]["crop_size"]
+    Hc, Wc = model.config.data.crop_size
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0

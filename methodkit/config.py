@@ -170,6 +170,12 @@ class ConfigObject:
         return build(cls, cls.resolve(config, overrides))
 
     @classmethod
+    def of(cls, config):
+        """The typed object of an already resolved config: `config` itself when it is one, else its
+        view (`build`; no checks run again). What code that takes "a config" reads."""
+        return config if isinstance(config, cls) else build(cls, config)
+
+    @classmethod
     def load(cls, path: str | os.PathLike | None = None, overrides=()):
         """From a YAML file (or the defaults) and overrides ('key=value' strings or nested mappings);
         a ConfigError names the file."""

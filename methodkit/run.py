@@ -31,7 +31,7 @@ import yaml
 from aware3d_utils import atomic_save, atomic_write_text, plain
 from aware3d_utils.lock import FolderLock
 
-from .config import read_yaml
+from .config import ConfigObject, read_yaml
 
 __all__ = ["RunFolder", "RunError", "MANIFEST_KEYS", "RUN_STATUSES", "check_manifest"]
 
@@ -125,8 +125,10 @@ class RunFolder:
         (self.path / "manifest.json").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ config, manifest, json
-    def write_config(self, config: Mapping) -> None:
+    def write_config(self, config) -> None:
+        """config.yaml: a config mapping or a config object (`ConfigObject`, stored as its `to_dict`)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        config = config.to_dict() if isinstance(config, ConfigObject) else config
         atomic_write_text(self.config_path, yaml.safe_dump(plain(config), sort_keys=False))
 
     def read_config(self) -> dict:

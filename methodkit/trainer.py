@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,20 +48,26 @@ log = logging.getLogger(__name__)
 MODEL_PREFIX, OPTIM_PREFIX = "model.", "optim."
 
 
-def learning_rate(step: int, optim: Mapping, steps: int) -> float:
+def learning_rate(step: int, optim, steps: int) -> float:
     """The learning rate at `step`: linear warm-up over `warmup_steps`, then cosine decay to
-    min_lr_ratio·lr ("cosine"), ×gamma at each milestone fraction of the run ("steps"), or flat."""
-    lr, warm = float(optim["lr"]), int(optim["warmup_steps"])
+    min_lr_ratio·lr ("cosine"), ×gamma at each milestone fraction of the run ("steps"), or flat.
+    optim: a config's optim section (or a mapping of the same keys)."""
+    o = _attributes(optim)
+    lr, warm = float(o.lr), int(o.warmup_steps)
     if step < warm:
         return lr * (step + 1) / warm
-    if optim["schedule"] == "constant":
+    if o.schedule == "constant":
         return lr
-    if optim["schedule"] == "steps":
-        passed = sum(step >= m * steps for m in optim["milestones"])
-        return lr * float(optim["gamma"]) ** passed
+    if o.schedule == "steps":
+        return lr * float(o.gamma) ** sum(step >= m * steps for m in o.milestones)
     progress = min(1.0, (step - warm) / max(1, steps - warm))
-    low = float(optim["min_lr_ratio"])
+    low = float(o.min_lr_ratio)
     return lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _attributes(section):
+    """A config section read by attribute: a config object as it is, a mapping as a namespace."""
+    return types.SimpleNamespace(**section) if isinstance(section, Mapping) else section
 
 
 # ---------------------------------------------------------------------- checkpoint key layout
@@ -214,7 +221,7 @@ class Trainer:
         filter passes the rate its torch scheduler set, stepped once an epoch).
     """
 
-    def __init__(self, net: torch.nn.Module, hooks: Hooks, optim: Mapping, steps: int, *,
+    def __init__(self, net: torch.nn.Module, hooks: Hooks, optim, steps: int, *,
                  run: RunFolder | None = None, log_every: int = 1, checkpoint_every: int | None = None,
                  keep: int = 2, stop_after: int | None = None, progress: bool = False, desc: str = "train",
                  error: type[Exception] = RunError, hint: str = "lower optim.lr", where=None,
@@ -229,7 +236,7 @@ class Trainer:
         self.log_extra, self.meta = dict(log_extra or {}), dict(meta or {})
         self.world, self.main = int(world), bool(main)
         self.optimizer = optimizer if optimizer is not None else torch.optim.AdamW(
-            net.parameters(), lr=learning_rate(0, optim, self.steps), weight_decay=float(optim["weight_decay"]))
+            net.parameters(), lr=learning_rate(0, optim, self.steps), weight_decay=float(_attributes(optim).weight_decay))
         self.step, self.epoch, self.offset, self.position = 0, 0, 0, 0
         self.done_here = 0  # steps of this call (stop_after)
         self.schedule = schedule or (lambda step: learning_rate(step, self.optim, self.steps))

@@ -15,7 +15,7 @@ go through one conv block and the same head.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 import torch
 import torch.nn.functional as F
@@ -157,9 +157,9 @@ class FeatureNet(nn.Module):
         return F.normalize(self.decode(images), dim=1)
 
 
-def backbone_config_from_dict(d: dict | None) -> BackboneConfig:
-    """A `BackboneConfig` from a config block (unknown keys are errors naming the key)."""
-    d = dict(d or {})
+def backbone_config_from_dict(d) -> BackboneConfig:
+    """A `BackboneConfig` from a config's backbone section or a mapping (unknown keys are errors naming the key)."""
+    d = asdict(d) if is_dataclass(d) else dict(d or {})
     allowed = set(BackboneConfig.__dataclass_fields__)
     unknown = sorted(set(d) - allowed)
     if unknown:

@@ -16,6 +16,7 @@ import data3d
 from methodkit.estimator import PoseResult, estimator_inputs
 
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneConfig, build_encoder
+from .config import NemoConfig
 from .errors import NemoError
 
 __all__ = ["BaselineNet", "BaselineModel", "baseline_loss", "decode_bins"]
@@ -87,9 +88,9 @@ class BaselineModel:
 
     method = "baseline"
 
-    def __init__(self, net: BaselineNet, config: dict, categories: Sequence[str], run=None,
+    def __init__(self, net: BaselineNet, config: NemoConfig | dict, categories: Sequence[str], run=None,
                  class_means: torch.Tensor | None = None):
-        self.net, self.config, self.categories, self.run = net.eval(), config, list(categories), run
+        self.net, self.config, self.categories, self.run = net.eval(), NemoConfig.of(config), list(categories), run
         self.class_means = None if class_means is None else F.normalize(class_means, dim=-1)
 
     @property

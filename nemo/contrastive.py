@@ -181,14 +181,14 @@ def _per_image(radius, uv: torch.Tensor):
     return float(radius)
 
 
-def neighbour_radius(loss: dict, crop_size, bbox: torch.Tensor | None = None):
-    """The neighbour radius in crop pixels: `neighbour_radius` × the crop's larger side
-    (`neighbour_scope: crop`) or, per image, × the object box's larger side (`object`; bbox (B, 4))."""
-    r = float(loss["neighbour_radius"])
-    if loss.get("neighbour_scope", "crop") == "object" and bbox is not None:
+def neighbour_radius(radius: float, scope: str, crop_size, bbox: torch.Tensor | None = None):
+    """The neighbour radius in crop pixels (config `loss.neighbour_radius`, `loss.neighbour_scope`):
+    `radius` × the crop's larger side (scope "crop") or, per image, × the object box's larger side
+    ("object"; bbox (B, 4))."""
+    if scope == "object" and bbox is not None:
         side = torch.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1]) + 1.0
-        return r * side.to(torch.float32)
-    return r * max(crop_size)
+        return float(radius) * side.to(torch.float32)
+    return float(radius) * max(crop_size)
 
 
 def _other_classes_logsumexp(rows: torch.Tensor, row_class: torch.Tensor, bank: MeshBank,

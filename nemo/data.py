@@ -20,6 +20,7 @@ import torch
 import data3d
 import geom3d
 
+from .config import NemoConfig
 from .errors import NemoError
 
 log = logging.getLogger(__name__)
@@ -97,20 +98,21 @@ def _with_objects(record, objects):
     return replace(record, objects=objects)
 
 
-def object_dataset(records, config: Mapping, categories: Sequence[str], train: bool = True,
+def object_dataset(records, config, categories: Sequence[str], train: bool = True,
                    box_jitter: Mapping | None = None) -> data3d.ObjectDataset:
     """The crops of the config's `data` block (flips, jitter and degradation only when training).
 
-    box_jitter: at evaluation, crop from jittered boxes (the "jittered box" protocol; training uses
-    the config's `data.box_jitter`)."""
-    d = config["data"]
+    config: a `NemoConfig` (or its resolved mapping). box_jitter: at evaluation, crop from jittered
+    boxes (the "jittered box" protocol; training uses the config's `data.box_jitter`)."""
+    cfg = NemoConfig.of(config)
+    d = cfg.data
     try:
         return data3d.ObjectDataset(
-            records, crop_size=tuple(d["crop_size"]), rescale=d["rescale"], fit_fraction=d["fit_fraction"],
-            centre=d["center"], flip_prob=d["flip_prob"] if train else 0.0,
-            color_jitter=d["color_jitter"] if train else None, categories=list(categories), seed=config["seed"],
-            extras=("mask",) if train and config.get("loss", {}).get("object_mask") else (),
-            box_jitter=d.get("box_jitter") if train else box_jitter, degrade=d.get("degrade") if train else None)
+            records, crop_size=tuple(d.crop_size), rescale=d.rescale, fit_fraction=d.fit_fraction,
+            centre=d.center, flip_prob=d.flip_prob if train else 0.0,
+            color_jitter=d.color_jitter if train else None, categories=list(categories), seed=cfg.seed,
+            extras=("mask",) if train and cfg.loss.object_mask else (),
+            box_jitter=d.box_jitter if train else box_jitter, degrade=d.degrade if train else None)
     except ValueError as exc:
         raise NemoError(f"config 'data': {exc}") from None
 
@@ -129,10 +131,11 @@ def split_of(record, obj) -> str:
     return "clean"
 
 
-def category_meshes(config: Mapping, categories: Sequence[str]) -> dict[str, geom3d.Mesh]:
+def category_meshes(config, categories: Sequence[str]) -> dict[str, geom3d.Mesh]:
     """Per category the cuboid (`geom3d.cuboid_from_meshes`) over the assets of the config's `meshes`
     source (a `data3d.asset_source` block, or a list of them as in datagen's `assets`)."""
-    blocks = config["meshes"] if isinstance(config["meshes"], (list, tuple)) else [config["meshes"]]
+    cfg = NemoConfig.of(config)
+    blocks = cfg.meshes if isinstance(cfg.meshes, (list, tuple)) else [cfg.meshes]
     sources = []
     for block in blocks:
         block = dict(block)
@@ -142,13 +145,13 @@ def category_meshes(config: Mapping, categories: Sequence[str]) -> dict[str, geo
             sources.append(data3d.asset_source(block))
         except data3d.AssetError as exc:
             raise NemoError(f"config 'meshes': {exc}") from exc
-    cub = config["cuboid"]
     out = {}
     for c in categories:
         meshes = [m for source in sources for m in (source.load(a) for a in source.by_category(c)) if m is not None]
         if not meshes:
             raise NemoError(f"config 'meshes': the asset source has no usable mesh of category {c!r}")
-        out[c] = geom3d.cuboid_from_meshes(meshes, coverage=cub["coverage"], num_vertices=cub["num_vertices"])
+        out[c] = geom3d.cuboid_from_meshes(meshes, coverage=cfg.cuboid.coverage,
+                                                 num_vertices=cfg.cuboid.num_vertices)
     return out
 
 

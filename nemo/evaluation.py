@@ -35,7 +35,7 @@ import geom3d
 from aware3d_utils import atomic_write_text
 from methodkit.estimator import PoseEstimator, evaluate_poses
 
-from .config import resolve_config
+from .config import NemoConfig
 from .data import SkippingDataset, collate_skipping, object_dataset, split_of
 from .errors import NemoError
 from .model import rotation_of
@@ -96,10 +96,10 @@ def _predict(model: PoseEstimator, batch: dict, classify_fit: bool, pose_predict
     return rows
 
 
-def _crop_config(model: PoseEstimator) -> dict:
+def _crop_config(model: PoseEstimator):
     """How the model's inputs are cropped: its nemo config, or nemo's defaults."""
     config = getattr(model, "config", None)
-    return config if config is not None else resolve_config({"categories": list(model.categories)})
+    return config if config is not None else NemoConfig()
 
 
 def evaluate(models: Mapping[str, PoseEstimator], records: Sequence[data3d.ImageRecord], out: str | os.PathLike,

@@ -25,7 +25,7 @@ from methodkit.estimator import DEFAULT_FOCAL_FACTOR, PoseEvaluation, PoseResult
 
 from .bank import MeshBank
 from .baseline import BaselineModel
-from .config import resolve_config
+from .config import NemoConfig, resolve_config
 from .errors import NemoError
 from .fit import fit_pose, initial_distance, pose_grid
 from .run import RunFolder
@@ -74,11 +74,11 @@ class NemoModel:
     """A trained network and its mesh bank, with the run's config: NeMo as a `methodkit.PoseEstimator`
     (see the module docstring). `method` is the run's method name ("nemo"), as records name it."""
 
-    def __init__(self, net: torch.nn.Module, bank: MeshBank | None, config: dict, categories: Sequence[str],
-                 run: RunFolder | None = None):
-        self.net, self.bank, self.config = net.eval(), bank, config
+    def __init__(self, net: torch.nn.Module, bank: MeshBank | None, config: NemoConfig | dict,
+                 categories: Sequence[str], run: RunFolder | None = None):
+        self.net, self.bank, self.config = net.eval(), bank, NemoConfig.of(config)
         self.categories, self.run = list(categories), run
-        self.method = config["method"]
+        self.method = self.config.method
 
     @property
     def device(self) -> torch.device:
@@ -116,19 +116,16 @@ class NemoModel:
                 return [_to_image(fits[c][b], c, stride) for b, c in enumerate(categories)]
             if classify not in ("match", "fit"):
                 raise NemoError(f"estimate_pose: classify must be 'match' or 'fit', got {classify!r}")
-            scores = match_categories(maps, self.bank, self.config["classify"]["match_rule"])
+            scores = match_categories(maps, self.bank, self.config.classify.match_rule)
             categories = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         results = self._fit(maps, K_feat, categories)
         return [_to_image(r, c, stride) for r, c in zip(results, categories)]
 
     def _fit(self, maps, K_feat, categories) -> list[dict]:
-        p = self.config["pose"]
-        h, w = maps.shape[-2:]
-        fill = float(p["fill"])
-        distance = None if fill <= 0 else initial_distance(self.bank, categories, K_feat[:, 0, 0], (h, w), fill)
-        fits = fit_pose(maps, K_feat, self.bank, categories, steps=p["steps"],
-                        grid=pose_grid(p["azimuths"], p["elevations"], p["thetas"]), distance=distance,
-                        keep=p["keep"], lr=p["lr"])
+        p = self.config.pose
+        distance = initial_distance(self.bank, categories, K_feat[:, 0, 0], maps.shape[-2:], p.fill)
+        fits = fit_pose(maps, K_feat, self.bank, categories, steps=p.steps,
+                        grid=pose_grid(p.azimuths, p.elevations, p.thetas), distance=distance, keep=p.keep, lr=p.lr)
         return [self.calibrate_fit(r) for r in fits]
 
     def _fit_every(self, maps, K_feat) -> tuple[dict[str, list[dict]], list[str]]:
@@ -152,7 +149,7 @@ class NemoModel:
         maps = self.features(images)
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
-        scores = match_categories(maps, self.bank, self.config["classify"]["match_rule"])
+        scores = match_categories(maps, self.bank, self.config.classify.match_rule)
         matched = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         if classify_fit and len(self.bank.categories) > 1:
             fits, best = self._fit_every(maps, K_feat)
@@ -207,21 +204,20 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
     categories = list(meta.get("categories") or config["categories"] or [])
     if not categories:
         raise NemoError("the run's checkpoint names no categories", run.path)
-    config = dict(config, categories=categories)
-    if config["method"] == "nemo":
-        bank = MeshBank.from_state_dict(tensors, categories, momentum=config["bank"]["momentum"])
-        net, _ = build_model(config, categories, meshes={c: bank.mesh(c) for c in categories})
+    device = device or config["device"]
+    cfg = NemoConfig.of(dict(config, categories=categories, device=str(device)))  # the device: where it lives now
+    if cfg.method == "nemo":
+        bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum)
+        net, _ = build_model(cfg, categories, meshes={c: bank.mesh(c) for c in categories})
     else:
         bank = None
-        net, _ = build_model(config, categories)
+        net, _ = build_model(cfg, categories)
     load_network(net, tensors)
-    device = device or config["device"]
-    config["device"] = str(device)  # where the model lives now
     net.to(device)
     if bank is None:
-        return BaselineModel(net, config, categories, run)
+        return BaselineModel(net, cfg, categories, run)
     bank.to(device)
-    return NemoModel(net, bank, config, categories, run)
+    return NemoModel(net, bank, cfg, categories, run)
 
 
 def rotation_of(viewpoint) -> torch.Tensor:

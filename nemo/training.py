@@ -14,6 +14,7 @@ previous step).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from . import distributed
 from .backbone import FeatureNet, backbone_config_from_dict
 from .bank import MeshBank
 from .baseline import BaselineNet, baseline_loss
-from .config import DEFAULTS, check_device, resolve_config
+from .config import DEFAULTS, NemoConfig, check_device, resolve_config
 from .contrastive import contrastive_loss, half_turn_loss, neighbour_radius, vertex_targets
 from .data import (
     SkippingDataset,
@@ -55,21 +56,21 @@ __all__ = ["train", "learning_rate", "build_model", "optimizer_tensors", "load_o
 log = logging.getLogger(__name__)
 
 
-def build_model(config: Mapping, categories: Sequence[str], meshes=None):
+def build_model(config: NemoConfig | Mapping, categories: Sequence[str], meshes=None):
     """(network, bank) for the config's method: FeatureNet + MeshBank, or BaselineNet + None."""
-    backbone = backbone_config_from_dict(config["backbone"])
-    if config["method"] == "baseline":
-        return BaselineNet(backbone, len(categories), config["baseline"]["num_bins"]), None
+    cfg = NemoConfig.of(config)
+    backbone = backbone_config_from_dict(cfg.backbone)
+    if cfg.method == "baseline":
+        return BaselineNet(backbone, len(categories), cfg.baseline.num_bins), None
     net = FeatureNet(backbone)
     if meshes is None:
-        meshes = category_meshes(config, categories)
-    b = config["bank"]
-    bank = MeshBank(meshes, feature_dim=backbone.feature_dim, seed=config["seed"], momentum=b["momentum"],
-                    clutter_size=b["clutter_size"])
+        meshes = category_meshes(cfg, categories)
+    bank = MeshBank(meshes, feature_dim=backbone.feature_dim, seed=cfg.seed, momentum=cfg.bank.momentum,
+                    clutter_size=cfg.bank.clutter_size)
     return net, bank
 
 
-def contrastive_step(net, bank: MeshBank, batch: Mapping, config: Mapping, step: int, index: torch.Tensor, *,
+def contrastive_step(net, bank: MeshBank, batch: Mapping, config: NemoConfig | Mapping, step: int, index: torch.Tensor, *,
                      forward: Callable | None = None, seed: int | None = None, stream: int = 0,
                      loss_fn: Callable | None = None, extra_loss: Callable | None = None):
     """NeMo's contrastive loss of one batch: (loss, info, targets). The network's features
@@ -79,22 +80,23 @@ def contrastive_step(net, bank: MeshBank, batch: Mapping, config: Mapping, step:
     its signature replaces it, e.g. iNeMo's; negatives of every class when `loss.negatives` is
     "all_classes") + `loss.half_turn_weight` × `half_turn_loss` + `extra_loss(step, batch, features,
     targets, bank) -> (term, info)`. After the optimiser step the caller runs `update_bank`."""
-    loss_cfg, device = config["loss"], bank.device
+    cfg = NemoConfig.of(config)
+    lc, device = cfg.loss, bank.device
     images, index = batch["image"].to(device), index.to(device)
     features = (forward or net)(images)
-    gen = step_generator(config["seed"] if seed is None else seed, step, stream=stream)
+    gen = step_generator(cfg.seed if seed is None else seed, step, stream=stream)
     targets = vertex_targets(features, batch["cameras"].to(device), bank, index, net.stride,
-                             loss_cfg["clutter_per_image"], gen, object_mask=batch.get("mask"))
-    radius = neighbour_radius(loss_cfg, config["data"]["crop_size"], batch.get("bbox"))
-    args = (targets, bank, loss_cfg["temperature"], radius, loss_cfg["clutter_weight"], loss_cfg["clutter_regulariser"])
+                             lc.clutter_per_image, gen, object_mask=batch.get("mask"))
+    radius = neighbour_radius(lc.neighbour_radius, lc.neighbour_scope, cfg.data.crop_size, batch.get("bbox"))
+    args = (targets, bank, lc.temperature, radius, lc.clutter_weight, lc.clutter_regulariser)
     if loss_fn is not None:
         loss, info = loss_fn(*args)
     else:
-        loss, info = contrastive_loss(*args, other_classes=loss_cfg["negatives"] == "all_classes")
-    if loss_cfg["half_turn_weight"] > 0:
+        loss, info = contrastive_loss(*args, other_classes=lc.negatives == "all_classes")
+    if lc.half_turn_weight > 0:
         term, more = half_turn_loss(features, batch["cameras"].to(device), targets, bank, net.stride,
-                                    loss_cfg["half_turn_temperature"])
-        loss, info = loss + loss_cfg["half_turn_weight"] * term, {**info, **more}
+                                    lc.half_turn_temperature)
+        loss, info = loss + lc.half_turn_weight * term, {**info, **more}
     if extra_loss is not None:
         term, more = extra_loss(step, batch, features, targets, bank)
         loss, info = loss + term, {**info, **more}
@@ -111,7 +113,7 @@ def update_bank(bank: MeshBank, index: torch.Tensor, targets, weighting: str) ->
     bank.push_clutter(clutter[valid])
 
 
-def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool]:
+def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[NemoConfig, bool]:
     """The run's config: the stored one when resuming (a new `train.steps` may extend it, the other
     `train` keys may change; given categories None take the stored ones), else the given."""
 
@@ -120,8 +122,9 @@ def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool
             raise NemoError("holds a label-free pose run (aware3d pose train), not a NeMo run; use a new --out",
                             run.path)
 
-    return resume_config(run, config, resolve_config, free=("train",), fill=("categories",),
-                         extend=("train.steps",), check=check)
+    resolved, resuming = resume_config(run, config, resolve_config, free=("train",), fill=("categories",),
+                                       extend=("train.steps",), check=check)
+    return NemoConfig.of(resolved), resuming
 
 
 def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.PathLike,
@@ -150,11 +153,11 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
 
 def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFolder:
     run = RunFolder(out)
-    config, resuming = _resolve_for_run(run, config)
-    check_device(config["device"])
-    torch.set_num_threads(int(config["threads"]))
-    torch.manual_seed(int(config["seed"]))
-    device = torch.device(config["device"])
+    cfg, resuming = _resolve_for_run(run, config)
+    check_device(cfg.device)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
     rank, world = distributed.setup(device)
     main = rank == 0  # only rank 0 writes the run folder
     items = [data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data)
@@ -164,12 +167,12 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     fresh = FreshData(sources[0], run.path / "fresh") if sources else None
     folders = [d for d in items if not is_datagen_config(d)]
     counts: dict = {}  # objects of other categories dropped from the records
-    fixed = load_record_folders(folders, config["categories"], counts) if folders else []
+    fixed = load_record_folders(folders, cfg.categories, counts) if folders else []
 
     def records_of(epoch: int) -> list:
         if fresh is None:
             return fixed
-        wanted = config["categories"]
+        wanted = cfg.categories
         if main:
             round_records = fresh.records(epoch)
             distributed.barrier()
@@ -184,18 +187,18 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     records = records_of(current["epoch"])
     if not records:
         raise NemoError("no training records", run.path)
-    categories = list(config["categories"] or sorted({o.category for r in records for o in r.objects}))
-    config = dict(config, categories=categories)
-    current["dataset"] = dataset = object_dataset(records, config, categories)
+    categories = list(cfg.categories or sorted({o.category for r in records for o in r.objects}))
+    cfg = dataclasses.replace(cfg, categories=categories)
+    current["dataset"] = dataset = object_dataset(records, cfg, categories)
     meshes = None
-    if fresh is not None and config["meshes"] == DEFAULTS["meshes"]:  # the cuboids of the rendered assets
-        meshes = category_meshes(dict(config, meshes=fresh.assets), categories)
+    if fresh is not None and cfg.meshes == DEFAULTS["meshes"]:  # the cuboids of the rendered assets
+        meshes = category_meshes(dataclasses.replace(cfg, meshes=fresh.assets), categories)
     if init is not None:
         net, bank = init
         if bank is not None and bank.categories != categories:
             raise NemoError(f"train: the initial bank holds {bank.categories}, the run trains {categories}")
     else:
-        net, bank = build_model(config, categories, meshes)
+        net, bank = build_model(cfg, categories, meshes)
     net.to(device)
     if bank is not None:
         bank.to(device)
@@ -203,8 +206,8 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                           else None)
-    steps, batch_size = total_steps(config), int(config["data"]["batch_size"])
-    per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, config["seed"], 0)) // world)
+    steps, batch_size = total_steps(cfg), cfg.data.batch_size
+    per_epoch = max(1, len(epoch_batches(len(dataset), batch_size, cfg.seed, 0)) // world)
     data_now = [str(p) if not isinstance(p, Mapping) else "<datagen config>" for p in items]
     # unreadable samples, each counted once however many epochs meet it (a resumed run adds to the stored ones)
     reasons: set[str] = set()
@@ -213,16 +216,16 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         # the place in the seeded batch order counts every batch, trained or dropped, so a dropped batch
         # is passed over (not met again at the same place for ever) and a resumed run continues exactly
         if fresh is not None and epoch != current["epoch"]:  # a new round of samples for every epoch
-            current.update(dataset=object_dataset(records_of(epoch), config, categories), epoch=epoch)
-        if fresh is not None and main and config["data"]["prefetch_rounds"] and (epoch + 1) * per_epoch < steps:
+            current.update(dataset=object_dataset(records_of(epoch), cfg, categories), epoch=epoch)
+        if fresh is not None and main and cfg.data.prefetch_rounds and (epoch + 1) * per_epoch < steps:
             fresh.prefetch(epoch + 1)  # the next round renders while this epoch trains
         current["dataset"].set_epoch(epoch)
         # under torchrun each process takes every world-th batch of the epoch
-        return epoch_batches(len(current["dataset"]), batch_size, config["seed"], epoch)[rank::world][:per_epoch]
+        return epoch_batches(len(current["dataset"]), batch_size, cfg.seed, epoch)[rank::world][:per_epoch]
 
     def load(epoch: int, orders):
         loader = torch.utils.data.DataLoader(SkippingDataset(current["dataset"]), batch_sampler=orders,
-                                             collate_fn=collate_skipping, num_workers=int(config["data"]["workers"]))
+                                             collate_fn=collate_skipping, num_workers=cfg.data.workers)
         for batch in loader:
             for reason in batch["skipped"]:  # unreadable samples: logged, counted in the manifest, not fatal
                 if reason not in reasons:
@@ -245,24 +248,24 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         if bank is None:
             angle_logits, cls_logits = model(batch["image"].to(device))
             return baseline_loss(angle_logits, cls_logits, batch["viewpoint"].to(device), index,
-                                 config["baseline"]["label_smoothing"])
-        loss, info, targets = contrastive_step(net, bank, batch, config, step_index, index, forward=model,
+                                 cfg.baseline.label_smoothing)
+        loss, info, targets = contrastive_step(net, bank, batch, cfg, step_index, index, forward=model,
                                                extra_loss=extra_loss)
-        return loss, info, lambda: update_bank(bank, index, targets, config["bank"]["weighting"])
+        return loss, info, lambda: update_bank(bank, index, targets, cfg.bank.weighting)
 
     def state():
         place = trainer.position
         return ({} if bank is None else bank.state_dict()), {"epoch": place // per_epoch, "position": place}
 
-    trainer = Trainer(net, Hooks(batches, load, step, state=state), config["optim"], steps, run=run,
-                      log_every=config["train"]["log_every"], checkpoint_every=config["train"]["checkpoint_every"],
-                      keep=config["train"]["keep_checkpoints"], stop_after=stop_after, progress=progress,
+    trainer = Trainer(net, Hooks(batches, load, step, state=state), cfg.optim, steps, run=run,
+                      log_every=cfg.train.log_every, checkpoint_every=cfg.train.checkpoint_every,
+                      keep=cfg.train.keep_checkpoints, stop_after=stop_after, progress=progress,
                       error=NemoError, hint="lower optim.lr", world=world, main=main,
-                      meta={"method": config["method"], "categories": categories, "per_epoch": per_epoch})
+                      meta={"method": cfg.method, "categories": categories, "per_epoch": per_epoch})
     if resuming:
         load_network(net, tensors)
         if bank is not None:
-            bank = MeshBank.from_state_dict(tensors, categories, momentum=config["bank"]["momentum"]).to(device)
+            bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum).to(device)
         start = int(meta["step"])
         position = int(meta.get("position", start))  # batches consumed: the steps plus the dropped batches
         epoch, offset = divmod(position, per_epoch)
@@ -270,7 +273,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
         if main:
             run.truncate_log(start)
             if not run.exists():  # checkpoints without config.yaml: the config they resume with
-                run.write_config(config)
+                run.write_config(cfg)
             before = run.read_json("manifest.json").get("data") if (run.path / "manifest.json").is_file() else None
             if before is not None and before != data_now:  # the manifest says what the run trained on
                 log.warning("%s resumes with other --data (%s; before: %s)", run.path, data_now, before)
@@ -281,7 +284,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                 reasons.update(run.read_json("manifest.json").get("skipped_samples") or [])
         log.info("resuming %s at step %d", run.path, start)
     elif main:
-        run.begin(f"nemo.{config['method']}", config, data_now, categories=categories,
+        run.begin(f"nemo.{cfg.method}", cfg.to_dict(), data_now, categories=categories,
                   on_the_fly=fresh is not None, train_objects=len(dataset), **counts)
     try:
         finished = trainer.fit()
@@ -301,11 +304,12 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     return run
 
 
-def total_steps(config: Mapping) -> int:
+def total_steps(config: NemoConfig | Mapping) -> int:
     """The run's training steps: `baseline.steps` for the baseline when set, else `train.steps`."""
-    if config["method"] == "baseline" and config["baseline"]["steps"] is not None:
-        return int(config["baseline"]["steps"])
-    return int(config["train"]["steps"])
+    cfg = NemoConfig.of(config)
+    if cfg.method == "baseline" and cfg.baseline.steps is not None:
+        return cfg.baseline.steps
+    return cfg.train.steps
 
 
 def load_network(net: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:

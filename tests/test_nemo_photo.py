@@ -42,9 +42,9 @@ def test_summarise_flip_rate_and_elevation_bias():
 
 def test_neighbour_radius_relative_to_the_object():
     bbox = torch.tensor([[10.0, 10.0, 59.0, 29.0], [0.0, 0.0, 19.0, 99.0]])
-    r = neighbour_radius({"neighbour_radius": 0.1, "neighbour_scope": "object"}, (128, 128), bbox)
+    r = neighbour_radius(0.1, "object", (128, 128), bbox)
     torch.testing.assert_close(r, torch.tensor([5.0, 10.0]))
-    assert neighbour_radius({"neighbour_radius": 0.1875, "neighbour_scope": "crop"}, (128, 96), bbox) == 24.0
+    assert neighbour_radius(0.1875, "crop", (128, 96), bbox) == 24.0
     # a per-image radius equal everywhere gives the scalar radius's loss; a different one changes it
     mesh = data3d.procedural.make("car", 0)
     import geom3d
