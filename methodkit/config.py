@@ -58,7 +58,8 @@ def setting(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Calla
     """A config leaf: its default (or `factory` for a list / dict), a one-line doc, the allowed
     `choices`, the numeric range (ge/gt/le/lt), `open` (any value; its consumer checks it) and its
     command-line flag (None: none; True: `--the-key`; a string: that flag). `extra` is kept in the
-    metadata for the owning package's own checks."""
+    metadata for the owning package's own checks; `typed=OtherConfig` makes the typed object hold this
+    (resolved) block as `OtherConfig.of(value)`."""
     meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "open": open, "flag": flag,
             **extra}
     if factory is not None:
@@ -141,7 +142,12 @@ def build(cls: type, tree: Mapping):
     kwargs = {}
     for f, tp in _fields(cls):
         if f.name in tree:
-            kwargs[f.name] = build(tp, tree[f.name]) if _is_section(f, tp) else copy.deepcopy(tree[f.name])
+            if _is_section(f, tp):
+                kwargs[f.name] = build(tp, tree[f.name])
+            elif f.metadata.get("typed") is not None:  # a block another schema declares (pose's `nemo`)
+                kwargs[f.name] = f.metadata["typed"].of(tree[f.name])
+            else:
+                kwargs[f.name] = copy.deepcopy(tree[f.name])
     return cls(**kwargs)
 
 

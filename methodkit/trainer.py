@@ -236,7 +236,8 @@ class Trainer:
         self.log_extra, self.meta = dict(log_extra or {}), dict(meta or {})
         self.world, self.main = int(world), bool(main)
         self.optimizer = optimizer if optimizer is not None else torch.optim.AdamW(
-            net.parameters(), lr=learning_rate(0, optim, self.steps), weight_decay=float(_attributes(optim).weight_decay))
+            net.parameters(), lr=learning_rate(0, optim, self.steps),
+            weight_decay=float(_attributes(optim).weight_decay))
         self.step, self.epoch, self.offset, self.position = 0, 0, 0, 0
         self.done_here = 0  # steps of this call (stop_after)
         self.schedule = schedule or (lambda step: learning_rate(step, self.optim, self.steps))

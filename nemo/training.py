@@ -70,11 +70,11 @@ def build_model(config: NemoConfig | Mapping, categories: Sequence[str], meshes=
     return net, bank
 
 
-def contrastive_step(net, bank: MeshBank, batch: Mapping, config: NemoConfig | Mapping, step: int, index: torch.Tensor, *,
+def contrastive_step(net, bank: MeshBank, batch: Mapping, config, step: int, index: torch.Tensor, *,
                      forward: Callable | None = None, seed: int | None = None, stream: int = 0,
                      loss_fn: Callable | None = None, extra_loss: Callable | None = None):
-    """NeMo's contrastive loss of one batch: (loss, info, targets). The network's features
-    (`forward(images)`, default `net`: e.g. its DDP wrapper) → `vertex_targets` at the batch's cameras
+    """NeMo's contrastive loss of one batch (config: a `NemoConfig` or its mapping): (loss, info, targets).
+    The network's features (`forward(images)`, default `net`: e.g. its DDP wrapper) → `vertex_targets` at the batch's cameras
     against bank rows `index` (clutter drawn from `step_generator(seed, step, stream)`, seed default the
     config's; the records' object masks when the batch holds them) → `contrastive_loss` (`loss_fn` with
     its signature replaces it, e.g. iNeMo's; negatives of every class when `loss.negatives` is

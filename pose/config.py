@@ -63,7 +63,7 @@ class PoseSection:
 class PoseConfig(mk.ConfigObject):
     """The pose run's config (docs/pose.md)."""
 
-    nemo: Any = setting({}, "a nemo config block (nemo.NemoConfig keys)", open=True)
+    nemo: Any = setting({}, "a nemo config block (nemo.NemoConfig keys)", open=True, typed=nemo.NemoConfig)
     pose: PoseSection = section(PoseSection, "this package's block")
 
     @classmethod

@@ -17,6 +17,7 @@ cls_acc, n}}} for "pose", "oneshot_retrieval", "retrieval_pose_network" and, giv
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -42,11 +43,11 @@ def _run(run) -> nemo.RunFolder:
     return run if isinstance(run, nemo.RunFolder) else RunFolder(run)
 
 
-def _nemo_config(run: nemo.RunFolder) -> dict:
+def _nemo_config(run: nemo.RunFolder) -> nemo.NemoConfig:
     config = run.read_config()
     if "nemo" not in config:
         raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", run.path)
-    return nemo.resolve_config(config["nemo"])
+    return nemo.NemoConfig.of(nemo.resolve_config(config["nemo"]))
 
 
 class CanonicalModel(NemoModel):
@@ -77,12 +78,12 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
         raise PoseError("the pose run is not finished (its last checkpoint is a training one); run "
                         "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
-    bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg["bank"]["momentum"])
-    ncfg = dict(ncfg, categories=categories)
+    bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg.bank.momentum)
+    ncfg = dataclasses.replace(ncfg, categories=categories)
     net, _ = build_model(ncfg, categories, meshes={c: bank.mesh(c) for c in categories})
     load_state(net, tensors, error=PoseError)
-    net.to(device or ncfg["device"])
-    bank.to(device or ncfg["device"])
+    net.to(device or ncfg.device)
+    bank.to(device or ncfg.device)
     offsets = meta.get("offsets") or {}
     model = CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
                            elevation_offset=offsets.get("elevation", 0.0))
@@ -94,10 +95,10 @@ class RetrievalModel:
     nearest database entry's angles, rotation only (focal and principal point from the intrinsics),
     score the cosine to it; the category is the one it knows (or the given one)."""
 
-    def __init__(self, net: torch.nn.Module, features: torch.Tensor, angles: torch.Tensor, config: dict,
+    def __init__(self, net: torch.nn.Module, features: torch.Tensor, angles: torch.Tensor, config,
                  categories: Sequence[str]):
         self.net, self.database, self.angles = net.eval(), features, angles
-        self.config, self.categories = config, list(categories)
+        self.config, self.categories = nemo.NemoConfig.of(config), list(categories)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

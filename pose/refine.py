@@ -67,7 +67,7 @@ def pseudo_labelled(sets: Sequence, kept: Sequence[int], shifts: torch.Tensor, c
     return out
 
 
-def refine(records: Sequence[data3d.ImageRecord], net: torch.nn.Module, clutter: torch.Tensor, ncfg: Mapping,
+def refine(records: Sequence[data3d.ImageRecord], net: torch.nn.Module, clutter: torch.Tensor, ncfg,
            category: str, out: str | os.PathLike, steps: int, stop_after: int | None = None
            ) -> tuple[torch.nn.Module, nemo.MeshBank] | None:
     """NeMo's training of `net` on the pseudo-labelled `records` with the category's cuboid (`nemo.meshes`
@@ -76,11 +76,11 @@ def refine(records: Sequence[data3d.ImageRecord], net: torch.nn.Module, clutter:
     trained (network, bank), or None when `stop_after` ended the call first."""
     folder = os.path.join(out, "records")
     data3d.save_records(list(records), folder, shard="000000")
-    config = dict(ncfg, categories=[category], train=dict(ncfg["train"], steps=int(steps)))
-    b = ncfg["bank"]
-    bank = nemo.MeshBank(category_meshes(config, [category]), clutter=clutter.clone(), seed=ncfg["seed"],
-                         momentum=b["momentum"])
-    run = nemo.train(folder, os.path.join(out, "run"), config, init=(net, bank), stop_after=stop_after)
+    ncfg = nemo.NemoConfig.of(ncfg)
+    config = dataclasses.replace(ncfg, categories=[category], train=dataclasses.replace(ncfg.train, steps=int(steps)))
+    bank = nemo.MeshBank(category_meshes(config, [category]), clutter=clutter.clone(), seed=ncfg.seed,
+                         momentum=ncfg.bank.momentum)
+    run = nemo.train(folder, os.path.join(out, "run"), config.to_dict(), init=(net, bank), stop_after=stop_after)
     latest = run.latest_checkpoint()
     if latest is None or latest[0] < steps:  # stopped: a later call resumes from nemo's last checkpoint
         return None

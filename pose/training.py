@@ -46,13 +46,13 @@ import data3d
 import nemo
 from aware3d_utils import torch_threads
 from methodkit.trainer import Hooks, Trainer, load_state, resume_config, state_tensors
-from nemo.config import check_device
+from nemo.config import NemoConfig, check_device
 from nemo.contrastive import vertex_targets
 from nemo.data import category_meshes, epoch_batches, object_dataset
 from nemo.model import NemoModel
 from nemo.training import build_model, contrastive_step, update_bank, write_curves
 
-from .config import resolve_pose_config
+from .config import PoseConfig, resolve_pose_config
 from .errors import PoseError, RunFolder
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
@@ -99,7 +99,7 @@ def view_agreement(net, bank, dataset, set_of, indices, stride, batch_size=16) -
     return torch.cat(out)
 
 
-def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool]:
+def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[PoseConfig, bool]:
     """The run's config and whether it resumes: a folder with a checkpoint resumes with its stored config
     (a given config must equal it except for `nemo.train.steps`, which may extend the run). Checkpoints
     without config.yaml resume with the given config (`methodkit.trainer.resume_config`)."""
@@ -109,8 +109,9 @@ def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[dict, bool
             raise PoseError("holds another kind of run (not a pose run: its config.yaml has no 'nemo' and "
                             "'pose' blocks); use a new --out", run.path)
 
-    return resume_config(run, config, resolve_pose_config, free=("nemo.train.steps", "nemo.categories"),
-                         extend=("nemo.train.steps",), check=check)
+    resolved, resuming = resume_config(run, config, resolve_pose_config, free=("nemo.train.steps", "nemo.categories"),
+                                       extend=("nemo.train.steps",), check=check)
+    return PoseConfig.of(resolved), resuming
 
 
 def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, config: Mapping | None = None, *,
@@ -131,15 +132,15 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
 def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFolder:
     run = RunFolder(out)
     cfg, resuming = _resolve_for_run(run, config)
-    ncfg, pcfg = cfg["nemo"], cfg["pose"]
-    check_device(ncfg["device"], key="pose config: 'nemo.device'")
-    torch.set_num_threads(int(ncfg["threads"]))
-    torch.manual_seed(int(ncfg["seed"]))
+    ncfg, pcfg = cfg.nemo, cfg.pose
+    check_device(ncfg.device, key="pose config: 'nemo.device'")
+    torch.set_num_threads(ncfg.threads)
+    torch.manual_seed(ncfg.seed)
     sets, summary = load_sets(sets_folder), read_summary(sets_folder)
     if not sets:
         raise PoseError("no generated sets", sets_folder)
     category = summary["category"]
-    ncfg = dict(ncfg, categories=[category])
+    ncfg = dataclasses.replace(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)
     if ref_record.objects[0].category != category:
@@ -153,16 +154,16 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     set_of = [k for k, s in enumerate(sets) for _ in s.records]
     is_source = [is_source_view(r.objects[0]) for r in records]
     dataset = object_dataset(records, ncfg, [category])
-    steps, batch_size = int(ncfg["train"]["steps"]), int(ncfg["data"]["batch_size"])
+    steps, batch_size = ncfg.train.steps, ncfg.data.batch_size
     net, bank = _fresh_model(ncfg, {s.id: mesh for s in sets})
-    state = {"dropped": 0, "filter_step": int(pcfg["filter"]["after"] * steps) if pcfg["filter"]["enabled"] else -1}
+    state = {"dropped": 0, "filter_step": int(pcfg.filter.after * steps) if pcfg.filter.enabled else -1}
     active = list(range(len(records)))
     seen = torch.zeros(len(sets), layout.num_vertices)
 
     def batches(epoch: int):
         # the position in the run is (epoch, offset into its seeded batch order): a resumed run replays it
         dataset.set_epoch(epoch)
-        return epoch_batches(len(active), batch_size, ncfg["seed"], epoch)
+        return epoch_batches(len(active), batch_size, ncfg.seed, epoch)
 
     def load(epoch: int, orders):
         for order in orders:
@@ -176,7 +177,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
         agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
         med = agree.median()
         mad = (agree - med).abs().median().clamp(min=1e-6)
-        keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg["filter"]["mad"] * mad]
+        keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg.filter.mad * mad]
         state.update(dropped=len(active) - len(keep), filter_step=-1)
         active = keep
         log.info("artifact filter: dropped %d of %d views", state["dropped"], len(agree))
@@ -187,7 +188,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
         loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index)
 
         def after():
-            update_bank(bank, index, targets, ncfg["bank"]["weighting"])
+            update_bank(bank, index, targets, ncfg.bank.weighting)
             seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
 
         return loss, info, after
@@ -199,8 +200,8 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
 
     trainer = Trainer(net, Hooks(batches, load, train_step, before_batch=artifact_filter, state=checkpoint_state,
                                  images=lambda batch: len(batch["rows"])),
-                      ncfg["optim"], steps, run=run, log_every=ncfg["train"]["log_every"],
-                      checkpoint_every=ncfg["train"]["checkpoint_every"], keep=ncfg["train"]["keep_checkpoints"],
+                      ncfg.optim, steps, run=run, log_every=ncfg.train.log_every,
+                      checkpoint_every=ncfg.train.checkpoint_every, keep=ncfg.train.keep_checkpoints,
                       stop_after=stop_after, progress=progress, desc="pose train", error=PoseError,
                       hint="lower nemo.optim.lr", meta={"method": "nemo", "categories": [category],
                                                          "phase": "training", "sets": [s.id for s in sets]})
@@ -221,7 +222,7 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
             run.write_config(cfg)
         load_state(net, tensors, error=PoseError)
         bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.",
-                                             momentum=ncfg["bank"]["momentum"])
+                                             momentum=ncfg.bank.momentum)
         seen = tensors["sets.seen"].clone()
         active = tensors["train.active"].tolist()
         place = dict(meta["train_state"])
@@ -241,8 +242,8 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     step, done_here = trainer.step, trainer.done_here
     net.eval()
     feats = bank.features[:, : layout.num_vertices]
-    mcfg = pcfg["merge"]
-    merged = merge_sets(feats, seen, layout, mcfg["min_margin"], mcfg["rounds"], float(mcfg["flip_ratio"]))
+    mcfg = pcfg.merge
+    merged = merge_sets(feats, seen, layout, mcfg.min_margin, mcfg.rounds, float(mcfg.flip_ratio))
     log.info("merge: %d sets aligned, %d rejected (%d by the front/back guard; reference %s)", merged.aligned,
              merged.rejected, len(merged.flipped), sets[merged.reference].id)
     clutter = bank.clutter.clone()
@@ -259,10 +260,10 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
     offsets = {"azimuth": calib["azimuth_offset"], "elevation": calib["elevation_offset"]}
-    refine_steps = steps if pcfg["refine"]["steps"] is None else int(pcfg["refine"]["steps"])
+    refine_steps = steps if pcfg.refine.steps is None else pcfg.refine.steps
     pseudo = []
     if refine_steps > 0:
-        cuboid = category_meshes(dict(ncfg, categories=[category]), [category])[category]
+        cuboid = category_meshes(ncfg, [category])[category]
         pseudo = pseudo_labelled(sets, active, merged.shifts, calib, layout, cuboid)
         remaining = None if stop_after is None else stop_after - done_here
         refined = None
@@ -277,10 +278,10 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     database = {"features": F.normalize(model.features(crops).flatten(1), dim=-1), "angles": angles}
     tensors = state_tensors(net)
     tensors.update(model.bank.state_dict())
-    rcfg = pcfg["retrieval"]
-    if rcfg["encoder"] == "reference":
+    rcfg = pcfg.retrieval
+    if rcfg.encoder == "reference":
         encoder = reference_encoder(own.records if own is not None else [ref_record], mesh, ncfg, category,
-                                    steps if rcfg["steps"] is None else int(rcfg["steps"]), run.path)
+                                    steps if rcfg.steps is None else rcfg.steps, run.path)
         with torch.no_grad():
             tensors["retrieval.features"] = F.normalize(encoder(crops).flatten(1), dim=-1).contiguous()
         tensors.update(state_tensors(encoder, prefix="retrieval.model."))
@@ -324,36 +325,37 @@ def _readable_sets(sets) -> tuple[list, dict[str, str]]:
     return kept, unreadable
 
 
-def _fresh_model(ncfg: Mapping, meshes: Mapping):
+def _fresh_model(ncfg: NemoConfig, meshes: Mapping):
     """(network, bank with one row per mesh) of a new contrastive training: nemo's `build_model`."""
-    return build_model(dict(ncfg, method="nemo"), list(meshes), dict(meshes))
+    return build_model(dataclasses.replace(ncfg, method="nemo"), list(meshes), dict(meshes))
 
 
-def reference_encoder(records, mesh, ncfg: Mapping, category: str, steps: int, where) -> nemo.FeatureNet:
+def reference_encoder(records, mesh, ncfg: NemoConfig | Mapping, category: str, steps: int, where) -> nemo.FeatureNet:
     """A fresh network trained as `train` trains its own (same architecture, loss, schedule and seed), on
     the views one annotated image gives: the reference and its generated views, one neural cylinder in the
     reference's camera frame. The one-shot retrieval baseline's encoder: what the one shot alone learns."""
-    torch.manual_seed(int(ncfg["seed"]))
+    ncfg = NemoConfig.of(ncfg)
+    torch.manual_seed(ncfg.seed)
     dataset = object_dataset(records, ncfg, [category])
     net, bank = _fresh_model(ncfg, {"reference": mesh})
-    batch_size = int(ncfg["data"]["batch_size"])
+    batch_size = ncfg.data.batch_size
 
     def batches(epoch: int):
         dataset.set_epoch(epoch)
-        return epoch_batches(len(records), batch_size, ncfg["seed"], epoch)
+        return epoch_batches(len(records), batch_size, ncfg.seed, epoch)
 
     def train_step(batch, step_index: int):
         index = torch.zeros(batch["image"].shape[0], dtype=torch.long)  # every view is of the one set
         loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index)
-        return loss, info, lambda: update_bank(bank, index, targets, ncfg["bank"]["weighting"])
+        return loss, info, lambda: update_bank(bank, index, targets, ncfg.bank.weighting)
 
     hooks = Hooks(batches, lambda epoch, orders: (_batch(dataset, list(o)) for o in orders), train_step)
-    Trainer(net, hooks, ncfg["optim"], steps, error=PoseError, hint="lower nemo.optim.lr", where=where).fit()
+    Trainer(net, hooks, ncfg.optim, steps, error=PoseError, hint="lower nemo.optim.lr", where=where).fit()
     return net.eval()
 
 
 def _category_model(net, mesh, features, clutter, ncfg, category) -> NemoModel:
-    bank = nemo.MeshBank({category: mesh}, {category: features}, clutter, momentum=ncfg["bank"]["momentum"])
+    bank = nemo.MeshBank({category: mesh}, {category: features}, clutter, momentum=ncfg.bank.momentum)
     return NemoModel(net, bank, ncfg, [category])
 
 

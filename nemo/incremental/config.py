@@ -25,7 +25,7 @@ from typing import Any
 from methodkit import config as mk
 from methodkit.config import section, setting
 
-from ..config import NemoConfigError, load_yaml_config, merge, resolve_config
+from ..config import NemoConfig, NemoConfigError, load_yaml_config, merge, resolve_config
 from ..errors import NemoError
 from ..model import MATCH_RULES
 from .exemplars import STRATEGIES
@@ -121,7 +121,7 @@ class IncrementalConfig(mk.ConfigObject):
     eval: EvalSection = section(EvalSection)
     replay2d: Replay2dSection = section(Replay2dSection, "how replay2d classifies")
     nemo: Any = setting({"classify": {"match_rule": "peak"}}, "a nemo config block (nemo.DEFAULTS keys); "
-                        "classification by iNeMo's own matching rule, not NOVUM's mean", open=True)
+                        "classification by iNeMo's own matching rule, not NOVUM's mean", open=True, typed=NemoConfig)
 
     @classmethod
     def resolve(cls, config=None, overrides=()) -> dict:
