@@ -74,12 +74,12 @@ def contrastive_step(net, bank: MeshBank, batch: Mapping, config, step: int, ind
                      forward: Callable | None = None, seed: int | None = None, stream: int = 0,
                      loss_fn: Callable | None = None, extra_loss: Callable | None = None):
     """NeMo's contrastive loss of one batch (config: a `NemoConfig` or its mapping): (loss, info, targets).
-    The network's features (`forward(images)`, default `net`: e.g. its DDP wrapper) → `vertex_targets` at the batch's cameras
-    against bank rows `index` (clutter drawn from `step_generator(seed, step, stream)`, seed default the
-    config's; the records' object masks when the batch holds them) → `contrastive_loss` (`loss_fn` with
-    its signature replaces it, e.g. iNeMo's; negatives of every class when `loss.negatives` is
-    "all_classes") + `loss.half_turn_weight` × `half_turn_loss` + `extra_loss(step, batch, features,
-    targets, bank) -> (term, info)`. After the optimiser step the caller runs `update_bank`."""
+    The network's features (`forward(images)`, default `net`: e.g. its DDP wrapper) → `vertex_targets` at
+    the batch's cameras against bank rows `index` (clutter drawn from `step_generator(seed, step, stream)`,
+    seed default the config's; the records' object masks when the batch holds them) → `contrastive_loss`
+    (`loss_fn` with its signature replaces it, e.g. iNeMo's; negatives of every class when
+    `loss.negatives` is "all_classes") + `loss.half_turn_weight` × `half_turn_loss` + `extra_loss(step,
+    batch, features, targets, bank) -> (term, info)`. After the optimiser step the caller runs `update_bank`."""
     cfg = NemoConfig.of(config)
     lc, device = cfg.loss, bank.device
     images, index = batch["image"].to(device), index.to(device)
