@@ -43,6 +43,7 @@ exemplar memory), the rest are trained from their start.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -66,7 +67,7 @@ from methodkit.trainer import Hooks, Trainer, module_state, resume_config, state
 from ..backbone import FeatureNet, backbone_config_from_dict
 from ..bank import MeshBank
 from ..baseline import BaselineModel, BaselineNet, baseline_loss
-from ..config import check_device
+from ..config import NemoConfig, check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
 from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
 from ..errors import NemoError
@@ -75,7 +76,7 @@ from ..model import NemoModel
 from ..run import RunFolder
 from ..training import contrastive_step, update_bank
 from .compress import SOURCE_KEY, compress_record, compressed_bytes, full_bytes, silhouette_or_box
-from .config import resolve_incremental_config
+from .config import IncrementalConfig, resolve_incremental_config
 from .exemplars import ExemplarMemory, single_objects
 from .latent import class_centres, latent_slots, partition_features, reserved_features
 from .losses import DISTILLATION_VARIANTS, bank_contrastive_loss, distillation_loss, old_class_memory, positional_loss
@@ -107,60 +108,60 @@ def _objects_of(records, classes: Sequence[str]) -> list:
 def run_incremental(config: Mapping, out: str | os.PathLike, *, progress: bool = False) -> dict:
     """Run every configured method over the tasks into `out`; returns incremental.json's content.
     Records whose image cannot be read are skipped and counted in the manifest ("skipped")."""
-    config = resolve_incremental_config(config)
-    check_device(config["nemo"]["device"])
-    if not config["train_data"] or not config["test_data"]:
+    config = IncrementalConfig.of(resolve_incremental_config(config))
+    check_device(config.nemo.device)
+    if not config.train_data or not config.test_data:
         raise NemoError("config: 'train_data' and 'test_data' (record folders) are required")
-    with RunFolder(out).lock(), torch_threads(int(config["threads"])):  # one live run per folder
+    with RunFolder(out).lock(), torch_threads(int(config.threads)):  # one live run per folder
         return _run_incremental(config, out, progress)
 
 
-def _run_incremental(config: Mapping, out, progress: bool) -> dict:
+def _run_incremental(config: IncrementalConfig, out, progress: bool) -> dict:
     run = RunFolder(out)
     counts: dict[str, dict] = {"train": {}, "test": {}}
-    train = load_record_folders(config["train_data"], config["classes"], counts["train"])
-    test = load_record_folders(config["test_data"], config["classes"], counts["test"])
+    train = load_record_folders(config.train_data, config.classes, counts["train"])
+    test = load_record_folders(config.test_data, config.classes, counts["test"])
     train, bad_train = readable_records(train, "a training record")
     test, bad_test = readable_records(test, "a test record")
     if not train or not test:
         bad = bad_train or bad_test
         raise NemoError(f"no readable {'training' if not train else 'test'} image ({len(bad)} unreadable, e.g. "
                         f"{next(iter(bad.values()))})")
-    check_instances(train, test, bool(config["instance_disjoint"]))
-    test_instances = _instances(test, config["classes"] or sorted({o.category for r in test for o in r.objects}))
-    if config["seen_cad_data"]:
-        seen_cad = load_record_folders(config["seen_cad_data"], config["classes"])
+    check_instances(train, test, bool(config.instance_disjoint))
+    test_instances = _instances(test, config.classes or sorted({o.category for r in test for o in r.objects}))
+    if config.seen_cad_data:
+        seen_cad = load_record_folders(config.seen_cad_data, config.classes)
         check_instances(train, seen_cad, False, seen=True)
         test = list(test) + seen_cad_records(seen_cad)
     shared = {str(r.image_path) for r in train} & {str(r.image_path) for r in test}
     if shared:
         raise NemoError(f"train_data and test_data share {len(shared)} images (e.g. {sorted(shared)[0]}); "
                         "evaluation must not see training images")
-    classes = list(config["classes"] or sorted({o.category for r in train for o in r.objects}))
-    tasks = tasks_from_config(config["tasks"], classes)
+    classes = list(config.classes or sorted({o.category for r in train for o in r.objects}))
+    tasks = tasks_from_config(config.tasks, classes)
     budget = [c for t in tasks for c in t]
     missing = sorted(set(budget) - {o.category for r in test for o in r.objects})
     if missing:
         raise NemoError(f"test_data has no objects of {missing}")
-    stored = dict(config, classes=classes)
+    stored = dataclasses.replace(config, classes=classes).to_dict()
     # resuming (the folder holds a config: finished tasks are its state, not a trainer checkpoint):
     # finished tasks are reused only under the same config; the methods may change
     resume_config(run, stored, resolve_incremental_config, free=("methods",), started=run.exists())
     run.write_config(stored)
-    v = config["validation"]
-    train, validation, carved = carve_validation(train, budget, float(v["fraction"]), v["by"],
-                                                 int(v["min_instances"]), int(config["seed"]))
+    v = config.validation
+    train, validation, carved = carve_validation(train, budget, float(v.fraction), v.by,
+                                                 int(v.min_instances), int(config.seed))
     carved["test_instances"] = {c: test_instances.get(c, []) for c in budget}
     run.write_json("validation.json", carved)
     run.update_manifest(kind="nemo.incremental", status="running", step=_tasks_done(run),
-                        data=[*config["train_data"], *config["test_data"], *config["seen_cad_data"]], tasks=tasks,
-                        methods=config["methods"], validation_objects=len(validation),
+                        data=[*config.train_data, *config.test_data, *config.seen_cad_data], tasks=tasks,
+                        methods=config.methods, validation_objects=len(validation),
                         skipped={"unreadable_train_image": len(bad_train), "unreadable_test_image": len(bad_test)},
                         skipped_images=sorted({**bad_train, **bad_test}),
                         dropped_objects={k: v.get("dropped_objects", {}) for k, v in counts.items()})
-    meshes = category_meshes(dict(config["nemo"], categories=budget), budget)
+    meshes = category_meshes(config.nemo, budget)
     results: dict = {}
-    for method in config["methods"]:
+    for method in config.methods:
         results[method] = run_method(method, config, tasks, train, test, meshes, run.path / method, progress,
                                      validation)
         run.write_json("incremental.json", results)
@@ -223,29 +224,29 @@ def rules_of(method: str, config: Mapping) -> dict | None:
     if method == "replay2d":
         return None
     inemo = method in ("inemo", "inemo_cim")
-    kd = config["distillation"]
-    return {"negatives": config["negatives"] if inemo or config["negatives"] != "all_slots" else "all_classes",
-            "latent_slots": config["latent"]["slots"] if inemo else None,
-            "distillation": {"variant": kd["variant"], "weight": kd["weight"], "temperature": kd["temperature"]}
+    kd = config.distillation
+    return {"negatives": config.negatives if inemo or config.negatives != "all_slots" else "all_classes",
+            "latent_slots": config.latent.slots if inemo else None,
+            "distillation": {"variant": kd.variant, "weight": kd.weight, "temperature": kd.temperature}
             if inemo else None,
-            "clutter_refill": bool(config["clutter_refill"]) and inemo}
+            "clutter_refill": bool(config.clutter_refill) and inemo}
 
 
 def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], train, test, meshes: Mapping,
                folder: Path, progress: bool = False, validation: Sequence = ()) -> dict:
     """One method over all tasks (see the module docstring): {"per_task": [...], summaries}.
     validation: the records carved from the training data (`validation.py`) for the choices."""
-    seed = int(config["seed"])
+    seed = int(config.seed)
     torch.manual_seed(seed)
-    ncfg = config["nemo"]
+    ncfg = config.nemo
     budget = [c for t in tasks for c in t]
-    backbone = backbone_config_from_dict(ncfg["backbone"])
+    backbone = backbone_config_from_dict(ncfg.backbone)
     two_d = method == "replay2d"
-    net = BaselineNet(backbone, len(budget), ncfg["baseline"]["num_bins"]) if two_d else FeatureNet(backbone)
+    net = BaselineNet(backbone, len(budget), ncfg.baseline.num_bins) if two_d else FeatureNet(backbone)
     inemo = method in ("inemo", "inemo_cim")
-    slots = latent_slots(len(budget), config["latent"]["slots"])
+    slots = latent_slots(len(budget), config.latent.slots)
     centres = class_centres(slots, backbone.feature_dim, seed) if inemo else None
-    memory = _exemplar_memory(method, config["exemplars"], seed)
+    memory = _exemplar_memory(method, config.exemplars, seed)
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     done = _finished_tasks(folder, len(tasks))  # a rerun resumes after the last finished task
@@ -282,12 +283,12 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
 def _classifier(method: str, config: Mapping) -> str:
     """The rule a method's accuracies are measured by without a validation choice: replay2d's
     `replay2d.classifier`, the NeMo methods' `classify.match_rule`."""
-    return config["replay2d"]["classifier"] if method == "replay2d" else config["nemo"]["classify"]["match_rule"]
+    return config.replay2d.classifier if method == "replay2d" else config.nemo.classify.match_rule
 
 
 def _selects(method: str, config: Mapping) -> bool:
     """Whether the NeMo method's matching rule is chosen on the validation split."""
-    return method != "replay2d" and float(config["validation"]["fraction"]) > 0
+    return method != "replay2d" and float(config.validation.fraction) > 0
 
 
 def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
@@ -297,7 +298,7 @@ def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Pa
     stored = entry.get("classifier", "linear" if method == "replay2d" else "mean")
     if _selects(method, config):
         chosen = (entry.get("validation") or {}).get("match_rules")
-        if chosen != list(config["validation"]["match_rules"]):
+        if chosen != list(config.validation.match_rules):
             raise NemoError(f"this finished task's matching rule ({stored!r}) was not chosen on validation among "
                             f"{config['validation']['match_rules']}; use a new --out", task_dir)
     elif stored != _classifier(method, config):
@@ -318,21 +319,21 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
               test, meshes, budget, folder: Path, progress: bool, validation: Sequence = ()):
     """Train task t, select its exemplars, refill the clutter bank, save its model, choose the
     matching rule on validation, evaluate: (its per-task entry, the bank)."""
-    ncfg, two_d = config["nemo"], method == "replay2d"
+    ncfg, two_d = config.nemo, method == "replay2d"
     inemo = method in ("inemo", "inemo_cim")
     if not two_d:
-        bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, int(config["seed"]))
+        bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, int(config.seed))
     reserved = None
-    if inemo and config["negatives"] == "all_slots":
+    if inemo and config.negatives == "all_slots":
         counts = [int(meshes[c].num_vertices) for c in budget]
         counts += [max(counts)] * (centres.shape[0] - len(budget))  # unused slots: max_n rows, as released
         reserved = reserved_features(centres, [budget.index(c) for c in seen], counts,
-                                     int(config["seed"])).to(bank.device)
+                                     int(config.seed)).to(bank.device)
     if method == "joint":
         records = _objects_of(train, seen)
     else:
         records = _objects_of(train, new) + (memory.records() if memory is not None else [])
-    steps = int(config["steps"]["first"] if t == 0 else config["steps"]["later"])
+    steps = int(config.steps.first if t == 0 else config.steps.later)
     extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t, "reserved": reserved,
               "global_index": torch.tensor([budget.index(c) for c in seen]), "old_count": len(old_classes)}
     step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
@@ -344,24 +345,24 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
             embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
         memory.add_classes({c: train for c in new}, embeddings)
         if method == "inemo_cim":
-            memory.transform(new, _compressor(folder / "exemplars", int(config["exemplars"]["downsample"])))
+            memory.transform(new, _compressor(folder / "exemplars", int(config.exemplars.downsample)))
         RunFolder(task_dir).write_json("exemplars.json", memory.summary())
         if len(memory):
             data3d.save_records(memory.records(), task_dir / "exemplars",
                                 shard="memory", format="json")
-    if inemo and config["clutter_refill"] and memory is not None and len(memory):
-        refill_clutter(net, bank, memory.records(), ncfg, seen, int(config["seed"]) * 7919 + t)
+    if inemo and config.clutter_refill and memory is not None and len(memory):
+        refill_clutter(net, bank, memory.records(), ncfg, seen, int(config.seed) * 7919 + t)
     chosen = None
     if _selects(method, config):
-        rule, accuracy, n = choose_match_rule(net, bank, validation, ncfg, seen, config["validation"]["match_rules"],
-                                              batch_size=int(config["eval"]["batch_size"]))
-        chosen = {"match_rules": list(config["validation"]["match_rules"]), "accuracy": accuracy, "objects": n,
+        rule, accuracy, n = choose_match_rule(net, bank, validation, ncfg, seen, config.validation.match_rules,
+                                              batch_size=int(config.eval.batch_size))
+        chosen = {"match_rules": list(config.validation.match_rules), "accuracy": accuracy, "objects": n,
                   "match_rule": rule}
-        ncfg = dict(ncfg, classify=dict(ncfg["classify"], match_rule=rule))
+        ncfg = dataclasses.replace(ncfg, classify=dataclasses.replace(ncfg.classify, match_rule=rule))
     # after the refill and the rule's choice
-    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps, config["train_data"])
+    _save_task(task_dir, net, bank, ncfg, seen, two_d, steps, config.train_data)
     means = None
-    if two_d and config["replay2d"]["classifier"] == "nearest_mean":
+    if two_d and config.replay2d.classifier == "nearest_mean":
         means = class_means(net, memory, ncfg, seen)
         atomic_save(task_dir / "class_means.safetensors",
                     lambda tmp: save_file({"class_means": means.contiguous()}, str(tmp)))
@@ -369,7 +370,7 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
     evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
     if memory is not None:
         memory.check_disjoint(evaluation, task_dir)
-    metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config["eval"]["batch_size"],
+    metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config.eval.batch_size,
                        classify_fit=False, report_examples=0, pose_predicted=True)
     per_category = json.loads((task_dir / "eval" / "metrics_per_category.json").read_text())
     entry = task_entry(t, new, seen, old_classes, metrics[method], per_category[method], len(records),
@@ -407,8 +408,8 @@ def _restore_task(task_dir: Path, net: nn.Module, seen, two_d: bool, ncfg) -> Me
     net.load_state_dict(state)
     if two_d:
         return None
-    bank = MeshBank.from_state_dict(tensors, seen, momentum=ncfg["bank"]["momentum"])
-    return bank.to(ncfg["device"])
+    bank = MeshBank.from_state_dict(tensors, seen, momentum=ncfg.bank.momentum)
+    return bank.to(ncfg.device)
 
 
 def _load_exemplars(task_dir: Path, seen) -> dict[str, list]:
@@ -420,13 +421,14 @@ def _load_exemplars(task_dir: Path, seen) -> dict[str, list]:
     return kept
 
 
-def _exemplar_memory(method: str, ex: Mapping, seed: int) -> ExemplarMemory | None:
-    """The method's memory: a count budget, or a byte budget (full images, or CIM-compressed ones)."""
+def _exemplar_memory(method: str, ex, seed: int) -> ExemplarMemory | None:
+    """The method's memory (ex: the config's exemplars section): a count budget, or a byte budget (full
+    images, or CIM-compressed ones)."""
     if method not in ("inemo", "inemo_cim", "replay2d"):
         return None
-    if ex["budget_bytes"] is None:
-        return ExemplarMemory(ex["budget"], ex["strategy"], ex["azimuth_bins"], seed)
-    factor, cache = int(ex["downsample"]), {}
+    if ex.budget_bytes is None:
+        return ExemplarMemory(ex.budget, ex.strategy, ex.azimuth_bins, seed)
+    factor, cache = int(ex.downsample), {}
 
     def cim_cost(record) -> int:  # the same for a record and its compressed copy (same source and mask)
         key = _exemplar_name(record)
@@ -435,7 +437,7 @@ def _exemplar_memory(method: str, ex: Mapping, seed: int) -> ExemplarMemory | No
         return cache[key]
 
     cost = cim_cost if method == "inemo_cim" else full_bytes
-    return ExemplarMemory(ex["budget_bytes"], ex["strategy"], ex["azimuth_bins"], seed, cost=cost)
+    return ExemplarMemory(ex.budget_bytes, ex.strategy, ex.azimuth_bins, seed, cost=cost)
 
 
 def _compressor(folder: Path, factor: int):
@@ -458,17 +460,17 @@ def _frozen(net: nn.Module) -> nn.Module:
 
 def _grow_bank(bank, new, meshes, budget, centres, ncfg, seed: int) -> MeshBank:
     """The bank with the new classes added: features from their latent cells (iNeMo) or random."""
-    D = int(ncfg["backbone"]["feature_dim"])
+    D = ncfg.backbone.feature_dim
     for c in new:
         k = budget.index(c)
         feats = None if centres is None else partition_features(centres, k, meshes[c].num_vertices, seed)
         if bank is None:
-            b = ncfg["bank"]
+            b = ncfg.bank
             bank = MeshBank({c: meshes[c]}, None if feats is None else {c: feats}, feature_dim=D,
-                            seed=seed * 1000 + k, momentum=b["momentum"], clutter_size=b["clutter_size"])
+                            seed=seed * 1000 + k, momentum=b.momentum, clutter_size=b.clutter_size)
         else:
             bank.add_category(c, meshes[c], feats, seed=seed * 1000 + k)
-    return bank.to(ncfg["device"])
+    return bank.to(ncfg.device)
 
 
 def _nemo_step(net, bank, config, extras):
@@ -476,35 +478,35 @@ def _nemo_step(net, bank, config, extras):
     slot, or NeMo's own-class ones: config `negatives`; clutter from `step_generator(seed, step,
     stream=task)`) + iNeMo's positional and distillation terms (each on when its weight > 0); after the
     optimiser step nemo's `update_bank`."""
-    ncfg = config["nemo"]
-    pos, kd = config["positional"], config["distillation"]
+    ncfg = config.nemo
+    pos, kd = config.positional, config.distillation
     centres, old_net, old_memory = extras["centres"], extras["old_net"], extras["old_memory"]
-    global_index, seed, task = extras["global_index"], int(config["seed"]), extras["task"]
-    device = torch.device(ncfg["device"])
+    global_index, seed, task = extras["global_index"], int(config.seed), extras["task"]
+    device = torch.device(ncfg.device)
     if extras.get("reserved") is not None:
         loss_fn = partial(bank_contrastive_loss, reserved=extras["reserved"])
     else:
-        loss_fn = contrastive_loss if config["negatives"] == "own_class" else bank_contrastive_loss
+        loss_fn = contrastive_loss if config.negatives == "own_class" else bank_contrastive_loss
 
     def step(batch, step_index):
         index = batch["category"].to(device)
         loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index, seed=seed, stream=task,
                                                loss_fn=loss_fn)
         vis, features = targets.visible, targets.features
-        if centres is not None and pos["weight"] > 0:
+        if centres is not None and pos.weight > 0:
             labels = global_index.to(device)[index][:, None].expand_as(vis)[vis]
-            p = positional_loss(features[vis], labels, centres.to(features), pos["temperature"])
-            loss = loss + pos["weight"] * p
+            p = positional_loss(features[vis], labels, centres.to(features), pos.temperature)
+            loss = loss + pos.weight * p
             info["positional"] = float(p.detach())
-        if old_net is not None and old_memory is not None and kd["weight"] > 0:
+        if old_net is not None and old_memory is not None and kd.weight > 0:
             with torch.no_grad():
                 old_maps = old_net(batch["image"].to(device))
             old = sample_at(old_maps, resize_coordinate(targets.uv, 1.0 / net.stride))
-            d = distillation_loss(features[vis], old[vis], old_memory.to(features), kd["temperature"],
-                                  t_squared=DISTILLATION_VARIANTS[kd["variant"]]["t_squared"])
-            loss = loss + kd["weight"] * d
+            d = distillation_loss(features[vis], old[vis], old_memory.to(features), kd.temperature,
+                                  t_squared=DISTILLATION_VARIANTS[kd.variant]["t_squared"])
+            loss = loss + kd.weight * d
             info["distillation"] = float(d.detach())
-        return loss, info, partial(update_bank, bank, index, targets, ncfg["bank"]["weighting"])
+        return loss, info, partial(update_bank, bank, index, targets, ncfg.bank.weighting)
 
     return step
 
@@ -513,25 +515,25 @@ def _baseline_step(net, seen, config, extras):
     """The 2D baseline's cross-entropy over the seen classes + distillation of the frozen previous
     network's softened angle and old-class logits (`replay2d.distillation_weight` / `_temperature`:
     LwF's softened KL × T², independent of iNeMo's `distillation` variant)."""
-    ncfg, r2 = config["nemo"], config["replay2d"]
-    kd = {"weight": float(r2["distillation_weight"]), "temperature": float(r2["distillation_temperature"])}
+    ncfg, r2 = config.nemo, config.replay2d
+    kd_weight, T = float(r2.distillation_weight), float(r2.distillation_temperature)
     old_net, n_seen = extras["old_net"], len(seen)
-    device = torch.device(ncfg["device"])
+    device = torch.device(ncfg.device)
 
     def step(batch, step_index):
         images, index = batch["image"].to(device), batch["category"].to(device)
         angles, logits = net(images)
         loss, info = baseline_loss(angles, logits[:, :n_seen], batch["viewpoint"].to(device), index,
-                                   ncfg["baseline"]["label_smoothing"])
-        if old_net is not None and kd["weight"] > 0:
-            T, n_old = float(kd["temperature"]), int(extras["old_count"])
+                                   ncfg.baseline.label_smoothing)
+        if old_net is not None and kd_weight > 0:
+            n_old = int(extras["old_count"])
             with torch.no_grad():
                 old_angles, old_logits = old_net(images)
             terms = [_soft_kl(angles.reshape(-1, angles.shape[-1]), old_angles.reshape(-1, angles.shape[-1]), T)]
             if n_old > 1:  # one old class has no class distribution to distil
                 terms.append(_soft_kl(logits[:, :n_old], old_logits[:, :n_old], T))
             d = sum(terms) / len(terms)
-            loss = loss + kd["weight"] * d
+            loss = loss + kd_weight * d
             info["distillation"] = float(d.detach())
         return loss, info, None
 
@@ -548,12 +550,12 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
     """`steps` steps of methodkit's Trainer (AdamW, nemo's warm-up + schedule) over seeded epochs of the
     records' crops, logged into the method's log.jsonl with the task (no checkpoint: a task's model is
     saved when it is finished)."""
-    ncfg = config["nemo"]
+    ncfg = config.nemo
     if not records:
         raise NemoError(f"{method} task {task}: no training objects of {list(seen)}")
     dataset = object_dataset(records, ncfg, seen)
-    net.to(torch.device(ncfg["device"]))
-    batch_size, seed = int(ncfg["data"]["batch_size"]), int(config["seed"]) + 1009 * task
+    net.to(torch.device(ncfg.device))
+    batch_size, seed = ncfg.data.batch_size, int(config.seed) + 1009 * task
 
     def batches(epoch: int) -> list:
         dataset.set_epoch(epoch)
@@ -561,16 +563,16 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
 
     def load(epoch: int, orders):
         return torch.utils.data.DataLoader(dataset, batch_sampler=orders, collate_fn=data3d.collate_objects,
-                                           num_workers=int(ncfg["data"]["workers"]))
+                                           num_workers=ncfg.data.workers)
 
-    Trainer(net, Hooks(batches, load, step_fn), ncfg["optim"], steps, run=logbook,
-            log_every=int(ncfg["train"]["log_every"]), progress=progress, desc=f"{method} task {task}",
+    Trainer(net, Hooks(batches, load, step_fn), ncfg.optim, steps, run=logbook,
+            log_every=ncfg.train.log_every, progress=progress, desc=f"{method} task {task}",
             error=NemoError, hint="lower nemo.optim.lr", where=logbook.path / f"task_{task}",
             log_extra={"task": task}).fit()
 
 
 @torch.no_grad()
-def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg: Mapping, seen: Sequence[str], seed: int) -> int:
+def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[str], seed: int) -> int:
     """Refill the clutter bank from the exemplar memory's images with the current network (the released
     code's `fill_background_model`, src/models/inemo.py lines 156-170, called after each task at
     src/models/trainer.py lines 61-66: the network in eval mode, clutter features from outside each
@@ -581,7 +583,8 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg: Mapping, seen: 
     are pushed (the network in eval mode gives the same features every round), so the whole FIFO is
     replaced unless the memory's images have fewer background cells than the bank has rows. Returns
     the number of features pushed."""
-    per_image = int(ncfg["loss"]["clutter_per_image"])
+    ncfg = NemoConfig.of(ncfg)
+    per_image = ncfg.loss.clutter_per_image
     K = int(bank.clutter.shape[0])
     dataset = object_dataset(list(records), ncfg, list(seen), train=False)
     rounds = max(1, math.ceil(K / max(1, len(dataset) * per_image)))
@@ -606,7 +609,7 @@ def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
     or the 2D baseline's pooled encoder output (its penultimate layer, as iCaRL)."""
     dataset = object_dataset(objects, ncfg, seen, train=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
-    device = torch.device(ncfg["device"])
+    device = torch.device(NemoConfig.of(ncfg).device)
     net.eval()
     out = []
     for batch in loader:
@@ -623,8 +626,9 @@ def _save_task(task_dir: Path, net, bank, ncfg, seen, two_d: bool, steps: int, d
     """The task's model as a nemo run folder (config.yaml + a safetensors checkpoint; nemo.load reads it)."""
     run = RunFolder(task_dir)
     run.update_manifest(step=steps, data=list(data))  # methodkit's keys (kind and status once it is saved)
-    run.write_config(dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo",
-                          train=dict(ncfg["train"], steps=steps)))
+    ncfg = NemoConfig.of(ncfg)
+    run.write_config(dataclasses.replace(ncfg, categories=list(seen), method="baseline" if two_d else "nemo",
+                                         train=dataclasses.replace(ncfg.train, steps=steps)))
     state = net.state_dict()
     if two_d:  # the category head of the seen classes only, so that the run loads as a plain baseline
         n = len(seen)
@@ -640,7 +644,7 @@ def _as_model(net, bank, ncfg, seen, two_d: bool, means: torch.Tensor | None = N
     """The task's model for nemo.evaluate: NeMo's, or the 2D baseline read over the seen classes' head
     rows (its head holds the whole class budget), classifying by the nearest of the class means when
     they are given."""
-    config = dict(ncfg, categories=list(seen), method="baseline" if two_d else "nemo")
+    config = dataclasses.replace(NemoConfig.of(ncfg), categories=list(seen), method="baseline" if two_d else "nemo")
     if two_d:
         return BaselineModel(net, config, seen, class_means=means)
     return NemoModel(net, bank, config, seen)
