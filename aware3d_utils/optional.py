@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 __all__ = ["require", "available", "lazy_module"]
@@ -100,3 +102,21 @@ def available(module: str) -> bool:
     except Exception:  # an installed but broken package (e.g. missing system library) counts as absent
         return False
     return True
+
+
+def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]):
+    """(`__getattr__`, the names) of a package whose public names load from their submodules on first
+    use (PEP 562), e.g. so that a command's `--help` does not import torch:
+
+        __getattr__, _names = lazy_exports(__name__, {"trainer": ("Trainer", "Hooks")})
+    """
+    where = {name: module for module, names in modules.items() for name in names}
+
+    def __getattr__(name: str):
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__, list(where)

@@ -29,32 +29,21 @@ following the edges), and write data3d records whose cameras are exact. See docs
 Command line: `aware3d datagen --config <yaml> --out <folder> [--shard k/n] [--ray]`.
 """
 
-from .config import ConfigError, DatagenConfig, DatagenSchema, default_config, load_config
-from .controlnet import ControlNetGenerator, build_tiny_pipeline
-from .demo import DEMO_CATEGORIES, demo_config, run_demo_dataset
-from .filtering import cheap_checks, filter_dataset, kfold_filter
-from .novel_view import (
-    DegradedRenderSynthesizer,
-    NovelViewSynthesizer,
-    RenderSynthesizer,
-    SourceView,
-    Zero123Synthesizer,
-    build_tiny_zero123,
-    make_synthesizer,
-)
-from .pipeline import generate, run_chunk
-from .plan import make_plan
-from .preview import write_preview
-from .prompts import PromptBuilder
-from .samplers import DSTSampler, MatchDatasetSampler, UniformSphereSampler, ViewSample, make_sampler
-from .writer import sample_id
+from aware3d_utils import lazy_exports
 
-__all__ = [
-    "DEMO_CATEGORIES", "ConfigError", "DatagenConfig", "DatagenSchema", "default_config", "load_config", "demo_config",
-    "generate",
-    "make_plan", "run_chunk", "run_demo_dataset", "write_preview", "DSTSampler", "MatchDatasetSampler",
-    "UniformSphereSampler", "ViewSample", "make_sampler", "sample_id",
-    "ControlNetGenerator", "build_tiny_pipeline", "PromptBuilder", "cheap_checks", "kfold_filter", "filter_dataset",
-    "NovelViewSynthesizer", "SourceView", "Zero123Synthesizer", "RenderSynthesizer", "DegradedRenderSynthesizer",
-    "build_tiny_zero123", "make_synthesizer",
-]
+from .config import ConfigError, DatagenConfig, DatagenSchema, default_config, load_config
+
+# the rest load on first use (`aware3d datagen --help` imports no torch)
+__getattr__, _lazy = lazy_exports(__name__, {
+    "controlnet": ("ControlNetGenerator", "build_tiny_pipeline"),
+    "demo": ("DEMO_CATEGORIES", "demo_config", "run_demo_dataset"),
+    "filtering": ("cheap_checks", "filter_dataset", "kfold_filter"),
+    "novel_view": ("DegradedRenderSynthesizer", "NovelViewSynthesizer", "RenderSynthesizer", "SourceView",
+                   "Zero123Synthesizer", "build_tiny_zero123", "make_synthesizer"),
+    "pipeline": ("generate", "run_chunk"),
+    "plan": ("make_plan",),
+    "preview": ("write_preview",),
+    "prompts": ("PromptBuilder",),
+    "samplers": ("DSTSampler", "MatchDatasetSampler", "UniformSphereSampler", "ViewSample", "make_sampler"),
+    "writer": ("sample_id",)})
+__all__ = ["ConfigError", "DatagenConfig", "DatagenSchema", "default_config", "load_config", *_lazy]

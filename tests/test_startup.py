@@ -97,3 +97,29 @@ def test_lazy_module_imports_on_first_use():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_datagen_help_imports_no_torch():
+    """`aware3d datagen --help` (and `import methodkit` / `import datagen`) load no torch: methodkit's and
+    datagen's torch-backed names load on first use (`aware3d_utils.lazy_exports`), and still resolve."""
+    code = textwrap.dedent("""
+        import sys
+        from aware3d import cli
+        try:
+            cli.main(["datagen", "--help"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        assert "torch" not in sys.modules, "torch imported"
+        import datagen, methodkit
+        assert "torch" not in sys.modules, "torch imported"
+        from datagen.pipeline import generate
+        assert datagen.generate is generate and methodkit.Trainer.__name__ == "Trainer" and "torch" in sys.modules
+        try:
+            methodkit.no_such_name
+        except AttributeError as exc:
+            assert "no_such_name" in str(exc)
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
