@@ -12,6 +12,7 @@ SHA-256 of its canonical JSON without the keys that do not change the dataset (`
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -511,13 +512,25 @@ def _check_controlnet_block(c: dict) -> None:
 # ----------------------------------------------------------------------------------- the config
 @dataclass(frozen=True)
 class DatagenConfig:
-    """A validated, fully resolved datagen config (`data`: nested dict, JSON-serialisable)."""
+    """A validated, fully resolved datagen config: `data`, the nested dict (JSON-serialisable; what
+    config.yaml holds and the hash covers), read by attribute through its typed view (`DatagenSchema`):
+    `config.camera.fov`. The generator's own blocks (`config["controlnet"]`, with the keys beyond the
+    schema that the generator validates) are read from the dict."""
 
     data: dict
     source: str | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
+
+    @functools.cached_property
+    def typed(self) -> DatagenSchema:
+        return mk.build(DatagenSchema, self.data)
+
+    def __getattr__(self, name: str):  # the schema's keys: config.sampler.strategy
+        if name.startswith("_") or name not in DatagenSchema.__dataclass_fields__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.typed, name)
 
     def hashed_part(self) -> dict:
         return {k: v for k, v in self.data.items() if k not in UNHASHED_KEYS}

@@ -23,11 +23,10 @@ class ControlNetStage:
         from .filter_checks import cheap_checks
         from .prompts import PromptBuilder
 
-        block = dict(config["controlnet"])
-        self.prompts = PromptBuilder(block.get("prompts", {}))
-        self.generator = ControlNetGenerator(block)
-        self.checks = config["checks"]
-        self._cheap_checks = cheap_checks if self.checks["enabled"] else None
+        self.prompts = PromptBuilder(config.controlnet.prompts)
+        self.generator = ControlNetGenerator(dict(config["controlnet"]))  # with the generator's own keys
+        self.checks = config.checks
+        self._cheap_checks = cheap_checks if self.checks.enabled else None
 
     def generate(self, ready: list, tags: list[tuple], size: tuple[int, int]
                  ) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
@@ -55,5 +54,5 @@ class ControlNetStage:
         """(keep, reason): cheap_checks' verdict, or always keep when checks are disabled."""
         if self._cheap_checks is None:
             return True, ""
-        ok, reason = self._cheap_checks(image, condition, mask, **self.checks["options"])
+        ok, reason = self._cheap_checks(image, condition, mask, **self.checks.options)
         return bool(ok), str(reason or "failed").replace(" ", "_")

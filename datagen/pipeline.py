@@ -134,7 +134,7 @@ def _generate_locked(cfg: DatagenConfig, plan: Plan, folder: DatasetFolder, shar
         if folder.chunk_done(c) and folder.partial_dir(c).exists():
             shutil.rmtree(folder.partial_dir(c), ignore_errors=True)
     todo = [c for c in chunks if not folder.chunk_done(c)]
-    n_workers = int(workers if workers is not None else cfg["workers"])
+    n_workers = int(workers if workers is not None else cfg.workers)
     total = sum(len(plan.chunk(c)) for c in todo)
     bar = _progress(total, progress, f"datagen {folder.root.name}")
     refresh = _ManifestRefresher(folder, cfg, plan.info)

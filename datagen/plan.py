@@ -60,7 +60,7 @@ class Plan:
 
     @property
     def chunk_size(self) -> int:
-        return int(self.config["writer"]["chunk_size"])
+        return self.config.writer.chunk_size
 
     @property
     def n_chunks(self) -> int:
@@ -82,7 +82,7 @@ def make_plan(config: DatagenConfig) -> Plan:
 
     sources, planned, skipped = [], [], {}
     seen: dict[str, int] = {}
-    for i, entry in enumerate(config["assets"]):
+    for i, entry in enumerate(config.assets):
         # a null root and an empty category list mean "none" and "all": leave them to the source's defaults
         spec = {k: v for k, v in entry.items() if not ((k == "root" and v is None) or (k == "categories" and not v))}
         try:
@@ -104,34 +104,34 @@ def make_plan(config: DatagenConfig) -> Plan:
         by_category.setdefault(pa.asset.category, []).append(j)
     if not by_category:
         raise ConfigError("assets", "the sources hold no assets (check root and categories)", config.source)
-    requested = [c for e in config["assets"] for c in e.get("categories", [])]
+    requested = [c for e in config.assets for c in e.get("categories", [])]
     empty = sorted({c for c in requested if c not in by_category})
     if empty:
         log.warning("no assets found for categories %s", ", ".join(empty))
-    for category in config["sampler"]["per_category"]:
+    per_category = config.sampler.per_category
+    for category in per_category:
         if category not in by_category:
             raise ConfigError(f"sampler.per_category.{category}",
                               f"no assets of this category (categories: {', '.join(sorted(by_category))})",
                               config.source)
     _check_offsets(config, seen)
-    r = config["randomization"]
-    if r["background"].get("image", 0) > 0:  # before any sample: a missing folder is the config's fault
+    r = config.randomization
+    if r.background.get("image", 0) > 0:  # before any sample: a missing folder is the config's fault
         from .randomize import list_images
 
         try:
-            list_images(r["background_images"])
+            list_images(r.background_images)
         except FileNotFoundError as exc:
             raise ConfigError("randomization.background_images", str(exc), config.source) from None
     for category in by_category:  # build every sampler now: records to match must load before any sample runs
-        where = "sampler" + (f".per_category.{category}" if category in config["sampler"]["per_category"] else "")
+        where = "sampler" + (f".per_category.{category}" if category in per_category else "")
         if sampler_block(config["sampler"], category)["strategy"] == "match_dataset":
             where += ".records"
         try:
             make_sampler(config["sampler"], category)
         except (ValueError, OSError) as exc:  # GeometryError (unreadable records) is a ValueError
             raise ConfigError(where, str(exc), config.source) from None
-    n = int(config["samples_per_category"])
-    seed = int(config["seed"])
+    n, seed = config.samples_per_category, config.seed
     samples: list[SampleSpec] = []
     for category, members in by_category.items():
         m = len(members)
@@ -154,9 +154,9 @@ def make_plan(config: DatagenConfig) -> Plan:
 
 def _check_offsets(config: DatagenConfig, keys: dict) -> None:
     """Offsets name assets of the plan: a key that names none is a typo, not a no-op."""
-    blocks = [("sampler.offsets", config["sampler"]["offsets"])]
+    blocks = [("sampler.offsets", config.sampler.offsets)]
     blocks += [(f"sampler.per_category.{c}.offsets", b["offsets"])
-               for c, b in config["sampler"]["per_category"].items() if "offsets" in b]
+               for c, b in config.sampler.per_category.items() if "offsets" in b]
     for where, offsets in blocks:
         for key in offsets:
             if key not in keys:

@@ -54,7 +54,7 @@ class Worker:
         self.plan = plan if plan is not None else make_plan(config)
         self.folder = DatasetFolder(root)
         self.size = config.image_size
-        self.levels = list(config["occlusion"])
+        self.levels = list(config.occlusion)
         self._samplers: dict[str, object] = {}
         self._meshes: OrderedDict[int, LoadedAsset | str] = OrderedDict()
         self._controlnet = None
@@ -69,12 +69,12 @@ class Worker:
         """The drawn viewpoint, moved back to the fit distance when the object would cross the image
         border there (unless this sample drew one of the `camera.truncation` share of kept distances)."""
         pa = self.plan.assets[spec.asset]
-        cam = self.config["camera"]
+        cam = self.config.camera
         view = self.sampler(spec.category).sample(sample_rng(spec.sample_id, "view"), pa.key)
-        vp = viewpoint_for(view, loaded.extent, self.size, math.radians(cam["fov"]), look.principal)
-        if cam["truncation"] > 0 and sample_rng(spec.sample_id, "truncation").random() < cam["truncation"]:
+        vp = viewpoint_for(view, loaded.extent, self.size, math.radians(cam.fov), look.principal)
+        if cam.truncation > 0 and sample_rng(spec.sample_id, "truncation").random() < cam.truncation:
             return vp
-        fit = fit_distance(loaded.vertices, vp, self.size, margin_pixels(cam["margin"], self.size))
+        fit = fit_distance(loaded.vertices, vp, self.size, margin_pixels(cam.margin, self.size))
         if math.isfinite(fit) and fit > vp.distance:
             vp = dataclasses.replace(vp, distance=fit)
         return vp
@@ -82,13 +82,13 @@ class Worker:
     def look(self, spec: SampleSpec, appearance: bool = True) -> Look:
         rng = sample_rng(spec.sample_id, "look")
         h, w = self.size
-        jit = self.config["camera"]["principal_jitter"]
+        jit = self.config.camera.principal_jitter
         dx, dy = (2 * rng.random(2) - 1) * jit
         principal = ((w - 1) / 2.0 + dx * w, (h - 1) / 2.0 + dy * h)
-        r = self.config["randomization"]
-        kind = choose(rng, r["appearance"], APPEARANCES) if appearance else "original"
-        background = choose(rng, r["background"], BACKGROUNDS)
-        lights = random_lights(rng, r["ambient"], r["lights"], r["light_intensity"], r["light_tint"])
+        r = self.config.randomization
+        kind = choose(rng, r.appearance, APPEARANCES) if appearance else "original"
+        background = choose(rng, r.background, BACKGROUNDS)
+        lights = random_lights(rng, r.ambient, r.lights, r.light_intensity, r.light_tint)
         return Look(principal, kind, background, lights)
 
     # -- assets
@@ -123,8 +123,8 @@ class Worker:
     def run_chunk(self, chunk: int, on_sample: Callable[[int], None] | None = None) -> dict:
         specs = self.plan.chunk(chunk)
         keys = [s.sample_id for s in specs]
-        writer = ChunkWriter(self.folder, chunk, compression=self.config["render"]["png_compression"],
-                             fmt=self.config["writer"]["format"], threads=1)
+        writer = ChunkWriter(self.folder, chunk, compression=self.config.render.png_compression,
+                             fmt=self.config.writer.format, threads=1)
         try:
             todo = [s for s in specs if s.sample_id not in writer.done]
             if on_sample and len(todo) < len(specs):
@@ -132,7 +132,7 @@ class Worker:
             if writer.resumed:
                 writer.remove_stale_temporaries(keys, sorted({s.category for s in specs}))
             if todo:
-                if self.config["mode"] == "controlnet":
+                if self.config.mode == "controlnet":
                     self._controlnet_samples(specs, todo, writer, on_sample)
                 else:
                     self._randomized_samples(todo, writer, on_sample)
@@ -157,15 +157,14 @@ class Worker:
         """One view per render call: a view's pixels then never depend on which other views share
         the call (the atlas tile it lands in), and single views are llvmpipe's faster path anyway."""
         mesh = loaded.plain if plain else loaded.mesh
-        r = self.config["render"]
-        return render_views(mesh, [vp], self.size, lights=[look.lights], outputs=outputs, shading=r["shading"],
-                            base_color=1.0 if plain else 0.7,
-                            backend=None if r["backend"] == "auto" else r["backend"])
+        r = self.config.render
+        return render_views(mesh, [vp], self.size, lights=[look.lights], outputs=outputs, shading=r.shading,
+                            base_color=1.0 if plain else 0.7, backend=None if r.backend == "auto" else r.backend)
 
     def _outputs(self, look: Look, condition: bool = False) -> tuple[str, ...]:
         """The render outputs a sample needs (each one costs a read-back)."""
-        save = self.config["render"]["save"]
-        geometric = self.config["edges"]["method"] != "canny" and ("edges" in save or condition)
+        save = self.config.render.save
+        geometric = self.config.edges.method != "canny" and ("edges" in save or condition)
         depth = "depth" in save or look.appearance != "original" or geometric
         normal = "normal" in save or geometric
         return tuple(n for n, want in (("rgb", True), ("depth", depth), ("mask", True), ("normal", normal)) if want)
@@ -188,11 +187,11 @@ class Worker:
         return lk, vp, loaded, views
 
     def _edges(self, rgb, views, b: int) -> np.ndarray:
-        e = self.config["edges"]
-        return edge_map(e["method"], rgb, None if views.depth is None else views.depth[b],
+        e = self.config.edges
+        return edge_map(e.method, rgb, None if views.depth is None else views.depth[b],
                         None if views.normal is None else views.normal[b], views.mask[b],
-                        canny_low=e["canny_low"], canny_high=e["canny_high"], depth_threshold=e["depth_threshold"],
-                        normal_threshold=math.radians(e["normal_threshold"]))
+                        canny_low=e.canny_low, canny_high=e.canny_high, depth_threshold=e.depth_threshold,
+                        normal_threshold=math.radians(e.normal_threshold))
 
     def _randomized_samples(self, todo: list[SampleSpec], writer: ChunkWriter, on_sample) -> None:
         for s in todo:
@@ -241,14 +240,14 @@ class Worker:
         mask = views.mask[b]
         cat, sid = spec.category, spec.sample_id
         pa = self.plan.assets[spec.asset]
-        save = self.config["render"]["save"]
+        save = self.config.render.save
         base_extra: dict = {"sample_id": sid, "appearance": lk.appearance, "background": lk.background}
         broken: dict[str, str] = {}
         if generated is None:
             color = object_color(views, b, lk, loaded.extent, sample_rng(sid, "texture"))
             unreadable: list[str] = []
             bg = make_background(sample_rng(sid, "background"), lk.background, self.size,
-                                 self.config["randomization"]["background_images"], unreadable=unreadable)
+                                 self.config.randomization.background_images, unreadable=unreadable)
             broken.update({f"background:{p}": "unreadable_image" for p in unreadable})
             bg = self._shadowed(bg, views, b, loaded, sid)
             image = compose_image(color, mask, bg)
@@ -265,12 +264,12 @@ class Worker:
         base_extra.update(paths)
         bbox, area, truncated = mask_bbox(mask), int(mask.sum()), is_truncated(mask)
         records, skipped = [], {}
-        occ_cfg = self.config["occluders"]
+        occ = self.config.occluders
         for level in self.levels:
             number, hidden = OCCLUSION_LEVELS[level]
             name = sid if level == "none" else f"{sid}_{level}"
             variant = occlusion_variant(image, mask, level, hidden, sample_rng(sid, f"occluder-{level}"),
-                                        occ_cfg["shapes"], occ_cfg["attempts"])
+                                        occ.shapes, occ.attempts)
             if variant is None:
                 skipped["occlusion_failed"] = skipped.get("occlusion_failed", 0) + 1
                 continue
@@ -302,7 +301,7 @@ class Worker:
         if self._controlnet is None:
             self._controlnet = ControlNetStage(self.config)
         stage = self._controlnet
-        bs = int(self.config["controlnet"]["batch_size"])
+        bs = self.config.controlnet.batch_size
         todo_ids = {s.sample_id for s in todo}
         for start in range(0, len(specs), bs):
             batch = specs[start:start + bs]

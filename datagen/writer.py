@@ -211,12 +211,12 @@ def _utc(seconds: float | None = None) -> str:
 def _inputs(config: DatagenConfig) -> list[str]:
     """What a run reads, for the manifest's data: each asset source's root (its type where it has none:
     procedural, objaverse's cache), the background photographs and the records match_dataset matches."""
-    found = [str(e["root"]) if e.get("root") else e["type"] for e in config["assets"]]
-    r = config["randomization"]
-    if r["background"].get("image", 0) > 0 and r["background_images"]:
-        images = r["background_images"]
+    found = [str(e["root"]) if e.get("root") else e["type"] for e in config.assets]
+    r = config.randomization
+    if r.background.get("image", 0) > 0 and r.background_images:
+        images = r.background_images
         found += [str(p) for p in (images if isinstance(images, list) else [images])]
-    for block in (config["sampler"], *config["sampler"]["per_category"].values()):
+    for block in (config["sampler"], *config.sampler.per_category.values()):
         if block.get("records"):
             found.append(str(block["records"]))
     return list(dict.fromkeys(found))
@@ -246,14 +246,14 @@ def _manifest(config: DatagenConfig, plan_info: Mapping, summaries: Mapping[int,
         "data": _inputs(config),
         "version": MANIFEST_VERSION,
         "config_hash": config.hash,
-        "seed": config["seed"],
-        "mode": config["mode"],
+        "seed": config.seed,
+        "mode": config.mode,
         "image_size": list(config.image_size),
-        "occlusion": list(config["occlusion"]),
+        "occlusion": list(config.occlusion),
         "categories": list(plan_info.get("categories", [])),
         "assets": dict(plan_info.get("assets", {})),
         "planned_samples": int(plan_info.get("samples", 0)),
-        "planned_images": int(plan_info.get("samples", 0)) * len(config["occlusion"]),
+        "planned_images": int(plan_info.get("samples", 0)) * len(config.occlusion),
         "chunks": n_chunks,
         "chunks_done": len(summaries),
         "complete": complete,  # status == "complete" (datagen's readers use it)
