@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import BackboneSection
 from .errors import NemoError
 
 __all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "build_encoder", "backbone_config_from_dict"]
@@ -31,24 +32,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
-class BackboneConfig:
-    """model: a `transformers` model id or local folder to load weights from (None: random init
-    from the fields below). kind: "resnet" (`ResNetBackbone`) or "dinov2" (`Dinov2Model`).
-    depths / hidden_sizes / embedding_size / layer_type: the ResNet's shape (ResNet-50:
-    (3, 4, 6, 3), (256, 512, 1024, 2048), 64, "bottleneck"). dinov2_*: the ViT's shape for random
-    init. decoder_width: channels of the fused decoder maps. feature_dim: output channels."""
-
-    model: str | None = None
-    kind: str = "resnet"
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    hidden_sizes: tuple[int, ...] = (64, 128, 256, 512)
-    embedding_size: int = 64
-    layer_type: str = "basic"
-    decoder_width: int = 256
-    feature_dim: int = 128
-    dinov2_hidden_size: int = 384  # kind "dinov2", random init (ViT-S/14 shape by default)
-    dinov2_layers: int = 12
-    dinov2_heads: int = 6
+class BackboneConfig(BackboneSection):
+    """The feature network's shape: the config's `backbone` keys (`nemo.config.BackboneSection`: their
+    defaults and docs), frozen, with depths / hidden_sizes as tuples. ResNet-50: depths (3, 4, 6, 3),
+    hidden_sizes (256, 512, 1024, 2048), embedding_size 64, layer_type "bottleneck"."""
 
     def __post_init__(self):
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))

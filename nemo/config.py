@@ -62,7 +62,7 @@ class CuboidSection:
     coverage: float = setting(0.99, "fraction of the training objects the cuboid covers", gt=0, le=1)
 
 
-@dataclass
+@dataclass(frozen=True)  # frozen: nemo.BackboneConfig, the network's own, derives from it
 class BackboneSection:
     model: str | None = setting(None, "a transformers backbone id or folder (None: a random one of `kind`)",
                                 open=True)

@@ -52,7 +52,7 @@ class FreshData:
         except ConfigError as exc:
             raise NemoError(f"the on-the-fly datagen config is invalid: {exc}") from exc
         self.folder = Path(folder)
-        self.seed = int(self.config["seed"])
+        self.seed = self.config.seed
         self._pending: dict[int, object] = {}  # epoch -> rendering process
 
     def prefetch(self, epoch: int) -> None:
@@ -78,7 +78,7 @@ class FreshData:
     @property
     def assets(self) -> list[dict]:
         """The config's asset source blocks (the meshes the samples are rendered from)."""
-        return [dict(a) for a in self.config["assets"]]
+        return [dict(a) for a in self.config.assets]
 
     def round_folder(self, epoch: int) -> Path:
         return self.folder / f"round_{int(epoch):05d}"

@@ -20,7 +20,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from methodkit import config as mk
 from methodkit.config import section, setting
@@ -107,7 +106,7 @@ class IncrementalConfig(mk.ConfigObject):
     instance_disjoint: bool = setting(True, "test_data may show no instance (mesh_ref) that train_data shows")
     classes: list[str] | None = setting(None, "the class budget; default: every class of the training records")
     tasks: dict = setting({"tasks": 2, "first": None, "order_seed": 0}, "the task split (replaced whole): "
-                          "{tasks, first, order_seed} or {preset: pascal3d_4x3}; see tasks.py", open=True)
+                          "{tasks, first, order_seed} or {preset: pascal3d_4x3}; see tasks.py")
     steps: StepsSection = section(StepsSection, "training steps per task")
     negatives: str = setting("all_slots", "contrastive negatives: every latent slot (the released iNeMo), the "
                              "seen classes, or own class (NeMo)", choices=NEGATIVES)
@@ -120,8 +119,8 @@ class IncrementalConfig(mk.ConfigObject):
     exemplars: ExemplarsSection = section(ExemplarsSection)
     eval: EvalSection = section(EvalSection)
     replay2d: Replay2dSection = section(Replay2dSection, "how replay2d classifies")
-    nemo: Any = setting({"classify": {"match_rule": "peak"}}, "a nemo config block (nemo.DEFAULTS keys); "
-                        "classification by iNeMo's own matching rule, not NOVUM's mean", open=True, typed=NemoConfig)
+    nemo: dict = setting({"classify": {"match_rule": "peak"}}, "a nemo config block (nemo.DEFAULTS keys); "
+                         "classification by iNeMo's own matching rule, not NOVUM's mean", typed=NemoConfig)
 
     @classmethod
     def resolve(cls, config=None, overrides=()) -> dict:
@@ -133,11 +132,18 @@ _KEYS = mk.keys(IncrementalConfig)
 _NUMBERS = {k.dotted for k in _KEYS if k.base is float}
 _COUNTS = {k.dotted for k in _KEYS if k.type is int}
 _POSITIVE = [k.dotted for k in _KEYS if k.meta.get("gt") == 0]
-_CHOICES = {k.dotted: k.meta["choices"] for k in _KEYS if k.meta.get("choices")}
+_AS_GIVEN = {k.dotted for k in _KEYS if k.meta.get("choices") or k.base in (bool, dict)}
 
 
-def _fail(key: str, message: str):
-    raise NemoConfigError(f"config: {key!r} {message}")
+def _fail(key: str, message: str, kind: str = "value"):
+    raise NemoConfigError(f"config: {key!r} {message.replace('allowed here:', 'allowed:')}")
+
+
+def _check_part(key: str, message: str, kind: str = "value"):
+    """`check_tree`'s findings in a given part: unknown keys, sections and blocks that are not mappings,
+    choices and booleans are errors at once; numbers are checked after the merge (below)."""
+    if kind != "value" or key in _AS_GIVEN:
+        _fail(key, message)
 
 
 def resolve_incremental_config(config: Mapping | None = None, overrides: Iterable[Mapping] = ()) -> dict:
@@ -145,28 +151,10 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     `nemo.resolve_config` (its `categories`, `method` and `train.steps` are set per task)."""
     out = copy.deepcopy(INCREMENTAL_DEFAULTS)
     for part in (config or {}, *overrides):
-        for key, value in part.items():
-            if key not in INCREMENTAL_DEFAULTS:
-                _fail(key, f"is not a key; allowed: {sorted(INCREMENTAL_DEFAULTS)}")
-            default = INCREMENTAL_DEFAULTS[key]
-            if isinstance(default, dict) and key != "tasks":
-                if not isinstance(value, Mapping):
-                    _fail(key, f"must be a mapping, got {value!r}")
-                unknown = sorted(set(value) - set(default)) if key != "nemo" else []
-                if unknown:
-                    _fail(f"{key}.{unknown[0]}", f"is not a key; allowed: {sorted(default)}")
-                out[key] = merge(out[key], value)
-            elif key == "tasks":
-                if not isinstance(value, Mapping):
-                    _fail(key, f"must be a mapping, got {value!r}")
-                out[key] = dict(value)  # a new split replaces the default one (preset or tasks)
-            else:
-                out[key] = copy.deepcopy(value)
-    for dotted, choices in _CHOICES.items():
-        head, _, tail = dotted.partition(".")
-        value = out[head][tail] if tail else out[head]
-        if value not in choices:
-            _fail(dotted, f"must be one of {list(choices)}, got {value!r}")
+        mk.check_tree(IncrementalConfig, part, _check_part)
+        out = merge(out, part)
+        if "tasks" in part:
+            out["tasks"] = dict(part["tasks"])  # a new split replaces the default one (preset or tasks)
     kd = out["distillation"]
     for key in ("weight", "temperature"):  # null: the variant's value
         if kd[key] is None:
@@ -193,8 +181,6 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     slots = out["latent"]["slots"]
     if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
         _fail("latent.slots", f"must be null or a positive integer, got {slots!r}")
-    if not isinstance(out["clutter_refill"], bool):
-        _fail("clutter_refill", f"must be true or false, got {out['clutter_refill']!r}")
     val = out["validation"]
     if not 0 <= val["fraction"] < 1:
         _fail("validation.fraction", f"must be in [0, 1), got {val['fraction']!r}")
@@ -203,8 +189,6 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
             or len(set(rules)) != len(rules):
         _fail("validation.match_rules", f"must be a non-empty list of distinct rules of {list(MATCH_RULES)}, "
                                         f"got {rules!r}")
-    if not isinstance(out["instance_disjoint"], bool):
-        _fail("instance_disjoint", f"must be true or false, got {out['instance_disjoint']!r}")
     for key in ("train_data", "test_data", "seen_cad_data"):
         value = out[key]
         if isinstance(value, (str, os.PathLike)):
