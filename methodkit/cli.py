@@ -1,7 +1,8 @@
 """The command-line arguments every method command shares, defined once, and flags generated from
 a config schema (`methodkit.config`).
 
-`add_run_arguments` adds `--out`, `--config`, `--set KEY=VALUE` and `--no-progress`;
+`add_out`, `add_config`, `add_set` and `add_no_progress` add `--out`, `--config`, `--set KEY=VALUE` and
+`--no-progress`;
 `add_schema_flags` adds one flag per schema key whose metadata names one (`setting(..., flag=...)`:
 True gives `--the-key`, a string that flag), typed from the schema (int / float / str / choices;
 a bool default True gives a `--no-...` switch, False a plain switch). `schema_values(args)` gives
@@ -16,8 +17,8 @@ from collections.abc import Iterable
 
 from .config import Key, keys
 
-__all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_run_arguments", "add_schema_flags",
-           "schema_flags", "schema_values", "flag_name"]
+__all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_schema_flags", "schema_flags", "schema_values",
+           "flag_name"]
 
 
 def add_out(parser: argparse.ArgumentParser, help: str = "run folder", **kwargs) -> None:
@@ -35,16 +36,6 @@ def add_config(parser: argparse.ArgumentParser, help: str, required: bool = Fals
 
 def add_set(parser: argparse.ArgumentParser, help: str = "override one config key (repeatable)") -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
-
-
-def add_run_arguments(parser: argparse.ArgumentParser, *, out: str = "run folder", config: str | None = None,
-                      set_help: str | None = None, progress: str = "no progress bar") -> None:
-    """`--out` (required), `--config` and `--set` (when `config` gives its help) and `--no-progress`."""
-    add_out(parser, out)
-    if config is not None:
-        add_config(parser, config)
-        add_set(parser, set_help or "override one config key (repeatable)")
-    add_no_progress(parser, progress)
 
 
 def flag_name(key: Key) -> str | None:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import data3d
 import geom3d
@@ -279,8 +278,3 @@ def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = Non
             out.append(SetSource(view, {k: vp[k] for k in ("focal", "viewport", "px", "py")}, tuple(obj.bbox),
                                  instance=obj.mesh_ref))
     return out
-
-
-def torch_image(image: np.ndarray) -> torch.Tensor:
-    """(3, H, W) float in [0, 1] of an (H, W, 3) uint8 image."""
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
