@@ -5,7 +5,8 @@ A method declares its config as nested stdlib dataclasses whose fields are made 
 `section` (a nested dataclass). From that one declaration come the defaults (`defaults(cls)`),
 the documentation (`keys(cls)`), the generic checks (`check_tree`: unknown keys, types, choices,
 ranges; one `ConfigError` naming the dotted key and the file), typed objects (`build(cls, tree)`,
-`to_dict(obj)`) and the command-line flags (`aware3d.cli_common.add_schema_flags`).
+`Cls.of(resolved)`, `to_dict(obj)`: code reads `cfg.data.crop_size`, never string keys) and the
+command-line flags (`methodkit.cli.add_schema_flags`).
 
 Why dataclasses and not pydantic / OmegaConf / tyro: the project's configs are resolved into
 plain nested dicts that run folders store and trainers read (a contract other code depends on),

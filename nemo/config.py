@@ -3,9 +3,9 @@ overrides, validation.
 
 `NemoConfig` (nested dataclasses made with `methodkit.config.setting`) is the one place that holds
 every key's default, doc, choices and range; `DEFAULTS` is its plain nested dict. `resolve_config`
-returns the resolved plain dict (what trainers read and a run folder stores in config.yaml);
-`NemoConfig.from_mapping(...)` the same as a typed object. Unknown keys and values of the wrong
-type are `NemoConfigError`s (a `NemoError` and a `methodkit.ConfigError`) naming the dotted key.
+returns the resolved plain dict (what a run folder stores in config.yaml); code reads it typed,
+`NemoConfig.of(resolved)` (or `NemoConfig.from_mapping(...)`: resolve and type). Unknown keys and values
+of the wrong type are `NemoConfigError`s (a `NemoError` and a `methodkit.ConfigError`) naming the dotted key.
 """
 
 from __future__ import annotations
