@@ -220,3 +220,39 @@ def test_a_new_method_declares_its_config_as_in_the_design(tmp_path):
         MyConfig.load(path, ["train.log_every=0"])
     with pytest.raises(methodkit.ConfigError, match=r"my\.yaml: train\.stpes: is not a key"):
         MyConfig.load(path, ["train.stpes=1"])
+
+
+def test_code_reads_the_typed_views_of_resolved_configs(tmp_path):
+    """`Cls.of` types a resolved mapping (and passes an object through); a block declared with
+    `typed=` (pose's and iNeMo's `nemo`) is a NemoConfig; `to_dict` gives back the stored mapping;
+    datagen's config answers its schema's keys by attribute; the config objects are what the
+    consumers read (a typed config in, the same result as its mapping)."""
+    resolved = nemo.resolve_config({"data": {"crop_size": [64, 96]}, "loss": {"temperature": 0.2}})
+    cfg = nemo.NemoConfig.of(resolved)
+    assert (cfg.data.crop_size, cfg.loss.temperature, cfg.optim.schedule) == ([64, 96], 0.2, "cosine")
+    assert nemo.NemoConfig.of(cfg) is cfg and cfg.to_dict() == resolved
+    pose_cfg = PoseConfig.of(resolve_pose_config({"nemo": {"train": {"steps": 7}}}))
+    assert isinstance(pose_cfg.nemo, nemo.NemoConfig) and pose_cfg.nemo.train.steps == 7
+    assert pose_cfg.to_dict() == resolve_pose_config({"nemo": {"train": {"steps": 7}}})
+    inc = IncrementalConfig.of(resolve_incremental_config({"steps": {"first": 4}}))
+    assert isinstance(inc.nemo, nemo.NemoConfig) and inc.nemo.classify.match_rule == "peak" and inc.steps.first == 4
+    data = datagen.load_config({"camera": {"fov": 30.0}, "seed": 5})
+    assert (data.camera.fov, data.seed, data.image_size, data["camera"]["fov"]) == (30.0, 5, (256, 256), 30.0)
+    with pytest.raises(AttributeError, match="no_such_key"):
+        data.no_such_key
+    from nemo.data import object_dataset
+
+    a, b = (object_dataset([], c, ["car"], train=False) for c in (resolved, cfg))
+    assert (a.crop_size, a.centre, a.fit_fraction) == (b.crop_size, b.centre, b.fit_fraction) == ((64, 96), "bbox", 0.7)
+
+
+def test_inemo_resume_checks_read_the_typed_config():
+    from pathlib import Path
+
+    from nemo.incremental.loop import _check_classifier, _check_rules
+
+    config = IncrementalConfig.of(resolve_incremental_config())
+    with pytest.raises(nemo.NemoError, match=r"not chosen on validation among \['peak', 'mean'\]"):
+        _check_classifier({"classifier": "mean", "validation": {"match_rules": ["mean"]}}, "inemo", config, Path("t"))
+    with pytest.raises(nemo.NemoError, match="'negatives': 'all_slots'"):
+        _check_rules({"rules": {}}, "inemo", config, Path("t"))

@@ -218,7 +218,7 @@ def _instances(records, classes) -> dict[str, list[str]]:
     return {c: sorted(v) for c, v in out.items()}
 
 
-def rules_of(method: str, config: Mapping) -> dict | None:
+def rules_of(method: str, config: IncrementalConfig) -> dict | None:
     """The training rules a NeMo method's task was run under (recorded in task.json; a resumed
     task under other rules is an error). None for replay2d."""
     if method == "replay2d":
@@ -232,7 +232,7 @@ def rules_of(method: str, config: Mapping) -> dict | None:
             "clutter_refill": bool(config.clutter_refill) and inemo}
 
 
-def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], train, test, meshes: Mapping,
+def run_method(method: str, config: IncrementalConfig, tasks: Sequence[Sequence[str]], train, test, meshes: Mapping,
                folder: Path, progress: bool = False, validation: Sequence = ()) -> dict:
     """One method over all tasks (see the module docstring): {"per_task": [...], summaries}.
     validation: the records carved from the training data (`validation.py`) for the choices."""
@@ -280,18 +280,18 @@ def run_method(method: str, config: Mapping, tasks: Sequence[Sequence[str]], tra
     return summarise_method(per_task)
 
 
-def _classifier(method: str, config: Mapping) -> str:
+def _classifier(method: str, config: IncrementalConfig) -> str:
     """The rule a method's accuracies are measured by without a validation choice: replay2d's
     `replay2d.classifier`, the NeMo methods' `classify.match_rule`."""
     return config.replay2d.classifier if method == "replay2d" else config.nemo.classify.match_rule
 
 
-def _selects(method: str, config: Mapping) -> bool:
+def _selects(method: str, config: IncrementalConfig) -> bool:
     """Whether the NeMo method's matching rule is chosen on the validation split."""
     return method != "replay2d" and float(config.validation.fraction) > 0
 
 
-def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
+def _check_classifier(entry: Mapping, method: str, config: IncrementalConfig, task_dir: Path) -> None:
     """A finished task measured by another rule than the config's is an error, not a silent mix (a
     task.json without the field predates the rules: the NeMo methods' mean rule, replay2d's head).
     Where the rule is chosen on validation, the task must have been chosen among the same rules."""
@@ -300,13 +300,13 @@ def _check_classifier(entry: Mapping, method: str, config: Mapping, task_dir: Pa
         chosen = (entry.get("validation") or {}).get("match_rules")
         if chosen != list(config.validation.match_rules):
             raise NemoError(f"this finished task's matching rule ({stored!r}) was not chosen on validation among "
-                            f"{config['validation']['match_rules']}; use a new --out", task_dir)
+                            f"{config.validation.match_rules}; use a new --out", task_dir)
     elif stored != _classifier(method, config):
         raise NemoError(f"this finished task was evaluated with the {stored!r} classifier, the config asks for "
                         f"{_classifier(method, config)!r}; use a new --out", task_dir)
 
 
-def _check_rules(entry: Mapping, method: str, config: Mapping, task_dir: Path) -> None:
+def _check_rules(entry: Mapping, method: str, config: IncrementalConfig, task_dir: Path) -> None:
     """A finished task trained under other rules (negatives, distillation, clutter refill; absent:
     before they were recorded) than the config's is an error."""
     want = rules_of(method, config)
