@@ -239,7 +239,7 @@ def test_code_reads_the_typed_views_of_resolved_configs(tmp_path):
     data = datagen.load_config({"camera": {"fov": 30.0}, "seed": 5})
     assert (data.camera.fov, data.seed, data.image_size, data["camera"]["fov"]) == (30.0, 5, (256, 256), 30.0)
     with pytest.raises(AttributeError, match="no_such_key"):
-        data.no_such_key
+        _ = data.no_such_key
     from nemo.data import object_dataset
 
     a, b = (object_dataset([], c, ["car"], train=False) for c in (resolved, cfg))
