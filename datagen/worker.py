@@ -215,15 +215,15 @@ class Worker:
         """The background with the object's contact shadow, drawn with probability
         `randomization.contact_shadow` (from the sample's own "shadow" stream, so the other draws
         and every image without a shadow are unchanged by the option)."""
-        rz = self.config["randomization"]
-        if bg is None or rz["contact_shadow"] <= 0:
+        rz = self.config.randomization
+        if bg is None or rz.contact_shadow <= 0:
             return bg
         rng = sample_rng(sid, "shadow")
-        if rng.random() >= rz["contact_shadow"]:
+        if rng.random() >= rz.contact_shadow:
             return bg
         cams = views.cameras
         K, R, t = (x[b].numpy() for x in (cams.K, cams.R, cams.t))
-        return contact_shadow(bg, K, R, t, loaded.bounds, darkness=rng.uniform(*rz["shadow_darkness"]))
+        return contact_shadow(bg, K, R, t, loaded.bounds, darkness=rng.uniform(*rz.shadow_darkness))
 
     def _sample_outcome(self, spec: SampleSpec, lk: Look, vp, loaded: LoadedAsset, views, b: int,
                         generated: dict | None) -> tuple[dict, dict]:
