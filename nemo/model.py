@@ -12,6 +12,7 @@ when no intrinsics are given (only distance depends on it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -192,20 +193,20 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
     if set(stored) == {"nemo", "pose"}:  # pose.train's run folder: {"nemo": ..., "pose": ...}
         raise NemoError("is a label-free pose run (aware3d pose train), not a NeMo run; evaluate it with "
                         "`aware3d pose eval --run ...`", run.path)
-    if device is None and str(stored.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
-        logging.getLogger(__name__).warning("%s was trained on %s; this machine has no CUDA device: loading it on "
-                                            "the CPU", run.path, stored["device"])
-        device = "cpu"
     try:
-        config = resolve_config(stored)
+        cfg = NemoConfig.of(resolve_config(stored))
     except NemoError as exc:
         raise NemoError(f"config.yaml: {exc}", run.path) from None
+    if device is None and cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger(__name__).warning("%s was trained on %s; this machine has no CUDA device: loading it on "
+                                            "the CPU", run.path, cfg.device)
+        device = "cpu"
     tensors, meta = run.load_checkpoint()
-    categories = list(meta.get("categories") or config["categories"] or [])
+    categories = list(meta.get("categories") or cfg.categories or [])
     if not categories:
         raise NemoError("the run's checkpoint names no categories", run.path)
-    device = device or config["device"]
-    cfg = NemoConfig.of(dict(config, categories=categories, device=str(device)))  # the device: where it lives now
+    device = device or cfg.device
+    cfg = dataclasses.replace(cfg, categories=categories, device=str(device))  # the device: where it lives now
     if cfg.method == "nemo":
         bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum)
         net, _ = build_model(cfg, categories, meshes={c: bank.mesh(c) for c in categories})
