@@ -87,8 +87,9 @@ def run_orbit4d(args) -> int:
     if args.cameras is not None and ("fov_degrees" in given or args.static_camera):
         raise Orbit4DInputError("--fov" if "fov_degrees" in given else "--static-camera",
                                 "only acts without --cameras (the camera file gives the intrinsics and motion)")
-    if given.get("prompt") and not given.get("video_model"):
-        raise Orbit4DInputError("--prompt", "only acts with a video model (--video-model)")
+    for key, flag in (("prompt", "--prompt"), ("caption_model", "--caption-model")):
+        if given.get(key) and not given.get("video_model"):
+            raise Orbit4DInputError(flag, "only acts with a video model (--video-model)")
     if "num_output_frames" in given and given.get("trajectory", "").lower().endswith(".json"):
         raise Orbit4DInputError("--num-output-frames", "only acts with a preset path; a camera_path file has its own "
                                                        "frames")

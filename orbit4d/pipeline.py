@@ -109,7 +109,12 @@ class Orbit4DOptions(mk.ConfigObject):
     video_model: str | None = setting(None, "WanVACE pipeline (diffusers) by model id or local path, e.g. "
                                       "Wan-AI/Wan2.1-VACE-1.3B-diffusers: paints output.mp4 from the scaffold",
                                       flag="--video-model")
-    prompt: str = setting("", "text prompt of the video model", flag="--prompt")
+    prompt: str = setting("", "text prompt of the video model (with --caption-model: used when the caption comes "
+                          "out empty)", flag="--prompt")
+    caption_model: str | None = setting(None, "caption the first frame with a transformers image-to-text model (by "
+                                        "id or local folder, e.g. Salesforce/blip-image-captioning-base) and give "
+                                        "the caption to the video model as its prompt (orbit4d.caption)",
+                                        flag="--caption-model")
     video_steps: int = setting(30, "denoising steps of the video model", ge=1, le=100000, flag="--video-steps")
     video_guidance: float = setting(5.0, "classifier-free guidance of the video model", ge=0, lt=100,
                                     flag="--video-guidance")
@@ -542,19 +547,32 @@ def _run(inputs: Orbit4DInputs, folder: RunFolder, options: Orbit4DOptions, view
         mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)
         write_scaffold(out, scaffold, options.fps)  # the six outputs concurrently, each atomically
         write_video(out / "input.mp4", inputs.frames, options.fps)
-    output = None
+    output, video_prompt = None, None
     if options.video_model:
         if options.video_condition not in ("rgb", "depth", "depth-control"):
             raise ValueError(f"video_condition must be 'rgb', 'depth' or 'depth-control', "
                              f"got {options.video_condition!r}")
         from .video import WanVacePainter
 
+        prompt = options.prompt
+        if options.caption_model:
+            from .caption import ImageCaptioner
+
+            with stage("caption model"):
+                caption = ImageCaptioner(options.caption_model)(inputs.frames[0])
+            if caption:
+                prompt = caption
+            else:
+                logging.getLogger(__name__).warning("%s: the caption model gave an empty caption; the video model "
+                                                    "gets --prompt %r", options.caption_model, options.prompt)
         with stage("video model"):
             painter = WanVacePainter(options.video_model, steps=options.video_steps, guidance=options.video_guidance,
                                      seed=options.seed)
             cond = scaffold.rgb if options.video_condition == "rgb" else np.repeat(depth_img[..., None], 3, -1)
             holes = None if options.video_condition == "depth-control" else ~scaffold.mask  # released: no mask
-            output = painter(cond, holes, inputs.frames[0], options.prompt)
+            output = painter(cond, holes, inputs.frames[0], prompt)
+            video_prompt = {"prompt": prompt, "from": f"caption model {options.caption_model}"
+                            if options.caption_model and prompt != options.prompt else "--prompt"}
             write_frames(out / "output", output)
             write_video(out / "output.mp4", output, options.fps)
     notes = list(inputs.notes)
@@ -573,5 +591,6 @@ def _run(inputs: Orbit4DInputs, folder: RunFolder, options: Orbit4DOptions, view
     times = {**geo["times"], **stage.wall}
     folder.update_manifest(status="complete", step=len(done), times_s=times, counts=counts, warnings=notes,
                            proxy=options.proxy, video_model=options.video_model or "not run (no --video-model given)",
+                           video_prompt=video_prompt or "not run (no --video-model given)",
                            completion=completion or "not run: the model-free canonical (no --novel-view-model given)")
     return RunResult(out, times, counts, fit.transforms, smoothed, geo["box"], canonical.points, path)
