@@ -4,13 +4,14 @@ Each scene (`orbit4d.synthetic.make_scene`) varies the object (the default asymm
 a `data3d.procedural` car / chair / sofa / aeroplane / bus at a given seed), its size in the frame
 (the camera's distance), the resolution and the object's turn; depth gets 2 % multiplicative noise
 and 10 % outliers, as in the acceptance bounds. Per scene the smoothed Sim(3) RANSAC alignment
-(`orbit4d.pipeline.reconstruct_and_align`, default options) is scored by `orbit4d.evaluate.alignment_errors`
+(`orbit4d.pipeline.reconstruct_and_align`, default options: the optical-flow refinement on) is scored by `orbit4d.evaluate.alignment_errors`
 (errors relative to frame 0): rotation median and max in degrees, translation max over the object's
 size, against the bounds 1.0° median, 2.5° max, 2 % translation.
 
     python bench/orbit4d_rigid_scenes.py --threads 1            # every scene (a few minutes)
     python bench/orbit4d_rigid_scenes.py --threads 1 --only box-120x160-45,car3-120x160-40
-    python bench/orbit4d_rigid_scenes.py --threads 1 --flow-refine   # with orbit4d.alignment.refine_with_flow
+    python bench/orbit4d_rigid_scenes.py --threads 1 --no-flow-refine   # without orbit4d.alignment.refine_with_flow
+    python bench/orbit4d_rigid_scenes.py --threads 1 --flow-solver ransac  # the refinement's earlier solver
 """
 
 from __future__ import annotations
@@ -48,13 +49,25 @@ def build_scene(name: str):
 
 
 def score_scene(name: str, noise: float = 0.02, outliers: float = 0.10, seed: int = 1,
-                flow_refine: bool = False) -> dict:
+                flow_refine: bool = True, flow_solver: str = "refit") -> dict:
     """The scene's smoothed-alignment errors (`AlignmentErrors.summary()`), its mask share and CPU s."""
     scene = build_scene(name)
     depth = add_depth_noise(scene.depth, noise, outliers, seed=seed)
     inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, depth, scene.cameras)
     cpu = time.process_time()
-    geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
+    if flow_solver == "refit":
+        geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
+    else:  # the earlier refinement: a Sim(3) RANSAC per round, three passes of three rounds
+        import functools
+
+        import orbit4d.alignment as alignment
+
+        default = alignment.refine_with_flow
+        alignment.refine_with_flow = functools.partial(default, solver="ransac", passes=3, rounds=3)
+        try:
+            geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
+        finally:
+            alignment.refine_with_flow = default
     cpu = time.process_time() - cpu
     err = alignment_errors(geo["smoothed"], scene.object_poses, geo["canonical"].points, scene.object_size)
     out = err.summary()
@@ -68,18 +81,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", help="comma-separated scene names (default: all)")
-    parser.add_argument("--flow-refine", action="store_true", help="with the optical-flow refinement (--flow-refine)")
+    parser.add_argument("--no-flow-refine", action="store_true", help="without the optical-flow refinement "
+                        "(the run's --no-flow-refine)")
+    parser.add_argument("--flow-solver", choices=("refit", "ransac"), default="refit",
+                        help="the refinement's solver: refit (default; robust refits from the estimate, 3 passes of "
+                             "2 rounds) or ransac (the earlier one: a Sim(3) RANSAC per round, 3 passes of 3 rounds)")
     args = parser.parse_args()
     from aware3d_utils import torch_threads
 
     with torch_threads(args.threads):
-        run_scenes(args.only.split(",") if args.only else list(SCENES), args.flow_refine)
+        run_scenes(args.only.split(",") if args.only else list(SCENES), not args.no_flow_refine, args.flow_solver)
 
 
-def run_scenes(names: list, flow_refine: bool) -> None:
+def run_scenes(names: list, flow_refine: bool, flow_solver: str = "refit") -> None:
     rows, results = [], {}
     for name in names:
-        r = score_scene(name, flow_refine=flow_refine)
+        r = score_scene(name, flow_refine=flow_refine, flow_solver=flow_solver)
         results[name] = r
         obj, frames, size, turn, distance = SCENES[name]
         rows.append([name, "box object" if obj is None else f"{obj[0]} seed {obj[1]}", f"{frames}",

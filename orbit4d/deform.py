@@ -49,7 +49,7 @@ import torch
 
 from geom3d import Cameras
 
-__all__ = ["DeformationGraph", "build_graph", "NonRigidTrack", "track_nonrigid", "FlowCache"]
+__all__ = ["DeformationGraph", "build_graph", "NonRigidTrack", "track_nonrigid", "FlowCache", "flow_scale_for"]
 
 
 @dataclass(frozen=True)
@@ -161,35 +161,91 @@ def _solve(graph: DeformationGraph, points, R, p, idx, targets, weights, p_hat, 
     return R, p
 
 
+FLOW_MAX_SIDE = 416  # frames larger than this get their flow at a coarser scale (FlowCache, scale=None)
+
+
+def flow_scale_for(size) -> float:
+    """The automatic flow scale for frames of size (H, W): 1 up to `FLOW_MAX_SIDE` pixels on the
+    longest side, else FLOW_MAX_SIDE / longest side (480×832 → 0.5)."""
+    return min(1.0, FLOW_MAX_SIDE / max(size))
+
+
 class FlowCache:
     """Dense optical flow between frames, computed on demand and kept: `flow(a, b)` (H, W, 2)
     float32 (du, dv) from frame a to frame b (OpenCV DIS, finer than its medium preset: every
     pyramid level down to full resolution, 8-pixel patches at stride 2), computed on the box
     around both frames' masks grown by `margin` pixels (zero elsewhere: only the subject's
-    pixels are read)."""
+    pixels are read). scale: the box is resized by this factor (area averaging) before the flow,
+    and the flow brought back (bilinear, vectors divided by the factor); None: `flow_scale_for`
+    the frames' size (1 up to 416 pixels on the longest side). `prefetch(pairs)` computes flows
+    ahead on one background thread (OpenCV releases the GIL), in the order given, while the
+    caller works: the 2-worker pipeline of the tracking; `close()` stops it."""
 
-    def __init__(self, frames: np.ndarray, masks: np.ndarray, margin: int = 24):
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, margin: int = 24, scale: float | None = None):
         self.frames, self.masks, self.margin, self.cache = frames, masks, margin, {}
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        self.dis.setFinestScale(0)
-        self.dis.setPatchSize(8)
-        self.dis.setPatchStride(2)
-        self.dis.setGradientDescentIterations(25)
-        self.dis.setVariationalRefinementIterations(10)
+        self.scale = flow_scale_for(masks.shape[1:]) if scale is None else float(scale)
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"FlowCache: scale must be in (0, 1], got {self.scale}")
+        self.dis = self._make_dis()
+        self.pending, self.pool = {}, None
+
+    @staticmethod
+    def _make_dis():
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis.setFinestScale(0)
+        dis.setPatchSize(8)
+        dis.setPatchStride(2)
+        dis.setGradientDescentIterations(25)
+        dis.setVariationalRefinementIterations(10)
+        return dis
+
+    def prefetch(self, pairs) -> None:
+        """Start computing the flows of `pairs` [(a, b), ...] on a background thread, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1)
+            self.worker_dis = self._make_dis()  # a DIS object is not shared between threads
+        for ab in pairs:
+            ab = (int(ab[0]), int(ab[1]))
+            if ab not in self.cache and ab not in self.pending:
+                self.pending[ab] = self.pool.submit(self._compute, ab[0], ab[1], self.worker_dis)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for fut in self.pending.values():
+                fut.cancel()
+            self.pool.shutdown(wait=True)
+            self.pool, self.pending = None, {}
 
     def flow(self, a: int, b: int) -> np.ndarray:
         if (a, b) not in self.cache:
-            h, w = self.masks.shape[1:]
-            rows, cols = np.nonzero(self.masks[a] | self.masks[b])
-            out = np.zeros((h, w, 2), np.float32)
-            if rows.size:
-                r0, r1 = max(rows.min() - self.margin, 0), min(rows.max() + self.margin + 1, h)
-                c0, c1 = max(cols.min() - self.margin, 0), min(cols.max() + self.margin + 1, w)
-                ga = cv2.cvtColor(np.ascontiguousarray(self.frames[a][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
-                gb = cv2.cvtColor(np.ascontiguousarray(self.frames[b][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
-                out[r0:r1, c0:c1] = self.dis.calc(ga, gb, None)
-            self.cache[(a, b)] = out
+            fut = self.pending.pop((a, b), None)
+            self.cache[(a, b)] = fut.result() if fut is not None else self._compute(a, b, self.dis)
         return self.cache[(a, b)]
+
+    def _compute(self, a: int, b: int, dis) -> np.ndarray:
+        h, w = self.masks.shape[1:]
+        rows, cols = np.nonzero(self.masks[a] | self.masks[b])
+        out = np.zeros((h, w, 2), np.float32)
+        if not rows.size:
+            return out
+        r0, r1 = max(rows.min() - self.margin, 0), min(rows.max() + self.margin + 1, h)
+        c0, c1 = max(cols.min() - self.margin, 0), min(cols.max() + self.margin + 1, w)
+        ga = cv2.cvtColor(np.ascontiguousarray(self.frames[a][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
+        gb = cv2.cvtColor(np.ascontiguousarray(self.frames[b][r0:r1, c0:c1]), cv2.COLOR_RGB2GRAY)
+        if self.scale < 1:
+            small = (max(int(round((c1 - c0) * self.scale)), 8), max(int(round((r1 - r0) * self.scale)), 8))
+            fl = dis.calc(cv2.resize(ga, small, interpolation=cv2.INTER_AREA),
+                          cv2.resize(gb, small, interpolation=cv2.INTER_AREA), None)
+            # bilinear resizing maps pixel edges to edges (u' = s·(u + ½) − ½); the vectors scale back
+            fl = cv2.resize(fl, (c1 - c0, r1 - r0), interpolation=cv2.INTER_LINEAR)
+            fl[..., 0] *= (c1 - c0) / small[0]
+            fl[..., 1] *= (r1 - r0) / small[1]
+            out[r0:r1, c0:c1] = fl
+        else:
+            out[r0:r1, c0:c1] = dis.calc(ga, gb, None)
+        return out
 
 
 def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -260,14 +316,19 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
                    node_spacing: float, tolerance: float, alpha: float = 2.0, beta: float = 0.02,
                    rounds: int = 4, iterations: int = 3, flow_weight: float = 1.0, flow_check: float = 1.0,
                    closest_weight: float = 0.0, velocity: float = 1.0, hops=(1, 2, 4),
-                   refine: bool = True) -> NonRigidTrack:
+                   refine: bool = True, settle: float = 0.0, flow_scale: float | None = None,
+                   workers: int = 1) -> NonRigidTrack:
     """Deform the canonical `points` (M, 3) (world coordinates of frame `keyframe`) into every
     frame (module docstring). frames uint8 (T, H, W, 3) (for the flow), fg_depth (T, H, W) the
     cleaned foreground depth (0 elsewhere), cameras (T,); tolerance: the depth agreement of
     projective pairs (world units; the first round of each frame accepts 3×); hops: the earlier
     frames along the chain whose flow pairs enter each frame's fit; closest_weight: weight of
     nearest-frame-point pairs (0 by default: tried, they hold the model back where it was);
-    velocity: how much of the last step the prediction p̂ repeats."""
+    velocity: how much of the last step the prediction p̂ repeats; settle: a frame's re-pairing
+    rounds stop (after the second) once the deformed points move less than this (RMS, world units)
+    between rounds (0: always `rounds`); flow_scale: the flow's image scale (`FlowCache`; None:
+    automatic, 0.5 at 480×832); workers: 2 computes the flows ahead on a second thread while the
+    solves run (the same numbers as 1)."""
     pts = np.asarray(points, np.float64)
     graph = build_graph(pts, node_spacing)
     T = len(fg_depth)
@@ -280,7 +341,14 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
     Ps[keyframe] = graph.nodes
     order_f = list(range(keyframe, T))
     order_b = list(range(keyframe, -1, -1))
-    flows = FlowCache(frames, fg_depth > 0)
+    flows = FlowCache(frames, fg_depth > 0, scale=flow_scale)
+    if workers > 1:  # the flows in the order the tracking needs them, both directions
+        need = []
+        for order in (order_f, order_b):
+            for n in range(1, len(order)):
+                need += [ab for hop in hops if n - hop >= 0
+                         for ab in ((order[n - hop], order[n]), (order[n], order[n - hop]))]
+        flows.prefetch(need)
     deformed = np.zeros((T, len(pts), 3))
     deformed[keyframe] = pts
     from scipy.spatial import cKDTree
@@ -307,8 +375,13 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
                 fy.append(y)
             fi, fy = np.concatenate(fi), np.concatenate(fy)
             p = p_hat.copy()
+            last = None
             for r in range(rounds):
                 cur = graph.deform(pts, R, p)
+                if settle > 0 and last is not None and r >= 2 and \
+                        np.sqrt(((cur - last) ** 2).sum(1).mean()) < settle:
+                    break  # the pairs have settled: another round would pair the same points
+                last = cur
                 pi, py = _projective(cur, fg_depth[f], cams[f], tolerance * (3 if r == 0 else 1))
                 if closest_weight > 0 and len(pi):  # visible points: their nearest frame point (geometry's lateral cue)
                     d, nn = trees[f].query(cur[pi], k=1, distance_upper_bound=2 * tolerance)
@@ -328,6 +401,7 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
                 pairs[f] = len(idx)
             Rs[f], Ps[f] = R, p
             deformed[f] = graph.deform(pts, R, p)
+    flows.close()
     if refine:
         pts = _refine(graph, pts, Rs, Ps, fg_depth, cams, tolerance)
         deformed = np.stack([graph.deform(pts, Rs[f], Ps[f]) for f in range(T)])

@@ -168,7 +168,7 @@ class DeformingProxy:
 def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int | None = None, up=None,
                     size: int = 192, node_spacing_voxels: float = 4.0, tolerance_voxels: float = 3.0,
                     alpha: float = 2.0, beta: float = 0.005, rounds: int = 8, iterations: int = 5,
-                    depth_estimator=None, metric_depth: bool = False, seed: int = 0,
+                    settle_voxels: float = 0.0, depth_estimator=None, metric_depth: bool = False, seed: int = 0,
                     **track_options) -> DeformingProxy:
     """One complete keyframe deformed into every frame (module docstring); keyframe: default the
     frame with the largest mask. Node spacing and pair tolerance in foreground voxels;
@@ -186,7 +186,7 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
     track = track_nonrigid(done.points.numpy(), None if done.colors is None else done.colors.numpy(), keyframe,
                            inputs.frames, geo["fg_depth"], inputs.cameras, node_spacing=node_spacing_voxels * v,
                            tolerance=tolerance_voxels * v, alpha=alpha, beta=beta, rounds=rounds,
-                           iterations=iterations, **track_options)
+                           iterations=iterations, settle=settle_voxels * v, **track_options)
     proxies, colors = [], []
     for f in range(T):
         pts, cols = observed_and_deformed(track.deformed[f], geo["partials"][f], geo["fg_depth"][f],

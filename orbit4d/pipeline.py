@@ -94,10 +94,11 @@ class Orbit4DOptions(mk.ConfigObject):
     ransac_threshold_voxels: float = setting(2.0, "inlier threshold of the Sim(3) RANSAC, in voxels", gt=0, lt=1000,
                                              flag="--ransac-threshold-voxels")
     refine_icp: bool = setting(False, "refine each frame's alignment by point-to-plane ICP", flag="--icp")
-    flow_refine: bool = setting(False, "refine each frame's alignment with optical-flow pairs from the frames 1, 2 "
-                                "and 4 before and after (three passes; orbit4d.alignment.refine_with_flow): the "
-                                "texture holds a smooth object's turn where same-ray pairs let it drift",
-                                flag="--flow-refine")
+    flow_refine: bool = setting(True, "refine each frame's alignment with optical-flow pairs from the frames 1, 2 "
+                                "and 4 before and after (three passes, robust refits from the RANSAC estimate; "
+                                "orbit4d.alignment.refine_with_flow): the texture holds a smooth object's turn where "
+                                "same-ray pairs let it drift (--no-flow-refine: RANSAC on same-ray pairs only)",
+                                flag="--no-flow-refine")
     smooth: bool = setting(True, "temporal smoothing of the alignment (--no-smooth: none)", flag="--no-smooth")
     point_radius: float = setting(0.5, "splat radius in pixels (0.5: one pixel per point, the most exact depth; "
                                   "1: fewer holes, depths biased towards the nearer neighbour)", gt=0, lt=64,

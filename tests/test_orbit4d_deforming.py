@@ -181,3 +181,44 @@ def test_released_video_stage_passes_depth_as_control_without_a_mask(tmp_path):
     assert seen["mask"] is None and len(seen["video"]) == 5 and len(seen["reference_images"]) == 1
     out_masked = painter(video, np.zeros((3, 32, 48), bool), ref, "an animal walking")
     assert len(seen["mask"]) == 5 and out_masked.shape == out.shape
+
+
+def _shifted_texture(h=120, w=208, du=3.0, dv=-2.0):
+    """Two frames of a smooth random texture, the second shifted by (du, dv) pixels (exactly: by
+    sampling the same smooth field), and a mask box in the middle of both."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.random((h + 40, w + 40)).astype(np.float32), (0, 0), 3)
+    field = (field - field.min()) / np.ptp(field)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = cv2.remap(field, xx + 20, yy + 20, cv2.INTER_CUBIC)
+    b = cv2.remap(field, xx + 20 - du, yy + 20 - dv, cv2.INTER_CUBIC)  # b(x + d) = a(x)
+    frames = np.stack([np.repeat((255 * im).clip(0, 255).astype(np.uint8)[..., None], 3, -1) for im in (a, b)])
+    masks = np.zeros((2, h, w), bool)
+    masks[:, 30:90, 50:160] = True
+    return frames, masks
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_flow_at_a_coarser_scale_recovers_a_known_shift(scale):
+    from orbit4d.deform import FlowCache, flow_scale_for
+
+    frames, masks = _shifted_texture()
+    flow = FlowCache(frames, masks, scale=scale).flow(0, 1)
+    inner = flow[40:80, 60:150]
+    np.testing.assert_allclose(np.median(inner.reshape(-1, 2), 0), [3.0, -2.0], atol=0.15)
+    assert np.abs(flow[:4, :4]).max() == 0  # outside the masks' box: not computed
+    assert flow_scale_for((480, 832)) == 0.5 and flow_scale_for((240, 416)) == 1.0
+
+
+def test_prefetched_flows_equal_the_flows_computed_on_demand():
+    from orbit4d.deform import FlowCache
+
+    frames, masks = _shifted_texture()
+    ahead = FlowCache(frames, masks)
+    ahead.prefetch([(0, 1), (1, 0)])
+    now = FlowCache(frames, masks)
+    for ab in ((0, 1), (1, 0)):
+        np.testing.assert_array_equal(ahead.flow(*ab), now.flow(*ab))
+    ahead.close()

@@ -42,7 +42,7 @@ def test_procedural_object_stands_on_the_ground_and_is_rendered():
     assert np.percentile(cKDTree(posed.numpy()).query(world.numpy())[0], 90) < 0.03
 
 
-def _errors(frames, size, turn, distance, obj, flow_refine=False):
+def _errors(frames, size, turn, distance, obj, flow_refine=True):
     mesh = None if obj is None else procedural_object(obj[0], obj[1], size=obj[2])
     scene = make_scene(frames, size, turn_degrees=turn, camera_distance=distance, object_mesh=mesh)
     depth = add_depth_noise(scene.depth, 0.02, 0.10, seed=1)
@@ -52,24 +52,24 @@ def _errors(frames, size, turn, distance, obj, flow_refine=False):
     return float(np.median(e.rotation_deg)), float(e.rotation_deg.max()), float(e.translation_rel.max())
 
 
-@pytest.mark.parametrize("scene, bounds", [
-    pytest.param((16, (120, 160), 45.0, 2.8, None), ACCEPTANCE, id="box-120x160-45"),
-    pytest.param((16, (180, 240), 30.0, 4.5, ("sofa", 2, 1.1)), ACCEPTANCE, id="sofa2-180x240-30-far",
-                 marks=pytest.mark.slow),
-    # misses the acceptance bounds (measured 2.02° / 2.79° / 2.42 %): held at what the code meets
-    pytest.param((16, (120, 160), 40.0, 2.4, ("car", 3, 1.0)), (2.5, 3.2, 0.028), id="car3-120x160-40-below",
-                 marks=pytest.mark.slow),
+@pytest.mark.parametrize("scene", [
+    pytest.param((16, (120, 160), 45.0, 2.8, None), id="box-120x160-45"),
+    pytest.param((16, (180, 240), 30.0, 4.5, ("sofa", 2, 1.1)), id="sofa2-180x240-30-far", marks=pytest.mark.slow),
+    pytest.param((16, (120, 160), 40.0, 2.4, ("car", 3, 1.0)), id="car3-120x160-40", marks=pytest.mark.slow),
 ])
-def test_rigid_alignment_on_generated_scenes(scene, bounds):
+def test_default_rigid_alignment_meets_the_acceptance_bounds_on_generated_scenes(scene):
     median, worst, trans = _errors(*scene)
     print(f"rotation median {median:.2f}°, max {worst:.2f}°, translation {trans:.2%}")
-    assert median <= bounds[0] and worst <= bounds[1] and trans <= bounds[2]
+    assert median <= ACCEPTANCE[0] and worst <= ACCEPTANCE[1] and trans <= ACCEPTANCE[2]
 
 
 @pytest.mark.slow
-def test_flow_refinement_brings_the_car_within_the_acceptance_bounds():
-    before = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0))
-    after = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0), flow_refine=True)
+def test_flow_refinement_removes_the_drift_of_the_car_s_turn():
+    """Without the flow (--no-flow-refine) the 120×160 car's turn drifts past the bounds; the default
+    (with it) is within them, and its worst frame is much better, not just trimmed."""
+    before = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0), flow_refine=False)
+    after = _errors(16, (120, 160), 40.0, 2.4, ("car", 3, 1.0))
     print(f"without flow: {before}, with: {after}")
+    assert before[1] > ACCEPTANCE[1]  # the scene is one the same-ray pairs alone do not hold
     assert after[0] <= ACCEPTANCE[0] and after[1] <= ACCEPTANCE[1] and after[2] <= ACCEPTANCE[2]
-    assert after[1] < 0.6 * before[1]  # the drift of the turn is gone, not just trimmed
+    assert after[1] < 0.6 * before[1]
