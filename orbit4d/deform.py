@@ -177,12 +177,15 @@ class FlowCache:
     around both frames' masks grown by `margin` pixels (zero elsewhere: only the subject's
     pixels are read). scale: the box is resized by this factor (area averaging) before the flow,
     and the flow brought back (bilinear, vectors divided by the factor); None: `flow_scale_for`
-    the frames' size (1 up to 416 pixels on the longest side). `prefetch(pairs)` computes flows
+    the frames' size (1 up to 416 pixels on the longest side). keep=False hands each flow out once
+    and forgets it (the tracking reads every pair once; at 480×832 a kept flow is 3.2 MB, and the
+    tracking of 45 frames reads about 260). `prefetch(pairs)` computes flows
     ahead on one background thread (OpenCV releases the GIL), in the order given, while the
     caller works: the 2-worker pipeline of the tracking; `close()` stops it."""
 
-    def __init__(self, frames: np.ndarray, masks: np.ndarray, margin: int = 24, scale: float | None = None):
-        self.frames, self.masks, self.margin, self.cache = frames, masks, margin, {}
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, margin: int = 24, scale: float | None = None,
+                 keep: bool = True):
+        self.frames, self.masks, self.margin, self.cache, self.keep = frames, masks, margin, {}, keep
         self.scale = flow_scale_for(masks.shape[1:]) if scale is None else float(scale)
         if not 0 < self.scale <= 1:
             raise ValueError(f"FlowCache: scale must be in (0, 1], got {self.scale}")
@@ -219,10 +222,13 @@ class FlowCache:
             self.pool, self.pending = None, {}
 
     def flow(self, a: int, b: int) -> np.ndarray:
-        if (a, b) not in self.cache:
-            fut = self.pending.pop((a, b), None)
-            self.cache[(a, b)] = fut.result() if fut is not None else self._compute(a, b, self.dis)
-        return self.cache[(a, b)]
+        if (a, b) in self.cache:
+            return self.cache[(a, b)]
+        fut = self.pending.pop((a, b), None)
+        out = fut.result() if fut is not None else self._compute(a, b, self.dis)
+        if self.keep:
+            self.cache[(a, b)] = out
+        return out
 
     def _compute(self, a: int, b: int, dis) -> np.ndarray:
         h, w = self.masks.shape[1:]
@@ -341,7 +347,7 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
     Ps[keyframe] = graph.nodes
     order_f = list(range(keyframe, T))
     order_b = list(range(keyframe, -1, -1))
-    flows = FlowCache(frames, fg_depth > 0, scale=flow_scale)
+    flows = FlowCache(frames, fg_depth > 0, scale=flow_scale, keep=False)  # each pair is read once
     if workers > 1:  # the flows in the order the tracking needs them, both directions
         need = []
         for order in (order_f, order_b):

@@ -216,9 +216,12 @@ def test_prefetched_flows_equal_the_flows_computed_on_demand():
     from orbit4d.deform import FlowCache
 
     frames, masks = _shifted_texture()
-    ahead = FlowCache(frames, masks)
+    ahead = FlowCache(frames, masks, keep=False)  # handed out once, then forgotten
     ahead.prefetch([(0, 1), (1, 0)])
     now = FlowCache(frames, masks)
     for ab in ((0, 1), (1, 0)):
         np.testing.assert_array_equal(ahead.flow(*ab), now.flow(*ab))
+        assert now.flow(*ab) is now.flow(*ab)  # kept
+    assert not ahead.cache and not ahead.pending
+    np.testing.assert_array_equal(ahead.flow(0, 1), now.flow(0, 1))  # asked again: computed again, the same
     ahead.close()

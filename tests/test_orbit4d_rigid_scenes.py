@@ -2,15 +2,12 @@
 the whole table: 7 scenes varying the object, its size in the frame, resolution and turn).
 
 The acceptance bounds are rotation median ≤ 1.0°, max ≤ 2.5°, translation ≤ 2 % of the object's
-size (2 % depth noise, 10 % outliers). The benchmark measured them met on 3 of 7 scenes (the box
-object at two resolutions, a far sofa); missed on a car at 120×160 (median 2.02°, max 2.79°, 2.42 %),
-the car at 240×416 with a 63° turn (0.57°, 1.15°, but translation 3.28 %), a chair turning 90°
-(translation 2.97 %) and a near bus (median 1.61°). These tests hold the cheapest scenes: two at the
-acceptance bounds, and the 120×160 car at the bounds the code meets today (not the acceptance:
-rotation median ≤ 2.5°, max ≤ 3.2°, translation ≤ 2.8 %), so a regression shows and an improvement
-can tighten them. With `--flow-refine` (orbit4d.alignment.refine_with_flow: optical-flow pairs
-beside the same-ray pairs) the benchmark met the bounds on 5 of 7 scenes, this car included
-(0.995° / 1.21° / 0.93 %: the median 0.005° inside its bound); the last test holds that."""
+size (2 % depth noise, 10 % outliers). With the default options (the optical-flow refinement on:
+orbit4d.alignment.refine_with_flow, robust refits from the RANSAC estimate) the benchmark met them on
+6 of 7 scenes (a chair turning 90° misses: 1.12° / 3.98°); these tests hold the default path at the
+acceptance bounds on the cheapest three (box-120x160, and slow: the far sofa, the 120×160 car:
+0.94° / 1.15° / 1.13 %), and (slow) that without the flow (--no-flow-refine) the car's turn drifts
+past the bound (2.02° / 2.79° / 2.42 % measured) while the default removes most of it."""
 
 from __future__ import annotations
 
