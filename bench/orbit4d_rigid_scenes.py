@@ -4,7 +4,8 @@ Each scene (`orbit4d.synthetic.make_scene`) varies the object (the default asymm
 a `data3d.procedural` car / chair / sofa / aeroplane / bus at a given seed), its size in the frame
 (the camera's distance), the resolution and the object's turn; depth gets 2 % multiplicative noise
 and 10 % outliers, as in the acceptance bounds. Per scene the smoothed Sim(3) RANSAC alignment
-(`orbit4d.pipeline.reconstruct_and_align`, default options: the optical-flow refinement on) is scored by `orbit4d.evaluate.alignment_errors`
+(`orbit4d.pipeline.reconstruct_and_align`, default options: the optical-flow refinement on) is scored by
+`orbit4d.evaluate.alignment_errors`
 (errors relative to frame 0): rotation median and max in degrees, translation max over the object's
 size, against the bounds 1.0° median, 2.5° max, 2 % translation.
 

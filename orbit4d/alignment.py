@@ -206,22 +206,25 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
         steps = hops if p == 0 else tuple(hops) + tuple(-h for h in hops)
         for f in (range(1, T) if p == 0 else range(T)):
             cur = est[f]
+            # the flow pairs depend on the other frames' transforms only, fixed during this frame's rounds
+            flow_src, flow_dst, flow_w = [], [], []
+            for hop in steps:
+                g = f - hop
+                if not 0 <= g < T:
+                    continue
+                idx, y = _flow_pairs(est[g].apply(X).numpy(), fg[g], cams[g], fg[f], cams[f], flows.flow(g, f),
+                                     flows.flow(f, g), threshold, flow_check)
+                # RANSAC counts a flow pair flow_weight times (its sampling and scoring see the copies)
+                copies = int(flow_weight) if solver == "ransac" else 1
+                flow_src += [X[torch.from_numpy(idx)]] * copies
+                flow_dst += [torch.from_numpy(y)] * copies
+                flow_w += [torch.full((len(idx),), float(flow_weight) if copies == 1 else 1.0,
+                                      dtype=torch.float64)] * copies
             for r in range(rounds):
                 src, dst = correspondences(X, cur, torch.from_numpy(fg[f]), cams[f],
                                            tolerance=threshold * (3 if r == 0 else 1))
-                srcs, dsts, wts = [src], [dst], [torch.ones(len(src), dtype=torch.float64)]
-                for hop in steps:
-                    g = f - hop
-                    if not 0 <= g < T:
-                        continue
-                    idx, y = _flow_pairs(est[g].apply(X).numpy(), fg[g], cams[g], fg[f], cams[f], flows.flow(g, f),
-                                         flows.flow(f, g), threshold, flow_check)
-                    # RANSAC counts a flow pair flow_weight times (its sampling and scoring see the copies)
-                    copies = int(flow_weight) if solver == "ransac" else 1
-                    srcs += [X[torch.from_numpy(idx)]] * copies
-                    dsts += [torch.from_numpy(y)] * copies
-                    wts += [torch.full((len(idx),), float(flow_weight) if copies == 1 else 1.0,
-                                       dtype=torch.float64)] * copies
+                ones = torch.ones(len(src), dtype=torch.float64)
+                srcs, dsts, wts = [src] + flow_src, [dst] + flow_dst, [ones] + flow_w
                 S, D, W = torch.cat(srcs), torch.cat(dsts), torch.cat(wts)
                 if S.shape[0] < 10:
                     break

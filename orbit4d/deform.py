@@ -143,10 +143,22 @@ def _solve(graph: DeformationGraph, points, R, p, idx, targets, weights, p_hat, 
     factor = cho_factor(WtCW + a * DtD + b * np.eye(K))
     x = points[idx]
     flat_nodes = pn.reshape(-1)
+    # the data part of each node's S = Σ cw (x − g_j)(y − p_j)ᵀ, expanded so that only p changes per
+    # iteration: A_j − g_j Y_jᵀ − X_j p_jᵀ + W_j g_j p_jᵀ with the sums A = Σ cw x yᵀ, X = Σ cw x,
+    # Y = Σ cw y, W = Σ cw over the (point, node) pairs of node j, computed once
+    flat_cw = cw.reshape(-1)
+    W_n = np.bincount(flat_nodes, flat_cw, minlength=K)
+    X_n = _scatter(flat_nodes, (cw[:, :, None] * x[:, None, :]).reshape(-1, 3), K)
+    Y_n = _scatter(flat_nodes, (cw[:, :, None] * targets[:, None, :]).reshape(-1, 3), K)
+    xy = np.einsum("na,nb->nab", x, targets)  # (n, 3, 3)
+    A_n = _scatter(flat_nodes, (cw[:, :, None, None] * xy[:, None]).reshape(-1, 3, 3), K)
+    S_data = A_n - np.einsum("ja,jb->jab", g, Y_n)
     for _ in range(iterations):
         # global: positions for fixed rotations
-        local = np.einsum("nkab,nkb->nka", R[pn], x[:, None, :] - g[pn])
-        bvec = np.einsum("nk,nka->na", pw, local)
+        # Σ_k w_k R_j (x − g_j) = (Σ_k w_k R_j) x − Σ_k w_k R_j g_j
+        Rw = np.einsum("nk,nkc->nc", pw, R.reshape(K, 9)[pn]).reshape(-1, 3, 3)
+        Rg = np.einsum("jab,jb->ja", R, g)
+        bvec = np.einsum("nab,nb->na", Rw, x) - np.einsum("nk,nka->na", pw, Rg[pn])
         res = (targets - bvec) * weights[:, None]
         r_e = np.einsum("eab,eb->ea", R[j], g[k] - g[j])  # (E, 3): wanted p_k − p_j
         rhs = (_scatter(flat_nodes, (pw[:, :, None] * res[:, None, :]).reshape(-1, 3), K)
@@ -154,9 +166,7 @@ def _solve(graph: DeformationGraph, points, R, p, idx, targets, weights, p_hat, 
         p = cho_solve(factor, rhs)
         # local: rotations for fixed positions (edges, and the data points each node carries)
         S = _scatter(j, a * np.einsum("ea,eb->eab", g[k] - g[j], p[k] - p[j]), K)
-        src = x[:, None, :] - g[pn]  # (n, k, 3)
-        dst = targets[:, None, :] - p[pn]
-        S += _scatter(flat_nodes, (cw[:, :, None, None] * np.einsum("nka,nkb->nkab", src, dst)).reshape(-1, 3, 3), K)
+        S += S_data + np.einsum("ja,jb->jab", W_n[:, None] * g - X_n, p)
         R = _procrustes(S)
     return R, p
 
