@@ -45,15 +45,16 @@ def novel_cameras(scene, yaw_degrees: float):
                    torch.stack([c.t for c in cams]), scene.cameras.image_size)
 
 
-def scaffold_depth(scene, background, proxies, cams):
+def scaffold_depth(scene, background, proxies, cams, see_through: int = 0):
     """(median relative depth error, coverage) of the scaffold at `cams` (one per frame), and on
-    the animal's own pixels."""
+    the animal's own pixels; see_through: render_scaffold's see-through filling window (0: none)."""
     from geom3d.trajectory import CameraPath
 
     T = len(proxies)
     path = CameraPath(cams, torch.arange(T, dtype=torch.float64))
     sc = render_scaffold(background.points, background.colors,
-                         [(torch.as_tensor(p, dtype=torch.float32), None) for p in proxies], path)
+                         [(torch.as_tensor(p, dtype=torch.float32), None) for p in proxies], path,
+                         see_through=see_through)
     _, true_depth, true_mask = scene.render(cams, np.arange(T))
     return depth_errors(sc.depth, true_depth), depth_errors(sc.depth, true_depth, true_mask)
 
@@ -207,8 +208,10 @@ def _run(args) -> None:
         fl = flicker(prox, truth[:, never])
         rows.append([name, fs["seen"].mean(), fs["seen"].min(), fs["never_seen"].mean(), fs["never_seen"].min(),
                      100 * ch["seen"].mean(), 100 * ch["never_seen"].mean(), 100 * fl / scene.object_size])
-        (err, cov), (err_o, cov_o) = scaffold_depth(scene, geo["background"], prox, cams)
-        depth_rows.append([name, 100 * err, cov, 100 * err_o, cov_o])
+        for window in (0, 5):
+            (err, cov), (err_o, cov_o) = scaffold_depth(scene, geo["background"], prox, cams, see_through=window)
+            depth_rows.append([name + (", see-through filled (5×5)" if window else ""), 100 * err, cov, 100 * err_o,
+                               cov_o])
     print(f"\nper-frame proxy vs the true surface, mean over {args.frames} frames (F-score at 1 % of the animal's "
           f"size = {tau * 100:.1f} cm; Chamfer and flicker in % of the size)")
     print(table(["method", "F seen", "F seen min", "F never-seen", "F never-seen min", "Chamfer seen %",

@@ -26,8 +26,8 @@ from aware3d_utils.atomic import atomic_save
 from geom3d.splatting import splat_index
 from geom3d.trajectory import CameraPath
 
-__all__ = ["Scaffold", "render_scaffold", "depth_to_image", "write_frames", "write_video", "write_scaffold",
-           "HOLE_GREY"]
+__all__ = ["Scaffold", "render_scaffold", "fill_see_through", "depth_to_image", "write_frames", "write_video",
+           "write_scaffold", "HOLE_GREY"]
 
 HOLE_GREY = 128
 
@@ -69,8 +69,45 @@ def _foreground_stack(foregrounds: list, frames: np.ndarray) -> tuple[torch.Tens
     return pts, cols
 
 
+def fill_see_through(rgb: np.ndarray, depth: np.ndarray, foreground: np.ndarray, *, window: int = 5,
+                     gap: float = 0.03) -> int:
+    """Cover the foreground pixels where a completed cloud's far side shows through the gaps of its
+    near side (one pixel per point leaves gaps), in place, for one frame: rgb (H, W, 3), depth (H, W),
+    foreground (H, W) bool. A foreground pixel is see-through when more than half of the foreground
+    pixels of its `window` × `window` neighbourhood are nearer by more than `gap` (relative depth);
+    it takes the depth and colour of the nearest of them. An isolated far pixel amid a near surface
+    is replaced; the edge of a far region beside a near one (a leg in front of the body) is not, as
+    at most half its neighbours are nearer. Returns the number of pixels replaced."""
+    h, w = depth.shape
+    r = window // 2
+    d = np.where(foreground, depth, 0).astype(np.float32)
+    pad = np.pad(d, r)
+    pad_rgb = np.pad(rgb, ((r, r), (r, r), (0, 0)))
+    covered = np.zeros((h, w), np.int32)
+    nearer = np.zeros((h, w), np.int32)
+    best = np.full((h, w), np.inf, np.float32)
+    best_rgb = np.zeros_like(rgb)
+    limit = d * (1 - gap)
+    for dy in range(window):
+        for dx in range(window):
+            if dy == r and dx == r:
+                continue
+            nd = pad[dy:dy + h, dx:dx + w]
+            has = nd > 0
+            covered += has
+            closer = has & (nd < limit)
+            nearer += closer
+            take = closer & (nd < best)
+            best[take] = nd[take]
+            best_rgb[take] = pad_rgb[dy:dy + h, dx:dx + w][take]
+    fix = (d > 0) & (2 * nearer > covered) & np.isfinite(best)
+    depth[fix] = best[fix]
+    rgb[fix] = best_rgb[fix]
+    return int(fix.sum())
+
+
 def render_scaffold(background_points, background_colors, foregrounds: list, path: CameraPath, *,
-                    radius: float = 0.5, chunk: int = 4) -> Scaffold:
+                    radius: float = 0.5, chunk: int = 4, see_through: int = 0) -> Scaffold:
     """Render the proxy along `path`.
 
     background_points (N, 3) / background_colors (N, 3) or None; foregrounds: per input frame a
@@ -79,7 +116,9 @@ def render_scaffold(background_points, background_colors, foregrounds: list, pat
 
     Per output frame the background and that frame's foreground go into one z-buffer
     (`geom3d.splat_index` with two layers): the same pixels, depths and colours as splatting
-    them apart and keeping the nearer (the background on a tie), in one pass.
+    them apart and keeping the nearer (the background on a tie), in one pass. see_through: 0
+    (default) leaves the pixels as splatted; an odd window size (5) fills the pixels where the
+    foreground's far side shows through gaps of its near side (`fill_see_through`).
     """
     cams = path.cameras.to(dtype=torch.float32)
     n, (h, w) = len(path), cams.image_size
@@ -110,6 +149,8 @@ def render_scaffold(background_points, background_colors, foregrounds: list, pat
             torch.from_numpy(rgb[i]).copy_(packed.view(torch.uint8).view(h, w, 4)[..., :3])
             torch.from_numpy(depth[i]).copy_(dep[j])
             torch.ge(idx[j], nb, out=torch.from_numpy(fgmask[i]))
+            if see_through and has_fg:
+                fill_see_through(rgb[i], depth[i], fgmask[i], window=see_through)
     return Scaffold(rgb, depth, depth > 0, fgmask)
 
 

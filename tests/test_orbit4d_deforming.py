@@ -225,3 +225,27 @@ def test_prefetched_flows_equal_the_flows_computed_on_demand():
     assert not ahead.cache and not ahead.pending
     np.testing.assert_array_equal(ahead.flow(0, 1), now.flow(0, 1))  # asked again: computed again, the same
     ahead.close()
+
+
+def test_see_through_pixels_take_the_near_surface_and_a_far_region_beside_a_near_one_stays():
+    from orbit4d.scaffold import fill_see_through
+
+    h, w = 20, 30
+    depth = np.full((h, w), 2.0, np.float32)
+    depth[:, 20:] = 3.0  # a far region beside the near one (its edge must stay)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[depth == 2.0] = (200, 0, 0)
+    rgb[depth == 3.0] = (0, 0, 200)
+    holes = np.zeros((h, w), bool)
+    holes[2:18:3, 2:17:4] = True  # isolated gaps of the near surface where the far side shows
+    depth[holes] = 3.1
+    rgb[holes] = (0, 200, 0)
+    fg = np.ones((h, w), bool)
+    fg[0, :] = False  # not foreground: never touched
+    depth[0, :] = 9.0
+    before = depth.copy()
+    n = fill_see_through(rgb, depth, fg, window=5)
+    assert n == holes.sum()
+    np.testing.assert_array_equal(depth[holes], 2.0)
+    assert (rgb[holes] == (200, 0, 0)).all()
+    np.testing.assert_array_equal(depth[~holes], before[~holes])  # the far region and its edge unchanged
