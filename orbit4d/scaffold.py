@@ -78,6 +78,8 @@ def fill_see_through(rgb: np.ndarray, depth: np.ndarray, foreground: np.ndarray,
     it takes the depth and colour of the nearest of them. An isolated far pixel amid a near surface
     is replaced; the edge of a far region beside a near one (a leg in front of the body) is not, as
     at most half its neighbours are nearer. Returns the number of pixels replaced."""
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f"fill_see_through: window must be an odd number >= 3, got {window}")
     h, w = depth.shape
     r = window // 2
     d = np.where(foreground, depth, 0).astype(np.float32)

@@ -249,3 +249,15 @@ def test_see_through_pixels_take_the_near_surface_and_a_far_region_beside_a_near
     np.testing.assert_array_equal(depth[holes], 2.0)
     assert (rgb[holes] == (200, 0, 0)).all()
     np.testing.assert_array_equal(depth[~holes], before[~holes])  # the far region and its edge unchanged
+
+
+def test_see_through_window_is_checked_where_it_is_given():
+    from orbit4d.pipeline import Orbit4DOptionError, Orbit4DOptions
+    from orbit4d.scaffold import fill_see_through
+
+    for bad in (1, 4):
+        with pytest.raises(Orbit4DOptionError, match="--see-through-fill: must be 0 \\(off\\) or an odd window"):
+            Orbit4DOptions(see_through_fill=bad)
+    assert Orbit4DOptions().see_through_fill == 5 and Orbit4DOptions(see_through_fill=0).see_through_fill == 0
+    with pytest.raises(ValueError, match="odd number >= 3"):
+        fill_see_through(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.float32), np.ones((4, 4), bool), window=2)
