@@ -103,10 +103,10 @@ class Orbit4DOptions(mk.ConfigObject):
     point_radius: float = setting(0.5, "splat radius in pixels (0.5: one pixel per point, the most exact depth; "
                                   "1: fewer holes, depths biased towards the nearer neighbour)", gt=0, lt=64,
                                   flag="--point-radius")
-    see_through_fill: int = setting(5, "window (odd pixels) of the scaffold's see-through filling: foreground "
-                                    "pixels where a cloud's far side shows through gaps of its near side take the "
-                                    "near side's depth and colour (orbit4d.scaffold.fill_see_through); 0: off",
-                                    ge=0, le=31, flag="--see-through-fill")
+    see_through_fill: int = setting(2, "radius in pixels of the scaffold's see-through filling (2: a 5×5 window): "
+                                    "foreground pixels where a cloud's far side shows through gaps of its near side "
+                                    "take the near side's depth and colour (orbit4d.scaffold.fill_see_through); 0: off",
+                                    ge=0, le=15, flag="--see-through-fill")
     fps: float = setting(10.0, "frame rate of the written videos", gt=0, lt=1000, flag="--fps")
     fov_degrees: float = setting(60.0, "horizontal field of view in degrees of the cameras estimated without "
                                  "--cameras", gt=0, lt=180, flag="--fov")
@@ -166,12 +166,6 @@ class Orbit4DOptions(mk.ConfigObject):
         if self.bullet_time is not None and (not math.isfinite(self.bullet_time) or self.bullet_time < 0):
             raise Orbit4DOptionError("--bullet-time", f"must be an input frame index ≥ 0, got {self.bullet_time!r}",
                                      "bullet_time")
-        if self.see_through_fill not in (0, 1) and self.see_through_fill % 2 == 0:
-            raise Orbit4DOptionError("--see-through-fill", f"must be 0 (off) or an odd window size ≥ 3, got "
-                                                           f"{self.see_through_fill!r}", "see_through_fill")
-        if self.see_through_fill == 1:
-            raise Orbit4DOptionError("--see-through-fill", "must be 0 (off) or an odd window size ≥ 3, got 1",
-                                     "see_through_fill")
 
     def check_completion(self) -> None:
         """Raise unless the completion settings are usable (called before any model runs)."""
@@ -553,7 +547,7 @@ def _run(inputs: Orbit4DInputs, folder: RunFolder, options: Orbit4DOptions, view
     with stage("scaffold rendering"):
         save_camera_path(out / "trajectory.json", path)
         scaffold = render_scaffold(bgc.points, bgc.colors, foregrounds, path, radius=options.point_radius,
-                                   see_through=options.see_through_fill)
+                                   see_through=2 * options.see_through_fill + 1 if options.see_through_fill else 0)
     with stage("writing scaffolds"):
         depth_img = depth_to_image(scaffold.depth)
         mask_img = np.where(scaffold.mask, 255, 0).astype(np.uint8)

@@ -255,9 +255,8 @@ def test_see_through_window_is_checked_where_it_is_given():
     from orbit4d.pipeline import Orbit4DOptionError, Orbit4DOptions
     from orbit4d.scaffold import fill_see_through
 
-    for bad in (1, 4):
-        with pytest.raises(Orbit4DOptionError, match="--see-through-fill: must be 0 \\(off\\) or an odd window"):
-            Orbit4DOptions(see_through_fill=bad)
-    assert Orbit4DOptions().see_through_fill == 5 and Orbit4DOptions(see_through_fill=0).see_through_fill == 0
+    with pytest.raises(Orbit4DOptionError, match="--see-through-fill: must be an integer in \\[0, 15\\]"):
+        Orbit4DOptions(see_through_fill=-1)
+    assert Orbit4DOptions().see_through_fill == 2  # a 5×5 window
     with pytest.raises(ValueError, match="odd number >= 3"):
         fill_see_through(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.float32), np.ones((4, 4), bool), window=2)
