@@ -268,8 +268,10 @@ class FlowCache:
             small = (fl.shape[1], fl.shape[0])
             # bilinear resizing maps pixel edges to edges (u' = s·(u + ½) − ½); the vectors scale back
             fl = cv2.resize(fl, (c1 - c0, r1 - r0), interpolation=cv2.INTER_LINEAR)
-            fl[..., 0] *= (c1 - c0) / small[0]
-            fl[..., 1] *= (r1 - r0) / small[1]
+            # the factors as float64 numbers (the product in float64, then float32), as computed before
+            # the flows were packed: the same bits
+            fl[..., 0] *= np.float64(c1 - c0) / small[0]
+            fl[..., 1] *= np.float64(r1 - r0) / small[1]
         out[r0:r1, c0:c1] = fl
         return out
 
