@@ -176,7 +176,8 @@ def _local_refit(src, dst, weights, start: Sim3, threshold: float, *, iterations
 def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarray, depth, cameras: Cameras, *,
                      threshold: float, passes: int = 3, rounds: int = 2, hops=(1, 2, 4), flow_weight: float = 3,
                      flow_check: float = 1.0, max_pairs: int = 12000, solver: str = "refit",
-                     flow_scale: float | None = None, seed: int = 0) -> Sim3:
+                     flow_scale: float | None = None, flow_budget_mb: float = 256, seed: int = 0,
+                     _flows_held: list | None = None) -> Sim3:
     """Refine canonical → world transforms (T,) with texture: per frame a Sim(3) at the
     transforms' (shared) scale on the same-ray pairs of `correspondences` plus *flow pairs*:
     canonical points visible in another frame (under its current transform) carried by dense
@@ -192,6 +193,13 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
     "ransac" fits a Sim(3) RANSAC (64 hypotheses) per round (the first version, with passes=3,
     rounds=3: on bench/orbit4d_rigid_scenes.py 5 of 7 scenes within the bounds against 6 of 7, at
     about 5× the refinement's CPU). flow_scale: the flow's image scale (`FlowCache`; None: automatic).
+    flow_budget_mb: the flows are kept (compactly, `FlowCache`) for the later passes while they
+    hold at most this many MB; past it, after each frame the flows that the rest of the current
+    pass does not read are forgotten, and a later pass computes them again (the same flows: the
+    result does not change, only the time; 0: always, at most 2·Σhops + 2·len(hops) flows held,
+    20 for the default hops, at the cost of computing every flow once per pass). The 45-frame
+    480×832 run holds about 50 MB (docs/orbit4d.md). _flows_held: the test's probe (the number of
+    flows held at the end of each frame, before the eviction, is appended).
     frames uint8 (T, H, W, 3), depth (T, H, W) the cleaned foreground depth (0 elsewhere)."""
     from .deform import FlowCache, _flow_pairs
 
@@ -240,4 +248,10 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
                 except GeometryError:
                     break
             est[f] = cur
+            if _flows_held is not None:
+                _flows_held.append(flows.held)
+            if flows.nbytes > flow_budget_mb * 2**20:
+                # the rest of this pass reads the pairs of frames > f only (pass 1: (f − h, f);
+                # later passes: (f, f ± h)): a pair whose later frame is ≤ f is done for this pass
+                flows.evict(lambda ab, f=f: max(ab) > f)
     return stack_sim3(est)

@@ -28,3 +28,15 @@ def shared_data():
             pytest.fail(reason)
         pytest.skip(reason)
     return root
+
+
+@pytest.fixture(scope="session")
+def malformed_world(tmp_path_factory):
+    """The inputs of the malformed-input tables (tests/_malformed.py: build_world; tests/test_malformed_*.py),
+    built once for the three files, with one torch thread."""
+    from _malformed import build_world
+
+    from aware3d_utils import torch_threads
+
+    with torch_threads(1):
+        return build_world(tmp_path_factory.mktemp("malformed_methods"))

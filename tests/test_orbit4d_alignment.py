@@ -157,3 +157,32 @@ def test_icp_refinement_keeps_an_exact_alignment_exact():
     geo = reconstruct_and_align(inputs, Orbit4DOptions(refine_icp=True, smooth=False))
     err = alignment_errors(geo["fit"].transforms, scene.object_poses, geo["canonical"].points, scene.object_size)
     assert err.rotation_deg.max() < 1.5 and err.translation_rel.max() < 0.02
+
+
+def test_flow_refinement_within_a_flow_budget_holds_few_flows_and_gives_the_same_transforms():
+    """refine_with_flow(flow_budget_mb=0) forgets the flows the rest of a pass does not read (a later
+    pass computes them again): at most 2·Σhops + 2·len(hops) = 20 flows held for any clip length,
+    and the transforms are exactly those of the run that keeps every flow."""
+    from geom3d.rotations import axis_angle_to_matrix
+    from orbit4d.alignment import refine_with_flow, stack_sim3
+
+    T = 9
+    scene = make_scene(T, (60, 80), turn_degrees=30.0)
+    canonical = scene.object_mesh[0].double()
+    fg = np.where(scene.masks, scene.depth, 0.0)
+    # the true poses, each turned by 1° about z: the refinement has something to do
+    nudge = axis_angle_to_matrix(torch.tensor([0.0, 0.0, np.radians(1.0)], dtype=torch.float64))
+    start = stack_sim3([Sim3(scene.object_poses[f].scale.double(), scene.object_poses[f].R.double() @ nudge,
+                             scene.object_poses[f].t.double()) for f in range(T)])
+    runs = {}
+    for budget in (0, 1e6):
+        held = []
+        runs[budget] = refine_with_flow(canonical, start, scene.frames, fg, scene.cameras, threshold=0.03,
+                                        flow_budget_mb=budget, _flows_held=held)
+        runs[budget, "held"] = held
+    assert len(runs[0, "held"]) == (T - 1) + 2 * T  # every frame of the three passes reported
+    assert max(runs[0, "held"]) <= 2 * (1 + 2 + 4) + 2 * 3
+    assert max(runs[1e6, "held"]) > 2 * (1 + 2 + 4) + 2 * 3  # kept: grows with the clip (every pair)
+    for key in ("scale", "R", "t"):
+        assert torch.equal(getattr(runs[0], key), getattr(runs[1e6], key))
+    assert not torch.equal(runs[0].R, start.R)  # the refinement moved the transforms

@@ -221,10 +221,30 @@ def test_prefetched_flows_equal_the_flows_computed_on_demand():
     now = FlowCache(frames, masks)
     for ab in ((0, 1), (1, 0)):
         np.testing.assert_array_equal(ahead.flow(*ab), now.flow(*ab))
-        assert now.flow(*ab) is now.flow(*ab)  # kept
-    assert not ahead.cache and not ahead.pending
+    assert now.held == 2 and not ahead.cache and not ahead.pending  # kept / handed out and forgotten
     np.testing.assert_array_equal(ahead.flow(0, 1), now.flow(0, 1))  # asked again: computed again, the same
     ahead.close()
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_kept_flows_are_held_compactly_and_handed_out_unchanged(scale):
+    from orbit4d.deform import FlowCache
+
+    frames, masks = _shifted_texture()
+    kept, fresh = FlowCache(frames, masks, scale=scale), FlowCache(frames, masks, scale=scale, keep=False)
+    first = kept.flow(0, 1)
+    first[:] = 99  # the caller's copy: the kept flow is not changed by it
+    again = kept.flow(0, 1)
+    np.testing.assert_array_equal(again, fresh.flow(0, 1))
+    assert again.shape == (120, 208, 2) and np.abs(again[:4, :4]).max() == 0
+    # the box (mask 60×110 grown by 24 px: 108×158) at the flow's scale, not the frame
+    assert kept.held == 1 and kept.nbytes == round(108 * scale) * round(158 * scale) * 2 * 4
+    kept.flow(1, 0)
+    kept.evict(lambda ab: ab != (0, 1))
+    assert list(kept.cache) == [(1, 0)]
+    np.testing.assert_array_equal(kept.flow(0, 1), again)  # forgotten, asked again: recomputed, the same
+    empty = np.zeros_like(masks)
+    assert not FlowCache(frames, empty, scale=scale).flow(0, 1).any()
 
 
 def test_see_through_pixels_take_the_near_surface_and_a_far_region_beside_a_near_one_stays():

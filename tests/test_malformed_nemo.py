@@ -1,0 +1,336 @@
+"""Malformed input to `aware3d nemo train | eval | pose | splits | incremental` (the table and its
+rules: tests/_malformed.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
+from _malformed import (
+    NEMO,
+    OK,
+    E,
+    _copy_records,
+    _copy_run,
+    _pre,
+    _record_images,
+    _setv,
+    bomb_png,
+    check_case,
+    cli_main,
+    exif_jpeg,
+    incremental,
+    live_lock,
+    manifest,
+    nemo_eval,
+    nemo_pose,
+    nemo_train,
+    no_config,
+    nothing,
+    same_random_state_afterwards,  # noqa: F401  (autouse)
+    steps_logged,
+    write,
+)
+
+
+def _killed_before_checkpoint(w, t):
+    """A run folder as a kill before the first checkpoint leaves it: config.yaml, two logged steps."""
+    shutil.copytree(w.run, t / "out")
+    shutil.rmtree(t / "out" / "checkpoints")
+    (t / "out" / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 1.0}\n')
+
+
+def _checkpoints_without_config(w, t):
+    import nemo
+
+    cfg = dict(NEMO, categories=["car", "sofa"], train=dict(NEMO["train"], steps=3))
+    nemo.train([w.records], t / "out", cfg, stop_after=1)
+    (t / "out" / "config.yaml").unlink()
+
+
+def _log_is_exact(folder: str, steps: int):
+    return lambda w, t: steps_logged(t / folder) == list(range(1, steps + 1))
+
+
+NEMO_TRAIN = [
+    # values nobody checked
+    E("train-threads-0", "unchecked", lambda w, t: _setv(w, t, "threads=0"), ["'threads'", "≥ 1"], no_config()),
+    E("train-checkpoint-every-0", "unchecked", lambda w, t: _setv(w, t, "train.checkpoint_every=0"),
+      ["'train.checkpoint_every'", "≥ 1"], no_config()),
+    E("train-log-every-0", "unchecked", lambda w, t: _setv(w, t, "train.log_every=0"), ["'train.log_every'", "≥ 1"],
+      no_config()),
+    E("train-keep-checkpoints-0", "unchecked", lambda w, t: _setv(w, t, "train.keep_checkpoints=0"),
+      ["'train.keep_checkpoints'"], no_config()),
+    E("train-device-cuda-on-cpu-build", "unchecked", lambda w, t: _setv(w, t, "device=cuda"),
+      ["'device'", "'cuda'", "no usable CUDA"], no_config()),
+    E("train-device-nonsense", "unchecked", lambda w, t: _setv(w, t, "device=gpu9"), ["'device'", "gpu9"], no_config()),
+    E("train-temperature-nan", "misleading", lambda w, t: _setv(w, t, "loss.temperature=.nan"),
+      ["'loss.temperature'", "finite"], no_config()),
+    E("train-lr-inf", "unchecked", lambda w, t: _setv(w, t, "optim.lr=.inf"), ["'optim.lr'", "finite"], no_config()),
+    E("train-lr-0", "unchecked", lambda w, t: _setv(w, t, "optim.lr=0"), ["'optim.lr'"], no_config()),
+    E("train-weight-decay-nan", "unchecked", lambda w, t: _setv(w, t, "optim.weight_decay=.nan"),
+      ["'optim.weight_decay'", "finite"], no_config()),
+    E("train-batch-size-0", "unchecked", lambda w, t: _setv(w, t, "data.batch_size=0"), ["'data.batch_size'"],
+      no_config()),
+    E("train-steps-0", "unchecked", lambda w, t: _setv(w, t, "train.steps=0"), ["'train.steps'"], no_config()),
+    E("train-crop-not-32", "unchecked", lambda w, t: _setv(w, t, "data.crop_size=[30, 30]"), ["'data.crop_size'"],
+      no_config()),
+    E("train-fit-fraction-1.5", "unchecked", lambda w, t: _setv(w, t, "data.fit_fraction=1.5"),
+      ["'data.fit_fraction'", "(0, 1]"], no_config()),
+    E("train-flip-prob-2", "unchecked", lambda w, t: _setv(w, t, "data.flip_prob=2"), ["'data.flip_prob'"],
+      no_config()),
+    E("train-momentum-1.5", "unchecked", lambda w, t: _setv(w, t, "bank.momentum=1.5"), ["'bank.momentum'"],
+      no_config()),
+    E("train-coverage-0", "unchecked", lambda w, t: _setv(w, t, "cuboid.coverage=0"), ["'cuboid.coverage'"],
+      no_config()),
+    E("train-num-vertices-0", "unchecked", lambda w, t: _setv(w, t, "cuboid.num_vertices=0"),
+      ["'cuboid.num_vertices'"], no_config()),
+    E("train-milestones-beyond-run", "unchecked", lambda w, t: _setv(w, t, "optim.milestones=[1.5]"),
+      ["'optim.milestones'"], no_config()),
+    E("train-categories-a-string", "accepted", lambda w, t: _setv(w, t, "categories=car"), ["'categories'", "'car'"],
+      no_config()),
+    E("train-color-jitter-a-number", "accepted", lambda w, t: _setv(w, t, "data.color_jitter=5"),
+      ["'data.color_jitter'"], no_config()),
+    E("train-color-jitter-unknown-key", "accepted", lambda w, t: _setv(w, t, "data.color_jitter={blur: 1}"),
+      ["'data.color_jitter'", "blur"], no_config()),
+    E("train-clutter-per-image-0", "unchecked", lambda w, t: _setv(w, t, "loss.clutter_per_image=0"),
+      ["'loss.clutter_per_image'"], no_config()),
+    E("train-baseline-bins-0", "unchecked", lambda w, t: nemo_train(w, t, "--with-baseline", "--set",
+                                                                    "baseline.num_bins=0"),
+      ["'baseline.num_bins'"], no_config()),
+    E("train-backbone-depths-0", "unchecked", lambda w, t: _setv(w, t, "backbone.depths=[0, 0, 0, 0]"),
+      ["'backbone.depths'"], no_config()),
+    E("train-backbone-lengths-differ", "unchecked", lambda w, t: _setv(w, t, "backbone.depths=[1, 1]"),
+      ["'backbone.hidden_sizes'", "same length"], no_config()),
+    E("train-feature-dim-0", "unchecked", lambda w, t: _setv(w, t, "backbone.feature_dim=0"),
+      ["'backbone.feature_dim'"], no_config()),
+    E("train-layer-type-unknown", "mistake", lambda w, t: _setv(w, t, "backbone.layer_type=wide"),
+      ["'backbone.layer_type'", "wide"], no_config()),
+    E("train-meshes-a-number", "unchecked", lambda w, t: _setv(w, t, "meshes=5"), ["'meshes'", "asset source block"],
+      no_config()),
+    E("train-clutter-size-huge", "hang", lambda w, t: _setv(w, t, "bank.clutter_size=1000000000"),
+      ["'bank.clutter_size'", "≤"], no_config()),
+    E("train-workers-1000", "unchecked", lambda w, t: _setv(w, t, "data.workers=1000"), ["'data.workers'"],
+      no_config()),
+    E("train-method-unknown", "mistake", lambda w, t: _setv(w, t, "method=nerf"), ["'method'", "nerf"], no_config()),
+    E("train-seed-a-word", "mistake", lambda w, t: _setv(w, t, "seed=abc"), ["'seed'", "abc"], no_config()),
+    E("train-threads-negative", "mistake", lambda w, t: _setv(w, t, "threads=-1"), ["'threads'"], no_config()),
+    # accepted and wrong later: the pose settings a trained run uses afterwards
+    E("train-pose-azimuths-0", "accepted", lambda w, t: _setv(w, t, "pose.azimuths=0"), ["'pose.azimuths'", "≥ 1"],
+      no_config()),
+    E("train-pose-keep-0", "accepted", lambda w, t: _setv(w, t, "pose.keep=0"), ["'pose.keep'", "≥ 1"], no_config()),
+    E("train-pose-keep-beyond-grid", "accepted", lambda w, t: _setv(w, t, "pose.keep=99"),
+      ["'pose.keep'", "2 initial hypotheses"], no_config()),
+    E("train-pose-azimuths-unbounded", "hang", lambda w, t: _setv(w, t, "pose.azimuths=100000"),
+      ["'pose.azimuths'", "≤ 360"], no_config()),
+    E("train-pose-steps-0", "accepted", lambda w, t: _setv(w, t, "pose.steps=0"), ["'pose.steps'"], no_config()),
+    E("train-pose-lr-nan", "unchecked", lambda w, t: _setv(w, t, "pose.lr=.nan"), ["'pose.lr'", "finite"],
+      no_config()),
+    E("train-pose-fill-2", "accepted", lambda w, t: _setv(w, t, "pose.fill=2"), ["'pose.fill'"], no_config()),
+    # messages that point the right way
+    E("train-set-meshes-type-off", "misleading", lambda w, t: _setv(w, t, "meshes.type=off"),
+      ["meshes", "off", "'root' is required"], no_config()),
+    E("train-set-meshes-off-root-one-key-at-a-time", "misleading",
+      lambda w, t: nemo_train(w, t, "--set", "meshes.type=off", "--set", f"meshes.root={t / 'no_cad'}"),
+      ["meshes", "no_cad"], no_config()),
+    E("train-set-without-equals", "mistake", lambda w, t: _setv(w, t, "threads"), ["--set expects key=value"]),
+    E("train-set-unknown-key", "mistake", lambda w, t: _setv(w, t, "loss.temprature=1"), ["'loss.temprature'"]),
+    E("train-config-missing", "mistake", lambda w, t: ["nemo", "train", "--data", str(w.records), "--out",
+                                                       str(t / "out"), "--config", str(t / "nope.yaml")],
+      ["nope.yaml", "cannot read the config"], no_config()),
+    E("train-config-not-yaml", "mistake", lambda w, t: ["nemo", "train", "--data", str(w.records), "--out",
+                                                        str(t / "out"), "--config", str(write(t, "c.yaml", "a: [1"))],
+      ["c.yaml", "not valid YAML"], no_config()),
+    E("train-config-not-a-mapping", "mistake",
+      lambda w, t: ["nemo", "train", "--data", str(w.records), "--out", str(t / "out"), "--config",
+                    str(write(t, "c.yaml", "- 1\n- 2\n"))], ["c.yaml", "must be a mapping"], no_config()),
+    E("train-config-duplicate-key", "mistake",
+      lambda w, t: ["nemo", "train", "--data", str(w.records), "--out", str(t / "out"), "--config",
+                    str(write(t, "c.yaml", "seed: 1\nseed: 2\n"))], ["c.yaml", "duplicate key 'seed'"], no_config()),
+    E("train-data-missing", "mistake", lambda w, t: nemo_train(w, t, data=t / "nowhere"), ["nowhere"], no_config()),
+    E("train-data-without-records", "mistake", lambda w, t: nemo_train(w, t, data=write(t, "empty/x.txt", "").parent),
+      ["empty"], no_config()),
+    E("train-categories-absent-from-data", "mistake", lambda w, t: _setv(w, t, "categories=[plane]"),
+      ["no records of ['plane']"], no_config()),
+    # hangs
+    E("train-every-image-unreadable", "hang", lambda w, t: nemo_train(w, t, data=w.all_bad),
+      ["no batch of a whole epoch could be trained", "4 unreadable samples", "all_bad"]),
+    E("train-every-image-a-bomb", "bomb",
+      lambda w, t: nemo_train(w, t, data=_copy_records(w.records, t / "bombs", None, "bomb")),
+      ["no batch of a whole epoch", "too large to decode", "bombs"]),
+    # counts that lie
+    E("train-same-data-twice", "counts", lambda w, t: nemo_train(w, t, "--data", str(w.records)),
+      ["given twice", "records"], no_config()),
+    OK("train-one-bad-image-counted-once", "counts",
+       lambda w, t: nemo_train(w, t, "--set", "train.steps=4", data=w.one_bad),
+       lambda w, t: manifest(t / "out")["skipped"] == {"AnnotationError": 1}
+       and len(manifest(t / "out")["skipped_samples"]) == 1),
+    OK("train-one-bomb-counted-once", "bomb", lambda w, t: nemo_train(w, t, "--set", "train.steps=4", data=w.one_bomb),
+       lambda w, t: manifest(t / "out")["skipped"] == {"AnnotationError": 1}
+       and "too large to decode" in manifest(t / "out")["skipped_samples"][0]),
+    OK("train-unknown-category-objects-counted", "counts", lambda w, t: nemo_train(w, t),
+       lambda w, t: manifest(t / "out")["dropped_objects"] == {"chair": 2}
+       and manifest(t / "out")["train_objects"] == 4),
+    # run folders
+    E("train-out-locked-by-a-live-run", "runfolder", _pre(lambda w, t: live_lock(t, "out"), nemo_train),
+      ["being written by another training run", f"pid {os.getppid()}", ".lock"], no_config()),
+    OK("train-stale-lock-taken-over", "runfolder",
+       _pre(lambda w, t: (t / "out").mkdir() or (t / "out" / ".lock").write_text('{"pid": 999999999, "host": "'
+                                                                                  + os.uname().nodename + '"}'),
+            nemo_train),
+       lambda w, t: (t / "out" / "config.yaml").is_file() and not (t / "out" / ".lock").exists()),
+    E("train-out-is-the-data", "runfolder", lambda w, t: ["nemo", "train", "--data", str(w.cars), "--out", str(w.cars),
+                                                         "--config", str(w.config), "--no-progress"],
+      ["--out is also an input"], lambda w, t: not (w.cars / "checkpoints").exists()),
+    E("train-out-holds-a-dataset", "runfolder",
+      lambda w, t: ["nemo", "train", "--data", str(w.cars), "--out", str(w.chairs), "--config", str(w.config),
+                    "--no-progress"], ["chairs", "holds records shards"],
+      lambda w, t: not (w.chairs / "checkpoints").exists()),
+    E("train-out-is-a-file", "runfolder", lambda w, t: nemo_train(w, t, out=write(t, "afile", "x").name),
+      ["afile"]),
+    E("train-out-holds-another-config", "runfolder",
+      _pre(_copy_run("run"), lambda w, t: _setv(w, t, "seed=5")), ["another config"]),
+    OK("train-killed-before-first-checkpoint", "runfolder", _pre(_killed_before_checkpoint, nemo_train),
+       _log_is_exact("out", 2)),
+    OK("train-checkpoints-without-config", "runfolder",
+       _pre(_checkpoints_without_config, lambda w, t: _setv(w, t, "train.steps=3")),
+       lambda w, t: _log_is_exact("out", 3)(w, t) and (t / "out" / "config.yaml").is_file()),
+    OK("train-resume-with-other-data-updates-manifest", "runfolder",
+       _pre(_copy_run("run"), lambda w, t: nemo_train(w, t, "--set", "train.steps=3", data=w.cars)),
+       lambda w, t: manifest(t / "out")["data"] == [str(w.cars)]
+       and manifest(t / "out")["data_history"][0]["data"] == [str(w.records)] and _log_is_exact("out", 3)(w, t)),
+    E("train-out-holds-a-pose-run", "misleading", _pre(_copy_run("pose_run"), nemo_train),
+      ["label-free pose run", "not a NeMo run", "new --out"]),
+    E("train-resume-corrupt-config", "runfolder",
+      _pre(lambda w, t: (_copy_run("run")(w, t), write(t, "out/config.yaml", "a: [1")), nemo_train),
+      ["config.yaml", "not valid YAML"]),
+    E("train-resume-corrupt-checkpoint", "runfolder",
+      _pre(lambda w, t: (_copy_run("run")(w, t), write(t, "out/checkpoints/step_00000009.safetensors", b"junk")),
+           lambda w, t: _setv(w, t, "train.steps=12")), ["step_00000009.safetensors", "cannot read the checkpoint"]),
+]
+
+NEMO_EVAL = [
+    E("eval-run-missing", "mistake", lambda w, t: nemo_eval(w, t, run=t / "norun"), ["norun", "config.yaml"],
+      nothing("eval")),
+    E("eval-a-pose-run", "misleading", lambda w, t: nemo_eval(w, t, run=w.pose_run),
+      ["pose_run", "label-free pose run", "aware3d pose eval"], nothing("eval")),
+    E("eval-run-without-checkpoint", "mistake",
+      _pre(lambda w, t: (_copy_run("run", "r")(w, t), shutil.rmtree(t / "r" / "checkpoints")),
+           lambda w, t: nemo_eval(w, t, run=t / "r")), ["no checkpoint"], nothing("eval")),
+    E("eval-run-config-broken", "mistake",
+      _pre(lambda w, t: (_copy_run("run", "r")(w, t), write(t, "r/config.yaml", "threads: 0\n")),
+           lambda w, t: nemo_eval(w, t, run=t / "r")), ["config.yaml", "'threads'"], nothing("eval")),
+    OK("eval-a-run-trained-on-cuda-loads-on-the-cpu", "unchecked",
+       _pre(lambda w, t: (_copy_run("run", "r")(w, t),
+                          write(t, "r/config.yaml", (w.run / "config.yaml").read_text().replace("device: cpu",
+                                                                                              "device: cuda"))),
+            lambda w, t: nemo_eval(w, t, run=t / "r")),
+       lambda w, t: (t / "eval" / "metrics.json").is_file()),  # with a logged warning
+    E("eval-batch-size-0", "unchecked", lambda w, t: nemo_eval(w, t, "--batch-size", "0"),
+      ["--batch-size", "must be in [1"], nothing("eval")),
+    E("eval-every-object-skipped", "counts", lambda w, t: nemo_eval(w, t, data=w.all_bad),
+      ["every one of the 4 objects was skipped", "all_bad"],
+      lambda w, t: not (t / "eval" / "metrics.json").exists()),
+    E("eval-no-object-of-the-runs-categories", "mistake", lambda w, t: nemo_eval(w, t, data=w.chairs),
+      ["no records of ['car', 'sofa']"], nothing("eval")),
+    E("eval-same-data-twice", "counts", lambda w, t: nemo_eval(w, t, "--data", str(w.cars)), ["given twice"],
+      nothing("eval")),
+    OK("eval-unknown-categories-counted", "counts", lambda w, t: nemo_eval(w, t, data=w.records),
+       lambda w, t: json.loads((t / "eval" / "metrics.json").read_text())["nemo"]["clean"]["n"] == 4,
+       ["not evaluated: 2 objects", "'chair': 2"]),
+    OK("eval-one-bomb-is-a-counted-skip", "bomb", lambda w, t: nemo_eval(w, t, data=w.one_bomb),
+       lambda w, t: json.loads((t / "eval" / "skipped.json").read_text())["nemo"] == 1),
+    E("eval-baseline-run-missing", "mistake", lambda w, t: nemo_eval(w, t, "--baseline-run", str(t / "nobase")),
+      ["nobase"], nothing("eval")),
+    E("eval-out-is-a-file", "mistake", _pre(lambda w, t: write(t, "eval", "x"), nemo_eval), ["eval"]),
+]
+
+NEMO_POSE = [
+    E("pose-focal-0", "accepted", lambda w, t: nemo_pose(w, t, "--focal", "0"), ["--focal", "must be in"],
+      nothing("pose")),
+    E("pose-focal-negative", "accepted", lambda w, t: nemo_pose(w, t, "--focal", "-5"), ["--focal"], nothing("pose")),
+    E("pose-focal-nan", "unchecked", lambda w, t: nemo_pose(w, t, "--focal", "nan"), ["--focal"], nothing("pose")),
+    E("pose-images-missing", "mistake", lambda w, t: nemo_pose(w, t, images=[t / "nope.png"]),
+      ["no such image or folder", "nope.png"]),
+    E("pose-images-empty-folder", "mistake", lambda w, t: nemo_pose(w, t, images=[write(t, "e/a.txt", "").parent]),
+      ["no images in"]),
+    E("pose-every-image-unreadable", "skip", lambda w, t: nemo_pose(w, t, images=[write(t, "bad.png", b"junk")]),
+      ["none of the 1 images could be read"], lambda w, t: not list((t / "pose").glob("records-*"))),
+    OK("pose-a-bomb-does-not-lose-the-batch", "bomb",
+       lambda w, t: nemo_pose(w, t, images=[bomb_png(t / "bomb.png"), *_record_images(w.records)[:1]]),
+       lambda w, t: len(__import__("data3d").load_records(t / "pose")) == 1,
+       ["skipped", "bomb.png", "too large to decode", "skipped 1"]),
+    E("pose-unknown-category", "mistake", lambda w, t: nemo_pose(w, t, "--category", "plane"),
+      ["--category 'plane'", "the run knows ['car', 'sofa']"], nothing("pose")),
+    E("pose-a-pose-run", "misleading", lambda w, t: nemo_pose(w, t, run=w.pose_run), ["label-free pose run"],
+      nothing("pose")),
+    OK("pose-exif-orientation", "accepted", lambda w, t: nemo_pose(w, t, images=[exif_jpeg(t / "photo.jpg", 6)]),
+       lambda w, t: __import__("data3d").load_records(t / "pose")[0].image_size == (40, 24)
+       and __import__("data3d").load_records(t / "pose")[0].extra == {"exif_orientation": 6}),
+]
+
+NEMO_SPLITS_INC = [
+    E("splits-config-missing", "mistake", lambda w, t: ["nemo", "splits", "--config", str(t / "no.yaml"), "--out",
+                                                        str(t / "s")], ["no.yaml"], nothing("s")),
+    E("splits-samples-0", "unchecked", lambda w, t: ["nemo", "splits", "--config", str(t / "no.yaml"), "--out",
+                                                     str(t / "s"), "--samples", "0"], ["--samples"], nothing("s")),
+    E("inc-threads-0", "unchecked", lambda w, t: incremental(w, t, "--set", "threads=0"), ["'threads'"],
+      nothing("inc")),
+    E("inc-steps-negative", "unchecked", lambda w, t: incremental(w, t, "--set", "steps.first=-1"),
+      ["'steps.first'"], nothing("inc")),
+    E("inc-nemo-log-every-0", "unchecked", lambda w, t: incremental(w, t, "--set", "nemo.train.log_every=0"),
+      ["'nemo' block", "'train.log_every'"], nothing("inc")),
+    E("inc-nemo-device-cuda", "unchecked", lambda w, t: incremental(w, t, "--set", "nemo.device=cuda"),
+      ["'device'", "CUDA"], nothing("inc")),
+    E("inc-nemo-temperature-nan", "unchecked", lambda w, t: incremental(w, t, "--set", "nemo.loss.temperature=.nan"),
+      ["'loss.temperature'", "finite"], nothing("inc")),
+    E("inc-positional-temperature-nan", "unchecked",
+      lambda w, t: incremental(w, t, "--set", "positional.temperature=.nan"), ["'positional.temperature'", "finite"],
+      nothing("inc")),
+    E("inc-distillation-weight-inf", "unchecked", lambda w, t: incremental(w, t, "--set", "distillation.weight=.inf"),
+      ["'distillation.weight'", "finite"], nothing("inc")),
+    E("inc-method-unknown", "mistake", lambda w, t: incremental(w, t, "--set", "methods=[icarl]"), ["'methods'"],
+      nothing("inc")),
+    E("inc-eval-batch-0", "unchecked", lambda w, t: incremental(w, t, "--set", "eval.batch_size=0"),
+      ["'eval.batch_size'"], nothing("inc")),
+    E("inc-train-missing", "mistake", lambda w, t: incremental(w, t, train=t / "notrain"), ["notrain"]),
+    E("inc-train-and-test-share-images", "mistake", lambda w, t: incremental(w, t, test=w.cars),
+      ["share 4 images"]),
+    E("inc-every-training-image-unreadable", "skip",
+      lambda w, t: incremental(w, t, train=_copy_records(w.cars, t / "bad_train", None)),
+      ["no readable training image", "4 unreadable"]),
+    E("inc-out-locked", "runfolder", _pre(lambda w, t: live_lock(t, "inc"), incremental),
+      ["being written by another training run", ".lock"]),
+    OK("inc-one-unreadable-image-is-a-counted-skip", "skip",
+       lambda w, t: incremental(w, t, "--set", "nemo.data.crop_size=[64, 64]",  # 1x1 maps at 32: batch norm
+                                train=_copy_records(w.cars, t / "one_bad_train", 1)),  # needs 2 crops then
+       lambda w, t: manifest(t / "inc")["skipped"] == {"unreadable_train_image": 1, "unreadable_test_image": 0}
+       and manifest(t / "inc")["status"] == "complete"),
+]
+
+CASES = NEMO_TRAIN + NEMO_EVAL + NEMO_POSE + NEMO_SPLITS_INC
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_malformed_method_input(case, malformed_world, tmp_path, capsys, monkeypatch):
+    check_case(case, malformed_world, tmp_path, capsys, monkeypatch)
+
+
+def test_debug_shows_the_traceback(malformed_world, tmp_path):
+    import nemo
+
+    with pytest.raises(nemo.NemoError, match="'threads' must be ≥ 1"):
+        cli_main(["--debug", *_setv(malformed_world, tmp_path, "threads=0")])
+
+
+def test_meshes_override_merges_within_one_source_type():
+    from nemo.config import DEFAULTS, merge
+
+    assert merge(DEFAULTS, {"meshes": {"count": 5}})["meshes"] == {"type": "procedural", "count": 5}
+    off = merge(merge(DEFAULTS, {"meshes": {"type": "off"}}), {"meshes": {"root": "/cad"}})
+    assert off["meshes"] == {"type": "off", "root": "/cad"}  # `count` of the procedural default is gone
+    assert math.isfinite(1.0)
