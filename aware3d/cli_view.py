@@ -72,12 +72,16 @@ def run(args: argparse.Namespace) -> int:
                "orbit4d": {"max_points": args.max_points},
                "poses": {"method": args.method, "example": args.example}}[kind]
     server, home, summary, kind, _ = open_scene(args.path, kind, host=args.host, port=args.port, **options)
-    camera = ViewCamera.parse(args.camera, home) if args.camera else home
-    if args.camera:
-        server.initial_camera.position, server.initial_camera.look_at = camera.position, camera.look_at
-        server.initial_camera.fov = camera.fov
-    for line in summary:
-        print(f"{kind}: {line}")
+    try:  # the server's threads would keep the process alive after a Ctrl-C that escapes
+        camera = ViewCamera.parse(args.camera, home) if args.camera else home
+        if args.camera:
+            server.initial_camera.position, server.initial_camera.look_at = camera.position, camera.look_at
+            server.initial_camera.fov = camera.fov
+        for line in summary:
+            print(f"{kind}: {line}")
+    except BaseException:
+        stop_server(server)
+        raise
     if args.screenshot:
         try:
             screenshot(server, camera, args.screenshot, size=size)
@@ -85,6 +89,6 @@ def run(args: argparse.Namespace) -> int:
             stop_server(server)
         print(f"wrote {args.screenshot}")
         return 0
-    print(f"aware3d view: open {url_of(server)} in a browser (Ctrl-C stops)", flush=True)
-    serve_forever(server)
+    serve_forever(server, say=lambda line: print(line, flush=True),
+                  banner=f"aware3d view: open {url_of(server)} in a browser (Ctrl-C stops)")
     return 0

@@ -57,8 +57,10 @@ def stop_server(server) -> None:
         server.stop()
 
 
-def serve_forever(server, say=print) -> None:
-    """Serve until Ctrl-C (or SIGTERM), then stop the server cleanly."""
+def serve_forever(server, say=print, banner: str | None = None) -> None:
+    """Serve until Ctrl-C (or SIGTERM), then stop the server cleanly. `banner` (the URL line) is
+    said only once Ctrl-C is caught here: a Ctrl-C that came between an earlier print and this loop
+    would escape, and the server's threads would keep the process alive."""
     import signal
 
     def _terminate(signum, frame):  # a plain `kill` stops as cleanly as Ctrl-C
@@ -67,6 +69,8 @@ def serve_forever(server, say=print) -> None:
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None
     try:
+        if banner is not None:
+            say(banner)
         while True:
             time.sleep(0.25)
     except KeyboardInterrupt:
