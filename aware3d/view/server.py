@@ -66,8 +66,11 @@ def serve_forever(server, say=print, banner: str | None = None) -> None:
     def _terminate(signum, frame):  # a plain `kill` stops as cleanly as Ctrl-C
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
-        else None
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGINT too: a process started in the background of a script inherits SIGINT ignored, and
+        # Python then never raises KeyboardInterrupt, so `kill -INT` would not stop the viewer
+        previous = (signal.signal(signal.SIGTERM, _terminate), signal.signal(signal.SIGINT, signal.default_int_handler))
     try:
         if banner is not None:
             say(banner)
@@ -78,7 +81,8 @@ def serve_forever(server, say=print, banner: str | None = None) -> None:
     finally:
         stop_server(server)
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def find_chromium() -> str:
