@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
-__all__ = ["require", "available", "lazy_module"]
+__all__ = ["require", "available", "lazy_module", "lazy_exports"]
 
 # module name -> the `pip install aware3d[<extra>]` extra that provides it
 _EXTRAS = {

@@ -297,10 +297,11 @@ def contact_shadow(background: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.n
     (x0, y0, z0), (x1, y1, _) = np.asarray(bounds, dtype=np.float64)
     cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, 0.54 * (x1 - x0), 0.54 * (y1 - y0)
     corners = np.array([[cx + sx * hx, cy + sy * hy, z0] for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
-    cam = corners @ np.asarray(R, dtype=np.float64).T + np.asarray(t, dtype=np.float64)
+    K, R, t = (np.asarray(x, dtype=np.float64) for x in (K, R, t))
+    cam = corners @ R.T + t
     if (cam[:, 2] <= 1e-9).any():
         return background
-    uv = cam[:, :2] / cam[:, 2:] @ np.asarray(K, dtype=np.float64)[:2, :2].T + np.asarray(K, dtype=np.float64)[:2, 2]
+    uv = cam[:, :2] / cam[:, 2:] @ K[:2, :2].T + K[:2, 2]
     h, w = background.shape[:2]
     hull = cv2.convexHull(uv.astype(np.float32))
     cover = np.zeros((h, w), np.float32)
