@@ -343,6 +343,8 @@ class RandomizationSection:
                                   _num(lo=0, hi=1))
     shadow_darkness: list = _leaf([0.4, 0.8], "how much the shadow darkens the ground where it is full (range)",
                                   _range(lo=0, hi=1))
+    ground: float = _leaf(0.0, "probability of a road under the object, drawn in the camera's perspective over "
+                          "the background", _num(lo=0, hi=1))
 
 
 @dataclass

@@ -10,7 +10,8 @@ same image on any machine, in any order.
   at the object points seen by each pixel (unprojected from the rendered depth).
 - Backgrounds: coloured multi-scale value noise, gradients, solid colours, crops of images from a
   folder, or none (transparent: an RGBA image); optionally a soft contact shadow of the object's
-  footprint on them (`contact_shadow`), which ground-standing objects cast in every photograph.
+  footprint on them (`contact_shadow`), which ground-standing objects cast in every photograph,
+  and a road under the object in the camera's perspective (`ground_plane`).
 - Lights: ambient plus 1-3 tinted directional lights from the camera's side.
 - Occluders: random star-shaped polygons and ellipses pasted over the object, scaled by bisection
   until the hidden fraction of the object's silhouette lands in the occlusion level's range
@@ -49,6 +50,7 @@ __all__ = [
     "noise_2d",
     "make_background",
     "contact_shadow",
+    "ground_plane",
     "Occlusion",
     "make_occluders",
     "list_images",
@@ -310,6 +312,72 @@ def contact_shadow(background: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.n
     if sigma > 0.3:
         cover = cv2.GaussianBlur(cover, (0, 0), sigma)
     return background * (1.0 - float(darkness) * cover)[..., None]
+
+
+def ground_plane(background: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, bounds,
+                 rng: np.random.Generator, fade: float | None = None) -> np.ndarray:
+    """`background` (H, W, 3) with a ground under the object drawn in the camera's perspective:
+    every pixel whose ray (OpenCV camera K, R, t: object -> camera) meets the plane at the lowest z
+    of `bounds` (z up) in front of the camera shows a road there, blended into the background with
+    distance (weight exp(−distance / fade), fade drawn as 8-40 object sizes unless given), so the
+    road vanishes into the picture before its horizon. The road: grey asphalt of value noise at a
+    metric scale (the object's size is its unit), with dashed lane markings along the object's long
+    axis y in half of the draws. Pixels above the horizon are unchanged, and so is everything when
+    the camera is below the ground.
+
+    A pasted photograph puts a car in front of whatever the photograph shows, at any height; cars
+    in street scenes stand on a road that recedes towards a horizon above them, at the angle the
+    camera's elevation sets."""
+    (x0, y0, z0), (x1, y1, z1) = np.asarray(bounds, dtype=np.float64)
+    size = max(x1 - x0, y1 - y0, z1 - z0, 1e-9)
+    K, R, t = (np.asarray(x, dtype=np.float64) for x in (K, R, t))
+    h, w = background.shape[:2]
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    d = rays.reshape(-1, 3) @ R  # object-frame ray directions (R^T d, row vectors)
+    centre = -R.T @ t  # the camera centre in the object frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (z0 - centre[2]) / d[:, 2]
+        hit = np.isfinite(s) & (s > 0)
+    # the draws, all before any early return, so they do not depend on the view
+    grey = rng.uniform(0.18, 0.55)
+    tint = 1.0 + rng.uniform(-0.06, 0.06, size=3)
+    contrast = rng.uniform(0.05, 0.25)
+    perm, values = rng.permutation(256), rng.random(256)
+    fade = float(fade) if fade is not None else rng.uniform(8.0, 40.0)
+    markings = rng.random() < 0.5
+    lane, offset = rng.uniform(0.7, 0.9), rng.uniform(-0.15, 0.15)  # lanes ~3.5 m wide for a 4.5 m car
+    period, dash = rng.uniform(1.5, 3.0), rng.uniform(0.3, 0.6)  # dash period and its painted fraction
+    paint = np.array([0.92, 0.92, 0.88]) if rng.random() < 0.8 else np.array([0.90, 0.75, 0.20])
+    side_lanes = rng.integers(0, 3, size=2)  # lanes beside the object's, on its left and right
+    # beyond 7 fade lengths the road's weight is below 0.1%: those pixels keep the background
+    with np.errstate(invalid="ignore"):
+        hit &= s * np.linalg.norm(d, axis=1) < 7.0 * fade * size
+    if centre[2] <= z0 or not hit.any():  # a camera under the ground sees no road
+        return background
+    p = centre + s[hit, None] * d[hit]  # ground points (N, 3), z = z0
+    dist = np.linalg.norm(p - centre, axis=1) / size
+    q = np.stack([p[:, 0], p[:, 1], np.zeros(len(p))], 1) / size
+    n, amp, norm = np.zeros(len(q)), 1.0, 0.0
+    for octave, freq in enumerate((1.5, 6.0, 24.0)):
+        n += amp * value_noise_3d(q * freq + 13.0 * octave, perm, values)
+        norm += amp
+        amp *= 0.6
+    shade = grey * (1.0 + contrast * (2.0 * n / norm - 1.0))
+    road = np.clip(shade[:, None] * tint, 0.0, 1.0)
+    if markings:
+        across = (q[:, 0] - offset) / lane + 0.5  # the object in the lane between lines 0 and 1
+        line = np.abs(across - np.round(across)) * lane < 0.02  # lines ~18 cm wide on a 4.5 m car
+        k = np.round(across)  # lines k = 0 and 1 bound the object's lane; a road has a few lanes
+        on = line & (k >= -side_lanes[0]) & (k <= 1 + side_lanes[1]) & (((q[:, 1] / period) % 1.0) < dash)
+        # a line narrower than a pixel is drawn at its share of the pixel, not as a full dot
+        depth = (p[on] @ R.T + t)[:, 2]
+        cover = np.clip(0.04 * size * K[0, 0] / depth, 0.0, 1.0)[:, None]
+        road[on] = cover * paint + (1.0 - cover) * road[on]
+    weight = np.exp(-dist / fade)[:, None]
+    out = background.reshape(-1, 3).astype(np.float32, copy=True)
+    out[hit] = (weight * road + (1.0 - weight) * out[hit]).astype(np.float32)
+    return out.reshape(background.shape)
 
 
 # ----------------------------------------------------------------------------------- occluders

@@ -36,7 +36,7 @@ from .compose import (
 from .config import OCCLUSION_LEVELS, DatagenConfig
 from .framing import fit_distance, margin_pixels
 from .plan import Plan, SampleSpec, generation_seed, make_plan, sample_rng
-from .randomize import APPEARANCES, BACKGROUNDS, choose, contact_shadow, make_background, random_lights
+from .randomize import APPEARANCES, BACKGROUNDS, choose, contact_shadow, ground_plane, make_background, random_lights
 from .render import edge_map, mask_bbox, object_extent, render_views, viewpoint_for
 from .samplers import make_sampler
 from .writer import ChunkWriter, DatasetFolder
@@ -211,6 +211,20 @@ class Worker:
                       writer: ChunkWriter, generated: dict | None) -> None:
         writer.add(spec.sample_id, *self._sample_files(spec, lk, vp, loaded, views, b, generated))
 
+    def _grounded(self, bg, views, b: int, loaded: LoadedAsset, sid: str):
+        """The background with a road under the object in the camera's perspective, drawn with
+        probability `randomization.ground` (from the sample's own "ground" stream, so the other draws
+        and every image without a ground are unchanged by the option)."""
+        rz = self.config.randomization
+        if bg is None or rz.ground <= 0:
+            return bg
+        rng = sample_rng(sid, "ground")
+        if rng.random() >= rz.ground:
+            return bg
+        cams = views.cameras
+        K, R, t = (x[b].numpy() for x in (cams.K, cams.R, cams.t))
+        return ground_plane(bg, K, R, t, loaded.bounds, rng)
+
     def _shadowed(self, bg, views, b: int, loaded: LoadedAsset, sid: str):
         """The background with the object's contact shadow, drawn with probability
         `randomization.contact_shadow` (from the sample's own "shadow" stream, so the other draws
@@ -249,7 +263,7 @@ class Worker:
             bg = make_background(sample_rng(sid, "background"), lk.background, self.size,
                                  self.config.randomization.background_images, unreadable=unreadable)
             broken.update({f"background:{p}": "unreadable_image" for p in unreadable})
-            bg = self._shadowed(bg, views, b, loaded, sid)
+            bg = self._shadowed(self._grounded(bg, views, b, loaded, sid), views, b, loaded, sid)
             image = compose_image(color, mask, bg)
             edges = self._edges(color, views, b) if "edges" in save else None
             transparent = bg is None

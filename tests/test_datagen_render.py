@@ -17,6 +17,7 @@ from datagen.randomize import (
     BACKGROUNDS,
     choose,
     contact_shadow,
+    ground_plane,
     make_background,
     make_occluders,
     object_points,
@@ -218,6 +219,46 @@ def test_contact_shadow_darkens_the_projected_footprint():
     assert soft.sum() == pytest.approx(sharp.sum(), rel=1e-3)  # the blur moves the darkness, keeps its amount
     behind = contact_shadow(bg, K, R, np.array([0.0, 0.0, -5.0]), [[-1, -2, 0], [1, 2, 1]], darkness=0.6)
     np.testing.assert_array_equal(behind, bg)  # behind the camera: no shadow
+
+
+def _camera_looking_at_origin(elevation_deg: float, distance: float, focal: float, c: float):
+    """An OpenCV camera (K, R, t: object -> camera) `distance` from the origin at `elevation_deg`
+    above the x-y plane (z up), azimuth 0 (on the −y side), no roll, looking at the origin."""
+    e = math.radians(elevation_deg)
+    centre = distance * np.array([0.0, -math.cos(e), math.sin(e)])
+    forward = -centre / distance
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    R = np.stack([right, np.cross(forward, right), forward])
+    return np.array([[focal, 0, c], [0, focal, c], [0, 0, 1.0]]), R, -R @ centre
+
+
+def test_ground_plane_starts_at_the_horizon_the_camera_elevation_sets():
+    # Camera 3 units from the origin at elevation 10°, focal 200, principal point 50: the ground
+    # plane z = −0.15 (the box's base) is below the camera, so the rays that meet it are those
+    # pointing down from horizontal, at the centre column the rows below v + 0.5 = 50 − 200 tan 10°
+    # = 14.73 (the horizon of a plane below the camera is the camera's own horizontal).
+    K, R, t = _camera_looking_at_origin(10.0, 3.0, 200.0, 50.0)
+    bounds = [[-0.2, -0.5, -0.15], [0.2, 0.5, 0.15]]
+    bg = np.zeros((100, 100, 3), np.float32)
+    bg[...] = (0.1, 0.9, 0.1)
+    out = ground_plane(bg, K, R, t, bounds, np.random.default_rng(0), fade=1e9)
+    changed = np.abs(out - bg).max(-1) > 1e-3
+    horizon = 50 - 200 * math.tan(math.radians(10)) - 0.5  # 14.23: the last row above is 14
+    assert not changed[: int(horizon) + 1, 50].any()
+    assert changed[int(horizon) + 1:, 50].all()
+    assert not changed[:14].any() and changed[15:].all()  # no roll: the horizon is one row across
+    road = out[changed]
+    assert road[:, 1].max() < 0.95 and np.abs(road[:, 0] - road[:, 2]).max() < 0.25  # grey (or paint), not the green
+    again = ground_plane(bg, K, R, t, bounds, np.random.default_rng(0), fade=1e9)
+    np.testing.assert_array_equal(out, again)  # a function of the draw
+    # with a finite fade the road vanishes into the background with distance: far rows stay nearer it
+    faded = ground_plane(bg, K, R, t, bounds, np.random.default_rng(0), fade=2.0)
+    near, far = np.abs(faded[95] - bg[95]).mean(), np.abs(faded[16] - bg[16]).mean()
+    assert far < 0.5 * near
+    # a camera below the ground (elevation −30°: 1.5 units under the origin) draws no road
+    Ku, Ru, tu = _camera_looking_at_origin(-30.0, 3.0, 200.0, 50.0)
+    np.testing.assert_array_equal(ground_plane(bg, Ku, Ru, tu, bounds, np.random.default_rng(0)), bg)
 
 
 def test_random_lights_come_from_the_camera_side():
