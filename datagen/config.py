@@ -42,6 +42,13 @@ OCCLUSION_LEVELS: dict[str, tuple[int, tuple[float, float]]] = {
 }
 #: top-level keys that do not change the dataset, left out of the hash
 UNHASHED_KEYS = ("workers",)
+#: keys added after the config's first release, each with the value that leaves the data as it was
+#: before the key existed: at that value they are left out of the hash, so a folder started before
+#: they existed still resumes (shadow_darkness only matters with a shadow)
+LATER_KEYS: dict[tuple[str, str], Any] = {
+    ("randomization", "contact_shadow"): 0.0,
+    ("randomization", "ground"): 0.0,
+}
 ASSET_TYPES = ("procedural", "off", "shapenet", "objaverse", "folder")
 SAVE_OUTPUTS = ("mask", "depth", "normal", "edges")
 
@@ -535,13 +542,34 @@ class DatagenConfig:
         return getattr(self.typed, name)
 
     def hashed_part(self) -> dict:
-        return {k: v for k, v in self.data.items() if k not in UNHASHED_KEYS}
+        """The keys that shape the dataset: all but UNHASHED_KEYS, and LATER_KEYS at their off value."""
+        part = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.data.items() if k not in UNHASHED_KEYS}
+        for (section, key), off in LATER_KEYS.items():
+            if part.get(section, {}).get(key, off) == off:
+                part[section].pop(key, None)
+                if key == "contact_shadow":
+                    part[section].pop("shadow_darkness", None)
+        return part
+
+    @staticmethod
+    def _digest(part: dict) -> str:
+        text = json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON of every key that shapes the dataset."""
-        text = json.dumps(self.hashed_part(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return self._digest(self.hashed_part())
+
+    @property
+    def accepted_hashes(self) -> tuple[str, ...]:
+        """The hash, and the one the version before LATER_KEYS wrote for the same data (every key
+        but `ground`, whatever its value): a folder with either resumes."""
+        legacy = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.data.items() if k not in UNHASHED_KEYS}
+        if legacy.get("randomization", {}).get("ground", 0.0) != 0.0:
+            return (self.hash,)
+        legacy.get("randomization", {}).pop("ground", None)
+        return tuple(dict.fromkeys((self.hash, self._digest(legacy))))
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -142,7 +142,7 @@ class DatasetFolder:
         if manifest is not None:
             if manifest.get("kind") != MANIFEST_KIND and manifest.get("format") != _OLD_FORMAT:
                 raise ConfigError("", f"{self.manifest_path} is not a datagen manifest; choose another --out folder")
-            if manifest.get("config_hash") != config.hash:
+            if manifest.get("config_hash") not in config.accepted_hashes:
                 raise ConfigError("", f"{self.root} holds a run made with a different config (hash "
                                       f"{str(manifest.get('config_hash'))[:12]}, this config {config.hash[:12]}); "
                                       "resume it with its own config.yaml or write to a new --out folder")

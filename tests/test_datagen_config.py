@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import pytest
 import yaml
 
 from datagen.config import DEFAULT_CONFIG_PATH, ConfigError, default_config, load_config, parse_override
+from datagen.writer import DatasetFolder
 
 
 def test_defaults_load_and_every_key_is_commented():
@@ -106,6 +109,39 @@ def test_hash_tracks_what_shapes_the_dataset():
     for change in ({"seed": 1}, {"sampler": {"polar_mean": 60}}, {"image_size": 128},
                    {"randomization": {"lights": [1, 1]}}):
         assert load_config(change).hash != base.hash, change
+
+
+def _sha(part: dict) -> str:
+    return hashlib.sha256(json.dumps(part, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_keys_added_later_leave_the_hash_of_older_folders_alone(tmp_path):
+    # A folder started before randomization.contact_shadow / shadow_darkness / ground existed was
+    # hashed without them; off, they stay out of the hash, so it still resumes. On, they count.
+    base = load_config()
+    old = {k: v for k, v in base.data.items() if k != "workers"}
+    old["randomization"] = {k: v for k, v in old["randomization"].items()
+                            if k not in ("contact_shadow", "shadow_darkness", "ground")}
+    assert base.hash == _sha(old)
+    shadow = load_config({"randomization": {"contact_shadow": 0.5}})
+    assert shadow.hash != base.hash
+    assert load_config({"randomization": {"contact_shadow": 0.5, "shadow_darkness": [0.1, 0.2]}}).hash != shadow.hash
+    assert load_config({"randomization": {"ground": 0.5}}).hash != base.hash
+    # the version between wrote every key but `ground`: its folders resume too, and only those
+    between = {k: v for k, v in base.data.items() if k != "workers"}
+    between["randomization"] = {k: v for k, v in between["randomization"].items() if k != "ground"}
+    assert base.accepted_hashes == (base.hash, _sha(between))
+    writer = DatasetFolder(tmp_path / "run")
+    writer.prepare(base, {})
+    manifest = json.loads(writer.manifest_path.read_text())
+    for accepted in (_sha(between), base.hash):
+        manifest["config_hash"] = accepted
+        writer.manifest_path.write_text(json.dumps(manifest))
+        DatasetFolder(tmp_path / "run").prepare(base, {})
+    manifest["config_hash"] = _sha({**between, "seed": 99})
+    writer.manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="different config"):
+        DatasetFolder(tmp_path / "run").prepare(base, {})
 
 
 def test_resolved_config_round_trips_through_yaml():
