@@ -1,10 +1,12 @@
 """The datagen configuration: the schema, loading, validation and the config hash.
 
 `DatagenSchema` (nested `methodkit.config` dataclasses) declares every key: its default, a one-line
-doc and its check; `default_config.yaml` (beside this file, printed by `--print-defaults`) holds the
-same defaults with long comments. `load_config(path_or_mapping)` merges a user config over the
-defaults and validates the result: an unknown key or a bad value raises `ConfigError`
-(`methodkit.ConfigError`) whose message starts with the dotted key ("sampler.polar_sd: must be > 0").
+doc and its check (a converter to the value's normal form); `default_config.yaml` (beside this file,
+printed by `--print-defaults`) holds the same defaults with long comments. `load_config(path_or_mapping)`
+merges a user config over the defaults (`methodkit.config.merge_tree`) and validates the result
+(`methodkit.config.check_tree`, then the checks between keys): an unknown key or a bad value raises
+`ConfigError` (`methodkit.ConfigError`) whose message starts with the dotted key
+("sampler.polar_sd: must be > 0").
 The resolved config is a plain nested dict (`DatagenConfig.data`); `DatagenConfig.hash` is the
 SHA-256 of its canonical JSON without the keys that do not change the dataset (`workers`).
 """
@@ -258,27 +260,36 @@ def _check_per_category(key: str, v) -> dict:
         raise ConfigError(key, f"must be a mapping {{category: {{sampler keys}}}}, got {v!r}")
     out = {}
     for cat, block in v.items():
-        k = f"{key}.{cat}"
         if not isinstance(block, Mapping):
-            raise ConfigError(k, f"must be a mapping of sampler keys, got {block!r}")
-        out[str(cat)] = {}
-        for name, value in block.items():
-            if name not in _SAMPLER_CHECKS:
-                raise ConfigError(f"{k}.{name}", f"unknown sampler key; known: {', '.join(_SAMPLER_CHECKS)}")
-            out[str(cat)][name] = _SAMPLER_CHECKS[name](f"{k}.{name}", value)
+            raise ConfigError(f"{key}.{cat}", f"must be a mapping of sampler keys, got {block!r}")
+        out[str(cat)] = mk.check_tree(SamplerKeys, block, _fail, f"{key}.{cat}.")
     return out
 
 
+def _fail(key: str, problem: str, kind: str = "value"):
+    """`methodkit.config.check_tree`'s and `merge_tree`'s findings as datagen's errors; a key of the
+    ControlNet generator beyond the schema passes (the generator checks it: `_check_controlnet_block`)."""
+    section, _, name = key.partition(".")
+    if kind == "unknown" and section == "controlnet" and name in _controlnet_extra_keys():
+        return
+    if kind == "unknown":
+        problem = f"unknown key (known here: {problem.split('allowed here: ')[1].strip('[]').replace(chr(39), '')})"
+    raise ConfigError(key, problem)
+
+
 # ----------------------------------------------------------------------------------- the schema
-# Every leaf key, its default, a one-line doc and its check (`default_config.yaml` is the same
-# defaults with longer comments: a test holds them equal). A mapping-valued leaf (offsets, weights,
-# free blocks) is checked as a whole; every section's keys must all be known.
+# Every leaf key, its default, a one-line doc and its check: a converter `check(dotted key, value)
+# -> the value's normal form` that `methodkit.config.check_tree` runs (`default_config.yaml` is the
+# same defaults with longer comments: a test holds them equal). A mapping-valued leaf (offsets,
+# weights, free blocks) is checked as a whole; every section's keys must all be known.
 def _leaf(default, doc: str, check: Callable, **kw):
     return mk.setting(default, doc, check=check, **kw)
 
 
 @dataclass
-class SamplerSection:
+class SamplerKeys:
+    """The sampler's keys, which a `per_category` block may also set."""
+
     strategy: str = _leaf("dst", "dst (3D-DST's presets) | uniform_sphere | match_dataset",
                           _choice("dst", "uniform_sphere", "match_dataset"))
     preset: Any = _leaf("auto", "auto (each category's 3D-DST preset) or 1-5 for every category", _preset)
@@ -300,6 +311,10 @@ class SamplerSection:
     inplane_max: float = _leaf(180.0, "|theta| is truncated to this", _num(lo=0, hi=180))
     offsets: dict = _leaf({}, "per-asset canonical offsets {'<type>:<asset id>': {azimuth: deg, elevation: deg}}",
                           _offsets)
+
+
+@dataclass
+class SamplerSection(SamplerKeys):
     per_category: dict = _leaf({}, "per-category overrides of the keys above, e.g. {car: {preset: 5}}",
                                _check_per_category)
 
@@ -413,51 +428,6 @@ class DatagenSchema:
     controlnet: ControlnetSection = mk.section(ControlnetSection, "ControlNet generation (mode: controlnet)")
     checks: ChecksSection = mk.section(ChecksSection, "cheap per-image checks")
     writer: WriterSection = mk.section(WriterSection, "how results are stored")
-
-
-_KEYS = mk.keys(DatagenSchema)
-_CHECKS: dict[str, Callable] = {k.dotted: k.meta["check"] for k in _KEYS}
-_SAMPLER_CHECKS: dict[str, Callable] = {k.dotted: k.meta["check"] for k in mk.keys(SamplerSection)
-                                        if k.dotted != "per_category"}
-#: mapping leaves merged key by key (a user lists only the weights to change)
-_MERGED_LEAVES = tuple(k.dotted for k in _KEYS if k.meta.get("merged"))
-
-
-def _merge(base: dict, override: Mapping, prefix: str = "") -> dict:
-    """`override` merged into a copy of `base`; unknown keys are errors naming the dotted key."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        dotted = f"{prefix}{key}"
-        if prefix == "controlnet." and isinstance(key, str) and key not in base and key in _controlnet_extra_keys():
-            out[key] = copy.deepcopy(value)  # one of the generator's own keys: it validates them
-            continue
-        if not isinstance(key, str) or key not in base:
-            known = ", ".join(sorted(base))
-            raise ConfigError(dotted, f"unknown key (known here: {known})")
-        if isinstance(base[key], dict) and dotted not in _CHECKS:
-            if not isinstance(value, Mapping):
-                raise ConfigError(dotted, f"must be a mapping, got {value!r}")
-            out[key] = _merge(base[key], value, f"{dotted}.")
-        elif dotted in _MERGED_LEAVES and isinstance(value, Mapping):
-            out[key] = {**base[key], **copy.deepcopy(dict(value))}  # weights: unlisted kinds keep theirs
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _validate(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if dotted in _CHECKS:
-            out[key] = _CHECKS[dotted](dotted, value)
-        elif prefix == "controlnet.":  # a generator key beyond the documented ones (see _merge)
-            out[key] = copy.deepcopy(value)
-        elif isinstance(value, dict):
-            out[key] = _validate(value, f"{dotted}.")
-        else:  # a default key without a check is a bug in this module
-            raise ConfigError(dotted, "has no validator (internal error)")
-    return out
 
 
 def _cross_checks(c: dict) -> None:
@@ -606,10 +576,10 @@ def load_config(config: str | os.PathLike | Mapping | None = None, *, overrides:
         source = str(config)
         user = mk.read_yaml_file(config)
     try:
-        tree = _merge(default_config(), user) if defaults else copy.deepcopy(dict(user))
+        tree = mk.merge_tree(DatagenSchema, default_config(), user, _fail) if defaults else copy.deepcopy(dict(user))
         if overrides:
-            tree = _merge(tree, overrides)
-        data = _validate(tree)
+            tree = mk.merge_tree(DatagenSchema, tree, overrides, _fail)
+        data = mk.check_tree(DatagenSchema, tree, _fail)
         _cross_checks(data)
     except ConfigError as exc:
         if exc.source is None and source is not None:

@@ -4,7 +4,8 @@ A method declares its config as nested stdlib dataclasses whose fields are made 
 (a leaf: default, one-line doc, allowed choices, numeric range, a command-line flag) and
 `section` (a nested dataclass). From that one declaration come the defaults (`defaults(cls)`),
 the documentation (`keys(cls)`), the generic checks (`check_tree`: unknown keys, types, choices,
-ranges; one `ConfigError` naming the dotted key and the file), typed objects (`build(cls, tree)`,
+ranges, or a leaf's own converter `check=`; one `ConfigError` naming the dotted key and the file), the
+schema-aware merge of a config over another (`merge_tree`), typed objects (`build(cls, tree)`,
 `Cls.of(resolved)`, `to_dict(obj)`: code reads `cfg.data.crop_size`, never string keys) and the
 command-line flags (`methodkit.cli.add_schema_flags`).
 
@@ -34,8 +35,8 @@ from typing import Any
 import yaml
 
 __all__ = ["ConfigError", "ConfigObject", "setting", "section", "keys", "defaults", "build", "to_dict", "check_tree",
-           "check_value", "Key", "read_yaml", "read_yaml_file", "yaml_error_text", "parse_override", "deep_merge",
-           "YamlLoader"]
+           "merge_tree", "check_value", "Key", "read_yaml", "read_yaml_file", "yaml_error_text", "parse_override",
+           "deep_merge", "YamlLoader"]
 
 
 class ConfigError(ValueError):
@@ -261,24 +262,59 @@ def check_value(key: Key, v) -> str | None:
     return None
 
 
-def check_tree(cls: type, tree: Mapping, fail: Callable[..., Any], prefix: str = "") -> None:
-    """Check a nested dict (the whole config, or an override tree) against the schema `cls`:
-    `fail(dotted_key, problem, kind)` raises, kind "unknown" (with the allowed keys as the problem's
-    list), "mapping" (a section that is not a mapping) or "value" (a leaf `check_value` rejects)."""
+def _walk(cls: type, tree: Mapping, fail: Callable[..., Any], prefix: str):
+    """(name, dotted key, value, field, type) of every key of `tree` in the schema `cls`: an unknown
+    key and a section that is not a mapping go to `fail` first (field None: an unknown key it let pass)."""
     fields = {f.name: (f, tp) for f, tp in _fields(cls)}
     for name, value in tree.items():
         dotted = f"{prefix}{name}"
         if name not in fields:
             fail(dotted, f"is not a key; allowed here: {sorted(fields)}", "unknown")
-        f, tp = fields[name]
-        if _is_section(f, tp):
-            if not isinstance(value, Mapping):
-                fail(dotted, f"must be a mapping, got {value!r}", "mapping")
-            check_tree(tp, value, fail, dotted + ".")
+            yield name, dotted, value, None, None
             continue
-        problem = check_value(Key(dotted, tp, None, f.metadata), value)
-        if problem:
-            fail(dotted, problem, "value")
+        f, tp = fields[name]
+        if _is_section(f, tp) and not isinstance(value, Mapping):
+            fail(dotted, f"must be a mapping, got {value!r}", "mapping")
+        yield name, dotted, value, f, tp
+
+
+def check_tree(cls: type, tree: Mapping, fail: Callable[..., Any], prefix: str = "") -> dict:
+    """Check a nested dict (the whole config, or an override tree) against the schema `cls`:
+    `fail(dotted_key, problem, kind)` raises, kind "unknown" (with the allowed keys as the problem's
+    list), "mapping" (a section that is not a mapping) or "value" (a leaf `check_value` rejects).
+
+    Returns the checked tree, a copy in which a leaf whose metadata holds `check` (a converter
+    `check(dotted_key, value) -> value` that raises ConfigError: rules beyond the schema's types and
+    ranges, with their normal form, as datagen's) holds the converter's result. An unknown key or a
+    value that `fail` lets pass (returns) is kept as given."""
+    out = {}
+    for name, dotted, value, f, tp in _walk(cls, tree, fail, prefix):
+        if f is not None and _is_section(f, tp):
+            out[name] = check_tree(tp, value, fail, dotted + ".")
+        elif f is not None and f.metadata.get("check") is not None:
+            out[name] = f.metadata["check"](dotted, value)
+        else:
+            problem = None if f is None else check_value(Key(dotted, tp, None, f.metadata), value)
+            if problem:
+                fail(dotted, problem, "value")
+            out[name] = copy.deepcopy(value)
+    return out
+
+
+def merge_tree(cls: type, base: Mapping, override: Mapping, fail: Callable[..., Any], prefix: str = "") -> dict:
+    """`override` merged into a copy of `base` along the schema `cls`: sections key by key, a leaf
+    replaced whole (a mapping leaf declared `merged=True`, a table of weights, key by key). Unknown keys
+    and sections that are not mappings go to `fail` as in `check_tree` (a key it lets pass is kept)."""
+    out = copy.deepcopy(dict(base))
+    for name, dotted, value, f, tp in _walk(cls, override, fail, prefix):
+        if f is not None and _is_section(f, tp):
+            out[name] = merge_tree(tp, out.get(name, {}), value, fail, dotted + ".")
+        elif f is not None and f.metadata.get("merged") and isinstance(value, Mapping) and \
+                isinstance(out.get(name), Mapping):
+            out[name] = {**out[name], **copy.deepcopy(dict(value))}
+        else:
+            out[name] = copy.deepcopy(value)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ YAML
