@@ -56,6 +56,8 @@ SAVE_OUTPUTS = ("mask", "depth", "normal", "edges")
 
 
 # ----------------------------------------------------------------------------------- value checks
+# Converters (`setting(check=...)`, run by methodkit's check_tree): each returns the value's normal
+# form, which the dataset hash covers (a number as its declared type: 100 -> 100.0 for a float key).
 def _number(key, v, *, lo=None, hi=None, lo_open=False, integer=False) -> float | int:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ConfigError(key, f"must be a number, got {v!r}")
@@ -119,14 +121,6 @@ def _str(key, v):
     return v
 
 
-def _str_or_none(key, v):
-    return None if v is None else _str(key, v)
-
-
-def _int_or_none(**kw) -> Callable:
-    return lambda key, v: None if v is None else _number(key, v, integer=True, **kw)
-
-
 def _controlnet_extra_keys() -> frozenset:
     """Keys of datagen.controlnet.ControlNetGenerator beyond the documented defaults (validated there)."""
     try:
@@ -136,12 +130,12 @@ def _controlnet_extra_keys() -> frozenset:
     return frozenset(CONTROLNET_KEYS)
 
 
-def _range(*, lo=None, hi=None, integer=False, ordered=True) -> Callable:
+def _range(*, lo=None, hi=None, integer=False) -> Callable:
     def check(key, v):
         if not isinstance(v, (list, tuple)) or len(v) != 2:
             raise ConfigError(key, f"must be a [low, high] pair, got {v!r}")
         a, b = (_number(f"{key}[{i}]", x, lo=lo, hi=hi, integer=integer) for i, x in enumerate(v))
-        if ordered and a > b:
+        if a > b:
             raise ConfigError(key, f"low must be <= high, got {list(v)}")
         return [a, b]
     return check
@@ -377,16 +371,16 @@ class OccludersSection:
 
 @dataclass
 class ControlnetSection:
-    model: str | None = _leaf(None, "ControlNet id or folder; null: the pipeline's default", _str_or_none)
-    base_model: str | None = _leaf(None, "base model id or folder; null: the pipeline's default", _str_or_none)
+    model: str | None = _leaf(None, "ControlNet id or folder; null: the pipeline's default", _nullable(_str))
+    base_model: str | None = _leaf(None, "base model id or folder; null: the pipeline's default", _nullable(_str))
     pipeline: str = _leaf("sd15", "sd15 | sdxl | sd3", _choice("sd15", "sdxl", "sd3"))
     scheduler: str | None = _leaf(None, "scheduler name; null: ddim for sd15/sdxl, the model's own for sd3",
-                                  _str_or_none)
+                                  _nullable(_str))
     steps: int = _leaf(20, "denoising steps", _num(lo=1, integer=True))
     guidance: float = _leaf(9.0, "classifier-free guidance scale", _num(lo=0))
     conditioning_scale: float = _leaf(1.0, "ControlNet conditioning scale", _num(lo=0))
     image_size: int | None = _leaf(None, "generation size of the longer side; null: the pipeline's",
-                                   _int_or_none(lo=8, hi=8192))
+                                   _nullable(_num(lo=8, hi=8192, integer=True)))
     batch_size: int = _leaf(4, "images per diffusion call", _num(lo=1, integer=True))
     dtype: str = _leaf("auto", "auto | fp16 | bf16 | fp32", _str)
     cpu_offload: bool = _leaf(False, "diffusers model CPU offload (CUDA only)", _bool)
