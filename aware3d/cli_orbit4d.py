@@ -8,15 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from methodkit.cli import add_out, add_schema_flags, schema_values
+from methodkit.cli import add_out, add_schema_flags, int_type, schema_values
 from orbit4d.pipeline import Orbit4DOptions
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_parser(sub) -> None:
@@ -52,7 +45,7 @@ def add_parser(sub) -> None:
                                        "background by PnP (or --static-camera)")
     run.add_argument("--static-camera", action="store_true",
                      help="without --cameras: assume the camera does not move (instead of estimating its motion)")
-    run.add_argument("--max-frames", type=_positive_int, help="use only the first N input frames")
+    run.add_argument("--max-frames", type=int_type(1), help="use only the first N input frames")
     # every Orbit4DOptions field with a flag (trajectory, frames, alignment, splatting, video and
     # completion models, seed ...): generated from its schema, so none is unreachable
     add_schema_flags(run, Orbit4DOptions)

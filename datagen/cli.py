@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from methodkit.cli import add_config, add_no_progress, add_out, add_set
+from methodkit.cli import add_config, add_no_progress, add_out, add_set, int_type
 
 
 def add_parser(sub) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     add_out(gen, "dataset folder (created, or resumed when it holds a partial run)", required=False)
     add_set(gen, "override one config key, e.g. --set samples_per_category=10 (repeatable)")
     gen.add_argument("--shard", metavar="K/N", help="run only chunks c with c %% N == K (e.g. 0/4)")
-    gen.add_argument("--workers", type=positive_int,
+    gen.add_argument("--workers", type=int_type(1),
                      help="worker processes on this machine (default: config `workers`)")
     gen.add_argument("--ray", action="store_true", help="run the chunks as Ray tasks")
     gen.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
@@ -52,15 +52,8 @@ def add_parser(sub) -> None:
                                          "record's box, projected cuboid and axes drawn, and the skip counts "
                                          "of its manifest.")
     pre.add_argument("--in", dest="input", required=True, help="dataset folder")
-    pre.add_argument("--max-images", type=positive_int, default=48, help="images in the grid (default 48)")
+    pre.add_argument("--max-images", type=int_type(1), default=48, help="images in the grid (default 48)")
     pre.set_defaults(func=run_preview)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ a config schema (`methodkit.config`).
 
 `add_out`, `add_config`, `add_set` and `add_no_progress` add `--out`, `--config`, `--set KEY=VALUE` and
 `--no-progress`;
+`int_type(low, high)` is the argparse type of a bounded integer;
 `add_schema_flags` adds one flag per schema key whose metadata names one (`setting(..., flag=...)`:
 True gives `--the-key`, a string that flag), typed from the schema (int / float / str / choices;
 a bool default True gives a `--no-...` switch, False a plain switch). `schema_values(args)` gives
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from .config import Key, keys
 
 __all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_schema_flags", "schema_flags", "schema_values",
-           "flag_name"]
+           "flag_name", "int_type"]
 
 
 def add_out(parser: argparse.ArgumentParser, help: str = "run folder", **kwargs) -> None:
@@ -46,7 +47,8 @@ def flag_name(key: Key) -> str | None:
     return flag if isinstance(flag, str) else "--" + key.dotted.replace(".", "-").replace("_", "-")
 
 
-def _int_type(low, high):
+def int_type(low: int | None = None, high: int | None = None):
+    """An argparse type: an integer in [low, high] (None: unbounded); outside, "must be >= low, got v"."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -80,7 +82,7 @@ def add_schema_flags(parser: argparse.ArgumentParser, schema: type, prefix: str 
             kwargs.update(action="store_const", const=not key.default, help=text)
         else:
             if key.base is int:
-                kwargs["type"] = _int_type(key.meta.get("ge"), key.meta.get("le"))
+                kwargs["type"] = int_type(key.meta.get("ge"), key.meta.get("le"))
             elif key.base is float:
                 kwargs["type"] = float
             if key.meta.get("choices"):
