@@ -42,6 +42,7 @@ from .transforms import (
     canonical_scale,
     color_jitter,
     degrade,
+    random_convolution,
     fit_scale,
     flip_object,
     jitter_box,
@@ -83,6 +84,8 @@ class ObjectDataset(torch.utils.data.Dataset):
         the labels stay exact, only the window moves.
     degrade: None or `transforms.degrade` keywords plus "prob" (the chance an item is degraded):
         lower resolution, blur, JPEG and noise, as small objects in photographs look.
+    random_conv: None or {"prob", "kernel_sizes"}: the chance an item is filtered by a random
+        convolution mixed with itself (`transforms.random_convolution`, RandConv), and the sizes drawn.
     categories: the label order (default: sorted categories of the records); `item["category"]`
         indexes it. extras: opt-in item keys, any of `EXTRA_KEYS` (see the module docstring).
     """
@@ -93,7 +96,8 @@ class ObjectDataset(torch.utils.data.Dataset):
                  canonical_crop=NEMO_CROP_SIZE, fit_fraction: float = 0.8,
                  centre: str = "principal", flip_prob: float = 0.0, color_jitter: Mapping | None = None,
                  categories: Sequence[str] | None = None, seed: int = 0, image_loader=load_image,
-                 extras: Sequence[str] = (), box_jitter: Mapping | None = None, degrade: Mapping | None = None):
+                 extras: Sequence[str] = (), box_jitter: Mapping | None = None, degrade: Mapping | None = None,
+                 random_conv: Mapping | None = None):
         self.crop_size = _crop_size(crop_size)
         self.canonical_crop = _crop_size(canonical_crop)
         extras = (extras,) if isinstance(extras, str) else tuple(extras)
@@ -119,6 +123,7 @@ class ObjectDataset(torch.utils.data.Dataset):
             raise ValueError(f"color_jitter: unknown keys {sorted(unknown)}")
         self.box_jitter = _box_jitter_options(box_jitter)
         self.degrade = _degrade_options(degrade)
+        self.random_conv = _random_conv_options(random_conv)
         self.records = list(records)
         self.index = [(i, j) for i, r in enumerate(self.records) for j in range(len(r.objects))]
         self.categories = list(categories) if categories is not None else sorted(
@@ -213,6 +218,10 @@ class ObjectDataset(torch.utils.data.Dataset):
             if float(torch.rand((), generator=gen)) < options.pop("prob"):
                 b = view.bbox
                 image = degrade(image, gen, max(b[2] - b[0] + 1.0, b[3] - b[1] + 1.0), **options)
+        if self.random_conv is not None:
+            gen = self._generator(index, "/random_conv")
+            if float(torch.rand((), generator=gen)) < self.random_conv["prob"]:
+                image = random_convolution(image, gen, self.random_conv["kernel_sizes"])
         vp = view.viewpoint
         extras = {k: m[0] for k, m in view.maps.items()}
         if "visible_fraction" in self.extras:
@@ -243,6 +252,22 @@ def _box_jitter_options(options: Mapping | None) -> dict | None:
     for k, v in out.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
             raise ValueError(f"box_jitter.{k} must be a number in [0, 1), got {v!r}")
+    return out
+
+
+def _random_conv_options(options: Mapping | None) -> dict | None:
+    if options is None:
+        return None
+    out = {"prob": 0.5, "kernel_sizes": [1, 3, 5, 7], **dict(options)}
+    if set(out) != {"prob", "kernel_sizes"}:
+        raise ValueError(f"random_conv: unknown keys {sorted(set(out) - {'prob', 'kernel_sizes'})}")
+    p = out["prob"]
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"random_conv.prob must be a number in [0, 1], got {p!r}")
+    ks = out["kernel_sizes"]
+    if (not isinstance(ks, (list, tuple)) or not ks
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 for k in ks)):
+        raise ValueError(f"random_conv.kernel_sizes must be a non-empty list of odd integers >= 1, got {ks!r}")
     return out
 
 

@@ -23,7 +23,7 @@ from geom3d import resize_coordinate
 from .record import Viewpoint
 
 __all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale",
-           "jitter_box", "degrade", "NEMO_CROP_SIZE"]
+           "jitter_box", "degrade", "random_convolution", "NEMO_CROP_SIZE"]
 
 
 @dataclass(frozen=True)
@@ -236,3 +236,25 @@ def degrade(image: torch.Tensor, generator: torch.Generator, object_size: float,
         sd = uniform(0.0, noise)
         x = x + sd * torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return x.clamp(0.0, 1.0).to(image.dtype)
+
+
+def random_convolution(image: torch.Tensor, generator: torch.Generator, kernel_sizes=(1, 3, 5, 7)) -> torch.Tensor:
+    """A (3, H, W) image in [0, 1] filtered by a random convolution and mixed with itself (RandConv,
+    Xu et al., ICLR 2021: shape is kept, local texture and colour are scrambled, which pushes a
+    network trained on renders to rely on shape rather than on the renderer's look).
+
+    The filter: 3 → 3 channels, odd size k drawn from `kernel_sizes`, weights N(0, 1 / (3 k²)) (He
+    initialisation), reflect padding. Its output is brought to the image's per-channel mean and
+    standard deviation, so the result stays an image in [0, 1], then mixed as a·image + (1 − a)·filtered
+    with a uniform in [0, 1] (the paper's mixing variant). Every draw comes from `generator`."""
+    k = int(kernel_sizes[int(torch.randint(len(kernel_sizes), (), generator=generator))])
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"random_convolution: kernel sizes must be odd and >= 1, got {k}")
+    weight = torch.randn((3, 3, k, k), generator=generator, dtype=torch.float32) / math.sqrt(3 * k * k)
+    a = float(torch.rand((), generator=generator, dtype=torch.float64))
+    x = image.detach().to(torch.float32)[None]
+    padded = torch.nn.functional.pad(x, (k // 2,) * 4, mode="reflect") if k > 1 else x
+    y = torch.nn.functional.conv2d(padded, weight)[0]
+    mean, sd = x[0].mean((1, 2), keepdim=True), x[0].std((1, 2), keepdim=True)
+    y = (y - y.mean((1, 2), keepdim=True)) / y.std((1, 2), keepdim=True).clamp_min(1e-6) * sd + mean
+    return (a * x[0] + (1 - a) * y).clamp(0.0, 1.0).to(image.dtype)

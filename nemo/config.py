@@ -51,6 +51,9 @@ class DataSection:
                                       "(data3d.transforms.jitter_box)", open=True)
     degrade: dict | None = setting(None, "None or {prob, object_px, blur, jpeg, noise}: make crops look like small "
                                    "photographed objects (data3d.transforms.degrade)", open=True)
+    random_conv: dict | None = setting(None, "None or {prob, kernel_sizes}: filter crops by a random convolution "
+                                       "mixed with themselves (RandConv; data3d.transforms.random_convolution)",
+                                       open=True)
     batch_size: int = setting(8, "images per step (≥ 1)", ge=0)
     workers: int = setting(0, "data loader worker processes", ge=0, le=256)
     prefetch_rounds: bool = setting(True, "on-the-fly data: render the next round in a background process")

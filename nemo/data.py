@@ -112,7 +112,8 @@ def object_dataset(records, config, categories: Sequence[str], train: bool = Tru
             centre=d.center, flip_prob=d.flip_prob if train else 0.0,
             color_jitter=d.color_jitter if train else None, categories=list(categories), seed=cfg.seed,
             extras=("mask",) if train and cfg.loss.object_mask else (),
-            box_jitter=d.box_jitter if train else box_jitter, degrade=d.degrade if train else None)
+            box_jitter=d.box_jitter if train else box_jitter, degrade=d.degrade if train else None,
+            random_conv=d.random_conv if train else None)
     except ValueError as exc:
         raise NemoError(f"config 'data': {exc}") from None
 

@@ -205,6 +205,45 @@ def test_degrade_parts():
     assert a.min() >= 0 and a.max() <= 1
 
 
+def test_random_convolution_matches_a_hand_computed_filter():
+    from data3d.transforms import random_convolution
+
+    image = torch.rand(3, 32, 40, generator=torch.Generator().manual_seed(1))
+    out = random_convolution(image, torch.Generator().manual_seed(7), kernel_sizes=(3,))
+    # the same draws by hand: the size index, the He-scaled weights, the mixing weight
+    gen = torch.Generator().manual_seed(7)
+    assert int(torch.randint(1, (), generator=gen)) == 0
+    w = torch.randn((3, 3, 3, 3), generator=gen, dtype=torch.float32) / 3.0
+    a = float(torch.rand((), generator=gen, dtype=torch.float64))
+    padded = np.pad(image.numpy(), ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    y = np.zeros((3, 32, 40), np.float64)
+    for o in range(3):
+        for i in range(3):
+            for dy in range(3):
+                for dx in range(3):
+                    y[o] += w[o, i, dy, dx].item() * padded[i, dy:dy + 32, dx:dx + 40]
+    x = image.numpy().astype(np.float64)
+    mean, sd = x.mean((1, 2), keepdims=True), x.std((1, 2), ddof=1, keepdims=True)
+    y = (y - y.mean((1, 2), keepdims=True)) / y.std((1, 2), ddof=1, keepdims=True) * sd + mean
+    expected = np.clip(a * x + (1 - a) * y, 0, 1)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
+    # a 1x1 filter mixes colours only: a grey image stays flat
+    grey = torch.full((3, 16, 16), 0.4)
+    assert random_convolution(grey, torch.Generator().manual_seed(0), kernel_sizes=(1,)).std() < 1e-5
+
+
+def test_random_conv_option_is_checked_and_leaves_labels(silhouettes):
+    records, _ = silhouettes
+    for bad in ({"probb": 1}, {"prob": 2}, {"kernel_sizes": [2]}, {"kernel_sizes": []}):
+        with pytest.raises(ValueError, match="random_conv"):
+            data3d.ObjectDataset(records, crop_size=(64, 64), random_conv=bad)
+    ds = data3d.ObjectDataset(records, crop_size=(64, 64), random_conv={"prob": 1.0, "kernel_sizes": [3]})
+    plain = data3d.ObjectDataset(records, crop_size=(64, 64))
+    assert not torch.equal(ds[0]["image"], plain[0]["image"])
+    torch.testing.assert_close(ds[0]["viewpoint"], plain[0]["viewpoint"])
+    torch.testing.assert_close(ds[0]["image"], ds[0]["image"])  # a function of the item
+
+
 def test_degrade_options_are_checked(silhouettes):
     records, _ = silhouettes
     for bad in ({"blurr": 1}, {"prob": 2}, {"jpeg": [90, 10]}, {"object_px": 5}):
