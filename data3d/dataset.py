@@ -42,10 +42,10 @@ from .transforms import (
     canonical_scale,
     color_jitter,
     degrade,
-    random_convolution,
     fit_scale,
     flip_object,
     jitter_box,
+    random_convolution,
     warp_object,
 )
 
