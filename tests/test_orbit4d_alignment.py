@@ -186,3 +186,33 @@ def test_flow_refinement_within_a_flow_budget_holds_few_flows_and_gives_the_same
     for key in ("scale", "R", "t"):
         assert torch.equal(getattr(runs[0], key), getattr(runs[1e6], key))
     assert not torch.equal(runs[0].R, start.R)  # the refinement moved the transforms
+
+
+def test_flow_budget_flag_reaches_the_refinement(monkeypatch):
+    """`aware3d orbit4d run --flow-budget-mb N` (generated from Orbit4DOptions.flow_budget_mb) sets
+    the option, a negative budget is an error naming the flag, and reconstruct_and_align hands the
+    option to refine_with_flow (recorded by a wrapper around the real function)."""
+    import orbit4d.alignment as alignment
+    from aware3d.cli import build_parser
+    from aware3d.cli_orbit4d import options_from_args
+    from orbit4d.pipeline import Orbit4DOptionError
+
+    parser = build_parser("orbit4d")
+    base = ["orbit4d", "run", "--frames", "f", "--out", "o"]
+    assert options_from_args(parser.parse_args(base + ["--flow-budget-mb", "0"])).flow_budget_mb == 0
+    assert options_from_args(parser.parse_args(base + ["--flow-budget-mb", "12.5"])).flow_budget_mb == 12.5
+    assert options_from_args(parser.parse_args(base)).flow_budget_mb == 256  # refine_with_flow's own default
+    with pytest.raises(Orbit4DOptionError, match="--flow-budget-mb: must be a number in \\[0, "):
+        Orbit4DOptions(flow_budget_mb=-1)
+
+    seen, real = [], alignment.refine_with_flow
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["flow_budget_mb"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "refine_with_flow", recording)
+    scene = make_scene(3, (48, 64), turn_degrees=10.0)
+    inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, scene.depth, scene.cameras)
+    reconstruct_and_align(inputs, Orbit4DOptions(flow_budget_mb=0.5, smooth=False))
+    assert seen == [0.5]
