@@ -323,8 +323,13 @@ def _projective(world, depth, camera, tolerance, smooth: float = 0.05):
     return inside[ok], target
 
 
-def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_ba, tolerance, check):
-    """Points visible in the previous frame carried by the flow onto this frame's surface."""
+def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_ba, tolerance, check,
+                inset=None):
+    """Points visible in the previous frame carried by the flow onto this frame's surface.
+    inset: (prev_dist, dist, pixels): keep only pairs whose pixel in the previous frame and
+    whose landing pixel lie at least `pixels` inside the subject's mask (prev_dist, dist (H, W):
+    each pixel's distance to the nearest pixel off the mask): the flow near a mask edge is
+    dragged towards the static background's (zero) motion."""
     idx, _ = _projective(prev_world, prev_depth, prev_cam, tolerance)
     if len(idx) == 0:
         return idx, np.zeros((0, 3))
@@ -339,6 +344,13 @@ def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_b
     u0, v0 = np.clip(u0, 0, w - 2), np.clip(v0, 0, h - 2)
     q = np.stack([depth[v0, u0], depth[v0, u0 + 1], depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]], -1)
     ok &= (q > 0).all(-1) & (q.max(-1) <= 1.05 * q.min(-1))
+    if inset is not None:
+        prev_dist, dist, pixels = inset
+        ph, pw = prev_dist.shape
+        pu = np.clip(np.round(uv[:, 0]).astype(np.int64), 0, pw - 1)
+        pv = np.clip(np.round(uv[:, 1]).astype(np.int64), 0, ph - 1)
+        ok &= (prev_dist[pv, pu] >= pixels) & (dist[np.clip(np.round(uv2[:, 1]).astype(np.int64), 0, h - 1),
+                                                    np.clip(np.round(uv2[:, 0]).astype(np.int64), 0, w - 1)] >= pixels)
     fu, fv = uv2[:, 0] - u0, uv2[:, 1] - v0
     z = (q * np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)).sum(-1)
     target = camera.unproject_points(torch.from_numpy(uv2[ok]), torch.from_numpy(z[ok])).numpy()

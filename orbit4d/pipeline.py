@@ -318,7 +318,8 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
         with stage("flow refinement"):
             refined = refine_with_flow(canonical.points, fit.transforms, inputs.frames, fg, inputs.cameras,
                                        threshold=options.ransac_threshold_voxels * voxel,
-                                       flow_budget_mb=options.flow_budget_mb, seed=options.seed)
+                                       flow_budget_mb=options.flow_budget_mb, seed=options.seed,
+                                       masks=inputs.masks)
             fit = replace(fit, transforms=refined)
     with stage("smoothing"):
         smoothed = smooth_transforms(fit.transforms) if options.smooth else fit.transforms
