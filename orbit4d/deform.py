@@ -369,16 +369,12 @@ class Silhouette:
 
     def __init__(self, mask: np.ndarray, depth: np.ndarray | None, camera, *, dilate: int = 1,
                  tolerance: float = 0.0):
-        from scipy.ndimage import distance_transform_edt
-
         self.mask = np.asarray(mask, bool)
         m = self.mask.astype(np.uint8)
         self.wide = (cv2.dilate(m, np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8)) if dilate > 0 else m) > 0
-        self.depth = None if depth is None else np.asarray(depth, np.float64)
+        self.depth = None if depth is None else np.asarray(depth)  # (no float64 copy: a frame of 480×832 is 3 MB)
         self.camera, self.tolerance = camera.to(dtype=torch.float64), float(tolerance)
-        # per pixel, the nearest mask pixel (row, col) (the mask's own pixels: themselves)
-        self._nearest = distance_transform_edt(~self.mask, return_distances=False, return_indices=True) \
-            if self.mask.any() else None
+        self._nearest = None  # per pixel the nearest mask pixel (row, col), made by the first `pull`
 
     def _project(self, world):
         uv, z = self.camera.project(torch.from_numpy(np.asarray(world, np.float64)), return_depth=True)
@@ -403,8 +399,12 @@ class Silhouette:
         depth on the ray of the nearest mask pixel; reach: only points at most this many pixels
         from the mask (None: all)."""
         idx = np.nonzero(self.outside(world))[0]
-        if self._nearest is None or not len(idx):
+        if not self.mask.any() or not len(idx):
             return np.zeros(0, np.int64), np.zeros((0, 3))
+        if self._nearest is None:  # (the mask's own pixels: themselves)
+            from scipy.ndimage import distance_transform_edt
+
+            self._nearest = distance_transform_edt(~self.mask, return_distances=False, return_indices=True)
         uv, z = self._project(np.asarray(world, np.float64)[idx])
         h, w = self.mask.shape
         u = np.clip(np.round(uv[:, 0]).astype(np.int64), 0, w - 1)
