@@ -37,6 +37,11 @@ over the video; points never seen keep the completion's position); the deformati
 re-applied.
 
 Tracking runs from the keyframe forwards, then backwards.
+
+**Silhouette consistency** (`Silhouette`): a deformed point that projects off a frame's (1-pixel
+dilated) mask where the frame's depth shows nothing nearer that could hide it contradicts the
+frame (its camera sees past the point); `orbit4d.dynamic.deforming_proxy` leaves such points out
+of that frame's proxy, and can pull them onto the silhouette during the tracking (off by default).
 """
 
 from __future__ import annotations
