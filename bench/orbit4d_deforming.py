@@ -5,6 +5,7 @@ degraded synthesizer, (d) the deforming canonical model; scaffold depth at a 30�
 temporal flicker; CPU time of the stages.
 
     python bench/orbit4d_deforming.py --threads 1                 # the acceptance table
+    python bench/orbit4d_deforming.py --threads 1 --methods deforming --steps-per-cycle 12 --swing 30 --turn 60
     python bench/orbit4d_deforming.py --threads 1 --timing-only --frames 45 --size 480x832
     python bench/orbit4d_deforming.py --threads 1 --timing-only --frames 45 --size 480x832 --workers 2
 
@@ -123,7 +124,15 @@ def main() -> None:
     parser.add_argument("--size", default="240x320", help="HxW")
     parser.add_argument("--noise", type=float, default=0.01, help="relative depth noise (default 0.01)")
     parser.add_argument("--outliers", type=float, default=0.10)
-    parser.add_argument("--methods", default="rigid,exact,degraded,deforming")
+    parser.add_argument("--methods", default="rigid,exact,degraded,deforming",
+                        help="comma-separated: rigid (a), exact (b), degraded (c), deforming (d)")
+    # the subject's motion (orbit4d.articulated.make_deforming_scene; the defaults are its own): other
+    # settings give other scenes, e.g. the second scene of docs/orbit4d.md: --steps-per-cycle 12 --swing 30 --turn 60
+    parser.add_argument("--turn", type=float, default=40.0, help="the animal's turn over the clip, degrees")
+    parser.add_argument("--swing", type=float, default=25.0, help="the legs' swing amplitude, degrees")
+    parser.add_argument("--steps-per-cycle", type=float, default=16.0,
+                        help="frames per step cycle (fewer: faster legs)")
+    parser.add_argument("--camera-sweep", type=float, default=30.0, help="the camera's sweep over the clip, degrees")
     parser.add_argument("--timing-only", action="store_true", help="the CPU-time table of (a) and (d) only")
     parser.add_argument("--box-rule-only", action="store_true", help="only the released box rule's table")
     parser.add_argument("--workers", type=int, default=1, choices=(1, 2),
@@ -138,10 +147,13 @@ def main() -> None:
 def _run(args) -> None:
     h, w = (int(x) for x in args.size.lower().split("x"))
     t = time.perf_counter()
-    scene = make_deforming_scene(args.frames, (h, w))
+    scene = make_deforming_scene(args.frames, (h, w), turn_degrees=args.turn, swing_degrees=args.swing,
+                                 steps_per_cycle=args.steps_per_cycle, camera_sweep_degrees=args.camera_sweep)
     samples = surface_samples(scene, 80_000)
     truth = samples.points(scene.vertices, scene.animal.faces)
-    print(f"scene: {args.frames} frames at {h}×{w}, depth noise {args.noise:.0%}, outliers {args.outliers:.0%}; "
+    print(f"scene: {args.frames} frames at {h}×{w}, turn {args.turn:g}°, swing {args.swing:g}°, "
+          f"{args.steps_per_cycle:g} frames per step, camera sweep {args.camera_sweep:g}°, "
+          f"depth noise {args.noise:.0%}, outliers {args.outliers:.0%}; "
           f"animal {scene.object_size:.2f} m (box diagonal), {samples.seen.mean():.0%} of its surface seen by some "
           f"frame; rendered in {time.perf_counter() - t:.1f} s (not counted)")
     depth = add_depth_noise(scene.depth, args.noise, args.outliers, seed=1)

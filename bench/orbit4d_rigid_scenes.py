@@ -13,6 +13,7 @@ size, against the bounds 1.0° median, 2.5° max, 2 % translation.
     python bench/orbit4d_rigid_scenes.py --threads 1 --only box-120x160-45,car3-120x160-40
     python bench/orbit4d_rigid_scenes.py --threads 1 --no-flow-refine   # without orbit4d.alignment.refine_with_flow
     python bench/orbit4d_rigid_scenes.py --threads 1 --flow-solver ransac  # the refinement's earlier solver
+    python bench/orbit4d_rigid_scenes.py --threads 1 --flow-edge-pixels 8  # flow pairs 8 px inside the mask
 """
 
 from __future__ import annotations
@@ -50,21 +51,25 @@ def build_scene(name: str):
 
 
 def score_scene(name: str, noise: float = 0.02, outliers: float = 0.10, seed: int = 1,
-                flow_refine: bool = True, flow_solver: str = "refit") -> dict:
-    """The scene's smoothed-alignment errors (`AlignmentErrors.summary()`), its mask share and CPU s."""
+                flow_refine: bool = True, flow_solver: str = "refit", flow_edge_pixels: float | None = None) -> dict:
+    """The scene's smoothed-alignment errors (`AlignmentErrors.summary()`), its mask share and CPU s.
+    flow_edge_pixels: refine_with_flow's edge_pixels (None: its default)."""
     scene = build_scene(name)
     depth = add_depth_noise(scene.depth, noise, outliers, seed=seed)
     inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, depth, scene.cameras)
     cpu = time.process_time()
-    if flow_solver == "refit":
+    changed = {} if flow_solver == "refit" else {"solver": "ransac", "passes": 3, "rounds": 3}  # the earlier one
+    if flow_edge_pixels is not None:
+        changed["edge_pixels"] = flow_edge_pixels
+    if not changed:
         geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
-    else:  # the earlier refinement: a Sim(3) RANSAC per round, three passes of three rounds
+    else:
         import functools
 
         import orbit4d.alignment as alignment
 
         default = alignment.refine_with_flow
-        alignment.refine_with_flow = functools.partial(default, solver="ransac", passes=3, rounds=3)
+        alignment.refine_with_flow = functools.partial(default, **changed)
         try:
             geo = reconstruct_and_align(inputs, Orbit4DOptions(flow_refine=flow_refine))
         finally:
@@ -87,17 +92,20 @@ def main() -> None:
     parser.add_argument("--flow-solver", choices=("refit", "ransac"), default="refit",
                         help="the refinement's solver: refit (default; robust refits from the estimate, 3 passes of "
                              "2 rounds) or ransac (the earlier one: a Sim(3) RANSAC per round, 3 passes of 3 rounds)")
+    parser.add_argument("--flow-edge-pixels", type=float, help="the refinement's edge_pixels: flow pairs only this "
+                        "many pixels (at the flow's scale) inside the mask (default: refine_with_flow's)")
     args = parser.parse_args()
     from aware3d_utils import torch_threads
 
     with torch_threads(args.threads):
-        run_scenes(args.only.split(",") if args.only else list(SCENES), not args.no_flow_refine, args.flow_solver)
+        run_scenes(args.only.split(",") if args.only else list(SCENES), not args.no_flow_refine, args.flow_solver,
+                   args.flow_edge_pixels)
 
 
-def run_scenes(names: list, flow_refine: bool, flow_solver: str = "refit") -> None:
+def run_scenes(names: list, flow_refine: bool, flow_solver: str = "refit", flow_edge_pixels=None) -> None:
     rows, results = [], {}
     for name in names:
-        r = score_scene(name, flow_refine=flow_refine, flow_solver=flow_solver)
+        r = score_scene(name, flow_refine=flow_refine, flow_solver=flow_solver, flow_edge_pixels=flow_edge_pixels)
         results[name] = r
         obj, frames, size, turn, distance = SCENES[name]
         rows.append([name, "box object" if obj is None else f"{obj[0]} seed {obj[1]}", f"{frames}",

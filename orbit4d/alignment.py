@@ -177,6 +177,7 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
                      threshold: float, passes: int = 3, rounds: int = 2, hops=(1, 2, 4), flow_weight: float = 3,
                      flow_check: float = 1.0, max_pairs: int = 12000, solver: str = "refit",
                      flow_scale: float | None = None, flow_budget_mb: float = 256, seed: int = 0,
+                     masks: np.ndarray | None = None, edge_pixels: float = 0.0,
                      _flows_held: list | None = None) -> Sim3:
     """Refine canonical → world transforms (T,) with texture: per frame a Sim(3) at the
     transforms' (shared) scale on the same-ray pairs of `correspondences` plus *flow pairs*:
@@ -199,7 +200,11 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
     result does not change, only the time; 0: always, at most 2·Σhops + 2·len(hops) flows held,
     20 for the default hops, at the cost of computing every flow once per pass). The 45-frame
     480×832 run holds about 50 MB (docs/orbit4d.md). _flows_held: the test's probe (the number of
-    flows held at the end of each frame, before the eviction, is appended).
+    flows held at the end of each frame, before the eviction, is appended). masks (T, H, W) bool:
+    the subject's masks; with them and edge_pixels > 0, flow pairs come only from pixels at least
+    `edge_pixels` (at the flow's scale; the DIS patch is 8) inside the mask in both frames: nearer
+    the edge the flow is dragged towards the static background's zero motion (0, the default: no
+    such limit; docs/orbit4d.md, "Robust rigid alignment", for what it did).
     frames uint8 (T, H, W, 3), depth (T, H, W) the cleaned foreground depth (0 elsewhere)."""
     from .deform import FlowCache, _flow_pairs
 
@@ -210,6 +215,12 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
     cams = cameras.to(dtype=torch.float64)
     T = len(fg)
     flows = FlowCache(frames, fg > 0, scale=flow_scale)
+    dist = None
+    if masks is not None and edge_pixels > 0:  # each pixel's distance to the mask's edge (flow pairs keep off it)
+        from scipy.ndimage import distance_transform_edt
+
+        dist = [distance_transform_edt(np.asarray(m, bool)) for m in masks]
+        inset_px = edge_pixels / flows.scale  # the flow's patches are edge_pixels wide at the flow's scale
     est = [transforms[f].to(dtype=torch.float64) for f in range(T)]
     for p in range(passes):
         steps = hops if p == 0 else tuple(hops) + tuple(-h for h in hops)
@@ -222,7 +233,8 @@ def refine_with_flow(canonical: torch.Tensor, transforms: Sim3, frames: np.ndarr
                 if not 0 <= g < T:
                     continue
                 idx, y = _flow_pairs(est[g].apply(X).numpy(), fg[g], cams[g], fg[f], cams[f], flows.flow(g, f),
-                                     flows.flow(f, g), threshold, flow_check)
+                                     flows.flow(f, g), threshold, flow_check,
+                                     inset=None if dist is None else (dist[g], dist[f], inset_px))
                 # RANSAC counts a flow pair flow_weight times (its sampling and scoring see the copies)
                 copies = int(flow_weight) if solver == "ransac" else 1
                 flow_src += [X[torch.from_numpy(idx)]] * copies

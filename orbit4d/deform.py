@@ -37,6 +37,11 @@ over the video; points never seen keep the completion's position); the deformati
 re-applied.
 
 Tracking runs from the keyframe forwards, then backwards.
+
+**Silhouette consistency** (`Silhouette`): a deformed point that projects off a frame's (1-pixel
+dilated) mask where the frame's depth shows nothing nearer that could hide it contradicts the
+frame (its camera sees past the point); `orbit4d.dynamic.deforming_proxy` leaves such points out
+of that frame's proxy, and can pull them onto the silhouette during the tracking (off by default).
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ import torch
 
 from geom3d import Cameras
 
-__all__ = ["DeformationGraph", "build_graph", "NonRigidTrack", "track_nonrigid", "FlowCache", "flow_scale_for"]
+__all__ = ["DeformationGraph", "build_graph", "NonRigidTrack", "track_nonrigid", "FlowCache", "flow_scale_for",
+           "Silhouette"]
 
 
 @dataclass(frozen=True)
@@ -322,8 +328,13 @@ def _projective(world, depth, camera, tolerance, smooth: float = 0.05):
     return inside[ok], target
 
 
-def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_ba, tolerance, check):
-    """Points visible in the previous frame carried by the flow onto this frame's surface."""
+def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_ba, tolerance, check,
+                inset=None):
+    """Points visible in the previous frame carried by the flow onto this frame's surface.
+    inset: (prev_dist, dist, pixels): keep only pairs whose pixel in the previous frame and
+    whose landing pixel lie at least `pixels` inside the subject's mask (prev_dist, dist (H, W):
+    each pixel's distance to the nearest pixel off the mask): the flow near a mask edge is
+    dragged towards the static background's (zero) motion."""
     idx, _ = _projective(prev_world, prev_depth, prev_cam, tolerance)
     if len(idx) == 0:
         return idx, np.zeros((0, 3))
@@ -338,10 +349,76 @@ def _flow_pairs(prev_world, prev_depth, prev_cam, depth, camera, flow_ab, flow_b
     u0, v0 = np.clip(u0, 0, w - 2), np.clip(v0, 0, h - 2)
     q = np.stack([depth[v0, u0], depth[v0, u0 + 1], depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]], -1)
     ok &= (q > 0).all(-1) & (q.max(-1) <= 1.05 * q.min(-1))
+    if inset is not None:
+        prev_dist, dist, pixels = inset
+        ph, pw = prev_dist.shape
+        pu = np.clip(np.round(uv[:, 0]).astype(np.int64), 0, pw - 1)
+        pv = np.clip(np.round(uv[:, 1]).astype(np.int64), 0, ph - 1)
+        ok &= (prev_dist[pv, pu] >= pixels) & (dist[np.clip(np.round(uv2[:, 1]).astype(np.int64), 0, h - 1),
+                                                    np.clip(np.round(uv2[:, 0]).astype(np.int64), 0, w - 1)] >= pixels)
     fu, fv = uv2[:, 0] - u0, uv2[:, 1] - v0
     z = (q * np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], -1)).sum(-1)
     target = camera.unproject_points(torch.from_numpy(uv2[ok]), torch.from_numpy(z[ok])).numpy()
     return idx[ok], target
+
+
+class Silhouette:
+    """A frame's silhouette test: the subject's mask (H, W) bool, dilated by `dilate` pixels (the
+    mask's own uncertainty), and the frame's full depth (H, W) (0: none) for occlusion. A point
+    of the subject that projects into the image, in front of the camera, outside the dilated mask
+    and not behind the observed depth there (by more than `tolerance`: something in front may hide
+    it) contradicts the frame: the camera sees past where the point is (free space), so the point
+    cannot be on the subject's surface in this frame. `outside(world)` marks such points;
+    `pull(world)` gives them targets on the silhouette: their own depth at the nearest pixel of the
+    (undilated) mask (the silhouette term of a tracker)."""
+
+    def __init__(self, mask: np.ndarray, depth: np.ndarray | None, camera, *, dilate: int = 1,
+                 tolerance: float = 0.0):
+        self.mask = np.asarray(mask, bool)
+        m = self.mask.astype(np.uint8)
+        self.wide = (cv2.dilate(m, np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8)) if dilate > 0 else m) > 0
+        self.depth = None if depth is None else np.asarray(depth)  # (no float64 copy: a frame of 480×832 is 3 MB)
+        self.camera, self.tolerance = camera.to(dtype=torch.float64), float(tolerance)
+        self._nearest = None  # per pixel the nearest mask pixel (row, col), made by the first `pull`
+
+    def _project(self, world):
+        uv, z = self.camera.project(torch.from_numpy(np.asarray(world, np.float64)), return_depth=True)
+        return uv.numpy(), z.numpy()
+
+    def outside(self, world: np.ndarray) -> np.ndarray:
+        """(M,) bool: the points (M, 3) the frame's silhouette rules out (class docstring)."""
+        h, w = self.mask.shape
+        uv, z = self._project(world)
+        u, v = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
+        idx = np.nonzero((z > 0) & (u >= 0) & (v >= 0) & (u < w) & (v < h))[0]
+        out = np.zeros(len(uv), bool)
+        bad = ~self.wide[v[idx], u[idx]]
+        if self.depth is not None:
+            d = self.depth[v[idx], u[idx]]
+            bad &= ~((d > 0) & (d < z[idx] - self.tolerance))  # hidden behind something nearer: allowed
+        out[idx[bad]] = True
+        return out
+
+    def pull(self, world: np.ndarray, reach: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (n,) of the points outside (`outside`) and their targets (n, 3): the point's own
+        depth on the ray of the nearest mask pixel; reach: only points at most this many pixels
+        from the mask (None: all)."""
+        idx = np.nonzero(self.outside(world))[0]
+        if not self.mask.any() or not len(idx):
+            return np.zeros(0, np.int64), np.zeros((0, 3))
+        if self._nearest is None:  # (the mask's own pixels: themselves)
+            from scipy.ndimage import distance_transform_edt
+
+            self._nearest = distance_transform_edt(~self.mask, return_distances=False, return_indices=True)
+        uv, z = self._project(np.asarray(world, np.float64)[idx])
+        h, w = self.mask.shape
+        u = np.clip(np.round(uv[:, 0]).astype(np.int64), 0, w - 1)
+        v = np.clip(np.round(uv[:, 1]).astype(np.int64), 0, h - 1)
+        near = np.stack([self._nearest[1][v, u], self._nearest[0][v, u]], 1).astype(np.float64)
+        if reach is not None:
+            ok = np.linalg.norm(near - uv, axis=1) <= reach
+            idx, near, z = idx[ok], near[ok], z[ok]
+        return idx, self.camera.unproject_points(torch.from_numpy(near), torch.from_numpy(z)).numpy()
 
 
 @dataclass(frozen=True)
@@ -364,7 +441,8 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
                    rounds: int = 4, iterations: int = 3, flow_weight: float = 1.0, flow_check: float = 1.0,
                    closest_weight: float = 0.0, velocity: float = 1.0, hops=(1, 2, 4),
                    refine: bool = True, settle: float = 0.0, flow_scale: float | None = None,
-                   workers: int = 1) -> NonRigidTrack:
+                   workers: int = 1, silhouettes=None, silhouette_weight: float = 1.0,
+                   silhouette_reach: float | None = None) -> NonRigidTrack:
     """Deform the canonical `points` (M, 3) (world coordinates of frame `keyframe`) into every
     frame (module docstring). frames uint8 (T, H, W, 3) (for the flow), fg_depth (T, H, W) the
     cleaned foreground depth (0 elsewhere), cameras (T,); tolerance: the depth agreement of
@@ -375,7 +453,10 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
     rounds stop (after the second) once the deformed points move less than this (RMS, world units)
     between rounds (0: always `rounds`); flow_scale: the flow's image scale (`FlowCache`; None:
     automatic, 0.5 at 480×832); workers: 2 computes the flows ahead on a second thread while the
-    solves run (the same numbers as 1)."""
+    solves run (the same numbers as 1); silhouettes: per frame a `Silhouette` (None: no
+    silhouette term): the deformed points a frame's silhouette rules out are paired, with weight
+    `silhouette_weight`, with their own depth on the ray of the nearest mask pixel (only those
+    within `silhouette_reach` pixels of the mask; None: all)."""
     pts = np.asarray(points, np.float64)
     graph = build_graph(pts, node_spacing)
     T = len(fg_depth)
@@ -440,8 +521,14 @@ def track_nonrigid(points, colors, keyframe: int, frames: np.ndarray, fg_depth: 
                 keep = np.ones(len(fi), bool) if r == 0 else np.linalg.norm(cur[fi] - fy, axis=1) < 3 * tolerance
                 idx = np.concatenate([pi, fi[keep], ci])
                 tgt = np.concatenate([py, fy[keep], cy])
+                if silhouettes is not None and silhouette_weight > 0:  # points the frame's silhouette rules out
+                    si, sy = silhouettes[f].pull(cur, silhouette_reach)
+                else:
+                    si, sy = np.zeros(0, np.int64), np.zeros((0, 3))
+                idx = np.concatenate([idx, si])
+                tgt = np.concatenate([tgt, sy])
                 wts = np.concatenate([np.ones(len(pi)), np.full(int(keep.sum()), flow_weight),
-                                      np.full(len(ci), closest_weight)])
+                                      np.full(len(ci), closest_weight), np.full(len(si), silhouette_weight)])
                 if len(idx) < 10:
                     break
                 R, p = _solve(graph, pts, R, p, idx, tgt, wts, p_hat, alpha=alpha, beta=beta, iterations=iterations)

@@ -169,11 +169,17 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
                     size: int = 192, node_spacing_voxels: float = 4.0, tolerance_voxels: float = 3.0,
                     alpha: float = 2.0, beta: float = 0.005, rounds: int = 8, iterations: int = 5,
                     settle_voxels: float = 0.0, depth_estimator=None, metric_depth: bool = False, seed: int = 0,
+                    silhouette_dilate: int | None = 1, silhouette_drop: bool = True, silhouette_weight: float = 0.0,
                     **track_options) -> DeformingProxy:
     """One complete keyframe deformed into every frame (module docstring); keyframe: default the
     frame with the largest mask. Node spacing and pair tolerance in foreground voxels;
-    depth_estimator / metric_depth: the views' depth (`complete_frame`)."""
-    from .deform import track_nonrigid
+    depth_estimator / metric_depth: the views' depth (`complete_frame`). Silhouette consistency
+    (`orbit4d.deform.Silhouette`, the frame's mask dilated by `silhouette_dilate` pixels, its full
+    depth for occlusion; None: no silhouette test): with `silhouette_drop` the deformed points a
+    frame's silhouette rules out leave that frame's proxy; silhouette_weight > 0 also pulls them
+    onto the silhouette during the tracking (`track_nonrigid`; 0 by default: its gain did not hold
+    over scenes, docs/orbit4d.md)."""
+    from .deform import Silhouette, track_nonrigid
 
     T = len(inputs.names)
     if keyframe is None:  # the frame that shows the most of the subject (as orbit4d.completion.complete_run)
@@ -183,31 +189,41 @@ def deforming_proxy(inputs, geo: dict, synthesizer_for_frame, *, keyframe: int |
                           voxel_size=geo["voxel"], up=up, size=size, seed=seed + keyframe,
                           depth_estimator=depth_estimator, metric_depth=metric_depth, frame=keyframe)
     v = geo["voxel"]
+    sil = None if silhouette_dilate is None or not (silhouette_drop or silhouette_weight > 0) else \
+        [Silhouette(inputs.masks[f], inputs.depth[f], inputs.cameras[f], dilate=silhouette_dilate,
+                    tolerance=tolerance_voxels * v) for f in range(T)]
     track = track_nonrigid(done.points.numpy(), None if done.colors is None else done.colors.numpy(), keyframe,
                            inputs.frames, geo["fg_depth"], inputs.cameras, node_spacing=node_spacing_voxels * v,
                            tolerance=tolerance_voxels * v, alpha=alpha, beta=beta, rounds=rounds,
-                           iterations=iterations, settle=settle_voxels * v, **track_options)
+                           iterations=iterations, settle=settle_voxels * v, silhouettes=sil,
+                           silhouette_weight=silhouette_weight, **track_options)
     proxies, colors = [], []
     for f in range(T):
         pts, cols = observed_and_deformed(track.deformed[f], geo["partials"][f], geo["fg_depth"][f],
                                           inputs.cameras[f], voxel_size=v, tolerance=tolerance_voxels * v,
-                                          colors=track.colors, with_colors=True)
+                                          colors=track.colors, with_colors=True,
+                                          silhouette=sil[f] if sil is not None and silhouette_drop else None)
         proxies.append(pts)
         colors.append(cols)
     return DeformingProxy(keyframe, done, track, proxies, colors)
 
 
 def observed_and_deformed(deformed, partial, fg_depth, camera, *, voxel_size: float, tolerance: float,
-                          colors=None, with_colors: bool = False):
+                          colors=None, with_colors: bool = False, silhouette=None):
     """A frame's proxy (M, 3): its partial cloud voxel-averaged, plus the deformed canonical
     points (N, 3) the frame does not show (those on the frame's surface, within `tolerance` of
-    its depth on their ray, are replaced by the observation). with_colors: returns (points,
-    colours (M, 3) in [0, 1] or None), the partial cloud's colours and the canonical's `colors` (N, 3)."""
+    its depth on their ray, are replaced by the observation) and its silhouette does not rule out
+    (silhouette: the frame's `orbit4d.deform.Silhouette`; a point that projects outside the
+    subject's dilated mask where the camera sees past it cannot be on the surface: dropped; None:
+    no such test). with_colors: returns (points, colours (M, 3) in [0, 1] or None), the partial
+    cloud's colours and the canonical's `colors` (N, 3)."""
     from .deform import _projective
 
     seen, _ = _projective(np.asarray(deformed, np.float64), fg_depth, camera.to(dtype=torch.float64), tolerance)
     keep = np.ones(len(deformed), bool)
     keep[seen] = False
+    if silhouette is not None:
+        keep &= ~silhouette.outside(np.asarray(deformed, np.float64))
     if partial.points.shape[0]:
         own = voxel_downsample(partial.points.double(), partial.colors if with_colors else None,
                                voxel_size=voxel_size)

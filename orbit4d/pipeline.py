@@ -99,6 +99,11 @@ class Orbit4DOptions(mk.ConfigObject):
                                 "orbit4d.alignment.refine_with_flow): the texture holds a smooth object's turn where "
                                 "same-ray pairs let it drift (--no-flow-refine: RANSAC on same-ray pairs only)",
                                 flag="--no-flow-refine")
+    flow_budget_mb: float = setting(256.0, "MB of optical flows the flow refinement keeps for its later passes "
+                                    "(compactly); past it, flows the rest of a pass does not read are forgotten and "
+                                    "computed again when needed: the same result, more time (0: the fewest flows "
+                                    "held, about 20; the 45-frame 480×832 run holds about 50 MB)", ge=0, lt=1e6,
+                                    flag="--flow-budget-mb")
     smooth: bool = setting(True, "temporal smoothing of the alignment (--no-smooth: none)", flag="--no-smooth")
     point_radius: float = setting(0.5, "splat radius in pixels (0.5: one pixel per point, the most exact depth; "
                                   "1: fewer holes, depths biased towards the nearer neighbour)", gt=0, lt=64,
@@ -312,7 +317,9 @@ def reconstruct_and_align(inputs: Orbit4DInputs, options: Orbit4DOptions = Orbit
 
         with stage("flow refinement"):
             refined = refine_with_flow(canonical.points, fit.transforms, inputs.frames, fg, inputs.cameras,
-                                       threshold=options.ransac_threshold_voxels * voxel, seed=options.seed)
+                                       threshold=options.ransac_threshold_voxels * voxel,
+                                       flow_budget_mb=options.flow_budget_mb, seed=options.seed,
+                                       masks=inputs.masks)
             fit = replace(fit, transforms=refined)
     with stage("smoothing"):
         smoothed = smooth_transforms(fit.transforms) if options.smooth else fit.transforms

@@ -186,3 +186,66 @@ def test_flow_refinement_within_a_flow_budget_holds_few_flows_and_gives_the_same
     for key in ("scale", "R", "t"):
         assert torch.equal(getattr(runs[0], key), getattr(runs[1e6], key))
     assert not torch.equal(runs[0].R, start.R)  # the refinement moved the transforms
+
+
+def test_flow_budget_flag_reaches_the_refinement(monkeypatch):
+    """`aware3d orbit4d run --flow-budget-mb N` (generated from Orbit4DOptions.flow_budget_mb) sets
+    the option, a negative budget is an error naming the flag, and reconstruct_and_align hands the
+    option to refine_with_flow (recorded by a wrapper around the real function), with the masks."""
+    import orbit4d.alignment as alignment
+    from aware3d.cli import build_parser
+    from aware3d.cli_orbit4d import options_from_args
+    from orbit4d.pipeline import Orbit4DOptionError
+
+    parser = build_parser("orbit4d")
+    base = ["orbit4d", "run", "--frames", "f", "--out", "o"]
+    assert options_from_args(parser.parse_args(base + ["--flow-budget-mb", "0"])).flow_budget_mb == 0
+    assert options_from_args(parser.parse_args(base + ["--flow-budget-mb", "12.5"])).flow_budget_mb == 12.5
+    assert options_from_args(parser.parse_args(base)).flow_budget_mb == 256  # refine_with_flow's own default
+    with pytest.raises(Orbit4DOptionError, match="--flow-budget-mb: must be a number in \\[0, "):
+        Orbit4DOptions(flow_budget_mb=-1)
+
+    seen, masks, real = [], [], alignment.refine_with_flow
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["flow_budget_mb"])
+        masks.append(kwargs["masks"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "refine_with_flow", recording)
+    scene = make_scene(3, (48, 64), turn_degrees=10.0)
+    inputs = Orbit4DInputs(scene.frames, scene.names, scene.masks, scene.depth, scene.cameras)
+    reconstruct_and_align(inputs, Orbit4DOptions(flow_budget_mb=0.5, smooth=False))
+    assert seen == [0.5]
+    assert masks[0] is inputs.masks  # the flow pairs keep off the subject's mask edges
+
+
+def test_flow_pairs_keep_off_the_mask_edge():
+    """orbit4d.deform._flow_pairs with an inset: on a fronto-parallel plane seen by one camera with
+    zero flow (every point pairs with itself), only the points whose pixel lies at least 4 pixels
+    inside the rectangular mask (rows 10..29, columns 10..39; its distance to the nearest pixel off
+    the mask is min(r − 9, 30 − r, c − 9, 40 − c), by hand) keep their pair; without the inset
+    every point with four depth neighbours (bilinear depth) does."""
+    from scipy.ndimage import distance_transform_edt
+
+    from geom3d import Cameras
+    from orbit4d.deform import _flow_pairs
+
+    h, w = 40, 50
+    K = torch.tensor([[40.0, 0.0, 24.5], [0.0, 40.0, 19.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    cam = Cameras(K[None], torch.eye(3, dtype=torch.float64)[None], torch.zeros(1, 3, dtype=torch.float64), (h, w))[0]
+    mask = np.zeros((h, w), bool)
+    mask[10:30, 10:40] = True
+    depth = np.where(mask, 2.0, 0.0)
+    r, c = np.nonzero(mask)
+    pts = cam.unproject_points(torch.from_numpy(np.stack([c, r], 1).astype(np.float64)),
+                               torch.full((len(r),), 2.0, dtype=torch.float64)).numpy()
+    zero = np.zeros((h, w, 2), np.float32)
+    dist = distance_transform_edt(mask)
+    idx, target = _flow_pairs(pts, depth, cam, depth, cam, zero, zero, 0.05, 1.0, inset=(dist, dist, 4.0))
+    inside = np.minimum.reduce([r - 9, 30 - r, c - 9, 40 - c]) >= 4
+    assert set(idx.tolist()) == set(np.nonzero(inside)[0].tolist())
+    np.testing.assert_allclose(target, pts[idx], atol=1e-9)
+    idx_all, _ = _flow_pairs(pts, depth, cam, depth, cam, zero, zero, 0.05, 1.0)
+    # every pixel whose right and lower neighbours are on the mask too (rows 10..28, columns 10..38)
+    assert len(idx_all) == 19 * 29 and set(idx.tolist()) < set(idx_all.tolist())

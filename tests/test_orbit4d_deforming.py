@@ -280,3 +280,76 @@ def test_see_through_window_is_checked_where_it_is_given():
     assert Orbit4DOptions().see_through_fill == 2  # a 5×5 window
     with pytest.raises(ValueError, match="odd number >= 3"):
         fill_see_through(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.float32), np.ones((4, 4), bool), window=2)
+
+
+def _pinhole(h=40, w=50, f=40.0):
+    from geom3d import Cameras
+
+    K = torch.tensor([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    return Cameras(K[None], torch.eye(3, dtype=torch.float64)[None], torch.zeros(1, 3, dtype=torch.float64),
+                   (h, w))[0]
+
+
+def _at(cam, u, v, z):
+    """The world point at pixel (u, v) (column, row; integers are pixel centres) and camera depth z."""
+    return cam.unproject_points(torch.tensor([[float(u), float(v)]], dtype=torch.float64),
+                                torch.tensor([float(z)], dtype=torch.float64)).numpy()[0]
+
+
+def test_silhouette_rules_out_points_the_camera_sees_past_and_pulls_them_to_the_mask():
+    """orbit4d.deform.Silhouette on a pinhole camera (identity pose) with a square mask (rows and
+    columns 10..19) over a background 5 m away: a point outside the 1-pixel dilation in front of
+    the background is ruled out; inside the mask, within the dilation, behind a nearer
+    observation (an occluder), behind the camera or outside the image it is not. Its pull target
+    is its own depth on the ray of the nearest mask pixel (by hand: the square's corner or side)."""
+    from orbit4d.deform import Silhouette
+
+    cam = _pinhole()
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 10:20] = True
+    depth = np.full((40, 50), 5.0)
+    depth[10:20, 10:20] = 2.0
+    depth[30, 40] = 1.0  # something nearer than the point below: it may hide the subject there
+    sil = Silhouette(mask, depth, cam, dilate=1, tolerance=0.05)
+    pts = np.stack([_at(cam, 15, 15, 2.0),   # on the mask
+                    _at(cam, 20, 15, 2.0),   # one pixel right of it: within the dilation
+                    _at(cam, 22, 15, 2.0),   # three pixels right: ruled out
+                    _at(cam, 25, 25, 2.0),   # below right, off the mask: ruled out
+                    _at(cam, 40, 30, 2.0),   # behind the observed depth of 1 m there: allowed
+                    _at(cam, 80, 15, 2.0),   # outside the image: no evidence
+                    -_at(cam, 15, 15, 2.0)])  # behind the camera
+    np.testing.assert_array_equal(sil.outside(pts), [False, False, True, True, False, False, False])
+    no_depth = Silhouette(mask, None, cam, dilate=1)  # without depth no point counts as hidden
+    assert no_depth.outside(pts[4:5])[0]
+    assert not Silhouette(mask, depth, cam, dilate=3, tolerance=0.05).outside(pts[2:3])[0]  # 3-pixel dilation
+    idx, target = sil.pull(pts)
+    np.testing.assert_array_equal(idx, [2, 3])
+    np.testing.assert_allclose(target, np.stack([_at(cam, 19, 15, 2.0), _at(cam, 19, 19, 2.0)]), atol=1e-12)
+    idx, _ = sil.pull(pts, reach=4.0)  # (22, 15) is 3 pixels from the mask, (25, 25) about 8.5
+    np.testing.assert_array_equal(idx, [2])
+
+
+def test_proxy_composition_drops_deformed_points_outside_the_silhouette():
+    """observed_and_deformed with the frame's Silhouette: a deformed point that projects off the
+    subject's mask, in front of the background, leaves the proxy; the others stay (with their
+    colours); without the silhouette every unseen deformed point stays."""
+    from geom3d import DepthPoints
+    from orbit4d.deform import Silhouette
+    from orbit4d.dynamic import observed_and_deformed
+
+    cam = _pinhole()
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 10:20] = True
+    depth = np.full((40, 50), 5.0)
+    fg = np.where(mask, 2.0, 0.0)
+    empty = DepthPoints(torch.zeros(0, 3, dtype=torch.float64), None, torch.zeros(0, dtype=torch.int64),
+                        torch.zeros(0, 2, dtype=torch.int64))
+    # behind the observed surface (hidden, kept) and off the mask (ruled out)
+    deformed = np.stack([_at(cam, 15, 15, 2.5), _at(cam, 30, 15, 2.5)])
+    colors = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sil = Silhouette(mask, depth, cam, dilate=1, tolerance=0.05)
+    pts, cols = observed_and_deformed(deformed, empty, fg, cam, voxel_size=0.01, tolerance=0.05, colors=colors,
+                                      with_colors=True, silhouette=sil)
+    np.testing.assert_allclose(pts, deformed[:1])
+    np.testing.assert_allclose(cols, colors[:1])
+    assert len(observed_and_deformed(deformed, empty, fg, cam, voxel_size=0.01, tolerance=0.05)) == 2
