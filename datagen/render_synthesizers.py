@@ -275,8 +275,13 @@ class CorrelatedFailureSynthesizer(DegradedRenderSynthesizer):
     independent jitter (Zero-1-to-3's known faults): everything the caller believes is the requested
     relative pose; what is drawn differs by
     flip_rate / flip_mode: a front/back ("Janus") flip, the object drawn from the opposite side
-        (azimuth + π), with probability `flip_rate` for the whole set at once ("set": every view of
-        one `synthesize` call flips or none does) or for each view on its own ("view");
+        (azimuth + π), for whole sets at once ("set": every view of one `synthesize` call flips or
+        none does) or for each view on its own ("view", with probability `flip_rate` each). Set flips
+        are counted, not drawn, over a collection: told the sets' seeds (`plan_sets`, which
+        `pose.generate_sets` calls), exactly round(flip_rate × sets) of them flip (half up), the first
+        ones of a permutation drawn from the seeds alone, so that a higher rate flips a superset of a
+        lower rate's sets and the same seeds flip the same sets; a set whose seed was not planned (a
+        lone `synthesize` call) flips with probability `flip_rate`;
     elevation_bias: radians added to every drawn view's elevation (a generator that systematically
         looks from higher or lower than asked);
     appearance_drift: std of a colour random walk over the views of a set: view k's colours are
@@ -303,18 +308,41 @@ class CorrelatedFailureSynthesizer(DegradedRenderSynthesizer):
             raise ValueError(f"correlated synthesizer: appearance_drift must be ≥ 0, got {appearance_drift!r}")
         self.flip_rate, self.flip_mode = float(flip_rate), flip_mode
         self.elevation_bias, self.appearance_drift = float(elevation_bias), float(appearance_drift)
+        self._planned: dict[int, bool] = {}
 
     def describe(self) -> dict:
         return {**super().describe(), "synthesizer": self.name, "flip_rate": self.flip_rate,
                 "flip_mode": self.flip_mode, "elevation_bias_deg": math.degrees(self.elevation_bias),
-                "appearance_drift": self.appearance_drift}
+                "appearance_drift": self.appearance_drift,
+                "flip_count": "exact per collection" if self.flip_mode == "set" else "drawn per view"}
+
+    @staticmethod
+    def flip_count(rate: float, sets: int) -> int:
+        """round(rate × sets), halves up (a float product a hair below x.5, as 0.15 × 10, counts as x.5)."""
+        return int(math.floor(rate * sets + 0.5 + 1e-9))
+
+    def plan_sets(self, seeds) -> None:
+        """Fix which of the sets generated with `seeds` flip ("set" mode; see the class docstring): the
+        first `flip_count(flip_rate, len(seeds))` of a permutation of the seeds drawn from the seeds
+        themselves (not from the rate: the sets flipped at a lower rate flip at every higher one)."""
+        seeds = [int(s) for s in seeds]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("correlated synthesizer: plan_sets needs distinct seeds, one per set")
+        self._planned = {}
+        if self.flip_mode != "set" or not seeds:
+            return
+        order = np.random.default_rng([2_000_003, *(s % 2**63 for s in seeds)]).permutation(len(seeds))
+        chosen = set(order[:self.flip_count(self.flip_rate, len(seeds))].tolist())
+        self._planned = {s: k in chosen for k, s in enumerate(seeds)}
 
     def failures(self, n: int, seed: int = 0) -> dict:
         """{"flipped": (n,) bool, "colour_shift": (n, 3) float}: the correlated failures of a set of n
-        views generated with `seed` (one draw per set, independent of the per-view damage's draws)."""
+        views generated with `seed` (one draw per set, independent of the per-view damage's draws; a
+        planned set's flip is the plan's, see `plan_sets`)."""
         rng = np.random.default_rng([int(seed), 1_000_003])
         if self.flip_mode == "set":
-            flipped = np.full(n, rng.random() < self.flip_rate)
+            drawn = rng.random() < self.flip_rate  # drawn even when planned: the colour draws stay the same
+            flipped = np.full(n, self._planned.get(int(seed), drawn))
         else:
             flipped = rng.random(n) < self.flip_rate
         steps = rng.normal(0.0, self.appearance_drift, (n, 3)) if self.appearance_drift > 0 else np.zeros((n, 3))

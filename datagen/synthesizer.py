@@ -94,3 +94,9 @@ class NovelViewSynthesizer(ABC):
     def describe(self) -> dict:
         """JSON-serialisable settings, for manifests."""
         return {"synthesizer": self.name}
+
+    def plan_sets(self, seeds) -> None:
+        """Told the seeds of every set of one collection before any is synthesized (`pose.generate_sets`
+        calls it): a synthesizer whose failures are drawn over the collection, not per set, fixes them
+        here. Nothing by default."""
+        return None

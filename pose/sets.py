@@ -37,8 +37,8 @@ from datagen.writer import encode_png
 from .errors import PoseError
 from .mesh import neural_cylinder
 
-__all__ = ["SetSource", "GeneratedSet", "generate_sets", "load_sets", "default_relative_poses", "estimate_distance",
-           "object_bbox", "SETS_FRAME", "relative_pose_of", "is_source_view"]
+__all__ = ["SetSource", "GeneratedSet", "generate_sets", "set_seeds", "load_sets", "default_relative_poses",
+           "estimate_distance", "object_bbox", "SETS_FRAME", "relative_pose_of", "is_source_view"]
 
 log = logging.getLogger(__name__)
 SETS_FRAME = "source_camera"
@@ -124,6 +124,12 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     atomic_save(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def set_seeds(count: int, seed: int = 0) -> list[int]:
+    """The synthesizer seed of each of `count` sets generated with `seed` (`generate_sets`): set i's is
+    seed·1000003 + i."""
+    return [int(seed) * 1000003 + i for i in range(count)]
+
+
 def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesizer, relative_poses, out,
                   *, category: str, cylinder: Mapping, source_elevation: float = 0.2, seed: int = 0,
                   backgrounds: str = "white", progress: bool = False, report: bool = True,
@@ -150,6 +156,10 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     if backgrounds not in ("white", "sources"):
         raise PoseError(f"backgrounds must be 'white' or 'sources', got {backgrounds!r}")
     rng = np.random.default_rng(seed)
+    seeds = set_seeds(len(sources), seed)
+    plan = getattr(synthesizer, "plan_sets", None)  # NovelViewSynthesizer's hook; duck-typed ones may lack it
+    if plan is not None:
+        plan(seeds)  # a collection-wide failure plan (the correlated synthesizer's exact flip count)
     sets, skipped = [], [dict(s) for s in skipped_sources]
     iterator = enumerate(sources)
     if progress:
@@ -159,7 +169,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
     for i, src in iterator:
         set_id = f"set_{i:05d}"
         try:
-            images = synthesizer.synthesize(src.view, poses, seed=seed * 1000003 + i)
+            images = synthesizer.synthesize(src.view, poses, seed=seeds[i])
         except ValueError as exc:
             skipped.append({"source": src.view.name, "reason": str(exc)})
             log.warning("skipping %s: %s", src.view.name, exc)

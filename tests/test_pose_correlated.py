@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import data3d
 import nemo
@@ -56,6 +57,87 @@ def test_flips_are_per_set_or_per_view_at_the_rate():
     for bad in ({"flip_rate": 1.5}, {"flip_mode": "both"}, {"appearance_drift": -1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             CorrelatedFailureSynthesizer(**bad)
+
+
+def test_set_flips_over_a_collection_are_counted_exactly_nested_and_seeded():
+    from pose.sets import set_seeds
+
+    count = CorrelatedFailureSynthesizer.flip_count
+    # round(p × sets), halves up: 2.4 -> 2, 4.8 -> 5, 7.2 -> 7, 1.5 -> 2, and 0.15 × 10 (1.4999…) -> 2
+    assert [count(p, 24) for p in (0.0, 0.1, 0.2, 0.3, 1.0)] == [0, 2, 5, 7, 24]
+    assert count(0.5, 3) == 2 and count(0.15, 10) == 2 and count(0.25, 2) == 1 and count(0.2, 0) == 0
+    seeds = set_seeds(24, seed=0)
+    assert seeds[:3] == [0, 1, 2] and set_seeds(2, seed=1) == [1000003, 1000004]
+
+    def flipped(rate, seeds, mode="set"):
+        synth = CorrelatedFailureSynthesizer(flip_rate=rate, flip_mode=mode)
+        synth.plan_sets(seeds)
+        return {s for s in seeds if synth.failures(3, s)["flipped"].all()}
+
+    rates = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+    chosen = [flipped(p, seeds) for p in rates]
+    assert [len(c) for c in chosen] == [count(p, 24) for p in rates]  # exact, where a draw per set is not
+    assert all(lower <= higher for lower, higher in zip(chosen, chosen[1:]))  # nested: a superset at a higher rate
+    assert chosen == [flipped(p, seeds) for p in rates]  # the same seeds, the same sets
+    other = flipped(0.5, set_seeds(24, seed=7))  # other seeds choose other sets (24 choose 12 ways)
+    assert len(other) == 12 and {s - 7 * 1000003 for s in other} != chosen[4]
+    # a set flips whole; the colour drift of a planned set is the unplanned draw's (one stream per set)
+    synth = CorrelatedFailureSynthesizer(flip_rate=0.3, appearance_drift=0.05)
+    lone = synth.failures(5, seeds[3])
+    synth.plan_sets(seeds)
+    planned = synth.failures(5, seeds[3])
+    assert planned["flipped"].all() or not planned["flipped"].any()
+    assert np.array_equal(lone["colour_shift"], planned["colour_shift"])
+    # view mode keeps its per-view draws; seeds the plan did not name keep the per-set draw
+    by_view = CorrelatedFailureSynthesizer(flip_rate=0.3, flip_mode="view")
+    before = by_view.failures(50, 5)["flipped"]
+    by_view.plan_sets(seeds)
+    assert np.array_equal(by_view.failures(50, 5)["flipped"], before)
+    unplanned = CorrelatedFailureSynthesizer(flip_rate=0.3)
+    unplanned.plan_sets(seeds)
+    assert np.array_equal(unplanned.failures(2, 10**9)["flipped"],
+                          CorrelatedFailureSynthesizer(flip_rate=0.3).failures(2, 10**9)["flipped"])
+    assert CorrelatedFailureSynthesizer(flip_rate=0.3).describe()["flip_count"] == "exact per collection"
+    with pytest.raises(ValueError, match="distinct seeds"):
+        unplanned.plan_sets([1, 1])
+
+
+def test_generate_sets_plans_the_flips_of_all_its_sets(source, tmp_path):
+    """generate_sets tells the synthesizer every set's seed before the first set, and the sets it writes
+    flip as planned: a flipped set's views are the exact renders from the opposite side."""
+    from pose.sets import set_seeds
+
+    calls = []
+
+    class Recording(CorrelatedFailureSynthesizer):
+        def plan_sets(self, seeds):
+            calls.append(("plan", list(seeds)))
+            super().plan_sets(seeds)
+
+        def synthesize(self, src, relative_poses, seed=0):
+            calls.append(("set", seed))
+            return super().synthesize(src, relative_poses, seed)
+
+    synth = Recording(**dict(CLEAN, flip_rate=0.5))
+    cylinder = pose.cylinder_params([source.mesh], segments=12, rows=2, rings=1)
+    intrinsics = {k: VP[k] for k in ("focal", "viewport", "px", "py")}
+    sources = [pose.SetSource(source, intrinsics, (1.0, 1.0, SIZE - 2.0, SIZE - 2.0), "procedural:car/0002")
+               for _ in range(4)]
+    poses = np.array([[0.0, 1.0, 0.0]])
+    sets = pose.generate_sets(sources, synth, poses, tmp_path / "sets", category="car", cylinder=cylinder,
+                              seed=3, report=False)
+    seeds = set_seeds(4, 3)
+    assert calls == [("plan", seeds)] + [("set", s) for s in seeds]
+    exact = RenderSynthesizer(backend="raster", appearance="mesh")
+    straight = exact.render(source.mesh, [target_viewpoint(VP, poses[0])], (SIZE, SIZE))[0]
+    opposite = exact.render(source.mesh, [target_viewpoint(VP, poses[0] + [0.0, math.pi, 0.0])], (SIZE, SIZE))[0]
+    drawn = [np.asarray(Image.open(s.records[1].image_path).convert("RGB")) for s in sets]
+    flips = [bool(synth.failures(1, s)["flipped"][0]) for s in seeds]
+    assert sum(flips) == 2
+    for image, flip in zip(drawn, flips):
+        assert np.array_equal(image, opposite if flip else straight)
+    assert json.loads((tmp_path / "sets" / "sets.json").read_text())["synthesizer"]["flip_count"] == \
+        "exact per collection"
 
 
 def test_a_flipped_biased_view_is_the_exact_render_from_the_opposite_side(source):
