@@ -71,7 +71,9 @@ def add_parser(sub) -> None:
     tr = actions.add_parser("train", help="train from generated sets and one annotated image",
                             description="Writes the run folder (config.yaml, manifest.json, log.jsonl, "
                                         "checkpoints/, loss.png, canonicalisation.json: sets aligned/rejected, "
-                                        "the one-shot rotation; report.html: the same per set, with its "
+                                        "the orientation check (sets whose source says they were generated "
+                                        "half a turn off), the one-shot rotation; report.html: the same per "
+                                        "set, with its "
                                         "source). A killed run resumes from its last checkpoint "
                                         "when started again with the same --out.")
     tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
@@ -280,8 +282,13 @@ def run_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     run = pose.train(args.sets, args.reference, args.out, config, progress=not args.no_progress)
     report = run.read_json("canonicalisation.json")
+    orientation = report.get("orientation") or {}
+    turned = "" if not orientation.get("enabled") else (
+        f", {len(orientation['turned'])} turned half a turn against their sources"
+        + (" (the annotated image's set among them: its frame was turned back)" if orientation["reference_turned"]
+           else ""))
     print(f"trained -> {run.path}: {report['aligned']} sets aligned, {report['rejected']} rejected, "
-          f"{report['filtered_views']} views filtered")
+          f"{report['filtered_views']} views filtered{turned}")
     return 0
 
 

@@ -8,8 +8,10 @@ disjoint test records and, given, on real photographs (evaluation only).
 
 Layout of `out`: p0.00/sets (the generated sets), p0.00/run (the pose run), p0.00/eval (nemo's
 evaluation files and instances.json), p0.00/real (the same on the real records), curve.json
-({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}}) and curve.md (Acc@π/6
-per method, rate and split). Each part is resumed: finished sets and evaluations are kept, a run
+({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}, "flips": {p: {"flipped_sets",
+"annotated_set", "turned_sets"}}}) and curve.md (Acc@π/6 per method, rate and split, then per rate the sets
+the synthesizer flipped (the benchmark's truth, never read by training), the set of the annotated image
+and the sets the run's orientation check turned). Each part is resumed: finished sets and evaluations are kept, a run
 resumes from its checkpoint, so a killed curve continues with the same command.
 """
 
@@ -42,7 +44,7 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     of `CorrelatedFailureSynthesizer` other than flip_rate."""
     from datagen.novel_view import CorrelatedFailureSynthesizer
 
-    from .sets import default_relative_poses, generate_sets
+    from .sets import default_relative_poses, generate_sets, set_seeds
     from .training import train
 
     if not rates:
@@ -57,6 +59,7 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
+    flips: dict = {}
     described = None
     for p in rates:
         folder = out / _tag(float(p))
@@ -71,7 +74,8 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
         if real_records:
             entry["real"] = _evaluated(run.path, real_records, folder / "real", supervised_run, False, progress)
         results[f"{float(p):.2f}"] = entry
-        _write(out, rates, described, results)
+        flips[f"{float(p):.2f}"] = _flips(synth, folder, set_seeds(len(sources), seed))
+        _write(out, rates, described, results, flips)
     return json.loads((out / "curve.json").read_text())
 
 
@@ -85,8 +89,24 @@ def _evaluated(run, records, folder: Path, supervised_run, require_disjoint: boo
                     progress=progress)
 
 
-def _write(out: Path, rates, described, results) -> None:
-    data = {"rates": [float(p) for p in rates], "synthesizer": described, "results": results}
+def _flips(synth, folder: Path, seeds) -> dict:
+    """The sets the synthesizer flipped (None where the sets were written before flips were counted
+    exactly, or flip per view), the annotated image's set and the sets the run turned (its
+    canonicalisation.json)."""
+    written = json.loads((folder / "sets" / "sets.json").read_text())
+    flipped = None
+    if synth.flip_mode == "set" and written.get("synthesizer", {}).get("flip_count") == "exact per collection":
+        synth.plan_sets(seeds)
+        flipped = [s["id"] for s in written["sets"] if synth.failures(1, seeds[int(s["id"].split("_")[-1])])
+                   ["flipped"][0]]
+    canon = json.loads((folder / "run" / "canonicalisation.json").read_text())
+    orientation = canon.get("orientation") or {}
+    return {"flipped_sets": flipped, "annotated_set": orientation.get("annotated_set"),
+            "turned_sets": orientation.get("turned")}
+
+
+def _write(out: Path, rates, described, results, flips) -> None:
+    data = {"rates": [float(p) for p in rates], "synthesizer": described, "results": results, "flips": flips}
     atomic_write_text(out / "curve.json", json.dumps(data, indent=1) + "\n")
     atomic_write_text(out / "curve.md", curve_markdown(data))
 
@@ -105,4 +125,15 @@ def curve_markdown(data: Mapping) -> str:
     for (part, method, split), values in rows.items():
         cells = [("–" if values.get(p) is None else f"{100 * values[p]:.1f}") for p in rates]
         lines.append(f"| {part} | {method} | {split} | " + " | ".join(cells) + " |")
+    notes = []
+    for p, f in (data.get("flips") or {}).items():
+        flipped, annotated, turned = f.get("flipped_sets"), f.get("annotated_set"), f.get("turned_sets")
+        truth = "not known" if flipped is None else f"{len(flipped)} ({', '.join(flipped) or 'none'})"
+        if flipped is not None and annotated is not None:
+            truth += f"; the annotated image's set {annotated} " + ("was flipped" if annotated in flipped else
+                                                                   "was not flipped")
+        check = "not run" if turned is None else f"{len(turned)} ({', '.join(turned) or 'none'})"
+        notes.append(f"- p = {p}: sets flipped by the synthesizer: {truth}; turned by the orientation check: {check}")
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"

@@ -134,7 +134,10 @@ def _retrieval(model: CanonicalModel, tensors: dict, encoder: str) -> RetrievalM
     elif encoder == "baseline" and any(k.startswith("retrieval.model.") for k in tensors):
         net = copy.deepcopy(model.net)
         load_state(net, tensors, prefix="retrieval.model.", error=PoseError)
-    return RetrievalModel(net, features.to(model.device), tensors["retrieval.angles"], model.config, model.categories)
+    angles = tensors["retrieval.angles"]
+    if encoder == "pose" and "retrieval_pose.angles" in tensors:  # the orientation check's angles (pose.orient)
+        angles = tensors["retrieval_pose.angles"]
+    return RetrievalModel(net, features.to(model.device), angles, model.config, model.categories)
 
 
 def instances_of(run, records) -> dict:

@@ -106,15 +106,26 @@ def write_run_report(run: str | os.PathLike, sets_folder: str | os.PathLike) -> 
               H.paragraph("Rotation: the set's frame turned into the reference set's; margin: best minus median "
                           "alignment score; flip margin: score at the shift minus half a turn away, against the "
                           "other sets (near 0: the set cannot tell front from back).")]
+    orientation = report.get("orientation") or {}
+    turned = set(orientation.get("turned") or [])
+    facing = orientation.get("margins") or [None] * len(summary["sets"])
+    if orientation.get("enabled"):
+        note = ("the annotated image's set was turned: the frame was turned back" if orientation.get("reference_turned")
+                else "not trusted (half or more turned): nothing corrected" if orientation.get("unreliable") else
+                "the annotated image's set agrees with its source")
+        parts.append(H.paragraph(f"Orientation check: {len(turned)} of {orientation.get('checked', 0)} sets' sources "
+                                 f"disagree with their frames by half a turn ({note}). Source margin: cos(fitted − "
+                                 "bookkept azimuth) of the held-out source image."))
     merge = []
-    for entry, shift, margin, flip in zip(summary["sets"], report["shifts"], report["margins"], flips):
+    for entry, shift, margin, flip, face in zip(summary["sets"], report["shifts"], report["margins"], flips, facing):
         source = entry["source"].split("#")[0]
         image = os.path.relpath(os.path.abspath(source), run.resolve())
         status = ("rejected: front/back guard" if entry["id"] in guard else
-                  "rejected: margin" if shift < 0 else "aligned")
+                  "rejected: margin" if shift < 0 else "aligned, source half a turn off" if entry["id"] in turned
+                  else "aligned")
         rotation = "" if shift < 0 else f"{math.degrees(math.remainder(shift * step, 2 * math.pi)):.0f}°"
         merge.append((entry["id"], H.image(image, alt=f"{entry['id']} source", class_="src"), rotation,
-                      f"{margin:.3f}", "" if flip is None else f"{flip:.3f}",
-                      status if shift >= 0 else H.element("span", status, class_="bad")))
-    parts.append(H.table(merge, header=("set", "source", "rotation", "margin", "flip margin", "")))
+                      f"{margin:.3f}", "" if flip is None else f"{flip:.3f}", "" if face is None else f"{face:+.2f}",
+                      status if shift >= 0 and entry["id"] not in turned else H.element("span", status, class_="bad")))
+    parts.append(H.table(merge, header=("set", "source", "rotation", "margin", "flip margin", "source margin", "")))
     return H.write_page(run / "report.html", "pose run", parts, "img.src{width:96px} .bad{color:#d62728}")

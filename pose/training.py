@@ -56,6 +56,7 @@ from .config import PoseConfig, resolve_pose_config
 from .errors import PoseError, RunFolder
 from .merge import merge_sets
 from .mesh import neural_cylinder, shift_features, shift_of_angle
+from .orient import check_sources, decide
 from .refine import pseudo_labelled, refine
 from .report import write_run_report
 from .sets import is_source_view, load_sets, read_summary, relative_pose_of
@@ -157,7 +158,12 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     steps, batch_size = ncfg.train.steps, ncfg.data.batch_size
     net, bank = _fresh_model(ncfg, {s.id: mesh for s in sets})
     state = {"dropped": 0, "filter_step": int(pcfg.filter.after * steps) if pcfg.filter.enabled else -1}
-    active = list(range(len(records)))
+    orient = bool(pcfg.merge.orient)
+    # the orientation check's witnesses, the sources, are left out of the label-free training (pose.orient)
+    active = [j for j in range(len(records)) if not (orient and is_source[j])]
+    if not active:
+        raise PoseError(f"{sets_folder}: no generated view to train on (the sets hold their sources only, which "
+                         "pose.merge.orient leaves out of training)")
     seen = torch.zeros(len(sets), layout.num_vertices)
 
     def batches(epoch: int):
@@ -251,11 +257,22 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     views, angles = calibration_views(sets, ref_record)
     own = reference_set(sets, ref_record)
     own_shift = -1 if own is None else int(merged.shifts[sets.index(own)])
+    # a run started without the check (or before it existed) trained on its sources: they are no witnesses
+    held_out = not any(is_source[j] for j in active)
+    if orient and not held_out:
+        log.warning("orientation check skipped: this run trained on its source images (resumed from a run "
+                    "started without pose.merge.orient)")
+    orientation = _orientation(model, sets, merged.shifts, layout, category, own, orient and held_out)
+    baseline_angles = angles  # the one-shot retrieval baseline's database: the reference's views as generated
     known = None
     if own_shift >= 0:
         # the reference is a source: its set's frame has the source at azimuth 0, so its merge shift and
         # the annotation give the frame's rotation (a_canonical = a_set − shift·step − rotation)
         known = -own_shift * layout.step - float(angles[0, 0])
+        if orientation["reference_turned"]:  # its generated views, and so its set's frame, are half a turn off
+            known += math.pi
+            angles = angles.clone()
+            angles[1:, 0] = (angles[1:, 0] + math.pi) % (2 * math.pi)
     calib = one_shot(model, views, angles, category, layout, known)
     canonical = shift_features(merged.features, layout, calib["shift"])
     model = _category_model(net, mesh, canonical, clutter, ncfg, category)
@@ -285,17 +302,20 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
         with torch.no_grad():
             tensors["retrieval.features"] = F.normalize(encoder(crops).flatten(1), dim=-1).contiguous()
         tensors.update(state_tensors(encoder, prefix="retrieval.model."))
-        tensors["retrieval_pose.features"] = database["features"].contiguous()  # the same views and angles
+        tensors["retrieval_pose.features"] = database["features"].contiguous()  # the same views
+        # the ablation over pose's network uses what pose knows (the orientation check); the baseline
+        # knows the reference's set alone, so its views keep the angles they were generated at
+        tensors["retrieval_pose.angles"] = angles.clone().contiguous()
     else:
         tensors["retrieval.features"] = database["features"].contiguous()
-    tensors["retrieval.angles"] = angles.contiguous()
+    tensors["retrieval.angles"] = baseline_angles.contiguous()
     tensors.update(bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
     tensors["sets.seen"] = seen.contiguous()
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
               "flip_margins": [None if math.isnan(m) else round(m, 4) for m in merged.flip_margins.tolist()],
               "flip_rejected": [sets[k].id for k in merged.flipped],
-              "filtered_views": state["dropped"], "one_shot": calib,
+              "filtered_views": state["dropped"], "orientation": orientation, "one_shot": calib,
               "retrieval_views": int(database["angles"].shape[0]), "refine_steps": refine_steps,
               "pseudo_labelled_views": len(pseudo)}
     # the final checkpoint replaces the last training one (same step): a finished run is not resumed
@@ -307,6 +327,31 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
                                                                              "filtered_views")})
     return run
+
+
+def _orientation(model, sets, shifts, layout, category, own, enabled: bool) -> dict:
+    """The orientation check (`pose.orient`) as canonicalisation.json reports it: which sets' sources
+    disagree with their frames by half a turn, their margins and fitted azimuths (degrees, merge frame),
+    and whether the annotated image's set was turned (the frame corrected)."""
+    annotated = None if own is None else sets.index(own)
+    out = {"enabled": enabled, "annotated_set": None if own is None else own.id, "turned": [], "margins": None,
+           "fitted_azimuth_deg": None, "checked": 0, "unreliable": False, "reference_turned": False}
+    if not enabled:
+        return out
+    sources = [s.records[0] if s.records and is_source_view(s.records[0].objects[0]) else None for s in sets]
+    found = check_sources(model, sources, shifts, layout, category,
+                          lambda records: _crops(records, model.config, category))
+    decision = decide(found["margins"], annotated)
+    out.update(turned=[sets[i].id for i in decision["turned"]], checked=decision["checked"],
+               unreliable=decision["unreliable"], reference_turned=decision["reference_turned"],
+               margins=[None if math.isnan(m) else round(m, 4) for m in found["margins"].tolist()],
+               fitted_azimuth_deg=[None if math.isnan(a) else round(math.degrees(a), 1)
+                                   for a in found["fitted"].tolist()])
+    log.info("orientation check: %d of %d sets turned half a turn against their sources (%s)%s",
+             len(decision["turned"]), decision["checked"], ", ".join(out["turned"]) or "none",
+             "; the annotated image's set is one: its frame is turned back" if decision["reference_turned"] else
+             ("; half or more: not trusted, nothing corrected" if decision["unreliable"] else ""))
+    return out
 
 
 def _readable_sets(sets) -> tuple[list, dict[str, str]]:

@@ -104,7 +104,10 @@ def test_merge_finds_the_true_relative_azimuths(world):
     assert abs(math.remainder(one["rotation"] + report["shifts"][0] * step + a[0], 2 * math.pi)) <= 2 * step, one
     # the coarse rotation is the reference set's bookkeeping (its merge shift and the annotation), exactly
     assert one["coarse_from"] == "reference_set"
-    assert one["coarse_rotation"] == pytest.approx(math.remainder(-report["shifts"][0] * step - a[0], 2 * math.pi))
+    # (to float32: the calibration angles are a float32 tensor)
+    assert one["coarse_rotation"] == pytest.approx(math.remainder(-report["shifts"][0] * step - a[0], 2 * math.pi),
+                                                   abs=1e-6)
+    assert report["orientation"]["enabled"] and not report["orientation"]["reference_turned"]
 
 
 def test_run_folder_load_and_evaluate(world, tmp_path):
