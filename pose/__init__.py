@@ -6,8 +6,9 @@
 - `mesh`: the per-set neural cylinder, whose rotations about the up axis are exact vertex shifts.
 - `training` (the function `train`): the shared encoder trained contrastively across each set's
   views (one neural mesh per set, nemo's bank and loss), an artifact filter, `merge` (rotation
-  search over the sets' features), the one-shot canonical pose from a single annotated image, and
-  the retrieval baseline's database.
+  search over the sets' features), `orient` (which sets' held-out sources say they were generated half
+  a turn off; the annotated image's set is turned back), the one-shot canonical pose from a single
+  annotated image, and the retrieval baseline's database.
 - `report`: `write_sets_report(sets)`, the generated sets' report.html (`generate_sets` writes it), and
   `write_run_report(run, sets)`, the training run's (merge and one shot; `train` writes it).
 - `refine`: the aligned sets' views with pseudo poses in the canonical frame, training the network
