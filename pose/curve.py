@@ -8,10 +8,11 @@ disjoint test records and, given, on real photographs (evaluation only).
 
 Layout of `out`: p0.00/sets (the generated sets), p0.00/run (the pose run), p0.00/eval (nemo's
 evaluation files and instances.json), p0.00/real (the same on the real records), curve.json
-({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}, "flips": {p: {"flipped_sets",
-"annotated_set", "turned_sets"}}}) and curve.md (Acc@π/6 per method, rate and split, then per rate the sets
-the synthesizer flipped (the benchmark's truth, never read by training), the set of the annotated image
-and the sets the run's orientation check turned). Each part is resumed: finished sets and evaluations are kept, a run
+({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}, "flips": {p:
+{"flipped_sets", "annotated_set", "turned_sets", "frame_turned_back", "check_unreliable"}}}) and
+curve.md (Acc@π/6 per method, rate and split, then per rate the sets the synthesizer flipped (the
+benchmark's truth, never read by training), the set of the annotated image and the sets the run's
+orientation check turned). Each part is resumed: finished sets and evaluations are kept, a run
 resumes from its checkpoint, so a killed curve continues with the same command.
 """
 
@@ -101,8 +102,11 @@ def _flips(synth, folder: Path, seeds) -> dict:
                    ["flipped"][0]]
     canon = json.loads((folder / "run" / "canonicalisation.json").read_text())
     orientation = canon.get("orientation") or {}
+    enabled = bool(orientation.get("enabled"))
     return {"flipped_sets": flipped, "annotated_set": orientation.get("annotated_set"),
-            "turned_sets": orientation.get("turned")}
+            "turned_sets": orientation.get("turned") if enabled else None,
+            "frame_turned_back": bool(orientation.get("reference_turned")),
+            "check_unreliable": bool(orientation.get("unreliable"))}
 
 
 def _write(out: Path, rates, described, results, flips) -> None:
@@ -133,6 +137,10 @@ def curve_markdown(data: Mapping) -> str:
             truth += f"; the annotated image's set {annotated} " + ("was flipped" if annotated in flipped else
                                                                    "was not flipped")
         check = "not run" if turned is None else f"{len(turned)} ({', '.join(turned) or 'none'})"
+        if f.get("frame_turned_back"):
+            check += ", the annotated image's set among them: the frame was turned back"
+        elif f.get("check_unreliable"):
+            check += ", half or more of the checked sets: not trusted, nothing corrected"
         notes.append(f"- p = {p}: sets flipped by the synthesizer: {truth}; turned by the orientation check: {check}")
     if notes:
         lines += [""] + notes

@@ -203,6 +203,16 @@ def test_curve_markdown_by_hand():
     table = pose.curve.curve_markdown(data)
     assert "| test | pose | clean | 50.0 | 25.0 |" in table
     assert "| real | pose | stanford | – | 12.5 |" in table
+    assert "flipped" not in table
+    data["flips"] = {"0.00": {"flipped_sets": None, "annotated_set": None, "turned_sets": None},
+                     "0.20": {"flipped_sets": ["set_00000", "set_00004"], "annotated_set": "set_00000",
+                              "turned_sets": ["set_00000"], "frame_turned_back": True}}
+    notes = pose.curve.curve_markdown(data).split("\n\n")[1]
+    assert notes == ("- p = 0.00: sets flipped by the synthesizer: not known; turned by the orientation check: "
+                     "not run\n"
+                     "- p = 0.20: sets flipped by the synthesizer: 2 (set_00000, set_00004); the annotated image's set "
+                     "set_00000 was flipped; turned by the orientation check: 1 (set_00000), the annotated image's "
+                     "set among them: the frame was turned back\n")
 
 
 @pytest.mark.slow
