@@ -110,7 +110,7 @@ def test_config_keys_are_checked():
 
     cfg = resolve_pose_config({"nemo": {"train": {"steps": 7}}, "pose": {"merge": {"min_margin": 0.1}}})
     assert cfg["nemo"]["train"]["steps"] == 7
-    assert cfg["pose"]["merge"] == {"min_margin": 0.1, "rounds": 2, "flip_ratio": 0.0, "orient": True}
+    assert cfg["pose"]["merge"] == {"min_margin": 0.1, "rounds": 2, "flip_ratio": 0.0, "orient": False}
     with pytest.raises(ValueError, match="pose.merge.margin"):
         resolve_pose_config({"pose": {"merge": {"margin": 0.1}}})
     with pytest.raises(ValueError, match="unknown top-level"):

@@ -131,7 +131,7 @@ CONFIG = {"nemo": {"threads": 1, "data": {"crop_size": [SIZE, SIZE], "batch_size
                    "bank": {"clutter_size": 64}, "optim": {"lr": 3e-3, "warmup_steps": 2},
                    "train": {"steps": 6, "log_every": 3},
                    "pose": {"azimuths": 4, "elevations": 1, "thetas": 1, "steps": 2, "keep": 1}},
-          "pose": {"retrieval": {"steps": 2}}}
+          "pose": {"retrieval": {"steps": 2}, "merge": {"orient": True}}}
 
 
 @pytest.fixture(scope="module")
@@ -204,9 +204,8 @@ def test_training_turns_the_annotated_sets_frame_back(tiny_sets, monkeypatch, re
     assert float(tensors["retrieval_pose.angles"][0, 0]) == pytest.approx(a0)  # the annotated image itself
 
 
-def test_the_check_is_off_with_the_merge_option(tiny_sets):
+def test_the_check_is_off_by_default(tiny_sets):
     root, _ = tiny_sets
-    run = pose.train(root / "sets", root / "ref", root / "run_off", {**CONFIG, "pose": {**CONFIG["pose"],
-                                                                                      "merge": {"orient": False}}})
+    run = pose.train(root / "sets", root / "ref", root / "run_off", {**CONFIG, "pose": {"retrieval": {"steps": 2}}})
     orientation = run.read_json("canonicalisation.json")["orientation"]
     assert orientation["enabled"] is False and orientation["turned"] == [] and orientation["margins"] is None

@@ -107,7 +107,7 @@ def test_merge_finds_the_true_relative_azimuths(world):
     # (to float32: the calibration angles are a float32 tensor)
     assert one["coarse_rotation"] == pytest.approx(math.remainder(-report["shifts"][0] * step - a[0], 2 * math.pi),
                                                    abs=1e-6)
-    assert report["orientation"]["enabled"] and not report["orientation"]["reference_turned"]
+    assert report["orientation"]["enabled"] is False  # off by default (docs/pose.md)
 
 
 def test_run_folder_load_and_evaluate(world, tmp_path):
