@@ -211,33 +211,25 @@ class Worker:
                       writer: ChunkWriter, generated: dict | None) -> None:
         writer.add(spec.sample_id, *self._sample_files(spec, lk, vp, loaded, views, b, generated))
 
-    def _grounded(self, bg, views, b: int, loaded: LoadedAsset, sid: str):
-        """The background with a road under the object in the camera's perspective, drawn with
-        probability `randomization.ground` (from the sample's own "ground" stream, so the other draws
-        and every image without a ground are unchanged by the option)."""
+    def _on_ground(self, bg, views, b: int, loaded: LoadedAsset, sid: str):
+        """The background with what the object stands on, each drawn with its probability from the
+        sample's own stream, so the other draws and every image without it are unchanged by the
+        option: a road in the camera's perspective (`randomization.ground`, stream "ground"), then
+        the object's contact shadow on it (`randomization.contact_shadow`, stream "shadow")."""
         rz = self.config.randomization
-        if bg is None or rz.ground <= 0:
-            return bg
-        rng = sample_rng(sid, "ground")
-        if rng.random() >= rz.ground:
-            return bg
-        cams = views.cameras
-        K, R, t = (x[b].numpy() for x in (cams.K, cams.R, cams.t))
-        return ground_plane(bg, K, R, t, loaded.bounds, rng)
 
-    def _shadowed(self, bg, views, b: int, loaded: LoadedAsset, sid: str):
-        """The background with the object's contact shadow, drawn with probability
-        `randomization.contact_shadow` (from the sample's own "shadow" stream, so the other draws
-        and every image without a shadow are unchanged by the option)."""
-        rz = self.config.randomization
-        if bg is None or rz.contact_shadow <= 0:
-            return bg
-        rng = sample_rng(sid, "shadow")
-        if rng.random() >= rz.contact_shadow:
-            return bg
-        cams = views.cameras
-        K, R, t = (x[b].numpy() for x in (cams.K, cams.R, cams.t))
-        return contact_shadow(bg, K, R, t, loaded.bounds, darkness=rng.uniform(*rz.shadow_darkness))
+        def shadow(bg, K, R, t, bounds, rng):
+            return contact_shadow(bg, K, R, t, bounds, darkness=rng.uniform(*rz.shadow_darkness))
+
+        for stage, prob, draw in (("ground", rz.ground, ground_plane), ("shadow", rz.contact_shadow, shadow)):
+            if bg is None or prob <= 0:
+                continue
+            rng = sample_rng(sid, stage)
+            if rng.random() >= prob:
+                continue
+            K, R, t = (x[b].numpy() for x in (views.cameras.K, views.cameras.R, views.cameras.t))
+            bg = draw(bg, K, R, t, loaded.bounds, rng)
+        return bg
 
     def _sample_outcome(self, spec: SampleSpec, lk: Look, vp, loaded: LoadedAsset, views, b: int,
                         generated: dict | None) -> tuple[dict, dict]:
@@ -263,7 +255,7 @@ class Worker:
             bg = make_background(sample_rng(sid, "background"), lk.background, self.size,
                                  self.config.randomization.background_images, unreadable=unreadable)
             broken.update({f"background:{p}": "unreadable_image" for p in unreadable})
-            bg = self._shadowed(self._grounded(bg, views, b, loaded, sid), views, b, loaded, sid)
+            bg = self._on_ground(bg, views, b, loaded, sid)
             image = compose_image(color, mask, bg)
             edges = self._edges(color, views, b) if "edges" in save else None
             transparent = bg is None
