@@ -8,7 +8,8 @@ merges a user config over the defaults (`methodkit.config.merge_tree`) and valid
 `ConfigError` (`methodkit.ConfigError`) whose message starts with the dotted key
 ("sampler.polar_sd: must be > 0").
 The resolved config is a plain nested dict (`DatagenConfig.data`); `DatagenConfig.hash` is the
-SHA-256 of its canonical JSON without the keys that do not change the dataset (`workers`).
+SHA-256 of its canonical JSON without the keys that do not change the dataset (`workers`) and
+without the keys added later (`LATER_KEYS`) while they are off, so older folders still resume.
 """
 
 from __future__ import annotations
