@@ -45,12 +45,12 @@ OCCLUSION_LEVELS: dict[str, tuple[int, tuple[float, float]]] = {
 }
 #: top-level keys that do not change the dataset, left out of the hash
 UNHASHED_KEYS = ("workers",)
-#: keys added after the config's first release, each with the value that leaves the data as it was
-#: before the key existed: at that value they are left out of the hash, so a folder started before
-#: they existed still resumes (shadow_darkness only matters with a shadow)
-LATER_KEYS: dict[tuple[str, str], Any] = {
-    ("randomization", "contact_shadow"): 0.0,
-    ("randomization", "ground"): 0.0,
+#: keys added after the config's first release: (section, key) -> (the value that leaves the data as
+#: it was before the key existed, keys that only matter with it). At that value they are left out of
+#: the hash, so a folder started before they existed still resumes.
+LATER_KEYS: dict[tuple[str, str], tuple[Any, tuple[str, ...]]] = {
+    ("randomization", "contact_shadow"): (0.0, ("shadow_darkness",)),
+    ("randomization", "ground"): (0.0, ()),
 }
 ASSET_TYPES = ("procedural", "off", "shapenet", "objaverse", "folder")
 SAVE_OUTPUTS = ("mask", "depth", "normal", "edges")
@@ -506,14 +506,18 @@ class DatagenConfig:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(self.typed, name)
 
+    def _content(self) -> dict:
+        """The resolved config without UNHASHED_KEYS, its sections copied (for the hashes to trim)."""
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.data.items() if k not in UNHASHED_KEYS}
+
     def hashed_part(self) -> dict:
         """The keys that shape the dataset: all but UNHASHED_KEYS, and LATER_KEYS at their off value."""
-        part = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.data.items() if k not in UNHASHED_KEYS}
-        for (section, key), off in LATER_KEYS.items():
-            if part.get(section, {}).get(key, off) == off:
-                part[section].pop(key, None)
-                if key == "contact_shadow":
-                    part[section].pop("shadow_darkness", None)
+        part = self._content()
+        for (section, key), (off, companions) in LATER_KEYS.items():
+            block = part.get(section, {})
+            if block.get(key, off) == off:
+                for name in (key, *companions):
+                    block.pop(name, None)
         return part
 
     @staticmethod
@@ -530,10 +534,9 @@ class DatagenConfig:
     def accepted_hashes(self) -> tuple[str, ...]:
         """The hash, and the one the version before LATER_KEYS wrote for the same data (every key
         but `ground`, whatever its value): a folder with either resumes."""
-        legacy = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.data.items() if k not in UNHASHED_KEYS}
-        if legacy.get("randomization", {}).get("ground", 0.0) != 0.0:
+        legacy = self._content()
+        if legacy.get("randomization", {}).pop("ground", 0.0) != 0.0:
             return (self.hash,)
-        legacy.get("randomization", {}).pop("ground", None)
         return tuple(dict.fromkeys((self.hash, self._digest(legacy))))
 
     @property

@@ -217,12 +217,14 @@ class Worker:
         option: a road in the camera's perspective (`randomization.ground`, stream "ground"), then
         the object's contact shadow on it (`randomization.contact_shadow`, stream "shadow")."""
         rz = self.config.randomization
+        if bg is None:  # transparent: nothing to stand on
+            return bg
 
         def shadow(bg, K, R, t, bounds, rng):
             return contact_shadow(bg, K, R, t, bounds, darkness=rng.uniform(*rz.shadow_darkness))
 
         for stage, prob, draw in (("ground", rz.ground, ground_plane), ("shadow", rz.contact_shadow, shadow)):
-            if bg is None or prob <= 0:
+            if prob <= 0:
                 continue
             rng = sample_rng(sid, stage)
             if rng.random() >= prob:
