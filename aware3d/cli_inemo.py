@@ -35,6 +35,16 @@ def add_incremental_parser(actions) -> None:
     add_no_progress(inc, "no progress bars")
     inc.set_defaults(func=run_incremental_command)
 
+    summary = actions.add_parser(
+        "incremental-summary", help="mean ± sd over finished incremental runs (seeds) of one benchmark",
+        description="Reads each run folder's incremental.json and prints, per method, the mean ± sample "
+                    "standard deviation over the runs of the average incremental accuracy and the forgetting "
+                    "per split and of the last task's pose Acc@π/6 (predicted class, true class). Names the "
+                    "config keys other than seeds in which the runs differ.")
+    summary.add_argument("runs", nargs="+", metavar="RUN", help="finished `aware3d nemo incremental` run folder")
+    summary.add_argument("--out", metavar="FILE", help="also write the table to this Markdown file")
+    summary.set_defaults(func=run_summary_command)
+
 
 def incremental_config(args: argparse.Namespace) -> dict:
     """The resolved config: --config, then each --set, then the schema flags (--seed, --threads)."""
@@ -55,4 +65,18 @@ def run_incremental_command(args: argparse.Namespace) -> int:
     results = run_incremental(config, args.out, progress=not args.no_progress)
     print(table_markdown(results), end="")
     print(f"results: {args.out}/incremental.json; report: {args.out}/report.html")
+    return 0
+
+
+def run_summary_command(args: argparse.Namespace) -> int:
+    from aware3d_utils import atomic_write_text
+    from nemo.incremental.report import load_seed_runs, seeds_markdown
+
+    results, differ = load_seed_runs(args.runs)
+    text = seeds_markdown(results)
+    if differ:
+        text += f"\nthe runs also differ in: {', '.join(differ)}\n"
+    print(text, end="")
+    if args.out:
+        atomic_write_text(args.out, text)
     return 0

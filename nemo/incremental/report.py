@@ -10,7 +10,9 @@ from aware3d_utils import atomic_write_text
 from aware3d_utils import html as H
 from aware3d_utils.figures import line_plot_png
 
-__all__ = ["write_outputs", "table_markdown"]
+from ..run import RunFolder
+
+__all__ = ["write_outputs", "table_markdown", "seeds_markdown", "load_seed_runs"]
 
 
 def _pct(v) -> str:
@@ -60,3 +62,73 @@ def write_outputs(out: str | Path, results: Mapping[str, Mapping], tasks: Sequen
             H.heading("Accuracy against task"), H.image("accuracy.png", alt="accuracy against task"),
             H.heading("Per task"), *(H.table(rows, header=head) for head, rows in _tables(results))]
     H.write_page(out / "report.html", "incremental run", body)
+
+
+def _mean_sd(values: Sequence[float | None]) -> str:
+    """'mean ± sd' in % over the runs (sample standard deviation), '–' if any run lacks the value."""
+    if not values or any(v is None for v in values):
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{100 * mean:.1f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def seeds_markdown(runs: Mapping[str, Mapping[str, Mapping]]) -> str:
+    """The summary over several runs of one benchmark (seeds): per method, the mean ± sample standard
+    deviation over the runs of the average incremental accuracy and the forgetting per split, and of
+    the last task's pose Acc@π/6 with the predicted class and with the true class. `runs` maps a run's
+    name to its incremental.json; only methods present in every run are shown."""
+    results = list(runs.values())
+    methods = [m for m in results[0] if all(m in r for r in results)]
+    splits = []
+    for r in results:
+        for m in methods:
+            splits.extend(s for s in r[m]["average_incremental_accuracy_by_split"] if s not in splits)
+    head = (["method"] + [f"AIA {s}" for s in splits] + [f"forgetting {s}" for s in splits]
+            + ["pose π/6, predicted class", "pose π/6, true class"])
+    rows = []
+    for m in methods:
+        per = [r[m] for r in results]
+        last = [p["per_task"][-1] for p in per]
+        rows.append([m, *(_mean_sd([p["average_incremental_accuracy_by_split"].get(s) for p in per]) for s in splits),
+                     *(_mean_sd([p["forgetting_by_split"].get(s) for p in per]) for s in splits),
+                     _mean_sd([t.get("pose_acc_pi6_predicted") for t in last]),
+                     _mean_sd([t.get("pose_acc_pi6") for t in last])])
+    lines = [f"runs: {', '.join(runs)} (mean ± sample sd over {len(runs)}; % after the last task for pose)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, Mapping):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[str]]:
+    """The incremental.json of each finished run folder in `paths` (keyed by the path as given) and
+    the dotted config keys, other than seeds, in which the runs differ (a key absent from one run's
+    config.yaml counts as null there: configs written before a key existed). A `NemoError` names the
+    folder when one is not a finished `aware3d nemo incremental` run, or a folder is given twice."""
+    if len({str(Path(p).resolve()) for p in paths}) != len(paths):
+        raise RunFolder.error("the same run folder is given twice; each run must count once")
+    results, configs = {}, []
+    for path in paths:
+        run = RunFolder(path)
+        manifest = run.read_json("manifest.json")
+        if manifest.get("kind") != "nemo.incremental":
+            raise run.error(f"not an `aware3d nemo incremental` run (kind {manifest.get('kind')!r})", run.path)
+        if manifest.get("status") != "complete":
+            raise run.error(f"the run has not finished (status {manifest.get('status')!r}); run its command "
+                            "again to resume it", run.path)
+        results[str(path)] = run.read_json("incremental.json")
+        configs.append(_flat(run.read_config()))
+    keys = sorted(set().union(*configs))
+    differ = [k for k in keys if k.split(".")[-1] != "seed" and len({repr(c.get(k)) for c in configs}) > 1]
+    return results, differ
