@@ -4,7 +4,8 @@
 # protocol is reported beside it as `seen_cad`. Run from the repository root:
 #
 #   scripts/benchmarks_issue24.sh inemo           # iNeMo 4 x 3 over the 12 PASCAL3D+ classes: inemo, finetune,
-#                                                 # joint, replay2d; seeds 0, 1, 2 (runs/inc12u/run_s<seed>)
+#                                                 # joint, replay2d; seeds 0, 1, 2 (runs/inc12u/run_s<seed>),
+#                                                 # mean ± sd over the seeds in runs/inc12u/seeds.md
 #   scripts/benchmarks_issue24.sh inemo-ablation  # each rule change on its own (seed 0, inemo only):
 #                                                 # seen-class negatives, divided distillation, no clutter refill
 #   scripts/benchmarks_issue24.sh nemo            # NeMo vs the 2D baseline, instance-disjoint (+ seen_cad)
@@ -57,9 +58,12 @@ incremental() {  # incremental OUT [overrides...]
 case "${1:-}" in
   inemo)
     inemo_data
+    runs=()
     for seed in $SEEDS; do
       incremental "$R/inc12u/run_s$seed" --set "seed=$seed"
+      runs+=("$R/inc12u/run_s$seed")
     done
+    "$AWARE3D" nemo incremental-summary "${runs[@]}" --out "$R/inc12u/seeds.md"
     ;;
   inemo-ablation)
     inemo_data
@@ -104,7 +108,7 @@ case "${1:-}" in
       --azimuths "$azimuths" --out "$R/posed/curve" --no-progress ${POSE[@]+"${POSE[@]}"}
     ;;
   *)
-    sed -n '2,16p' "$0"
+    sed -n '2,17p' "$0"
     exit 2
     ;;
 esac
