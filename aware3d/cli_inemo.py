@@ -42,6 +42,8 @@ def add_incremental_parser(actions) -> None:
                     "per split and of the last task's pose Acc@π/6 (predicted class, true class). Names the "
                     "config keys other than seeds in which the runs differ.")
     summary.add_argument("runs", nargs="+", metavar="RUN", help="finished `aware3d nemo incremental` run folder")
+    summary.add_argument("--splits", nargs="+", metavar="SPLIT", help="only these splits (default: all), "
+                         "e.g. --splits clean L2 L3 seen_cad")
     summary.add_argument("--out", metavar="FILE", help="also write the table to this Markdown file")
     summary.set_defaults(func=run_summary_command)
 
@@ -70,10 +72,16 @@ def run_incremental_command(args: argparse.Namespace) -> int:
 
 def run_summary_command(args: argparse.Namespace) -> int:
     from aware3d_utils import atomic_write_text
+    from nemo import NemoError
     from nemo.incremental.report import load_seed_runs, seeds_markdown
 
     results, differ = load_seed_runs(args.runs)
-    text = seeds_markdown(results)
+    if args.splits:
+        known = {s for r in results.values() for m in r.values() for s in m["average_incremental_accuracy_by_split"]}
+        unknown = [s for s in args.splits if s not in known]
+        if unknown:
+            raise NemoError(f"--splits: no split {unknown[0]!r} in the runs (they have {', '.join(sorted(known))})")
+    text = seeds_markdown(results, args.splits)
     if differ:
         text += f"\nthe runs also differ in: {', '.join(differ)}\n"
     print(text, end="")

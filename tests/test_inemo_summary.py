@@ -59,6 +59,19 @@ def test_summary_names_other_differences_and_refuses_unfinished_or_foreign_runs(
     assert main(["nemo", "incremental-summary", a, str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
 
+    assert main(["nemo", "incremental-summary", a, b, "--splits", "L9"]) == 2
+    assert "--splits: no split 'L9'" in capsys.readouterr().err
+
+
+def test_summary_keeps_only_the_splits_asked_for(tmp_path, capsys):
+    both = {**_method(0.5, 0.3, 0.2, 0.2)}
+    both["average_incremental_accuracy_by_split"] = {"clean": 0.5, "L2": 0.4}
+    both["forgetting_by_split"] = {"clean": 0.3, "L2": 0.2}
+    a = _run(tmp_path / "s0", 0, both)
+    assert main(["nemo", "incremental-summary", a, "--splits", "L2"]) == 0
+    text = capsys.readouterr().out
+    assert "| method | AIA L2 | forgetting L2 |" in text and "| inemo | 40.0 | 20.0 | 20.0 | 20.0 |" in text
+
 
 @pytest.mark.parametrize("values, expected", [([0.5], "50.0"), ([0.1, None], "–")])
 def test_one_run_has_no_sd_and_a_missing_value_shows_a_dash(values, expected):

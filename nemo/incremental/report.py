@@ -75,17 +75,19 @@ def _mean_sd(values: Sequence[float | None]) -> str:
     return f"{100 * mean:.1f} ± {100 * sd:.1f}"
 
 
-def seeds_markdown(runs: Mapping[str, Mapping[str, Mapping]]) -> str:
+def seeds_markdown(runs: Mapping[str, Mapping[str, Mapping]], splits: Sequence[str] | None = None) -> str:
     """The summary over several runs of one benchmark (seeds): per method, the mean ± sample standard
     deviation over the runs of the average incremental accuracy and the forgetting per split, and of
     the last task's pose Acc@π/6 with the predicted class and with the true class. `runs` maps a run's
-    name to its incremental.json; only methods present in every run are shown."""
+    name to its incremental.json; only methods present in every run are shown; `splits` picks the
+    splits (default: every split of the runs)."""
     results = list(runs.values())
     methods = [m for m in results[0] if all(m in r for r in results)]
-    splits = []
-    for r in results:
-        for m in methods:
-            splits.extend(s for s in r[m]["average_incremental_accuracy_by_split"] if s not in splits)
+    if splits is None:
+        splits = []
+        for r in results:
+            for m in methods:
+                splits.extend(s for s in r[m]["average_incremental_accuracy_by_split"] if s not in splits)
     head = (["method"] + [f"AIA {s}" for s in splits] + [f"forgetting {s}" for s in splits]
             + ["pose π/6, predicted class", "pose π/6, true class"])
     rows = []
