@@ -6,7 +6,7 @@ Rows per image size (same samples, same machine, same run):
 - naive loop: the same samples through the pipeline's code one by one with synchronous PNG
   writes (no writer thread), in one process;
 - datagen, 1 process: `generate(..., workers=1)` (in-process, PNG encoding on a writer thread);
-- datagen, 2 processes, steady: the pipeline's worker function (`_pool_chunk`) on a pool of two
+- datagen, 2 processes, steady: the pipeline's worker function (`_worker_chunk`) on a pool of two
   warmed-up processes (one per core; 1 torch / OpenCV / llvmpipe thread each);
 - datagen, 2 processes, incl. start-up: `generate(..., workers=2)` as the CLI runs it, wall time
   including spawning the workers (their imports and GL set-up: seconds, amortised on real runs).
@@ -38,7 +38,7 @@ from _common import parse_args, table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datagen.config import load_config  # noqa: E402
-from datagen.pipeline import _in_process_threads, _pool_chunk, _worker_environment, generate  # noqa: E402
+from datagen.pipeline import _in_process_threads, _worker_chunk, _worker_environment, generate  # noqa: E402
 from datagen.worker import Worker  # noqa: E402
 from datagen.writer import DatasetFolder  # noqa: E402
 from geom3d.gl import render_gl  # noqa: E402
@@ -114,7 +114,7 @@ def _two_processes_steady(cfg, root: Path) -> float:
         pids = set(pool.map(_warm_worker, range(2)))
         assert len(pids) == 2, "both workers must be warm"
         start = time.perf_counter()
-        futures = [pool.submit(_pool_chunk, cfg.data, str(root), c) for c in range(w.plan.n_chunks)]
+        futures = [pool.submit(_worker_chunk, cfg.data, str(root), c) for c in range(w.plan.n_chunks)]
         n = sum(f.result()["samples"] for f in futures)
         return n / (time.perf_counter() - start)
 

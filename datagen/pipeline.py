@@ -83,13 +83,8 @@ def _in_process_threads():
         cv2.setNumThreads(before_cv)
 
 
-def _pool_chunk(config_data: dict, root: str, chunk: int) -> dict:
-    _worker_environment()
-    with _in_process_threads():
-        return run_chunk(config_data, root, chunk)
-
-
-def _ray_chunk(config_data: dict, root: str, chunk: int) -> dict:
+def _worker_chunk(config_data: dict, root: str, chunk: int) -> dict:
+    """One chunk in a worker process (a process pool's or ray's): one thread of everything."""
     _worker_environment()
     with _in_process_threads():
         return run_chunk(config_data, root, chunk)
@@ -198,7 +193,7 @@ def _run_pool(cfg, folder, plan, todo, n_workers, bar, refresh) -> None:
 
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold a GL context
     with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=ctx) as pool:
-        pending = {pool.submit(_pool_chunk, cfg.data, str(folder.root), c): c for c in todo}
+        pending = {pool.submit(_worker_chunk, cfg.data, str(folder.root), c): c for c in todo}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -218,7 +213,7 @@ def _run_ray(cfg, folder, plan, todo, address, n_workers, bar, refresh) -> None:
         ray.init(log_to_driver=False, **kwargs)
         started = True
     try:
-        task = ray.remote(num_cpus=1, max_retries=2)(_ray_chunk)
+        task = ray.remote(num_cpus=1, max_retries=2)(_worker_chunk)
         refs = {task.remote(cfg.data, str(folder.root), c): c for c in todo}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
