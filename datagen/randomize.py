@@ -188,6 +188,13 @@ def noise_2d(rng: np.random.Generator, size: tuple[int, int], base_cells: float 
     return (out - lo) / (hi - lo) if hi > lo else np.full((h, w), 0.5, np.float32)
 
 
+def _ramp(size: tuple[int, int], angle: float) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: a linear ramp across the image along the direction `angle`."""
+    yy, xx = np.mgrid[0:size[0], 0:size[1]].astype(np.float32)
+    s = xx * math.cos(angle) + yy * math.sin(angle)
+    return (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
+
+
 def _palette_map(s: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """Map s (H, W) in [0, 1] through a piecewise-linear palette of colours (k, 3) -> (H, W, 3) float32.
 
@@ -271,11 +278,7 @@ def make_background(rng: np.random.Generator, kind: str, size: tuple[int, int],
         return np.broadcast_to(random_color(rng).astype(np.float32), (h, w, 3)).copy()
     if kind == "gradient":
         c1, c2 = random_color(rng), random_color(rng)
-        angle = 2 * math.pi * rng.random()
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        s = xx * math.cos(angle) + yy * math.sin(angle)
-        s = (s - s.min()) / max(float(s.max() - s.min()), 1e-6)
-        return _palette_map(s, np.stack([c1, c2]))
+        return _palette_map(_ramp((h, w), 2 * math.pi * rng.random()), np.stack([c1, c2]))
     if kind == "noise":
         colors = np.stack([random_color(rng) for _ in range(3)])
         s = noise_2d(rng, size, base_cells=2.0 + 6.0 * rng.random())
@@ -467,9 +470,4 @@ def _occluder_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.nda
     """Occluder colours: coloured noise with a soft shading gradient, so occluders read as objects."""
     colors = np.stack([random_color(rng) for _ in range(2)])
     tex = _palette_map(noise_2d(rng, size, base_cells=4.0 + 8.0 * rng.random(), octaves=3), colors)
-    h, w = size
-    angle = 2 * math.pi * rng.random()
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    g = xx * math.cos(angle) + yy * math.sin(angle)
-    g = (g - g.min()) / max(float(g.max() - g.min()), 1e-6)
-    return tex * (0.7 + 0.3 * g[..., None])
+    return tex * (0.7 + 0.3 * _ramp(size, 2 * math.pi * rng.random())[..., None])
