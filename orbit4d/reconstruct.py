@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -43,13 +42,11 @@ __all__ = ["single_threaded", "split_depth", "fuse_background", "partial_foregro
            "auto_voxel_size"]
 
 
-@contextmanager
 def single_threaded():
-    """Run torch on one thread inside (a context manager, or a decorator): the per-frame solves
+    """`aware3d_utils.torch_threads(1)` (a context manager, or a decorator): the per-frame solves
     here are thousands of small tensor operations, where thread hand-offs cost more than they
     save (and oversubscribed cores make them stall); the previous thread count is restored."""
-    with torch_threads(1):
-        yield
+    return torch_threads(1)
 
 
 def split_depth(depth: np.ndarray, masks: np.ndarray, *, margin: int = 3, clean: bool = True, window: int = 5):
