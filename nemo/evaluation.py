@@ -32,7 +32,7 @@ import torch
 
 import data3d
 import geom3d
-from aware3d_utils import atomic_write_text
+from aware3d_utils import atomic_write_text, plain
 from methodkit.estimator import PoseEstimator, evaluate_poses
 
 from .config import NemoConfig
@@ -212,14 +212,8 @@ def _split_order(name: str):
 
 
 def _write_json(path: str, data) -> None:
-    def clean(v):
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        return v
-
-    atomic_write_text(path, json.dumps(clean(data), indent=2, allow_nan=False) + "\n")
+    """Strict JSON (NaN as null: `aware3d_utils.plain`)."""
+    atomic_write_text(path, json.dumps(plain(data), indent=2, allow_nan=False) + "\n")
 
 
 def _maybe_progress(it, enabled: bool, name: str):
