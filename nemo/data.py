@@ -3,6 +3,7 @@
 - `load_record_folders(paths)`: data3d records from record folders (datagen output or real loaders
   saved with `data3d.save_records`);
 - `object_dataset(records, config, categories)`: the `data3d.ObjectDataset` the config describes;
+  `eval_loader`: its evaluation crops in batches;
 - `split_of(record, obj)`: the evaluation split of an object ("clean", "L1"–"L3" or the record's
   own `extra["split"]` tag);
 - `category_meshes(config, categories)`: per category the NeMo cuboid over the category's assets;
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,7 +27,7 @@ from .errors import NemoError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_record_folders", "readable_records", "object_dataset",
+__all__ = ["load_record_folders", "readable_records", "object_dataset", "eval_loader",
            "split_of", "category_meshes", "epoch_batches", "SkippingDataset",
            "collate_skipping"]
 
@@ -61,7 +63,7 @@ def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
                 if o.category not in wanted:
                     dropped[o.category] = dropped.get(o.category, 0) + 1
             if objects:
-                kept.append(r if len(objects) == len(r.objects) else _with_objects(r, objects))
+                kept.append(r if len(objects) == len(r.objects) else dataclasses.replace(r, objects=objects))
         records = kept
         if dropped:
             log.warning("dropped %d objects of categories outside %s: %s", sum(dropped.values()), sorted(wanted),
@@ -92,12 +94,6 @@ def readable_records(records, what: str = "records") -> tuple[list, dict[str, st
     return kept, skipped
 
 
-def _with_objects(record, objects):
-    from dataclasses import replace
-
-    return replace(record, objects=objects)
-
-
 def object_dataset(records, config, categories: Sequence[str], train: bool = True,
                    box_jitter: Mapping | None = None) -> data3d.ObjectDataset:
     """The crops of the config's `data` block (flips, jitter and degradation only when training).
@@ -118,18 +114,23 @@ def object_dataset(records, config, categories: Sequence[str], train: bool = Tru
         raise NemoError(f"config 'data': {exc}") from None
 
 
+def eval_loader(records, config, categories: Sequence[str], batch_size: int = 16) -> torch.utils.data.DataLoader:
+    """Batches of the records' object crops as evaluation sees them (`object_dataset(..., train=False)`:
+    no augmentation), in order. `len(loader.dataset)` counts the objects."""
+    return torch.utils.data.DataLoader(object_dataset(records, config, categories, train=False),
+                                       batch_size=batch_size, collate_fn=data3d.collate_objects)
+
+
 def split_of(record, obj) -> str:
     """The evaluation split: the record's extra["split"], else its occlusion level (datagen's
     "occlusion_level" or the object's level: 0/none -> "clean", k -> "Lk")."""
-    tag = record.extra.get("split") if hasattr(record, "extra") and record.extra else None
-    if tag:
-        return str(tag)
-    level = record.extra.get("occlusion_level") if hasattr(record, "extra") and record.extra else None
+    extra = getattr(record, "extra", None) or {}
+    if extra.get("split"):
+        return str(extra["split"])
+    level = extra.get("occlusion_level")
     if level is not None:
         return "clean" if str(level) in ("none", "0", "L0") else str(level)
-    if obj.occlusion:
-        return f"L{int(obj.occlusion)}"
-    return "clean"
+    return f"L{int(obj.occlusion)}" if obj.occlusion else "clean"
 
 
 def category_meshes(config, categories: Sequence[str]) -> dict[str, geom3d.Mesh]:

@@ -69,7 +69,7 @@ from ..bank import MeshBank
 from ..baseline import BaselineModel, BaselineNet, baseline_loss
 from ..config import NemoConfig, check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
-from ..data import category_meshes, epoch_batches, load_record_folders, object_dataset, readable_records
+from ..data import category_meshes, epoch_batches, eval_loader, load_record_folders, object_dataset, readable_records
 from ..errors import NemoError
 from ..evaluation import evaluate
 from ..model import NemoModel
@@ -586,13 +586,12 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[
     ncfg = NemoConfig.of(ncfg)
     per_image = ncfg.loss.clutter_per_image
     K = int(bank.clutter.shape[0])
-    dataset = object_dataset(list(records), ncfg, list(seen), train=False)
-    rounds = max(1, math.ceil(K / max(1, len(dataset) * per_image)))
+    loader = eval_loader(list(records), ncfg, list(seen))
+    rounds = max(1, math.ceil(K / max(1, len(loader.dataset) * per_image)))
     device = bank.device
     gen = torch.Generator().manual_seed(int(seed))
     net.eval()
     pushed = 0
-    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
     for batch in loader:
         maps = net(batch["image"].to(device))
         targets = vertex_targets(maps, batch["cameras"].to(device), bank, batch["category"].to(device), net.stride,
@@ -607,12 +606,10 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[
 def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
     """(N, D) unit embeddings of single-object records for herding: the mean of NeMo's feature map,
     or the 2D baseline's pooled encoder output (its penultimate layer, as iCaRL)."""
-    dataset = object_dataset(objects, ncfg, seen, train=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=data3d.collate_objects)
     device = torch.device(NemoConfig.of(ncfg).device)
     net.eval()
     out = []
-    for batch in loader:
+    for batch in eval_loader(objects, ncfg, seen):
         images = batch["image"].to(device)
         if two_d:
             pooled = net.pooled(images)

@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-import data3d
 from aware3d_utils import step_generator
 
-from ..data import object_dataset
+from ..data import eval_loader
 from ..errors import NemoError
 from ..model import MATCH_RULES, match_categories
 
@@ -97,12 +96,10 @@ def choose_match_rule(net, bank, records: Sequence, config: Mapping, seen: Seque
     subset = [r for r in records if all(o.category in seen for o in r.objects)]
     if not subset:
         return rules[0], {}, 0
-    dataset = object_dataset(subset, config, list(seen), train=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=data3d.collate_objects)
     device = bank.device
     net.eval()
     correct, n = dict.fromkeys(rules, 0), 0
-    for batch in loader:
+    for batch in eval_loader(subset, config, list(seen), batch_size):
         maps = net(batch["image"].to(device))
         truth = batch["category"].to(device)  # indices into `seen`, the bank's order
         for rule in rules:
