@@ -23,6 +23,7 @@ import data3d
 import geom3d
 from geom3d.pixels import resize_coordinate
 from methodkit.estimator import DEFAULT_FOCAL_FACTOR, PoseEvaluation, PoseResult, estimator_inputs
+from methodkit.trainer import load_state
 
 from .bank import MeshBank
 from .baseline import BaselineModel
@@ -31,7 +32,7 @@ from .errors import NemoError
 from .fit import fit_pose, initial_distance, pose_grid
 from .run import RunFolder
 from .scoring import clutter_scores, vertex_similarity
-from .training import build_model, load_network
+from .training import build_model
 
 __all__ = ["NemoModel", "load", "DEFAULT_FOCAL_FACTOR", "match_categories", "MATCH_RULES"]
 
@@ -207,18 +208,24 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
         raise NemoError("the run's checkpoint names no categories", run.path)
     device = device or cfg.device
     cfg = dataclasses.replace(cfg, categories=categories, device=str(device))  # the device: where it lives now
-    if cfg.method == "nemo":
-        bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum)
-        net, _ = build_model(cfg, categories, meshes={c: bank.mesh(c) for c in categories})
-    else:
-        bank = None
-        net, _ = build_model(cfg, categories)
-    load_network(net, tensors)
-    net.to(device)
+    net, bank = restore_model(cfg, categories, tensors, device)
     if bank is None:
         return BaselineModel(net, cfg, categories, run)
-    bank.to(device)
     return NemoModel(net, bank, cfg, categories, run)
+
+
+def restore_model(config: NemoConfig | dict, categories: Sequence[str], tensors, device,
+                  error: type[NemoError] = NemoError) -> tuple[torch.nn.Module, MeshBank | None]:
+    """(network, bank) of a checkpoint's tensors on `device`, for the config's method: `build_model`
+    over the checkpoint bank's meshes (none for the baseline), then its "model." weights
+    (`methodkit.trainer.load_state`, raising `error`)."""
+    cfg = NemoConfig.of(config)
+    bank = None
+    if cfg.method == "nemo":
+        bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum)
+    net, _ = build_model(cfg, categories, meshes=None if bank is None else {c: bank.mesh(c) for c in categories})
+    load_state(net, tensors, error=error)
+    return net.to(device), None if bank is None else bank.to(device)
 
 
 def rotation_of(viewpoint) -> torch.Tensor:

@@ -263,7 +263,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
                       error=NemoError, hint="lower optim.lr", world=world, main=main,
                       meta={"method": cfg.method, "categories": categories, "per_epoch": per_epoch})
     if resuming:
-        load_network(net, tensors)
+        load_state(net, tensors, error=NemoError)
         if bank is not None:
             bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum).to(device)
         start = int(meta["step"])
@@ -310,11 +310,6 @@ def total_steps(config: NemoConfig | Mapping) -> int:
     if cfg.method == "baseline" and cfg.baseline.steps is not None:
         return cfg.baseline.steps
     return cfg.train.steps
-
-
-def load_network(net: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Load the network a checkpoint holds under "model." (`methodkit.trainer.load_state`) into `net`."""
-    load_state(net, tensors, error=NemoError)
 
 
 def write_curves(run: RunFolder) -> None:

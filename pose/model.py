@@ -31,8 +31,7 @@ import nemo
 from aware3d_utils import atomic_write_text
 from methodkit.estimator import PoseResult, estimator_inputs
 from methodkit.trainer import load_state
-from nemo.model import NemoModel
-from nemo.training import build_model
+from nemo.model import NemoModel, restore_model
 
 from .errors import PoseError, RunFolder
 
@@ -78,12 +77,8 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
         raise PoseError("the pose run is not finished (its last checkpoint is a training one); run "
                         "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
-    bank = nemo.MeshBank.from_state_dict(tensors, categories, momentum=ncfg.bank.momentum)
     ncfg = dataclasses.replace(ncfg, categories=categories)
-    net, _ = build_model(ncfg, categories, meshes={c: bank.mesh(c) for c in categories})
-    load_state(net, tensors, error=PoseError)
-    net.to(device or ncfg.device)
-    bank.to(device or ncfg.device)
+    net, bank = restore_model(ncfg, categories, tensors, device or ncfg.device, error=PoseError)
     offsets = meta.get("offsets") or {}
     model = CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
                            elevation_offset=offsets.get("elevation", 0.0))
