@@ -26,6 +26,7 @@ from pathlib import Path
 from aware3d_utils import atomic_write_text
 
 from .errors import PoseError
+from .sets import read_summary
 
 __all__ = ["flip_curve", "curve_markdown"]
 
@@ -94,7 +95,7 @@ def _flips(synth, folder: Path, seeds) -> dict:
     """The sets the synthesizer flipped (None where the sets were written before flips were counted
     exactly, or flip per view), the annotated image's set and the sets the run turned (its
     canonicalisation.json)."""
-    written = json.loads((folder / "sets" / "sets.json").read_text())
+    written = read_summary(folder / "sets")
     flipped = None
     if synth.flip_mode == "set" and written.get("synthesizer", {}).get("flip_count") == "exact per collection":
         synth.plan_sets(seeds)

@@ -48,7 +48,7 @@ from aware3d_utils import torch_threads
 from methodkit.trainer import Hooks, Trainer, load_state, resume_config, state_tensors
 from nemo.config import NemoConfig, check_device
 from nemo.contrastive import vertex_targets
-from nemo.data import category_meshes, epoch_batches, object_dataset
+from nemo.data import category_meshes, epoch_batches, object_dataset, readable_records
 from nemo.model import NemoModel
 from nemo.training import build_model, contrastive_step, update_bank, write_curves
 
@@ -357,8 +357,6 @@ def _orientation(model, sets, shifts, layout, category, own, enabled: bool) -> d
 def _readable_sets(sets) -> tuple[list, dict[str, str]]:
     """The sets with their unreadable views dropped (a set whose source view is unreadable is dropped
     whole: its frame is the source's), and {image: reason} of what was dropped."""
-    from nemo.data import readable_records
-
     kept, unreadable = [], {}
     for s in sets:
         records, bad = readable_records(s.records, f"a view of {s.id}")

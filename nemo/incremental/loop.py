@@ -69,7 +69,15 @@ from ..bank import MeshBank
 from ..baseline import BaselineModel, BaselineNet, baseline_loss
 from ..config import NemoConfig, check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
-from ..data import category_meshes, epoch_batches, eval_loader, load_record_folders, object_dataset, readable_records
+from ..data import (
+    category_meshes,
+    epoch_batches,
+    eval_loader,
+    load_record_folders,
+    object_dataset,
+    readable_records,
+    split_of,
+)
 from ..errors import NemoError
 from ..evaluation import evaluate
 from ..model import NemoModel
@@ -197,14 +205,11 @@ def check_instances(train, test, disjoint: bool, seen: bool = False) -> None:
 def seen_cad_records(records) -> list:
     """The records tagged as the `seen_cad` splits: "seen_cad" (unoccluded), "seen_cad_L2", ... by
     occlusion level (`nemo.data.split_of`)."""
-    from dataclasses import replace
-
-    from ..data import split_of
-
     out = []
     for r in records:
         level = split_of(r, r.objects[0])
-        out.append(replace(r, extra={**r.extra, "split": "seen_cad" if level == "clean" else f"seen_cad_{level}"}))
+        out.append(dataclasses.replace(r, extra={**r.extra, "split": "seen_cad" if level == "clean"
+                                                 else f"seen_cad_{level}"}))
     return out
 
 
