@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -274,14 +275,13 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
             run.truncate_log(start)
             if not run.exists():  # checkpoints without config.yaml: the config they resume with
                 run.write_config(cfg)
-            before = run.read_json("manifest.json").get("data") if (run.path / "manifest.json").is_file() else None
+            manifest = run.read_json("manifest.json") if (run.path / "manifest.json").is_file() else {}
+            before = manifest.get("data")
             if before is not None and before != data_now:  # the manifest says what the run trained on
                 log.warning("%s resumes with other --data (%s; before: %s)", run.path, data_now, before)
-                history = run.read_json("manifest.json").get("data_history", [])
-                run.update_manifest(data=data_now, data_history=[*history, {"until_step": start, "data": before}],
-                                    train_objects=len(dataset), **counts)
-            if (run.path / "manifest.json").is_file():
-                reasons.update(run.read_json("manifest.json").get("skipped_samples") or [])
+                history = [*manifest.get("data_history", []), {"until_step": start, "data": before}]
+                run.update_manifest(data=data_now, data_history=history, train_objects=len(dataset), **counts)
+            reasons.update(manifest.get("skipped_samples") or [])
         log.info("resuming %s at step %d", run.path, start)
     elif main:
         run.begin(f"nemo.{cfg.method}", cfg.to_dict(), data_now, categories=categories,
@@ -291,9 +291,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     finally:
         if fresh is not None:
             fresh.close()
-    skipped: dict[str, int] = {}
-    for reason in reasons:
-        skipped[reason.split(":", 1)[0]] = skipped.get(reason.split(":", 1)[0], 0) + 1
+    skipped = dict(Counter(reason.split(":", 1)[0] for reason in reasons))  # per exception type
     distributed.barrier()
     if not main:
         return run
