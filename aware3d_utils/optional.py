@@ -52,15 +52,18 @@ def _silence_known_noise() -> None:
 _silence_known_noise()
 
 
+def _import(module: str) -> ModuleType:
+    if module.split(".")[0] in ("transformers", "diffusers"):  # diffusers imports transformers
+        _silence_known_noise()
+    return importlib.import_module(module)
+
+
 def require(module: str, extra: str | None = None) -> ModuleType:
     """Import `module` or raise ImportError saying which extra of aware3d provides it."""
-    top = module.split(".")[0]
-    if top in ("transformers", "diffusers"):  # diffusers imports transformers
-        _silence_known_noise()
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except ImportError as exc:
-        extra = extra or _EXTRAS.get(top, "all")
+        extra = extra or _EXTRAS.get(module.split(".")[0], "all")
         raise ImportError(
             f"{module} is needed here but could not be imported ({exc}); "
             f"install it with: pip install 'aware3d[{extra}]'"
@@ -87,18 +90,14 @@ def lazy_module(module: str) -> ModuleType:
     in datagen: ~0.2 s), so that importing a package or printing `--help` does not pay for them:
     `cv2 = lazy_module("cv2")` at module level, then `cv2.imencode(...)` as usual.
     """
-    import sys
-
     loaded = sys.modules.get(module)
     return loaded if loaded is not None else _LazyModule(module)
 
 
 def available(module: str) -> bool:
     """True when `module` imports (used to skip optional cross-checks)."""
-    if module.split(".")[0] in ("transformers", "diffusers"):
-        _silence_known_noise()
     try:
-        importlib.import_module(module)
+        _import(module)
     except Exception:  # an installed but broken package (e.g. missing system library) counts as absent
         return False
     return True
