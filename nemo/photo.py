@@ -117,12 +117,8 @@ def crop_boxes(model: PoseEstimator, image: torch.Tensor, boxes: Sequence, categ
     dataset = object_dataset([record], model.config, model.categories if category is None else [category],
                              train=False)
     dataset.image_loader = lambda _path: image
-    crops, Ks = [], []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        crops.append(item["image"])
-        Ks.append(item["cameras"].K.to(torch.float32))
-    return torch.stack(crops), torch.stack(Ks)
+    items = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([it["image"] for it in items]), torch.stack([it["cameras"].K.to(torch.float32) for it in items])
 
 
 def estimate_in_boxes(model: PoseEstimator, image: torch.Tensor, boxes: Sequence, category: str | None = None,
