@@ -187,14 +187,19 @@ def write_cameras(file: str | os.PathLike, cameras: Cameras, names: list[str]) -
     atomic_write_text(file, json.dumps(cameras_to_dict(cameras, names), indent=1))
 
 
+def read_json(file: Path):
+    """The JSON in `file`, or an Orbit4DInputError naming it."""
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise Orbit4DInputError(file, f"cannot be read as JSON ({exc})") from None
+
+
 def read_cameras(file: str | os.PathLike, names: list[str], image_size=None) -> Cameras:
     """Cameras (T,) float64 for frames `names` from a `global_camera.json`; a camera file for
     another image size is rescaled to `image_size` (edges kept on edges)."""
     file = Path(file)
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise Orbit4DInputError(file, f"cannot be read as JSON ({exc})") from None
+    data = read_json(file)
     if not isinstance(data, dict):
         raise Orbit4DInputError(file, "must hold an object keyed by frame name")
     size = data.get("image_size", image_size)

@@ -17,7 +17,6 @@ and thresholded at 0. `write_masks` saves the masks as `--masks` reads them.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from aware3d_utils.optional import require
 
 from .estimators import MaskPrompt
-from .io import Orbit4DInputError
+from .io import Orbit4DInputError, read_json
 
 __all__ = ["Sam2MaskPropagator", "tiny_sam2_video", "write_masks", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -48,10 +47,7 @@ def _normalisation(model: str) -> tuple[tuple, tuple]:
         path = Path(hit) if isinstance(hit, str) else None
     if path is None:
         return IMAGENET_MEAN, IMAGENET_STD
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Orbit4DInputError(path, f"cannot be read as JSON ({exc})") from None
+    data = read_json(path)
     data = data.get("image_processor", data)  # processor_config.json nests it
     return tuple(data.get("image_mean", IMAGENET_MEAN)), tuple(data.get("image_std", IMAGENET_STD))
 
