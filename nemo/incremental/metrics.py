@@ -41,16 +41,14 @@ def task_entry(task: int, new: Sequence[str], seen: Sequence[str], old: Sequence
     splits = list(metrics)
     # "all" pools the test's own splits; the seen_cad splits (training instances) are reported apart
     pooled = [s for s in splits if not s.startswith(SEEN_CAD)] or splits
-    acc = {s: metrics[s]["cls_acc"] for s in splits}
-    acc["all"] = _pooled([metrics[s] for s in pooled], "cls_acc")
-    pose = {s: metrics[s]["acc_pi6"] for s in splits}
-    pose["all"] = _pooled([metrics[s] for s in pooled], "acc_pi6")
-    # pose fitted with the predicted class (iNeMo's released protocol), when the evaluation measured it
-    pose_pred = {s: metrics[s].get("acc_pi6_predicted") for s in splits}
-    pose_pred["all"] = _pooled([metrics[s] for s in pooled], "acc_pi6_predicted")
-    old_pose = {}
-    for s in splits:
-        old_pose[s] = _pooled([per_category[s][c] for c in old if c in per_category.get(s, {})], "acc_pi6")
+
+    def per_split(key: str) -> dict:
+        return {**{s: metrics[s].get(key) for s in splits}, "all": _pooled([metrics[s] for s in pooled], key)}
+
+    # pose fitted with the predicted class (iNeMo's released protocol) is None where it was not measured
+    acc, pose, pose_pred = per_split("cls_acc"), per_split("acc_pi6"), per_split("acc_pi6_predicted")
+    old_pose = {s: _pooled([per_category[s][c] for c in old if c in per_category.get(s, {})], "acc_pi6")
+                for s in splits}
     old_pose["all"] = _pooled([per_category[s][c] for s in pooled for c in old if c in per_category.get(s, {})],
                               "acc_pi6")
     by_class = {}
