@@ -29,6 +29,7 @@ import torch
 from aware3d_utils import step_generator
 
 from ..errors import NemoError
+from .compress import SOURCE_KEY
 
 __all__ = ["ExemplarMemory", "single_objects", "pose_aware_order", "herding_order"]
 
@@ -47,9 +48,8 @@ def single_objects(records, category: str) -> list:
 
 def _key(record) -> tuple[str, float, float, float, float]:
     """An object's identity: its source image (a compressed exemplar names it) and its box."""
-    o = record.objects[0]
-    source = (record.extra or {}).get("exemplar_source", str(record.image_path))
-    return (str(source), *(round(float(v), 3) for v in o.bbox))
+    source = (record.extra or {}).get(SOURCE_KEY, record.image_path)
+    return (str(source), *(round(float(v), 3) for v in record.objects[0].bbox))
 
 
 def pose_aware_order(azimuths: Sequence[float], bins: int, seed: int | torch.Generator = 0) -> list[int]:
