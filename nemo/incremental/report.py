@@ -42,12 +42,11 @@ def table_markdown(results: Mapping[str, Mapping]) -> str:
     """Per method and task: seen classes, accuracy per split, pose Acc@π/6 (true class given /
     predicted class / old classes with the true class), the matching rule chosen on validation;
     then the summary per method (average incremental accuracy and forgetting per split)."""
-    blocks = []
-    for head, rows in _tables(results):
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    return "\n\n".join("\n".join(_markdown_lines(head, rows)) for head, rows in _tables(results)) + "\n"
+
+
+def _markdown_lines(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def write_outputs(out: str | Path, results: Mapping[str, Mapping], tasks: Sequence[Sequence[str]]) -> None:
@@ -99,8 +98,7 @@ def seeds_markdown(runs: Mapping[str, Mapping[str, Mapping]], splits: Sequence[s
                      _mean_sd([t.get("pose_acc_pi6_predicted") for t in last]),
                      _mean_sd([t.get("pose_acc_pi6") for t in last])])
     lines = [f"runs: {', '.join(runs)} (mean ± sample sd over {len(runs)}; % after the last task for pose)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+             *_markdown_lines(head, rows)]
     return "\n".join(lines) + "\n"
 
 
