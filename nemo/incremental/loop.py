@@ -339,9 +339,11 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
     else:
         records = _objects_of(train, new) + (memory.records() if memory is not None else [])
     steps = int(config.steps.first if t == 0 else config.steps.later)
-    extras = {"centres": centres, "old_net": old_net, "old_memory": old_memory, "task": t, "reserved": reserved,
-              "global_index": torch.tensor([budget.index(c) for c in seen]), "old_count": len(old_classes)}
-    step_fn = _baseline_step(net, seen, config, extras) if two_d else _nemo_step(net, bank, config, extras)
+    if two_d:
+        step_fn = _baseline_step(net, seen, config, old_net, len(old_classes))
+    else:
+        step_fn = _nemo_step(net, bank, config, t, torch.tensor([budget.index(c) for c in seen]), centres, reserved,
+                             old_net, old_memory)
     _optimise(net, records, seen, steps, config, t, step_fn, RunFolder(folder), progress, method)
     task_dir = folder / f"task_{t}"
     if memory is not None:
@@ -478,18 +480,15 @@ def _grow_bank(bank, new, meshes, budget, centres, ncfg, seed: int) -> MeshBank:
     return bank.to(ncfg.device)
 
 
-def _nemo_step(net, bank, config, extras):
+def _nemo_step(net, bank, config, task: int, global_index, centres, reserved, old_net, old_memory):
     """NeMo's shared `contrastive_step` (its loss: negatives from every class of the bank, every latent
     slot, or NeMo's own-class ones: config `negatives`; clutter from `step_generator(seed, step,
     stream=task)`) + iNeMo's positional and distillation terms (each on when its weight > 0); after the
     optimiser step nemo's `update_bank`."""
-    ncfg = config.nemo
-    pos, kd = config.positional, config.distillation
-    centres, old_net, old_memory = extras["centres"], extras["old_net"], extras["old_memory"]
-    global_index, seed, task = extras["global_index"], int(config.seed), extras["task"]
+    ncfg, pos, kd, seed = config.nemo, config.positional, config.distillation, int(config.seed)
     device = torch.device(ncfg.device)
-    if extras.get("reserved") is not None:
-        loss_fn = partial(bank_contrastive_loss, reserved=extras["reserved"])
+    if reserved is not None:
+        loss_fn = partial(bank_contrastive_loss, reserved=reserved)
     else:
         loss_fn = contrastive_loss if config.negatives == "own_class" else bank_contrastive_loss
 
@@ -516,22 +515,20 @@ def _nemo_step(net, bank, config, extras):
     return step
 
 
-def _baseline_step(net, seen, config, extras):
+def _baseline_step(net, seen, config, old_net, n_old: int):
     """The 2D baseline's cross-entropy over the seen classes + distillation of the frozen previous
     network's softened angle and old-class logits (`replay2d.distillation_weight` / `_temperature`:
     LwF's softened KL × T², independent of iNeMo's `distillation` variant)."""
     ncfg, r2 = config.nemo, config.replay2d
     kd_weight, T = float(r2.distillation_weight), float(r2.distillation_temperature)
-    old_net, n_seen = extras["old_net"], len(seen)
     device = torch.device(ncfg.device)
 
     def step(batch, step_index):
         images, index = batch["image"].to(device), batch["category"].to(device)
         angles, logits = net(images)
-        loss, info = baseline_loss(angles, logits[:, :n_seen], batch["viewpoint"].to(device), index,
+        loss, info = baseline_loss(angles, logits[:, :len(seen)], batch["viewpoint"].to(device), index,
                                    ncfg.baseline.label_smoothing)
         if old_net is not None and kd_weight > 0:
-            n_old = int(extras["old_count"])
             with torch.no_grad():
                 old_angles, old_logits = old_net(images)
             terms = [_soft_kl(angles.reshape(-1, angles.shape[-1]), old_angles.reshape(-1, angles.shape[-1]), T)]
