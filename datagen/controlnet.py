@@ -101,6 +101,7 @@ _DEFAULTS = {
     "compile": False, "pad_batches": True, "vae_slicing": True, "progress": False,
 }
 CONTROLNET_KEYS = frozenset(_DEFAULTS)
+_SWITCHES = ("guess_mode", "cpu_offload", "safety_checker", "compile", "pad_batches", "vae_slicing", "progress")
 # Keys of the `controlnet` config block that belong to other stages; accepted and ignored here.
 PASSTHROUGH_KEYS = frozenset({"prompts", "checks", "cheap_checks", "filter", "edges", "canny"})
 _DTYPES = {"fp16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16",
@@ -193,11 +194,10 @@ class ControlNetGenerator:
         self.image_size = _number({"image_size": size}, "image_size", 8, 8192, integer=True)
         if self.image_size % 8:
             raise ValueError(f"controlnet.image_size: must be a multiple of 8, got {self.image_size}")
-        for key in ("guess_mode", "cpu_offload", "safety_checker", "compile", "pad_batches", "vae_slicing", "progress"):
+        for key in _SWITCHES:
             if not isinstance(cfg[key], bool):
                 raise ValueError(f"controlnet.{key}: must be true or false, got {cfg[key]!r}")
-        self.options = {k: cfg[k] for k in ("guess_mode", "cpu_offload", "safety_checker", "compile", "pad_batches",
-                                            "vae_slicing", "progress")}
+        self.options = {k: cfg[k] for k in _SWITCHES}
         self.vae = str(cfg["vae"]) if cfg["vae"] else None
         self.variant = str(cfg["variant"]) if cfg["variant"] else None
         dtype = str(cfg["dtype"])
