@@ -299,15 +299,12 @@ class ControlNetGenerator:
         if self.options["vae_slicing"]:
             pipe.vae.enable_slicing()
         pipe.set_progress_bar_config(disable=not self.options["progress"])
-        denoiser = pipe.transformer if self.pipeline_kind == "sd3" else pipe.unet
-        self._use_sdpa(denoiser, pipe.controlnet)
+        denoiser = "transformer" if self.pipeline_kind == "sd3" else "unet"
+        self._use_sdpa(getattr(pipe, denoiser), pipe.controlnet)
         if self.pipeline_kind == "sd3":
             _mean_control_latents(pipe)
         if self.options["compile"]:
-            if self.pipeline_kind == "sd3":
-                pipe.transformer = torch.compile(pipe.transformer)
-            else:
-                pipe.unet = torch.compile(pipe.unet)
+            setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser)))
             pipe.controlnet = torch.compile(pipe.controlnet)
         return pipe
 
