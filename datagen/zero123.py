@@ -258,11 +258,9 @@ def build_tiny_zero123(folder: str | os.PathLike, layout: str = "cc_projection",
         for p in unet.parameters():
             if p.ndim > 1 and float(p.abs().max()) == 0.0:
                 p.normal_(0.0, 0.05)
-    unet.save_pretrained(folder / "unet")
-    vae.save_pretrained(folder / "vae")
-    encoder.save_pretrained(folder / "image_encoder")
-    processor.save_pretrained(folder / "feature_extractor")
-    scheduler.save_pretrained(folder / "scheduler")
+    parts = {"unet": unet, "vae": vae, "image_encoder": encoder, "feature_extractor": processor, "scheduler": scheduler}
+    for name, part in parts.items():
+        part.save_pretrained(folder / name)
     sub, attr, (pipe_cls, module, proj_cls) = PROJECTION_LAYOUTS[layout]
     projection = torch.nn.Linear(dim + 4, dim)
     state = {f"{attr}.weight": projection.weight.detach().clone(), f"{attr}.bias": projection.bias.detach().clone()}
