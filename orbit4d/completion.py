@@ -56,7 +56,6 @@ from geom3d import (
     intrinsics_matrix,
     remove_statistical_outliers,
     splat,
-    viewpoint_to_cameras,
     voxel_downsample,
 )
 from geom3d.align import Sim3
@@ -109,15 +108,10 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 def view_cameras(reference: ReferenceView, relative_poses) -> Cameras:
     """Cameras (N,) (world, float64) of the views at `relative_poses` (N, 3) around the reference."""
     from datagen.novel_view import as_relative_poses, target_viewpoint
+    from datagen.render import viewpoints_to_cameras
 
     views = [target_viewpoint(reference.viewpoint, p) for p in as_relative_poses(relative_poses)]
-
-    def col(key):
-        return torch.tensor([v[key] for v in views], dtype=torch.float64)
-
-    cams = viewpoint_to_cameras(col("azimuth"), col("elevation"), col("theta"), col("distance"), focal=col("focal"),
-                                viewport=col("viewport"), principal=torch.stack([col("px"), col("py")], -1),
-                                image_size=reference.image.shape[:2])
+    cams = viewpoints_to_cameras(views, reference.image.shape[:2])
     R = cams.R @ reference.Q  # X_cam = R_O·Q·(X − c) + t_O
     t = cams.t - (R @ reference.centre)
     return Cameras(cams.K, R, t, cams.image_size)

@@ -56,7 +56,7 @@ class MeshViewSynthesizer:
 
     def synthesize(self, source, relative_poses, seed: int = 0) -> list:
         from datagen.novel_view import as_relative_poses, target_viewpoint
-        from geom3d import viewpoint_to_cameras
+        from datagen.render import viewpoints_to_cameras
 
         from .synthetic import render_scene
 
@@ -67,11 +67,7 @@ class MeshViewSynthesizer:
             jitter = rng.normal(0.0, self.pose_sigma, 3) if self.pose_sigma > 0 else np.zeros(3)
             view = target_viewpoint(source.viewpoint, pose + np.array([jitter[0], jitter[1], 0.0]))
             view["theta"] += float(jitter[2])
-            col = {k: torch.tensor([view[k]], dtype=torch.float64) for k in view}
-            cam = viewpoint_to_cameras(col["azimuth"], col["elevation"], col["theta"], col["distance"],
-                                       focal=col["focal"], viewport=col["viewport"],
-                                       principal=torch.stack([col["px"], col["py"]], -1),
-                                       image_size=source.image.shape[:2])
+            cam = viewpoints_to_cameras([view], source.image.shape[:2])
             v, c = self.vertices_o, self.colors
             if self.shape > 0:
                 radius = float(np.linalg.norm(v, axis=1).max())
