@@ -385,11 +385,8 @@ def _added_points(completion: dict | None) -> int:
 
 
 def _alignment_json(names, transforms: Sim3, inliers) -> dict:
-    frames = []
-    for i, name in enumerate(names):
-        frames.append({"frame": name, "scale": float(transforms.scale[i]), "R": transforms.R[i].tolist(),
-                       "t": transforms.t[i].tolist(), "inliers": int(inliers[i])})
-    return {"frames": frames}
+    return {"frames": [{"frame": name, "scale": float(transforms.scale[i]), "R": transforms.R[i].tolist(),
+                        "t": transforms.t[i].tolist(), "inliers": int(inliers[i])} for i, name in enumerate(names)]}
 
 
 # what a run writes per frame or per stage: a new run into a used folder removes the old run's copies, so that
