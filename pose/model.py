@@ -42,11 +42,12 @@ def _run(run) -> nemo.RunFolder:
     return run if isinstance(run, nemo.RunFolder) else RunFolder(run)
 
 
-def _nemo_config(run: nemo.RunFolder) -> nemo.NemoConfig:
+def _pose_config(run: nemo.RunFolder) -> dict:
+    """The run's config.yaml; a PoseError when it is another kind of run (no 'nemo' block)."""
     config = run.read_config()
     if "nemo" not in config:
         raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", run.path)
-    return nemo.NemoConfig.of(nemo.resolve_config(config["nemo"]))
+    return config
 
 
 class CanonicalModel(NemoModel):
@@ -71,7 +72,7 @@ def load(run, device: str | None = None) -> CanonicalModel:
 def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
     """(the canonical model, the final checkpoint's tensors): one read of the checkpoint."""
     run = _run(run)
-    ncfg = _nemo_config(run)
+    ncfg = nemo.NemoConfig.of(nemo.resolve_config(_pose_config(run)["nemo"]))
     tensors, meta = run.load_checkpoint()
     if meta.get("phase", "final") != "final" and "pose" not in meta:
         raise PoseError("the pose run is not finished (its last checkpoint is a training one); run "
@@ -157,8 +158,8 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     reference's or a generated set's source's is an error (the pose run's instances are checked;
     the supervised run's training data is the caller's to keep apart)."""
     folder = _run(run)
-    if folder.exists() and "nemo" not in folder.read_config():  # another kind of run is said so first
-        raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", folder.path)
+    if folder.exists():
+        _pose_config(folder)  # another kind of run is said so first
     facts = instances_of(run, records)
     if require_disjoint:
         if facts["reference"] is None or facts["sources"] is None:
