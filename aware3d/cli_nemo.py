@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     top = sub.add_parser("nemo", help="neural mesh models: train, evaluate, estimate pose (NeMo)",
                          description="NeMo: contrastive features matched to per-category neural meshes, "
                                      "render-and-compare pose estimation, and ImageNet3D's 2D baseline.")
-    actions = top.add_subparsers(dest="nemo_action", metavar="<train | eval | pose | splits | incremental | incremental-summary>")
+    actions = top.add_subparsers(dest="nemo_action",
+                                 metavar="<train | eval | pose | splits | incremental | incremental-summary>")
     actions.required = True
     from .cli_inemo import add_incremental_parser  # iNeMo (class-incremental), its own module
 
