@@ -11,7 +11,16 @@ import os
 from pathlib import Path
 
 from aware3d_utils import IMAGE_SUFFIXES
-from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
+from methodkit.cli import (
+    add_config,
+    add_no_progress,
+    add_out,
+    add_schema_flags,
+    add_set,
+    given_once,
+    refuse_out_among_inputs,
+    schema_values,
+)
 from nemo.config import NemoConfig
 
 from .cli import bounded
@@ -96,7 +105,8 @@ def add_parser(sub) -> None:
     where.add_argument("--detector", help="a zero-shot text-prompted detector from transformers (model id or "
                                           "local folder, e.g. google/owlv2-base-patch16-ensemble), prompted "
                                           "with the category")
-    po.add_argument("--threshold", type=float, default=0.1, help="the detector's score threshold (default 0.1)")
+    po.add_argument("--threshold", type=bounded(float, 0, 1),
+                    help="the detector's score threshold in [0, 1] (default 0.1; only with --detector)")
     po.set_defaults(func=run_pose)
 
 
@@ -143,6 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import nemo
     from nemo.data import load_record_folders
 
+    refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--baseline-run": args.baseline_run})
     model = nemo.load(args.run)
     _set_threads(model.config)
     models = {"nemo": model}
@@ -150,6 +161,9 @@ def run_eval(args: argparse.Namespace) -> int:
                                      if os.path.isfile(os.path.join(args.run, "baseline", "config.yaml")) else None)
     if baseline:
         models["baseline"] = nemo.load(baseline)
+        if models["baseline"].method != "baseline":  # its numbers would be reported as the baseline's
+            raise nemo.NemoError(f"--baseline-run: is a run of method {models['baseline'].method!r}, not of the 2D "
+                                 f"baseline (nemo train --set method=baseline, or --with-baseline)", baseline)
     counts: dict = {}
     records = load_record_folders(args.data, model.categories, counts)
     if counts.get("dropped_objects"):
@@ -193,7 +207,22 @@ def _image_files(items: list[str]) -> list[Path]:
             raise FileNotFoundError(f"no such image or folder: {item}")
     if not files:
         raise ValueError(f"no images in {items}")
-    return files
+    return given_once("--images", files)  # one photo twice would be two records of it
+
+
+def _overlay_names(files: list[Path]) -> dict[Path, str]:
+    """Each image's overlay file name: its stem, numbered (stem_2, ...) where images of other folders share it,
+    so that no overlay overwrites another."""
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for path in files:
+        name, k = path.stem, 1
+        while name in used:
+            k += 1
+            name = f"{path.stem}_{k}"
+        used.add(name)
+        names[path] = f"{name}.png"
+    return names
 
 
 def _read_boxes(path: str) -> dict[str, list]:
@@ -236,6 +265,9 @@ def _orientation_note(path: Path) -> dict:
 
 
 def run_pose(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not args.detector:  # it would be ignored without a word
+        raise ValueError("--threshold only acts with --detector")
+    refuse_out_among_inputs(args.out, {"--images": args.images, "--run": args.run})
     if args.boxes or args.detector:
         return _run_pose_in_boxes(args)
     return _run_pose_whole_image(args)
@@ -265,7 +297,9 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
-    for path in _image_files(args.images):
+    files = _image_files(args.images)
+    overlay = _overlay_names(files)
+    for path in files:
         try:
             image = data3d.load_image(path, exif_transpose=True)  # boxes are given on the upright photo
         except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
@@ -280,7 +314,8 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
         else:
-            boxes = [d.box for d in detect(image, detector, [args.category], threshold=args.threshold)]
+            boxes = [d.box for d in detect(image, detector, [args.category],
+                                           threshold=0.1 if args.threshold is None else args.threshold)]
         if not boxes:
             print(f"{path.name}: no {args.category} found")
             records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=(),
@@ -318,8 +353,7 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
             picture = torch.from_numpy(draw_pose(picture, corners, {"red": vp}).copy()).permute(2, 0, 1).float() / 255.0
             picture = torch.nn.functional.interpolate(picture[None], size=small.shape[-2:], mode="area")[0]
         arr = (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
-        atomic_save(out / "overlays" / f"{path.stem}.png",
-                    lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_save(out / "overlays" / overlay[path], lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs),
                                           extra=_orientation_note(path)))
     return _save_pose_records(records, out, skipped, "used")
@@ -344,7 +378,9 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
-    for path in _image_files(args.images):
+    files = _image_files(args.images)
+    overlay = _overlay_names(files)
+    for path in files:
         try:  # upright as the camera's EXIF orientation says (the record keeps the turned size)
             image = data3d.load_image(path, exif_transpose=True)
         except data3d.AnnotationError as exc:  # one unreadable file (or one too large) does not stop the others
@@ -369,7 +405,7 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
             corners = box_corners(data3d.procedural.make(result.category))
             vp["distance"] = float(corners.norm(dim=-1).max()) * f / (0.35 * min(Hc, Wc))
         picture = draw_pose(canvas, corners, {"red": vp})
-        atomic_save(out / "overlays" / f"{path.stem}.png",
+        atomic_save(out / "overlays" / overlay[path],
                     lambda tmp, pic=picture: Image.fromarray(pic).save(tmp, format="PNG"))
         # back to the input image's pixels: undo the padding, then the scale
         full = dict(vp, focal=vp["focal"] / s, viewport=1.0,

@@ -243,9 +243,15 @@ class ObjectDataset(torch.utils.data.Dataset):
         }
 
 
+def _mapping(name: str, options) -> None:
+    if not isinstance(options, Mapping):
+        raise ValueError(f"{name} must be null or a mapping of its options, got {options!r}")
+
+
 def _box_jitter_options(options: Mapping | None) -> dict | None:
     if options is None:
         return None
+    _mapping("box_jitter", options)
     out = {"shift": 0.1, "scale": 0.1, **dict(options)}
     if set(out) != {"shift", "scale"}:
         raise ValueError(f"box_jitter: unknown keys {sorted(set(out) - {'shift', 'scale'})}")
@@ -258,6 +264,7 @@ def _box_jitter_options(options: Mapping | None) -> dict | None:
 def _random_conv_options(options: Mapping | None) -> dict | None:
     if options is None:
         return None
+    _mapping("random_conv", options)
     out = {"prob": 0.5, "kernel_sizes": [1, 3, 5, 7], **dict(options)}
     if set(out) != {"prob", "kernel_sizes"}:
         raise ValueError(f"random_conv: unknown keys {sorted(set(out) - {'prob', 'kernel_sizes'})}")
@@ -274,6 +281,7 @@ def _random_conv_options(options: Mapping | None) -> dict | None:
 def _degrade_options(options: Mapping | None) -> dict | None:
     if options is None:
         return None
+    _mapping("degrade", options)
     out = {"prob": 0.5, "object_px": [20.0, 80.0], "blur": 0.0, "jpeg": None, "noise": 0.0, **dict(options)}
     unknown = set(out) - {"prob", "object_px", "blur", "jpeg", "noise"}
     if unknown:
@@ -295,6 +303,11 @@ def _degrade_options(options: Mapping | None) -> dict | None:
         number(key, v[0], lo, hi)
         number(key, v[1], v[0], hi)
     return out
+
+
+# the option blocks ObjectDataset takes, each with the function that checks one and fills its defaults
+AUGMENTATION_OPTIONS = {"box_jitter": _box_jitter_options, "degrade": _degrade_options,
+                        "random_conv": _random_conv_options}
 
 
 def collate_objects(batch: Sequence[dict]) -> dict:

@@ -14,12 +14,13 @@ keyword arguments, so a flag is one more override on top of the file and `--set`
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterable
 
 from .config import Key, keys
 
 __all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_schema_flags", "schema_flags", "schema_values",
-           "flag_name", "int_type"]
+           "flag_name", "int_type", "refuse_out_among_inputs", "given_once"]
 
 
 def add_out(parser: argparse.ArgumentParser, help: str = "run folder", **kwargs) -> None:
@@ -118,3 +119,28 @@ def schema_values(args: argparse.Namespace, nested: bool = True) -> dict:
             node = node.setdefault(part, {})
         node[last] = value
     return tree
+
+
+def refuse_out_among_inputs(out, inputs: dict) -> None:
+    """A ValueError naming the flag when `--out` is one of the command's input folders ({flag: path or list
+    of paths}; None skipped): its outputs would be written among them (a folder inside one is fine)."""
+    here = os.path.realpath(out)
+    for flag, paths in inputs.items():
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            if path is None:
+                continue
+            there = os.path.realpath(path)
+            if here == there:
+                raise ValueError(f"--out {out} is also the {flag} input; give the outputs their own folder")
+
+
+def given_once(flag: str, paths: Iterable) -> list:
+    """`paths` unchanged, or a ValueError naming `flag` when one file or folder is given twice (by the same
+    or another path to it): counted twice, its results would weigh double."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ValueError(f"{flag}: {path} is given twice (also as {seen[real]}); give each once")
+        seen[real] = str(path)
+    return list(paths)

@@ -136,9 +136,32 @@ def _set(config: dict, dotted: str, value) -> dict:
     return out
 
 
+#: what a run folder of each manifest kind holds, in the words of the error that refuses it
+KIND_NAMES = {"nemo.nemo": "NeMo run (aware3d nemo train)", "nemo.baseline": "2D baseline run (aware3d nemo train)",
+              "pose.labelfree": "label-free pose run (aware3d pose train)",
+              "nemo.incremental": "class-incremental run (aware3d nemo incremental)",
+              "nemo.incremental.task": "task of a class-incremental run", "orbit4d": "orbit4d run"}
+
+
+def refuse_other_kind(run: RunFolder, kinds: Sequence[str], what: str) -> None:
+    """`run.error` when the folder's manifest.json names a kind of run not in `kinds` (a folder without a
+    readable manifest or without a kind passes: its config decides)."""
+    import json
+
+    path = run.path / "manifest.json"
+    try:
+        kind = json.loads(path.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(kind, str) and kind not in kinds:
+        raise run.error(f"holds a {KIND_NAMES.get(kind, repr(kind) + ' run')}, not a {what}; use a new --out",
+                        run.path)
+
+
 def resume_config(run: RunFolder, config: Mapping | None, resolve: Callable[[Mapping], dict], *,
                   free: Sequence[str] = (), extend: Sequence[str] = (), fill: Sequence[str] = (),
-                  check: Callable[[dict], None] | None = None, started: bool | None = None) -> tuple[dict, bool]:
+                  check: Callable[[dict], None] | None = None, started: bool | None = None,
+                  kinds: Sequence[str] = (), what: str = "") -> tuple[dict, bool]:
     """The run's config and whether it resumes. A folder without a checkpoint: `resolve(config)`, a new
     run. Checkpoints without config.yaml (deleted, or a copy of the checkpoints alone): the given config
     resumes them (with a warning). Else the stored config.yaml: `check(raw)` first may refuse another
@@ -146,7 +169,11 @@ def resume_config(run: RunFolder, config: Mapping | None, resolve: Callable[[Map
     except at the dotted keys `free`, and at `fill` keys where the given value is None (it takes the
     stored one); else `run.error` "another config". The given values at `extend` (e.g. "train.steps":
     a longer run) replace the stored ones. started: whether the folder holds a run to resume (default:
-    it holds a checkpoint; iNeMo's run resumes per finished task and passes `run.exists()`)."""
+    it holds a checkpoint; iNeMo's run resumes per finished task and passes `run.exists()`). kinds: the
+    manifest kinds this run may resume (a folder whose manifest.json names another, a run of another
+    method, is refused first, as "holds a <kind>, not a <what>"; empty: not checked)."""
+    if kinds:
+        refuse_other_kind(run, kinds, what)
     latest = run.latest_checkpoint()
     if not (latest is not None if started is None else started):
         return resolve(config or {}), False
@@ -343,6 +370,10 @@ class Trainer:
         self.net.train()
         loss, info, *after = self.hooks.step(batch, step)
         if not torch.isfinite(loss):
+            if step == 0:  # the initial weights' loss: no update has run, so the learning rate is not the cause
+                raise self.error(f"the loss is not finite at step 0, before any update (loss "
+                                 f"{float(loss.detach())}): not the learning rate; check the loss settings (a "
+                                 f"temperature, a weight) and the input data", self.where)
             raise self.error(f"training diverged at step {step} (loss {float(loss.detach())}); {self.hint}", self.where)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

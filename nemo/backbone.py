@@ -62,6 +62,7 @@ def build_encoder(config: BackboneConfig) -> nn.Module:
         raise ImportError("nemo's backbone needs transformers: pip install 'aware3d[diffusion]'") from exc
     stages = ["stage2", "stage3", "stage4"]
     if config.model is not None:
+        _check_local(config.model)
         try:
             return ResNetBackbone.from_pretrained(config.model, out_features=stages)
         except OSError as exc:
@@ -71,11 +72,22 @@ def build_encoder(config: BackboneConfig) -> nn.Module:
     return ResNetBackbone(cfg)
 
 
+def _check_local(model: str) -> None:
+    """A `backbone.model` written as a path (absolute, ./, ../, ~) must be a folder: the hub's own error for
+    it ("Repo id must be in the form ...") would send the user looking for a model id."""
+    import os
+
+    if isinstance(model, str) and (os.path.isabs(model) or model.startswith((".", "~"))) and \
+            not os.path.isdir(os.path.expanduser(model)):
+        raise NemoError(f"config: 'backbone.model' {model!r}: no such folder")
+
+
 def build_dinov2(config: BackboneConfig) -> nn.Module:
     """A `transformers.Dinov2Model` (weights from `config.model`, or random init from its dinov2_* shape)."""
     from transformers import Dinov2Config, Dinov2Model
 
     if config.model is not None:
+        _check_local(config.model)
         try:
             return Dinov2Model.from_pretrained(config.model)
         except OSError as exc:

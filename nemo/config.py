@@ -90,7 +90,7 @@ class BankSection:
 
 @dataclass
 class LossSection:
-    temperature: float = setting(0.07, "contrastive temperature (> 0)", ge=0)
+    temperature: float = setting(0.07, "contrastive temperature (≥ 1e-4: the logits are divided by it)", ge=1e-4)
     neighbour_radius: float = setting(0.1875, "radius of a vertex's excluded neighbours: a fraction of the crop's "
                                       "larger side (NeMo: 48 px of 256) or, with scope object, of the object's "
                                       "box's larger side (NeMo's 48 px are about 8% of its objects)", gt=0)
@@ -104,12 +104,12 @@ class LossSection:
                              "separates the categories' features", choices=("own_class", "all_classes"))
     half_turn_weight: float = setting(0.0, "weight of the front/back term (nemo.contrastive.half_turn_loss; "
                                       "0: off, NeMo's loss alone)", ge=0)
-    half_turn_temperature: float = setting(0.1, "temperature of the front/back term (> 0)", ge=0)
+    half_turn_temperature: float = setting(0.1, "temperature of the front/back term (≥ 1e-4)", ge=1e-4)
 
 
 @dataclass
 class OptimSection:
-    lr: float = setting(1e-3, "learning rate", gt=0)
+    lr: float = setting(1e-3, "learning rate", gt=0, le=10)
     weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0)
     warmup_steps: int = setting(50, "linear warm-up steps", ge=0)
     schedule: str = setting("cosine", "learning-rate schedule", choices=("cosine", "steps", "constant"))
@@ -140,7 +140,7 @@ class PoseSearchSection:
     thetas: int = setting(3, "initial in-plane hypotheses", ge=1, le=90)
     steps: int = setting(30, "render-and-compare refinement steps", ge=1, le=10000)
     keep: int = setting(2, "hypotheses refined (≤ azimuths × elevations × thetas)", ge=1)
-    lr: float = setting(0.05, "refinement learning rate", gt=0)
+    lr: float = setting(0.05, "refinement learning rate", gt=0, le=10)
     fill: float = setting(0.35, "the object's assumed share of the image without a box", gt=0, le=1)
 
 
@@ -160,7 +160,7 @@ class NemoConfig(mk.ConfigObject):
                           choices=("nemo", "baseline"))
     categories: list[str] | None = setting(None, "the categories (None: every category of the training records)",
                                            open=True)
-    seed: int = setting(0, "the run's seed", ge=0, flag=True)
+    seed: int = setting(0, "the run's seed", ge=0, le=2**32 - 1, flag=True)
     threads: int = setting(1, "torch threads of the training process (set deliberately: oversubscription is "
                            "~30x slower)", ge=1, le=1024, flag=True)
     device: str = setting("cpu", "torch device: cpu or cuda[:N]", flag=True)
@@ -183,6 +183,8 @@ class NemoConfig(mk.ConfigObject):
 
 
 DEFAULTS: dict = mk.defaults(NemoConfig)
+MAX_CROP = 2048  # pixels a side of a training crop
+MAX_HYPOTHESES = 100_000  # initial pose hypotheses (pose.azimuths × pose.elevations × pose.thetas)
 
 def merge(base: Mapping, update: Mapping) -> dict:
     """Deep merge of two nested mappings (update wins). The asset block `meshes` is replaced whole
@@ -225,8 +227,10 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
         out = merge(out, o)
     mk.check_tree(NemoConfig, out, _fail)  # unknown keys, types, choices, ranges (from the schema)
     crop = out["data"]["crop_size"]
-    if len(crop) != 2 or any(int(c) != c or c <= 0 or c % 32 for c in crop):
+    if len(crop) != 2 or any(not isinstance(c, int) or c <= 0 or c % 32 for c in crop):
         raise NemoConfigError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
+    if max(crop) > MAX_CROP:  # a crop beyond it only fails later, allocating its sampling grid
+        raise NemoConfigError(f"config: 'data.crop_size' must be ≤ {MAX_CROP} pixels a side, got {crop}")
     steps = out["baseline"]["steps"]
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise NemoConfigError(f"config: 'baseline.steps' must be null or an integer ≥ 1, got {steps!r}")
@@ -246,9 +250,12 @@ def _check_ranges(out: Mapping) -> None:
     """Values the schema's per-key checks cannot see: lists, relations between keys, the device."""
     b = out["backbone"]
     if not b["depths"] or len(b["depths"]) != len(b["hidden_sizes"]) or any(
-            int(v) != v or not 1 <= v <= 8192 for v in b["depths"] + b["hidden_sizes"]):
+            not isinstance(v, int) or v < 1 for v in b["depths"] + b["hidden_sizes"]):
         raise NemoConfigError(f"config: 'backbone.depths' and 'backbone.hidden_sizes' must be lists of the same "
                               f"length of integers ≥ 1, got {b['depths']} and {b['hidden_sizes']}")
+    if max(b["depths"]) > 64 or max(b["hidden_sizes"]) > 4096:  # beyond: a network that takes hours to build
+        raise NemoConfigError(f"config: 'backbone.depths' must be ≤ 64 blocks a stage and 'backbone.hidden_sizes' "
+                              f"≤ 4096 channels, got {b['depths']} and {b['hidden_sizes']}")
     if b["kind"] == "dinov2" and b["dinov2_hidden_size"] % b["dinov2_heads"]:
         raise NemoConfigError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a "
                               f"multiple of 'backbone.dinov2_heads' ({b['dinov2_heads']})")
@@ -258,6 +265,10 @@ def _check_ranges(out: Mapping) -> None:
                               f"{{type: procedural, count: 3}}) or a list of them, got {out['meshes']!r}")
     p = out["pose"]
     hypotheses = p["azimuths"] * p["elevations"] * p["thetas"]
+    if hypotheses > MAX_HYPOTHESES:  # every one is rendered and scored for every image: a pose search without end
+        raise NemoConfigError(f"config: 'pose.azimuths' × 'pose.elevations' × 'pose.thetas' must be ≤ "
+                              f"{MAX_HYPOTHESES} initial hypotheses, got {p['azimuths']} × {p['elevations']} × "
+                              f"{p['thetas']} = {hypotheses}")
     if p["keep"] > hypotheses:
         raise NemoConfigError(f"config: 'pose.keep' ({p['keep']}) must be ≤ the {hypotheses} initial hypotheses "
                         "(pose.azimuths × pose.elevations × pose.thetas)")
@@ -268,6 +279,7 @@ def _check_ranges(out: Mapping) -> None:
     if cats is not None and (not isinstance(cats, list) or not cats or
                              not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
         raise NemoConfigError(f"config: 'categories' must be null or a list of distinct category names, got {cats!r}")
+    _check_augmentations(out["data"])
     jitter = out["data"]["color_jitter"]
     if jitter is not None:
         allowed = {"brightness", "contrast", "saturation", "hue"}
@@ -276,10 +288,29 @@ def _check_ranges(out: Mapping) -> None:
                 for v in jitter.values()):
             raise NemoConfigError(f"config: 'data.color_jitter' must be null or a mapping of {sorted(allowed)} to "
                                   f"numbers ≥ 0, got {jitter!r}")
+        if jitter.get("hue", 0) > 0.5:  # a shift of ±hue·π: beyond 0.5 the range wraps round (torchvision's rule)
+            raise NemoConfigError(f"config: 'data.color_jitter.hue' must be in [0, 0.5], got {jitter['hue']!r}")
     check_device(out["device"], available=False)  # whether this machine has it: where it is used
     meshes = out["meshes"]
     if isinstance(meshes, Mapping) and meshes.get("type") is False:  # YAML 1.1 `off` read by another tool
         raise NemoConfigError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
+
+
+def _check_augmentations(data: Mapping) -> None:
+    """`data.box_jitter`, `data.degrade` and `data.random_conv`: null or the mapping data3d.ObjectDataset
+    takes, checked by its own rules here (where the config is read) so the error names the key."""
+    from data3d.dataset import AUGMENTATION_OPTIONS
+
+    for name, normalise in AUGMENTATION_OPTIONS.items():
+        value = data[name]
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise NemoConfigError(f"config: 'data.{name}' must be null or a mapping, got {value!r}")
+        try:
+            normalise(value)
+        except (ValueError, TypeError) as exc:
+            raise NemoConfigError(f"config: 'data.{name}': {exc}") from None
 
 
 def check_device(name, available: bool = True, key: str = "config: 'device'") -> None:
@@ -293,6 +324,8 @@ def check_device(name, available: bool = True, key: str = "config: 'device'") ->
         raise NemoConfigError(f"{key} must be a torch device such as 'cpu' or 'cuda', got {name!r}") from None
     if device.type not in ("cpu", "cuda", "mps"):
         raise NemoConfigError(f"{key} must be 'cpu' or 'cuda[:N]', got {name!r}")
+    if device.type == "mps" and available and not torch.backends.mps.is_available():
+        raise NemoConfigError(f"{key} is {name!r}, but this torch build has no usable MPS device; use cpu")
     if device.type == "cuda" and available:
         if not torch.cuda.is_available():
             raise NemoConfigError(f"{key} is {name!r}, but this torch build has no usable CUDA device "

@@ -124,7 +124,8 @@ def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[NemoConfig
                             run.path)
 
     resolved, resuming = resume_config(run, config, resolve_config, free=("train",), fill=("categories",),
-                                       extend=("train.steps",), check=check)
+                                       extend=("train.steps",), check=check, kinds=("nemo.nemo", "nemo.baseline"),
+                                       what="NeMo run")
     return NemoConfig.of(resolved), resuming
 
 

@@ -111,7 +111,8 @@ def _resolve_for_run(run: RunFolder, config: Mapping | None) -> tuple[PoseConfig
                             "'pose' blocks); use a new --out", run.path)
 
     resolved, resuming = resume_config(run, config, resolve_pose_config, free=("nemo.train.steps", "nemo.categories"),
-                                       extend=("nemo.train.steps",), check=check)
+                                       extend=("nemo.train.steps",), check=check, kinds=("pose.labelfree",),
+                                       what="pose run")
     return PoseConfig.of(resolved), resuming
 
 

@@ -265,9 +265,19 @@ def test_a_diverged_loss_is_an_error_of_the_methods_type():
 
     toy = _Toy()
     hooks = toy.hooks()
-    hooks.step = lambda batch, step: (torch.tensor(float("nan"), requires_grad=True), {})
-    with pytest.raises(MyError, match="diverged at step 0 .*lower my.lr"):
+    hooks.step = lambda batch, step: (torch.tensor(float("nan") if step == 1 else 1.0, requires_grad=True), {})
+    with pytest.raises(MyError, match="diverged at step 1 .*lower my.lr"):
         Trainer(toy.net, hooks, OPTIM, 3, error=MyError, hint="lower my.lr").fit()
+
+
+def test_a_loss_not_finite_before_any_update_does_not_blame_the_learning_rate():
+    toy = _Toy()
+    hooks = toy.hooks()
+    hooks.step = lambda batch, step: (torch.tensor(float("nan"), requires_grad=True), {})
+    with pytest.raises(methodkit.RunError, match="not finite at step 0, before any update .*not the learning rate"
+                       ) as caught:
+        Trainer(toy.net, hooks, OPTIM, 3, hint="lower my.lr").fit()
+    assert "lower my.lr" not in str(caught.value)
 
 
 def test_checkpoint_keys_round_trip():

@@ -39,6 +39,9 @@ _COMMON = {"type", "root", "categories", "allow_missing_textures", "include", "e
 _BOOL_KEYS = {"normalize", "allow_missing_textures", "category_from_folder"}
 
 
+MAX_PROCEDURAL = 10000  # procedural shapes a category: beyond, listing them alone takes hours
+
+
 def asset_source(config: Mapping[str, Any]) -> AssetSource:
     """The asset source a config block describes (see the module docstring)."""
     if not isinstance(config, Mapping):
@@ -66,6 +69,9 @@ def asset_source(config: Mapping[str, Any]) -> AssetSource:
     if "count" in kwargs and (not isinstance(kwargs["count"], int) or isinstance(kwargs["count"], bool)
                               or kwargs["count"] < 1):
         raise AssetError(f"asset source ({kind}): key 'count' must be a positive integer, got {kwargs['count']!r}")
+    if kind == "procedural" and kwargs.get("count", 0) > MAX_PROCEDURAL:  # each shape is built when listed
+        raise AssetError(f"asset source (procedural): key 'count' must be ≤ {MAX_PROCEDURAL} shapes a category, "
+                         f"got {kwargs['count']}")
     try:
         return cls(**kwargs).select(config.get("include"), config.get("exclude"))
     except ValueError as exc:

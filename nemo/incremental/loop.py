@@ -154,7 +154,8 @@ def _run_incremental(config: IncrementalConfig, out, progress: bool) -> dict:
     stored = dataclasses.replace(config, classes=classes).to_dict()
     # resuming (the folder holds a config: finished tasks are its state, not a trainer checkpoint):
     # finished tasks are reused only under the same config; the methods may change
-    resume_config(run, stored, resolve_incremental_config, free=("methods",), started=run.exists())
+    resume_config(run, stored, resolve_incremental_config, free=("methods",), started=run.exists(),
+                  kinds=("nemo.incremental",), what="class-incremental run")
     run.write_config(stored)
     v = config.validation
     train, validation, carved = carve_validation(train, budget, float(v.fraction), v.by,
