@@ -76,7 +76,7 @@ def bounded(kind: type, low: float, high: float):
 def one_line(exc: BaseException, args: argparse.Namespace | None = None) -> str:
     """An error as one line; an OSError that names no file (a full disk) names the run's output folder."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, OSError) and not exc.filename:
+    if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:  # not one the code raised itself
         out = getattr(args, "out", None)
         if out:
             text += f" (writing to {out})"

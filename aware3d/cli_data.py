@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            description="Counts per split, category and occlusion level, viewpoint histograms "
                                        "(azimuth, elevation, in-plane, distance) and the truncation rate.")
     _source_arguments(stats)
-    add_out(stats, "folder for stats.json/png/html (default: data-stats)", default="data-stats")
+    add_out(stats, "folder for stats.json/png/html (default: data-stats)", folder=True, default="data-stats")
     stats.set_defaults(func=run_stats)
     show = sub.add_parser("show", help="one record's image with its box, projected CAD or cuboid and axes",
                           description="Draw one record: its bbox, the CAD model projected with its camera "
@@ -69,7 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                         "counts what was written and skipped.")
     _source_arguments(export)
     export.add_argument("--format", required=True, choices=("coco", "bop", "kitti"), help="the format to write")
-    add_out(export, "the folder to write")
+    add_out(export, "the folder to write", folder=True)
     export.add_argument("--split-name", default="train",
                         help="the split name of a records folder's records (COCO instances_<name>.json, BOP and "
                              "KITTI <name>/ folders; default: train); loaders keep their --split names")

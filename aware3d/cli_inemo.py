@@ -25,7 +25,7 @@ def add_incremental_parser(actions) -> None:
                     "The test must show no training instance (instance_disjoint); seen_cad_data is reported as "
                     "the seen_cad splits.")
     add_config(inc, "YAML config (keys: docs/inemo.md; omitted: the defaults)")
-    add_out(inc, "run folder")
+    add_out(inc, "run folder", folder=True)
     inc.add_argument("--train", action="append", metavar="FOLDER", help="training records folder (repeatable; "
                      "replaces the config's train_data)")
     inc.add_argument("--test", action="append", metavar="FOLDER", help="test records folder (repeatable; "

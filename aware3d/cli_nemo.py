@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                                         "epoch then trains on a fresh round of samples rendered into "
                                         "<out>/fresh/round_<epoch> (the last two rounds are kept).")
     tr.add_argument("--data", action="append", required=True, help="records folder or datagen config (repeatable)")
-    add_out(tr, "run folder")
+    add_out(tr, "run folder", folder=True)
     add_config(tr, "YAML config (keys: docs/nemo.md; omitted: the defaults)")
     add_set(tr, "override one config key, e.g. --set train.steps=500 (repeatable)")
     add_schema_flags(tr, NemoConfig)  # --seed, --threads, --device: the config keys, after --set
@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
                                         "extra['split']).")
     ev.add_argument("--run", required=True, help="NeMo run folder")
     ev.add_argument("--data", action="append", required=True, help="records folder (repeatable)")
-    add_out(ev, "output folder")
+    add_out(ev, "output folder", folder=True)
     ev.add_argument("--baseline-run", help="the baseline's run folder (default: <run>/baseline when it exists)")
     ev.add_argument("--batch-size", type=bounded(int, 1, 4096), default=16)
     ev.add_argument("--jittered-boxes", action="store_true",
@@ -81,7 +81,7 @@ def add_parser(sub) -> None:
                                         "fog, snow, rain, motion blur or noise (kornia). Records carry "
                                         "extra['split'], so `nemo eval --data <out>/<split> ...` reports each.")
     add_config(sp, "the training data's datagen YAML config", required=True)
-    add_out(sp, "folder; one records folder per split")
+    add_out(sp, "folder; one records folder per split", folder=True)
     sp.add_argument("--samples", type=bounded(int, 1, 10**7), help="samples per category (default: the config's)")
     sp.add_argument("--background-images", help="folder of photographs for the unseen_background split")
     sp.add_argument("--splits", nargs="+", help="a subset (default: all that the config allows)")
@@ -95,7 +95,7 @@ def add_parser(sub) -> None:
                                         "size and the object is assumed to fill it as in training.")
     po.add_argument("--run", required=True, help="run folder")
     po.add_argument("--images", nargs="+", required=True, help="image files or folders")
-    add_out(po, "output folder")
+    add_out(po, "output folder", folder=True)
     po.add_argument("--category", help="the category of every image (default: classify)")
     po.add_argument("--focal", type=bounded(float, 1e-3, 1e7),
                     help="focal length in pixels of the input images (> 0; default: 2·max(H, W))")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from methodkit.cli import add_out, add_schema_flags, int_type, schema_values
+from methodkit.cli import add_out, add_schema_flags, int_type, refuse_out_among_inputs, schema_values
 from orbit4d.pipeline import Orbit4DOptions
 
 
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     # every Orbit4DOptions field with a flag (trajectory, frames, alignment, splatting, video and
     # completion models, seed ...): generated from its schema, so none is unreachable
     add_schema_flags(run, Orbit4DOptions)
-    add_out(run, "run folder (created)")
+    add_out(run, "run folder (created)", folder=True)
     run.set_defaults(func=run_orbit4d)
 
 
@@ -86,6 +86,7 @@ def run_orbit4d(args) -> int:
     if "num_output_frames" in given and given.get("trajectory", "").lower().endswith(".json"):
         raise Orbit4DInputError("--num-output-frames", "only acts with a preset path; a camera_path file has its own "
                                                        "frames")
+    refuse_out_among_inputs(args.out, {"--frames": args.frames, "--masks": args.masks, "--depth": args.depth})
     prompt = None
     if args.mask_box is not None or args.mask_points is not None:
         if not args.mask_model:

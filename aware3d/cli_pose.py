@@ -13,7 +13,16 @@ import math
 from pathlib import Path
 
 from aware3d_utils import IMAGE_SUFFIXES
-from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
+from methodkit.cli import (
+    add_config,
+    add_no_progress,
+    add_out,
+    add_schema_flags,
+    add_set,
+    int_type,
+    refuse_out_among_inputs,
+    schema_values,
+)
 from nemo.config import NemoConfig
 
 from .cli import bounded
@@ -45,17 +54,17 @@ def add_parser(sub) -> None:
     ge.add_argument("--assets", help="YAML asset source block, or a list of blocks, for the category's meshes "
                                      "(the cylinder's extent; the render synthesizers' CAD models); default: "
                                      "procedural assets")
-    add_out(ge, "sets folder")
+    add_out(ge, "sets folder", folder=True)
     ge.add_argument("--azimuths", type=bounded(int, 1, 360), default=11,
                     help="Δazimuth values per polar step (evenly spaced; 1-360)")
     ge.add_argument("--polar-deg", type=bounded(float, -89, 89), action="append",
                     help="Δpolar values in degrees (default 0 and -15)")
     ge.add_argument("--source-elevation-deg", type=bounded(float, -89, 89), default=11.5,
                     help="assumed elevation of every source")
-    ge.add_argument("--sigma-deg", type=bounded(float, 0, 180), default=10.0,
-                    help="degraded, correlated: pose jitter σ in degrees")
+    ge.add_argument("--sigma-deg", type=bounded(float, 0, 180),
+                    help="degraded, correlated: pose jitter σ in degrees (default 10)")
     _correlated_arguments(ge)
-    ge.add_argument("--appearance", choices=("source", "mesh"), default="source",
+    ge.add_argument("--appearance", choices=("source", "mesh"),
                     help="render synthesizers: source (default) carries the source image's appearance onto the "
                          "CAD surface, as a generator does; mesh draws the CAD model's own (grey) material")
     ge.add_argument("--steps", type=bounded(int, 1, 1000), help="zero123: denoising steps (default 50)")
@@ -64,7 +73,7 @@ def add_parser(sub) -> None:
     ge.add_argument("--backgrounds", choices=("white", "sources"), default="sources",
                     help="sources (default): paste every generated view onto another source image, so the encoder "
                          "learns clutter (measured: it also fixed 180° flips in the merge); white: as synthesized")
-    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--seed", type=int_type(0, 2**32 - 1), default=0)
     add_no_progress(ge)
     ge.set_defaults(func=run_generate)
 
@@ -78,7 +87,7 @@ def add_parser(sub) -> None:
                                         "when started again with the same --out.")
     tr.add_argument("--sets", required=True, help="sets folder from `aware3d pose generate`")
     tr.add_argument("--reference", required=True, help="records folder whose first record is the annotated image")
-    add_out(tr, "run folder")
+    add_out(tr, "run folder", folder=True)
     add_config(tr, "YAML config: {nemo: <nemo config keys>, pose: {filter, merge, refine, retrieval}} "
                    "(docs/pose.md)")
     add_set(tr, "override one config key, e.g. --set nemo.seed=1 or --set pose.merge.flip_ratio=0.5 (repeatable)")
@@ -93,7 +102,7 @@ def add_parser(sub) -> None:
                                         "--supervised-run, nemo_supervised; plus nemo's report.html.")
     ev.add_argument("--run", required=True, help="pose run folder")
     ev.add_argument("--data", required=True, help="records folder with ground truth")
-    add_out(ev, "output folder")
+    add_out(ev, "output folder", folder=True)
     ev.add_argument("--supervised-run", help="a NeMo run trained with labels (aware3d nemo train)")
     ev.add_argument("--allow-seen-instances", action="store_true",
                     help="allow test records that show the one-shot reference's or a source's instance (by "
@@ -116,7 +125,7 @@ def add_parser(sub) -> None:
     cu.add_argument("--assets", help="YAML asset source block for the category's meshes (as generate)")
     add_config(cu, "pose train YAML config (as train)")
     add_set(cu, "pose train config override")
-    add_out(cu, "curve folder")
+    add_out(cu, "curve folder", folder=True)
     cu.add_argument("--rates", type=bounded(float, 0, 1), nargs="+", default=[0.0, 0.1, 0.2, 0.3],
                     help="flip rates p")
     cu.add_argument("--azimuths", type=bounded(int, 1, 360), default=11)
@@ -129,31 +138,64 @@ def add_parser(sub) -> None:
     cu.add_argument("--max-sources", type=bounded(int, 1, 10**9))
     cu.add_argument("--backgrounds", choices=("white", "sources"), default="sources")
     cu.add_argument("--supervised-run", help="a NeMo run trained with labels, evaluated beside")
-    cu.add_argument("--seed", type=int, default=0)
+    cu.add_argument("--seed", type=int_type(0, 2**32 - 1), default=0)
     add_no_progress(cu)
     cu.set_defaults(func=run_curve)
 
 
+#: generate's options that act with some synthesizers only: (dest, flag, the synthesizers, its default)
+SYNTHESIZER_OPTIONS = (("sigma_deg", "--sigma-deg", ("degraded", "correlated"), 10.0),
+                       ("appearance", "--appearance", ("render", "degraded", "correlated"), "source"),
+                       ("flip_rate", "--flip-rate", ("correlated",), 0.2),
+                       ("flip_mode", "--flip-mode", ("correlated",), "set"),
+                       ("elevation_bias_deg", "--elevation-bias-deg", ("correlated",), 5.0),
+                       ("appearance_drift", "--appearance-drift", ("correlated",), 0.03),
+                       ("model", "--model", ("zero123",), None), ("steps", "--steps", ("zero123",), None))
+
+
 def _correlated_arguments(parser, rate: bool = True) -> None:
+    """The correlated synthesizer's options; for `generate` (rate=True) without defaults, so that one given
+    with another synthesizer is an error (`_synthesizer_options`), for `curve` with them."""
+    given = {d: (None if rate else default) for d, _, _, default in SYNTHESIZER_OPTIONS}
     if rate:
-        parser.add_argument("--flip-rate", type=bounded(float, 0, 1), default=0.2,
-                            help="correlated: front/back flip rate p")
-    parser.add_argument("--flip-mode", choices=("set", "view"), default="set",
-                        help="correlated: flip whole sets or single views")
-    parser.add_argument("--elevation-bias-deg", type=bounded(float, -89, 89), default=5.0,
-                        help="correlated: elevation bias (degrees)")
-    parser.add_argument("--appearance-drift", type=bounded(float, 0, 1), default=0.03,
-                        help="correlated: std of the colour random walk across a set's views")
+        parser.add_argument("--flip-rate", type=bounded(float, 0, 1), help="correlated: front/back flip rate p "
+                                                                           "(default 0.2)")
+    parser.add_argument("--flip-mode", choices=("set", "view"), default=given["flip_mode"],
+                        help="correlated: flip whole sets or single views (default set)")
+    parser.add_argument("--elevation-bias-deg", type=bounded(float, -89, 89), default=given["elevation_bias_deg"],
+                        help="correlated: elevation bias (degrees; default 5)")
+    parser.add_argument("--appearance-drift", type=bounded(float, 0, 1), default=given["appearance_drift"],
+                        help="correlated: std of the colour random walk across a set's views (default 0.03)")
+
+
+def _synthesizer_options(args: argparse.Namespace) -> None:
+    """An error for an option given with a synthesizer it does not act with (it would be ignored without a
+    word); the others' defaults filled in."""
+    for dest, flag, synthesizers, default in SYNTHESIZER_OPTIONS:
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+        elif args.synthesizer not in synthesizers:
+            raise ValueError(f"{flag} only acts with --synthesizer {' or '.join(synthesizers)} (got --synthesizer "
+                             f"{args.synthesizer})")
 
 
 def _asset_sources(path: str | None, category: str) -> list:
     """The asset sources of a YAML file: one block or a list of blocks (as datagen's `assets`)."""
+    import yaml
+
     import data3d
     from datagen.config import read_yaml  # YAML 1.2, as datagen: `type: off` is the OFF source
+    from methodkit.config import yaml_error_text
 
     blocks = [{"type": "procedural", "count": 3}]
     if path:
-        loaded = read_yaml(Path(path).read_text())
+        try:
+            loaded = read_yaml(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the asset sources: {getattr(exc, 'strerror', None) or exc}") \
+                from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
         blocks = loaded if isinstance(loaded, list) else [loaded]
         if not blocks or not all(isinstance(b, dict) for b in blocks):
             raise ValueError(f"{path}: an asset source block (a mapping) or a list of them is needed")
@@ -233,10 +275,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from nemo.config import check_device
 
     check_device(args.device, key="--device")
-    # options of one synthesizer given to another would be ignored without a word
-    for flag, value, wanted in (("--model", args.model, "zero123"), ("--steps", args.steps, "zero123")):
-        if value is not None and args.synthesizer != wanted:
-            raise ValueError(f"{flag} only acts with --synthesizer {wanted} (got --synthesizer {args.synthesizer})")
+    _synthesizer_options(args)  # options of one synthesizer given to another would be ignored without a word
+    refuse_out_among_inputs(args.out, {"--images": args.images})
     skipped: list = []  # sources whose image cannot be read: counted in sets.json, the others go on
     sources, meshes = _sources(args, args.synthesizer, skipped)
     options = {}
@@ -296,6 +336,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import data3d
     import pose
 
+    refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--supervised-run": args.supervised_run})
     records = list(data3d.load_records(args.data))
     metrics = pose.evaluate(args.run, records, args.out, supervised_run=args.supervised_run,
                             progress=not args.no_progress, require_disjoint=not args.allow_seen_instances)
@@ -310,6 +351,8 @@ def run_curve(args: argparse.Namespace) -> int:
     import data3d
     import pose
 
+    refuse_out_among_inputs(args.out, {"--images": args.images, "--reference": args.reference, "--data": args.data,
+                                       "--real-data": args.real_data})
     sources, meshes = _sources(args, "correlated", [])
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     options = dict(_correlated_options(args), appearance=args.appearance)

@@ -2,7 +2,7 @@
 a config schema (`methodkit.config`).
 
 `add_out`, `add_config`, `add_set` and `add_no_progress` add `--out`, `--config`, `--set KEY=VALUE` and
-`--no-progress`;
+`--no-progress`; `refuse_out_among_inputs` and `given_once` check the paths a command was given;
 `int_type(low, high)` is the argparse type of a bounded integer;
 `add_schema_flags` adds one flag per schema key whose metadata names one (`setting(..., flag=...)`:
 True gives `--the-key`, a string that flag), typed from the schema (int / float / str / choices;
@@ -20,12 +20,23 @@ from collections.abc import Iterable
 from .config import Key, keys
 
 __all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_schema_flags", "schema_flags", "schema_values",
-           "flag_name", "int_type", "refuse_out_among_inputs", "given_once"]
+           "flag_name", "int_type", "refuse_out_among_inputs", "given_once", "folder_path"]
 
 
-def add_out(parser: argparse.ArgumentParser, help: str = "run folder", **kwargs) -> None:
+def add_out(parser: argparse.ArgumentParser, help: str = "run folder", folder: bool = False, **kwargs) -> None:
+    """`--out`; folder: it names a folder, so an existing file there is an argument error ("names a file")
+    before anything runs, instead of an OS error from deep inside the command."""
     kwargs.setdefault("required", "default" not in kwargs)
+    if folder:
+        kwargs.setdefault("type", folder_path)
     parser.add_argument("--out", help=help, **kwargs)
+
+
+def folder_path(text: str) -> str:
+    """An argparse type: a path that is a folder or does not exist yet (not a file)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} names a file, not a folder")
+    return text
 
 
 def add_no_progress(parser: argparse.ArgumentParser, help: str = "no progress bar") -> None:

@@ -137,10 +137,11 @@ def _set(config: dict, dotted: str, value) -> dict:
 
 
 #: what a run folder of each manifest kind holds, in the words of the error that refuses it
-KIND_NAMES = {"nemo.nemo": "NeMo run (aware3d nemo train)", "nemo.baseline": "2D baseline run (aware3d nemo train)",
-              "pose.labelfree": "label-free pose run (aware3d pose train)",
-              "nemo.incremental": "class-incremental run (aware3d nemo incremental)",
-              "nemo.incremental.task": "task of a class-incremental run", "orbit4d": "orbit4d run"}
+KIND_NAMES = {"nemo.nemo": "a NeMo run (aware3d nemo train)",
+              "nemo.baseline": "a 2D baseline run (aware3d nemo train)",
+              "pose.labelfree": "a label-free pose run (aware3d pose train)",
+              "nemo.incremental": "a class-incremental run (aware3d nemo incremental)",
+              "nemo.incremental.task": "a task of a class-incremental run", "orbit4d": "an orbit4d run"}
 
 
 def refuse_other_kind(run: RunFolder, kinds: Sequence[str], what: str) -> None:
@@ -154,7 +155,7 @@ def refuse_other_kind(run: RunFolder, kinds: Sequence[str], what: str) -> None:
     except (OSError, ValueError, AttributeError):
         return
     if isinstance(kind, str) and kind not in kinds:
-        raise run.error(f"holds a {KIND_NAMES.get(kind, repr(kind) + ' run')}, not a {what}; use a new --out",
+        raise run.error(f"holds {KIND_NAMES.get(kind, 'a run of kind ' + repr(kind))}, not a {what}; use a new --out",
                         run.path)
 
 

@@ -93,7 +93,8 @@ class LossSection:
     temperature: float = setting(0.07, "contrastive temperature (≥ 1e-4: the logits are divided by it)", ge=1e-4)
     neighbour_radius: float = setting(0.1875, "radius of a vertex's excluded neighbours: a fraction of the crop's "
                                       "larger side (NeMo: 48 px of 256) or, with scope object, of the object's "
-                                      "box's larger side (NeMo's 48 px are about 8% of its objects)", gt=0)
+                                      "box's larger side (NeMo's 48 px are about 8% of its objects)", gt=0,
+                                      le=2)
     neighbour_scope: str = setting("crop", "what neighbour_radius is a fraction of", choices=("crop", "object"))
     clutter_weight: float = setting(0.005, "clutter logits get + log(clutter_weight) (> 0)", ge=0)
     clutter_regulariser: float = setting(0.1, "weight of the clutter regulariser", ge=0)
@@ -231,6 +232,10 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
         raise NemoConfigError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
     if max(crop) > MAX_CROP:  # a crop beyond it only fails later, allocating its sampling grid
         raise NemoConfigError(f"config: 'data.crop_size' must be ≤ {MAX_CROP} pixels a side, got {crop}")
+    if out["backbone"]["kind"] == "resnet" and out["data"]["batch_size"] * (crop[0] // 32) * (crop[1] // 32) < 2:
+        raise NemoConfigError(f"config: 'data.batch_size' {out['data']['batch_size']} with 'data.crop_size' {crop} "
+                              "leaves one value per channel at the backbone's last stage (stride 32), which batch "
+                              "norm cannot train on: a batch of ≥ 2 or a crop ≥ 64 a side")
     steps = out["baseline"]["steps"]
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise NemoConfigError(f"config: 'baseline.steps' must be null or an integer ≥ 1, got {steps!r}")

@@ -4,7 +4,8 @@
   uint8 (T, H, W, 3) RGB and the frame names (file stems; "00000", … for a video).
 - `read_masks(folder, names, image_size, object_id)`: binary or palette PNGs named like the
   frames; a palette mask keeps one object id (any non-zero label when None). A mask whose size
-  differs from the frames is resized (nearest) with a warning; frames without a mask file take
+  differs from the frames is resized (nearest) with a warning (another aspect ratio, beyond 10%, is
+  an error); frames without a mask file take
   the nearest masked frame's mask, with a warning (`MaskSet.filled` says which).
 - `read_depth(folder, names, image_size)`: one `<name>.npy` per frame, metric camera z (H, W).
 - `read_cameras` / `write_cameras`: FreeOrbit4D's `global_camera.json`:
@@ -119,6 +120,7 @@ def read_masks(folder: str | os.PathLike, names: list[str], image_size, object_i
         if path is None:
             continue
         m = _read_mask(path, object_id)
+        _same_aspect(path, "mask", m.shape, (h, w))
         if m.shape != (h, w):
             warnings.warn(f"{path}: mask is {m.shape[1]}×{m.shape[0]}, frames are {w}×{h}; resized (nearest)",
                           stacklevel=2)
@@ -143,6 +145,15 @@ def read_masks(folder: str | os.PathLike, names: list[str], image_size, object_i
     return MaskSet(masks, given, tuple(filled), tuple(resized))
 
 
+def _same_aspect(path, what: str, shape, image_size, tolerance: float = 0.1) -> None:
+    """An error naming the file when a mask or depth map has another aspect ratio than the frames (beyond
+    `tolerance`): resizing it would stretch it over other pixels (it belongs to other frames)."""
+    (a, b), (h, w) = shape[:2], image_size
+    if abs((a * w) / (b * h) - 1) > tolerance:
+        raise Orbit4DInputError(path, f"{what} is {b}×{a}, frames are {w}×{h}: another aspect ratio (the {what} of "
+                                      f"other frames?); give one of the frames' shape")
+
+
 def read_depth(folder: str | os.PathLike, names: list[str], image_size) -> np.ndarray:
     """float32 (T, H, W) camera z from `<name>.npy` files (non-finite and <= 0 mean no depth)."""
     folder = Path(folder)
@@ -161,6 +172,7 @@ def read_depth(folder: str | os.PathLike, names: list[str], image_size) -> np.nd
         d = np.squeeze(d)
         if d.ndim != 2 or not np.issubdtype(d.dtype, np.number):
             raise Orbit4DInputError(path, f"depth must be a numeric (H, W) array, got {d.dtype} {d.shape}")
+        _same_aspect(path, "depth", d.shape, (h, w))
         if d.shape != (h, w):
             warnings.warn(f"{path}: depth is {d.shape[1]}×{d.shape[0]}, frames are {w}×{h}; resized (nearest)",
                           stacklevel=2)

@@ -81,7 +81,7 @@ class Orbit4DOptions(mk.ConfigObject):
     trajectory: str = setting("arc_yaw_30", "a camera_path JSON file or a preset: arc_<yaw|pitch|roll>_<deg>"
                               "[_scale_<s>], dolly_<distance>, zoom_<factor>, static ('p' for the decimal point, "
                               "e.g. arc_yaw_22p5)", flag="--trajectory")
-    num_output_frames: int | None = setting(None, "frames of a preset path (default: the input's)", ge=1, le=100000,
+    num_output_frames: int | None = setting(None, "frames of a preset path (default: the input's)", ge=1, le=2000,
                                             flag="--num-output-frames")
     bullet_time: float | None = setting(None, "show this input frame in every output frame", flag="--bullet-time",
                                         metavar="FRAME")

@@ -51,7 +51,7 @@ class RetrievalSection:
     encoder: str = setting("reference", "the one-shot retrieval baseline's encoder: reference trains one on the "
                            "reference's own generated views only; pose uses the pose model's network",
                            choices=("reference", "pose"))
-    steps: int | None = setting(None, "reference encoder's steps (None: nemo.train.steps)", ge=0)
+    steps: int | None = setting(None, "reference encoder's steps (None: nemo.train.steps)", ge=1)
 
 
 @dataclass
@@ -91,9 +91,10 @@ def resolve_pose_config(config: Mapping | None) -> dict:
     unknown = set(config) - {"nemo", "pose"}
     if unknown:
         raise NemoConfigError(f"pose config: unknown top-level keys {sorted(unknown)} (use 'nemo' and 'pose')")
+    for name in ("nemo", "pose"):  # null too: a block written empty by mistake is not "the defaults"
+        if name in config and not isinstance(config[name], Mapping):
+            raise NemoConfigError(f"pose config: {name!r} must be a mapping, got {config[name]!r}")
     given = config.get("pose") or {}
-    if not isinstance(given, Mapping):
-        raise NemoConfigError(f"pose config: 'pose' must be a mapping, got {given!r}")
     mk.check_tree(PoseSection, given, _fail)
     block = mk.deep_merge(copy.deepcopy(POSE_DEFAULTS), given)
     try:

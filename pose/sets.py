@@ -239,27 +239,59 @@ def is_source_view(obj: data3d.ObjectAnnotation) -> bool:
     return relative_pose_of(obj) == (0.0, 0.0, 0.0)
 
 
+CYLINDER_KEYS = ("radius", "z_lo", "z_hi", "segments", "rows", "rings")  # pose.mesh.neural_cylinder's arguments
+
+
 def load_sets(folder: str | os.PathLike) -> list[GeneratedSet]:
     """The sets of a folder written by `generate_sets` (a PoseError naming the file when it is not one)."""
     folder = Path(folder)
-    index = folder / "sets.json"
+    summary = read_summary(folder)
+    data3d.register_categories([summary["category"]])
+    return [GeneratedSet(entry["id"], folder / entry["id"], list(data3d.load_records(folder / entry["id"])))
+            for entry in summary["sets"]]
+
+
+def read_summary(folder: str | os.PathLike) -> dict:
+    """sets.json of a sets folder, its keys checked (a PoseError naming the file and the key otherwise)."""
+    index = Path(folder) / "sets.json"
     if not index.is_file():
         raise PoseError("not a generated-sets folder (no sets.json)", folder)
     try:
         summary = json.loads(index.read_text())
-        entries = summary["sets"]
-        data3d.register_categories([summary["category"]])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PoseError(f"cannot be read as a sets index: {exc}", index) from exc
-    out = []
-    for entry in entries:
-        sub = folder / entry["id"]
-        out.append(GeneratedSet(entry["id"], sub, list(data3d.load_records(sub))))
-    return out
 
+    def bad(key: str, wanted: str, value) -> PoseError:
+        return PoseError(f"{key!r} must be {wanted}, got {value!r}"[:300], index)
 
-def read_summary(folder: str | os.PathLike) -> dict:
-    return json.loads((Path(folder) / "sets.json").read_text())
+    if not isinstance(summary, dict):
+        raise bad("sets.json", "a mapping", summary)
+    for key in ("category", "sets"):
+        if key not in summary:
+            raise PoseError(f"cannot be read as a sets index: no {key!r}", index)
+    if not isinstance(summary["category"], str) or not summary["category"]:
+        raise bad("category", "a category name", summary["category"])
+    cyl = summary.get("cylinder", {"radius": 1.0, "z_lo": 0.0, "z_hi": 1.0})  # training needs it (pose.training)
+    if not isinstance(cyl, dict) or not {"radius", "z_lo", "z_hi"} <= set(cyl) <= set(CYLINDER_KEYS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and (k not in ("segments", "rows", "rings") or isinstance(v, int)) for k, v in cyl.items()):
+        raise bad("cylinder", f"a mapping of finite numbers {list(CYLINDER_KEYS)} (radius, z_lo, z_hi required)", cyl)
+    if not (cyl["radius"] > 0 and cyl["z_hi"] > cyl["z_lo"] and 3 <= cyl.get("segments", 3) <= 720
+            and 1 <= cyl.get("rows", 1) <= 1000 and 0 <= cyl.get("rings", 0) <= 1000):
+        raise bad("cylinder", "radius > 0, z_hi > z_lo, segments in [3, 720], rows in [1, 1000], rings in [0, 1000]",
+                  cyl)
+    if not isinstance(summary["sets"], list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"] and "/" not in e["id"]
+            and e["id"] not in (".", "..") for e in summary["sets"]):
+        raise bad("sets", "a list of {id: <set folder name>, ...}", summary["sets"])
+    for key, kind, wanted in (("skipped", list, "a list"), ("relative_poses", list, "a list"),
+                              ("synthesizer", dict, "a mapping")):
+        if key in summary and not isinstance(summary[key], kind):
+            raise bad(key, wanted, summary[key])
+    elevation = summary.get("source_elevation", 0.0)
+    if not isinstance(elevation, (int, float)) or isinstance(elevation, bool) or not math.isfinite(elevation):
+        raise bad("source_elevation", "a finite number (radians)", elevation)
+    return summary
 
 
 def sources_from_records(records, meshes: Mapping[str, geom3d.Mesh] | None = None, category: str | None = None,

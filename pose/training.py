@@ -142,6 +142,9 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     if not sets:
         raise PoseError("no generated sets", sets_folder)
     category = summary["category"]
+    if "cylinder" not in summary:
+        raise PoseError("cannot be read as a sets index: no 'cylinder' (the neural mesh's shape)",
+                        Path(sets_folder) / "sets.json")
     ncfg = dataclasses.replace(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)

@@ -173,6 +173,8 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
     methods = out["methods"]
     if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods):
         _fail("methods", f"must be a non-empty list of {list(METHODS)}, got {methods!r}")
+    if len(set(methods)) != len(methods):  # a method named twice would run twice into one folder
+        _fail("methods", f"names a method twice: {methods!r}")
     nbytes = out["exemplars"]["budget_bytes"]
     if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0):
         _fail("exemplars.budget_bytes", f"must be null or an integer ≥ 0, got {nbytes!r}")
