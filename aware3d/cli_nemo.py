@@ -294,11 +294,11 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
         raise nemo.NemoError(f"--focal must be a positive number of pixels, got {args.focal}")
     table = _read_boxes(args.boxes) if args.boxes else None
     detector = load_detector(args.detector) if args.detector else None
+    files = _image_files(args.images)
+    overlay = _overlay_names(files)
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
-    files = _image_files(args.images)
-    overlay = _overlay_names(files)
     for path in files:
         try:
             image = data3d.load_image(path, exif_transpose=True)  # boxes are given on the upright photo
@@ -375,11 +375,11 @@ def _run_pose_whole_image(args: argparse.Namespace) -> int:
     if args.category is not None and args.category not in model.categories:
         raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
     Hc, Wc = model.config.data.crop_size
+    files = _image_files(args.images)
+    overlay = _overlay_names(files)
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
-    files = _image_files(args.images)
-    overlay = _overlay_names(files)
     for path in files:
         try:  # upright as the camera's EXIF orientation says (the record keeps the turned size)
             image = data3d.load_image(path, exif_transpose=True)

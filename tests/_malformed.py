@@ -271,6 +271,43 @@ def exif_jpeg(path: Path, orientation: int = 6, size=(40, 24)) -> Path:
     return path
 
 
+def image_of_mode(path: Path, mode: str, size=(40, 30)) -> Path:
+    """An image stored in PIL mode `mode`: "L", "P", "RGBA", "1", "CMYK" (a JPEG) or "I;16" (a 16-bit PNG)."""
+    from PIL import Image
+
+    if mode == "I;16":
+        Image.fromarray(np.full((size[1], size[0]), 30000, np.uint16)).save(path)
+    elif mode == "CMYK":
+        Image.new("CMYK", size, (10, 200, 30, 0)).save(path, format="JPEG")
+    else:
+        Image.new(mode, size, {"L": 128, "P": 3, "1": 1, "RGBA": (100, 120, 140, 200)}.get(mode, 0)).save(path)
+    return path
+
+
+def with_manifest(kind: str, name: str):
+    """A prepare step: folder `name` holding only a manifest.json of a run of `kind` (another method's)."""
+    def fn(w, t):
+        (t / name).mkdir(parents=True, exist_ok=True)
+        (t / name / "manifest.json").write_text(json.dumps({"kind": kind, "status": "complete", "step": 1}))
+    return fn
+
+
+def sets_index(edit: Callable):
+    """A prepare step: a copy of the world's sets folder in `sets` whose sets.json is edit(its content)
+    (a str is written as it is)."""
+    def fn(w, t):
+        shutil.copytree(w.sets, t / "sets")
+        data = edit(json.loads((t / "sets" / "sets.json").read_text()))
+        (t / "sets" / "sets.json").write_text(data if isinstance(data, str) else json.dumps(data))
+    return fn
+
+
+def same_files(*paths: Path) -> bool:
+    """A check that an input folder was left alone: only these files' names are in it (top level)."""
+    folder = paths[0].parent
+    return sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)
+
+
 # ---------------------------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Case:

@@ -71,6 +71,11 @@ def _lock(tmp: Path, pid: int) -> None:
 # (case id, build(tmp) -> argv, substrings the one-line error holds)
 ERRORS = [
     ("config-missing", lambda t: _run(t, t / "nope.yaml"), ["nope.yaml", "config file not found"]),
+    ("samples-unbounded", lambda t: _run(t, _tiny(samples_per_category=10**12)),  # the plan lists every sample
+     ["cfg.yaml", "samples_per_category", "<= 1e+07"]),
+    ("procedural-count-unbounded",
+     lambda t: _run(t, _tiny(assets=[{"type": "procedural", "categories": ["car"], "count": 10**8}])),
+     ["cfg.yaml", "assets[0]", "'count' must be ≤ 10000"]),
     ("config-is-a-folder", lambda t: _run(t, t), ["config file not found"]),
     ("config-not-yaml", lambda t: _run(t, "seed: [1, 2\nmode: x\n"), ["cfg.yaml", "not valid YAML", "line"]),
     ("config-duplicate-key", lambda t: _run(t, "seed: 1\nimage_size: 32\nseed: 2\n"),

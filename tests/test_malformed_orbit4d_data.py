@@ -7,6 +7,7 @@ import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 from _malformed import (
@@ -134,7 +135,66 @@ DATA = [
       ["no-such-id"], nothing("s.png")),
 ]
 
-CASES = ORBIT + DATA
+def _with_input(kind: str, edit, cameras: bool = True):
+    """orbit's argv with a copy of the world's --<kind> folder (masks, depth, frames) edited: edit(sorted files)."""
+    def build(w, t):
+        shutil.copytree(w.orbit / kind, t / kind)
+        edit(sorted((t / kind).iterdir()))
+        argv = orbit(w, t, cameras=cameras)
+        argv[argv.index(f"--{kind}") + 1] = str(t / kind)
+        return argv
+    return build
+
+
+def _resize(size):
+    def edit(files):
+        from PIL import Image
+
+        Image.open(files[0]).resize(size).save(files[0])
+    return edit
+
+
+def _modes(files):
+    from PIL import Image
+
+    for path, mode in zip(files, ["L", "RGBA", "P"]):
+        Image.open(path).convert(mode).save(path)
+
+
+def _sixteen_bit(files):
+    from PIL import Image
+
+    for path in files:
+        Image.fromarray(np.asarray(Image.open(path).convert("L")).astype(np.uint16) * 257).save(path)
+
+
+# the second round (a held-out-style pass over the same classes)
+MORE = [
+    E("orbit-num-output-frames-unbounded", "hang", lambda w, t: orbit(w, t, "--num-output-frames", "100000"),
+      ["--num-output-frames", "<= 2000"], nothing("orbit")),
+    E("orbit-out-is-the-frames", "runfolder",
+      _pre(lambda w, t: shutil.copytree(w.orbit / "frames", t / "fr"),
+           lambda w, t: orbit(w, t, frames=t / "fr")[:-2] + ["--out", str(t / "fr")]),
+      ["is also the --frames input"], lambda w, t: sorted(p.suffix for p in (t / "fr").iterdir()) == [".png"] * 3),
+    E("orbit-mask-of-another-aspect", "accepted", _with_input("masks", _resize((10, 10))),
+      ["00000.png", "mask is 10×10, frames are 64×48", "aspect ratio"], nothing("orbit")),
+    E("orbit-depth-of-another-aspect", "accepted",
+      _with_input("depth", lambda files: np.save(files[0], np.ones((3, 3), np.float32))),
+      ["00000.npy", "depth is 3×3", "aspect ratio"], nothing("orbit")),
+    E("orbit-frames-1x1", "accepted",
+      _with_input("frames", lambda files: [cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)) for p in files],
+                  cameras=False),
+      ["depth is 64×48, frames are 1×1", "aspect ratio"], nothing("orbit")),
+    OK("orbit-frames-grey-rgba-palette", "bomb", _with_input("frames", _modes),
+       lambda w, t: json.loads((t / "orbit" / "manifest.json").read_text())["status"] == "complete"),
+    OK("orbit-frames-16-bit", "bomb", _with_input("frames", _sixteen_bit),
+       lambda w, t: json.loads((t / "orbit" / "manifest.json").read_text())["status"] == "complete"),
+    E("stats-out-is-a-file", "runfolder",
+      _pre(lambda w, t: write(t, "st", "x"), lambda w, t: ["data", "stats", str(w.records), "--out", str(t / "st")]),
+      ["st", "names a file"], lambda w, t: (t / "st").read_text() == "x"),
+]
+
+CASES = ORBIT + DATA + MORE
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

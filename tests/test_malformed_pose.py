@@ -24,6 +24,8 @@ from _malformed import (
     pose_generate,
     pose_train,
     same_random_state_afterwards,  # noqa: F401  (autouse)
+    sets_index,
+    with_manifest,
     write,
 )
 
@@ -144,7 +146,84 @@ POSE_TRAIN = [
 ]
 
 
-CASES = POSE_GENERATE + POSE_TRAIN
+def _peval(run, data, out):
+    return ["pose", "eval", "--run", str(run), "--data", str(data), "--out", str(out), "--no-progress",
+            "--allow-seen-instances"]
+
+
+# the second round (a held-out-style pass over the same classes)
+POSE_MORE = [
+    E("generate-seed-negative", "misleading", lambda w, t: pose_generate(w, t, "--seed", "-1"), ["--seed", ">= 0"],
+      nothing("sets")),
+    E("generate-seed-beyond-32-bits", "unchecked", lambda w, t: pose_generate(w, t, "--seed", str(2**70)),
+      ["--seed", "<= 4294967295"], nothing("sets")),
+    E("generate-out-is-the-images", "runfolder",
+      lambda w, t: ["pose", "generate", "--images", str(w.cars), "--category", "car", "--out", str(w.cars),
+                    "--azimuths", "2", "--polar-deg", "0", "--segments", "12", "--backgrounds", "white",
+                    "--no-progress"],
+      ["is also the --images input"], lambda w, t: not (w.cars / "sets.json").exists()),
+    E("generate-out-is-a-file", "runfolder", _pre(lambda w, t: write(t, "sets", "x"), pose_generate),
+      ["sets", "names a file"]),
+    E("generate-flip-rate-for-degraded", "accepted", lambda w, t: pose_generate(w, t, "--flip-rate", "0.5"),
+      ["--flip-rate only acts with --synthesizer correlated", "degraded"], nothing("sets")),
+    E("generate-elevation-bias-for-render", "accepted",
+      lambda w, t: pose_generate(w, t, "--synthesizer", "render", "--elevation-bias-deg", "10"),
+      ["--elevation-bias-deg only acts with --synthesizer correlated"], nothing("sets")),
+    E("generate-sigma-for-render", "accepted", lambda w, t: pose_generate(w, t, "--synthesizer", "render",
+                                                                         "--sigma-deg", "3"),
+      ["--sigma-deg only acts with --synthesizer degraded or correlated"], nothing("sets")),
+    E("generate-appearance-for-zero123", "accepted",
+      lambda w, t: pose_generate(w, t, "--synthesizer", "zero123", "--appearance", "mesh"),
+      ["--appearance only acts with"], nothing("sets")),
+    E("generate-assets-not-yaml", "mistake",
+      lambda w, t: pose_generate(w, t, "--assets", str(write(t, "a.yaml", "a: [1"))),
+      ["a.yaml", "not valid YAML"], nothing("sets")),
+    E("generate-assets-count-unbounded", "hang",
+      lambda w, t: pose_generate(w, t, "--assets", str(write(t, "a.yaml", "{type: procedural, count: 100000000}"))),
+      ["'count'", "≤ 10000"], nothing("sets")),
+    E("generate-images-a-file", "misleading", lambda w, t: pose_generate(w, t, images=write(t, "f.png", b"x")),
+      ["f.png", "no such folder"], lambda w, t: not (t / "sets").exists()),
+    E("ptrain-sets-index-a-list", "mistake",
+      _pre(sets_index(lambda d: [1]), lambda w, t: pose_train(w, t, sets=t / "sets")),
+      ["sets.json", "must be a mapping"], nothing("prun")),
+    E("ptrain-sets-index-without-sets", "misleading",
+      _pre(sets_index(lambda d: {k: v for k, v in d.items() if k != "sets"}),
+           lambda w, t: pose_train(w, t, sets=t / "sets")), ["sets.json", "no 'sets'"], nothing("prun")),
+    E("ptrain-sets-index-entries-of-wrong-type", "mistake",
+      _pre(sets_index(lambda d: dict(d, sets=[5, "x"])), lambda w, t: pose_train(w, t, sets=t / "sets")),
+      ["sets.json", "'sets' must be a list"], nothing("prun")),
+    E("ptrain-sets-index-id-leaves-the-folder", "mistake",
+      _pre(sets_index(lambda d: dict(d, sets=[dict(d["sets"][0], id="../../run")])),
+           lambda w, t: pose_train(w, t, sets=t / "sets")), ["sets.json", "'sets'"], nothing("prun")),
+    E("ptrain-sets-index-cylinder-nan", "unchecked",
+      _pre(sets_index(lambda d: dict(d, cylinder=dict(d["cylinder"], radius=float("nan")))),
+           lambda w, t: pose_train(w, t, sets=t / "sets")), ["sets.json", "'cylinder'"], nothing("prun")),
+    E("ptrain-sets-index-cylinder-segments-unbounded", "hang",
+      _pre(sets_index(lambda d: dict(d, cylinder=dict(d["cylinder"], segments=10**9))),
+           lambda w, t: pose_train(w, t, sets=t / "sets")), ["sets.json", "'cylinder'", "[3, 720]"], nothing("prun")),
+    E("ptrain-retrieval-steps-0", "accepted", lambda w, t: pose_train(w, t, "--set", "pose.retrieval.steps=0"),
+      ["'pose.retrieval.steps'", "≥ 1"], nothing("prun")),
+    E("ptrain-pose-block-null", "accepted", lambda w, t: pose_train(w, t, "--set", "pose=null"),
+      ["'pose' must be a mapping"], nothing("prun")),
+    E("ptrain-nemo-block-a-list", "unchecked", lambda w, t: pose_train(w, t, "--set", "nemo=[1]"),
+      ["'nemo' must be a mapping"], nothing("prun")),
+    E("ptrain-nemo-crop-unbounded", "hang",
+      lambda w, t: pose_train(w, t, "--set", "nemo.data.crop_size=[99968, 99968]"),
+      ["'nemo.data.crop_size'", "≤ 2048"], nothing("prun")),
+    E("ptrain-out-holds-an-incremental-run", "misleading", _pre(with_manifest("nemo.incremental", "prun"), pose_train),
+      ["holds a class-incremental run", "not a pose run", "new --out"]),
+    E("peval-out-is-the-run", "runfolder",
+      _pre(_copy_run("pose_run", "pr"), lambda w, t: _peval(t / "pr", w.cars, t / "pr")),
+      ["is also the --run input"], lambda w, t: not (t / "pr" / "metrics.json").exists()),
+    E("peval-out-is-the-data", "runfolder", lambda w, t: _peval(w.pose_run, w.cars, w.cars),
+      ["is also the --data input"], lambda w, t: not (w.cars / "metrics.json").exists()),
+    E("curve-out-is-the-data", "runfolder",
+      lambda w, t: ["pose", "curve", "--images", str(w.cars), "--reference", str(w.cars), "--data", str(w.chairs),
+                    "--category", "car", "--out", str(w.chairs), "--rates", "0.1"],
+      ["is also the --data input"], lambda w, t: not (w.chairs / "curve.json").exists()),
+]
+
+CASES = POSE_GENERATE + POSE_TRAIN + POSE_MORE
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
