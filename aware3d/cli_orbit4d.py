@@ -87,6 +87,13 @@ def run_orbit4d(args) -> int:
         raise Orbit4DInputError("--num-output-frames", "only acts with a preset path; a camera_path file has its own "
                                                        "frames")
     refuse_out_among_inputs(args.out, {"--frames": args.frames, "--masks": args.masks, "--depth": args.depth})
+    from datagen.hub import pretrained_kwargs
+
+    for flag, name in (("--depth-model", args.depth_model), ("--mask-model", args.mask_model),
+                       ("--video-model", given.get("video_model")), ("--caption-model", given.get("caption_model")),
+                       ("--novel-view-model", given.get("novel_view_model"))):
+        if name:  # a path that is no folder, or an id the offline hub lacks: before any stage runs
+            pretrained_kwargs(str(name), flag)
     prompt = None
     if args.mask_box is not None or args.mask_points is not None:
         if not args.mask_model:

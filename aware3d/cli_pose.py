@@ -353,6 +353,9 @@ def run_curve(args: argparse.Namespace) -> int:
 
     refuse_out_among_inputs(args.out, {"--images": args.images, "--reference": args.reference, "--data": args.data,
                                        "--real-data": args.real_data})
+    twice = sorted({p for p in args.rates if args.rates.count(p) > 1})
+    if twice:  # one folder p<rate>, and one curve point, for both
+        raise ValueError(f"--rates: {twice} given twice; give each rate once")
     sources, meshes = _sources(args, "correlated", [])
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     options = dict(_correlated_options(args), appearance=args.appearance)

@@ -62,9 +62,9 @@ def build_encoder(config: BackboneConfig) -> nn.Module:
         raise ImportError("nemo's backbone needs transformers: pip install 'aware3d[diffusion]'") from exc
     stages = ["stage2", "stage3", "stage4"]
     if config.model is not None:
-        _check_local(config.model)
+        kwargs = _pretrained(config.model)
         try:
-            return ResNetBackbone.from_pretrained(config.model, out_features=stages)
+            return ResNetBackbone.from_pretrained(config.model, out_features=stages, **kwargs)
         except OSError as exc:
             raise NemoError(f"backbone: cannot load ResNet weights from {config.model!r}: {exc}") from exc
     cfg = ResNetConfig(embedding_size=config.embedding_size, hidden_sizes=list(config.hidden_sizes),
@@ -72,14 +72,16 @@ def build_encoder(config: BackboneConfig) -> nn.Module:
     return ResNetBackbone(cfg)
 
 
-def _check_local(model: str) -> None:
-    """A `backbone.model` written as a path (absolute, ./, ../, ~) must be a folder: the hub's own error for
-    it ("Repo id must be in the form ...") would send the user looking for a model id."""
-    import os
+def _pretrained(model: str) -> dict:
+    """`from_pretrained`'s extra arguments for `backbone.model` (datagen.hub): a path that is no folder, or an
+    id the offline hub lacks, is an error naming the key (the hub's own, "Repo id must be in the form ...",
+    would send the user looking for a model id)."""
+    from datagen.hub import pretrained_kwargs
 
-    if isinstance(model, str) and (os.path.isabs(model) or model.startswith((".", "~"))) and \
-            not os.path.isdir(os.path.expanduser(model)):
-        raise NemoError(f"config: 'backbone.model' {model!r}: no such folder")
+    try:
+        return pretrained_kwargs(str(model), "config: 'backbone.model'")
+    except OSError as exc:
+        raise NemoError(str(exc)) from None
 
 
 def build_dinov2(config: BackboneConfig) -> nn.Module:
@@ -87,9 +89,9 @@ def build_dinov2(config: BackboneConfig) -> nn.Module:
     from transformers import Dinov2Config, Dinov2Model
 
     if config.model is not None:
-        _check_local(config.model)
+        kwargs = _pretrained(config.model)
         try:
-            return Dinov2Model.from_pretrained(config.model)
+            return Dinov2Model.from_pretrained(config.model, **kwargs)
         except OSError as exc:
             raise NemoError(f"backbone: cannot load DINOv2 weights from {config.model!r}: {exc}") from exc
     cfg = Dinov2Config(hidden_size=config.dinov2_hidden_size, num_hidden_layers=config.dinov2_layers,

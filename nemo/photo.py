@@ -167,9 +167,11 @@ def detect(image: torch.Tensor, detector, labels: Sequence[str], threshold: floa
 def load_detector(model_id: str):
     """The `transformers` zero-shot object detection pipeline of a model id or local folder (CPU)."""
     from aware3d_utils.optional import require
+    from datagen.hub import pretrained_kwargs
 
     transformers = require("transformers", "diffusion")
     try:
+        pretrained_kwargs(str(model_id), "--detector")  # a path that is no folder: named, before transformers
         return transformers.pipeline("zero-shot-object-detection", model=str(model_id), device="cpu")
     except (OSError, ValueError) as exc:
         raise NemoError(f"cannot load the detector {model_id!r}: {str(exc).splitlines()[0]}") from None

@@ -185,6 +185,11 @@ MORE = [
       _with_input("frames", lambda files: [cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)) for p in files],
                   cameras=False),
       ["depth is 64×48, frames are 1×1", "aspect ratio"], nothing("orbit")),
+    E("orbit-depth-model-no-such-folder", "misleading",
+      lambda w, t: [a for a in orbit(w, t) if a not in ("--depth", str(w.orbit / "depth"))]
+      + ["--depth-model", str(t / "nodepth")], ["--depth-model", "nodepth", "no such folder"], nothing("orbit")),
+    E("orbit-video-model-no-such-folder", "misleading", lambda w, t: orbit(w, t, "--video-model", str(t / "novideo")),
+      ["--video-model", "novideo", "no such folder"], nothing("orbit")),
     OK("orbit-frames-grey-rgba-palette", "bomb", _with_input("frames", _modes),
        lambda w, t: json.loads((t / "orbit" / "manifest.json").read_text())["status"] == "complete"),
     OK("orbit-frames-16-bit", "bomb", _with_input("frames", _sixteen_bit),
