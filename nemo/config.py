@@ -42,7 +42,8 @@ class DataSection:
     crop_size: list[int] = setting([256, 256], "crop size [H, W] (multiples of 32)")
     rescale: str = setting("fit", "object scale in the crop (data3d.ObjectDataset)",
                            choices=("none", "canonical", "fit"))
-    fit_fraction: float = setting(0.7, "rescale fit: the object's larger side as a fraction of the crop", gt=0, le=1)
+    fit_fraction: float = setting(0.7, "rescale fit: the object's larger side as a fraction of the crop", ge=0.01,
+                                  le=1)
     center: str = setting("bbox", "crop centre; bbox does not use the pose at test time",
                           choices=("bbox", "principal"))
     flip_prob: float = setting(0.0, "probability of a horizontal flip", ge=0, le=1)
@@ -72,13 +73,13 @@ class BackboneSection:
     kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2"))
     depths: list[int] = setting([2, 2, 2, 2], "resnet: blocks per stage")
     hidden_sizes: list[int] = setting([64, 128, 256, 512], "resnet: channels per stage")
-    embedding_size: int = setting(64, "resnet: stem channels", ge=1, le=4096)
+    embedding_size: int = setting(64, "resnet: stem channels", ge=1, le=1024)
     layer_type: str = setting("basic", "resnet: block type", choices=("basic", "bottleneck"))
-    decoder_width: int = setting(256, "decoder channels", ge=1, le=8192)
-    feature_dim: int = setting(128, "feature channels matched to the mesh's vertex features", ge=1, le=8192)
-    dinov2_hidden_size: int = setting(384, "dinov2: width", ge=1, le=8192)
-    dinov2_layers: int = setting(12, "dinov2: layers", ge=1, le=128)
-    dinov2_heads: int = setting(6, "dinov2: attention heads", ge=1, le=128)
+    decoder_width: int = setting(256, "decoder channels", ge=1, le=2048)
+    feature_dim: int = setting(128, "feature channels matched to the mesh's vertex features", ge=1, le=2048)
+    dinov2_hidden_size: int = setting(384, "dinov2: width (ViT-g: 1536)", ge=1, le=1536)
+    dinov2_layers: int = setting(12, "dinov2: layers", ge=1, le=48)
+    dinov2_heads: int = setting(6, "dinov2: attention heads", ge=1, le=32)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class LossSection:
     neighbour_scope: str = setting("crop", "what neighbour_radius is a fraction of", choices=("crop", "object"))
     clutter_weight: float = setting(0.005, "clutter logits get + log(clutter_weight) (> 0)", ge=0)
     clutter_regulariser: float = setting(0.1, "weight of the clutter regulariser", ge=0)
-    clutter_per_image: int = setting(20, "clutter features sampled per image", ge=1)
+    clutter_per_image: int = setting(20, "clutter features sampled per image", ge=1, le=100000)
     object_mask: bool = setting(False, "train with the records' object masks (datagen's): see nemo.contrastive")
     negatives: str = setting("own_class", "a vertex's negatives: its own category's other vertices and clutter "
                              "(NeMo), or also every other category's vertices (iNeMo's bank loss), which "
@@ -121,7 +122,7 @@ class OptimSection:
 
 @dataclass
 class TrainSection:
-    steps: int = setting(2000, "training steps (≥ 1)", ge=0)
+    steps: int = setting(2000, "training steps (≥ 1)", ge=0, le=10**9)
     log_every: int = setting(10, "steps between log lines", ge=1)
     checkpoint_every: int = setting(200, "steps between checkpoints", ge=1)
     keep_checkpoints: int = setting(2, "training checkpoints kept", ge=1)

@@ -190,6 +190,18 @@ def collate_skipping(items):
     return batch
 
 
+def check_batch_norm(n: int, config, what) -> None:
+    """A NemoError naming `what` when every batch of the `n` training crops would hold one value per channel at
+    the ResNet backbone's last stage (stride 32), which batch norm cannot train on (torch's own error for it,
+    "Expected more than 1 value per channel", names neither the data nor the crop)."""
+    cfg = NemoConfig.of(config)
+    h, w = cfg.data.crop_size
+    if cfg.backbone.kind == "resnet" and n > 0 and min(cfg.data.batch_size, n) * (h // 32) * (w // 32) < 2:
+        raise NemoError(f"{what}: {n} training object(s) with 'data.crop_size' {[h, w]} give batches of one crop, "
+                        "one value per channel at the backbone's last stage (stride 32), which batch norm cannot "
+                        "train on: more objects, or a crop ≥ 64 a side")
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The full batches of one epoch in a seeded order (a batch of n when n < batch_size)."""
     gen = torch.Generator().manual_seed(int(seed) * 100003 + int(epoch))

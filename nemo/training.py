@@ -42,6 +42,7 @@ from .contrastive import contrastive_loss, half_turn_loss, neighbour_radius, ver
 from .data import (
     SkippingDataset,
     category_meshes,
+    check_batch_norm,
     collate_skipping,
     epoch_batches,
     load_record_folders,
@@ -192,6 +193,7 @@ def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFold
     categories = list(cfg.categories or sorted({o.category for r in records for o in r.objects}))
     cfg = dataclasses.replace(cfg, categories=categories)
     current["dataset"] = dataset = object_dataset(records, cfg, categories)
+    check_batch_norm(len(dataset), cfg, "the training data")
     meshes = None
     if fresh is not None and cfg.meshes == DEFAULTS["meshes"]:  # the cuboids of the rendered assets
         meshes = category_meshes(dataclasses.replace(cfg, meshes=fresh.assets), categories)

@@ -43,7 +43,8 @@ class MergeSection:
 @dataclass
 class RefineSection:
     steps: int | None = setting(0, "NeMo steps on the pseudo-labelled views (None: nemo.train.steps; 0: none): off "
-                                "by default, as measured on the PASCAL3D+ cars it lowered pose's accuracy", ge=0)
+                                "by default, as measured on the PASCAL3D+ cars it lowered pose's accuracy", ge=0,
+                                le=10**9)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class RetrievalSection:
     encoder: str = setting("reference", "the one-shot retrieval baseline's encoder: reference trains one on the "
                            "reference's own generated views only; pose uses the pose model's network",
                            choices=("reference", "pose"))
-    steps: int | None = setting(None, "reference encoder's steps (None: nemo.train.steps)", ge=1)
+    steps: int | None = setting(None, "reference encoder's steps (None: nemo.train.steps)", ge=1, le=10**9)
 
 
 @dataclass

@@ -51,7 +51,7 @@ class LatentSection:
 @dataclass
 class PositionalSection:
     weight: float = setting(0.2, "weight of the positional regulariser")
-    temperature: float = setting(1.0, "its temperature", gt=0)
+    temperature: float = setting(1.0, "its temperature", ge=1e-4)
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DistillationSection:
     variant: str = setting("released", "released (weight 2, T 0.5, no T²) or divided (weight 10, T 2, × T²)",
                            choices=tuple(DISTILLATION_VARIANTS))
     weight: float | None = setting(None, "null: the variant's value")
-    temperature: float | None = setting(None, "null: the variant's value", gt=0)
+    temperature: float | None = setting(None, "null: the variant's value", ge=1e-4)
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Replay2dSection:
     classifier: str = setting("nearest_mean", "iCaRL's nearest exemplar mean, or linear (its category head)",
                               choices=("nearest_mean", "linear"))
     distillation_weight: float = setting(10.0, "its LwF-style KL weight")
-    distillation_temperature: float = setting(2.0, "its LwF-style KL temperature", gt=0)
+    distillation_temperature: float = setting(2.0, "its LwF-style KL temperature", ge=1e-4)
 
 
 @dataclass
@@ -170,6 +170,12 @@ def resolve_incremental_config(config: Mapping | None = None, overrides: Iterabl
         head, tail = dotted.split(".") if "." in dotted else (dotted, None)
         if (out[head][tail] if tail else out[head]) <= 0:
             _fail(dotted, "must be positive")
+    for key in _KEYS:  # the schema's ranges (ge, le, ...) on the merged numbers
+        if key.dotted in _NUMBERS | _COUNTS and any(key.meta.get(b) is not None for b in ("ge", "gt", "le", "lt")):
+            head, _, tail = key.dotted.partition(".")
+            problem = mk.check_value(key, out[head][tail] if tail else out[head])
+            if problem:
+                _fail(key.dotted, problem)
     methods = out["methods"]
     if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods):
         _fail("methods", f"must be a non-empty list of {list(METHODS)}, got {methods!r}")

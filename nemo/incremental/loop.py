@@ -71,6 +71,7 @@ from ..config import NemoConfig, check_device
 from ..contrastive import contrastive_loss, sample_at, vertex_targets
 from ..data import (
     category_meshes,
+    check_batch_norm,
     epoch_batches,
     eval_loader,
     load_record_folders,
@@ -557,6 +558,7 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
     if not records:
         raise NemoError(f"{method} task {task}: no training objects of {list(seen)}")
     dataset = object_dataset(records, ncfg, seen)
+    check_batch_norm(len(dataset), ncfg, f"{method} task {task}")
     net.to(torch.device(ncfg.device))
     batch_size, seed = ncfg.data.batch_size, int(config.seed) + 1009 * task
 
