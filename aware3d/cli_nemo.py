@@ -82,7 +82,8 @@ def add_parser(sub) -> None:
                                         "extra['split'], so `nemo eval --data <out>/<split> ...` reports each.")
     add_config(sp, "the training data's datagen YAML config", required=True)
     add_out(sp, "folder; one records folder per split", folder=True)
-    sp.add_argument("--samples", type=bounded(int, 1, 10**7), help="samples per category (default: the config's)")
+    sp.add_argument("--samples", type=bounded(int, 1, 10**6),
+                    help="samples per category, at most 10^6 (default: the config's)")
     sp.add_argument("--background-images", help="folder of photographs for the unseen_background split")
     sp.add_argument("--splits", nargs="+", help="a subset (default: all that the config allows)")
     sp.set_defaults(func=run_splits)

@@ -409,8 +409,8 @@ class DatagenSchema:
     mode: str = _leaf("randomized", "randomized (domain-randomised renders) | controlnet",
                       _choice("randomized", "controlnet"))
     image_size: Any = _leaf(256, "output image size: one integer (square) or [height, width]", _image_size)
-    samples_per_category: int = _leaf(100, "viewpoints per category (≤ 10^7: the plan lists every one)",
-                                      _num(lo=1, hi=10**7, integer=True))
+    samples_per_category: int = _leaf(100, "viewpoints per category (≤ 10^6: the plan lists every one before the "
+                                      "first is drawn)", _num(lo=1, hi=10**6, integer=True))
     occlusion: list = _leaf(["none"], "levels written for every viewpoint: none, L1, L2, L3", _occlusion)
     workers: int = _leaf(1, "worker processes on this machine (not hashed)", _num(lo=1, hi=1024, integer=True))
     assets: list = _leaf([{"type": "procedural", "root": None, "categories": ["car", "bus", "train"], "count": 10}],

@@ -42,8 +42,8 @@ class DataSection:
     crop_size: list[int] = setting([256, 256], "crop size [H, W] (multiples of 32)")
     rescale: str = setting("fit", "object scale in the crop (data3d.ObjectDataset)",
                            choices=("none", "canonical", "fit"))
-    fit_fraction: float = setting(0.7, "rescale fit: the object's larger side as a fraction of the crop", ge=0.01,
-                                  le=1)
+    fit_fraction: float = setting(0.7, "rescale fit: the object's larger side as a fraction of the crop "
+                                  "(≥ 0.01)", gt=0, le=1)
     center: str = setting("bbox", "crop centre; bbox does not use the pose at test time",
                           choices=("bbox", "principal"))
     flip_prob: float = setting(0.0, "probability of a horizontal flip", ge=0, le=1)
@@ -285,6 +285,9 @@ def _check_ranges(out: Mapping) -> None:
     if cats is not None and (not isinstance(cats, list) or not cats or
                              not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
         raise NemoConfigError(f"config: 'categories' must be null or a list of distinct category names, got {cats!r}")
+    if out["data"]["fit_fraction"] < 0.01:  # a smaller object is under a pixel: its camera's focal length is 0
+        raise NemoConfigError(f"config: 'data.fit_fraction' must be ≥ 0.01 (the object's side as a fraction of the "
+                              f"crop), got {out['data']['fit_fraction']!r}")
     _check_augmentations(out["data"])
     jitter = out["data"]["color_jitter"]
     if jitter is not None:

@@ -72,7 +72,7 @@ def _lock(tmp: Path, pid: int) -> None:
 ERRORS = [
     ("config-missing", lambda t: _run(t, t / "nope.yaml"), ["nope.yaml", "config file not found"]),
     ("samples-unbounded", lambda t: _run(t, _tiny(samples_per_category=10**12)),  # the plan lists every sample
-     ["cfg.yaml", "samples_per_category", "<= 1e+07"]),
+     ["cfg.yaml", "samples_per_category", "<= 1e+06"]),
     ("procedural-count-unbounded",
      lambda t: _run(t, _tiny(assets=[{"type": "procedural", "categories": ["car"], "count": 10**8}])),
      ["cfg.yaml", "assets[0]", "'count' must be ≤ 10000"]),
