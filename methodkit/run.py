@@ -33,7 +33,7 @@ from aware3d_utils.lock import FolderLock
 
 from .config import ConfigObject, read_yaml
 
-__all__ = ["RunFolder", "RunError", "MANIFEST_KEYS", "RUN_STATUSES", "check_manifest"]
+__all__ = ["RunFolder", "RunError", "MANIFEST_KEYS", "RUN_STATUSES", "KIND_NAMES", "check_manifest"]
 
 _CKPT_PREFIX, _CKPT_SUFFIX = "step_", ".safetensors"
 
@@ -63,6 +63,15 @@ def check_manifest(manifest: Mapping, where="manifest.json") -> None:
             raise RunError(f"manifest {key!r} must be a {kind.__name__}, got {manifest[key]!r}", where)
     if manifest["status"] not in RUN_STATUSES:
         raise RunError(f"manifest 'status' must be one of {RUN_STATUSES}, got {manifest['status']!r}", where)
+
+
+#: what a folder of each manifest kind holds, in the words of the errors that refuse it
+KIND_NAMES = {"nemo.nemo": "a NeMo run (aware3d nemo train)",
+              "nemo.baseline": "a 2D baseline run (aware3d nemo train)",
+              "pose.labelfree": "a label-free pose run (aware3d pose train)",
+              "nemo.incremental": "a class-incremental run (aware3d nemo incremental)",
+              "nemo.incremental.task": "a task of a class-incremental run", "orbit4d": "an orbit4d run",
+              "datagen": "a datagen dataset (aware3d datagen)"}
 
 
 class RunFolder:
@@ -117,6 +126,26 @@ class RunFolder:
                 raise self.error(f"--out is also an input ({item}); give the run its own folder", self.path)
         if self.path.is_dir() and any(self.path.glob("records-*")):
             raise self.error("--out holds records shards (a dataset); give the run its own folder", self.path)
+
+    def refuse_other_kind(self, kinds, what: str, given: str = "out") -> None:
+        """An error when the folder holds another kind of thing than a run of `kinds` (manifest kinds): a run
+        whose manifest.json names another kind, or records shards (a dataset) and no checkpoint; a folder
+        without either passes (its config decides). what: the run expected ("NeMo run"); given: "out" (the
+        folder to write: "holds ..., use a new --out") or "run" (the run to read: "is ...")."""
+        kind = None
+        try:
+            kind = json.loads((self.path / "manifest.json").read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            pass
+        if isinstance(kind, str) and kind not in kinds:
+            found = KIND_NAMES.get(kind, f"a run of kind {kind!r}")
+        elif kind is None and self.path.is_dir() and any(self.path.glob("records-*")) and not self.checkpoints():
+            found = "a records folder (a dataset)"
+        else:
+            return
+        if given == "out":
+            raise self.error(f"holds {found}, not a {what}; use a new --out", self.path)
+        raise self.error(f"is {found}, not a {what}", self.path)
 
     def start_fresh(self) -> None:
         """Before a run starts at step 0 in a folder without checkpoints: drop the log lines and the

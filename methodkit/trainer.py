@@ -136,29 +136,6 @@ def _set(config: dict, dotted: str, value) -> dict:
     return out
 
 
-#: what a run folder of each manifest kind holds, in the words of the error that refuses it
-KIND_NAMES = {"nemo.nemo": "a NeMo run (aware3d nemo train)",
-              "nemo.baseline": "a 2D baseline run (aware3d nemo train)",
-              "pose.labelfree": "a label-free pose run (aware3d pose train)",
-              "nemo.incremental": "a class-incremental run (aware3d nemo incremental)",
-              "nemo.incremental.task": "a task of a class-incremental run", "orbit4d": "an orbit4d run"}
-
-
-def refuse_other_kind(run: RunFolder, kinds: Sequence[str], what: str) -> None:
-    """`run.error` when the folder's manifest.json names a kind of run not in `kinds` (a folder without a
-    readable manifest or without a kind passes: its config decides)."""
-    import json
-
-    path = run.path / "manifest.json"
-    try:
-        kind = json.loads(path.read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return
-    if isinstance(kind, str) and kind not in kinds:
-        raise run.error(f"holds {KIND_NAMES.get(kind, 'a run of kind ' + repr(kind))}, not a {what}; use a new --out",
-                        run.path)
-
-
 def resume_config(run: RunFolder, config: Mapping | None, resolve: Callable[[Mapping], dict], *,
                   free: Sequence[str] = (), extend: Sequence[str] = (), fill: Sequence[str] = (),
                   check: Callable[[dict], None] | None = None, started: bool | None = None,
@@ -174,7 +151,7 @@ def resume_config(run: RunFolder, config: Mapping | None, resolve: Callable[[Map
     manifest kinds this run may resume (a folder whose manifest.json names another, a run of another
     method, is refused first, as "holds a <kind>, not a <what>"; empty: not checked)."""
     if kinds:
-        refuse_other_kind(run, kinds, what)
+        run.refuse_other_kind(kinds, what)
     latest = run.latest_checkpoint()
     if not (latest is not None if started is None else started):
         return resolve(config or {}), False

@@ -194,6 +194,7 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
     if set(stored) == {"nemo", "pose"}:  # pose.train's run folder: {"nemo": ..., "pose": ...}
         raise NemoError("is a label-free pose run (aware3d pose train), not a NeMo run; evaluate it with "
                         "`aware3d pose eval --run ...`", run.path)
+    run.refuse_other_kind(("nemo.nemo", "nemo.baseline", "nemo.incremental.task"), "NeMo run", given="run")
     try:
         cfg = NemoConfig.of(resolve_config(stored))
     except NemoError as exc:

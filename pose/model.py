@@ -45,6 +45,7 @@ def _run(run) -> nemo.RunFolder:
 def _pose_config(run: nemo.RunFolder) -> dict:
     """The run's config.yaml; a PoseError when it is another kind of run (no 'nemo' block)."""
     config = run.read_config()
+    run.refuse_other_kind(("pose.labelfree",), "pose run", given="run")
     if "nemo" not in config:
         raise PoseError("not a pose run (its config.yaml has no 'nemo' block)", run.path)
     return config

@@ -284,11 +284,14 @@ def image_of_mode(path: Path, mode: str, size=(40, 30)) -> Path:
     return path
 
 
-def with_manifest(kind: str, name: str):
-    """A prepare step: folder `name` holding only a manifest.json of a run of `kind` (another method's)."""
+def with_manifest(kind: str, name: str, config: str | None = None):
+    """A prepare step: folder `name` holding a manifest.json of a run of `kind` (another method's) and,
+    given, that config.yaml text."""
     def fn(w, t):
         (t / name).mkdir(parents=True, exist_ok=True)
         (t / name / "manifest.json").write_text(json.dumps({"kind": kind, "status": "complete", "step": 1}))
+        if config is not None:
+            (t / name / "config.yaml").write_text(config)
     return fn
 
 
@@ -300,12 +303,6 @@ def sets_index(edit: Callable):
         data = edit(json.loads((t / "sets" / "sets.json").read_text()))
         (t / "sets" / "sets.json").write_text(data if isinstance(data, str) else json.dumps(data))
     return fn
-
-
-def same_files(*paths: Path) -> bool:
-    """A check that an input folder was left alone: only these files' names are in it (top level)."""
-    folder = paths[0].parent
-    return sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)
 
 
 # ---------------------------------------------------------------------------------------------- the table
