@@ -128,6 +128,8 @@ def run_train(args: argparse.Namespace) -> int:
     from nemo import train
 
     config = train_config(args)
+    if args.with_baseline and config["method"] == "baseline":  # it would train the same baseline twice
+        raise ValueError("--with-baseline: the config's method is the baseline already (method: baseline)")
     _set_threads(config)
     out = Path(args.out)
     data = args.data  # a datagen YAML config among them: fresh samples every epoch (nemo.fresh)

@@ -80,9 +80,14 @@ def run_orbit4d(args) -> int:
     if args.cameras is not None and ("fov_degrees" in given or args.static_camera):
         raise Orbit4DInputError("--fov" if "fov_degrees" in given else "--static-camera",
                                 "only acts without --cameras (the camera file gives the intrinsics and motion)")
-    for key, flag in (("prompt", "--prompt"), ("caption_model", "--caption-model")):
-        if given.get(key) and not given.get("video_model"):
+    for key, flag in (("prompt", "--prompt"), ("caption_model", "--caption-model"), ("video_steps", "--video-steps"),
+                      ("video_guidance", "--video-guidance"), ("video_condition", "--video-condition")):
+        if key in given and given[key] != "" and not given.get("video_model"):
             raise Orbit4DInputError(flag, "only acts with a video model (--video-model)")
+    if "novel_view_steps" in given and not given.get("novel_view_model"):
+        raise Orbit4DInputError("--novel-view-steps", "only acts with a novel-view model (--novel-view-model)")
+    if "flow_budget_mb" in given and given.get("flow_refine") is False:
+        raise Orbit4DInputError("--flow-budget-mb", "only acts with the flow refinement (not with --no-flow-refine)")
     if "num_output_frames" in given and given.get("trajectory", "").lower().endswith(".json"):
         raise Orbit4DInputError("--num-output-frames", "only acts with a preset path; a camera_path file has its own "
                                                        "frames")
