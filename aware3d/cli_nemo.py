@@ -18,6 +18,7 @@ from methodkit.cli import (
     add_schema_flags,
     add_set,
     given_once,
+    locked_out,
     refuse_out_among_inputs,
     schema_values,
 )
@@ -153,10 +154,15 @@ def _metrics_line(metrics: dict) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--baseline-run": args.baseline_run})
+    with locked_out(args.out, "nemo evaluation"):
+        return _run_eval(args)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
     import nemo
     from nemo.data import load_record_folders
 
-    refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--baseline-run": args.baseline_run})
     model = nemo.load(args.run)
     _set_threads(model.config)
     models = {"nemo": model}
@@ -271,9 +277,10 @@ def run_pose(args: argparse.Namespace) -> int:
     if args.threshold is not None and not args.detector:  # it would be ignored without a word
         raise ValueError("--threshold only acts with --detector")
     refuse_out_among_inputs(args.out, {"--images": args.images, "--run": args.run})
-    if args.boxes or args.detector:
-        return _run_pose_in_boxes(args)
-    return _run_pose_whole_image(args)
+    with locked_out(args.out, "nemo pose"):
+        if args.boxes or args.detector:
+            return _run_pose_in_boxes(args)
+        return _run_pose_whole_image(args)
 
 
 def _run_pose_in_boxes(args: argparse.Namespace) -> int:

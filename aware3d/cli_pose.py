@@ -20,6 +20,7 @@ from methodkit.cli import (
     add_schema_flags,
     add_set,
     int_type,
+    locked_out,
     refuse_out_among_inputs,
     schema_values,
 )
@@ -268,15 +269,21 @@ def _correlated_options(args: argparse.Namespace) -> dict:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    import pose
-    from datagen.novel_view import make_synthesizer
     from nemo.config import check_device
 
     check_device(args.device, key="--device")
     _synthesizer_options(args)  # options of one synthesizer given to another would be ignored without a word
     refuse_out_among_inputs(args.out, {"--images": args.images})
+    with locked_out(args.out, "pose generate"):
+        return _run_generate(args)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import pose
+    from datagen.novel_view import make_synthesizer
+
     skipped: list = []  # sources whose image cannot be read: counted in sets.json, the others go on
     sources, meshes = _sources(args, args.synthesizer, skipped)
     options = {}
@@ -334,10 +341,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     import data3d
-    import pose
 
     refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--supervised-run": args.supervised_run})
     records = list(data3d.load_records(args.data))
+    with locked_out(args.out, "pose evaluation"):
+        return _run_eval(args, records)
+
+
+def _run_eval(args: argparse.Namespace, records: list) -> int:
+    import pose
+
     metrics = pose.evaluate(args.run, records, args.out, supervised_run=args.supervised_run,
                             progress=not args.no_progress, require_disjoint=not args.allow_seen_instances)
     for method, splits in metrics.items():

@@ -14,13 +14,14 @@ keyword arguments, so a flag is one more override on top of the file and `--set`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Iterable
 
 from .config import Key, keys
 
 __all__ = ["add_out", "add_no_progress", "add_config", "add_set", "add_schema_flags", "schema_flags", "schema_values",
-           "flag_name", "int_type", "refuse_out_among_inputs", "given_once", "folder_path"]
+           "flag_name", "int_type", "refuse_out_among_inputs", "given_once", "folder_path", "locked_out"]
 
 
 def add_out(parser: argparse.ArgumentParser, help: str = "run folder", folder: bool = False, **kwargs) -> None:
@@ -155,3 +156,13 @@ def given_once(flag: str, paths: Iterable) -> list:
             raise ValueError(f"{flag}: {path} is given twice (also as {seen[real]}); give each once")
         seen[real] = str(path)
     return list(paths)
+
+
+@contextlib.contextmanager
+def locked_out(out, what: str):
+    """Hold `<out>/.lock` (methodkit.run.RunFolder.lock, datagen's lock) while a command writes its output
+    folder: a second command writing the same folder at the same time is refused, not interleaved."""
+    from .run import RunFolder
+
+    with RunFolder(out).lock(what):
+        yield
