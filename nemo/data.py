@@ -37,7 +37,8 @@ def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
                         counts: dict | None = None) -> list[data3d.ImageRecord]:
     """Records of every folder (or shard file), keeping only objects of `categories` when given.
 
-    A folder given twice is an error (its records would count twice). The objects of other
+    A folder given twice, or two folders whose records show the same image, is an error (its records
+    would count twice). The objects of other
     categories that are dropped are counted per category in `counts["dropped_objects"]` (when a
     dict is given) and logged."""
     if isinstance(paths, (str, os.PathLike)):
@@ -49,11 +50,19 @@ def load_record_folders(paths: Sequence[str | os.PathLike] | str | os.PathLike,
             raise NemoError(f"the records folder is given twice ({seen[key]} and {p}); each may appear once", p)
         seen[key] = p
     records: list = []
+    shown_in: dict[str, str] = {}  # image -> the folder whose records show it
     for p in paths:
         try:
-            records.extend(data3d.load_records(p))
+            loaded = data3d.load_records(p)
         except data3d.AnnotationError as exc:
             raise NemoError(f"cannot load records: {exc}", p) from exc
+        if len(paths) > 1:  # another folder's records of the same images (a filtered copy, a tagged split)
+            for r in loaded:
+                image = os.path.realpath(os.fspath(r.image_path))
+                if shown_in.setdefault(image, os.fspath(p)) != os.fspath(p):
+                    raise NemoError(f"the records of {shown_in[image]} and {p} show the same image {r.image_path} "
+                                    "(its objects would count twice); give each image's records once", p)
+        records.extend(loaded)
     if categories is not None:
         wanted = set(categories)
         kept, dropped = [], {}
