@@ -22,8 +22,13 @@ from geom3d import resize_coordinate
 
 from .record import Viewpoint
 
-__all__ = ["ObjectView", "warp_object", "flip_object", "color_jitter", "canonical_scale", "fit_scale",
-           "jitter_box", "degrade", "random_convolution", "NEMO_CROP_SIZE"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ObjectView", "warp_object", "flip_object", "color_jitter",
+           "canonical_scale", "fit_scale", "jitter_box", "degrade", "random_convolution", "NEMO_CROP_SIZE"]
+
+#: the RGB mean and standard deviation of ImageNet (in [0, 1]) that ImageNet-pretrained backbones
+#: normalise their input by; every model here that takes such weights uses these two
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 from aware3d_utils import atomic_write_text, plain, require, torch_threads
 from aware3d_utils.optional import lazy_module
 from data3d.angle_bins import angles_to_centred_bins, centred_bins_to_angles
+from data3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 from methodkit.trainer import Hooks, Trainer
 
 cv2 = lazy_module("cv2")  # imported on first use (~0.2 s)
@@ -43,8 +44,8 @@ DEFAULT_BACKBONE = "microsoft/resnet-50"
 # A tiny randomly initialised ResNet (transformers ResNetConfig kwargs) for tests and smoke runs.
 TINY_BACKBONE = {"num_channels": 3, "embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1],
                  "layer_type": "basic", "downsample_in_first_stage": False}
-_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # ImageNet statistics (the pretrained backbones')
-_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_MEAN = np.array(IMAGENET_MEAN, np.float32)  # the pretrained backbones' input statistics
+_STD = np.array(IMAGENET_STD, np.float32)
 
 
 def assign_folds(categories: Sequence[str], k: int, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:

@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data3d.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 from .config import BackboneSection
 from .errors import NemoError
 
 __all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "build_encoder", "backbone_config_from_dict"]
 
 STRIDE = 8
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

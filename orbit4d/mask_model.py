@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from aware3d_utils.optional import require
+from data3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from .estimators import MaskPrompt
 from .io import Orbit4DInputError, read_json
 
 __all__ = ["Sam2MaskPropagator", "tiny_sam2_video", "write_masks", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _normalisation(model: str) -> tuple[tuple, tuple]:
