@@ -62,6 +62,11 @@ def test_summary_names_other_differences_and_refuses_unfinished_or_foreign_runs(
     assert main(["nemo", "incremental-summary", a, b, "--splits", "L9"]) == 2
     assert "--splits: no split 'L9'" in capsys.readouterr().err
 
+    RunFolder(b).write_json("incremental.json", {"inemo": {"per_task": []}})  # a hand-edited or foreign file
+    assert main(["nemo", "incremental-summary", a, b]) == 2
+    err = capsys.readouterr().err
+    assert "s1/incremental.json" in err and "'inemo'" in err
+
 
 def test_summary_keeps_only_the_splits_asked_for(tmp_path, capsys):
     both = {**_method(0.5, 0.3, 0.2, 0.2)}

@@ -1,5 +1,6 @@
 """The incremental run's human-readable outputs: a per-task table (Markdown), accuracy against
-task as a PNG, and an HTML report holding both (`aware3d_utils.html`, `aware3d_utils.figures`)."""
+task as a PNG, and an HTML report holding both (`aware3d_utils.html`, `aware3d_utils.figures`); and
+the summary over several finished runs of one benchmark (seeds: `load_seed_runs`, `seeds_markdown`)."""
 
 from __future__ import annotations
 
@@ -111,6 +112,19 @@ def _flat(tree, prefix=""):
     return {prefix[:-1]: tree}
 
 
+def _checked_results(results, where: Path) -> dict:
+    """`results` (an incremental.json) when it holds what the summary reads; else a NemoError naming
+    the file and the first thing missing."""
+    if not isinstance(results, dict) or not results:
+        raise RunFolder.error("must map each method to its results", where)
+    for method, r in results.items():
+        keys = ("per_task", "average_incremental_accuracy_by_split", "forgetting_by_split")
+        missing = [k for k in keys if not isinstance(r, dict) or k not in r]
+        if missing or not isinstance(r["per_task"], list) or not r["per_task"]:
+            raise RunFolder.error(f"{method!r} has no {(missing or ['per_task'])[0]!r} the summary can read", where)
+    return results
+
+
 def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[str]]:
     """The incremental.json of each finished run folder in `paths` (keyed by the path as given) and
     the dotted config keys, other than seeds, in which the runs differ (a key absent from one run's
@@ -127,7 +141,7 @@ def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[s
         if manifest.get("status") != "complete":
             raise run.error(f"the run has not finished (status {manifest.get('status')!r}); run its command "
                             "again to resume it", run.path)
-        results[str(path)] = run.read_json("incremental.json")
+        results[str(path)] = _checked_results(run.read_json("incremental.json"), run.path / "incremental.json")
         configs.append(_flat(run.read_config()))
     keys = sorted(set().union(*configs))
     differ = [k for k in keys if k.split(".")[-1] != "seed" and len({repr(c.get(k)) for c in configs}) > 1]
