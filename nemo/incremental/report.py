@@ -135,9 +135,8 @@ def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[s
     results, configs = {}, []
     for path in paths:
         run = RunFolder(path)
+        run.refuse_other_kind(("nemo.incremental",), "class-incremental run", given="run")
         manifest = run.read_json("manifest.json")
-        if manifest.get("kind") != "nemo.incremental":
-            raise run.error(f"not an `aware3d nemo incremental` run (kind {manifest.get('kind')!r})", run.path)
         if manifest.get("status") != "complete":
             raise run.error(f"the run has not finished (status {manifest.get('status')!r}); run its command "
                             "again to resume it", run.path)
