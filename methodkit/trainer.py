@@ -41,7 +41,7 @@ from aware3d_utils import step_generator, torch_threads
 from .run import RunError, RunFolder
 
 __all__ = ["Hooks", "Trainer", "learning_rate", "state_tensors", "load_state", "module_state", "optimizer_tensors",
-           "load_optimizer_tensors", "resume_config", "torch_threads", "step_generator"]
+           "load_optimizer_tensors", "param_groups", "resume_config", "torch_threads", "step_generator"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,19 @@ def learning_rate(step: int, optim, steps: int) -> float:
     progress = min(1.0, (step - warm) / max(1, steps - warm))
     low = float(o.min_lr_ratio)
     return lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def param_groups(net: torch.nn.Module, optim) -> list[dict]:
+    """The optimiser's parameter groups: one, or with `optim.encoder_lr_scale` ≠ 1 and a net that has an
+    `encoder`, the encoder's parameters at that fraction of the learning rate (a pretrained encoder
+    fine-tuned more gently than the freshly initialised rest) and the rest at the full rate."""
+    scale = float(getattr(_attributes(optim), "encoder_lr_scale", 1.0))
+    encoder = getattr(net, "encoder", None)
+    if scale == 1.0 or not isinstance(encoder, torch.nn.Module):
+        return [{"params": list(net.parameters()), "lr_scale": 1.0}]
+    inside = {id(p) for p in encoder.parameters()}
+    return [{"params": list(encoder.parameters()), "lr_scale": scale},
+            {"params": [p for p in net.parameters() if id(p) not in inside], "lr_scale": 1.0}]
 
 
 def _attributes(section):
@@ -241,7 +254,7 @@ class Trainer:
         self.log_extra, self.meta = dict(log_extra or {}), dict(meta or {})
         self.world, self.main = int(world), bool(main)
         self.optimizer = optimizer if optimizer is not None else torch.optim.AdamW(
-            net.parameters(), lr=learning_rate(0, optim, self.steps),
+            param_groups(net, optim), lr=learning_rate(0, optim, self.steps),
             weight_decay=float(_attributes(optim).weight_decay))
         self.step, self.epoch, self.offset, self.position = 0, 0, 0, 0
         self.done_here = 0  # steps of this call (stop_after)
@@ -344,7 +357,7 @@ class Trainer:
         step = self.step
         self.lr = self.schedule(step)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.lr * group.get("lr_scale", 1.0)
         self.net.train()
         loss, info, *after = self.hooks.step(batch, step)
         if not torch.isfinite(loss):

@@ -10,12 +10,16 @@ gives `feature_dim` channels, L2-normalised per pixel (NeMo's layout). H and W m
 of 32 so that the three stages align exactly; the feature map's camera is `cameras.resize((H/8, W/8))`.
 With kind "dinov2" a `Dinov2Model` replaces the ResNet: the image is resampled to (H/8·14, W/8·14)
 so that each 14-pixel patch covers one stride-8 cell (pixel edges on edges), and its patch tokens
-go through one conv block and the same head.
+go through one conv block and the same head. With kind "tfjs" a TF.js graph model's nodes at strides
+8, 16 and 32 (`TfjsEncoder`, e.g. the COCO-trained MobileNetV3 of `scripts/fetch_pretrained.sh`)
+replace the ResNet's stages: pretrained features where no model hub is reachable.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +30,7 @@ from data3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .config import BackboneSection
 from .errors import NemoError
 
-__all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "build_encoder", "backbone_config_from_dict"]
+__all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "TfjsEncoder", "build_encoder", "backbone_config_from_dict"]
 
 STRIDE = 8
 
@@ -42,8 +46,13 @@ class BackboneConfig(BackboneSection):
         object.__setattr__(self, "hidden_sizes", tuple(int(d) for d in self.hidden_sizes))
         if len(self.depths) != 4 or len(self.hidden_sizes) != 4:
             raise NemoError(f"backbone: depths and hidden_sizes need 4 stages, got {self.depths}, {self.hidden_sizes}")
-        if self.kind not in ("resnet", "dinov2"):
-            raise NemoError(f"backbone.kind must be 'resnet' or 'dinov2', got {self.kind!r}")
+        if self.kind not in ("resnet", "dinov2", "tfjs"):
+            raise NemoError(f"backbone.kind must be 'resnet', 'dinov2' or 'tfjs', got {self.kind!r}")
+        if self.kind == "tfjs":
+            if self.model is None or len(self.tfjs_outputs or ()) != 3:
+                raise NemoError("backbone.kind tfjs needs backbone.model (a TF.js model.json) and three "
+                                "backbone.tfjs_outputs (nodes at strides 8, 16, 32)")
+            object.__setattr__(self, "tfjs_outputs", tuple(str(n) for n in self.tfjs_outputs))
         if self.layer_type not in ("basic", "bottleneck"):
             raise NemoError(f"backbone.layer_type must be 'basic' or 'bottleneck', got {self.layer_type!r}")
         if min(self.depths) < 1 or min(self.hidden_sizes) < 1 or self.feature_dim < 1 or self.decoder_width < 1:
@@ -55,7 +64,10 @@ class BackboneConfig(BackboneSection):
 
 
 def build_encoder(config: BackboneConfig) -> nn.Module:
-    """A `transformers.ResNetBackbone` returning stages 2-4 (strides 8, 16, 32)."""
+    """A `transformers.ResNetBackbone` returning stages 2-4 (strides 8, 16, 32), or with kind tfjs a
+    `TfjsEncoder` returning the same from a TF.js graph model."""
+    if config.kind == "tfjs":
+        return TfjsEncoder(config)
     try:
         from transformers import ResNetBackbone, ResNetConfig
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency of nemo
@@ -97,6 +109,35 @@ def build_dinov2(config: BackboneConfig) -> nn.Module:
     cfg = Dinov2Config(hidden_size=config.dinov2_hidden_size, num_hidden_layers=config.dinov2_layers,
                        num_attention_heads=config.dinov2_heads, intermediate_size=4 * config.dinov2_hidden_size)
     return Dinov2Model(cfg)
+
+
+class TfjsEncoder(nn.Module):
+    """A TF.js graph model's nodes at strides 8, 16, 32 as an encoder (`nemo.tfjs.TfjsGraph`, trainable):
+    called like `ResNetBackbone` on ImageNet-normalised images, it returns `.feature_maps` and has
+    `.channels`. The graph takes images in [0, `tfjs_input_scale`] (CenterNet's: [0, 255])."""
+
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        from .tfjs import TfjsGraph
+
+        path = Path(config.model)
+        if not path.is_file():
+            raise NemoError(f"backbone.model: {path} is not a file (kind tfjs takes a TF.js model.json; "
+                            "scripts/fetch_pretrained.sh fetches one)")
+        self.graph = TfjsGraph(path, list(config.tfjs_outputs))
+        self.scale = float(config.tfjs_input_scale)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        with torch.no_grad():
+            maps = self.graph(torch.zeros(1, 3, 64, 64))
+        strides = [64 // m.shape[-1] for m in maps]
+        if strides != [8, 16, 32]:
+            raise NemoError(f"backbone.tfjs_outputs: the nodes' strides are {strides}, not [8, 16, 32]")
+        self.channels = [int(m.shape[1]) for m in maps]
+
+    def forward(self, normalised: torch.Tensor) -> SimpleNamespace:
+        images = (normalised * self.std + self.mean) * self.scale
+        return SimpleNamespace(feature_maps=tuple(self.graph(images)))
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

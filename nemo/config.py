@@ -68,9 +68,12 @@ class CuboidSection:
 
 @dataclass(frozen=True)  # frozen: nemo.BackboneConfig, the network's own, derives from it
 class BackboneSection:
-    model: str | None = setting(None, "a transformers backbone id or folder (None: a random one of `kind`)",
-                                open=True)
-    kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2"))
+    model: str | None = setting(None, "a transformers backbone id or folder (None: a random one of `kind`); "
+                                "with kind tfjs, a TF.js graph model's model.json (nemo.tfjs)", open=True)
+    kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2", "tfjs"))
+    tfjs_outputs: list[str] | None = setting(None, "tfjs: the graph's nodes at strides 8, 16 and 32 (the "
+                                             "decoder's inputs; the baseline pools the last)")
+    tfjs_input_scale: float = setting(255.0, "tfjs: the graph takes images in [0, 1] times this", gt=0)
     depths: list[int] = setting([2, 2, 2, 2], "resnet: blocks per stage")
     hidden_sizes: list[int] = setting([64, 128, 256, 512], "resnet: channels per stage")
     embedding_size: int = setting(64, "resnet: stem channels", ge=1, le=1024)
@@ -113,6 +116,8 @@ class LossSection:
 class OptimSection:
     lr: float = setting(1e-3, "learning rate", gt=0, le=10)
     weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0)
+    encoder_lr_scale: float = setting(1.0, "the encoder's learning rate as a fraction of lr (below 1 for a "
+                                      "pretrained encoder, e.g. backbone.kind tfjs)", gt=0, le=1)
     warmup_steps: int = setting(50, "linear warm-up steps", ge=0)
     schedule: str = setting("cosine", "learning-rate schedule", choices=("cosine", "steps", "constant"))
     min_lr_ratio: float = setting(0.01, "cosine: final lr / lr", ge=0, le=1)

