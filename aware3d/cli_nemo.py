@@ -106,7 +106,8 @@ def add_parser(sub) -> None:
                                        "upright image, EXIF orientation applied; several objects per image)")
     where.add_argument("--detector", help="a zero-shot text-prompted detector from transformers (model id or "
                                           "local folder, e.g. google/owlv2-base-patch16-ensemble), prompted "
-                                          "with the category")
+                                          "with the category, or the COCO CenterNet's model.json (make "
+                                          "pretrained: pretrained/centernet/centernet.json; no model hub)")
     po.add_argument("--threshold", type=bounded(float, 0, 1),
                     help="the detector's score threshold in [0, 1] (default 0.1; only with --detector)")
     po.set_defaults(func=run_pose)

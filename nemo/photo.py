@@ -144,7 +144,8 @@ def detect(image: torch.Tensor, detector, labels: Sequence[str], threshold: floa
            max_boxes: int = 10) -> list[Detection]:
     """Boxes of `labels` in the image by a zero-shot text-prompted detector from `transformers`
     (OWLv2 / OWL-ViT / Grounding DINO): `detector` is a model id or local folder (loaded with
-    `pipeline("zero-shot-object-detection")`) or an already built pipeline. The best `max_boxes`
+    `pipeline("zero-shot-object-detection")`), the CenterNet's `model.json` (`nemo.centernet`, COCO
+    labels), or an already built pipeline. The best `max_boxes`
     boxes scoring at least `threshold`, best first."""
     from PIL import Image
 
@@ -165,7 +166,13 @@ def detect(image: torch.Tensor, detector, labels: Sequence[str], threshold: floa
 
 
 def load_detector(model_id: str):
-    """The `transformers` zero-shot object detection pipeline of a model id or local folder (CPU)."""
+    """The `transformers` zero-shot object detection pipeline of a model id or local folder (CPU), or for
+    a `.json` path the COCO CenterNet of `scripts/fetch_pretrained.sh` (`nemo.centernet`), which needs no
+    model hub (its labels are COCO's 80 classes)."""
+    if str(model_id).endswith(".json"):
+        from .centernet import CenterNetDetector
+
+        return CenterNetDetector(model_id)
     from aware3d_utils.optional import require
     from datagen.hub import pretrained_kwargs
 
