@@ -218,7 +218,7 @@ def generate_sets(sources: Sequence[SetSource], synthesizer: NovelViewSynthesize
 def relative_pose_of(obj: data3d.ObjectAnnotation) -> tuple[float, float, float] | None:
     """(Δpolar, Δazimuth, Δradius) of a generated view's object (`extra["relative_pose"]`), None when
     it has none. Three numbers, or (sets written before they were stored as numbers) a JSON string
-    of them; ValueError for anything else."""
+    of them; a PoseError naming the key for anything else."""
     value = obj.extra.get("relative_pose")
     if value is None:
         return None
@@ -226,11 +226,11 @@ def relative_pose_of(obj: data3d.ObjectAnnotation) -> tuple[float, float, float]
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ValueError(f"extra.relative_pose: {value!r} is not three numbers") from None
+            raise PoseError(f"extra.relative_pose: {value!r} is not three numbers") from None
     try:
         dp, da, dr = (float(x) for x in value)
     except (TypeError, ValueError):
-        raise ValueError(f"extra.relative_pose: {value!r} is not three numbers") from None
+        raise PoseError(f"extra.relative_pose: {value!r} is not three numbers") from None
     return dp, da, dr
 
 

@@ -9,6 +9,7 @@ import math
 import pytest
 
 import data3d
+from pose.errors import PoseError
 from pose.sets import is_source_view, load_sets, relative_pose_of
 from pose.training import calibration_views
 
@@ -72,6 +73,6 @@ def test_a_malformed_relative_pose_is_an_error_naming_the_key():
     for bad in ("[0.1, 0.2]", "not json", [1.0, 2.0]):
         obj = data3d.ObjectAnnotation(category="car", bbox=(0.0, 0.0, 1.0, 1.0), viewpoint=vp,
                                       extra={"relative_pose": bad})
-        with pytest.raises(ValueError, match="extra.relative_pose"):
+        with pytest.raises(PoseError, match="extra.relative_pose"):  # the package error (a ValueError)
             relative_pose_of(obj)
     assert relative_pose_of(data3d.ObjectAnnotation(category="car", bbox=(0.0, 0.0, 1.0, 1.0), viewpoint=vp)) is None

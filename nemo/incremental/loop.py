@@ -60,7 +60,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import data3d
-from aware3d_utils import atomic_save, atomic_write_text, torch_threads
+from aware3d_utils import atomic_save, atomic_write_text, step_generator, torch_threads
 from geom3d.pixels import resize_coordinate
 from methodkit.trainer import Hooks, Trainer, module_state, resume_config, state_tensors
 
@@ -360,7 +360,7 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
             data3d.save_records(memory.records(), task_dir / "exemplars",
                                 shard="memory", format="json")
     if inemo and config.clutter_refill and memory is not None and len(memory):
-        refill_clutter(net, bank, memory.records(), ncfg, seen, int(config.seed) * 7919 + t)
+        refill_clutter(net, bank, memory.records(), ncfg, seen, step_generator(config.seed, t))
     chosen = None
     if _selects(method, config):
         rule, accuracy, n = choose_match_rule(net, bank, validation, ncfg, seen, config.validation.match_rules,
@@ -577,7 +577,8 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
 
 
 @torch.no_grad()
-def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[str], seed: int) -> int:
+def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[str],
+                   seed: int | torch.Generator) -> int:
     """Refill the clutter bank from the exemplar memory's images with the current network (the released
     code's `fill_background_model`, src/models/inemo.py lines 156-170, called after each task at
     src/models/trainer.py lines 61-66: the network in eval mode, clutter features from outside each
@@ -586,15 +587,16 @@ def refill_clutter(net, bank: MeshBank, records: Sequence, ncfg, seen: Sequence[
     (none when the memory is larger than the bank); here each exemplar is read once and
     ⌈K / (len(memory) · clutter_per_image)⌉ · clutter_per_image distinct random background cells of it
     are pushed (the network in eval mode gives the same features every round), so the whole FIFO is
-    replaced unless the memory's images have fewer background cells than the bank has rows. Returns
-    the number of features pushed."""
+    replaced unless the memory's images have fewer background cells than the bank has rows. `seed`: the
+    draws' seed or generator (a run passes `step_generator(seed, task)`). Returns the number of features
+    pushed."""
     ncfg = NemoConfig.of(ncfg)
     per_image = ncfg.loss.clutter_per_image
     K = int(bank.clutter.shape[0])
     loader = eval_loader(list(records), ncfg, list(seen))
     rounds = max(1, math.ceil(K / max(1, len(loader.dataset) * per_image)))
     device = bank.device
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     net.eval()
     pushed = 0
     for batch in loader:
