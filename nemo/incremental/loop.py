@@ -98,6 +98,9 @@ __all__ = ["run_incremental", "run_method"]
 
 log = logging.getLogger(__name__)
 
+#: the methods that train the iNeMo way (latent cells, all-slot negatives, distillation, clutter refill)
+INEMO_METHODS = ("inemo", "inemo_cim")
+
 
 def class_means(net, memory: ExemplarMemory, ncfg, seen) -> torch.Tensor:
     """(len(seen), D) the normalised mean embedding (`_class_embeddings`, iCaRL's) of each seen class's
@@ -230,7 +233,7 @@ def rules_of(method: str, config: IncrementalConfig) -> dict | None:
     task under other rules is an error). None for replay2d."""
     if method == "replay2d":
         return None
-    inemo = method in ("inemo", "inemo_cim")
+    inemo = method in INEMO_METHODS
     kd = config.distillation
     return {"negatives": config.negatives if inemo or config.negatives != "all_slots" else "all_classes",
             "latent_slots": config.latent.slots if inemo else None,
@@ -250,19 +253,20 @@ def run_method(method: str, config: IncrementalConfig, tasks: Sequence[Sequence[
     backbone = backbone_config_from_dict(ncfg.backbone)
     two_d = method == "replay2d"
     net = BaselineNet(backbone, len(budget), ncfg.baseline.num_bins) if two_d else FeatureNet(backbone)
-    inemo = method in ("inemo", "inemo_cim")
+    inemo = method in INEMO_METHODS
     slots = latent_slots(len(budget), config.latent.slots)
     centres = class_centres(slots, backbone.feature_dim, seed) if inemo else None
     memory = _exemplar_memory(method, config.exemplars, seed)
+    m = _MethodRun(method, config, [list(t) for t in tasks], budget, train, test, meshes, folder, progress,
+                   validation, net, memory, centres)
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     done = _finished_tasks(folder, len(tasks))  # a rerun resumes after the last finished task
     _keep_log_before(logbook, done)
-    bank, old_net, old_memory, seen, per_task = None, None, None, [], []
-    for t, new in enumerate(tasks):
+    bank, old_net, old_memory, per_task = None, None, None, []
+    for t in range(len(tasks)):
         tick = time.perf_counter()
-        old_classes = list(seen)
-        seen = seen + list(new)
+        seen = m.seen(t)
         task_dir = folder / f"task_{t}"
         if t < done:
             bank = _restore_task(task_dir, net, seen, two_d, ncfg)
@@ -273,8 +277,7 @@ def run_method(method: str, config: IncrementalConfig, tasks: Sequence[Sequence[
             _check_rules(entry, method, config, task_dir)
             per_task.append(entry)
         else:
-            entry, bank = _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory,
-                                    config, train, test, meshes, budget, folder, progress, validation)
+            entry, bank = _run_task(m, t, bank, old_net, old_memory)
             entry["seconds"] = round(time.perf_counter() - tick, 2)
             entry["rules"] = rules_of(method, config)
             RunFolder(task_dir).write_json("task.json", entry)  # last: marks the task finished
@@ -285,6 +288,38 @@ def run_method(method: str, config: IncrementalConfig, tasks: Sequence[Sequence[
         elif two_d:
             old_net = _frozen(net)
     return summarise_method(per_task)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MethodRun:
+    """What stays the same while one method goes through the tasks (`run_method`): its inputs, and the
+    network and exemplar memory it trains and fills task by task (in place)."""
+
+    method: str
+    config: IncrementalConfig
+    tasks: list[list[str]]
+    budget: list[str]  # every class of the tasks, in task order
+    train: Sequence
+    test: Sequence
+    meshes: Mapping
+    folder: Path  # the method's folder
+    progress: bool
+    validation: Sequence  # the records carved from the training data for the choices
+    net: nn.Module
+    memory: ExemplarMemory | None  # None: a method without exemplars
+    centres: torch.Tensor | None  # iNeMo's class centres in the latent space
+
+    @property
+    def two_d(self) -> bool:
+        return self.method == "replay2d"
+
+    @property
+    def inemo(self) -> bool:
+        return self.method in INEMO_METHODS
+
+    def seen(self, t: int) -> list[str]:
+        """The classes of tasks 0 to t."""
+        return [c for task in self.tasks[: t + 1] for c in task]
 
 
 def _classifier(method: str, config: IncrementalConfig) -> str:
@@ -322,37 +357,39 @@ def _check_rules(entry: Mapping, method: str, config: IncrementalConfig, task_di
                         f"for {want!r}; use a new --out", task_dir)
 
 
-def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old_net, old_memory, config, train,
-              test, meshes, budget, folder: Path, progress: bool, validation: Sequence = ()):
+def _run_task(m: _MethodRun, t: int, bank: MeshBank | None, old_net: nn.Module | None,
+              old_memory: torch.Tensor | None) -> tuple[dict, MeshBank | None]:
     """Train task t, select its exemplars, refill the clutter bank, save its model, choose the
-    matching rule on validation, evaluate: (its per-task entry, the bank)."""
-    ncfg, two_d = config.nemo, method == "replay2d"
-    inemo = method in ("inemo", "inemo_cim")
+    matching rule on validation, evaluate: (its per-task entry, the bank). old_net / old_memory: the
+    frozen previous network and its old-class vertex features (the distillation's; None at task 0)."""
+    method, config, net, memory, centres, budget = m.method, m.config, m.net, m.memory, m.centres, m.budget
+    ncfg, two_d, inemo, folder = config.nemo, m.two_d, m.inemo, m.folder
+    new, seen, old_classes = m.tasks[t], m.seen(t), m.seen(t - 1)
     if not two_d:
-        bank = _grow_bank(bank, new, meshes, budget, centres, ncfg, int(config.seed))
+        bank = _grow_bank(bank, new, m.meshes, budget, centres, ncfg, int(config.seed))
     reserved = None
     if inemo and config.negatives == "all_slots":
-        counts = [int(meshes[c].num_vertices) for c in budget]
+        counts = [int(m.meshes[c].num_vertices) for c in budget]
         counts += [max(counts)] * (centres.shape[0] - len(budget))  # unused slots: max_n rows, as released
         reserved = reserved_features(centres, [budget.index(c) for c in seen], counts,
                                      int(config.seed)).to(bank.device)
     if method == "joint":
-        records = _objects_of(train, seen)
+        records = _objects_of(m.train, seen)
     else:
-        records = _objects_of(train, new) + (memory.records() if memory is not None else [])
+        records = _objects_of(m.train, new) + (memory.records() if memory is not None else [])
     steps = int(config.steps.first if t == 0 else config.steps.later)
     if two_d:
         step_fn = _baseline_step(net, seen, config, old_net, len(old_classes))
     else:
         step_fn = _nemo_step(net, bank, config, t, torch.tensor([budget.index(c) for c in seen]), centres, reserved,
                              old_net, old_memory)
-    _optimise(net, records, seen, steps, config, t, step_fn, RunFolder(folder), progress, method)
+    _optimise(m, t, records, seen, steps, step_fn)
     task_dir = folder / f"task_{t}"
     if memory is not None:
         embeddings = None
         if memory.strategy == "herding":
-            embeddings = {c: _class_embeddings(net, single_objects(train, c), ncfg, seen, two_d) for c in new}
-        memory.add_classes({c: train for c in new}, embeddings)
+            embeddings = {c: _class_embeddings(net, single_objects(m.train, c), ncfg, seen, two_d) for c in new}
+        memory.add_classes({c: m.train for c in new}, embeddings)
         if method == "inemo_cim":
             memory.transform(new, _compressor(folder / "exemplars", int(config.exemplars.downsample)))
         RunFolder(task_dir).write_json("exemplars.json", memory.summary())
@@ -363,7 +400,7 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
         refill_clutter(net, bank, memory.records(), ncfg, seen, step_generator(config.seed, t))
     chosen = None
     if _selects(method, config):
-        rule, accuracy, n = choose_match_rule(net, bank, validation, ncfg, seen, config.validation.match_rules,
+        rule, accuracy, n = choose_match_rule(net, bank, m.validation, ncfg, seen, config.validation.match_rules,
                                               batch_size=int(config.eval.batch_size))
         chosen = {"match_rules": list(config.validation.match_rules), "accuracy": accuracy, "objects": n,
                   "match_rule": rule}
@@ -376,7 +413,7 @@ def _run_task(method, t, new, seen, old_classes, net, bank, memory, centres, old
         atomic_save(task_dir / "class_means.safetensors",
                     lambda tmp: save_file({"class_means": means.contiguous()}, str(tmp)))
     model = _as_model(net, bank, ncfg, seen, two_d, means)
-    evaluation = [r for r in test if all(o.category in seen for o in r.objects)]
+    evaluation = [r for r in m.test if all(o.category in seen for o in r.objects)]
     if memory is not None:
         memory.check_disjoint(evaluation, task_dir)
     metrics = evaluate({method: model}, evaluation, task_dir / "eval", batch_size=config.eval.batch_size,
@@ -549,11 +586,11 @@ def _soft_kl(new_logits, old_logits, T: float) -> torch.Tensor:
                     log_target=True) * T * T
 
 
-def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logbook: RunFolder, progress: bool,
-              method: str) -> None:
-    """`steps` steps of methodkit's Trainer (AdamW, nemo's warm-up + schedule) over seeded epochs of the
-    records' crops, logged into the method's log.jsonl with the task (no checkpoint: a task's model is
-    saved when it is finished)."""
+def _optimise(m: _MethodRun, task: int, records, seen, steps: int, step_fn) -> None:
+    """`steps` steps of methodkit's Trainer (AdamW, nemo's warm-up + schedule) training `m.net` over seeded
+    epochs of the records' crops, logged into the method's log.jsonl with the task (no checkpoint: a task's
+    model is saved when it is finished)."""
+    net, config, method, logbook = m.net, m.config, m.method, RunFolder(m.folder)
     ncfg = config.nemo
     if not records:
         raise NemoError(f"{method} task {task}: no training objects of {list(seen)}")
@@ -571,7 +608,7 @@ def _optimise(net, records, seen, steps: int, config, task: int, step_fn, logboo
                                            num_workers=ncfg.data.workers)
 
     Trainer(net, Hooks(batches, load, step_fn), ncfg.optim, steps, run=logbook,
-            log_every=ncfg.train.log_every, progress=progress, desc=f"{method} task {task}",
+            log_every=ncfg.train.log_every, progress=m.progress, desc=f"{method} task {task}",
             error=NemoError, hint="lower nemo.optim.lr", where=logbook.path / f"task_{task}",
             log_extra={"task": task}).fit()
 
