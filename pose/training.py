@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import data3d
+import geom3d
 import nemo
 from aware3d_utils import torch_threads
 from methodkit.trainer import Hooks, Trainer, load_state, resume_config, state_tensors
@@ -54,12 +55,12 @@ from nemo.training import build_model, contrastive_step, update_bank, write_curv
 
 from .config import PoseConfig, resolve_pose_config
 from .errors import PoseError, RunFolder
-from .merge import merge_sets
-from .mesh import neural_cylinder, shift_features, shift_of_angle
+from .merge import MergeResult, merge_sets
+from .mesh import CylinderLayout, neural_cylinder, shift_features, shift_of_angle
 from .orient import check_sources, decide
 from .refine import pseudo_labelled, refine
 from .report import write_run_report
-from .sets import is_source_view, load_sets, read_summary, relative_pose_of
+from .sets import GeneratedSet, is_source_view, load_sets, read_summary, relative_pose_of
 
 __all__ = ["train"]
 
@@ -122,22 +123,90 @@ def train(sets_folder: str | os.PathLike, reference, out: str | os.PathLike, con
 
     Resumes from the run folder's last checkpoint (every `nemo.train.checkpoint_every` steps), so a killed
     run continues where it stopped and ends as an uninterrupted one would. stop_after: end after this
-    many steps of this call, as if killed after a checkpoint (for tests)."""
-    with torch_threads(None):  # _train sets the config's count; the caller's comes back
-        if config is not None:
-            resolve_pose_config(config)  # a bad config is an error before the folder is touched
-        RunFolder(out).refuse_inputs([sets_folder, reference])
-        with RunFolder(out).lock():  # one live training per run folder
-            return _train(sets_folder, reference, out, config, progress, stop_after)
+    many steps of this call, as if killed after a checkpoint (for tests). Runs with the config's
+    `nemo.threads` torch threads and restores the caller's count afterwards."""
+    if config is not None:
+        resolve_pose_config(config)  # a bad config is an error before the folder is touched
+    RunFolder(out).refuse_inputs([sets_folder, reference])
+    with RunFolder(out).lock():  # one live training per run folder
+        run = RunFolder(out)
+        cfg, resuming = _resolve_for_run(run, config)
+        check_device(cfg.nemo.device, key="pose config: 'nemo.device'")
+        with torch_threads(cfg.nemo.threads):
+            torch.manual_seed(cfg.nemo.seed)
+            return _train(run, cfg, resuming, _read_inputs(sets_folder, reference), progress, stop_after)
 
 
-def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFolder:
-    run = RunFolder(out)
-    cfg, resuming = _resolve_for_run(run, config)
-    ncfg, pcfg = cfg.nemo, cfg.pose
-    check_device(ncfg.device, key="pose config: 'nemo.device'")
-    torch.set_num_threads(ncfg.threads)
-    torch.manual_seed(ncfg.seed)
+def _train(run: RunFolder, cfg: PoseConfig, resuming: bool, inputs: _Inputs, progress: bool,
+           stop_after: int | None) -> RunFolder:
+    """Steps 1-6 of the module docstring, each a named part: the label-free training (`_LabelFree`, the
+    trainer's hooks), the merge and one shot (`_canonicalise`), the refinement (`_refine`), the final
+    checkpoint with the retrieval baseline's database (`_final_tensors`)."""
+    ncfg = dataclasses.replace(cfg.nemo, categories=[inputs.category])
+    job = _LabelFree(inputs, ncfg, cfg.pose)
+    trainer = job.trainer(run, progress, stop_after)
+    if resuming:
+        if job.resume(run, trainer, cfg):
+            return run
+    else:
+        run.begin("pose.labelfree", cfg, inputs.data, categories=[inputs.category], sets=len(inputs.sets),
+                  views=len(inputs.records), synthesizer=inputs.summary.get("synthesizer"),
+                  reference_instance=inputs.reference.objects[0].mesh_ref,
+                  source_instances=sorted({s["instance"] for s in inputs.summary["sets"] if s.get("instance")}),
+                  skipped={"unreadable_view": len(inputs.unreadable)}, skipped_views=sorted(inputs.unreadable))
+    if not trainer.fit():
+        run.update_manifest(status="stopped", step=trainer.step)
+        return run
+    step = trainer.step
+    canon = _canonicalise(job)
+    refined = _refine(job, canon, run, None if stop_after is None else stop_after - trainer.done_here)
+    if refined is None:
+        run.update_manifest(status="stopped", step=step, refine="stopped")
+        return run
+    model, offsets, pseudo = refined
+    tensors, retrieval_views = _final_tensors(job, canon, model, run)
+    merged, sets = canon.merged, inputs.sets
+    report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
+              "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
+              "flip_margins": [None if math.isnan(m) else round(m, 4) for m in merged.flip_margins.tolist()],
+              "flip_rejected": [sets[k].id for k in merged.flipped],
+              "filtered_views": job.state["dropped"], "orientation": canon.orientation, "one_shot": canon.calib,
+              "retrieval_views": retrieval_views, "refine_steps": _refine_steps(job), "pseudo_labelled_views": pseudo}
+    # the final checkpoint replaces the last training one (same step): a finished run is not resumed
+    run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [inputs.category], "phase": "final",
+                                        "pose": report, "offsets": offsets, "sets": inputs.set_ids}, keep=1)
+    run.write_json("canonicalisation.json", report)
+    write_curves(run)
+    write_run_report(run.path, inputs.folder)
+    run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
+                                                                             "filtered_views")})
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """A pose training's inputs, read and checked by `_read_inputs`."""
+
+    folder: str | os.PathLike  # the sets folder
+    data: list  # what the manifest records as the run's inputs
+    summary: dict  # sets.json
+    category: str
+    mesh: geom3d.Mesh  # the neural cylinder every set starts from
+    layout: CylinderLayout
+    reference: data3d.ImageRecord  # the annotated image
+    sets: list  # the generated sets, their unreadable views dropped
+    unreadable: dict  # {image: reason} of the dropped views
+    records: list  # every view of every set, set by set
+    set_of: list  # each view's set index
+    is_source: list  # whether each view is its set's source
+
+    @property
+    def set_ids(self) -> list[str]:
+        return [s.id for s in self.sets]
+
+
+def _read_inputs(sets_folder, reference) -> _Inputs:
+    """The sets folder and the reference read and checked (a PoseError naming the file otherwise)."""
     sets, summary = load_sets(sets_folder), read_summary(sets_folder)
     if not sets:
         raise PoseError("no generated sets", sets_folder)
@@ -145,7 +214,6 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
     if "cylinder" not in summary:
         raise PoseError("cannot be read as a sets index: no 'cylinder' (the neural mesh's shape)",
                         Path(sets_folder) / "sets.json")
-    ncfg = dataclasses.replace(ncfg, categories=[category])
     mesh, layout = neural_cylinder(**summary["cylinder"])
     ref_record = _reference(reference)
     if ref_record.objects[0].category != category:
@@ -156,118 +224,147 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
         raise PoseError(f"{sets_folder}: no generated set has a readable image ({len(unreadable)} unreadable, e.g. "
                          f"{next(iter(unreadable.items()))})")
     records = [r for s in sets for r in s.records]
-    set_of = [k for k, s in enumerate(sets) for _ in s.records]
-    is_source = [is_source_view(r.objects[0]) for r in records]
-    dataset = object_dataset(records, ncfg, [category])
-    steps, batch_size = ncfg.train.steps, ncfg.data.batch_size
-    net, bank = _fresh_model(ncfg, {s.id: mesh for s in sets})
-    state = {"dropped": 0, "filter_step": int(pcfg.filter.after * steps) if pcfg.filter.enabled else -1}
-    orient = bool(pcfg.merge.orient)
-    # the orientation check's witnesses, the sources, are left out of the label-free training (pose.orient)
-    active = [j for j in range(len(records)) if not (orient and is_source[j])]
-    if not active:
-        raise PoseError(f"{sets_folder}: no generated view to train on (the sets hold their sources only, which "
-                         "pose.merge.orient leaves out of training)")
-    seen = torch.zeros(len(sets), layout.num_vertices)
+    data = [str(sets_folder), str(reference) if not isinstance(reference, data3d.ImageRecord) else "<record>"]
+    return _Inputs(sets_folder, data, summary, category, mesh, layout, ref_record, sets, unreadable, records,
+                   [k for k, s in enumerate(sets) for _ in s.records], [is_source_view(r.objects[0]) for r in records])
 
-    def batches(epoch: int):
+
+class _LabelFree:
+    """Steps 1-2 as `methodkit.Trainer` hooks: one neural cylinder per set in one bank and one network,
+    trained with nemo's `contrastive_step` on the views still `active`; the step's follow-up counts the
+    vertices each set's views see (`seen`, the merge's weights); the artifact filter is `before_batch`;
+    the bank, the seen counts and the active views are the checkpoint's own state."""
+
+    def __init__(self, inputs: _Inputs, ncfg: NemoConfig, pcfg):
+        self.inputs, self.ncfg, self.pcfg = inputs, ncfg, pcfg
+        self.dataset = object_dataset(inputs.records, ncfg, [inputs.category])
+        self.net, self.bank = _fresh_model(ncfg, {s.id: inputs.mesh for s in inputs.sets})
+        steps = ncfg.train.steps
+        self.state = {"dropped": 0, "filter_step": int(pcfg.filter.after * steps) if pcfg.filter.enabled else -1}
+        # the orientation check's witnesses, the sources, are left out of the label-free training (pose.orient)
+        self.active = [j for j in range(len(inputs.records)) if not (pcfg.merge.orient and inputs.is_source[j])]
+        if not self.active:
+            raise PoseError(f"{inputs.folder}: no generated view to train on (the sets hold their sources only, "
+                             "which pose.merge.orient leaves out of training)")
+        self.seen = torch.zeros(len(inputs.sets), inputs.layout.num_vertices)
+
+    def batches(self, epoch: int):
         # the position in the run is (epoch, offset into its seeded batch order): a resumed run replays it
-        dataset.set_epoch(epoch)
-        return epoch_batches(len(active), batch_size, ncfg.seed, epoch)
+        self.dataset.set_epoch(epoch)
+        return epoch_batches(len(self.active), self.ncfg.data.batch_size, self.ncfg.seed, epoch)
 
-    def load(epoch: int, orders):
+    def load(self, epoch: int, orders):
         for order in orders:
-            idx = [active[i] for i in order]
-            yield dict(_batch(dataset, idx), rows=torch.tensor([set_of[j] for j in idx]))
+            idx = [self.active[i] for i in order]
+            yield dict(_batch(self.dataset, idx), rows=torch.tensor([self.inputs.set_of[j] for j in idx]))
 
-    def artifact_filter(trainer: Trainer) -> bool:
-        nonlocal active
-        if trainer.step != state["filter_step"]:
+    def artifact_filter(self, trainer: Trainer) -> bool:
+        if trainer.step != self.state["filter_step"]:
             return False
-        agree = view_agreement(net, bank, dataset, set_of, active, net.stride)
+        is_source = self.inputs.is_source
+        agree = view_agreement(self.net, self.bank, self.dataset, self.inputs.set_of, self.active, self.net.stride)
         med = agree.median()
         mad = (agree - med).abs().median().clamp(min=1e-6)
-        keep = [j for j, a in zip(active, agree) if is_source[j] or a >= med - pcfg.filter.mad * mad]
-        state.update(dropped=len(active) - len(keep), filter_step=-1)
-        active = keep
-        log.info("artifact filter: dropped %d of %d views", state["dropped"], len(agree))
+        keep = [j for j, a in zip(self.active, agree) if is_source[j] or a >= med - self.pcfg.filter.mad * mad]
+        self.state.update(dropped=len(self.active) - len(keep), filter_step=-1)
+        self.active = keep
+        log.info("artifact filter: dropped %d of %d views", self.state["dropped"], len(agree))
         return True  # the batch order was over the old list: the next epoch orders the kept views
 
-    def train_step(batch, step_index: int):
+    def step(self, batch, step_index: int):
         index = batch["rows"]
-        loss, info, targets = contrastive_step(net, bank, batch, ncfg, step_index, index)
+        loss, info, targets = contrastive_step(self.net, self.bank, batch, self.ncfg, step_index, index)
 
         def after():
-            update_bank(bank, index, targets, ncfg.bank.weighting)
-            seen.index_add_(0, index, targets.visible.float()[:, : layout.num_vertices])
+            update_bank(self.bank, index, targets, self.ncfg.bank.weighting)
+            self.seen.index_add_(0, index, targets.visible.float()[:, : self.inputs.layout.num_vertices])
 
         return loss, info, after
 
-    def checkpoint_state():
-        tensors = {**bank.state_dict(prefix="sets."), "sets.seen": seen.contiguous(),
-                   "train.active": torch.tensor(active, dtype=torch.long)}
-        return tensors, {"train_state": dict(state)}
+    def checkpoint_state(self):
+        tensors = {**self.bank.state_dict(prefix="sets."), "sets.seen": self.seen.contiguous(),
+                   "train.active": torch.tensor(self.active, dtype=torch.long)}
+        return tensors, {"train_state": dict(self.state)}
 
-    trainer = Trainer(net, Hooks(batches, load, train_step, before_batch=artifact_filter, state=checkpoint_state,
-                                 images=lambda batch: len(batch["rows"])),
-                      ncfg.optim, steps, run=run, log_every=ncfg.train.log_every,
-                      checkpoint_every=ncfg.train.checkpoint_every, keep=ncfg.train.keep_checkpoints,
-                      stop_after=stop_after, progress=progress, desc="pose train", error=PoseError,
-                      hint="lower nemo.optim.lr", meta={"method": "nemo", "categories": [category],
-                                                         "phase": "training", "sets": [s.id for s in sets]})
-    if resuming:
+    def trainer(self, run: RunFolder, progress: bool, stop_after: int | None) -> Trainer:
+        ncfg = self.ncfg
+        hooks = Hooks(self.batches, self.load, self.step, before_batch=self.artifact_filter,
+                      state=self.checkpoint_state, images=lambda batch: len(batch["rows"]))
+        return Trainer(self.net, hooks, ncfg.optim, ncfg.train.steps, run=run, log_every=ncfg.train.log_every,
+                       checkpoint_every=ncfg.train.checkpoint_every, keep=ncfg.train.keep_checkpoints,
+                       stop_after=stop_after, progress=progress, desc="pose train", error=PoseError,
+                       hint="lower nemo.optim.lr", meta={"method": "nemo", "categories": [self.inputs.category],
+                                                          "phase": "training", "sets": self.inputs.set_ids})
+
+    def resume(self, run: RunFolder, trainer: Trainer, cfg: PoseConfig) -> bool:
+        """Restore the last checkpoint into the network, bank, counts and `trainer`; True when the run is
+        complete already (nothing to do)."""
         tensors, meta = run.load_checkpoint()
+        folder = self.inputs.folder
         if meta.get("phase") == "final" or "pose" in meta:  # a finished run (older ones lack the phase)
-            if meta["step"] >= steps:
+            if meta["step"] >= self.ncfg.train.steps:
                 log.info("%s is complete at step %d", run.path, meta["step"])
-                return run
+                return True
             raise PoseError(f"the run is complete at step {meta['step']}; train longer into a new folder", run.path)
-        if meta.get("sets") != [s.id for s in sets]:
-            raise PoseError(f"the run was trained on other sets than {sets_folder}", run.path)
+        if meta.get("sets") != self.inputs.set_ids:
+            raise PoseError(f"the run was trained on other sets than {folder}", run.path)
         if "train.active" in tensors and tensors["train.active"].numel() and \
-                int(tensors["train.active"].max()) >= len(records):
-            raise PoseError(f"the run was trained on other views than {sets_folder} now holds "
+                int(tensors["train.active"].max()) >= len(self.inputs.records):
+            raise PoseError(f"the run was trained on other views than {folder} now holds "
                             f"(an image became unreadable or was added?)", run.path)
         if not run.exists():
             run.write_config(cfg)
-        load_state(net, tensors, error=PoseError)
-        bank = nemo.MeshBank.from_state_dict(tensors, [s.id for s in sets], prefix="sets.",
-                                             momentum=ncfg.bank.momentum)
-        seen = tensors["sets.seen"].clone()
-        active = tensors["train.active"].tolist()
+        load_state(self.net, tensors, error=PoseError)
+        self.bank = nemo.MeshBank.from_state_dict(tensors, self.inputs.set_ids, prefix="sets.",
+                                                  momentum=self.ncfg.bank.momentum)
+        self.seen = tensors["sets.seen"].clone()
+        self.active = tensors["train.active"].tolist()
         place = dict(meta["train_state"])
-        state.update(dropped=place.pop("dropped"), filter_step=place.pop("filter_step"))
+        self.state.update(dropped=place.pop("dropped"), filter_step=place.pop("filter_step"))
         trainer.restore(tensors, place)
         run.truncate_log(trainer.step)
         log.info("resuming %s at step %d", run.path, trainer.step)
-    else:
-        data = [str(sets_folder), str(reference) if not isinstance(reference, data3d.ImageRecord) else "<record>"]
-        run.begin("pose.labelfree", cfg, data, categories=[category], sets=len(sets), views=len(records),
-                  synthesizer=summary.get("synthesizer"), reference_instance=ref_record.objects[0].mesh_ref,
-                  source_instances=sorted({s["instance"] for s in summary["sets"] if s.get("instance")}),
-                  skipped={"unreadable_view": len(unreadable)}, skipped_views=sorted(unreadable))
-    if not trainer.fit():
-        run.update_manifest(status="stopped", step=trainer.step)
-        return run
-    step, done_here = trainer.step, trainer.done_here
-    net.eval()
-    feats = bank.features[:, : layout.num_vertices]
-    mcfg = pcfg.merge
-    merged = merge_sets(feats, seen, layout, mcfg.min_margin, mcfg.rounds, float(mcfg.flip_ratio))
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Canonical:
+    """Steps 3-4's outcome (`_canonicalise`)."""
+
+    merged: MergeResult
+    clutter: torch.Tensor  # the trained clutter features
+    model: NemoModel  # the category model in the canonical frame
+    views: list  # the one shot's annotated views: the reference and, when it was a source, its generated views
+    angles: torch.Tensor  # their absolute angles (half a turn corrected where the orientation check says)
+    generated_angles: torch.Tensor  # the angles they were generated at (the retrieval baseline's database)
+    own: GeneratedSet | None  # the reference's own generated set
+    orientation: dict
+    calib: dict  # `one_shot`'s result
+    offsets: dict  # the azimuth and elevation offsets below one step
+
+
+def _canonicalise(job: _LabelFree) -> _Canonical:
+    """Steps 3-4: merge the sets (`merge_sets`), check their orientation against their sources
+    (`pose.orient`) and fix the canonical frame from the annotated image (`one_shot`)."""
+    inputs, ncfg, mcfg = job.inputs, job.ncfg, job.pcfg.merge
+    sets, layout, category, ref_record = inputs.sets, inputs.layout, inputs.category, inputs.reference
+    job.net.eval()
+    feats = job.bank.features[:, : layout.num_vertices]
+    merged = merge_sets(feats, job.seen, layout, mcfg.min_margin, mcfg.rounds, float(mcfg.flip_ratio))
     log.info("merge: %d sets aligned, %d rejected (%d by the front/back guard; reference %s)", merged.aligned,
              merged.rejected, len(merged.flipped), sets[merged.reference].id)
-    clutter = bank.clutter.clone()
-    model = _category_model(net, mesh, merged.features, clutter, ncfg, category)
+    clutter = job.bank.clutter.clone()
+    model = _category_model(job.net, inputs.mesh, merged.features, clutter, ncfg, category)
     views, angles = calibration_views(sets, ref_record)
     own = reference_set(sets, ref_record)
     own_shift = -1 if own is None else int(merged.shifts[sets.index(own)])
     # a run started without the check (or before it existed) trained on its sources: they are no witnesses
-    held_out = not any(is_source[j] for j in active)
+    orient, held_out = bool(mcfg.orient), not any(inputs.is_source[j] for j in job.active)
     if orient and not held_out:
         log.warning("orientation check skipped: this run trained on its source images (resumed from a run "
                     "started without pose.merge.orient)")
     orientation = _orientation(model, sets, merged.shifts, layout, category, own, orient and held_out)
-    baseline_angles = angles  # the one-shot retrieval baseline's database: the reference's views as generated
+    generated_angles = angles
     known = None
     if own_shift >= 0:
         # the reference is a source: its set's frame has the source at azimuth 0, so its merge shift and
@@ -279,58 +376,59 @@ def _train(sets_folder, reference, out, config, progress, stop_after) -> RunFold
             angles[1:, 0] = (angles[1:, 0] + math.pi) % (2 * math.pi)
     calib = one_shot(model, views, angles, category, layout, known)
     canonical = shift_features(merged.features, layout, calib["shift"])
-    model = _category_model(net, mesh, canonical, clutter, ncfg, category)
+    model = _category_model(job.net, inputs.mesh, canonical, clutter, ncfg, category)
     offsets = {"azimuth": calib["azimuth_offset"], "elevation": calib["elevation_offset"]}
-    refine_steps = steps if pcfg.refine.steps is None else pcfg.refine.steps
-    pseudo = []
-    if refine_steps > 0:
-        cuboid = category_meshes(ncfg, [category])[category]
-        pseudo = pseudo_labelled(sets, active, merged.shifts, calib, layout, cuboid)
-        remaining = None if stop_after is None else stop_after - done_here
-        refined = None
-        if remaining is None or remaining > 0:
-            refined = refine(pseudo, net, clutter, ncfg, category, run.path / "refine", refine_steps, remaining)
-        if refined is None:
-            run.update_manifest(status="stopped", step=step, refine="stopped")
-            return run
-        model = NemoModel(refined[0], refined[1], ncfg, [category])
-        net, offsets = model.net, {"azimuth": 0.0, "elevation": 0.0}  # trained in the canonical frame
-    crops = _crops(views, ncfg, category)["image"]
-    database = {"features": F.normalize(model.features(crops).flatten(1), dim=-1), "angles": angles}
-    tensors = state_tensors(net)
+    return _Canonical(merged, clutter, model, views, angles, generated_angles, own, orientation, calib, offsets)
+
+
+def _refine_steps(job: _LabelFree) -> int:
+    steps = job.pcfg.refine.steps
+    return job.ncfg.train.steps if steps is None else steps
+
+
+def _refine(job: _LabelFree, canon: _Canonical, run: RunFolder, remaining: int | None):
+    """Step 5: (model, offsets, pseudo-labelled views) after the refinement in the canonical frame (none
+    with 0 refinement steps: the one-shot model and its offsets), or None when `remaining` (steps this
+    call may still train; None: no limit) ends the call first."""
+    steps, ncfg, category = _refine_steps(job), job.ncfg, job.inputs.category
+    if steps <= 0:
+        return canon.model, canon.offsets, 0
+    cuboid = category_meshes(ncfg, [category])[category]
+    pseudo = pseudo_labelled(job.inputs.sets, job.active, canon.merged.shifts, canon.calib, job.inputs.layout, cuboid)
+    if remaining is not None and remaining <= 0:
+        return None
+    refined = refine(pseudo, job.net, canon.clutter, ncfg, category, run.path / "refine", steps, remaining)
+    if refined is None:
+        return None
+    # trained in the canonical frame: no offsets
+    return NemoModel(refined[0], refined[1], ncfg, [category]), {"azimuth": 0.0, "elevation": 0.0}, len(pseudo)
+
+
+def _final_tensors(job: _LabelFree, canon: _Canonical, model: NemoModel, run: RunFolder) -> tuple[dict, int]:
+    """Step 6: the final checkpoint's tensors (the model, the one-shot retrieval baseline's database and
+    encoder, the per-set meshes for diagnostics) and the database's size."""
+    ncfg, category, rcfg = job.ncfg, job.inputs.category, job.pcfg.retrieval
+    crops = _crops(canon.views, ncfg, category)["image"]
+    features = F.normalize(model.features(crops).flatten(1), dim=-1)
+    tensors = state_tensors(model.net)
     tensors.update(model.bank.state_dict())
-    rcfg = pcfg.retrieval
     if rcfg.encoder == "reference":
-        encoder = reference_encoder(own.records if own is not None else [ref_record], mesh, ncfg, category,
-                                    steps if rcfg.steps is None else rcfg.steps, run.path)
+        records = canon.own.records if canon.own is not None else [job.inputs.reference]
+        steps = ncfg.train.steps if rcfg.steps is None else rcfg.steps
+        encoder = reference_encoder(records, job.inputs.mesh, ncfg, category, steps, run.path)
         with torch.no_grad():
             tensors["retrieval.features"] = F.normalize(encoder(crops).flatten(1), dim=-1).contiguous()
         tensors.update(state_tensors(encoder, prefix="retrieval.model."))
-        tensors["retrieval_pose.features"] = database["features"].contiguous()  # the same views
+        tensors["retrieval_pose.features"] = features.contiguous()  # the same views
         # the ablation over pose's network uses what pose knows (the orientation check); the baseline
         # knows the reference's set alone, so its views keep the angles they were generated at
-        tensors["retrieval_pose.angles"] = angles.clone().contiguous()
+        tensors["retrieval_pose.angles"] = canon.angles.clone().contiguous()
     else:
-        tensors["retrieval.features"] = database["features"].contiguous()
-    tensors["retrieval.angles"] = baseline_angles.contiguous()
-    tensors.update(bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
-    tensors["sets.seen"] = seen.contiguous()
-    report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
-              "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
-              "flip_margins": [None if math.isnan(m) else round(m, 4) for m in merged.flip_margins.tolist()],
-              "flip_rejected": [sets[k].id for k in merged.flipped],
-              "filtered_views": state["dropped"], "orientation": orientation, "one_shot": calib,
-              "retrieval_views": int(database["angles"].shape[0]), "refine_steps": refine_steps,
-              "pseudo_labelled_views": len(pseudo)}
-    # the final checkpoint replaces the last training one (same step): a finished run is not resumed
-    run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [category], "phase": "final", "pose": report,
-                                        "offsets": offsets, "sets": [s.id for s in sets]}, keep=1)
-    run.write_json("canonicalisation.json", report)
-    write_curves(run)
-    write_run_report(run.path, sets_folder)
-    run.update_manifest(status="complete", step=step, **{k: report[k] for k in ("aligned", "rejected",
-                                                                             "filtered_views")})
-    return run
+        tensors["retrieval.features"] = features.contiguous()
+    tensors["retrieval.angles"] = canon.generated_angles.contiguous()
+    tensors.update(job.bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
+    tensors["sets.seen"] = job.seen.contiguous()
+    return tensors, int(canon.angles.shape[0])
 
 
 def _orientation(model, sets, shifts, layout, category, own, enabled: bool) -> dict:
