@@ -113,10 +113,20 @@ def add_parser(sub) -> None:
     po.set_defaults(func=run_pose)
 
 
-def _set_threads(config) -> None:
-    import torch
+def _with_run(args: argparse.Namespace, command) -> int:
+    """`command(args, model)` with the --run's model, under its config's torch thread count (the caller's
+    comes back after)."""
+    import nemo
+    from aware3d_utils import torch_threads
 
-    torch.set_num_threads(NemoConfig.of(config).threads)
+    model = nemo.load(args.run)
+    with torch_threads(model.config.threads):
+        return command(args, model)
+
+
+def _check_category(args: argparse.Namespace, model) -> None:
+    if args.category is not None and args.category not in model.categories:
+        raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
 
 
 def train_config(args: argparse.Namespace) -> dict:
@@ -132,8 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = train_config(args)
     if args.with_baseline and config["method"] == "baseline":  # it would train the same baseline twice
         raise ValueError("--with-baseline: the config's method is the baseline already (method: baseline)")
-    _set_threads(config)
-    out = Path(args.out)
+    out = Path(args.out)  # nemo.train runs with the config's threads
     data = args.data  # a datagen YAML config among them: fresh samples every epoch (nemo.fresh)
     run = train(data, out, config, progress=not args.no_progress)
     method = "the 2D baseline" if config["method"] == "baseline" else "NeMo"
@@ -157,15 +166,13 @@ def _metrics_line(metrics: dict) -> str:
 def run_eval(args: argparse.Namespace) -> int:
     refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--baseline-run": args.baseline_run})
     with locked_out(args.out, "nemo evaluation"):
-        return _run_eval(args)
+        return _with_run(args, _run_eval)
 
 
-def _run_eval(args: argparse.Namespace) -> int:
+def _run_eval(args: argparse.Namespace, model) -> int:
     import nemo
     from nemo.data import load_record_folders
 
-    model = nemo.load(args.run)
-    _set_threads(model.config)
     models = {"nemo": model}
     baseline = args.baseline_run or (os.path.join(args.run, "baseline")
                                      if os.path.isfile(os.path.join(args.run, "baseline", "config.yaml")) else None)
@@ -279,12 +286,10 @@ def run_pose(args: argparse.Namespace) -> int:
         raise ValueError("--threshold only acts with --detector")
     refuse_out_among_inputs(args.out, {"--images": args.images, "--run": args.run})
     with locked_out(args.out, "nemo pose"):
-        if args.boxes or args.detector:
-            return _run_pose_in_boxes(args)
-        return _run_pose_whole_image(args)
+        return _with_run(args, _run_pose_in_boxes if args.boxes or args.detector else _run_pose_whole_image)
 
 
-def _run_pose_in_boxes(args: argparse.Namespace) -> int:
+def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
     import torch
     from PIL import Image
 
@@ -295,12 +300,9 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     from nemo.photo import detect, estimate_in_boxes, load_detector
     from nemo.report import box_corners, draw_pose
 
-    model = nemo.load(args.run)
-    _set_threads(model.config)
     if args.category is None and args.detector:
         raise nemo.NemoError("--detector needs --category (the text prompt)")
-    if args.category is not None and args.category not in model.categories:
-        raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
+    _check_category(args, model)
     if args.focal is not None and not (args.focal > 0 and args.focal < float("inf")):
         raise nemo.NemoError(f"--focal must be a positive number of pixels, got {args.focal}")
     table = _read_boxes(args.boxes) if args.boxes else None
@@ -370,21 +372,17 @@ def _run_pose_in_boxes(args: argparse.Namespace) -> int:
     return _save_pose_records(records, out, skipped, "used")
 
 
-def _run_pose_whole_image(args: argparse.Namespace) -> int:
+def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
     import torch
     import torch.nn.functional as F
     from PIL import Image
 
     import data3d
-    import nemo
     from aware3d_utils import atomic_save
     from geom3d.pixels import resize_coordinate
     from nemo.report import box_corners, draw_pose
 
-    model = nemo.load(args.run)
-    _set_threads(model.config)
-    if args.category is not None and args.category not in model.categories:
-        raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
+    _check_category(args, model)
     Hc, Wc = model.config.data.crop_size
     files = _image_files(args.images)
     overlay = _overlay_names(files)

@@ -144,21 +144,25 @@ def train(data: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.P
         loss every step (e.g. iNeMo's positional regulariser and distillation); its info is logged.
     Runs with the config's `threads` torch threads and restores the caller's count afterwards.
     """
-    with torch_threads(None):  # _train sets the config's count; the caller's comes back
-        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 holds the run folder's lock
-            return _train(data, out, config, progress, stop_after, init, extra_loss)
-        if config is not None:
-            resolve_config(config)  # a bad config is an error before the folder is touched
-        RunFolder(out).refuse_inputs([data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data))
-        with RunFolder(out).lock():  # a second training into the same folder is refused while this one runs
-            return _train(data, out, config, progress, stop_after, init, extra_loss)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 holds the run folder's lock
+        return _train(data, out, config, progress, stop_after, init, extra_loss)
+    if config is not None:
+        resolve_config(config)  # a bad config is an error before the folder is touched
+    RunFolder(out).refuse_inputs([data] if isinstance(data, (str, os.PathLike, Mapping)) else list(data))
+    with RunFolder(out).lock():  # a second training into the same folder is refused while this one runs
+        return _train(data, out, config, progress, stop_after, init, extra_loss)
 
 
 def _train(data, out, config, progress, stop_after, init, extra_loss) -> RunFolder:
     run = RunFolder(out)
     cfg, resuming = _resolve_for_run(run, config)
     check_device(cfg.device)
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):  # the config's count; the caller's comes back
+        return _train_resolved(run, cfg, resuming, data, progress, stop_after, init, extra_loss)
+
+
+def _train_resolved(run: RunFolder, cfg: NemoConfig, resuming: bool, data, progress, stop_after, init,
+                    extra_loss) -> RunFolder:
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     rank, world = distributed.setup(device)
