@@ -12,7 +12,7 @@ checkpoints, metrics, curves and an HTML report.
       metrics.json, report.html, loss.png     written by evaluation / at the end of training
 
 Every file is written atomically; a killed run resumes from its last checkpoint (`latest_checkpoint`)
-and `truncate_log` drops log lines past it so nothing is duplicated.
+and `truncate_log` drops log lines past it so nothing is duplicated (`filter_log` by any rule).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -230,7 +230,11 @@ class RunFolder:
 
     def truncate_log(self, step: int) -> None:
         """Keep only log records with step ≤ `step` (records without a step are kept)."""
-        kept = [r for r in self.read_log() if r.get("step", -1) <= step]
+        self.filter_log(lambda r: r.get("step", -1) <= step)
+
+    def filter_log(self, keep: Callable[[dict], bool]) -> None:
+        """Rewrite the log with the records `keep` accepts (e.g. iNeMo drops the tasks it trains again)."""
+        kept = [r for r in self.read_log() if keep(r)]
         atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # ------------------------------------------------------------------ checkpoints

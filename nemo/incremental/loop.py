@@ -60,7 +60,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import data3d
-from aware3d_utils import atomic_save, atomic_write_text, step_generator, torch_threads
+from aware3d_utils import atomic_save, step_generator, torch_threads
 from geom3d.pixels import resize_coordinate
 from methodkit.trainer import Hooks, Trainer, module_state, resume_config, state_tensors
 
@@ -262,7 +262,7 @@ def run_method(method: str, config: IncrementalConfig, tasks: Sequence[Sequence[
     logbook = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     done = _finished_tasks(folder, len(tasks))  # a rerun resumes after the last finished task
-    _keep_log_before(logbook, done)
+    logbook.filter_log(lambda r: r.get("task", done) < done)  # the lines of tasks trained again go
     bank, old_net, old_memory, per_task = None, None, None, []
     for t in range(len(tasks)):
         tick = time.perf_counter()
@@ -433,12 +433,6 @@ def _finished_tasks(folder: Path, n: int) -> int:
     while done < n and (folder / f"task_{done}" / "task.json").is_file():
         done += 1
     return done
-
-
-def _keep_log_before(logbook: RunFolder, task: int) -> None:
-    """Drop log lines of tasks ≥ `task` (they are trained again)."""
-    kept = [r for r in logbook.read_log() if r.get("task", task) < task]
-    atomic_write_text(logbook.log_path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _restore_task(task_dir: Path, net: nn.Module, seen, two_d: bool, ncfg) -> MeshBank | None:
