@@ -124,6 +124,15 @@ def _with_run(args: argparse.Namespace, command) -> int:
         return command(args, model)
 
 
+def _box_corners(model, category: str):
+    """The box drawn for an estimate: the model's mesh, else (the baseline has none) the procedural shape's."""
+    import data3d
+    from nemo.report import box_corners
+
+    bank = getattr(model, "bank", None)
+    return box_corners(bank.mesh(category) if bank is not None else data3d.procedural.make(category))
+
+
 def _check_category(args: argparse.Namespace, model) -> None:
     if args.category is not None and args.category not in model.categories:
         raise ValueError(f"--category {args.category!r}: the run knows {model.categories}")
@@ -298,7 +307,7 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
     from aware3d_utils import atomic_save
     from geom3d.pixels import resize_coordinate
     from nemo.photo import detect, estimate_in_boxes, load_detector
-    from nemo.report import box_corners, draw_pose
+    from nemo.report import draw_pose
 
     if args.category is None and args.detector:
         raise nemo.NemoError("--detector needs --category (the text prompt)")
@@ -348,10 +357,8 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
         objs = []
         for k, r in enumerate(results):
             vp = r.viewpoint_dict()
-            if getattr(model, "bank", None) is not None:
-                corners = box_corners(model.bank.mesh(r.category))
-            else:  # the baseline has no mesh and no distance: the procedural shape at the crop's fill
-                corners = box_corners(data3d.procedural.make(r.category))
+            corners = _box_corners(model, r.category)
+            if getattr(model, "bank", None) is None:  # no distance: the procedural shape at the crop's fill
                 x0, y0, x1, y1 = r.box
                 vp["distance"] = float(corners.norm(dim=-1).max()) * vp["focal"] * vp["viewport"] / (
                     0.5 * max(x1 - x0, y1 - y0))
@@ -380,7 +387,7 @@ def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
     import data3d
     from aware3d_utils import atomic_save
     from geom3d.pixels import resize_coordinate
-    from nemo.report import box_corners, draw_pose
+    from nemo.report import draw_pose
 
     _check_category(args, model)
     Hc, Wc = model.config.data.crop_size
@@ -408,10 +415,8 @@ def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
                           [0.0, f, top + resize_coordinate((H - 1) / 2, s)], [0.0, 0.0, 1.0]])
         result = model.estimate_pose(canvas[None], K=K, categories=[args.category] if args.category else None)[0]
         vp = result.viewpoint_dict()
-        if getattr(model, "bank", None) is not None:
-            corners = box_corners(model.bank.mesh(result.category))
-        else:
-            corners = box_corners(data3d.procedural.make(result.category))
+        corners = _box_corners(model, result.category)
+        if getattr(model, "bank", None) is None:
             vp["distance"] = float(corners.norm(dim=-1).max()) * f / (0.35 * min(Hc, Wc))
         picture = draw_pose(canvas, corners, {"red": vp})
         atomic_save(out / "overlays" / overlay[path],
