@@ -164,14 +164,14 @@ def _train(run: RunFolder, cfg: PoseConfig, resuming: bool, inputs: _Inputs, pro
         run.update_manifest(status="stopped", step=step, refine="stopped")
         return run
     model, offsets, pseudo = refined
-    tensors, retrieval_views = _final_tensors(job, canon, model, run)
+    tensors = _final_tensors(job, canon, model, run)
     merged, sets = canon.merged, inputs.sets
     report = {"aligned": merged.aligned, "rejected": merged.rejected, "reference_set": sets[merged.reference].id,
               "shifts": merged.shifts.tolist(), "margins": [round(float(m), 4) for m in merged.margins],
               "flip_margins": [None if math.isnan(m) else round(m, 4) for m in merged.flip_margins.tolist()],
               "flip_rejected": [sets[k].id for k in merged.flipped],
               "filtered_views": job.state["dropped"], "orientation": canon.orientation, "one_shot": canon.calib,
-              "retrieval_views": retrieval_views, "refine_steps": _refine_steps(job), "pseudo_labelled_views": pseudo}
+              "retrieval_views": len(canon.views), "refine_steps": _refine_steps(job), "pseudo_labelled_views": pseudo}
     # the final checkpoint replaces the last training one (same step): a finished run is not resumed
     run.save_checkpoint(step, tensors, {"method": "nemo", "categories": [inputs.category], "phase": "final",
                                         "pose": report, "offsets": offsets, "sets": inputs.set_ids}, keep=1)
@@ -404,9 +404,9 @@ def _refine(job: _LabelFree, canon: _Canonical, run: RunFolder, remaining: int |
     return NemoModel(refined[0], refined[1], ncfg, [category]), {"azimuth": 0.0, "elevation": 0.0}, len(pseudo)
 
 
-def _final_tensors(job: _LabelFree, canon: _Canonical, model: NemoModel, run: RunFolder) -> tuple[dict, int]:
+def _final_tensors(job: _LabelFree, canon: _Canonical, model: NemoModel, run: RunFolder) -> dict:
     """Step 6: the final checkpoint's tensors (the model, the one-shot retrieval baseline's database and
-    encoder, the per-set meshes for diagnostics) and the database's size."""
+    encoder, the per-set meshes for diagnostics)."""
     ncfg, category, rcfg = job.ncfg, job.inputs.category, job.pcfg.retrieval
     crops = _crops(canon.views, ncfg, category)["image"]
     features = F.normalize(model.features(crops).flatten(1), dim=-1)
@@ -428,7 +428,7 @@ def _final_tensors(job: _LabelFree, canon: _Canonical, model: NemoModel, run: Ru
     tensors["retrieval.angles"] = canon.generated_angles.contiguous()
     tensors.update(job.bank.state_dict(prefix="sets."))  # the per-set meshes, for diagnostics
     tensors["sets.seen"] = job.seen.contiguous()
-    return tensors, int(canon.angles.shape[0])
+    return tensors
 
 
 def _orientation(model, sets, shifts, layout, category, own, enabled: bool) -> dict:
