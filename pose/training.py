@@ -199,10 +199,7 @@ class _Inputs:
     records: list  # every view of every set, set by set
     set_of: list  # each view's set index
     is_source: list  # whether each view is its set's source
-
-    @property
-    def set_ids(self) -> list[str]:
-        return [s.id for s in self.sets]
+    set_ids: list[str]  # the sets' ids, in order
 
 
 def _read_inputs(sets_folder, reference) -> _Inputs:
@@ -226,7 +223,8 @@ def _read_inputs(sets_folder, reference) -> _Inputs:
     records = [r for s in sets for r in s.records]
     data = [str(sets_folder), str(reference) if not isinstance(reference, data3d.ImageRecord) else "<record>"]
     return _Inputs(sets_folder, data, summary, category, mesh, layout, ref_record, sets, unreadable, records,
-                   [k for k, s in enumerate(sets) for _ in s.records], [is_source_view(r.objects[0]) for r in records])
+                   [k for k, s in enumerate(sets) for _ in s.records], [is_source_view(r.objects[0]) for r in records],
+                   [s.id for s in sets])
 
 
 class _LabelFree:

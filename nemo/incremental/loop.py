@@ -649,10 +649,7 @@ def _class_embeddings(net, objects, ncfg, seen, two_d: bool) -> torch.Tensor:
     out = []
     for batch in eval_loader(objects, ncfg, seen):
         images = batch["image"].to(device)
-        if two_d:
-            pooled = net.pooled(images)
-        else:
-            pooled = net(images).mean(dim=(2, 3))
+        pooled = net.pooled(images) if two_d else net(images).mean(dim=(2, 3))
         out.append(F.normalize(pooled, dim=-1).cpu())
     return torch.cat(out)
 
