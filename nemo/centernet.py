@@ -1,7 +1,7 @@
 """A COCO object detector that needs no model hub: the MobileNetV3 CenterNet of
 `scripts/fetch_pretrained.sh` (a TF.js graph model run by `nemo.tfjs`), for `aware3d nemo pose --detector`.
 
-    detector = CenterNetDetector("pretrained/centernet/centernet.json")
+    detector = CocoDetector("pretrained/centernet/centernet.json")
     found = detector(pil_image, candidate_labels=["car"], threshold=0.3)   # the transformers pipeline's shape
 
 CenterNet (Zhou et al., "Objects as Points", 2019) predicts, at stride 4 of its 512 × 512 input, one
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .errors import NemoError
 
-__all__ = ["COCO_CLASSES", "CenterNetDetector", "decode_centernet", "coco_class"]
+__all__ = ["COCO_CLASSES", "CocoDetector", "decode_heatmaps", "coco_class"]
 
 COCO_CLASSES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -53,7 +53,7 @@ def coco_class(label: str) -> int:
 Box = tuple[float, float, float, float]
 
 
-def decode_centernet(heat: torch.Tensor, sides: torch.Tensor, classes: Sequence[int], threshold: float,
+def decode_heatmaps(heat: torch.Tensor, sides: torch.Tensor, classes: Sequence[int], threshold: float,
                      scale: tuple[float, float], top: int = 100) -> list[tuple[Box, int, float]]:
     """Detections from one image's heatmaps `heat` (C, h, w) and side distances `sides` (4, h, w) (left,
     top, right, bottom, in input pixels): ((x0, y0, x1, y1) in image pixels, class, score) of the cells
@@ -78,7 +78,7 @@ def decode_centernet(heat: torch.Tensor, sides: torch.Tensor, classes: Sequence[
     return out
 
 
-class CenterNetDetector:
+class CocoDetector:
     """The CenterNet TF.js model as a zero-shot-detection-pipeline look-alike (`nemo.photo.detect`)."""
 
     outputs = ("tower_0/keypoints", "tower_0/wh")
@@ -99,6 +99,6 @@ class CenterNetDetector:
         arr = np.asarray(image.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR), np.float32)
         with torch.no_grad():  # the graph takes RGB in [0, 255]
             heat, sides = self.graph(torch.from_numpy(arr).permute(2, 0, 1)[None])
-        found = decode_centernet(heat[0], sides[0], list(classes), threshold, (W / INPUT_SIZE, H / INPUT_SIZE))
+        found = decode_heatmaps(heat[0], sides[0], list(classes), threshold, (W / INPUT_SIZE, H / INPUT_SIZE))
         return [{"box": {"xmin": b[0], "ymin": b[1], "xmax": b[2], "ymax": b[3]}, "label": classes[c], "score": s}
                 for b, c, s in found]

@@ -170,9 +170,9 @@ def load_detector(model_id: str):
     a `.json` path the COCO CenterNet of `scripts/fetch_pretrained.sh` (`nemo.centernet`), which needs no
     model hub (its labels are COCO's 80 classes)."""
     if str(model_id).endswith(".json"):
-        from .centernet import CenterNetDetector
+        from .centernet import CocoDetector
 
-        return CenterNetDetector(model_id)
+        return CocoDetector(model_id)
     from aware3d_utils.optional import require
     from datagen.hub import pretrained_kwargs
 

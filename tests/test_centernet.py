@@ -11,7 +11,7 @@ import torch
 from _fixtures import one_thread  # noqa: F401  (autouse: this module runs single-threaded)
 from test_tfjs import write_graph
 
-from nemo.centernet import COCO_CLASSES, CenterNetDetector, coco_class, decode_centernet
+from nemo.centernet import COCO_CLASSES, CocoDetector, coco_class, decode_heatmaps
 from nemo.errors import NemoError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +30,10 @@ def _maps():
 
 def test_decoding_keeps_peaks_of_the_wanted_classes_and_places_the_box_around_the_cell():
     heat, sides = _maps()
-    found = decode_centernet(heat, sides, [2], threshold=0.5, scale=(2.0, 3.0))
+    found = decode_heatmaps(heat, sides, [2], threshold=0.5, scale=(2.0, 3.0))
     # cell (y 3, x 5) at stride 4 is input pixel (20, 12): box (20-4, 12-2, 20+6, 12+8), then × (2, 3)
     assert found == [((32.0, 30.0, 52.0, 60.0), 2, pytest.approx(0.9))]
-    assert [c for _, c, _ in decode_centernet(heat, sides, [0, 2], 0.3, (1.0, 1.0))] == [0, 2, 2]
+    assert [c for _, c, _ in decode_heatmaps(heat, sides, [0, 2], 0.3, (1.0, 1.0))] == [0, 2, 2]
 
 
 def test_labels_are_coco_names_or_their_pascal3d_spelling():
@@ -48,7 +48,7 @@ def test_the_detector_answers_like_the_transformers_pipeline(tmp_path):
 
     nodes = [{"name": "tower_0/keypoints", "op": "Identity", "input": ["x"], "attr": {}},
              {"name": "tower_0/wh", "op": "Identity", "input": ["x"], "attr": {}}]
-    detector = CenterNetDetector(write_graph(tmp_path, nodes, {}))
+    detector = CocoDetector(write_graph(tmp_path, nodes, {}))
     heat, sides = _maps()
     seen = {}
 
@@ -63,7 +63,7 @@ def test_the_detector_answers_like_the_transformers_pipeline(tmp_path):
     assert found == [{"box": {"xmin": 32.0, "ymin": 10 * 100 / 512, "xmax": 52.0, "ymax": 20 * 100 / 512},
                       "label": "car", "score": pytest.approx(0.9)}]
     with pytest.raises(NemoError, match="not a file"):
-        CenterNetDetector(tmp_path / "none.json")
+        CocoDetector(tmp_path / "none.json")
 
 
 MODEL = ROOT / "pretrained" / "centernet" / "centernet.json"
