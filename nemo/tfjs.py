@@ -235,7 +235,7 @@ class TfjsGraph(nn.Module):
         return [env[o] if o in env else self._value(o, env) for o in self.outputs]
 
     def _run(self, name: str, op: str, args: list, a: dict) -> torch.Tensor:
-        if op in ("Identity",):
+        if op == "Identity":
             return args[0]
         if op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
             x, w = args[0], args[1]
