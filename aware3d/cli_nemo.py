@@ -26,6 +26,9 @@ from nemo.config import NemoConfig
 
 from .cli import bounded
 
+SEARCH_HELP = ("change the run's pose search, e.g. --set pose.elevation_range=[-10,35] (pose.* keys only: "
+               "docs/nemo.md; repeatable; the baseline of nemo eval gets the same prior)")
+
 
 def add_parser(sub) -> None:
     top = sub.add_parser("nemo", help="neural mesh models: train, evaluate, estimate pose (NeMo)",
@@ -70,6 +73,7 @@ def add_parser(sub) -> None:
                          "into <out>/jittered_boxes")
     ev.add_argument("--no-fit-classify", action="store_true",
                     help="skip classification by fitting every category (slower with many categories)")
+    add_set(ev, SEARCH_HELP)
     add_no_progress(ev)
     ev.set_defaults(func=run_eval)
 
@@ -110,6 +114,7 @@ def add_parser(sub) -> None:
                                           "pretrained: pretrained/centernet/centernet.json; no model hub)")
     po.add_argument("--threshold", type=bounded(float, 0, 1),
                     help="the detector's score threshold in [0, 1] (default 0.1; only with --detector)")
+    add_set(po, SEARCH_HELP)
     po.set_defaults(func=run_pose)
 
 
@@ -119,7 +124,7 @@ def _with_run(args: argparse.Namespace, command) -> int:
     import nemo
     from aware3d_utils import torch_threads
 
-    model = nemo.load(args.run)
+    model = nemo.load(args.run, pose_search=args.set)
     with torch_threads(model.config.threads):
         return command(args, model)
 
@@ -186,7 +191,7 @@ def _run_eval(args: argparse.Namespace, model) -> int:
     baseline = args.baseline_run or (os.path.join(args.run, "baseline")
                                      if os.path.isfile(os.path.join(args.run, "baseline", "config.yaml")) else None)
     if baseline:
-        models["baseline"] = nemo.load(baseline)
+        models["baseline"] = nemo.load(baseline, pose_search=args.set)
         if models["baseline"].method != "baseline":  # its numbers would be reported as the baseline's
             raise nemo.NemoError(f"--baseline-run: is a run of method {models['baseline'].method!r}, not of the 2D "
                                  f"baseline (nemo train --set method=baseline, or --with-baseline)", baseline)

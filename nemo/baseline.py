@@ -6,6 +6,7 @@ trained network as a `methodkit.PoseEstimator` (`nemo.load` gives it for a basel
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -68,10 +69,29 @@ def baseline_loss(angle_logits: torch.Tensor, category_logits: torch.Tensor, vie
     return loss, {"angle": float(angle.detach()), "category": float(cls.detach())}
 
 
-def decode_bins(angle_logits: torch.Tensor) -> list[dict[str, float]]:
-    """Per image the bin-centre (azimuth, elevation, theta) of the most likely bins."""
-    best = angle_logits.argmax(-1)  # (B, 3)
-    return [data3d.bins_to_viewpoint(b.tolist(), angle_logits.shape[-1]) for b in best]
+def decode_bins(angle_logits: torch.Tensor, bounds=None) -> list[dict[str, float]]:
+    """Per image the bin-centre (azimuth, elevation, theta) of the most likely bins.
+
+    bounds ((elevation lo, hi), (theta lo, hi)) radians, as `nemo.PoseGrid.bounds` (NeMo's pose
+    prior, config `pose.elevation_range` / `pose.theta_range`): only the bins that overlap a range
+    compete, and the angle is clamped into it."""
+    n = angle_logits.shape[-1]
+    if bounds is not None:
+        angle_logits = angle_logits.clone()
+        width = 2 * math.pi / n
+        start = torch.arange(n, dtype=torch.float64) * width  # bin k covers [start, start + width)
+        for axis, (lo, hi) in ((1, bounds[0]), (2, bounds[1])):
+            overlap = torch.zeros(n, dtype=torch.bool)
+            for turn in (-2 * math.pi, 0.0, 2 * math.pi):
+                overlap |= (start < hi + turn) & (start + width > lo + turn)
+            if overlap.any():
+                angle_logits[:, axis, ~overlap.to(angle_logits.device)] = -math.inf
+    out = [data3d.bins_to_viewpoint(b.tolist(), n) for b in angle_logits.argmax(-1)]  # (B, 3)
+    if bounds is not None:
+        for vp in out:
+            for key, (lo, hi) in (("elevation", bounds[0]), ("theta", bounds[1])):
+                vp[key] = min(max(math.remainder(vp[key], 2 * math.pi), lo), hi)
+    return out
 
 
 class BaselineModel:
@@ -113,7 +133,7 @@ class BaselineModel:
         (the score is the head's probability of the given one) or None (the most likely category)."""
         images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
         angle_logits, scores = self.logits(images)
-        angles = decode_bins(angle_logits)
+        angles = decode_bins(angle_logits, self.config.pose.grid().bounds)
         probs = scores.softmax(-1)
         out = []
         for b in range(images.shape[0]):

@@ -149,6 +149,19 @@ class PoseSearchSection:
     keep: int = setting(2, "hypotheses refined (≤ azimuths × elevations × thetas)", ge=1)
     lr: float = setting(0.05, "refinement learning rate", gt=0, le=10)
     fill: float = setting(0.35, "the object's assumed share of the image without a box", gt=0, le=1)
+    elevation_range: list[float] | None = setting(
+        None, "[lo, hi] degrees: the grid spans it and the refinement stays inside (a viewpoint prior, such "
+        "as the training sampler's); null: NeMo's grid over [-30, 60], refinement unbounded")
+    theta_range: list[float] | None = setting(
+        None, "[lo, hi] degrees: as elevation_range, for the in-plane angle; null: NeMo's [-30, 30], unbounded")
+
+    def grid(self):
+        """The initial pose grid, with the refinement's bounds where a range is set (`nemo.pose_grid`)."""
+        from .fit import pose_grid
+
+        el, th = (None if r is None else tuple(math.radians(v) for v in r)
+                  for r in (self.elevation_range, self.theta_range))
+        return pose_grid(self.azimuths, self.elevations, self.thetas, elevation_range=el, theta_range=th)
 
 
 @dataclass
@@ -283,6 +296,11 @@ def _check_ranges(out: Mapping) -> None:
     if p["keep"] > hypotheses:
         raise NemoConfigError(f"config: 'pose.keep' ({p['keep']}) must be ≤ the {hypotheses} initial hypotheses "
                         "(pose.azimuths × pose.elevations × pose.thetas)")
+    for name, limit in (("elevation_range", 90), ("theta_range", 180)):
+        r = p[name]
+        if r is not None and not (len(r) == 2 and -limit <= r[0] <= r[1] <= limit):
+            raise NemoConfigError(f"config: 'pose.{name}' must be null or [lo, hi] degrees with "
+                                  f"-{limit} ≤ lo ≤ hi ≤ {limit}, got {r!r}")
     if any(not 0 < m < 1 for m in out["optim"]["milestones"]):
         raise NemoConfigError(f"config: 'optim.milestones' must be fractions of the run in (0, 1), "
                               f"got {out['optim']['milestones']}")

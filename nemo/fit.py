@@ -34,6 +34,9 @@ class PoseGrid:
     azimuths: tuple[float, ...]
     elevations: tuple[float, ...]
     thetas: tuple[float, ...]
+    # ((elevation lo, hi), (theta lo, hi)) in radians: the refinement stays inside (a viewpoint prior,
+    # e.g. the training sampler's); None: it moves freely
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def angles(self) -> torch.Tensor:
         """(G, 3) azimuth, elevation, theta of every grid pose."""
@@ -45,16 +48,28 @@ class PoseGrid:
         return len(self.azimuths) * len(self.elevations) * len(self.thetas)
 
 
-def pose_grid(azimuths: int = 12, elevations: int = 4, thetas: int = 3) -> PoseGrid:
+def pose_grid(azimuths: int = 12, elevations: int = 4, thetas: int = 3, *,
+              elevation_range: tuple[float, float] | None = None,
+              theta_range: tuple[float, float] | None = None) -> PoseGrid:
     """NeMo's initialisation grid: azimuths over [0, 2π), elevations over [−π/6, π/3], in-plane
-    angles over [−π/6, π/6] (a single value is the range's middle: 0 for θ, π/12 for elevation)."""
+    angles over [−π/6, π/6] (a single value is the range's middle: 0 for θ, π/12 for elevation).
+
+    elevation_range / theta_range (radians, lo ≤ hi): span these instead and keep the refinement
+    inside them (`PoseGrid.bounds`; the range not given is NeMo's). Without either, the refinement is
+    unbounded, as NeMo's."""
     def span(n, lo, hi):
         if n < 1:
             raise NemoError(f"pose_grid: counts must be ≥ 1, got {n}")
         return (0.5 * (lo + hi),) if n == 1 else tuple(lo + (hi - lo) * i / (n - 1) for i in range(n))
 
+    bounded = elevation_range is not None or theta_range is not None
+    el = tuple(float(v) for v in (elevation_range or (-math.pi / 6, math.pi / 3)))
+    th = tuple(float(v) for v in (theta_range or (-math.pi / 6, math.pi / 6)))
+    for name, (lo, hi) in (("elevation_range", el), ("theta_range", th)):
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise NemoError(f"pose_grid: {name} must be finite with lo ≤ hi, got {(lo, hi)}")
     az = tuple(2 * math.pi * i / azimuths for i in range(azimuths)) if azimuths >= 1 else span(azimuths, 0, 0)
-    return PoseGrid(az, span(elevations, -math.pi / 6, math.pi / 3), span(thetas, -math.pi / 6, math.pi / 6))
+    return PoseGrid(az, span(elevations, *el), span(thetas, *th), (el, th) if bounded else None)
 
 
 @dataclass
@@ -280,6 +295,11 @@ def fit_pose(feature_maps: torch.Tensor, K: torch.Tensor, bank: MeshBank, catego
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
+            if grid.bounds is not None:  # projected steps: the pose stays inside the prior's box
+                with torch.no_grad():
+                    (el_lo, el_hi), (th_lo, th_hi) = grid.bounds
+                    params[..., 1].clamp_(el_lo, el_hi)
+                    params[..., 2].clamp_(th_lo, th_hi)
             if schedule is not None:
                 schedule.step()
     winner = best_loss.argmin(dim=1)

@@ -27,9 +27,9 @@ from methodkit.trainer import load_state
 
 from .bank import MeshBank
 from .baseline import BaselineModel
-from .config import NemoConfig, resolve_config
+from .config import NemoConfig, NemoConfigError, parse_override, resolve_config
 from .errors import NemoError
-from .fit import fit_pose, initial_distance, pose_grid
+from .fit import fit_pose, initial_distance
 from .run import RunFolder
 from .scoring import clutter_scores, vertex_similarity
 from .training import build_model
@@ -126,8 +126,8 @@ class NemoModel:
     def _fit(self, maps, K_feat, categories) -> list[dict]:
         p = self.config.pose
         distance = initial_distance(self.bank, categories, K_feat[:, 0, 0], maps.shape[-2:], p.fill)
-        fits = fit_pose(maps, K_feat, self.bank, categories, steps=p.steps,
-                        grid=pose_grid(p.azimuths, p.elevations, p.thetas), distance=distance, keep=p.keep, lr=p.lr)
+        fits = fit_pose(maps, K_feat, self.bank, categories, steps=p.steps, grid=p.grid(),
+                        distance=distance, keep=p.keep, lr=p.lr)
         return [self.calibrate_fit(r) for r in fits]
 
     def _fit_every(self, maps, K_feat) -> tuple[dict[str, list[dict]], list[str]]:
@@ -186,9 +186,14 @@ def _to_image(result: dict, category: str, stride: int) -> PoseResult:
     return PoseResult(vp, category, result["score"], loss=result["loss"])
 
 
-def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoModel | BaselineModel:
+def load(run: str | os.PathLike | RunFolder, device: str | None = None, pose_search: Sequence[str] = ()
+         ) -> NemoModel | BaselineModel:
     """The model of a run folder's latest checkpoint: a NemoModel, or a `BaselineModel` for a run of
-    the 2D baseline (config `method: baseline`)."""
+    the 2D baseline (config `method: baseline`).
+
+    pose_search: 'pose.KEY=VALUE' overrides of the stored config's pose search (the grid, steps,
+    hypotheses, the viewpoint prior: settings of inference, not of the trained weights); any other key
+    is a NemoError."""
     run = run if isinstance(run, RunFolder) else RunFolder(run)
     stored = run.read_config()
     if set(stored) == {"nemo", "pose"}:  # pose.train's run folder: {"nemo": ..., "pose": ...}
@@ -199,6 +204,12 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None) -> NemoM
         cfg = NemoConfig.of(resolve_config(stored))
     except NemoError as exc:
         raise NemoError(f"config.yaml: {exc}", run.path) from None
+    if pose_search:
+        overrides = [parse_override(o) for o in pose_search]
+        if any(set(o) != {"pose"} for o in overrides):
+            raise NemoConfigError(f"--set: only the pose search (pose.KEY=VALUE) can change after training, got "
+                                  f"{[o for o in pose_search if not o.strip().startswith('pose.')]}")
+        cfg = NemoConfig.of(resolve_config(cfg.to_dict(), overrides))
     if device is None and cfg.device.startswith("cuda") and not torch.cuda.is_available():
         logging.getLogger(__name__).warning("%s was trained on %s; this machine has no CUDA device: loading it on "
                                             "the CPU", run.path, cfg.device)

@@ -133,6 +133,12 @@ NEMO_TRAIN = [
     E("train-pose-lr-nan", "unchecked", lambda w, t: _setv(w, t, "pose.lr=.nan"), ["'pose.lr'", "finite"],
       no_config()),
     E("train-pose-fill-2", "accepted", lambda w, t: _setv(w, t, "pose.fill=2"), ["'pose.fill'"], no_config()),
+    E("train-pose-elevation-range-reversed", "accepted", lambda w, t: _setv(w, t, "pose.elevation_range=[35, -10]"),
+      ["'pose.elevation_range'", "lo ≤ hi"], no_config()),
+    E("train-pose-theta-range-one-number", "accepted", lambda w, t: _setv(w, t, "pose.theta_range=[12]"),
+      ["'pose.theta_range'", "[lo, hi]"], no_config()),
+    E("train-pose-elevation-range-past-pole", "accepted", lambda w, t: _setv(w, t, "pose.elevation_range=[0, 120]"),
+      ["'pose.elevation_range'", "≤ 90"], no_config()),
     # messages that point the right way
     E("train-set-meshes-type-off", "misleading", lambda w, t: _setv(w, t, "meshes.type=off"),
       ["meshes", "off", "'root' is required"], no_config()),
@@ -249,6 +255,15 @@ NEMO_EVAL = [
     E("eval-baseline-run-missing", "mistake", lambda w, t: nemo_eval(w, t, "--baseline-run", str(t / "nobase")),
       ["nobase"], nothing("eval")),
     E("eval-out-is-a-file", "mistake", _pre(lambda w, t: write(t, "eval", "x"), nemo_eval), ["eval"]),
+    E("eval-set-a-training-key", "misleading", lambda w, t: nemo_eval(w, t, "--set", "train.steps=5"),
+      ["--set", "only the pose search", "train.steps=5"], nothing("eval")),
+    E("eval-set-pose-range-reversed", "accepted", lambda w, t: nemo_eval(w, t, "--set", "pose.theta_range=[9, -9]"),
+      ["'pose.theta_range'", "lo ≤ hi"], nothing("eval")),
+    OK("eval-set-the-pose-prior", "unchecked",
+       lambda w, t: nemo_eval(w, t, "--set", "pose.elevation_range=[-10, 35]", "--set", "pose.theta_range=[-5, 5]"),
+       lambda w, t: all(-10.001 <= math.degrees(r["viewpoint"]["elevation"]) <= 35.001
+                        and abs(math.degrees(r["viewpoint"]["theta"])) <= 5.001
+                        for r in map(json.loads, (t / "eval" / "predictions.jsonl").read_text().splitlines()))),
 ]
 
 NEMO_POSE = [

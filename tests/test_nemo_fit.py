@@ -139,3 +139,37 @@ def test_culling_and_cached_grid_change_nothing():
     rendered = _grid_losses(_prepare(maps, cams.K[0], bank, ["car"] * 3, "render"), bank, K, torch.full((3,), 5.0),
                             angles)
     assert torch.allclose(rendered, direct, atol=1e-5)
+
+
+def test_pose_grid_ranges_and_bounds():
+    """A range replaces NeMo's span (end points included) and bounds the refinement; none: NeMo's grid."""
+    default = nemo.pose_grid(12, 4, 3)
+    assert default.bounds is None
+    assert default.elevations == pytest.approx((-math.pi / 6, 0.0, math.pi / 6, math.pi / 3))
+    grid = nemo.pose_grid(12, 3, 3, elevation_range=(-0.2, 0.6))
+    assert grid.elevations == pytest.approx((-0.2, 0.2, 0.6))
+    assert grid.thetas == pytest.approx((-math.pi / 6, 0.0, math.pi / 6))  # the range not given stays NeMo's
+    assert grid.bounds == ((-0.2, 0.6), pytest.approx((-math.pi / 6, math.pi / 6)))
+    assert nemo.pose_grid(12, 1, 1, theta_range=(-0.1, 0.3)).thetas == pytest.approx((0.1,))
+    with pytest.raises(nemo.NemoError, match="elevation_range"):
+        nemo.pose_grid(12, 4, 3, elevation_range=(0.5, -0.5))
+
+
+def test_bounded_refinement_stays_inside_the_prior():
+    """Oracle maps: a view inside the bounds is found as without them; a view above the elevation bound
+    ends on the bound (unbounded, the fit goes past it); no result leaves the box."""
+    bank = _bank()
+    gen = torch.Generator().manual_seed(4)
+    elevation = torch.tensor([0.2, 0.25, 0.9])
+    azimuth, theta = torch.tensor([0.7, 3.5, 2.0]), torch.tensor([0.05, -0.08, 0.0])
+    cams = geom3d.viewpoint_to_cameras(azimuth, elevation, theta, 5.0, focal=FOCAL, viewport=1.0, image_size=(H, W))
+    maps = oracle_feature_maps(bank, ["car"] * 3, cams, gen)
+    lo, hi, t_max = -0.2, 0.5, 0.15
+    grid = nemo.pose_grid(12, 4, 3, elevation_range=(lo, hi), theta_range=(-t_max, t_max))
+    bounded = nemo.fit_pose(maps, cams.K[0], bank, ["car"] * 3, steps=30, grid=grid, distance=5.0)
+    free = nemo.fit_pose(maps, cams.K[0], bank, ["car"] * 3, steps=30, distance=5.0)
+    assert all(lo - 1e-6 <= r["elevation"] <= hi + 1e-6 and abs(r["theta"]) <= t_max + 1e-6 for r in bounded)
+    assert free[2]["elevation"] > hi + 0.1  # the truth lies above the bound
+    assert bounded[2]["elevation"] == pytest.approx(hi, abs=1e-5)
+    errors = _errors(bounded[:2], geom3d.Cameras(K=cams.K[:2], R=cams.R[:2], t=cams.t[:2], image_size=(H, W)))
+    assert (torch.rad2deg(errors) < 5).all(), torch.rad2deg(errors)

@@ -375,3 +375,23 @@ def test_training_with_object_masks_reads_the_records_masks(records_folder, tmp_
     assert masked.read_config()["loss"]["object_mask"] is True
     first = [run.read_log()[0]["visible"] for run in (plain, masked)]
     assert 0 < first[1] < first[0]  # the same first batch: fewer positives on the objects than on the cuboids
+
+
+def test_baseline_decodes_inside_the_pose_prior():
+    """8 bins of 45°: an out-of-range most likely bin gives way to the best bin overlapping the range, and
+    the bin centre is clamped into the range (hand-derived); no bounds: the plain argmax."""
+    from nemo.baseline import decode_bins
+
+    logits = torch.full((1, 3, 8), -5.0)
+    logits[0, 0, 3] = 1.0                               # azimuth: bin 3, centre 157.5°
+    logits[0, 1, 2], logits[0, 1, 0] = 4.0, 2.0         # elevation: bin 2 (90–135°) beats bin 0 (0–45°)
+    logits[0, 2, 7], logits[0, 2, 1] = 3.0, 1.0         # theta: bin 7 (−45–0°) beats bin 1 (45–90°)
+    free = decode_bins(logits)[0]
+    assert math.degrees(free["elevation"]) == pytest.approx(112.5)
+    bounds = ((math.radians(-10), math.radians(35)), (math.radians(-12), math.radians(12)))
+    prior = decode_bins(logits, bounds)[0]
+    assert math.degrees(prior["azimuth"]) == pytest.approx(157.5)
+    assert math.degrees(prior["elevation"]) == pytest.approx(22.5)   # bin 0, inside the range
+    assert math.degrees(prior["theta"]) == pytest.approx(-12.0)      # bin 7's centre −22.5° clamped to −12°
+    logits[0, 1, 0] = -9.0                              # now bin 7 (−45–0°, overlapping [−10, 35]) wins
+    assert math.degrees(decode_bins(logits, bounds)[0]["elevation"]) == pytest.approx(-10.0)
