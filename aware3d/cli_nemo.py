@@ -187,9 +187,12 @@ def _run_eval(args: argparse.Namespace, model) -> int:
     import nemo
     from nemo.data import load_record_folders
 
-    models = {"nemo": model}
+    models = {model.method: model}  # a baseline run's numbers are reported as the baseline's
     baseline = args.baseline_run or (os.path.join(args.run, "baseline")
                                      if os.path.isfile(os.path.join(args.run, "baseline", "config.yaml")) else None)
+    if baseline and model.method == "baseline":
+        raise nemo.NemoError("--run is a run of the 2D baseline; give a NeMo run with --baseline-run, or evaluate "
+                             "the baseline alone without it", baseline)
     if baseline:
         models["baseline"] = nemo.load(baseline, pose_search=args.set)
         if models["baseline"].method != "baseline":  # its numbers would be reported as the baseline's

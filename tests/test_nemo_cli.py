@@ -30,6 +30,11 @@ def test_train_eval_pose(tmp_path, capsys):
                  "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"nemo", "baseline"} and set(metrics["nemo"]) == {"clean", "L3"}
+    # the baseline's run alone reports under its own name, with the same numbers as beside NeMo
+    assert main(["nemo", "eval", "--run", str(run / "baseline"), "--data", str(data), "--out", str(tmp_path / "eval_b"),
+                 "--no-progress"]) == 0
+    alone = json.loads((tmp_path / "eval_b" / "metrics.json").read_text())
+    assert set(alone) == {"baseline"} and alone["baseline"] == metrics["baseline"]
     (tmp_path / "broken.png").write_bytes(b"not a png")
     assert main(["nemo", "pose", "--run", str(run), "--images", str(data / "images" / "car"),
                  str(tmp_path / "broken.png"), "--out", str(tmp_path / "pose")]) == 0
