@@ -43,6 +43,10 @@ def test_summary_names_other_differences_and_refuses_unfinished_or_foreign_runs(
     b = _run(tmp_path / "s1", 1, _method(0.5, 0.3, 0.2, 0.2), extra={"negatives": "all_classes"})
     assert main(["nemo", "incremental-summary", a, b]) == 0
     assert "the runs also differ in: negatives" in capsys.readouterr().out
+    # a key written out at its default counts as the same as a config from before the key existed
+    c = _run(tmp_path / "s4", 4, _method(0.5, 0.3, 0.2, 0.2), extra={"negatives": "all_slots"})
+    assert main(["nemo", "incremental-summary", a, c]) == 0
+    assert "differ" not in capsys.readouterr().out
 
     running = _run(tmp_path / "s2", 2, _method(0.5, 0.3, 0.2, 0.2), status="running")
     assert main(["nemo", "incremental-summary", a, running]) == 2

@@ -11,6 +11,7 @@ from aware3d_utils import atomic_write_text
 from aware3d_utils import html as H
 from aware3d_utils.figures import line_plot_png
 
+from ..errors import NemoError
 from ..run import RunFolder
 
 __all__ = ["write_outputs", "table_markdown", "seeds_markdown", "load_seed_runs"]
@@ -125,10 +126,20 @@ def _checked_results(results, where: Path) -> dict:
     return results
 
 
+def _resolved(config: dict) -> dict:
+    from .config import resolve_incremental_config
+
+    try:
+        return resolve_incremental_config(config)
+    except NemoError:
+        return config
+
+
 def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[str]]:
     """The incremental.json of each finished run folder in `paths` (keyed by the path as given) and
-    the dotted config keys, other than seeds, in which the runs differ (a key absent from one run's
-    config.yaml counts as null there: configs written before a key existed). A `NemoError` names the
+    the dotted config keys, other than seeds, in which the runs differ (compared after resolving, so a
+    key absent from a config.yaml written before the key existed counts as its default; a config that no
+    longer resolves is compared as written, an absent key as null). A `NemoError` names the
     folder when one is not a finished `aware3d nemo incremental` run, or a folder is given twice."""
     if len({str(Path(p).resolve()) for p in paths}) != len(paths):
         raise RunFolder.error("the same run folder is given twice; each run must count once")
@@ -141,7 +152,7 @@ def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[s
             raise run.error(f"the run has not finished (status {manifest.get('status')!r}); run its command "
                             "again to resume it", run.path)
         results[str(path)] = _checked_results(run.read_json("incremental.json"), run.path / "incremental.json")
-        configs.append(_flat(run.read_config()))
+        configs.append(_flat(_resolved(run.read_config())))
     keys = sorted(set().union(*configs))
     differ = [k for k in keys if k.split(".")[-1] != "seed" and len({repr(c.get(k)) for c in configs}) > 1]
     return results, differ
