@@ -20,7 +20,7 @@ from .backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneConfig, build_encoder
 from .config import NemoConfig
 from .errors import NemoError
 
-__all__ = ["BaselineNet", "BaselineModel", "baseline_loss", "decode_bins"]
+__all__ = ["BaselineNet", "BaselineModel", "baseline_loss", "decode_bins", "mirror_bins"]
 
 
 class BaselineNet(nn.Module):
@@ -94,6 +94,16 @@ def decode_bins(angle_logits: torch.Tensor, bounds=None) -> list[dict[str, float
     return out
 
 
+def mirror_bins(angle_logits: torch.Tensor) -> torch.Tensor:
+    """Angle logits (B, 3, n) of a horizontally flipped image as those of the unflipped one: azimuth and
+    theta change sign (`data3d.Viewpoint.mirrored`), and on bins over [0, 2π) with edges at zero the
+    negated bin k is bin n − 1 − k; elevation is unchanged."""
+    out = angle_logits.clone()
+    out[:, 0] = angle_logits[:, 0].flip(-1)
+    out[:, 2] = angle_logits[:, 2].flip(-1)
+    return out
+
+
 class BaselineModel:
     """A trained `BaselineNet` as a pose estimator (rotation only: the bin-centre angles of its most
     likely bins, focal and principal point from the intrinsics; `PoseResult.rotation_only`).
@@ -133,6 +143,10 @@ class BaselineModel:
         (the score is the head's probability of the given one) or None (the most likely category)."""
         images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
         angle_logits, scores = self.logits(images)
+        if self.config.pose.mirror:  # test-time mirroring: the mean of both views' log-probabilities
+            mirrored_logits, mirrored_scores = self.logits(images.flip(-1))
+            angle_logits = angle_logits.log_softmax(-1) + mirror_bins(mirrored_logits).log_softmax(-1)
+            scores = (scores + mirrored_scores) / 2
         angles = decode_bins(angle_logits, self.config.pose.grid().bounds)
         probs = scores.softmax(-1)
         out = []

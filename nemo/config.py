@@ -154,6 +154,10 @@ class PoseSearchSection:
         "as the training sampler's); null: NeMo's grid over [-30, 60], refinement unbounded")
     theta_range: list[float] | None = setting(
         None, "[lo, hi] degrees: as elevation_range, for the in-plane angle; null: NeMo's [-30, 30], unbounded")
+    mirror: bool = setting(
+        False, "also fit the mirrored crop and keep the better-scoring fit, mirrored back (test-time mirroring; "
+        "for left-right symmetric categories such as cars, as data.flip_prob's mirrored labels assume); the "
+        "2D baseline averages its angle bins over both; doubles the inference cost")
 
     def grid(self):
         """The initial pose grid, with the refinement's bounds where a range is set (`nemo.pose_grid`)."""

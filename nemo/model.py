@@ -90,6 +90,11 @@ class NemoModel:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.to(self.device))
 
+    def _feature_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images' feature maps and, with `pose.mirror`, the mirrored images' (else None)."""
+        maps = self.features(images)
+        return maps, (self.features(images.flip(-1)) if self.config.pose.mirror else None)
+
     def calibrate_fit(self, fit: dict) -> dict:
         """The extension point between `fit_pose` and the results: one fit (a `fit_pose` result, in
         feature-map pixels) → the pose this model reports. NeMo's is the fit itself; a model whose mesh
@@ -109,31 +114,41 @@ class NemoModel:
         category, keep the best score).
         """
         images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
-        maps = self.features(images)
+        maps, mirrored = self._feature_maps(images)
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
         if categories is None:
             if classify == "fit" and len(self.bank.categories) > 1:
-                fits, categories = self._fit_every(maps, K_feat)
+                fits, categories = self._fit_every(maps, K_feat, mirrored)
                 return [_to_image(fits[c][b], c, stride) for b, c in enumerate(categories)]
             if classify not in ("match", "fit"):
                 raise NemoError(f"estimate_pose: classify must be 'match' or 'fit', got {classify!r}")
             scores = match_categories(maps, self.bank, self.config.classify.match_rule)
             categories = [self.bank.categories[int(i)] for i in scores.argmax(1)]
-        results = self._fit(maps, K_feat, categories)
+        results = self._fit(maps, K_feat, categories, mirrored)
         return [_to_image(r, c, stride) for r, c in zip(results, categories)]
 
-    def _fit(self, maps, K_feat, categories) -> list[dict]:
+    def _fit(self, maps, K_feat, categories, mirrored=None) -> list[dict]:
+        """fit_pose's result per image; with `mirrored` (the mirrored images' maps, `pose.mirror`) both
+        are fitted in one batch and the better score kept, a mirrored fit carried back (`mirror_fit`)."""
         p = self.config.pose
+        B, width = maps.shape[0], maps.shape[-1]
+        categories = list(categories)
+        if mirrored is not None:
+            maps = torch.cat([maps, mirrored])
+            K_feat = torch.cat([K_feat, mirror_intrinsics(K_feat, width)])
+            categories = categories * 2
         distance = initial_distance(self.bank, categories, K_feat[:, 0, 0], maps.shape[-2:], p.fill)
         fits = fit_pose(maps, K_feat, self.bank, categories, steps=p.steps, grid=p.grid(),
                         distance=distance, keep=p.keep, lr=p.lr)
+        if mirrored is not None:
+            fits = [a if a["score"] >= b["score"] else mirror_fit(b, width) for a, b in zip(fits[:B], fits[B:])]
         return [self.calibrate_fit(r) for r in fits]
 
-    def _fit_every(self, maps, K_feat) -> tuple[dict[str, list[dict]], list[str]]:
+    def _fit_every(self, maps, K_feat, mirrored=None) -> tuple[dict[str, list[dict]], list[str]]:
         """({category: its fit of every image}, per image the category whose fit scores best)."""
         B = maps.shape[0]
-        fits = {c: self._fit(maps, K_feat, [c] * B) for c in self.bank.categories}
+        fits = {c: self._fit(maps, K_feat, [c] * B, mirrored) for c in self.bank.categories}
         return fits, [max(self.bank.categories, key=lambda c: fits[c][b]["score"]) for b in range(B)]
 
     @torch.no_grad()
@@ -148,23 +163,24 @@ class NemoModel:
         images are fitted again."""
         images, K, _ = estimator_inputs(images, K, None, self.categories, NemoError)
         B = images.shape[0]
-        maps = self.features(images)
+        maps, mirrored = self._feature_maps(images)
         stride = self.net.stride
         K_feat = feature_intrinsics(K, stride).to(maps)
         scores = match_categories(maps, self.bank, self.config.classify.match_rule)
         matched = [self.bank.categories[int(i)] for i in scores.argmax(1)]
         if classify_fit and len(self.bank.categories) > 1:
-            fits, best = self._fit_every(maps, K_feat)
+            fits, best = self._fit_every(maps, K_feat, mirrored)
             return [PoseEvaluation(_to_image(fits[truth[b]][b], truth[b], stride), matched[b], best[b],
                                    _to_image(fits[matched[b]][b], matched[b], stride) if pose_predicted else None)
                     for b in range(B)]
-        posed = [_to_image(r, c, stride) for r, c in zip(self._fit(maps, K_feat, list(truth)), truth)]
+        posed = [_to_image(r, c, stride) for r, c in zip(self._fit(maps, K_feat, list(truth), mirrored), truth)]
         again: list = [None] * B
         if pose_predicted:
             again = list(posed)
             wrong = [b for b in range(B) if matched[b] != truth[b]]
             if wrong:
-                refit = self._fit(maps[wrong], K_feat[wrong], [matched[b] for b in wrong])
+                refit = self._fit(maps[wrong], K_feat[wrong], [matched[b] for b in wrong],
+                                  None if mirrored is None else mirrored[wrong])
                 for b, r in zip(wrong, refit):
                     again[b] = _to_image(r, matched[b], stride)
         return [PoseEvaluation(p, m, None, a) for p, m, a in zip(posed, matched, again)]
@@ -176,6 +192,21 @@ def feature_intrinsics(K: torch.Tensor, stride: int) -> torch.Tensor:
     K[..., :2, :2] = K[..., :2, :2] / stride
     K[..., :2, 2] = resize_coordinate(K[..., :2, 2], 1.0 / stride)
     return K
+
+
+def mirror_intrinsics(K: torch.Tensor, width: int) -> torch.Tensor:
+    """The intrinsics (..., 3, 3) of images `width` pixels wide flipped horizontally (u -> width − 1 − u)."""
+    K = K.clone()
+    K[..., 0, 2] = (width - 1) - K[..., 0, 2]
+    return K
+
+
+def mirror_fit(fit: dict, width: int) -> dict:
+    """A fit_pose result on a horizontally flipped map carried back to the unflipped map `width` pixels
+    wide (`data3d.Viewpoint.mirrored`: azimuth −a, theta −θ, px -> width − 1 − px; the mirror image of
+    a left-right symmetric object is the object itself)."""
+    return {**fit, "azimuth": float(geom3d.wrap_azimuth(-fit["azimuth"])),
+            "theta": float(geom3d.wrap_angle(-fit["theta"])), "px": (width - 1) - fit["px"]}
 
 
 def _to_image(result: dict, category: str, stride: int) -> PoseResult:

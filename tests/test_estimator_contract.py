@@ -166,6 +166,47 @@ def test_the_canonical_model_reports_nemos_fit_less_its_offsets(images):
         assert (m.viewpoint.theta, m.viewpoint.distance, m.score) == (p.viewpoint.theta, p.viewpoint.distance, p.score)
 
 
+@pytest.mark.parametrize("name", ["nemo", "baseline"])
+def test_test_time_mirroring_is_equivariant_under_a_flip(name, images):
+    """With `pose.mirror` a crop and its mirror image are estimated as one pair, so the estimate of the
+    flipped crop is the estimate of the crop mirrored (`Viewpoint.mirrored`: azimuth −a, theta −θ,
+    px -> W − 1 − px). A random network is not flip-equivariant on its own, so without the option (or
+    with a wrong mirror transform) the two disagree."""
+    model = build(name)
+    K = torch.tensor([[70.0, 0.0, 27.0], [0.0, 70.0, 35.0], [0.0, 0.0, 1.0]])  # off-centre: px must mirror
+    K_flipped = K.clone()
+    K_flipped[0, 2] = SIZE - 1 - K[0, 2]
+    cats = ["car"] * images.shape[0]
+
+    def both():
+        return model.estimate_pose(images, cats, K), model.estimate_pose(images.flip(-1), cats, K_flipped)
+
+    plain, plain_flipped = both()
+    model.config = dataclasses.replace(model.config, pose=dataclasses.replace(model.config.pose, mirror=True))
+    mirrored, mirrored_flipped = both()
+    gaps = []
+    for r, f in zip(mirrored, mirrored_flipped):
+        expected = r.viewpoint.mirrored(SIZE)
+        assert f.category == r.category and f.score == pytest.approx(r.score, abs=1e-5)
+        for key in ("azimuth", "theta"):
+            assert math.remainder(getattr(f.viewpoint, key) - getattr(expected, key), 2 * math.pi) == \
+                pytest.approx(0.0, abs=1e-4)
+        for key in ("elevation", "px", "py", "distance"):
+            assert getattr(f.viewpoint, key) == pytest.approx(getattr(expected, key), abs=1e-4, nan_ok=True)
+    for r, f in zip(plain, plain_flipped):
+        expected = r.viewpoint.mirrored(SIZE)
+        gaps.append(abs(math.remainder(f.viewpoint.azimuth - expected.azimuth, 2 * math.pi))
+                    + abs(f.viewpoint.elevation - expected.elevation) + abs(f.score - r.score))
+    assert max(gaps) > 1e-3  # without mirroring the flipped crops' estimates are not their mirror images
+    # the mirrored run keeps, per crop, one of its two estimates (the crop's own or its mirror's, mirrored back)
+    if name == "nemo":
+        for m, p, pf in zip(mirrored, plain, plain_flipped):
+            candidates = [p.viewpoint, pf.viewpoint.mirrored(SIZE)]
+            assert any(abs(math.remainder(m.viewpoint.azimuth - c.azimuth, 2 * math.pi)) < 1e-4
+                       and abs(m.viewpoint.theta - c.theta) < 1e-4 for c in candidates)
+            assert m.score == pytest.approx(max(p.score, pf.score), abs=1e-5)
+
+
 def test_nemo_evaluate_refuses_what_is_not_an_estimator(records, tmp_path):
     with pytest.raises(nemo.NemoError, match="not a pose estimator"):
         nemo.evaluate({"x": object()}, records, tmp_path)
