@@ -431,3 +431,39 @@ def test_azimuth_zero_sees_the_front(category):
         assert front in seen[0.0] and front not in seen[math.pi], f"{category} {seed}"
         if rear is not None:
             assert rear in seen[math.pi] and rear not in seen[0.0], f"{category} {seed}"
+
+
+def test_part_colors_recolor_only_the_named_parts_per_seed():
+    """`part_colors` of the procedural source: each asset's named parts take one colour drawn on the
+    line from low to high from its seed; every other vertex keeps the library's colour; bad boxes name the key."""
+    from data3d.assets import asset_source
+    from data3d.errors import AssetError
+
+    box = {"headlight": [[0.2, 0.3, 0.4], [0.5, 0.6, 0.7]]}
+    plain = asset_source({"type": "procedural", "categories": ["car"], "count": 3})
+    tinted = asset_source({"type": "procedural", "categories": ["car"], "count": 3, "part_colors": box})
+    drawn = []
+    for seed, (a, b) in enumerate(zip(plain.assets, tinted.assets)):
+        m0, m1 = plain.load(a), tinted.load(b)
+        ranges = procedural.generate("car", seed).part_face_ranges()
+        lamp = torch.zeros(m0.num_vertices, dtype=torch.bool)
+        for name, f0, f1 in ranges:
+            if name == "headlight":
+                lamp[m0.faces[f0:f1].flatten()] = True
+        assert lamp.any() and torch.equal(m0.vertices, m1.vertices)
+        assert torch.equal(m0.vertex_colors[~lamp], m1.vertex_colors[~lamp])  # the rest untouched
+        lamp_rgb = m1.vertex_colors[lamp]
+        assert torch.allclose(lamp_rgb, lamp_rgb[:1].expand_as(lamp_rgb))  # one colour for both lamps
+        assert (lamp_rgb[0] >= torch.tensor([0.2, 0.3, 0.4]) - 1e-6).all()
+        assert (lamp_rgb[0] <= torch.tensor([0.5, 0.6, 0.7]) + 1e-6).all()
+        assert not torch.allclose(lamp_rgb[0], m0.vertex_colors[lamp][0])  # the library's bright lamp is gone
+        assert torch.equal(tinted.load(b).vertex_colors, m1.vertex_colors)  # the same seed, the same colour
+        t = (lamp_rgb[0] - torch.tensor([0.2, 0.3, 0.4])) / 0.3  # on the line from low to high: one t
+        assert torch.allclose(t, t[:1].expand(3), atol=1e-5)
+        drawn.append(lamp_rgb[0])
+    assert not torch.allclose(drawn[0], drawn[1])  # seeds differ
+    for bad, match in (({"headlight": [[0, 0, 0]]}, "part_colors.headlight"),
+                       ({"headlight": [[0.5, 0, 0], [0.4, 1, 1]]}, "low ≤ high"),
+                       ({"headlight": [[0, 0, 0], [1, 1, 2]]}, "≤ 1"), ("red", "part_colors")):
+        with pytest.raises(AssetError, match=match):
+            asset_source({"type": "procedural", "categories": ["car"], "count": 1, "part_colors": bad})

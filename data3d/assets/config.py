@@ -6,7 +6,7 @@
 Keys per type (unknown keys and bad values raise AssetError naming the key):
     common:      type (required), root, categories, allow_missing_textures,
                  include, exclude (asset-id glob patterns, e.g. exclude: [car/03] holds a CAD model out)
-    procedural:  count, seeds                       (no root)
+    procedural:  count, seeds, part_colors          (no root; part_colors: {part: [[r,g,b] low, [r,g,b] high]})
     off:         name                               (root: a CAD folder or a release root)
     shapenet:    version, synsets, category, up, front, normalize
     objaverse:   uids, uid_categories, category, up, front, normalize   (root default ~/.objaverse)
@@ -29,7 +29,7 @@ from .shapenet import ShapeNetSource
 __all__ = ["asset_source", "SOURCE_TYPES"]
 
 SOURCE_TYPES = {
-    "procedural": (ProceduralSource, {"count", "seeds"}),
+    "procedural": (ProceduralSource, {"count", "seeds", "part_colors"}),
     "off": (OffCadSource, {"name"}),
     "shapenet": (ShapeNetSource, {"version", "synsets", "category", "up", "front", "normalize"}),
     "objaverse": (ObjaverseSource, {"uids", "uid_categories", "category", "up", "front", "normalize"}),

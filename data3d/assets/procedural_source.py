@@ -8,7 +8,10 @@ without it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
 
 from ..errors import AssetError
 from .base import IDENTITY, Asset, AssetSource
@@ -29,13 +32,20 @@ class ProceduralSource(AssetSource):
     categories: default every category of `data3d.procedural.CATEGORIES`. Aliases are accepted
     (e.g. PASCAL3D+'s "diningtable", "tvmonitor"); the asset keeps the name asked for, so records
     carry the category name of the benchmark they will be evaluated on.
+
+    part_colors: {part name: [[r, g, b] low, [r, g, b] high]} (in [0, 1]): each asset gives that part a
+    colour on the line from low to high (low + t·(high − low), t uniform, drawn from its seed and the part's
+    name), so the same asset always gets the same colour and no hue outside the line appears (e.g.
+    headlights from dark grey glass to bright lamps, where the library gives every car the same bright
+    ones). Parts an asset lacks are ignored.
     """
 
     type = "procedural"
 
     def __init__(self, categories: Sequence[str] | None = None, count: int = 10, seeds: Sequence[int] | None = None,
-                 root=None, allow_missing_textures: bool = False):
+                 root=None, allow_missing_textures: bool = False, part_colors: Mapping | None = None):
         super().__init__(None, None, allow_missing_textures)
+        self.part_colors = _check_part_colors(part_colors)
         lib = _library()
         cats = list(lib.CATEGORIES if categories is None else categories)
         try:
@@ -49,13 +59,47 @@ class ProceduralSource(AssetSource):
         self.procedural_categories, self.seeds = cats, [int(s) for s in seeds]
 
     def _scan(self) -> Iterator[Asset]:
-        make = _library().make
         for category in self.procedural_categories:
             for seed in self.seeds:
                 yield Asset(id=f"{category}/{seed:04d}", category=category, source=self.type, path=None,
-                            loader=_loader(make, self._builders[category], seed), to_object_frame=IDENTITY.clone(),
-                            meta={"seed": seed})
+                            loader=_loader(self._builders[category], seed, self.part_colors),
+                            to_object_frame=IDENTITY.clone(), meta={"seed": seed})
 
 
-def _loader(make, category: str, seed: int):
-    return lambda: make(category, seed)
+def _loader(category: str, seed: int, part_colors: dict):
+    if not part_colors:
+        make = _library().make
+        return lambda: make(category, seed)
+    generate = _library().generate
+    return lambda: generate(category, seed).with_part_colors(drawn_part_colors(part_colors, seed)).mesh()
+
+
+def drawn_part_colors(part_colors: Mapping, seed: int) -> dict[str, tuple[float, float, float]]:
+    """Each part's colour for one asset seed: low + t·(high − low) with t uniform in [0, 1], drawn from
+    (seed, the part name's CRC-32), so it does not depend on which other parts are listed."""
+    out = {}
+    for name, (low, high) in part_colors.items():
+        t = np.random.default_rng([int(seed), zlib.crc32(name.encode())]).uniform()
+        out[name] = tuple(float(lo + t * (hi - lo)) for lo, hi in zip(low, high))
+    return out
+
+
+def _check_part_colors(part_colors) -> dict:
+    if part_colors is None:
+        return {}
+    if not isinstance(part_colors, Mapping):
+        raise AssetError(f"asset source (procedural): key 'part_colors' must map part names to [[r, g, b] low, "
+                         f"[r, g, b] high], got {part_colors!r}")
+    out = {}
+    for name, box in part_colors.items():
+        where = f"asset source (procedural): key 'part_colors.{name}'"
+        try:
+            low, high = (np.asarray(v, dtype=np.float64) for v in box)
+        except (TypeError, ValueError):
+            raise AssetError(f"{where} must be [[r, g, b] low, [r, g, b] high], got {box!r}") from None
+        if low.shape != (3,) or high.shape != (3,) or not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise AssetError(f"{where} must be [[r, g, b] low, [r, g, b] high], got {box!r}")
+        if (low < 0).any() or (high > 1).any() or (low > high).any():
+            raise AssetError(f"{where} needs 0 ≤ low ≤ high ≤ 1 per channel, got {box!r}")
+        out[str(name)] = (low.tolist(), high.tolist())
+    return out

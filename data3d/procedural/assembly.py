@@ -57,6 +57,18 @@ class ProceduralAsset:
             raise KeyError(f"{self.source} has no part {name!r} (parts: {', '.join(self.part_names())})")
         return Mesh.concatenate(meshes)
 
+    def with_part_colors(self, colors: Mapping[str, Any]) -> ProceduralAsset:
+        """The same asset with every part of a named kind in one new colour ({part name: (r, g, b) in
+        [0, 1]}; e.g. {"headlight": (0.6, 0.6, 0.62)}); names the asset lacks are ignored, since a
+        category's styles differ in their parts."""
+        parts = []
+        for p in self.parts:
+            if p.name in colors and p.mesh.vertex_colors is not None:
+                rgb = torch.as_tensor(colors[p.name], dtype=p.mesh.vertex_colors.dtype)
+                p = Part(p.name, replace(p.mesh, vertex_colors=rgb.expand_as(p.mesh.vertex_colors).clone()))
+            parts.append(p)
+        return replace(self, parts=tuple(parts))
+
     def part_face_ranges(self) -> list[tuple[str, int, int]]:
         """(name, first face, end face) of every part inside `mesh()`'s face list."""
         out, start = [], 0
