@@ -68,3 +68,4 @@ def test_the_real_car_recipe_keeps_its_levers(monkeypatch, shared_data):
     assert run["loss"]["half_turn_weight"] == 1.0 and run["loss"]["neighbour_scope"] == "object"
     assert run["backbone"]["kind"] == "tfjs" and run["optim"]["encoder_lr_scale"] == 0.1
     assert run["backbone"]["model"] == "pretrained/centernet/centernet.json"  # where `make pretrained` puts it
+    assert run["pose"]["mirror"] is True and run["pose"]["elevation_range"] == [-10, 35]
