@@ -143,7 +143,7 @@ class BaselineModel:
         (the score is the head's probability of the given one) or None (the most likely category)."""
         images, K, categories = estimator_inputs(images, K, categories, self.categories, NemoError)
         angle_logits, scores = self.logits(images)
-        if self.config.pose.mirror:  # test-time mirroring: the mean of both views' log-probabilities
+        if self.config.pose.mirror:  # test-time mirroring: the sum of both views' log-probabilities
             mirrored_logits, mirrored_scores = self.logits(images.flip(-1))
             angle_logits = angle_logits.log_softmax(-1) + mirror_bins(mirrored_logits).log_softmax(-1)
             scores = (scores + mirrored_scores) / 2
