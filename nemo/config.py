@@ -157,7 +157,7 @@ class PoseSearchSection:
     mirror: bool = setting(
         False, "also fit the mirrored crop and keep the better-scoring fit, mirrored back (test-time mirroring; "
         "for left-right symmetric categories such as cars, as data.flip_prob's mirrored labels assume); the "
-        "2D baseline averages its angle bins over both; doubles the inference cost")
+        "2D baseline sums both views' angle log-probabilities; doubles the inference cost")
 
     def grid(self):
         """The initial pose grid, with the refinement's bounds where a range is set (`nemo.pose_grid`)."""

@@ -205,8 +205,8 @@ def mirror_fit(fit: dict, width: int) -> dict:
     """A fit_pose result on a horizontally flipped map carried back to the unflipped map `width` pixels
     wide (`data3d.Viewpoint.mirrored`: azimuth −a, theta −θ, px -> width − 1 − px; the mirror image of
     a left-right symmetric object is the object itself)."""
-    return {**fit, "azimuth": float(geom3d.wrap_azimuth(-fit["azimuth"])),
-            "theta": float(geom3d.wrap_angle(-fit["theta"])), "px": (width - 1) - fit["px"]}
+    viewpoint = data3d.Viewpoint(**{k: fit[k] for k in data3d.VIEWPOINT_KEYS})
+    return {**fit, **viewpoint.mirrored(width).as_dict()}
 
 
 def _to_image(result: dict, category: str, stride: int) -> PoseResult:
