@@ -31,7 +31,8 @@ class BaselineNet(nn.Module):
         if num_categories < 1 or num_bins < 2:
             raise NemoError(f"BaselineNet: needs ≥ 1 category and ≥ 2 bins, got {num_categories}, {num_bins}")
         if config.kind == "dinov2":
-            raise NemoError("the 2D baseline takes a convolutional encoder (backbone.kind: resnet, tfjs or efficientnet)")
+            raise NemoError("the 2D baseline takes a convolutional encoder "
+                            "(backbone.kind: resnet, tfjs or efficientnet)")
         self.config, self.num_bins, self.num_categories = config, int(num_bins), int(num_categories)
         self.encoder = build_encoder(config)
         width = int(self.encoder.channels[-1])

@@ -69,8 +69,8 @@ class CuboidSection:
 @dataclass(frozen=True)  # frozen: nemo.BackboneConfig, the network's own, derives from it
 class BackboneSection:
     model: str | None = setting(None, "a transformers backbone id or folder (None: a random one of `kind`); "
-                                "with kind tfjs, a TF.js graph model's model.json (nemo.tfjs); with kind efficientnet, an "
-                                "EfficientNet-Lite state dict (.pth, nemo.efficientnet)", open=True)
+                                "with kind tfjs, a TF.js graph model's model.json (nemo.tfjs); with kind "
+                                "efficientnet, an EfficientNet-Lite state dict (.pth, nemo.efficientnet)", open=True)
     kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2", "tfjs", "efficientnet"))
     tfjs_outputs: list[str] | None = setting(None, "tfjs: the graph's nodes at strides 8, 16 and 32 (the "
                                              "decoder's inputs; the baseline pools the last)")

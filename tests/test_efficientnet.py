@@ -38,7 +38,7 @@ def port_state_dict(stem: int = 16, head: int = 40, classes: int = 0, seed: int 
     _bn(s, "_bn0", stem, gen)
     cin, i = stem, 0
     for stage, (cout, repeats, k) in enumerate(STAGES):
-        for r in range(repeats):
+        for _ in range(repeats):
             mid = cin if stage == 0 else 6 * cin
             if mid != cin:
                 s[f"_blocks.{i}._expand_conv.weight"] = 0.3 * torch.randn(mid, cin, 1, 1, generator=gen)
