@@ -118,7 +118,11 @@ def _efficientnet(config: BackboneConfig) -> nn.Module:
         raise NemoError(f"backbone.model: {path}: not a PyTorch state dict ({type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise NemoError(f"backbone.model: {path}: not a PyTorch state dict")
-    return EfficientNetEncoder(EfficientNetLite.from_state_dict(state), IMAGENET_MEAN, IMAGENET_STD)
+    try:
+        net = EfficientNetLite.from_state_dict(state)
+    except NemoError as exc:
+        raise NemoError(f"backbone.model: {path}: {exc}") from None
+    return EfficientNetEncoder(net, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def build_dinov2(config: BackboneConfig) -> nn.Module:

@@ -120,10 +120,14 @@ class EfficientNetLite(nn.Module):
             net = cls(_block_shapes(state), int(state["_conv_stem.weight"].shape[0]),
                       int(state["_conv_head.weight"].shape[0]),
                       int(state["_fc.weight"].shape[0]) if classifier and "_fc.weight" in state else 0)
+            net.load_state_dict(_renamed(state, net.fc is not None))
         except KeyError as exc:
             raise NemoError(f"EfficientNet-Lite state dict: no {exc.args[0]!r} "
                             "(not an efficientnet_lite_pytorch checkpoint?)") from None
-        net.load_state_dict(_renamed(state, net.fc is not None))
+        except (AttributeError, IndexError, RuntimeError, TypeError, ValueError) as exc:  # values of other shapes
+            said = " ".join(str(exc).split())[:240] or type(exc).__name__   # torch's message, on one line
+            raise NemoError(f"EfficientNet-Lite state dict: {said} "
+                            "(not an efficientnet_lite_pytorch checkpoint?)") from None
         return net
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -128,6 +128,10 @@ def test_state_dicts_of_another_layout_are_refused():
         EfficientNetLite.from_state_dict({k: v for k, v in state.items() if not k.startswith("_blocks.9.")})
     with pytest.raises(NemoError, match="no '_conv_head.weight'"):
         EfficientNetLite.from_state_dict({k: v for k, v in state.items() if not k.startswith("_conv_head")})
+    with pytest.raises(NemoError, match="size mismatch"):   # a tensor of another shape than its neighbours'
+        EfficientNetLite.from_state_dict({**state, "_blocks.2._bn1.weight": torch.ones(5)})
+    with pytest.raises(NemoError, match="not an efficientnet_lite_pytorch checkpoint"):
+        EfficientNetLite.from_state_dict({**state, "_blocks.0._project_conv.weight": 3})
 
 
 def test_an_efficientnet_is_nemos_and_the_baselines_encoder(tmp_path):
@@ -161,6 +165,9 @@ def test_an_efficientnet_is_nemos_and_the_baselines_encoder(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(NemoError, match="junk.pth: not a PyTorch state dict"):
         FeatureNet(BackboneConfig(kind="efficientnet", model=str(tmp_path / "junk.pth")))
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")   # another network's weights
+    with pytest.raises(NemoError, match=r"backbone.model: .*other.pth: .*0 stages, not 7"):
+        FeatureNet(BackboneConfig(kind="efficientnet", model=str(tmp_path / "other.pth")))
 
 
 @pytest.mark.skipif(not LITE2.is_file() or not PHOTOS.is_dir(), reason="make pretrained has not fetched lite2")
