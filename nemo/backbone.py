@@ -98,6 +98,10 @@ def _pretrained(model: str) -> dict:
     would send the user looking for a model id)."""
     from datagen.hub import pretrained_kwargs
 
+    if Path(model).is_file():  # transformers would read it as a config.json and say that it is no valid JSON
+        raise NemoError(f"config: 'backbone.model' is the file {model!r}; kinds resnet and dinov2 take a transformers "
+                        "model folder or id (a TF.js model.json is backbone.kind tfjs, an EfficientNet-Lite .pth "
+                        "kind efficientnet)")
     try:
         return pretrained_kwargs(str(model), "config: 'backbone.model'")
     except OSError as exc:
@@ -153,12 +157,25 @@ class TfjsEncoder(nn.Module):
         if not path.is_file():
             raise NemoError(f"backbone.model: {path} is not a file (kind tfjs takes a TF.js model.json; "
                             "scripts/fetch_pretrained.sh fetches one)")
-        self.graph = TfjsGraph(path, list(config.tfjs_outputs))
+        try:
+            self.graph = TfjsGraph(path, list(config.tfjs_outputs), outputs_key="backbone.tfjs_outputs")
+        except NemoError as exc:
+            said = str(exc)
+            raise NemoError(said if said.startswith("backbone.") else f"backbone.model: {said}") from None
         self.scale = float(config.tfjs_input_scale)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        with torch.no_grad():
-            maps = self.graph(torch.zeros(1, 3, 64, 64))
+        try:
+            with torch.no_grad():
+                maps = self.graph(torch.zeros(1, 3, 64, 64))
+        except NemoError as exc:  # an op's attribute it cannot run: the message names the file and node
+            raise NemoError(f"backbone.model: {exc}") from None
+        except (RuntimeError, IndexError, KeyError, TypeError, ValueError) as exc:  # e.g. not an RGB graph
+            said = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise NemoError(f"backbone.model: {path}: the graph fails on a 64×64 RGB image ({said})") from None
+        if any(not isinstance(m, torch.Tensor) or m.ndim != 4 for m in maps):
+            raise NemoError(f"backbone.tfjs_outputs: the nodes must give (B, C, h, w) feature maps, got shapes "
+                            f"{[tuple(getattr(m, 'shape', ())) for m in maps]}")
         strides = [64 // m.shape[-1] for m in maps]
         if strides != [8, 16, 32]:
             raise NemoError(f"backbone.tfjs_outputs: the nodes' strides are {strides}, not [8, 16, 32]")

@@ -89,7 +89,10 @@ class CocoDetector:
         path = Path(model_json)
         if not path.is_file():
             raise NemoError(f"--detector: {path} is not a file (scripts/fetch_pretrained.sh fetches the CenterNet)")
-        self.graph = TfjsGraph(path, list(self.outputs)).eval()
+        try:
+            self.graph = TfjsGraph(path, list(self.outputs)).eval()
+        except NemoError as exc:
+            raise NemoError(f"--detector: {exc} (not the CenterNet of scripts/fetch_pretrained.sh?)") from None
 
     def __call__(self, image, candidate_labels: Sequence[str], threshold: float = 0.1) -> list[dict]:
         from PIL import Image

@@ -74,7 +74,8 @@ class BackboneSection:
     kind: str = setting("resnet", "backbone architecture", choices=("resnet", "dinov2", "tfjs", "efficientnet"))
     tfjs_outputs: list[str] | None = setting(None, "tfjs: the graph's nodes at strides 8, 16 and 32 (the "
                                              "decoder's inputs; the baseline pools the last)")
-    tfjs_input_scale: float = setting(255.0, "tfjs: the graph takes images in [0, 1] times this", gt=0)
+    tfjs_input_scale: float = setting(255.0, "tfjs: the graph takes images in [0, 1] times this (≤ 65535)", gt=0,
+                                      le=65535)
     depths: list[int] = setting([2, 2, 2, 2], "resnet: blocks per stage")
     hidden_sizes: list[int] = setting([64, 128, 256, 512], "resnet: channels per stage")
     embedding_size: int = setting(64, "resnet: stem channels", ge=1, le=1024)
@@ -285,6 +286,7 @@ def _check_ranges(out: Mapping) -> None:
     if max(b["depths"]) > 64 or max(b["hidden_sizes"]) > 4096:  # beyond: a network that takes hours to build
         raise NemoConfigError(f"config: 'backbone.depths' must be ≤ 64 blocks a stage and 'backbone.hidden_sizes' "
                               f"≤ 4096 channels, got {b['depths']} and {b['hidden_sizes']}")
+    _check_backbone_kind(b)
     if b["kind"] == "dinov2" and b["dinov2_hidden_size"] % b["dinov2_heads"]:
         raise NemoConfigError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a "
                               f"multiple of 'backbone.dinov2_heads' ({b['dinov2_heads']})")
@@ -331,6 +333,28 @@ def _check_ranges(out: Mapping) -> None:
     meshes = out["meshes"]
     if isinstance(meshes, Mapping) and meshes.get("type") is False:  # YAML 1.1 `off` read by another tool
         raise NemoConfigError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
+
+
+def _check_backbone_kind(b: Mapping) -> None:
+    """`backbone.model` and the tfjs keys against `backbone.kind`: what a kind needs, and no key of another
+    kind's that would be ignored without a word."""
+    model, kind = b["model"], b["kind"]
+    if model is not None and not (isinstance(model, str) and model.strip()):
+        raise NemoConfigError(f"config: 'backbone.model' must be null or a path / model id, got {model!r}")
+    if kind in ("tfjs", "efficientnet") and model is None:
+        what = "a TF.js graph model's model.json" if kind == "tfjs" else "an EfficientNet-Lite state dict (.pth)"
+        raise NemoConfigError(f"config: 'backbone.model' is needed with backbone.kind {kind}: {what} "
+                              "(scripts/fetch_pretrained.sh fetches one)")
+    outputs = b["tfjs_outputs"]
+    if kind == "tfjs" and (outputs is None or len(outputs) != 3 or not all(o.strip() for o in outputs)):
+        raise NemoConfigError(f"config: 'backbone.tfjs_outputs' must be three node names of the graph (at strides "
+                              f"8, 16 and 32) with backbone.kind tfjs, got {outputs!r}")
+    if kind != "tfjs" and outputs is not None:
+        raise NemoConfigError(f"config: 'backbone.tfjs_outputs' is only read with backbone.kind tfjs (the kind is "
+                              f"{kind!r}); remove it or set backbone.kind=tfjs")
+    if kind != "tfjs" and b["tfjs_input_scale"] != DEFAULTS["backbone"]["tfjs_input_scale"]:
+        raise NemoConfigError(f"config: 'backbone.tfjs_input_scale' is only read with backbone.kind tfjs (the kind "
+                              f"is {kind!r}); remove it or set backbone.kind=tfjs")
 
 
 def _check_augmentations(data: Mapping) -> None:

@@ -121,6 +121,8 @@ class EfficientNetLite(nn.Module):
                       int(state["_conv_head.weight"].shape[0]),
                       int(state["_fc.weight"].shape[0]) if classifier and "_fc.weight" in state else 0)
             net.load_state_dict(_renamed(state, net.fc is not None))
+        except NemoError:  # _block_shapes' own, which says what is wrong
+            raise
         except KeyError as exc:
             raise NemoError(f"EfficientNet-Lite state dict: no {exc.args[0]!r} "
                             "(not an efficientnet_lite_pytorch checkpoint?)") from None

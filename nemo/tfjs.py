@@ -54,26 +54,50 @@ def read_weights(model_json: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                         f"weightsManifest): {exc}") from None
     if not isinstance(nodes, list) or not isinstance(groups, list):
         raise NemoError(f"{path}: not a TF.js graph model (modelTopology.node and weightsManifest must be lists)")
+    for k, node in enumerate(nodes):  # every node a mapping with a name and an op (the graph is built from them)
+        if not (isinstance(node, dict) and isinstance(node.get("name"), str) and isinstance(node.get("op"), str)
+                and isinstance(node.get("input", []), list) and isinstance(node.get("attr", {}), dict)):
+            raise NemoError(f"{path}: modelTopology.node[{k}] is not a node (a mapping with a name, an op and "
+                            f"optional input list and attr mapping)")
     arrays: dict[str, np.ndarray] = {}
-    for group in groups:
+    for g, group in enumerate(groups):
+        if not (isinstance(group, dict) and isinstance(group.get("paths"), list)
+                and isinstance(group.get("weights"), list) and all(isinstance(p, str) for p in group["paths"])):
+            raise NemoError(f"{path}: weightsManifest[{g}] must be a mapping with lists 'paths' (file names) and "
+                            "'weights'")
         try:
             data = b"".join((path.parent / p).read_bytes() for p in group["paths"])
         except OSError as exc:
             raise NemoError(f"{path}: cannot read a weight shard: {exc}") from None
         offset = 0
-        for w in group["weights"]:
+        for k, w in enumerate(group["weights"]):
+            where = f"weightsManifest[{g}].weights[{k}]"
+            if not isinstance(w, dict) or not isinstance(w.get("name"), str):
+                raise NemoError(f"{path}: {where} is not a weight (a mapping with a name, a shape and a dtype)")
             q = w.get("quantization")
-            stored = q["dtype"] if q else w["dtype"]
-            if stored not in _DTYPES:
+            if q is not None and not (isinstance(q, dict) and "dtype" in q):
+                raise NemoError(f"{path}: weight {w['name']!r}: its quantization must be a mapping with a dtype")
+            stored = q["dtype"] if q else w.get("dtype")
+            if not isinstance(stored, str) or stored not in _DTYPES:
                 raise NemoError(f"{path}: weight {w['name']!r} has unsupported dtype {stored!r}")
-            count = int(np.prod(w["shape"], dtype=np.int64))
+            shape = w.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape):
+                raise NemoError(f"{path}: weight {w['name']!r}: its shape must be a list of integers ≥ 0, "
+                                f"got {shape!r}")
+            count = int(np.prod(shape, dtype=np.int64))
             size = count * np.dtype(_DTYPES[stored]).itemsize
             if offset + size > len(data):
                 raise NemoError(f"{path}: weight shards end before weight {w['name']!r} (truncated download?)")
-            a = np.frombuffer(data, _DTYPES[stored], count, offset).reshape(w["shape"])
+            a = np.frombuffer(data, _DTYPES[stored], count, offset).reshape(shape)
             offset += size
             if q and stored in ("uint8", "uint16"):
-                a = a.astype(np.float32) * float(q["scale"]) + float(q["min"])
+                try:
+                    scale, low = float(q["scale"]), float(q["min"])
+                except (KeyError, TypeError, ValueError):
+                    raise NemoError(f"{path}: weight {w['name']!r}: its {stored} quantization needs numbers 'scale' "
+                                    "and 'min'") from None
+                a = a.astype(np.float32) * scale + low
             arrays[w["name"]] = a.astype(np.float32) if a.dtype.kind == "f" or q else a
     return spec, arrays
 
@@ -130,14 +154,24 @@ class TfjsGraph(nn.Module):
     is what the graph's placeholder takes (its value range is the model's: e.g. [0, 255]).
     """
 
-    def __init__(self, model_json: str | Path, outputs: list[str]):
+    def __init__(self, model_json: str | Path, outputs: list[str], outputs_key: str = "output node(s)"):
         super().__init__()
         self.path = Path(model_json)
         spec, arrays = read_weights(self.path)
         nodes = {n["name"]: n for n in spec["modelTopology"]["node"]}
         missing = [o for o in outputs if o not in nodes]
         if missing:
-            raise NemoError(f"{self.path}: output node(s) {missing} not in the graph")
+            raise NemoError(f"{outputs_key} {missing} not in the graph {self.path}")
+        try:
+            self._build(nodes, arrays, outputs)
+        except NemoError:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError) as exc:  # a node lacks the inputs / attributes of its op
+            said = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise NemoError(f"{self.path}: a node on the outputs' path is malformed ({type(exc).__name__}: "
+                            f"{said})") from None
+
+    def _build(self, nodes: dict, arrays: dict, outputs: list[str]) -> None:
         self.outputs = list(outputs)
         order: list[str] = []
         state: dict[str, int] = {}
@@ -151,6 +185,8 @@ class TfjsGraph(nn.Module):
                         state[n] = 2
                         order.append(n)
                     continue
+                if state.get(n) == 1:  # reached again while its inputs are being visited
+                    raise NemoError(f"{self.path}: node {n!r} depends on itself (a cycle in the graph)")
                 if state.get(n):
                     continue
                 if n not in nodes:
