@@ -7,6 +7,7 @@ Registered in aware3d/cli.py. `train`'s flags that mirror config keys are genera
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -277,14 +278,26 @@ def _read_boxes(path: str) -> dict[str, list]:
     for name, boxes in data.items():
         if not all(isinstance(b, list) and len(b) == 4 for b in boxes):
             raise NemoError(f"{name!r}: every box is [x0, y0, x1, y1]", path)
+        for k, b in enumerate(boxes):  # the values too: a NaN, a string or true would only fail (or pass) later
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b):
+                raise NemoError(f"{name!r}: box {k} must be four finite numbers [x0, y0, x1, y1], got {b!r}", path)
+            if not (b[2] > b[0] and b[3] > b[1]):
+                raise NemoError(f"{name!r}: box {k} must have x0 < x1 and y0 < y1, got {b!r}", path)
     return data
 
 
-def _boxes_for(table: dict, path: Path) -> list | None:
-    for key in (str(path), path.name, path.stem):
-        if key in table:
-            return table[key]
-    return None
+def _boxes_for(table: dict, path: Path, where: str = "--boxes") -> list | None:
+    keys = [key for key in dict.fromkeys((str(path), path.name, path.stem)) if key in table]
+    if len(keys) > 1:  # which of them would win is no rule a user could know
+        raise ValueError(f"{where}: {' and '.join(repr(k) for k in keys)} both name the image {path}; give its "
+                         "boxes once")
+    return table[keys[0]] if keys else None
+
+
+def _unused_box_names(table: dict, files: list[Path]) -> list[str]:
+    """The --boxes names that name none of the images (a typo, or an image not given)."""
+    used = {key for path in files for key in (str(path), path.name, path.stem)}
+    return [name for name in table if name not in used]
 def _orientation_note(path: Path) -> dict:
     """{"exif_orientation": k} when the file's EXIF orientation k turned the image (the record's size and
     pose are of the upright image, not of the stored pixels), else {}."""
@@ -325,16 +338,30 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
     table = _read_boxes(args.boxes) if args.boxes else None
     detector = load_detector(args.detector) if args.detector else None
     files = _image_files(args.images)
+    if table is not None:
+        for path in files:
+            _boxes_for(table, path, args.boxes)
+        unused = _unused_box_names(table, files)
+        if not table:
+            raise nemo.NemoError("holds no boxes (an empty mapping)", args.boxes)
+        if len(unused) == len(table):
+            raise nemo.NemoError(f"names none of the --images ({', '.join(repr(n) for n in unused[:3])}"
+                                 f"{', ...' if len(unused) > 3 else ''}); boxes are keyed by the image's file name, "
+                                 "its stem or its path as given", args.boxes)
+        if unused:
+            print(f"not used: {len(unused)} entries of {args.boxes} name none of the --images "
+                  f"({', '.join(repr(n) for n in unused[:3])}{', ...' if len(unused) > 3 else ''})")
     overlay = _overlay_names(files)
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    records, skipped = [], 0
+    records, skipped, first_skip = [], 0, None
     for path in files:
         try:
             image = data3d.load_image(path, exif_transpose=True)  # boxes are given on the upright photo
         except data3d.AnnotationError as exc:  # one unreadable file does not stop the others
             print(f"skipped {path}: {exc}")
             skipped += 1
+            first_skip = first_skip or (str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             continue
         H, W = image.shape[-2:]
         if table is not None:
@@ -342,6 +369,7 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
             if boxes is None:
                 print(f"skipped {path}: no boxes for it in {args.boxes}")
                 skipped += 1
+                first_skip = first_skip or f"{path}: no boxes for it in {args.boxes}"
                 continue
         else:
             boxes = [d.box for d in detect(image, detector, [args.category],
@@ -356,6 +384,7 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
         except nemo.NemoError as exc:
             print(f"skipped {path}: {exc}")
             skipped += 1
+            first_skip = first_skip or (str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             continue
         # the overlay at most 960 px wide: the image and the viewpoints scaled alike
         s = min(1.0, 960.0 / max(H, W))
@@ -384,7 +413,7 @@ def _run_pose_in_boxes(args: argparse.Namespace, model) -> int:
         atomic_save(out / "overlays" / overlay[path], lambda tmp, a=arr: Image.fromarray(a).save(tmp, format="PNG"))
         records.append(data3d.ImageRecord(image_path=path.resolve(), image_size=(H, W), objects=tuple(objs),
                                           extra=_orientation_note(path)))
-    return _save_pose_records(records, out, skipped, "used")
+    return _save_pose_records(records, out, skipped, "used", first_skip)
 
 
 def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
@@ -403,13 +432,14 @@ def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
     overlay = _overlay_names(files)
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    records, skipped = [], 0
+    records, skipped, first_skip = [], 0, None
     for path in files:
         try:  # upright as the camera's EXIF orientation says (the record keeps the turned size)
             image = data3d.load_image(path, exif_transpose=True)
         except data3d.AnnotationError as exc:  # one unreadable file (or one too large) does not stop the others
             print(f"skipped {path}: {exc}")
             skipped += 1
+            first_skip = first_skip or (str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             continue
         H, W = image.shape[-2:]
         s = min(Hc / H, Wc / W)
@@ -438,16 +468,17 @@ def _run_pose_whole_image(args: argparse.Namespace, model) -> int:
                                           extra=_orientation_note(path)))
         print(f"{path.name}: {result.category} azimuth {vp['azimuth']:.2f} elevation {vp['elevation']:.2f} "
               f"theta {vp['theta']:.2f} (score {result['score']:.3f})")
-    return _save_pose_records(records, out, skipped, "read")
+    return _save_pose_records(records, out, skipped, "read", first_skip)
 
 
-def _save_pose_records(records: list, out: Path, skipped: int, failure: str) -> int:
-    """Write `nemo pose`'s records (an error when no image could be `failure`: read / used) and say what."""
+def _save_pose_records(records: list, out: Path, skipped: int, failure: str, first_skip: str | None = None) -> int:
+    """Write `nemo pose`'s records (an error when no image could be `failure`: read / used, naming the first
+    image's reason) and say what."""
     import data3d
 
     if not records:
-        raise ValueError(f"none of the {skipped} images could be {failure} (see the skipped lines above); nothing "
-                         f"written to {out}")
+        first = f" (the first: {first_skip})" if first_skip else " (see the skipped lines above)"
+        raise ValueError(f"none of the {skipped} images could be {failure}{first}; nothing written to {out}")
     data3d.save_records(records, out, shard="pose")
     objects = sum(len(r.objects) for r in records)
     print(f"{objects} objects in {len(records)} records in {out}; overlays in {out / 'overlays'}; skipped {skipped}")

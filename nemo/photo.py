@@ -66,6 +66,11 @@ def check_box(box, image_size: tuple[int, int], where: str = "box") -> tuple[flo
         raise NemoError(f"{where}: need finite x0 < x1 and y0 < y1, got {box!r}")
     if x1 < 0 or y1 < 0 or x0 > W - 1 or y0 > H - 1:
         raise NemoError(f"{where}: {box!r} lies outside the {W}×{H} image")
+    slack = data3d.record.BBOX_SLACK
+    lo, hi_x, hi_y = -0.5 - slack, W - 0.5 + slack, H - 0.5 + slack
+    if x0 < lo or y0 < lo or x1 > hi_x or y1 > hi_y:  # a record's box stays inside its image (data3d's rule)
+        raise NemoError(f"{where}: {box!r} reaches beyond the {W}×{H} image (x in [{lo:g}, {hi_x:g}], "
+                        f"y in [{lo:g}, {hi_y:g}]); clip it to the image")
     return x0, y0, x1, y1
 
 
