@@ -426,6 +426,39 @@ class DatagenSchema:
     writer: WriterSection = mk.section(WriterSection, "how results are stored")
 
 
+#: sampler keys read by one strategy only, with the value that means "not set"
+_STRATEGY_KEYS = {"azimuth": ("dst", None), "polar": ("dst", None), "polar_mean": ("dst", None),
+                  "polar_sd": ("dst", None), "polar_range": ("dst", None),
+                  "elevation_range": ("uniform_sphere", [-90, 90]), "records": ("match_dataset", None)}
+
+
+def _check_strategy_keys(s: dict) -> None:
+    """A sampler key of another strategy's (sampler.polar_mean with strategy uniform_sphere, ...) would be
+    ignored without a word: an error, in the global block unless a per_category block's strategy reads it,
+    and in a per_category block when the strategy it ends up with does not."""
+    blocks = s["per_category"].values()
+    for key, (strategy, unset) in _STRATEGY_KEYS.items():
+        used = s["strategy"] == strategy or any(b.get("strategy") == strategy and key not in b for b in blocks)
+        if s[key] != unset and not used:
+            raise ConfigError(f"sampler.{key}", f"is only read by strategy {strategy} (the strategy is "
+                                                f"{s['strategy']}); remove it or set sampler.strategy={strategy}")
+    for cat, block in s["per_category"].items():
+        merged = {**s, **block}
+        for key, (strategy, unset) in _STRATEGY_KEYS.items():
+            if key in block and block[key] != unset and merged["strategy"] != strategy:
+                raise ConfigError(f"sampler.per_category.{cat}.{key}", f"is only read by strategy {strategy} (the "
+                                                                       f"category's is {merged['strategy']})")
+    normal_somewhere = any(b.get("polar") == "normal" for b in blocks)
+    for key in ("polar_mean", "polar_sd"):  # the truncated normal's: unread where φ is uniform
+        if s["strategy"] == "dst" and s["polar"] == "uniform" and s[key] is not None and not normal_somewhere:
+            raise ConfigError(f"sampler.{key}", "is only read with polar normal (polar is uniform)")
+        for cat, block in s["per_category"].items():
+            merged = {**s, **block}
+            if key in block and block[key] is not None and merged["polar"] == "uniform":
+                raise ConfigError(f"sampler.per_category.{cat}.{key}", "is only read with polar normal (polar is "
+                                                                       "uniform)")
+
+
 def _cross_checks(c: dict) -> None:
     """Constraints between keys."""
     s = c["sampler"]
@@ -447,6 +480,7 @@ def _cross_checks(c: dict) -> None:
         if merged["distance_jitter"] and merged["distance"] + lo <= 0:
             raise ConfigError(f"{where}.distance", f"distance + distance_range low must stay > 0, "
                                                    f"got {merged['distance'] + lo:g}")
+    _check_strategy_keys(s)
     if c["edges"]["canny_low"] > c["edges"]["canny_high"]:
         raise ConfigError("edges.canny_low", "must be <= edges.canny_high")
     r = c["randomization"]

@@ -121,7 +121,7 @@ def make_plan(config: DatagenConfig) -> Plan:
 
         try:
             list_images(r.background_images)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ValueError) as exc:
             raise ConfigError("randomization.background_images", str(exc), config.source) from None
     for category in by_category:  # build every sampler now: records to match must load before any sample runs
         where = "sampler" + (f".per_category.{category}" if category in per_category else "")

@@ -225,8 +225,13 @@ def list_images(folders: str | os.PathLike | Sequence[str | os.PathLike]) -> tup
 @lru_cache(maxsize=8)
 def _list_images(folders: tuple[str, ...]) -> tuple[str, ...]:
     files: list[str] = []
+    twice = sorted({f for f in folders if folders.count(f) > 1})
+    if twice:  # its images would be drawn twice as often as the others', without a word
+        raise ValueError(f"{twice[0]}: the folder is given twice; give each folder once")
     for folder in folders:
         root = Path(folder)
+        if root.is_file():
+            raise FileNotFoundError(f"{folder}: is a file, not a folder of images (give its folder)")
         if not root.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder")
         found = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -250,7 +255,8 @@ def _image_background(rng: np.random.Generator, size: tuple[int, int], folder,
         if unreadable is not None:
             unreadable.append(path)
     else:
-        raise OSError(f"{folder}: none of its {len(files)} background images can be read "
+        where = ", ".join(image_folders(folder))
+        raise OSError(f"{where}: none of the {len(files)} background images there can be read "
                       "(randomization.background_images)")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     h, w = size

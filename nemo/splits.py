@@ -119,7 +119,8 @@ def _variant(base: dict, split: str, samples: int | None, background_images) -> 
     elif split == "high_elevation":
         sampler = cfg.setdefault("sampler", {})
         sampler.update(strategy="uniform_sphere", elevation_range=[60.0, 85.0])
-        sampler.pop("preset", None)
+        for key in ("preset", "azimuth", "polar", "polar_mean", "polar_sd", "polar_range"):  # 3D-DST's, unread now
+            sampler.pop(key, None)
     return cfg
 
 

@@ -57,6 +57,24 @@ class ProceduralSource(AssetSource):
                 raise AssetError(f"procedural count must be ≥ 1, got {count}")
             seeds = range(int(count))
         self.procedural_categories, self.seeds = cats, [int(s) for s in seeds]
+        if self.part_colors:
+            self._check_part_names()
+
+    def _check_part_names(self) -> None:
+        """Every part_colors name is a part of at least one of the source's assets (a name none has, such as a
+        typo, would recolour nothing without a word). Assets are built seed by seed until every name is seen,
+        so a valid config builds a few; only a name that no asset has costs a pass over all of them."""
+        generate = _library().generate
+        wanted, seen = set(self.part_colors), set()
+        for seed in self.seeds:
+            for category in self.procedural_categories:
+                seen.update(generate(self._builders[category], seed).part_names())
+                if wanted <= seen:
+                    return
+        missing = sorted(wanted - seen)
+        cats = ", ".join(self.procedural_categories)
+        raise AssetError(f"key 'part_colors.{missing[0]}': no asset of the source ({cats}, {len(self.seeds)} seeds) "
+                         f"has a part of that name; their parts: {', '.join(sorted(seen))}")
 
     def _scan(self) -> Iterator[Asset]:
         for category in self.procedural_categories:
@@ -88,12 +106,16 @@ def _check_part_colors(part_colors) -> dict:
     if part_colors is None:
         return {}
     if not isinstance(part_colors, Mapping):
-        raise AssetError(f"asset source (procedural): key 'part_colors' must map part names to [[r, g, b] low, "
-                         f"[r, g, b] high], got {part_colors!r}")
+        raise AssetError(f"key 'part_colors' must map part names to [[r, g, b] low, [r, g, b] high], "
+                         f"got {part_colors!r}")
     out = {}
     for name, box in part_colors.items():
-        where = f"asset source (procedural): key 'part_colors.{name}'"
+        where = f"key 'part_colors.{name}'"  # the source's own prefix is added by whoever reports it
+        if not isinstance(name, str) or not name:
+            raise AssetError(f"key 'part_colors': part names are strings, got {name!r}")
         try:
+            if isinstance(box, (str, bytes)) or any(isinstance(x, bool) for v in box for x in v):
+                raise TypeError  # a string, or true / false read as 1 / 0
             low, high = (np.asarray(v, dtype=np.float64) for v in box)
         except (TypeError, ValueError):
             raise AssetError(f"{where} must be [[r, g, b] low, [r, g, b] high], got {box!r}") from None
