@@ -5,6 +5,7 @@ are generated from `IncrementalConfig`."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from methodkit.cli import add_config, add_no_progress, add_out, add_schema_flags, add_set, schema_values
 from nemo.incremental.config import IncrementalConfig
@@ -75,6 +76,16 @@ def run_summary_command(args: argparse.Namespace) -> int:
     from nemo import NemoError
     from nemo.incremental.report import load_seed_runs, seeds_markdown
 
+    if args.out is not None:  # checked before anything is read: a table over a run's own files would destroy it
+        out = os.path.realpath(args.out)
+        if os.path.isdir(out):
+            raise NemoError(f"--out {args.out} is a folder; give the Markdown file's name")
+        for run in args.runs:
+            if os.path.commonpath([out, os.path.realpath(run)]) == os.path.realpath(run):
+                raise NemoError(f"--out {args.out} lies inside the run folder {run}; write the table elsewhere")
+    twice = [s for k, s in enumerate(args.splits or []) if s in args.splits[:k]]
+    if twice:  # its columns would be shown twice
+        raise NemoError(f"--splits: {twice[0]!r} is given twice; give each split once")
     results, differ = load_seed_runs(args.runs)
     if args.splits:
         known = {s for r in results.values() for m in r.values() for s in m["average_incremental_accuracy_by_split"]}

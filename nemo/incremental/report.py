@@ -4,6 +4,7 @@ the summary over several finished runs of one benchmark (seeds: `load_seed_runs`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -123,6 +124,17 @@ def _checked_results(results, where: Path) -> dict:
         missing = [k for k in keys if not isinstance(r, dict) or k not in r]
         if missing or not isinstance(r["per_task"], list) or not r["per_task"]:
             raise RunFolder.error(f"{method!r} has no {(missing or ['per_task'])[0]!r} the summary can read", where)
+        if not all(isinstance(t, dict) for t in r["per_task"]):
+            raise RunFolder.error(f"{method!r}: 'per_task' must be a list of mappings", where)
+        last = r["per_task"][-1]
+        values = {f"per_task[-1].{k}": last.get(k) for k in ("pose_acc_pi6", "pose_acc_pi6_predicted")}
+        for key in keys[1:]:
+            if not isinstance(r[key], dict):
+                raise RunFolder.error(f"{method!r}: {key!r} must map splits to numbers", where)
+            values.update({f"{key}.{split}": v for split, v in r[key].items()})
+        for key, v in values.items():  # what the table averages: a number (null: the run lacks it)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise RunFolder.error(f"{method!r}: {key} must be a finite number or null, got {v!r}", where)
     return results
 
 
@@ -145,6 +157,8 @@ def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[s
         raise RunFolder.error("the same run folder is given twice; each run must count once")
     results, configs = {}, []
     for path in paths:
+        if Path(path).exists() and not Path(path).is_dir():
+            raise RunFolder.error("is a file, not a run folder of aware3d nemo incremental", path)
         run = RunFolder(path)
         run.refuse_other_kind(("nemo.incremental",), "class-incremental run", given="run")
         manifest = run.read_json("manifest.json")
@@ -155,4 +169,16 @@ def load_seed_runs(paths: Sequence[str | Path]) -> tuple[dict[str, dict], list[s
         configs.append(_flat(_resolved(run.read_config())))
     keys = sorted(set().union(*configs))
     differ = [k for k in keys if k.split(".")[-1] != "seed" and len({repr(c.get(k)) for c in configs}) > 1]
+    if not differ:  # the same config and the same seed: one run twice, not two samples of the spread
+        seen: dict[str, str] = {}
+        for path, config in zip(paths, configs):
+            seed = repr(config.get("seed"))
+            if seed in seen:
+                raise RunFolder.error(f"has the seed and config of {seen[seed]} ({config.get('seed')}); the mean ± sd "
+                                      "is over runs of different seeds", path)
+            seen[seed] = str(path)
+    common = [m for m in next(iter(results.values())) if all(m in r for r in results.values())]
+    if not common:
+        raise RunFolder.error(f"the runs share no method (they have {[sorted(r) for r in results.values()]}); the "
+                              "summary compares each method over the runs")
     return results, differ
