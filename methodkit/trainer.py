@@ -106,7 +106,12 @@ def module_state(tensors: Mapping[str, torch.Tensor], prefix: str = MODEL_PREFIX
 def load_state(net: torch.nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str = MODEL_PREFIX,
                error: type[Exception] = RunError) -> None:
     """Load the network stored under `prefix` into `net`; `error` when it does not fit."""
-    missing, unexpected = net.load_state_dict(module_state(tensors, prefix), strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(module_state(tensors, prefix), strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: torch's message is many lines, one per tensor
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise error(f"checkpoint does not fit the network: {(lines or [str(exc).splitlines()[0]])[0]}"
+                    f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from None
     if missing or unexpected:
         raise error(f"checkpoint does not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
 

@@ -251,10 +251,24 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None, pose_sea
         raise NemoError("the run's checkpoint names no categories", run.path)
     device = device or cfg.device
     cfg = dataclasses.replace(cfg, categories=categories, device=str(device))  # the device: where it lives now
-    net, bank = restore_model(cfg, categories, tensors, device)
+    try:
+        net, bank = restore_model(cfg, categories, tensors, device)
+    except NemoError as exc:  # the checkpoint's misfit names the run it came from
+        if exc.path is not None or not str(exc).startswith("checkpoint does not fit"):
+            raise
+        raise NemoError(str(exc), run.path) from None
     if bank is None:
         return BaselineModel(net, cfg, categories, run)
     return NemoModel(net, bank, cfg, categories, run)
+
+
+def checkpoint_misfit(cfg: NemoConfig, exc: Exception) -> str:
+    """`load_state`'s message, with the likely cause where the network is rebuilt from a file
+    (backbone.kind tfjs / efficientnet): that file was replaced since the run trained."""
+    if cfg.backbone.kind not in ("tfjs", "efficientnet"):
+        return str(exc)
+    return (f"{exc}; was backbone.model {cfg.backbone.model} replaced by another model since the run trained? "
+            "(the network is rebuilt from it)")
 
 
 def restore_model(config: NemoConfig | dict, categories: Sequence[str], tensors, device,
@@ -267,7 +281,10 @@ def restore_model(config: NemoConfig | dict, categories: Sequence[str], tensors,
     if cfg.method == "nemo":
         bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum)
     net, _ = build_model(cfg, categories, meshes=None if bank is None else {c: bank.mesh(c) for c in categories})
-    load_state(net, tensors, error=error)
+    try:
+        load_state(net, tensors, error=error)
+    except error as exc:
+        raise error(checkpoint_misfit(cfg, exc)) from None
     return net.to(device), None if bank is None else bank.to(device)
 
 

@@ -271,7 +271,12 @@ def _train_resolved(run: RunFolder, cfg: NemoConfig, resuming: bool, data, progr
                       error=NemoError, hint="lower optim.lr", world=world, main=main,
                       meta={"method": cfg.method, "categories": categories, "per_epoch": per_epoch})
     if resuming:
-        load_state(net, tensors, error=NemoError)
+        try:
+            load_state(net, tensors, error=NemoError)
+        except NemoError as exc:
+            from .model import checkpoint_misfit
+
+            raise NemoError(checkpoint_misfit(cfg, exc), run.path) from None
         if bank is not None:
             bank = MeshBank.from_state_dict(tensors, categories, momentum=cfg.bank.momentum).to(device)
         start = int(meta["step"])
