@@ -256,7 +256,7 @@ def _image_background(rng: np.random.Generator, size: tuple[int, int], folder,
             unreadable.append(path)
     else:
         where = ", ".join(image_folders(folder))
-        raise OSError(f"{where}: none of the {len(files)} background images there can be read "
+        raise OSError(f"{where}: none of its {len(files)} background images can be read "
                       "(randomization.background_images)")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     h, w = size

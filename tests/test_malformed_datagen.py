@@ -63,6 +63,15 @@ def _with_backgrounds(folder: Path) -> dict:
                                                                         "image": 1}, "background_images": str(folder)})
 
 
+def _with_backgrounds_list(folders: list) -> dict:
+    return dict(_with_backgrounds(Path()), randomization={**_with_backgrounds(Path())["randomization"],
+                                                          "background_images": [str(f) for f in folders]})
+
+
+def _part_colors(colors: dict) -> dict:
+    return _tiny(assets=[{"type": "procedural", "categories": ["car"], "count": 1, "part_colors": colors}])
+
+
 def _lock(tmp: Path, pid: int) -> None:
     (tmp / "out").mkdir(exist_ok=True)
     (tmp / "out" / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
@@ -125,6 +134,33 @@ ERRORS = [
     ("filter-folder-without-records", lambda t: ["datagen", "filter", "--in", str(t), "--no-progress"],
      ["holds no record shards"]),
     ("no-out", lambda t: ["datagen", "--config", str(_write_config(t, TINY))], ["--out is required"]),
+    # issue 25, part 1: the keys added since the last pass
+    ("backgrounds-folder-given-twice",  # its images would be drawn twice as often
+     lambda t: _run(t, _with_backgrounds_list([_images(t, 1, 0)] * 2)), ["background_images", "given twice"]),
+    ("backgrounds-list-holds-a-file",
+     lambda t: _run(t, _with_backgrounds_list([_images(t, 1, 0) / "good0.png"])),
+     ["randomization.background_images", "good0.png", "is a file, not a folder"]),
+    ("backgrounds-list-all-unreadable", lambda t: _run(t, _with_backgrounds_list([_images(t, 0, 1)])),
+     ["backgrounds: none of its 1 background images", "randomization.background_images"]),
+    ("part-colors-unknown-part", lambda t: _run(t, _part_colors({"headlgiht": [[0.3] * 3, [0.9] * 3]})),
+     ["assets[0]: asset source (procedural): key 'part_colors.headlgiht'", "no asset", "headlight"]),
+    ("part-colors-part-of-another-category", lambda t: _run(t, _part_colors({"wing": [[0.3] * 3, [0.9] * 3]})),
+     ["'part_colors.wing'", "no asset of the source (car"]),
+    ("part-colors-boolean-channel", lambda t: _run(t, _part_colors({"headlight": [[True, 0, 0], [1, 1, 1]]})),
+     ["assets[0]: asset source (procedural): key 'part_colors.headlight' must be"]),  # the prefix once
+    ("part-colors-name-a-number", lambda t: _run(t, _part_colors({5: [[0.3] * 3, [0.9] * 3]})),
+     ["'part_colors'", "part names are strings"]),
+    ("sampler-polar-mean-with-uniform-sphere",
+     lambda t: _run(t, _tiny(sampler={"strategy": "uniform_sphere", "polar_mean": 45})),
+     ["sampler.polar_mean", "only read by strategy dst"]),
+    ("sampler-elevation-range-with-dst", lambda t: _run(t, _tiny(sampler={"elevation_range": [0, 10]})),
+     ["sampler.elevation_range", "only read by strategy uniform_sphere"]),
+    ("sampler-polar-sd-with-polar-uniform", lambda t: _run(t, _tiny(sampler={"polar": "uniform", "polar_sd": 10})),
+     ["sampler.polar_sd", "only read with polar normal"]),
+    ("sampler-per-category-polar-range-with-uniform-sphere",
+     lambda t: _run(t, _tiny(sampler={"per_category": {"car": {"strategy": "uniform_sphere",
+                                                               "polar_range": [0, 90]}}})),
+     ["sampler.per_category.car.polar_range", "only read by strategy dst"]),
 ]
 
 
@@ -237,3 +273,10 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (f"aware3d datagen: error: {cfg}: not valid YAML: "
                                                     "duplicate key 'seed' (line 2)")
+
+
+def test_a_sampler_key_read_by_a_per_category_strategy_is_kept(tmp_path, capsys):
+    """The global elevation_range serves a category whose per_category block picks uniform_sphere: no error."""
+    cfg = _tiny(sampler={"elevation_range": [0, 25], "per_category": {"car": {"strategy": "uniform_sphere"}}})
+    assert cli_main(_run(tmp_path, cfg)) == 0
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["images"] == 1
