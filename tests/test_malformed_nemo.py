@@ -468,7 +468,184 @@ NEMO_MORE = [
                                                            str(t / "s")]), ["s", "names a file"]),
 ]
 
-CASES = NEMO_TRAIN + NEMO_EVAL + NEMO_POSE + NEMO_SPLITS_INC + NEMO_MORE
+
+# ---------------------------------------------------------------------------------------------- issue 25, part 1
+# the keys and flags added since the last pass: backbone kinds tfjs / efficientnet, nemo pose --boxes /
+# --detector, nemo incremental-summary
+def _graph(t, edit=None):
+    """A tiny TF.js graph model (tests/test_tfjs.py's: five stride-2 convolutions s0..s4) in t/g, its
+    model.json changed by edit(spec) when given; the model.json path."""
+    from test_tfjs import strided_backbone
+
+    (t / "g").mkdir(exist_ok=True)
+    path = strided_backbone(t / "g")
+    if edit is not None:
+        spec = json.loads(path.read_text())
+        edit(spec)
+        path.write_text(json.dumps(spec))
+    return path
+
+
+def _tfjs(*sets, edit=None, outputs="[s2, s3, s4]", kind="tfjs"):
+    """nemo train with backbone.kind `kind` on the tiny graph (edited by `edit`) and these --set values."""
+    def build(w, t):
+        extra = ["backbone.kind=" + kind, f"backbone.model={_graph(t, edit)}", "backbone.tfjs_outputs=" + outputs]
+        return nemo_train(w, t, *[a for v in [*extra, *sets] for a in ("--set", v)])
+    return build
+
+
+def _weight(k, key, value):
+    return lambda spec: spec["weightsManifest"][0]["weights"][k].__setitem__(key, value)
+
+
+def _tfjs_run_with_replaced_graph(w, t):
+    """A tfjs run trained on the tiny graph, then the graph at backbone.model replaced by a wider one."""
+    from test_tfjs import strided_backbone
+
+    assert cli_main(_tfjs()(w, t)) == 0
+    strided_backbone(t / "g", widths=(4, 6, 8, 10, 16))
+
+
+def _box_file(table, name="boxes.json"):
+    """nemo pose --boxes with `table` (a callable of the first record image's name, or JSON text)."""
+    def build(w, t):
+        image = _record_images(w.records)[0]
+        data = table(image) if callable(table) else table
+        (t / name).write_text(data if isinstance(data, str) else json.dumps(data))
+        return nemo_pose(w, t, "--boxes", str(t / name))
+    return build
+
+
+def _inc_run(t, name, results=None, seed=0, methods=("finetune",), value=0.5):
+    """A finished `aware3d nemo incremental` run folder as the summary reads it (manifest, config, results)."""
+    results = results or {m: {"per_task": [{"pose_acc_pi6": 0.4, "pose_acc_pi6_predicted": 0.3}],
+                               "average_incremental_accuracy_by_split": {"clean": value, "L2": value},
+                               "forgetting_by_split": {"clean": 0.1, "L2": 0.1}} for m in methods}
+    with_manifest("nemo.incremental", name, f"methods: [finetune]\nseed: {seed}\n")(None, t)
+    (t / name / "manifest.json").write_text(json.dumps({"kind": "nemo.incremental", "status": "complete",
+                                                        "step": 1}))
+    (t / name / "incremental.json").write_text(json.dumps(results))
+    return str(t / name)
+
+
+def _summary(*runs, extra=()):
+    """nemo incremental-summary over runs built by `runs` (each (t) -> folder)."""
+    return lambda w, t: ["nemo", "incremental-summary", *[r(t) for r in runs], *extra]
+
+
+def _no_pose_records(w, t):
+    return not list((t / "pose").glob("records-*"))
+
+
+_BAD_TASK = {"finetune": {"per_task": [5], "average_incremental_accuracy_by_split": {"clean": 0.5},
+                          "forgetting_by_split": {"clean": 0.1}}}
+_BAD_SPLITS = {"finetune": {"per_task": [{}], "average_incremental_accuracy_by_split": 5, "forgetting_by_split": {}}}
+
+NEMO_NEW = [
+    # backbone.kind tfjs / efficientnet: config keys that need each other, checked before anything is written
+    E("train-tfjs-without-model", "mistake", lambda w, t: nemo_train(w, t, "--set", "backbone.kind=tfjs"),
+      ["'backbone.model'", "kind tfjs"], no_config()),
+    E("train-efficientnet-without-model", "mistake", lambda w, t: _setv(w, t, "backbone.kind=efficientnet"),
+      ["'backbone.model'", "kind efficientnet"], no_config()),
+    E("train-tfjs-two-outputs", "unchecked", _tfjs(outputs="[s2, s3]"), ["'backbone.tfjs_outputs'", "three"],
+      no_config()),
+    E("train-tfjs-output-not-in-the-graph", "misleading", _tfjs(outputs="[s2, s3, nope]"),
+      ["backbone.tfjs_outputs", "'nope'", "model.json"], no_config()),
+    E("train-tfjs-input-scale-huge", "misleading", _tfjs("backbone.tfjs_input_scale=1e300"),  # was: a NaN loss
+      ["'backbone.tfjs_input_scale'", "65535"], no_config()),
+    E("train-tfjs-outputs-with-kind-resnet", "accepted", lambda w, t: _setv(w, t, "backbone.tfjs_outputs=[a, b, c]"),
+      ["'backbone.tfjs_outputs'", "only read with backbone.kind tfjs"], no_config()),
+    E("train-tfjs-input-scale-with-kind-resnet", "accepted", lambda w, t: _setv(w, t, "backbone.tfjs_input_scale=1"),
+      ["'backbone.tfjs_input_scale'", "only read with backbone.kind tfjs"], no_config()),
+    E("train-efficientnet-with-tfjs-outputs", "accepted", _tfjs(kind="efficientnet"),
+      ["'backbone.tfjs_outputs'", "'efficientnet'"], no_config()),
+    E("train-backbone-model-a-number", "unchecked", lambda w, t: _setv(w, t, "backbone.model=5"),
+      ["'backbone.model'", "got 5"], no_config()),
+    E("train-backbone-model-empty", "misleading", lambda w, t: _setv(w, t, "backbone.model=''"),  # was: ". is not"
+      ["'backbone.model'", "got ''"], no_config()),
+    E("train-resnet-given-a-model-json", "bomb",
+      lambda w, t: nemo_train(w, t, "--set", f"backbone.model={_graph(t)}"),
+      ["'backbone.model'", "model.json", "backbone.kind tfjs"], no_config()),
+    # malformed TF.js model.json files: one line naming the file (tracebacks before)
+    E("train-tfjs-manifest-entry-not-a-mapping", "mistake",
+      _tfjs(edit=lambda spec: spec.__setitem__("weightsManifest", ["x"])),
+      ["backbone.model", "model.json", "weightsManifest[0]"], no_config()),
+    E("train-tfjs-weights-not-a-list", "mistake",
+      _tfjs(edit=lambda spec: spec["weightsManifest"][0].__setitem__("weights", 5)),
+      ["model.json", "weightsManifest[0]"], no_config()),
+    E("train-tfjs-weight-without-name", "mistake",
+      _tfjs(edit=lambda spec: spec["weightsManifest"][0]["weights"][0].pop("name")),
+      ["model.json", "weightsManifest[0].weights[0]"], no_config()),
+    E("train-tfjs-weight-shape-negative", "misleading", _tfjs(edit=_weight(0, "shape", [-1, 3, 3, 4])),
+      ["model.json", "weight 'w0'", "shape"], no_config()),
+    E("train-tfjs-quantisation-without-scale", "mistake", _tfjs(edit=_weight(0, "quantization", {"dtype": "uint8"})),
+      ["model.json", "weight 'w0'", "'scale'"], no_config()),
+    E("train-tfjs-node-not-a-mapping", "mistake", _tfjs(edit=lambda spec: spec["modelTopology"]["node"].append(5)),
+      ["model.json", "modelTopology.node["], no_config()),
+    E("train-tfjs-node-without-op", "mistake", _tfjs(edit=lambda spec: spec["modelTopology"]["node"][-1].pop("op")),
+      ["model.json", "modelTopology.node["], no_config()),
+    E("train-tfjs-graph-with-a-cycle", "hang",
+      _tfjs(edit=lambda spec: spec["modelTopology"]["node"][-1].__setitem__("input", ["s4", "w4", "b4"])),
+      ["model.json", "'s4' depends on itself"], no_config()),
+    E("train-tfjs-convolution-without-kernel", "mistake",
+      _tfjs(edit=lambda spec: spec["modelTopology"]["node"][-1].__setitem__("input", ["s3"])),
+      ["backbone.model", "model.json", "malformed"], no_config()),
+    E("train-efficientnet-foreign-state-dict", "misleading",
+      lambda w, t: (__import__("torch").save({"a": __import__("torch").zeros(3)}, t / "foreign.pth"),
+                    nemo_train(w, t, "--set", "backbone.kind=efficientnet", "--set",
+                               f"backbone.model={t / 'foreign.pth'}"))[1],
+      ["backbone.model", "foreign.pth: EfficientNet-Lite state dict: 0 stages"], no_config()),
+    E("eval-tfjs-model-replaced-since-training", "bomb",
+      _pre(_tfjs_run_with_replaced_graph, lambda w, t: nemo_eval(w, t, run=t / "out")),
+      ["out: checkpoint does not fit the network", "size mismatch", "backbone.model", "replaced"], nothing("eval")),
+    # nemo pose --boxes: the file's values, its names, boxes beyond the image
+    E("pose-boxes-nan", "unchecked", _box_file(lambda i: json.dumps({i.name: [[math.nan, 2, 20, 20]]})),
+      ["boxes.json", "box 0", "four finite numbers"], _no_pose_records),
+    E("pose-boxes-boolean", "accepted", _box_file(lambda i: {i.name: [[True, 2, 20, 20]]}),
+      ["boxes.json", "box 0", "four finite numbers"], _no_pose_records),
+    E("pose-boxes-reversed", "unchecked", _box_file(lambda i: {i.name: [[20, 20, 2, 2]]}),
+      ["boxes.json", "x0 < x1"], _no_pose_records),
+    E("pose-boxes-name-no-image", "misleading", _box_file({"other.png": [[2, 2, 20, 20]]}),
+      ["boxes.json", "names none of the --images", "'other.png'"], _no_pose_records),
+    E("pose-boxes-empty-mapping", "misleading", _box_file({}), ["boxes.json", "holds no boxes"], _no_pose_records),
+    E("pose-boxes-one-image-named-twice", "accepted",
+      _box_file(lambda i: {i.name: [[2, 2, 20, 20]], i.stem: [[1, 1, 5, 5]]}), ["both name the image"],
+      _no_pose_records),
+    OK("pose-boxes-unused-name-is-said", "accepted",
+       _box_file(lambda i: {i.name: [[2, 2, 20, 20]], "other.png": [[2, 2, 20, 20]]}),
+       lambda w, t: len(__import__("data3d").load_records(t / "pose")) == 1, ["not used: 1 entries", "'other.png'"]),
+    E("pose-boxes-partly-outside", "misleading", _box_file(lambda i: {i.name: [[-10, -10, 10, 10]]}),
+      ["none of the 1 images", "the first:", "reaches beyond the 32×32 image"], _no_pose_records),  # was: <memory>
+    E("pose-detector-another-graph", "misleading",
+      lambda w, t: nemo_pose(w, t, "--category", "car", "--detector", str(_graph(t))),
+      ["--detector", "tower_0/keypoints", "model.json"], _no_pose_records),
+    # nemo incremental-summary: what the table averages, and what it counts
+    E("summary-per-task-not-mappings", "bomb", _summary(lambda t: _inc_run(t, "a", _BAD_TASK)),
+      ["incremental.json", "'per_task' must be a list of mappings"]),
+    E("summary-splits-not-a-mapping", "bomb", _summary(lambda t: _inc_run(t, "a", _BAD_SPLITS)),
+      ["incremental.json", "must map splits to numbers"]),
+    E("summary-value-nan", "unchecked", _summary(lambda t: _inc_run(t, "a", value=math.nan),
+                                                 lambda t: _inc_run(t, "b", seed=1)),
+      ["a/incremental.json", "finite number", "nan"]),
+    E("summary-one-seed-twice", "counts", _summary(lambda t: _inc_run(t, "a"), lambda t: _inc_run(t, "b", value=0.7)),
+      ["b: has the seed and config of", "different seeds"]),
+    E("summary-no-common-method", "misleading",
+      _summary(lambda t: _inc_run(t, "a"), lambda t: _inc_run(t, "b", seed=1, methods=("lwf",))),
+      ["share no method"]),
+    E("summary-split-twice", "counts", _summary(lambda t: _inc_run(t, "a"), lambda t: _inc_run(t, "b", seed=1),
+                                                extra=("--splits", "clean", "clean")), ["--splits", "given twice"]),
+    E("summary-run-is-a-file", "misleading", _summary(lambda t: str(write(t, "f.txt", "x"))),
+      ["f.txt", "is a file, not a run folder"]),
+    E("summary-out-is-a-folder", "runfolder",
+      _summary(lambda t: _inc_run(t, "a"), lambda t: _inc_run(t, "b", seed=1), extra=("--out", ".")),
+      ["--out", "is a folder"]),
+    E("summary-out-inside-a-run", "runfolder",
+      lambda w, t: ["nemo", "incremental-summary", _inc_run(t, "a"), _inc_run(t, "b", seed=1), "--out",
+                    str(t / "a" / "incremental.json")],
+      ["lies inside the run folder"], lambda w, t: "per_task" in (t / "a" / "incremental.json").read_text()),
+]
+
+CASES = NEMO_TRAIN + NEMO_EVAL + NEMO_POSE + NEMO_SPLITS_INC + NEMO_MORE + NEMO_NEW
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
