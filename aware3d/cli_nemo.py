@@ -222,11 +222,35 @@ def _run_eval(args: argparse.Namespace, model) -> int:
 def run_splits(args: argparse.Namespace) -> int:
     from nemo.splits import CORRUPTIONS, GENERATED_SPLITS, make_ood_splits
 
-    splits = args.splits or list(GENERATED_SPLITS + CORRUPTIONS)
+    known = list(GENERATED_SPLITS + CORRUPTIONS)
+    for k, name in enumerate(args.splits or []):  # named by the flag, before the config is read
+        if name not in known:
+            raise ValueError(f"--splits: unknown split {name!r}; known: {', '.join(known)}")
+        if name in args.splits[:k]:
+            raise ValueError(f"--splits: {name!r} is given twice; give each split once")
+    if args.splits and "unseen_background" in args.splits and args.background_images is None:
+        raise ValueError("--splits unseen_background needs --background-images (a folder of photographs)")
+    if args.background_images is not None:
+        if args.splits and "unseen_background" not in args.splits:  # it would be ignored without a word
+            raise ValueError("--background-images only acts with the unseen_background split (add it to --splits)")
+        from datagen.randomize import list_images
+
+        try:
+            list_images(args.background_images)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--background-images: {exc}") from None
+    splits = args.splits or known
     made = make_ood_splits(args.config, args.out, samples_per_category=args.samples,
                            background_images=args.background_images, splits=splits)
     for name, folder in made.items():
         print(f"{name}: {folder}")
+    if args.splits:
+        missed = [name for name in args.splits if name not in made]
+        if missed and not made:
+            raise ValueError(f"--splits: none of {missed} can be made from {args.config} (unseen_cad needs a "
+                             "procedural source or an exclude list)")
+        if missed:
+            print(f"not made: {', '.join(missed)} (this config holds nothing out for them)")
     return 0
 
 

@@ -119,8 +119,11 @@ def _variant(base: dict, split: str, samples: int | None, background_images) -> 
     elif split == "high_elevation":
         sampler = cfg.setdefault("sampler", {})
         sampler.update(strategy="uniform_sphere", elevation_range=[60.0, 85.0])
-        for key in ("preset", "azimuth", "polar", "polar_mean", "polar_sd", "polar_range"):  # 3D-DST's, unread now
-            sampler.pop(key, None)
+        dst_keys = ("preset", "azimuth", "polar", "polar_mean", "polar_sd", "polar_range")  # 3D-DST's, unread now
+        for block in [sampler, *[b for b in (sampler.get("per_category") or {}).values()
+                                 if isinstance(b, dict) and "strategy" not in b]]:
+            for key in dst_keys:
+                block.pop(key, None)
     return cfg
 
 

@@ -533,6 +533,10 @@ def _summary(*runs, extra=()):
     return lambda w, t: ["nemo", "incremental-summary", *[r(t) for r in runs], *extra]
 
 
+def _splits(t, *extra):
+    return ["nemo", "splits", "--config", str(t / "no.yaml"), "--out", str(t / "s"), *extra]
+
+
 def _no_pose_records(w, t):
     return not list((t / "pose").glob("records-*"))
 
@@ -639,6 +643,19 @@ NEMO_NEW = [
     E("summary-out-is-a-folder", "runfolder",
       _summary(lambda t: _inc_run(t, "a"), lambda t: _inc_run(t, "b", seed=1), extra=("--out", ".")),
       ["--out", "is a folder"]),
+    # nemo splits: its flags named (make_ood_splits or randomization.background_images before)
+    E("splits-unknown-split", "misleading", lambda w, t: _splits(t, "--splits", "clean"),
+      ["--splits", "unknown split 'clean'", "occlusion"], nothing("s")),
+    E("splits-split-twice", "counts", lambda w, t: _splits(t, "--splits", "fog", "fog"), ["--splits", "given twice"],
+      nothing("s")),
+    E("splits-unseen-background-without-images", "accepted",  # was: exit 0, nothing made, nothing said
+      lambda w, t: _splits(t, "--splits", "unseen_background"), ["--background-images"], nothing("s")),
+    E("splits-background-images-unused", "accepted",
+      lambda w, t: _splits(t, "--splits", "fog", "--background-images", str(t)),
+      ["--background-images only acts with the unseen_background split"], nothing("s")),
+    E("splits-background-images-a-file", "misleading",
+      lambda w, t: _splits(t, "--background-images", str(write(t, "a.png", "x"))),
+      ["--background-images", "a.png", "is a file"], nothing("s")),
     E("summary-out-inside-a-run", "runfolder",
       lambda w, t: ["nemo", "incremental-summary", _inc_run(t, "a"), _inc_run(t, "b", seed=1), "--out",
                     str(t / "a" / "incremental.json")],
