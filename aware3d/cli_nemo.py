@@ -180,6 +180,10 @@ def _metrics_line(metrics: dict) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     refuse_out_among_inputs(args.out, {"--run": args.run, "--data": args.data, "--baseline-run": args.baseline_run})
+    jittered = os.path.join(args.out, "jittered_boxes")
+    if args.jittered_boxes and os.path.exists(jittered) and not os.path.isdir(jittered):  # found only at the end
+        raise ValueError(f"--jittered-boxes writes the folder {jittered}, which is a file; move it or give another "
+                         "--out")
     with locked_out(args.out, "nemo evaluation"):
         return _with_run(args, _run_eval)
 

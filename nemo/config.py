@@ -257,7 +257,7 @@ def resolve_config(config: Mapping | None = None, overrides: Iterable[Mapping] =
         raise NemoConfigError(f"config: 'data.crop_size' must be two positive multiples of 32, got {crop}")
     if max(crop) > MAX_CROP:  # a crop beyond it only fails later, allocating its sampling grid
         raise NemoConfigError(f"config: 'data.crop_size' must be ≤ {MAX_CROP} pixels a side, got {crop}")
-    if out["backbone"]["kind"] == "resnet" and out["data"]["batch_size"] * (crop[0] // 32) * (crop[1] // 32) < 2:
+    if out["backbone"]["kind"] != "dinov2" and out["data"]["batch_size"] * (crop[0] // 32) * (crop[1] // 32) < 2:
         raise NemoConfigError(f"config: 'data.batch_size' {out['data']['batch_size']} with 'data.crop_size' {crop} "
                               "leaves one value per channel at the backbone's last stage (stride 32), which batch "
                               "norm cannot train on: a batch of ≥ 2 or a crop ≥ 64 a side")

@@ -570,6 +570,14 @@ NEMO_NEW = [
     E("train-resnet-given-a-model-json", "bomb",
       lambda w, t: nemo_train(w, t, "--set", f"backbone.model={_graph(t)}"),
       ["'backbone.model'", "model.json", "backbone.kind tfjs"], no_config()),
+    E("train-efficientnet-one-value-per-channel", "misleading",  # was torch's "Expected more than 1 value per channel"
+      _tfjs("data.batch_size=1", kind="efficientnet", outputs="null"), ["'data.batch_size'", "batch norm"],
+      no_config()),
+    E("train-tfjs-baseline-one-value-per-channel", "misleading", _tfjs("data.batch_size=1", "method=baseline"),
+      ["'data.batch_size'", "batch norm"], no_config()),
+    E("eval-jittered-boxes-folder-is-a-file", "runfolder",  # was found after the first evaluation, as [Errno 17]
+      _pre(lambda w, t: write(t, "eval/jittered_boxes", "x"), lambda w, t: nemo_eval(w, t, "--jittered-boxes")),
+      ["--jittered-boxes", "jittered_boxes", "is a file"], lambda w, t: not (t / "eval" / "metrics.json").exists()),
     # malformed TF.js model.json files: one line naming the file (tracebacks before)
     E("train-tfjs-manifest-entry-not-a-mapping", "mistake",
       _tfjs(edit=lambda spec: spec.__setitem__("weightsManifest", ["x"])),
