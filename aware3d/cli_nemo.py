@@ -294,11 +294,20 @@ def _read_boxes(path: str) -> dict[str, list]:
 
     from nemo import NemoError
 
+    def unique(pairs):  # JSON keeps the last of two equal names without a word: one image's boxes would be lost
+        names = [k for k, _ in pairs]
+        twice = [k for i, k in enumerate(names) if k in names[:i]]
+        if twice:
+            raise NemoError(f"{twice[0]!r} is given twice; give each image's boxes once", path)
+        return dict(pairs)
+
     try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = json.load(fh, object_pairs_hook=unique)
     except OSError as exc:
         raise NemoError(f"cannot read the boxes: {exc.strerror}", path) from None
+    except NemoError:
+        raise
     except ValueError as exc:
         raise NemoError(f"not valid JSON: {exc}", path) from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):

@@ -620,6 +620,9 @@ NEMO_NEW = [
     E("pose-boxes-name-no-image", "misleading", _box_file({"other.png": [[2, 2, 20, 20]]}),
       ["boxes.json", "names none of the --images", "'other.png'"], _no_pose_records),
     E("pose-boxes-empty-mapping", "misleading", _box_file({}), ["boxes.json", "holds no boxes"], _no_pose_records),
+    E("pose-boxes-same-name-twice-in-the-file", "accepted",  # JSON keeps the last: the first boxes were lost
+      _box_file(lambda i: '{"%s": [[2, 2, 20, 20]], "%s": [[1, 1, 5, 5]]}'.replace("%s", i.name)),
+      ["boxes.json", "given twice"], _no_pose_records),
     E("pose-boxes-one-image-named-twice", "accepted",
       _box_file(lambda i: {i.name: [[2, 2, 20, 20]], i.stem: [[1, 1, 5, 5]]}), ["both name the image"],
       _no_pose_records),
