@@ -177,6 +177,9 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
         models["retrieval_pose_network"] = _retrieval(model, tensors, "pose")
     if supervised_run is not None:
         models["nemo_supervised"] = nemo.load(supervised_run)
+        if models["nemo_supervised"].method != "nemo":  # its numbers would be reported as supervised NeMo's
+            raise PoseError(f"--supervised-run: is a run of method {models['nemo_supervised'].method!r}, not a NeMo "
+                            "run (nemo train without method=baseline)", supervised_run)
     metrics = nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)
     atomic_write_text(Path(out) / "instances.json", json.dumps(facts, indent=1) + "\n")
     return metrics

@@ -18,6 +18,7 @@ from _malformed import (
     _subset,
     bomb_png,
     check_case,
+    cli_main,
     live_lock,
     manifest,
     nothing,
@@ -241,7 +242,24 @@ POSE_MORE = [
       ["is also the --data input"], lambda w, t: not (w.chairs / "curve.json").exists()),
 ]
 
-CASES = POSE_GENERATE + POSE_TRAIN + POSE_MORE
+
+def _baseline_run(w, t):
+    """A tiny 2D-baseline run (nemo train --set method=baseline) in t/base."""
+    from _malformed import nemo_train
+
+    assert cli_main(nemo_train(w, t, "--set", "method=baseline", out="base")) == 0
+
+
+POSE_NEW = [  # issue 25, part 1
+    E("eval-supervised-run-is-a-baseline", "misleading",  # was: the 2D baseline's numbers as nemo_supervised's
+      _pre(_baseline_run, lambda w, t: ["pose", "eval", "--run", str(w.pose_run), "--data", str(w.cars), "--out",
+                                        str(t / "pe"), "--supervised-run", str(t / "base"), "--allow-seen-instances",
+                                        "--no-progress"]),
+      ["--supervised-run", "method 'baseline'", "not a NeMo run"],
+      lambda w, t: not (t / "pe" / "metrics.json").exists()),
+]
+
+CASES = POSE_GENERATE + POSE_TRAIN + POSE_MORE + POSE_NEW
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
