@@ -448,6 +448,14 @@ def _check_strategy_keys(s: dict) -> None:
             if key in block and block[key] != unset and merged["strategy"] != strategy:
                 raise ConfigError(f"sampler.per_category.{cat}.{key}", f"is only read by strategy {strategy} (the "
                                                                        f"category's is {merged['strategy']})")
+    defaults = default_config()["sampler"]
+    for key in ("distance_sd", "distance_range"):  # the jitter's: unread without it
+        jitter_somewhere = s["distance_jitter"] or any(b.get("distance_jitter") for b in blocks)
+        if s[key] != defaults[key] and not jitter_somewhere:
+            raise ConfigError(f"sampler.{key}", "is only read with sampler.distance_jitter true (it is false)")
+        for cat, block in s["per_category"].items():
+            if key in block and block[key] != defaults[key] and not {**s, **block}["distance_jitter"]:
+                raise ConfigError(f"sampler.per_category.{cat}.{key}", "is only read with distance_jitter true")
     normal_somewhere = any(b.get("polar") == "normal" for b in blocks)
     for key in ("polar_mean", "polar_sd"):  # the truncated normal's: unread where φ is uniform
         if s["strategy"] == "dst" and s["polar"] == "uniform" and s[key] is not None and not normal_somewhere:
@@ -488,6 +496,10 @@ def _cross_checks(c: dict) -> None:
         raise ConfigError("randomization.appearance", "needs at least one weight > 0")
     if not any(r["background"].values()):
         raise ConfigError("randomization.background", "needs at least one weight > 0")
+    unread = list(r["shadow_darkness"]) != list(default_config()["randomization"]["shadow_darkness"])
+    if r["contact_shadow"] == 0 and unread:  # read only where a shadow is drawn
+        raise ConfigError("randomization.shadow_darkness", "is only read with randomization.contact_shadow > 0 "
+                                                           f"(it is 0); got {list(r['shadow_darkness'])}")
     if r["background"].get("image", 0) > 0 and not r["background_images"]:
         raise ConfigError("randomization.background_images", "is needed when randomization.background.image > 0")
     if c["mode"] == "controlnet":

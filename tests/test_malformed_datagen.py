@@ -150,6 +150,11 @@ ERRORS = [
      ["assets[0]: asset source (procedural): key 'part_colors.headlight' must be"]),  # the prefix once
     ("part-colors-name-a-number", lambda t: _run(t, _part_colors({5: [[0.3] * 3, [0.9] * 3]})),
      ["'part_colors'", "part names are strings"]),
+    ("shadow-darkness-without-contact-shadow", lambda t: _run(t, _tiny(randomization={"shadow_darkness": [0.1, 0.2]})),
+     ["randomization.shadow_darkness", "only read with randomization.contact_shadow > 0"]),
+    ("sampler-distance-range-without-jitter",
+     lambda t: _run(t, _tiny(sampler={"distance_jitter": False, "distance_range": [-0.1, 0.1]})),
+     ["sampler.distance_range", "only read with sampler.distance_jitter true"]),
     ("sampler-polar-mean-with-uniform-sphere",
      lambda t: _run(t, _tiny(sampler={"strategy": "uniform_sphere", "polar_mean": 45})),
      ["sampler.polar_mean", "only read by strategy dst"]),
