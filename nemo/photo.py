@@ -186,7 +186,10 @@ def load_detector(model_id: str):
         pretrained_kwargs(str(model_id), "--detector")  # a path that is no folder: named, before transformers
         return transformers.pipeline("zero-shot-object-detection", model=str(model_id), device="cpu")
     except (OSError, ValueError) as exc:
-        raise NemoError(f"cannot load the detector {model_id!r}: {str(exc).splitlines()[0]}") from None
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if said.startswith("--detector"):  # pretrained_kwargs' own, which names the flag and the id already
+            raise NemoError(said) from None
+        raise NemoError(f"cannot load the detector {model_id!r}: {said}") from None
 
 
 def build_tiny_detector(folder, seed: int = 0):

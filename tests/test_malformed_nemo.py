@@ -667,6 +667,17 @@ NEMO_NEW = [
     E("splits-background-images-a-file", "misleading",
       lambda w, t: _splits(t, "--background-images", str(write(t, "a.png", "x"))),
       ["--background-images", "a.png", "is a file"], nothing("s")),
+    OK("splits-high-elevation-of-a-dst-config", "accepted",  # the split drops the dst keys it does not read
+       lambda w, t: (write(t, "dst.yaml", json.dumps({"seed": 0, "image_size": 32, "samples_per_category": 1,
+                                                        "occlusion": ["none"], "sampler": {"polar_mean": 80.0},
+                                                        "assets": [{"type": "procedural", "categories": ["car"],
+                                                                    "count": 1}]})),
+                     ["nemo", "splits", "--config", str(t / "dst.yaml"), "--out", str(t / "s"), "--splits",
+                      "high_elevation"])[1],
+       lambda w, t: (t / "s" / "high_elevation").is_dir(), ["high_elevation:"]),
+    E("pose-detector-model-id-offline", "misleading",  # the message said "cannot load" twice
+      lambda w, t: nemo_pose(w, t, "--category", "car", "--detector", "nobody/nothing"),
+      ["error: --detector: cannot load 'nobody/nothing'"], _no_pose_records),
     E("summary-out-inside-a-run", "runfolder",
       lambda w, t: ["nemo", "incremental-summary", _inc_run(t, "a"), _inc_run(t, "b", seed=1), "--out",
                     str(t / "a" / "incremental.json")],
