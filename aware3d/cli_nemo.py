@@ -345,7 +345,7 @@ def _orientation_note(path: Path) -> dict:
             k = int(im.getexif().get(0x0112, 1))
     except (OSError, ValueError, TypeError):
         return {}
-    return {"exif_orientation": k} if k != 1 else {}
+    return {"exif_orientation": k} if 2 <= k <= 8 else {}  # 1 and values outside EXIF's 1-8 turn nothing
 
 
 def run_pose(args: argparse.Namespace) -> int:

@@ -678,6 +678,9 @@ NEMO_NEW = [
     E("pose-detector-model-id-offline", "misleading",  # the message said "cannot load" twice
       lambda w, t: nemo_pose(w, t, "--category", "car", "--detector", "nobody/nothing"),
       ["error: --detector: cannot load 'nobody/nothing'"], _no_pose_records),
+    OK("pose-exif-orientation-out-of-range-is-not-recorded", "accepted",  # was: exif_orientation 99 in the record
+       lambda w, t: nemo_pose(w, t, images=[exif_jpeg(t / "e.jpg", 99)]),
+       lambda w, t: "exif_orientation" not in __import__("data3d").load_records(t / "pose")[0].extra),
     E("summary-out-inside-a-run", "runfolder",
       lambda w, t: ["nemo", "incremental-summary", _inc_run(t, "a"), _inc_run(t, "b", seed=1), "--out",
                     str(t / "a" / "incremental.json")],
