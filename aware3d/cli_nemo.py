@@ -335,6 +335,8 @@ def _unused_box_names(table: dict, files: list[Path]) -> list[str]:
     """The --boxes names that name none of the images (a typo, or an image not given)."""
     used = {key for path in files for key in (str(path), path.name, path.stem)}
     return [name for name in table if name not in used]
+
+
 def _orientation_note(path: Path) -> dict:
     """{"exif_orientation": k} when the file's EXIF orientation k turned the image (the record's size and
     pose are of the upright image, not of the stored pixels), else {}."""
