@@ -25,7 +25,7 @@ from torch import nn
 
 from .errors import NemoError
 
-__all__ = ["EfficientNetLite", "STAGE_STRIDES"]
+__all__ = ["EfficientNetEncoder", "EfficientNetLite", "STAGE_STRIDES"]
 
 # EfficientNet-B0's seven stages (kernel 3, 3, 5, 3, 5, 5, 3): the first block of each has this stride
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
@@ -42,7 +42,7 @@ def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 
 
 class _ConvBN(nn.Module):
-    """conv (no bias, SAME padding) + batch norm + optional ReLU6; parameter names as the port's."""
+    """conv (no bias, SAME padding) + batch norm + optional ReLU6 (`_renamed` maps the port's names here)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
         super().__init__()
@@ -163,7 +163,10 @@ def _renamed(state: dict, classifier: bool) -> dict:
             out[f"{name[parts[0]]}.{parts[1]}"] = value
             continue
         layer = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "depthwise.conv",
-                 "_bn1": "depthwise.bn", "_project_conv": "project.conv", "_bn2": "project.bn"}[parts[2]]
+                 "_bn1": "depthwise.bn", "_project_conv": "project.conv", "_bn2": "project.bn"}.get(parts[2])
+        if layer is None:  # e.g. _se_reduce: a full EfficientNet's squeeze-and-excitation, which lite drops
+            raise NemoError(f"EfficientNet-Lite state dict: a tensor {key!r} that no lite block has "
+                            "(a full EfficientNet's, with squeeze-and-excitation?)")
         out[f"blocks.{parts[1]}.{layer}.{parts[3]}"] = value
     return out
 

@@ -128,6 +128,8 @@ def test_state_dicts_of_another_layout_are_refused():
         EfficientNetLite.from_state_dict({k: v for k, v in state.items() if not k.startswith("_blocks.9.")})
     with pytest.raises(NemoError, match="no '_conv_head.weight'"):
         EfficientNetLite.from_state_dict({k: v for k, v in state.items() if not k.startswith("_conv_head")})
+    with pytest.raises(NemoError, match="'_blocks.1._se_reduce.weight' that no lite block has"):
+        EfficientNetLite.from_state_dict({**state, "_blocks.1._se_reduce.weight": torch.zeros(2, 48, 1, 1)})
     with pytest.raises(NemoError, match="size mismatch"):   # a tensor of another shape than its neighbours'
         EfficientNetLite.from_state_dict({**state, "_blocks.2._bn1.weight": torch.ones(5)})
     with pytest.raises(NemoError, match="not an efficientnet_lite_pytorch checkpoint"):
