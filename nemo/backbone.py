@@ -29,7 +29,7 @@ from torch import nn
 
 from data3d.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-from .config import BackboneSection
+from .config import BackboneSection, check_backbone_kind
 from .errors import NemoError
 
 __all__ = ["BackboneConfig", "FeatureNet", "STRIDE", "TfjsEncoder", "build_encoder", "backbone_config_from_dict"]
@@ -50,13 +50,8 @@ class BackboneConfig(BackboneSection):
             raise NemoError(f"backbone: depths and hidden_sizes need 4 stages, got {self.depths}, {self.hidden_sizes}")
         if self.kind not in ("resnet", "dinov2", "tfjs", "efficientnet"):
             raise NemoError(f"backbone.kind must be 'resnet', 'dinov2', 'tfjs' or 'efficientnet', got {self.kind!r}")
-        if self.kind == "efficientnet" and self.model is None:
-            raise NemoError("backbone.kind efficientnet needs backbone.model (an EfficientNet-Lite state dict, "
-                            ".pth; scripts/fetch_pretrained.sh fetches lite2's)")
+        check_backbone_kind(asdict(self))  # the config files' rule, for configs built in Python
         if self.kind == "tfjs":
-            if self.model is None or len(self.tfjs_outputs or ()) != 3:
-                raise NemoError("backbone.kind tfjs needs backbone.model (a TF.js model.json) and three "
-                                "backbone.tfjs_outputs (nodes at strides 8, 16, 32)")
             object.__setattr__(self, "tfjs_outputs", tuple(str(n) for n in self.tfjs_outputs))
         if self.layer_type not in ("basic", "bottleneck"):
             raise NemoError(f"backbone.layer_type must be 'basic' or 'bottleneck', got {self.layer_type!r}")
@@ -126,7 +121,7 @@ def _efficientnet(config: BackboneConfig) -> nn.Module:
         net = EfficientNetLite.from_state_dict(state)
     except NemoError as exc:
         raise NemoError(f"backbone.model: {path}: {exc}") from None
-    return EfficientNetEncoder(net, IMAGENET_MEAN, IMAGENET_STD)
+    return EfficientNetEncoder(net)
 
 
 def build_dinov2(config: BackboneConfig) -> nn.Module:
@@ -142,6 +137,23 @@ def build_dinov2(config: BackboneConfig) -> nn.Module:
     cfg = Dinov2Config(hidden_size=config.dinov2_hidden_size, num_hidden_layers=config.dinov2_layers,
                        num_attention_heads=config.dinov2_heads, intermediate_size=4 * config.dinov2_hidden_size)
     return Dinov2Model(cfg)
+
+
+class ImageNetStats(nn.Module):
+    """ImageNet's per-channel mean and std as buffers that follow the module's device and stay out of
+    checkpoints: `normalise` maps images in [0, 1] to what ImageNet-trained encoders take, `restore` undoes
+    it for encoders trained on other inputs (TF.js graphs, EfficientNet-Lite)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def restore(self, normalised: torch.Tensor) -> torch.Tensor:
+        return normalised * self.std + self.mean
 
 
 class TfjsEncoder(nn.Module):
@@ -163,8 +175,7 @@ class TfjsEncoder(nn.Module):
             said = str(exc)
             raise NemoError(said if said.startswith("backbone.") else f"backbone.model: {said}") from None
         self.scale = float(config.tfjs_input_scale)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.imagenet = ImageNetStats()
         try:
             with torch.no_grad():
                 maps = self.graph(torch.zeros(1, 3, 64, 64))
@@ -182,7 +193,7 @@ class TfjsEncoder(nn.Module):
         self.channels = [int(m.shape[1]) for m in maps]
 
     def forward(self, normalised: torch.Tensor) -> SimpleNamespace:
-        images = (normalised * self.std + self.mean) * self.scale
+        images = self.imagenet.restore(normalised) * self.scale
         return SimpleNamespace(feature_maps=tuple(self.graph(images)))
 
 
@@ -215,8 +226,7 @@ class FeatureNet(nn.Module):
             self.fuse16 = _block(w + c16, w)
             self.fuse8 = _block(w + c8, w)
         self.head = nn.Conv2d(w, self.config.feature_dim, 1, bias=True)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.imagenet = ImageNetStats()
 
     @property
     def feature_dim(self) -> int:
@@ -229,7 +239,7 @@ class FeatureNet(nn.Module):
         H, W = images.shape[-2:]
         if H % 32 or W % 32:
             raise NemoError(f"FeatureNet: image height and width must be multiples of 32, got {H}×{W}")
-        x = (images - self.mean) / self.std
+        x = self.imagenet.normalise(images)
         if self.config.kind == "dinov2":
             h, w = H // STRIDE, W // STRIDE
             x = F.interpolate(x, size=(h * self.patch, w * self.patch), mode="bilinear", align_corners=False)

@@ -16,7 +16,7 @@ from torch import nn
 import data3d
 from methodkit.estimator import PoseResult, estimator_inputs
 
-from .backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneConfig, build_encoder
+from .backbone import BackboneConfig, ImageNetStats, build_encoder
 from .config import NemoConfig
 from .errors import NemoError
 
@@ -38,12 +38,11 @@ class BaselineNet(nn.Module):
         width = int(self.encoder.channels[-1])
         self.angles = nn.Linear(width, 3 * self.num_bins)
         self.category = nn.Linear(width, self.num_categories)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.imagenet = ImageNetStats()
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """(B, width) the encoder's last feature map, averaged over space (the heads' input)."""
-        return self.encoder((images - self.mean) / self.std).feature_maps[-1].mean(dim=(2, 3))
+        return self.encoder(self.imagenet.normalise(images)).feature_maps[-1].mean(dim=(2, 3))
 
     def angle_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.angles(pooled).view(-1, 3, self.num_bins)

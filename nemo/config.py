@@ -286,7 +286,7 @@ def _check_ranges(out: Mapping) -> None:
     if max(b["depths"]) > 64 or max(b["hidden_sizes"]) > 4096:  # beyond: a network that takes hours to build
         raise NemoConfigError(f"config: 'backbone.depths' must be ≤ 64 blocks a stage and 'backbone.hidden_sizes' "
                               f"≤ 4096 channels, got {b['depths']} and {b['hidden_sizes']}")
-    _check_backbone_kind(b)
+    check_backbone_kind(b)
     if b["kind"] == "dinov2" and b["dinov2_hidden_size"] % b["dinov2_heads"]:
         raise NemoConfigError(f"config: 'backbone.dinov2_hidden_size' ({b['dinov2_hidden_size']}) must be a "
                               f"multiple of 'backbone.dinov2_heads' ({b['dinov2_heads']})")
@@ -335,7 +335,7 @@ def _check_ranges(out: Mapping) -> None:
         raise NemoConfigError("config: 'meshes.type' is false: write the OFF source as the string 'off'")
 
 
-def _check_backbone_kind(b: Mapping) -> None:
+def check_backbone_kind(b: Mapping) -> None:
     """`backbone.model` and the tfjs keys against `backbone.kind`: what a kind needs, and no key of another
     kind's that would be ignored without a word."""
     model, kind = b["model"], b["kind"]
@@ -346,7 +346,7 @@ def _check_backbone_kind(b: Mapping) -> None:
         raise NemoConfigError(f"config: 'backbone.model' is needed with backbone.kind {kind}: {what} "
                               "(scripts/fetch_pretrained.sh fetches one)")
     outputs = b["tfjs_outputs"]
-    if kind == "tfjs" and (outputs is None or len(outputs) != 3 or not all(o.strip() for o in outputs)):
+    if kind == "tfjs" and (outputs is None or len(outputs) != 3 or not all(str(o).strip() for o in outputs)):
         raise NemoConfigError(f"config: 'backbone.tfjs_outputs' must be three node names of the graph (at strides "
                               f"8, 16 and 32) with backbone.kind tfjs, got {outputs!r}")
     if kind != "tfjs" and outputs is not None:

@@ -175,12 +175,13 @@ class EfficientNetEncoder(nn.Module):
     """`EfficientNetLite` called like `ResNetBackbone` on ImageNet-normalised images: `.feature_maps` at
     strides 8, 16 and 32, and `.channels`."""
 
-    def __init__(self, net: EfficientNetLite, mean: tuple, std: tuple):
+    def __init__(self, net: EfficientNetLite):
         super().__init__()
+        from .backbone import ImageNetStats  # backbone imports this module lazily
+
         self.net = net
         self.channels = net.channels
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.imagenet = ImageNetStats()
 
     def forward(self, normalised: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(feature_maps=tuple(self.net.features(normalised * self.std + self.mean)))
+        return SimpleNamespace(feature_maps=tuple(self.net.features(self.imagenet.restore(normalised))))

@@ -251,12 +251,7 @@ def load(run: str | os.PathLike | RunFolder, device: str | None = None, pose_sea
         raise NemoError("the run's checkpoint names no categories", run.path)
     device = device or cfg.device
     cfg = dataclasses.replace(cfg, categories=categories, device=str(device))  # the device: where it lives now
-    try:
-        net, bank = restore_model(cfg, categories, tensors, device)
-    except NemoError as exc:  # the checkpoint's misfit names the run it came from
-        if exc.path is not None or not str(exc).startswith("checkpoint does not fit"):
-            raise
-        raise NemoError(str(exc), run.path) from None
+    net, bank = restore_model(cfg, categories, tensors, device, source=run.path)
     if bank is None:
         return BaselineModel(net, cfg, categories, run)
     return NemoModel(net, bank, cfg, categories, run)
@@ -272,10 +267,10 @@ def checkpoint_misfit(cfg: NemoConfig, exc: Exception) -> str:
 
 
 def restore_model(config: NemoConfig | dict, categories: Sequence[str], tensors, device,
-                  error: type[NemoError] = NemoError) -> tuple[torch.nn.Module, MeshBank | None]:
+                  error: type[NemoError] = NemoError, source=None) -> tuple[torch.nn.Module, MeshBank | None]:
     """(network, bank) of a checkpoint's tensors on `device`, for the config's method: `build_model`
     over the checkpoint bank's meshes (none for the baseline), then its "model." weights
-    (`methodkit.trainer.load_state`, raising `error`)."""
+    (`methodkit.trainer.load_state`; a misfit raises `error` naming `source`, the run folder)."""
     cfg = NemoConfig.of(config)
     bank = None
     if cfg.method == "nemo":
@@ -284,7 +279,7 @@ def restore_model(config: NemoConfig | dict, categories: Sequence[str], tensors,
     try:
         load_state(net, tensors, error=error)
     except error as exc:
-        raise error(checkpoint_misfit(cfg, exc)) from None
+        raise error(checkpoint_misfit(cfg, exc), source) from None
     return net.to(device), None if bank is None else bank.to(device)
 
 

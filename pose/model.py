@@ -80,7 +80,8 @@ def _load(run, device: str | None) -> tuple[CanonicalModel, dict]:
                         "`aware3d pose train` with the same --out to finish it", run.path)
     categories = list(meta["categories"])
     ncfg = dataclasses.replace(ncfg, categories=categories)
-    net, bank = restore_model(ncfg, categories, tensors, device or ncfg.device, error=PoseError)
+    net, bank = restore_model(ncfg, categories, tensors, device or ncfg.device, error=PoseError,
+                               source=run.path)
     offsets = meta.get("offsets") or {}
     model = CanonicalModel(net, bank, ncfg, categories, run, azimuth_offset=offsets.get("azimuth", 0.0),
                            elevation_offset=offsets.get("elevation", 0.0))

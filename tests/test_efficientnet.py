@@ -160,7 +160,7 @@ def test_an_efficientnet_is_nemos_and_the_baselines_encoder(tmp_path):
     assert torch.equal(again(images), net(images))
     angles, categories = BaselineNet(cfg, 2)(images)
     assert angles.shape[:2] == (2, 3) and categories.shape == (2, 2)
-    with pytest.raises(NemoError, match="needs backbone.model"):
+    with pytest.raises(NemoError, match="'backbone.model' is needed with backbone.kind efficientnet"):
         BackboneConfig(kind="efficientnet")
     with pytest.raises(NemoError, match="backbone.model: .*missing.pth is not a file"):
         FeatureNet(BackboneConfig(kind="efficientnet", model=str(tmp_path / "missing.pth")))

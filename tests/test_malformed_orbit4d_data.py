@@ -218,10 +218,11 @@ def test_malformed_method_input(case, malformed_world, tmp_path, capsys, monkeyp
 
 
 def _all_cases() -> list:
+    from test_malformed_inemo import CASES as INEMO_CASES
     from test_malformed_nemo import CASES as NEMO_CASES
     from test_malformed_pose import CASES as POSE_CASES
 
-    return NEMO_CASES + POSE_CASES + CASES
+    return NEMO_CASES + INEMO_CASES + POSE_CASES + CASES
 
 
 def test_the_table_is_big_and_every_class_is_tested():

@@ -185,7 +185,7 @@ def test_tfjs_backbone_config_errors(tmp_path):
     from nemo.backbone import BackboneConfig, FeatureNet
 
     path = strided_backbone(tmp_path)
-    with pytest.raises(NemoError, match="three backbone.tfjs_outputs"):
+    with pytest.raises(NemoError, match="'backbone.tfjs_outputs' must be three node names"):
         BackboneConfig(kind="tfjs", model=str(path), tfjs_outputs=["s2", "s3"])
     with pytest.raises(NemoError, match=r"strides are \[4, 8, 16\], not \[8, 16, 32\]"):
         FeatureNet(BackboneConfig(kind="tfjs", model=str(path), tfjs_outputs=["s1", "s2", "s3"]))
