@@ -8,6 +8,8 @@
 #                                                 # mean ± sd over the seeds in runs/inc12u/seeds.md
 #   scripts/benchmarks_issue24.sh inemo-ablation  # each rule change on its own (seed 0, inemo only):
 #                                                 # seen-class negatives, divided distillation, no clutter refill
+#   scripts/benchmarks_issue24.sh inemo-pretrained  # the same 4 x 3 with every method on the COCO MobileNetV3
+#                                                 # of `make pretrained` at lr/10 (runs/inc12u/pretrained_s<seed>)
 #   scripts/benchmarks_issue24.sh nemo            # NeMo vs the 2D baseline, instance-disjoint (+ seen_cad)
 #   scripts/benchmarks_issue24.sh pose            # pose, oneshot_retrieval, retrieval_pose_network, nemo_supervised
 #                                                 # on unseen cars at flip rates 0, 0.1, 0.2, 0.3 + real_pose_dev
@@ -71,6 +73,14 @@ case "${1:-}" in
     incremental "$R/inc12u/ablation_kd_divided" --set 'methods=[inemo]' --set distillation.variant=divided
     incremental "$R/inc12u/ablation_no_refill" --set 'methods=[inemo]' --set clutter_refill=false
     ;;
+  inemo-pretrained)  # the reference starts from an ImageNet ResNet-50; this is the pretrained encoder we can fetch
+    inemo_data
+    for seed in $SEEDS; do
+      incremental "$R/inc12u/pretrained_s$seed" --set "seed=$seed" --set nemo.backbone.kind=tfjs \
+        --set nemo.backbone.model=pretrained/centernet/centernet.json --set nemo.optim.encoder_lr_scale=0.1 \
+        --set 'nemo.backbone.tfjs_outputs=[tower_0/MobilenetV3/expanded_conv_5/expand/Relu, tower_0/MobilenetV3/expanded_conv_11/add, tower_0/extern1/hard_swish/mul_1]'
+    done
+    ;;
   nemo)
     datagen nemo/configs/disjoint_data_train.yaml "$R/disjoint/train"
     datagen nemo/configs/disjoint_data_test.yaml "$R/disjoint/test"
@@ -108,7 +118,7 @@ case "${1:-}" in
       --azimuths "$azimuths" --out "$R/posed/curve" --no-progress ${POSE[@]+"${POSE[@]}"}
     ;;
   *)
-    sed -n '2,17p' "$0"
+    sed -n '2,19p' "$0"
     exit 2
     ;;
 esac
