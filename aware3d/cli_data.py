@@ -20,6 +20,8 @@ from pathlib import Path
 
 from methodkit.cli import add_out
 
+from .cli import bounded
+
 __all__ = ["add_parser"]
 
 # --<flag>: (loader name in data3d, what it reads, whether it takes a split)
@@ -70,18 +72,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _source_arguments(export)
     export.add_argument("--format", required=True, choices=("coco", "bop", "kitti"), help="the format to write")
     add_out(export, "the folder to write", folder=True)
-    export.add_argument("--split-name", default="train",
+    export.add_argument("--split-name",
                         help="the split name of a records folder's records (COCO instances_<name>.json, BOP and "
                              "KITTI <name>/ folders; default: train); loaders keep their --split names")
-    export.add_argument("--cad-root", help="the CAD folder (<category>/NN.off) of real records' models (BOP models, "
-                                           "KITTI box sizes)")
-    export.add_argument("--mm-per-unit", type=float, default=1000.0,
+    export.add_argument("--cad-root", help="bop, kitti: the CAD folder (<category>/NN.off) of real records' models "
+                                           "(BOP models, KITTI box sizes)")
+    export.add_argument("--mm-per-unit", type=bounded(float, 0, 1e9),
                         help="BOP: millimetres per object unit (default: 1000, one unit = one metre)")
-    export.add_argument("--metres-per-unit", type=float, default=1.0,
+    export.add_argument("--metres-per-unit", type=bounded(float, 0, 1e6),
                         help="KITTI: metres per object unit (default: 1)")
-    export.add_argument("--max-ray-angle-deg", type=float, default=45.0,
-                        help="KITTI: skip objects seen further than this off the optical axis, in degrees "
-                             "(default: 45)")
+    export.add_argument("--max-ray-angle-deg", type=bounded(float, 0, 90),
+                        help="KITTI: skip objects seen further than this off the optical axis, in degrees, in "
+                             "(0, 90] (default: 45)")
     export.add_argument("--no-images", action="store_true",
                         help="write the annotations only (COCO's file_name is then the record's image path)")
     export.add_argument("--strict", action="store_true",
@@ -187,15 +189,42 @@ def run_show(args) -> int:
     return 0
 
 
+#: export's options that act with some formats only: (dest, flag, the formats, its default)
+EXPORT_OPTIONS = (("mm_per_unit", "--mm-per-unit", ("bop",), 1000.0),
+                  ("metres_per_unit", "--metres-per-unit", ("kitti",), 1.0),
+                  ("max_ray_angle_deg", "--max-ray-angle-deg", ("kitti",), 45.0),
+                  ("cad_root", "--cad-root", ("bop", "kitti"), None))
+
+
+def _export_options(args) -> None:
+    """An error for an option given with a format it does not act with (it would be ignored without a
+    word), or out of its range; the others' defaults filled in."""
+    for dest, flag, formats, default in EXPORT_OPTIONS:
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+        elif args.format not in formats:
+            raise ValueError(f"{flag} only acts with --format {' or '.join(formats)} (got --format {args.format})")
+    for dest, flag, _, _ in EXPORT_OPTIONS[:3]:  # bounded() lets 0 through: a scale or an angle of 0 is nothing
+        if not getattr(args, dest) > 0:
+            raise ValueError(f"{flag} must be > 0, got {getattr(args, dest):g}")
+    if args.cad_root is not None and not Path(args.cad_root).is_dir():  # not a silent export without models
+        problem = "is a file, not a folder" if Path(args.cad_root).exists() else "no such folder"
+        raise FileNotFoundError(f"--cad-root {args.cad_root}: {problem}")
+
+
 def run_export(args) -> int:
     import math
 
     from data3d.export import export_records
 
-    groups = _read(args)
+    _export_options(args)
     loader = next((flag for flag in _LOADERS if getattr(args, flag.replace("-", "_")) is not None), None)
+    if loader is not None and _LOADERS[loader][2] and args.split_name is not None:  # it would be ignored
+        raise ValueError(f"--split-name: --{loader} keeps its --split names (got --split-name {args.split_name!r})")
+    groups = _read(args)
     if loader is None or not _LOADERS[loader][2]:  # a records folder, or a loader without splits
-        groups = {args.split_name: [r for recs in groups.values() for r in recs]}
+        name = "train" if args.split_name is None else args.split_name
+        groups = {name: [r for recs in groups.values() for r in recs]}
     for name, recs in groups.items():
         if hasattr(recs, "summary"):
             print(f"{name}: read {recs.summary()}")

@@ -8,13 +8,16 @@ One module per format (`coco`, `bop`, `kitti`); this one checks the arguments, r
 writes `export_manifest.json` (what was written, what was skipped and why). A record that cannot be
 exported (a missing image or mask, a mask of the wrong size) is skipped and counted, or raises
 `AnnotationError` naming the file with `strict=True`. Every file is written atomically, into a new or
-empty folder (files of an earlier export would mix with the new ones).
+empty folder (files of an earlier export would mix with the new ones); the export is written beside it
+and renamed into place at the end, so a run that stops (strict, a full disk) leaves no half-written folder.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 from .common import ExportLog, split_groups, write_json
@@ -42,13 +45,31 @@ def export_records(records, out: str | os.PathLike, format: str, *, split: str =
     """
     if format not in FORMATS:
         raise ValueError(f"export: format must be one of {', '.join(FORMATS)}, got {format!r}")
+    for name, value in (("mm_per_unit", mm_per_unit), ("metres_per_unit", metres_per_unit)):
+        if not (math.isfinite(float(value)) and float(value) > 0):  # inf would end in a half-written export
+            raise ValueError(f"export: {name} must be a finite number > 0, got {value!r}")
+    if not 0 < float(max_ray_angle) <= math.pi / 2:
+        raise ValueError(f"export: max_ray_angle must be in (0, π/2] radians, got {max_ray_angle!r}")
     groups = split_groups(records, split)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: the export folder is a file")
     if out.is_dir() and any(out.iterdir()):  # files of an earlier export would mix with this one's
         raise ValueError(f"{out}: the export folder is not empty (choose a new folder or remove it)")
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.export-tmp"  # renamed to `out` once complete
+    work.mkdir()
+    try:
+        manifest = _export(groups, work, format, strict, images, cad_root, mm_per_unit, metres_per_unit,
+                           max_ray_angle)
+        os.rename(work, out)  # onto an empty folder too (POSIX rename)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _export(groups, out: Path, format, strict, images, cad_root, mm_per_unit, metres_per_unit, max_ray_angle) -> dict:
     log = ExportLog(strict, images)
     if format == "coco":
         from .coco import write_coco

@@ -195,7 +195,8 @@ def _image_entry(record, members, refs, centres, mm, scene_dir: Path, im_id: int
         for info, m in zip(infos, masks):
             if m is not None:
                 info["px_count_valid"] = int((m[0] & valid).sum())
-    copy_image(record.image_path, scene_dir / "rgb" / f"{im_id:06d}", keep_jpeg=False, enabled=images)
+    copy_image(record.image_path, scene_dir / "rgb" / f"{im_id:06d}", keep_jpeg=False, enabled=images,
+               size=record.image_size)
     if depth_path:  # the 16-bit levels unchanged; depth_scale turns them into mm
         src = Path(depth_path)
         atomic_save(scene_dir / "depth" / f"{im_id:06d}.png", lambda tmp: shutil.copyfile(src, tmp))

@@ -94,7 +94,8 @@ def write_coco(groups: dict, out: Path, log: ExportLog) -> dict:
                         ann["segmentation_kind"] = "box"
                     ann.update(_fields_3d(obj, K, R, t))
                     anns.append(ann)
-                dst = copy_image(record.image_path, out / split / f"{index:06d}", keep_jpeg=True, enabled=log.images)
+                dst = copy_image(record.image_path, out / split / f"{index:06d}", keep_jpeg=True, enabled=log.images,
+                                 size=record.image_size)
             except AnnotationError as exc:
                 log.skip("bad_record", exc if exc.path else exc.with_path(record.image_path))
                 continue

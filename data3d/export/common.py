@@ -52,7 +52,7 @@ def split_groups(records, split: str) -> dict[str, list[ImageRecord]]:
     else:
         groups = {split: list(records)}
     for name, recs in groups.items():
-        if not name or "/" in name or name.startswith("."):
+        if not name or "/" in name or "\\" in name or name.startswith(".") or not name.isprintable():
             raise ValueError(f"export: split name {name!r} is not a folder name")
         for i, r in enumerate(recs):
             if not isinstance(r, ImageRecord):
@@ -106,14 +106,20 @@ def _png_colour_type(path: Path) -> int | None:
     return head[25]
 
 
-def copy_image(src: Path, dst_stem: Path, keep_jpeg: bool, enabled: bool = True) -> Path:
+def copy_image(src: Path, dst_stem: Path, keep_jpeg: bool, enabled: bool = True, size=None) -> Path:
     """The record's image as an 8-bit RGB (or grey) file `dst_stem` + suffix, written atomically:
     PNG without alpha and (with keep_jpeg) JPEG are copied byte for byte, anything else (RGBA, palette,
-    another format) is decoded and saved as PNG. AnnotationError naming `src` when it is not readable.
-    With `enabled` False nothing is written and `src` is returned (after checking it exists)."""
+    another format) is decoded and saved as PNG. AnnotationError naming `src` when it is not readable
+    or, given the record's `size` (H, W), when its header says another size (the annotations would not
+    fit it; a decompression bomb's header is caught here too, before a byte-for-byte copy).
+    With `enabled` False nothing is written and `src` is returned (after those checks)."""
     src = Path(src)
     if not src.is_file():
         raise AnnotationError("image file not found", src)
+    if size is not None:
+        from ..images import check_image_size
+
+        check_image_size(src, size, field="image_size")
     if not enabled:
         return src
     suffix = src.suffix.lower()

@@ -257,7 +257,8 @@ def write_kitti(groups: dict, out, log, *, cad_root=None, metres_per_unit: float
                     continue
                 for key, lines in frames.items():
                     stem = f"{frame:06d}"
-                    copy_image(record.image_path, out / split / "image_2" / stem, keep_jpeg=False, enabled=log.images)
+                    copy_image(record.image_path, out / split / "image_2" / stem, keep_jpeg=False, enabled=log.images,
+                               size=record.image_size)
                     atomic_write_text(out / split / "calib" / f"{stem}.txt", format_calib(cams[key]))
                     atomic_write_text(out / split / "label_2" / f"{stem}.txt", "\n".join(lines) + "\n")
                     frame += 1
