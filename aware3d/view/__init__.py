@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .common import ViewCamera
-from .server import find_chromium, screenshot, serve_forever, start_server, stop_server, url_of
+from .server import check_host, find_chromium, screenshot, serve_forever, start_server, stop_server, url_of
 
 __all__ = ["detect_kind", "open_scene", "Viewer", "ViewCamera", "screenshot", "serve_forever", "start_server",
-           "stop_server", "url_of", "find_chromium", "KINDS"]
+           "stop_server", "url_of", "find_chromium", "check_host", "KINDS"]
 
 KINDS = ("records", "orbit4d", "poses")
 

@@ -103,6 +103,10 @@ class ViewCamera:
             raise ValueError(f"--camera {text!r}: the values must be numbers") from None
         if len(position) != 3 or len(look_at) != 3:
             raise ValueError(f"--camera {text!r}: a position and a look-at point have 3 values each")
+        if not all(math.isfinite(v) for v in (*position, *look_at)):
+            raise ValueError(f"--camera {text!r}: the values must be finite")
+        if position == tuple(float(v) for v in look_at):
+            raise ValueError(f"--camera {text!r}: the position and the look-at point coincide")
         if not 0.0 < fov < math.pi:
             raise ValueError(f"--camera {text!r}: the field of view must lie in (0, 180) degrees")
         return ViewCamera(position, look_at, default.up, fov)
@@ -113,7 +117,10 @@ def load_thumbnail(path: str | Path, max_side: int) -> np.ndarray | None:
     None when it cannot be read (the caller says so)."""
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV's size limit (a header claiming too many pixels)
+        image = None
     if image is None:
         return None
     if image.ndim == 2:

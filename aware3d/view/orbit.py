@@ -50,12 +50,18 @@ def _frame_names(run: Path) -> list[str]:
     manifest = run / "manifest.json"
     if manifest.is_file():
         try:
-            frames = json.loads(manifest.read_text()).get("frames")
-            if frames:
-                return [str(f) for f in frames]
-        except (OSError, ValueError):
+            doc = json.loads(manifest.read_text())
+            frames = doc.get("frames") if isinstance(doc, dict) else None
+            if isinstance(frames, list) and frames and all(isinstance(f, str) for f in frames):
+                return frames
+        except (OSError, ValueError):  # a manifest this viewer cannot use: the cameras' frame names
             pass
-    data = json.loads((run / "cameras.json").read_text())
+    try:
+        data = json.loads((run / "cameras.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{run / 'cameras.json'}: cannot be read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{run / 'cameras.json'}: must hold an object keyed by frame name")
     return [k for k in data if k != "image_size"]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,55 @@ TRUE_COLOUR, ESTIMATE_COLOUR = (40, 200, 60), (220, 40, 40)
 NEEDED = ("method", "image", "category", "truth", "image_viewpoint")
 
 
+VIEWPOINT_KEYS = ("azimuth", "elevation", "theta", "distance", "focal", "viewport", "px", "py")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _row_problem(row) -> str | None:
+    """What makes a predictions.jsonl row undrawable (wrong types; the missing keys are said before), or None."""
+    for key in ("method", "image", "category"):
+        if not isinstance(row[key], str):
+            return f"'{key}' must be a string, got {row[key]!r}"
+    for key in ("truth", "image_viewpoint"):
+        vp = row[key]
+        if not isinstance(vp, dict):
+            return f"'{key}' must be a viewpoint mapping, got {vp!r}"
+        for name in VIEWPOINT_KEYS:
+            value = vp.get(name)
+            if key == "image_viewpoint" and name == "distance" and (value is None or _number(value)):
+                continue  # an estimate without distance (the 2D baseline's) is drawn at the true distance
+            if not (_number(value) and math.isfinite(value)):
+                return f"'{key}.{name}' must be a finite number, got {value!r}"
+    return None
+
+
 def read_predictions(folder: Path) -> list[dict]:
     """The rows of predictions.jsonl that a viewer can draw; ValueError naming the file otherwise."""
     file = folder / "predictions.jsonl"
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{file}: cannot be read as text ({getattr(exc, 'strerror', None) or exc})") from None
     rows = []
-    for n, line in enumerate(file.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"{file}: line {n} is not JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{file}: line {n} is not a JSON object")
         missing = [k for k in NEEDED if k not in row]
         if missing:
             raise ValueError(f"{file}: line {n} has no {', '.join(missing)} (written by an older aware3d; "
                              f"run the evaluation again)")
+        problem = _row_problem(row)
+        if problem:
+            raise ValueError(f"{file}: line {n}: {problem}")
         rows.append(row)
     if not rows:
         raise ValueError(f"{file}: holds no predictions")
@@ -58,7 +93,11 @@ def viewpoint_pose(vp: dict, image_size):
 
 class _Meshes:
     def __init__(self, folder: Path):
-        self.arrays = dict(np.load(folder / "meshes.npz")) if (folder / "meshes.npz").is_file() else {}
+        file = folder / "meshes.npz"
+        try:
+            self.arrays = dict(np.load(file)) if file.is_file() else {}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{file}: cannot be read as .npz ({exc})") from None
         self.cache: dict = {}
 
     def __call__(self, method: str, row: dict):
@@ -131,13 +170,16 @@ def build_poses_scene(server, folder: str | Path, *, method: str | None = None, 
         image = load_thumbnail(row["image"], image_side)
         import cv2
 
-        full = cv2.imread(row["image"], cv2.IMREAD_UNCHANGED)
+        try:
+            full = cv2.imread(row["image"], cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # OpenCV's size limit (a header claiming too many pixels)
+            full = None
         if full is None:
             raise ValueError(f"{row['image']}: cannot be read as an image")
         size = full.shape[:2]
         truth = row["truth"]
         est = dict(row["image_viewpoint"])
-        if not math.isfinite(float(est.get("distance", float("nan")))):
+        if est.get("distance") is None or not math.isfinite(float(est["distance"])):
             est.update(distance=truth["distance"])
         K, R_gt, t_gt = viewpoint_pose(truth, size)
         _, R_est, t_est = viewpoint_pose(est, size)

@@ -26,7 +26,7 @@ from aware3d_utils import atomic_save, require
 
 from .common import ViewCamera
 
-__all__ = ["start_server", "find_chromium", "screenshot", "serve_forever", "stop_server", "url_of",
+__all__ = ["start_server", "check_host", "find_chromium", "screenshot", "serve_forever", "stop_server", "url_of",
            "CHROMIUM_FLAGS"]
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,29 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--use-angle=sw
                   "--disable-features=OptimizationGuideModelDownloading,OptimizationHints,OnDeviceModelPerformanceParams")
 
 
+def check_host(host: str, name: str = "host") -> None:
+    """An OSError naming `name` when `host` cannot be resolved or listened on: viser tries a thousand
+    ports on it and then waits for ever."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OSError(f"{name} {host}: cannot be resolved ({getattr(exc, 'strerror', None) or exc})") from None
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind((address[0], 0))
+        except OSError as exc:
+            raise OSError(f"{name} {host}: cannot listen on it ({exc.strerror or exc})") from None
+
+
 def start_server(host: str = "127.0.0.1", port: int = 0):
-    """A viser server on `host` (port 0: a free port the system picks); its banner is not printed."""
+    """A viser server on `host` (port 0: a free port the system picks, a busy one: the next free one);
+    its banner is not printed."""
     viser = require("viser", "view")
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be in [0, 65535], got {port}")
+    check_host(host)
     with contextlib.redirect_stdout(io.StringIO()):
         server = viser.ViserServer(host=host, port=port, verbose=False)
     return server
