@@ -361,19 +361,66 @@ def _run_eval(args: argparse.Namespace, records: list) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    import data3d
-    import pose
-
     refuse_out_among_inputs(args.out, {"--images": args.images, "--reference": args.reference, "--data": args.data,
                                        "--real-data": args.real_data})
     twice = sorted({p for p in args.rates if args.rates.count(p) > 1})
     if twice:  # one folder p<rate>, and one curve point, for both
         raise ValueError(f"--rates: {twice} given twice; give each rate once")
+    manifest = Path(args.out) / "manifest.json"
+    if manifest.is_file():  # a curve folder has none: its p<rate>/ folders would land in another run's
+        raise ValueError(f"--out {args.out}: holds a run (manifest.json), not a flip curve; give the curve its own "
+                         "folder")
+    with locked_out(args.out, "pose curve"):
+        return _run_curve(args)
+
+
+def _curve_inputs(args: argparse.Namespace, sources) -> tuple[list, list]:
+    """(test records, real records), with every input a rate's run would read late checked first: the
+    config, the reference (readable, of --category), the test sets (of --category, instance-disjoint
+    from the reference and the sources) and the supervised run (a NeMo run)."""
+    import data3d
+    import nemo
+    from data3d.images import read_image_size
+    from pose.config import resolve_pose_config
+
+    resolve_pose_config(_train_config(args))  # a bad key is an error before any set is generated
+    reference = data3d.load_records(args.reference)
+    if not reference or not reference[0].objects:
+        raise ValueError(f"--reference {args.reference}: holds no annotated object")
+    read_image_size(reference[0].image_path)  # an unreadable one-shot image: named now, not after training
+    if reference[0].objects[0].category != args.category:
+        raise ValueError(f"--reference {args.reference}: its first record shows a "
+                         f"{reference[0].objects[0].category!r}, not a {args.category!r}")
+    seen = {reference[0].objects[0].mesh_ref} | {s.instance for s in sources if s.instance}
+    groups = {}
+    for flag, path in (("--data", args.data), ("--real-data", args.real_data)):
+        if path is None:
+            groups[flag] = []
+            continue
+        records = list(data3d.load_records(path))
+        if not any(o.category == args.category for r in records for o in r.objects):
+            raise ValueError(f"{flag} {path}: holds no record of category {args.category!r}")
+        shown = sorted(seen & {o.mesh_ref for r in records for o in r.objects})
+        if flag == "--data" and shown:  # the evaluation would refuse them once the first run is trained
+            raise ValueError(f"--data {path}: shows instances the runs see as reference or sources: {shown[:5]}; "
+                             "the test must be instance-disjoint")
+        groups[flag] = records
+    if args.supervised_run is not None:
+        model = nemo.load(args.supervised_run)
+        if model.method != "nemo":  # its numbers would be reported as supervised NeMo's
+            raise ValueError(f"--supervised-run {args.supervised_run}: is a run of method {model.method!r}, not a "
+                             "NeMo run")
+    return groups["--data"], groups["--real-data"]
+
+
+def _run_curve(args: argparse.Namespace) -> int:
+    import pose
+
     sources, meshes = _sources(args, "correlated", [])
+    test, real = _curve_inputs(args, sources)
     polars = [math.radians(p) for p in (args.polar_deg or [0.0, -15.0])]
     options = dict(_correlated_options(args), appearance=args.appearance)
-    real = list(data3d.load_records(args.real_data)) if args.real_data else []
-    result = pose.flip_curve(sources, args.reference, list(data3d.load_records(args.data)), args.out,
+    result = pose.flip_curve(sources, args.reference, test, args.out,
                              _train_config(args), rates=args.rates, category=args.category,
                              cylinder=pose.cylinder_params(list(meshes.values()), segments=args.segments),
                              relative_poses=pose.default_relative_poses(args.azimuths, polars), synthesizer=options,
