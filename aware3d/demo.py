@@ -27,6 +27,9 @@ import data3d
 import geom3d
 from data3d.show import box_corners, draw_box
 from datagen import DEMO_CATEGORIES
+from methodkit.cli import folder_path, int_type
+
+from .cli import bounded
 
 IMAGE_SIZE = (160, 160)
 DISTANCE = 5.0
@@ -132,12 +135,13 @@ def add_parser(sub) -> None:
                                       "small 3D-DST dataset of the same categories with an HTML preview, train a "
                                       "small NeMo and the 2D baseline and compare them on that dataset, and "
                                       "re-render a synthetic video along an orbit with orbit4d.")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    demo.add_argument("--views", type=int, default=8, help="viewpoints on the ring per category (default: 8)")
+    demo.add_argument("--out", default="runs/demo", type=folder_path, help="output folder (default: runs/demo)")
+    demo.add_argument("--views", type=bounded(int, 1, 360), default=8,
+                      help="viewpoints on the ring per category (1-360; default: 8)")
     demo.add_argument("--categories", nargs="+", default=list(DEMO_CATEGORIES), metavar="NAME",
                       help=f"procedural categories (default: {' '.join(DEMO_CATEGORIES)})")
     demo.add_argument("--no-dataset", action="store_true", help="skip the 3D-DST dataset step (and NeMo's)")
-    demo.add_argument("--nemo-steps", type=int, default=200, metavar="N",
+    demo.add_argument("--nemo-steps", type=int_type(0, 10**9), metavar="N",
                       help="training steps for NeMo and for the 2D baseline (default: 200, a few CPU minutes); "
                            "0 skips the NeMo step")
     demo.add_argument("--no-orbit4d", action="store_true", help="skip the orbit4d step")
@@ -145,8 +149,17 @@ def add_parser(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.nemo_steps < 0:
-        raise ValueError("--nemo-steps must be >= 0")
+    if args.nemo_steps is not None and args.no_dataset:  # NeMo trains on the dataset: it would be ignored
+        raise ValueError("--nemo-steps only acts without --no-dataset (NeMo trains and is evaluated on the dataset)")
+    args.nemo_steps = 200 if args.nemo_steps is None else args.nemo_steps
+    twice = sorted({c for c in args.categories if args.categories.count(c) > 1})
+    if twice:  # one category's files would be written twice, its records counted twice
+        raise ValueError(f"--categories: {twice} given twice; give each category once")
+    for c in args.categories:  # all of them before the first category's files are written
+        try:
+            data3d.procedural.canonical_category(c)
+        except ValueError as exc:
+            raise ValueError(f"--categories: {exc}") from None
     out = run_demo(args.out, views=args.views, categories=args.categories, dataset=not args.no_dataset,
                    nemo_steps=args.nemo_steps, orbit=not args.no_orbit4d)
     parts = ["contact_sheet.png", "annotations/"]

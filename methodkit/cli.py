@@ -34,7 +34,10 @@ def add_out(parser: argparse.ArgumentParser, help: str = "run folder", folder: b
 
 
 def folder_path(text: str) -> str:
-    """An argparse type: a path that is a folder or does not exist yet (not a file)."""
+    """An argparse type: a path that is a folder or does not exist yet (not a file, not empty: "" would be
+    the working folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the folder")
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} names a file, not a folder")
     return text
