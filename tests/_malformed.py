@@ -1,8 +1,9 @@
 """Shared helpers of the malformed-input tables, split by command family into tests/test_malformed_nemo.py
 (`aware3d nemo train | eval | pose`), tests/test_malformed_inemo.py (`nemo incremental |
-incremental-summary | splits`), tests/test_malformed_pose.py (`aware3d pose generate | train | eval`) and
-tests/test_malformed_orbit4d_data.py (`aware3d orbit4d run`, `aware3d data stats | show`), each case run
-through the CLI's `main()` as a hostile user would.
+incremental-summary | splits`), tests/test_malformed_pose.py (`aware3d pose generate | train | eval`),
+tests/test_malformed_export_view.py (`aware3d data export`, `aware3d view`, `aware3d pose curve`,
+`aware3d demo`) and tests/test_malformed_orbit4d_data.py (`aware3d orbit4d run`, `aware3d data stats |
+show`), each case run through the CLI's `main()` as a hostile user would.
 
 Every case asserts the exit code; for an error, that stderr's last line is one line naming the file or
 the key and the problem (and no traceback anywhere); and what was or was not written. A case that

@@ -33,7 +33,7 @@ def shared_data():
 @pytest.fixture(scope="session")
 def malformed_world(tmp_path_factory):
     """The inputs of the malformed-input tables (tests/_malformed.py: build_world; tests/test_malformed_*.py),
-    built once for the three files, with one torch thread."""
+    built once for all the files, with one torch thread."""
     from _malformed import build_world
 
     from aware3d_utils import torch_threads

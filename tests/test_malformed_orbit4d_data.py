@@ -1,5 +1,5 @@
 """Malformed input to `aware3d orbit4d run` and `aware3d data stats | show` (the table and its
-rules: tests/_malformed.py), and the checks on the three files' tables together."""
+rules: tests/_malformed.py), and the checks on the five files' tables together."""
 
 from __future__ import annotations
 
@@ -218,11 +218,12 @@ def test_malformed_method_input(case, malformed_world, tmp_path, capsys, monkeyp
 
 
 def _all_cases() -> list:
+    from test_malformed_export_view import CASES as EXPORT_VIEW_CASES
     from test_malformed_inemo import CASES as INEMO_CASES
     from test_malformed_nemo import CASES as NEMO_CASES
     from test_malformed_pose import CASES as POSE_CASES
 
-    return NEMO_CASES + INEMO_CASES + POSE_CASES + CASES
+    return NEMO_CASES + INEMO_CASES + POSE_CASES + EXPORT_VIEW_CASES + CASES
 
 
 def test_the_table_is_big_and_every_class_is_tested():
