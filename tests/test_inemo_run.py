@@ -211,7 +211,7 @@ def test_nearest_mean_head_picks_the_nearest_mean():
     net = BaselineNet(backbone_config_from_dict(ncfg["backbone"]), 2).eval()
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        pooled = net.encoder((images - net.mean) / net.std).feature_maps[-1].mean(dim=(2, 3))
+        pooled = net.encoder((images - net.imagenet.mean) / net.imagenet.std).feature_maps[-1].mean(dim=(2, 3))
     for means, expected in ((pooled, ["car", "sofa"]), (pooled.flip(0), ["sofa", "car"])):
         model = _as_model(net, None, ncfg, ["car", "sofa"], True, means)
         assert torch.allclose(model.logits(images)[0], net(images)[0])
