@@ -7,7 +7,8 @@ disjoint test records and, given, on real photographs (evaluation only).
                               rates=(0.0, 0.1, 0.2, 0.3), category="car", cylinder=cylinder)
 
 Layout of `out`: p0.00/sets (the generated sets), p0.00/run (the pose run), p0.00/eval (nemo's
-evaluation files and instances.json), p0.00/real (the same on the real records), curve.json
+evaluation files and instances.json), p0.00/real (the same on the real records), generation.json
+(how the sets are generated: a later call with other settings is refused, not mixed in), curve.json
 ({"rates", "synthesizer", "results": {p: {"test": metrics, "real": metrics}}, "flips": {p:
 {"flipped_sets", "annotated_set", "turned_sets", "frame_turned_back", "check_unreliable"}}}) and
 curve.md (Acc@π/6 per method, rate and split, then per rate the sets the synthesizer flipped (the
@@ -59,14 +60,16 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
     if "flip_rate" in options:
         raise PoseError("flip_curve: the synthesizer's flip_rate is the curve's variable; give `rates`")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    described = {k: v for k, v in CorrelatedFailureSynthesizer(flip_rate=0.0, **options).describe().items()
+                 if k != "flip_rate"}
+    _same_generation(out, {"category": category, "sources": len(sources), "relative_poses": poses,
+                           "source_elevation": source_elevation, "seed": seed, "backgrounds": backgrounds,
+                           "synthesizer": described})
     results: dict = {}
     flips: dict = {}
-    described = None
     for p in rates:
         folder = out / _tag(float(p))
         synth = CorrelatedFailureSynthesizer(flip_rate=float(p), **options)
-        described = {k: v for k, v in synth.describe().items() if k != "flip_rate"}
         if not (folder / "sets" / "sets.json").is_file():
             generate_sets(sources, synth, poses, folder / "sets", category=category, cylinder=cylinder,
                           source_elevation=source_elevation, seed=seed, backgrounds=backgrounds, progress=progress)
@@ -79,6 +82,31 @@ def flip_curve(sources: Sequence, reference, test_records: Sequence, out: str | 
         flips[f"{float(p):.2f}"] = _flips(synth, folder, set_seeds(len(sources), seed))
         _write(out, rates, described, results, flips)
     return json.loads((out / "curve.json").read_text())
+
+
+def _same_generation(out: Path, settings: Mapping) -> None:
+    """Record how the sets are generated (generation.json) on the first call; a PoseError naming the
+    settings that differ when a later call into the same `out` would generate with others, since the
+    rates' finished sets are reused as they are (a curve whose points came from different sets)."""
+    import numpy as np
+
+    settings = {k: np.asarray(v, dtype=np.float64).round(9).tolist() if k == "relative_poses" else v
+                for k, v in settings.items()}
+    settings = json.loads(json.dumps(settings))  # as it reads back
+    file = out / "generation.json"
+    if file.is_file():
+        try:
+            before = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise PoseError(f"cannot be read as JSON ({exc})", file) from None
+        differ = sorted(k for k in set(settings) | set(before) if settings.get(k) != before.get(k))
+        if differ:
+            raise PoseError(f"its sets were generated with other settings ({', '.join(differ)} differ; e.g. "
+                            f"--azimuths, --polar-deg or the synthesizer's flags); give a new --out, or the same "
+                            "settings to resume", out)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, json.dumps(settings, indent=1) + "\n")
 
 
 def _evaluated(run, records, folder: Path, supervised_run, require_disjoint: bool, progress: bool) -> dict:

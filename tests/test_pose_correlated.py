@@ -217,7 +217,7 @@ def test_curve_markdown_by_hand():
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_flip_curve_from_the_command_line_with_real_photos(tmp_path, shared_data):
+def test_flip_curve_from_the_command_line_with_real_photos(tmp_path, shared_data, capsys):
     """Two flip rates end to end at a tiny budget: sources and test are other procedural cars, the
     reference one of the sources; the real photographs are evaluated (never trained on)."""
     from aware3d.cli import main
@@ -262,3 +262,10 @@ def test_flip_curve_from_the_command_line_with_real_photos(tmp_path, shared_data
     flips = json.loads((out / "p1.00" / "sets" / "sets.json").read_text())["synthesizer"]
     assert flips["flip_rate"] == 1.0
     assert main(args) == 0  # resumes: everything is found finished
+    before = sorted(str(f.relative_to(out)) for f in out.rglob("*"))
+    other = [a if a != "3" else "5" for a in args]  # --azimuths 5: sets the rates' finished ones do not match
+    assert main(other) == 2
+    assert "generated with other settings (relative_poses differ" in capsys.readouterr().err
+    assert sorted(str(f.relative_to(out)) for f in out.rglob("*")) == before
+    assert json.loads((out / "generation.json").read_text())["relative_poses"][2][1] == pytest.approx(
+        2 * math.pi * 3 / 4)
