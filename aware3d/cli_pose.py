@@ -379,9 +379,9 @@ def _curve_inputs(args: argparse.Namespace, sources) -> tuple[list, list]:
     config, the reference (readable, of --category), the test sets (of --category, instance-disjoint
     from the reference and the sources) and the supervised run (a NeMo run)."""
     import data3d
-    import nemo
     from data3d.images import read_image_size
     from pose.config import resolve_pose_config
+    from pose.model import load_supervised
 
     resolve_pose_config(_train_config(args))  # a bad key is an error before any set is generated
     reference = data3d.load_records(args.reference)
@@ -406,10 +406,7 @@ def _curve_inputs(args: argparse.Namespace, sources) -> tuple[list, list]:
                              "the test must be instance-disjoint")
         groups[flag] = records
     if args.supervised_run is not None:
-        model = nemo.load(args.supervised_run)
-        if model.method != "nemo":  # its numbers would be reported as supervised NeMo's
-            raise ValueError(f"--supervised-run {args.supervised_run}: is a run of method {model.method!r}, not a "
-                             "NeMo run")
+        load_supervised(args.supervised_run)
     return groups["--data"], groups["--real-data"]
 
 

@@ -27,7 +27,7 @@ import data3d
 import geom3d
 from data3d.show import box_corners, draw_box
 from datagen import DEMO_CATEGORIES
-from methodkit.cli import folder_path, int_type
+from methodkit.cli import folder_path
 
 from .cli import bounded
 
@@ -141,7 +141,7 @@ def add_parser(sub) -> None:
     demo.add_argument("--categories", nargs="+", default=list(DEMO_CATEGORIES), metavar="NAME",
                       help=f"procedural categories (default: {' '.join(DEMO_CATEGORIES)})")
     demo.add_argument("--no-dataset", action="store_true", help="skip the 3D-DST dataset step (and NeMo's)")
-    demo.add_argument("--nemo-steps", type=int_type(0, 10**9), metavar="N",
+    demo.add_argument("--nemo-steps", type=bounded(int, 0, 10**9), metavar="N",
                       help="training steps for NeMo and for the 2D baseline (default: 200, a few CPU minutes); "
                            "0 skips the NeMo step")
     demo.add_argument("--no-orbit4d", action="store_true", help="skip the orbit4d step")

@@ -35,7 +35,8 @@ from nemo.model import NemoModel, restore_model
 
 from .errors import PoseError, RunFolder
 
-__all__ = ["CanonicalModel", "load", "load_retrieval", "RetrievalModel", "evaluate", "instances_of"]
+__all__ = ["CanonicalModel", "load", "load_retrieval", "load_supervised", "RetrievalModel", "evaluate",
+           "instances_of"]
 
 
 def _run(run) -> nemo.RunFolder:
@@ -152,6 +153,16 @@ def instances_of(run, records) -> dict:
             "sources_in_test": None if sources is None else sorted(set(sources) & set(test))}
 
 
+def load_supervised(supervised_run) -> nemo.NemoModel:
+    """`nemo.load(supervised_run)`; a PoseError naming it when it is not a NeMo run (a 2D baseline's numbers
+    would be reported as supervised NeMo's)."""
+    model = nemo.load(supervised_run)
+    if model.method != "nemo":
+        raise PoseError(f"--supervised-run: is a run of method {model.method!r}, not a NeMo run (nemo train "
+                        "without method=baseline)", supervised_run)
+    return model
+
+
 def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_size: int = 16,
              progress: bool = False, require_disjoint: bool = False) -> dict:
     """nemo's evaluation of "pose", "oneshot_retrieval", "retrieval_pose_network" (when the baseline has
@@ -177,10 +188,7 @@ def evaluate(run, records, out: str | os.PathLike, supervised_run=None, batch_si
     if "retrieval_pose.features" in tensors:
         models["retrieval_pose_network"] = _retrieval(model, tensors, "pose")
     if supervised_run is not None:
-        models["nemo_supervised"] = nemo.load(supervised_run)
-        if models["nemo_supervised"].method != "nemo":  # its numbers would be reported as supervised NeMo's
-            raise PoseError(f"--supervised-run: is a run of method {models['nemo_supervised'].method!r}, not a NeMo "
-                            "run (nemo train without method=baseline)", supervised_run)
+        models["nemo_supervised"] = load_supervised(supervised_run)
     metrics = nemo.evaluate(models, records, out, batch_size=batch_size, classify_fit=False, progress=progress)
     atomic_write_text(Path(out) / "instances.json", json.dumps(facts, indent=1) + "\n")
     return metrics
